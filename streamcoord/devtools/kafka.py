@@ -1,0 +1,371 @@
+"""A real single-node Kafka broker (KRaft, combined broker and controller) from Apache's own jars.
+
+The jars come from Maven Central through Maven, once, into a cache directory; later starts reuse
+them with no network. The broker binds to 127.0.0.1 only and writes its output to a log file.
+This is what the quickstart and the test suite run when no other broker is named.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamcoord.errors import BrokerStartError, EnvironmentProblem
+
+__all__ = [
+    "DEFAULT_KAFKA_VERSION",
+    "SUPPORTED_KAFKA_VERSIONS",
+    "BrokerSettings",
+    "LocalKafka",
+    "cache_root",
+    "check_port_free",
+    "free_port",
+    "resolve_jars",
+]
+
+DEFAULT_KAFKA_VERSION = "4.4.0"
+SUPPORTED_KAFKA_VERSIONS = ("4.4.0", "3.9.2")
+
+# The broker POM does not bring a logging backend; the distribution ships one per line.
+_LOGGING_BACKEND: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "3": (
+        ("org.slf4j", "slf4j-reload4j", "1.7.36"),
+        ("ch.qos.reload4j", "reload4j", "1.2.25"),
+    ),
+    # 4.x already depends on log4j-core; slf4j-api is still 1.7.x, so the 1.x bridge applies.
+    "4": (("org.apache.logging.log4j", "log4j-slf4j-impl", "2.25.5"),),
+}
+
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.streamcoord</groupId>
+  <artifactId>kafka-broker-jars</artifactId>
+  <version>{version}</version>
+  <packaging>pom</packaging>
+  <dependencies>
+{dependencies}
+  </dependencies>
+</project>
+"""
+
+_DEPENDENCY = (
+    "    <dependency><groupId>{0}</groupId><artifactId>{1}</artifactId>"
+    "<version>{2}</version></dependency>"
+)
+
+_LOG4J1 = """log4j.rootLogger=INFO, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File={log}
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka=INFO
+log4j.logger.org.apache.kafka=INFO
+"""
+
+_LOG4J2 = """status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+"""
+
+
+def cache_root() -> Path:
+    """Where jars and broker data live unless told otherwise (``STREAMCOORD_CACHE`` overrides)."""
+    explicit = os.environ.get("STREAMCOORD_CACHE")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "streamcoord"
+
+
+def _major(version: str) -> str:
+    return version.split(".", 1)[0]
+
+
+def _require_tool(name: str, what_for: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise EnvironmentProblem(
+            f"`{name}` was not found on PATH; it is needed to {what_for}",
+            hint=f"install it (Java 17 and Maven: `apt-get install openjdk-17-jre-headless maven`)"
+            f" or point STREAMCOORD_TEST_BOOTSTRAP / --bootstrap-servers at a running broker",
+        )
+    return path
+
+
+def resolve_jars(version: str = DEFAULT_KAFKA_VERSION, *, cache: Path | None = None) -> Path:
+    """Return a directory holding the broker's runtime jars, fetching them with Maven once."""
+    if _major(version) not in _LOGGING_BACKEND:
+        raise EnvironmentProblem(
+            f"Kafka {version} is not a supported line",
+            hint=f"use one of {', '.join(SUPPORTED_KAFKA_VERSIONS)}",
+        )
+    libs = (cache or cache_root()) / "kafka" / version / "libs"
+    marker = libs / ".complete"
+    if marker.exists():
+        return libs
+    mvn = _require_tool("mvn", "fetch Apache Kafka's jars")
+    libs.mkdir(parents=True, exist_ok=True)
+    deps = [("org.apache.kafka", "kafka_2.13", version), *_LOGGING_BACKEND[_major(version)]]
+    pom = libs.parent / "pom.xml"
+    pom.write_text(
+        _POM.format(version=version, dependencies="\n".join(_DEPENDENCY.format(*d) for d in deps))
+    )
+    command = [
+        mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
+        "-DincludeScope=runtime", f"-DoutputDirectory={libs}",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
+        raise EnvironmentProblem(
+            f"Maven could not fetch Kafka {version}'s jars:\n{tail}",
+            hint="check that Maven reaches its central repository, then run again",
+        )
+    if not any(libs.glob(f"kafka_2.13-{version}.jar")):
+        raise EnvironmentProblem(f"Maven finished but kafka_2.13-{version}.jar is missing in {libs}")
+    marker.write_text(version)
+    return libs
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def check_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise EnvironmentProblem(
+                f"port {port} on 127.0.0.1 is already in use",
+                hint="stop what listens there (`streamcoord dev kafka --stop`) or pass --port",
+            ) from exc
+
+
+def _port_answers(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """Everything that decides how one local broker runs."""
+
+    port: int = 9092
+    controller_port: int = 0  # 0: pick a free one at start
+    data_dir: Path | None = None
+    version: str = DEFAULT_KAFKA_VERSION
+    heap: str = "512m"
+    startup_timeout: float = 90.0
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir or cache_root() / "kafka-data" / f"{self.version}-{self.port}"
+
+
+def _server_properties(settings: BrokerSettings, controller_port: int, logs: Path) -> str:
+    port = settings.port
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(logs),
+        "num.partitions": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "false",
+        # Compaction of the state changelog should be visible within a demo, not after a day.
+        "log.cleaner.backoff.ms": "5000",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+    }
+    return "".join(f"{key}={value}\n" for key, value in props.items())
+
+
+class LocalKafka:
+    """One broker process: ``start()`` returns once it answers metadata requests."""
+
+    def __init__(self, settings: BrokerSettings) -> None:
+        self.settings = settings
+        self.data_dir = settings.resolved_data_dir()
+        self.log_file = self.data_dir / "broker.log"
+        self.pid_file = self.data_dir / "broker.pid"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return self.settings.bootstrap
+
+    def _java_command(self, libs: Path, main: str, *args: str) -> list[str]:
+        java = _require_tool("java", "run the Kafka broker")
+        config = self.data_dir / "log4j.properties"
+        template = _LOG4J1 if _major(self.settings.version) == "3" else _LOG4J2
+        config.write_text(template.format(log=self.log_file))
+        log_flag = (
+            f"-Dlog4j.configuration=file:{config}"
+            if _major(self.settings.version) == "3"
+            else f"-Dlog4j2.configurationFile={config}"
+        )
+        heap = self.settings.heap
+        return [
+            java, f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            log_flag, "-cp", f"{libs}/*", main, *args,
+        ]  # fmt: skip
+
+    def running_pid(self) -> int | None:
+        """The pid of a broker started here earlier and still alive, if any."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return None
+        return pid
+
+    def start(self) -> None:
+        settings = self.settings
+        libs = resolve_jars(settings.version)
+        if self.running_pid() is not None:
+            raise EnvironmentProblem(
+                f"a broker from {self.data_dir} is already running (pid {self.running_pid()})",
+                hint="use it, or stop it with `streamcoord dev kafka --stop`",
+            )
+        check_port_free(settings.port)
+        controller_port = settings.controller_port or free_port()
+        check_port_free(controller_port)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        properties = self.data_dir / "server.properties"
+        properties.write_text(
+            _server_properties(settings, controller_port, self.data_dir / "logs")
+        )
+        self._format(libs, properties)
+        with self.log_file.open("ab") as out:
+            self._process = subprocess.Popen(  # noqa: S603 - argument list, no shell
+                self._java_command(libs, "kafka.Kafka", str(properties)),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(str(self._process.pid))
+        self._wait_ready()
+
+    def _format(self, libs: Path, properties: Path) -> None:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        command = self._java_command(
+            libs, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+            "-c", str(properties), "--ignore-formatted",
+        )  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise BrokerStartError(
+                f"formatting Kafka storage in {self.data_dir} failed: {result.stderr.strip()[-400:]}",
+                hint="remove the data directory or pass another --data-dir",
+            )
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.settings.startup_timeout
+        assert self._process is not None
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise BrokerStartError(
+                    f"the Kafka broker exited with code {self._process.returncode}",
+                    hint=f"read {self.log_file}",
+                )
+            if _port_answers(self.settings.port) and _metadata_answers(self.bootstrap):
+                return
+            time.sleep(0.25)
+        self.stop()
+        raise BrokerStartError(
+            f"the Kafka broker did not answer within {self.settings.startup_timeout:.0f}s",
+            hint=f"read {self.log_file}",
+        )
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the broker with SIGTERM (SIGKILL after ``timeout``); False if none was running."""
+        pid = self._process.pid if self._process else self.running_pid()
+        if pid is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if not _wait_exit(pid, self._process, timeout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _wait_exit(pid, self._process, 5.0)
+        self.pid_file.unlink(missing_ok=True)
+        self._process = None
+        return True
+
+    def wait(self) -> int:
+        """Block until the broker process ends; its exit code."""
+        assert self._process is not None
+        return self._process.wait()
+
+
+def _wait_exit(pid: int, process: subprocess.Popen[bytes] | None, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None:
+            if process.poll() is not None:
+                return True
+        else:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def _metadata_answers(bootstrap: str) -> bool:
+    """True once the broker answers a metadata request (a short-lived admin client)."""
+    import asyncio  # noqa: PLC0415 - only this readiness probe needs an event loop
+
+    from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
+
+    async def probe() -> bool:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        try:
+            await admin.start()
+            await admin.describe_cluster()
+        except Exception:  # noqa: BLE001 - any failure means "not ready yet"
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+        return True
+
+    return asyncio.run(probe())
