@@ -1,0 +1,1 @@
+"""streamcoord.events"""

@@ -1,0 +1,311 @@
+"""CloudEvents 1.0 envelopes and the data of streamcoord's own event types.
+
+The type names are part of the public contract. Any CloudEvent whose ``type`` is not one of
+streamcoord's is an :class:`ExternalEvent` that pipeline triggers may match.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+__all__ = [
+    "CloudEvent",
+    "Decision",
+    "DecisionRecord",
+    "ExecutorBinding",
+    "ExternalEvent",
+    "PipelinePause",
+    "PipelineRef",
+    "PipelineResume",
+    "RunCancel",
+    "RunCancelData",
+    "RunFinished",
+    "RunFinishedData",
+    "RunRecord",
+    "RunRecordData",
+    "RunRequested",
+    "RunRequestedData",
+    "ScheduleTick",
+    "ScheduleTickData",
+    "StageFailed",
+    "StageFailedData",
+    "StageHeartbeat",
+    "StageProgress",
+    "StageOutcome",
+    "StageOutcomeData",
+    "StageProgressData",
+    "StageRef",
+    "StageRetry",
+    "StageRetryData",
+    "StageStarted",
+    "StageSucceeded",
+    "StageSucceededData",
+    "StageTrigger",
+    "StageTriggerData",
+    "TimerFired",
+    "TimerFiredData",
+]
+
+
+class CloudEvent(BaseModel):
+    """The CloudEvents 1.0 context attributes; extension attributes are kept as extra fields."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    TYPE: ClassVar[str] = ""
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    subject: str | None = None
+    time: datetime | None = None
+    datacontenttype: str | None = "application/json"
+    dataschema: str | None = None
+    # Distributed-tracing extension: W3C trace context of the producer.
+    traceparent: str | None = None
+    tracestate: str | None = None
+    data: Any = None
+
+    @property
+    def dedup_key(self) -> tuple[str, str]:
+        """CloudEvents identity: producers guarantee (source, id) is unique per distinct event."""
+        return (self.source, self.id)
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExternalEvent(CloudEvent):
+    """Any CloudEvent from another system (data landed, a check passed, ...)."""
+
+
+# --- from executors -------------------------------------------------------------------------
+
+
+class StageRef(_Data):
+    run_id: str = Field(min_length=1)
+    stage: str = Field(min_length=1)
+    attempt: int = Field(1, ge=1)
+
+
+class StageStarted(CloudEvent):
+    TYPE: ClassVar[str] = "streamcoord.stage.started"
+    type: Literal["streamcoord.stage.started"] = "streamcoord.stage.started"
+    data: StageRef
+
+
+class StageHeartbeat(CloudEvent):
+    TYPE: ClassVar[str] = "streamcoord.stage.heartbeat"
+    type: Literal["streamcoord.stage.heartbeat"] = "streamcoord.stage.heartbeat"
+    data: StageRef
+
+
+class StageSucceededData(StageRef):
+    outputs: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class StageSucceeded(CloudEvent):
+    TYPE: ClassVar[str] = "streamcoord.stage.succeeded"
+    type: Literal["streamcoord.stage.succeeded"] = "streamcoord.stage.succeeded"
+    data: StageSucceededData
+
+
+class StageFailedData(StageRef):
+    error: str = ""
+    retryable: bool = True
+
+
+class StageFailed(CloudEvent):
+    TYPE: ClassVar[str] = "streamcoord.stage.failed"
+    type: Literal["streamcoord.stage.failed"] = "streamcoord.stage.failed"
+    data: StageFailedData
+
+
+class StageProgressData(StageRef):
+    watermark: datetime | None = None
+    offsets: dict[str, int] = Field(default_factory=dict)
+
+
+class StageProgress(CloudEvent):
+    TYPE: ClassVar[str] = "streamcoord.stage.progress"
+    type: Literal["streamcoord.stage.progress"] = "streamcoord.stage.progress"
+    data: StageProgressData
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+class RunRequestedData(_Data):
+    pipeline: str = Field(min_length=1)
+    run_key: str = Field(min_length=1)
+    params: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class RunRequested(CloudEvent):
+    TYPE: ClassVar[str] = "streamcoord.run.requested"
+    type: Literal["streamcoord.run.requested"] = "streamcoord.run.requested"
+    data: RunRequestedData
+
+
+class RunCancelData(_Data):
+    run_id: str = Field(min_length=1)
+    reason: str = ""
+
+
+class RunCancel(CloudEvent):
+    TYPE: ClassVar[str] = "streamcoord.run.cancel"
+    type: Literal["streamcoord.run.cancel"] = "streamcoord.run.cancel"
+    data: RunCancelData
+
+
+class StageRetryData(_Data):
+    run_id: str = Field(min_length=1)
+    stage: str = Field(min_length=1)
+
+
+class StageRetry(CloudEvent):
+    TYPE: ClassVar[str] = "streamcoord.stage.retry"
+    type: Literal["streamcoord.stage.retry"] = "streamcoord.stage.retry"
+    data: StageRetryData
+
+
+class PipelineRef(_Data):
+    pipeline: str = Field(min_length=1)
+
+
+class PipelinePause(CloudEvent):
+    TYPE: ClassVar[str] = "streamcoord.pipeline.pause"
+    type: Literal["streamcoord.pipeline.pause"] = "streamcoord.pipeline.pause"
+    data: PipelineRef
+
+
+class PipelineResume(CloudEvent):
+    TYPE: ClassVar[str] = "streamcoord.pipeline.resume"
+    type: Literal["streamcoord.pipeline.resume"] = "streamcoord.pipeline.resume"
+    data: PipelineRef
+
+
+# --- produced by the runtime for the core (time arrives as events) ----------------------------
+
+
+class TimerFiredData(_Data):
+    timer_id: str = Field(min_length=1)
+    purpose: Literal["retry", "timeout", "heartbeat", "lateness", "wakeup"]
+    run_id: str | None = None
+    stage: str | None = None
+    attempt: int | None = None
+    due: datetime
+
+
+class TimerFired(CloudEvent):
+    TYPE: ClassVar[str] = "streamcoord.timer.fired"
+    type: Literal["streamcoord.timer.fired"] = "streamcoord.timer.fired"
+    data: TimerFiredData
+
+
+class ScheduleTickData(_Data):
+    pipeline: str = Field(min_length=1)
+    scheduled_time: datetime
+
+
+class ScheduleTick(CloudEvent):
+    TYPE: ClassVar[str] = "streamcoord.schedule.tick"
+    type: Literal["streamcoord.schedule.tick"] = "streamcoord.schedule.tick"
+    data: ScheduleTickData
+
+
+# --- produced by the coordinator ---------------------------------------------------------------
+
+
+class ExecutorBinding(_Data):
+    topic: str
+    kind: Literal["batch", "streaming"] = "batch"
+    config: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class StageTriggerData(_Data):
+    run_id: str
+    pipeline: str
+    run_key: str
+    stage: str
+    attempt: int = Field(ge=1)
+    params: dict[str, JsonValue] = Field(default_factory=dict)
+    idempotency_key: str = Field(description="Same for every delivery of one (run, stage, attempt).")
+    executor: ExecutorBinding
+    caused_by: list[str] = Field(default_factory=list, description="Ids of the causing events.")
+
+
+class StageTrigger(CloudEvent):
+    TYPE: ClassVar[str] = "streamcoord.stage.trigger"
+    type: Literal["streamcoord.stage.trigger"] = "streamcoord.stage.trigger"
+    data: StageTriggerData
+
+
+class RunFinishedData(_Data):
+    """A run's outcome, routed through Kafka to whatever depends on it (other pipelines)."""
+
+    run_id: str
+    pipeline: str
+    run_key: str
+    outcome: Literal["succeeded", "failed", "cancelled"]
+
+
+class RunFinished(CloudEvent):
+    TYPE: ClassVar[str] = "streamcoord.run.finished"
+    type: Literal["streamcoord.run.finished"] = "streamcoord.run.finished"
+    data: RunFinishedData
+
+
+class StageOutcomeData(_Data):
+    """One stage's terminal outcome, for cross-pipeline ``needs`` on another partition."""
+
+    run_id: str
+    pipeline: str
+    run_key: str
+    stage: str
+    outcome: str
+    outputs: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class StageOutcome(CloudEvent):
+    TYPE: ClassVar[str] = "streamcoord.stage.outcome"
+    type: Literal["streamcoord.stage.outcome"] = "streamcoord.stage.outcome"
+    data: StageOutcomeData
+
+
+class RunRecordData(_Data):
+    run_id: str
+    pipeline: str
+    run_key: str
+    status: str
+    stages: dict[str, str] = Field(default_factory=dict, description="Stage name to status.")
+    attempts: dict[str, int] = Field(default_factory=dict)
+    caused_by: list[str] = Field(default_factory=list)
+    trace_id: str | None = None
+
+
+class RunRecord(CloudEvent):
+    TYPE: ClassVar[str] = "streamcoord.run.record"
+    type: Literal["streamcoord.run.record"] = "streamcoord.run.record"
+    data: RunRecordData
+
+
+class Decision(_Data):
+    """Why a stage changed state: the rule that held and the events that satisfied it."""
+
+    run_id: str
+    stage: str | None = None
+    action: str
+    reason: str
+    caused_by: list[str] = Field(default_factory=list)
+
+
+class DecisionRecord(CloudEvent):
+    TYPE: ClassVar[str] = "streamcoord.decision"
+    type: Literal["streamcoord.decision"] = "streamcoord.decision"
+    data: Decision
