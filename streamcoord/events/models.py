@@ -12,6 +12,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 __all__ = [
+    "OWN_EVENT_CLASSES",
+    "OWN_EVENT_TYPES",
     "CloudEvent",
     "Decision",
     "DecisionRecord",
@@ -33,10 +35,12 @@ __all__ = [
     "StageFailed",
     "StageFailedData",
     "StageHeartbeat",
-    "StageProgress",
     "StageOutcome",
     "StageOutcomeData",
+    "StageProgress",
     "StageProgressData",
+    "StageRecord",
+    "StageRecordData",
     "StageRef",
     "StageRetry",
     "StageRetryData",
@@ -88,18 +92,24 @@ class ExternalEvent(CloudEvent):
 
 
 class StageRef(_Data):
+    """Which attempt of which stage of which run an executor event is about."""
+
     run_id: str = Field(min_length=1)
     stage: str = Field(min_length=1)
     attempt: int = Field(1, ge=1)
 
 
 class StageStarted(CloudEvent):
+    """An executor began an attempt of a stage."""
+
     TYPE: ClassVar[str] = "streamcoord.stage.started"
     type: Literal["streamcoord.stage.started"] = "streamcoord.stage.started"
     data: StageRef
 
 
 class StageHeartbeat(CloudEvent):
+    """An executor is still working on an attempt (resets the heartbeat timeout)."""
+
     TYPE: ClassVar[str] = "streamcoord.stage.heartbeat"
     type: Literal["streamcoord.stage.heartbeat"] = "streamcoord.stage.heartbeat"
     data: StageRef
@@ -110,6 +120,8 @@ class StageSucceededData(StageRef):
 
 
 class StageSucceeded(CloudEvent):
+    """An attempt finished successfully; ``data.outputs`` feed downstream params."""
+
     TYPE: ClassVar[str] = "streamcoord.stage.succeeded"
     type: Literal["streamcoord.stage.succeeded"] = "streamcoord.stage.succeeded"
     data: StageSucceededData
@@ -121,6 +133,8 @@ class StageFailedData(StageRef):
 
 
 class StageFailed(CloudEvent):
+    """An attempt failed; ``data.retryable`` says whether the retry policy may apply."""
+
     TYPE: ClassVar[str] = "streamcoord.stage.failed"
     type: Literal["streamcoord.stage.failed"] = "streamcoord.stage.failed"
     data: StageFailedData
@@ -132,6 +146,8 @@ class StageProgressData(StageRef):
 
 
 class StageProgress(CloudEvent):
+    """A streaming stage reports how far it got (a watermark or per-partition offsets)."""
+
     TYPE: ClassVar[str] = "streamcoord.stage.progress"
     type: Literal["streamcoord.stage.progress"] = "streamcoord.stage.progress"
     data: StageProgressData
@@ -147,6 +163,8 @@ class RunRequestedData(_Data):
 
 
 class RunRequested(CloudEvent):
+    """Command: start a run of a pipeline for a run key (manual trigger, API, CLI)."""
+
     TYPE: ClassVar[str] = "streamcoord.run.requested"
     type: Literal["streamcoord.run.requested"] = "streamcoord.run.requested"
     data: RunRequestedData
@@ -158,6 +176,8 @@ class RunCancelData(_Data):
 
 
 class RunCancel(CloudEvent):
+    """Command: cancel a run and every stage still pending or running in it."""
+
     TYPE: ClassVar[str] = "streamcoord.run.cancel"
     type: Literal["streamcoord.run.cancel"] = "streamcoord.run.cancel"
     data: RunCancelData
@@ -169,6 +189,8 @@ class StageRetryData(_Data):
 
 
 class StageRetry(CloudEvent):
+    """Command: retry a stage of a run now, whatever its retry policy says."""
+
     TYPE: ClassVar[str] = "streamcoord.stage.retry"
     type: Literal["streamcoord.stage.retry"] = "streamcoord.stage.retry"
     data: StageRetryData
@@ -179,12 +201,16 @@ class PipelineRef(_Data):
 
 
 class PipelinePause(CloudEvent):
+    """Command: stop starting new runs and stages of a pipeline."""
+
     TYPE: ClassVar[str] = "streamcoord.pipeline.pause"
     type: Literal["streamcoord.pipeline.pause"] = "streamcoord.pipeline.pause"
     data: PipelineRef
 
 
 class PipelineResume(CloudEvent):
+    """Command: undo a pause."""
+
     TYPE: ClassVar[str] = "streamcoord.pipeline.resume"
     type: Literal["streamcoord.pipeline.resume"] = "streamcoord.pipeline.resume"
     data: PipelineRef
@@ -203,6 +229,8 @@ class TimerFiredData(_Data):
 
 
 class TimerFired(CloudEvent):
+    """Time as an event: the runtime reports that a timer the core asked for is due."""
+
     TYPE: ClassVar[str] = "streamcoord.timer.fired"
     type: Literal["streamcoord.timer.fired"] = "streamcoord.timer.fired"
     data: TimerFiredData
@@ -214,6 +242,8 @@ class ScheduleTickData(_Data):
 
 
 class ScheduleTick(CloudEvent):
+    """Time as an event: a cron schedule of a pipeline fired."""
+
     TYPE: ClassVar[str] = "streamcoord.schedule.tick"
     type: Literal["streamcoord.schedule.tick"] = "streamcoord.schedule.tick"
     data: ScheduleTickData
@@ -235,12 +265,16 @@ class StageTriggerData(_Data):
     stage: str
     attempt: int = Field(ge=1)
     params: dict[str, JsonValue] = Field(default_factory=dict)
-    idempotency_key: str = Field(description="Same for every delivery of one (run, stage, attempt).")
+    idempotency_key: str = Field(
+        description="Same for every delivery of one (run, stage, attempt)."
+    )
     executor: ExecutorBinding
     caused_by: list[str] = Field(default_factory=list, description="Ids of the causing events.")
 
 
 class StageTrigger(CloudEvent):
+    """The coordinator tells an executor to run one attempt of a stage (exactly once)."""
+
     TYPE: ClassVar[str] = "streamcoord.stage.trigger"
     type: Literal["streamcoord.stage.trigger"] = "streamcoord.stage.trigger"
     data: StageTriggerData
@@ -256,6 +290,8 @@ class RunFinishedData(_Data):
 
 
 class RunFinished(CloudEvent):
+    """Lifecycle: a run reached a terminal outcome."""
+
     TYPE: ClassVar[str] = "streamcoord.run.finished"
     type: Literal["streamcoord.run.finished"] = "streamcoord.run.finished"
     data: RunFinishedData
@@ -273,6 +309,8 @@ class StageOutcomeData(_Data):
 
 
 class StageOutcome(CloudEvent):
+    """Lifecycle: a stage reached a terminal outcome."""
+
     TYPE: ClassVar[str] = "streamcoord.stage.outcome"
     type: Literal["streamcoord.stage.outcome"] = "streamcoord.stage.outcome"
     data: StageOutcomeData
@@ -290,6 +328,8 @@ class RunRecordData(_Data):
 
 
 class RunRecord(CloudEvent):
+    """Lifecycle: the current record of a run (compacted by run id on ``streamcoord.runs``)."""
+
     TYPE: ClassVar[str] = "streamcoord.run.record"
     type: Literal["streamcoord.run.record"] = "streamcoord.run.record"
     data: RunRecordData
@@ -306,6 +346,55 @@ class Decision(_Data):
 
 
 class DecisionRecord(CloudEvent):
+    """Why the coordinator did what it did (on ``streamcoord.decisions``)."""
+
     TYPE: ClassVar[str] = "streamcoord.decision"
     type: Literal["streamcoord.decision"] = "streamcoord.decision"
     data: Decision
+
+
+class StageRecordData(_Data):
+    """A stage's state after a transition, for dashboards and the CLI."""
+
+    run_id: str
+    pipeline: str
+    run_key: str
+    stage: str
+    status: str
+    attempt: int = Field(0, ge=0, description="0 until the first attempt starts.")
+    error: str | None = None
+    caused_by: list[str] = Field(default_factory=list)
+
+
+class StageRecord(CloudEvent):
+    """Lifecycle: a stage of a run changed state (on ``streamcoord.runs``)."""
+
+    TYPE: ClassVar[str] = "streamcoord.stage.record"
+    type: Literal["streamcoord.stage.record"] = "streamcoord.stage.record"
+    data: StageRecordData
+
+
+#: Every streamcoord event class, in a fixed order; the decoder's union is built from it.
+OWN_EVENT_CLASSES: tuple[type[CloudEvent], ...] = (
+    StageStarted,
+    StageHeartbeat,
+    StageSucceeded,
+    StageFailed,
+    StageProgress,
+    RunRequested,
+    RunCancel,
+    StageRetry,
+    PipelinePause,
+    PipelineResume,
+    TimerFired,
+    ScheduleTick,
+    StageTrigger,
+    RunFinished,
+    StageOutcome,
+    RunRecord,
+    StageRecord,
+    DecisionRecord,
+)
+
+#: The CloudEvents ``type`` names streamcoord owns; any other type is an :class:`ExternalEvent`.
+OWN_EVENT_TYPES: frozenset[str] = frozenset(cls.TYPE for cls in OWN_EVENT_CLASSES)
