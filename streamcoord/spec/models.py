@@ -171,12 +171,17 @@ class ScheduleTrigger(_Spec):
     timezone: str = "UTC"
 
 
+def _default_outcomes() -> list[RunOutcome]:
+    # A named function, not a lambda, so the element type is RunOutcome and not str.
+    return ["succeeded"]
+
+
 class PipelineOutcomeTrigger(_Spec):
     """Start a run when another pipeline's run ends with one of ``outcomes``."""
 
     kind: Literal["pipeline"] = "pipeline"
     pipeline: Name
-    outcomes: list[RunOutcome] = Field(default_factory=lambda: ["succeeded"])
+    outcomes: list[RunOutcome] = Field(default_factory=_default_outcomes)
 
 
 class ManualTrigger(_Spec):
@@ -189,6 +194,11 @@ Trigger = Annotated[
     EventTrigger | DataArrivalTrigger | ScheduleTrigger | PipelineOutcomeTrigger | ManualTrigger,
     Field(discriminator="kind"),
 ]
+
+
+def _default_triggers() -> list[Trigger]:
+    # Without a trigger a pipeline still runs on request (API or CLI).
+    return [ManualTrigger()]
 
 
 class Concurrency(_Spec):
@@ -210,7 +220,7 @@ class Pipeline(_Spec):
     )
     concurrency: Concurrency = Concurrency()
     defaults: StageDefaults = StageDefaults()
-    triggers: list[Trigger] = Field(default_factory=lambda: [ManualTrigger()])
+    triggers: list[Trigger] = Field(default_factory=_default_triggers)
     stages: list[Stage] = Field(min_length=1)
 
 
