@@ -8,6 +8,7 @@ This is what the quickstart and the test suite run when no other broker is named
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -29,7 +30,11 @@ __all__ = [
     "cache_root",
     "check_port_free",
     "free_port",
+    "jars_cached",
+    "render_pom",
     "resolve_jars",
+    "running_brokers",
+    "server_properties",
 ]
 
 DEFAULT_KAFKA_VERSION = "4.4.0"
@@ -100,30 +105,48 @@ def _require_tool(name: str, what_for: str) -> str:
     if path is None:
         raise EnvironmentProblem(
             f"`{name}` was not found on PATH; it is needed to {what_for}",
-            hint=f"install it (Java 17 and Maven: `apt-get install openjdk-17-jre-headless maven`)"
-            f" or point STREAMCOORD_TEST_BOOTSTRAP / --bootstrap-servers at a running broker",
+            hint="install Java 17 and Maven (e.g. `apt-get install openjdk-17-jre-headless maven`);"
+            " tests can use a running broker instead via STREAMCOORD_TEST_BOOTSTRAP",
         )
     return path
 
 
-def resolve_jars(version: str = DEFAULT_KAFKA_VERSION, *, cache: Path | None = None) -> Path:
-    """Return a directory holding the broker's runtime jars, fetching them with Maven once."""
+def _check_supported(version: str) -> None:
     if _major(version) not in _LOGGING_BACKEND:
         raise EnvironmentProblem(
             f"Kafka {version} is not a supported line",
             hint=f"use one of {', '.join(SUPPORTED_KAFKA_VERSIONS)}",
         )
-    libs = (cache or cache_root()) / "kafka" / version / "libs"
-    marker = libs / ".complete"
-    if marker.exists():
+
+
+def _libs_dir(version: str, cache: Path | None) -> Path:
+    return (cache or cache_root()) / "kafka" / version / "libs"
+
+
+def jars_cached(version: str = DEFAULT_KAFKA_VERSION, *, cache: Path | None = None) -> bool:
+    """True when ``resolve_jars`` will answer from the cache, with no Maven run."""
+    return (_libs_dir(version, cache) / ".complete").exists()
+
+
+def render_pom(version: str) -> str:
+    """The POM whose runtime dependencies are the broker of ``version`` plus a logging backend."""
+    _check_supported(version)
+    deps = [("org.apache.kafka", "kafka_2.13", version), *_LOGGING_BACKEND[_major(version)]]
+    return _POM.format(
+        version=version, dependencies="\n".join(_DEPENDENCY.format(*d) for d in deps)
+    )
+
+
+def resolve_jars(version: str = DEFAULT_KAFKA_VERSION, *, cache: Path | None = None) -> Path:
+    """Return a directory holding the broker's runtime jars, fetching them with Maven once."""
+    _check_supported(version)
+    libs = _libs_dir(version, cache)
+    if jars_cached(version, cache=cache):
         return libs
     mvn = _require_tool("mvn", "fetch Apache Kafka's jars")
     libs.mkdir(parents=True, exist_ok=True)
-    deps = [("org.apache.kafka", "kafka_2.13", version), *_LOGGING_BACKEND[_major(version)]]
     pom = libs.parent / "pom.xml"
-    pom.write_text(
-        _POM.format(version=version, dependencies="\n".join(_DEPENDENCY.format(*d) for d in deps))
-    )
+    pom.write_text(render_pom(version))
     command = [
         mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
         "-DincludeScope=runtime", f"-DoutputDirectory={libs}",
@@ -136,8 +159,11 @@ def resolve_jars(version: str = DEFAULT_KAFKA_VERSION, *, cache: Path | None = N
             hint="check that Maven reaches its central repository, then run again",
         )
     if not any(libs.glob(f"kafka_2.13-{version}.jar")):
-        raise EnvironmentProblem(f"Maven finished but kafka_2.13-{version}.jar is missing in {libs}")
-    marker.write_text(version)
+        raise EnvironmentProblem(
+            f"Maven finished but kafka_2.13-{version}.jar is missing in {libs}",
+            hint=f"remove {libs.parent} and run again",
+        )
+    (libs / ".complete").write_text(version)
     return libs
 
 
@@ -149,6 +175,7 @@ def free_port() -> int:
 
 
 def check_port_free(port: int) -> None:
+    """Raise ``EnvironmentProblem`` when something already listens on 127.0.0.1:``port``."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -185,7 +212,8 @@ class BrokerSettings:
         return self.data_dir or cache_root() / "kafka-data" / f"{self.version}-{self.port}"
 
 
-def _server_properties(settings: BrokerSettings, controller_port: int, logs: Path) -> str:
+def server_properties(settings: BrokerSettings, controller_port: int, logs: Path) -> str:
+    """The broker's ``server.properties``: one combined node on 127.0.0.1, sized for one machine."""
     port = settings.port
     props = {
         "process.roles": "broker,controller",
@@ -249,31 +277,31 @@ class LocalKafka:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return None
-        return pid
+        return pid if _is_broker_process(pid) else None
 
     def start(self) -> None:
+        """Format storage if needed, launch the broker and return once it answers metadata.
+
+        The broker runs in its own session, so it outlives this process unless ``stop()`` is
+        called; an interrupt (Ctrl-C) while waiting stops it before propagating.
+        """
         settings = self.settings
-        libs = resolve_jars(settings.version)
-        if self.running_pid() is not None:
+        running = self.running_pid()
+        if running is not None:
             raise EnvironmentProblem(
-                f"a broker from {self.data_dir} is already running (pid {self.running_pid()})",
-                hint="use it, or stop it with `streamcoord dev kafka --stop`",
+                f"a broker from {self.data_dir} is already running (pid {running})",
+                hint=f"use it, or stop it: `streamcoord dev kafka --stop --port {settings.port}`",
             )
         check_port_free(settings.port)
-        controller_port = settings.controller_port or free_port()
+        libs = resolve_jars(settings.version)
+        controller_port = settings.controller_port or self._reusable_controller_port()
         check_port_free(controller_port)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         properties = self.data_dir / "server.properties"
-        properties.write_text(
-            _server_properties(settings, controller_port, self.data_dir / "logs")
-        )
+        properties.write_text(server_properties(settings, controller_port, self.data_dir / "logs"))
         self._format(libs, properties)
         with self.log_file.open("ab") as out:
-            self._process = subprocess.Popen(  # noqa: S603 - argument list, no shell
+            self._process = subprocess.Popen(
                 self._java_command(libs, "kafka.Kafka", str(properties)),
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -281,18 +309,43 @@ class LocalKafka:
                 start_new_session=True,
             )
         self.pid_file.write_text(str(self._process.pid))
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _previous_properties(self, name: str) -> dict[str, str]:
+        try:
+            lines = (self.data_dir / name).read_text().splitlines()
+        except OSError:
+            return {}
+        pairs = (line.split("=", 1) for line in lines if "=" in line and line[0] != "#")
+        return {key.strip(): value.strip() for key, value in pairs}
+
+    def _reusable_controller_port(self) -> int:
+        """The controller port of an earlier run on this data directory if still free, else any."""
+        voters = self._previous_properties("server.properties").get("controller.quorum.voters", "")
+        previous = voters.rpartition(":")[2]
+        if previous.isdigit():
+            with contextlib.suppress(EnvironmentProblem):
+                check_port_free(int(previous))
+                return int(previous)
+        return free_port()
 
     def _format(self, libs: Path, properties: Path) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # Kafka 4 refuses to "re-format" with another cluster id even with --ignore-formatted.
+        meta = self._previous_properties("logs/meta.properties")
+        cluster_id = meta.get("cluster.id") or _new_cluster_id()
         command = self._java_command(
-            libs, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+            libs, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
             "-c", str(properties), "--ignore-formatted",
         )  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
+            detail = result.stderr.strip()[-400:]
             raise BrokerStartError(
-                f"formatting Kafka storage in {self.data_dir} failed: {result.stderr.strip()[-400:]}",
+                f"formatting Kafka storage in {self.data_dir} failed: {detail}",
                 hint="remove the data directory or pass another --data-dir",
             )
 
@@ -308,7 +361,6 @@ class LocalKafka:
             if _port_answers(self.settings.port) and _metadata_answers(self.bootstrap):
                 return
             time.sleep(0.25)
-        self.stop()
         raise BrokerStartError(
             f"the Kafka broker did not answer within {self.settings.startup_timeout:.0f}s",
             hint=f"read {self.log_file}",
@@ -333,6 +385,30 @@ class LocalKafka:
         """Block until the broker process ends; its exit code."""
         assert self._process is not None
         return self._process.wait()
+
+
+def _new_cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def running_brokers(port: int) -> list[LocalKafka]:
+    """Brokers still alive that were started for ``port`` under the default data directories."""
+    candidates = sorted((cache_root() / "kafka-data").glob(f"*-{port}"))
+    brokers = [LocalKafka(BrokerSettings(port=port, data_dir=path)) for path in candidates]
+    return [broker for broker in brokers if broker.running_pid() is not None]
+
+
+def _is_broker_process(pid: int) -> bool:
+    """Whether ``pid`` is alive and, where /proc tells, really a Kafka broker (pids get reused)."""
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    try:
+        return b"kafka.Kafka" in cmdline.read_bytes()
+    except OSError:
+        return not Path("/proc/self").exists()  # no procfs (macOS): trust the live pid
 
 
 def _wait_exit(pid: int, process: subprocess.Popen[bytes] | None, timeout: float) -> bool:
@@ -361,11 +437,13 @@ def _metadata_answers(bootstrap: str) -> bool:
         try:
             await admin.start()
             await admin.describe_cluster()
-        except Exception:  # noqa: BLE001 - any failure means "not ready yet"
+        except Exception:  # any failure means "not ready yet"
             return False
         finally:
             with contextlib.suppress(Exception):
                 await admin.close()
         return True
 
-    return asyncio.run(probe())
+    # A thread of its own keeps this probe clear of any event loop the caller may be running.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, probe()).result()

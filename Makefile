@@ -1,0 +1,54 @@
+# streamcoord: `make demo` and `make test` (see README.md). Needs Python 3.11+, Java 17, Maven.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest --durations=5
+
+.PHONY: demo test lint typecheck pytest pytest-kafka-3.9 kafka-stop clean-venv
+
+# A virtualenv with the project installed in editable mode, dev and streaming extras included;
+# reinstalled when pyproject.toml changes.
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else \
+		"streamcoord needs Python 3.11+; run make with PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,streaming]"
+	@touch $@
+
+## demo: start a local Kafka broker (detached) and run the examples
+demo: $(INSTALLED)
+	$(BIN)/streamcoord dev kafka --detach
+	@if $(BIN)/streamcoord validate --help >/dev/null 2>&1; then \
+		$(BIN)/streamcoord validate examples/; \
+	else \
+		echo "streamcoord validate is not available yet: skipping the examples"; \
+	fi
+	@echo "Kafka keeps running; stop it with: make kafka-stop"
+
+kafka-stop: $(INSTALLED)
+	$(BIN)/streamcoord dev kafka --stop
+
+## test: lint, type-check, the whole suite on Kafka 4.4.0, then the broker tests on Kafka 3.9.2
+test: lint typecheck pytest pytest-kafka-3.9
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check streamcoord tests
+
+typecheck: $(INSTALLED)
+	$(BIN)/mypy --strict
+
+# Each pytest session starts its own broker (tests/kafka_fixtures.py); a broker named by
+# STREAMCOORD_TEST_BOOTSTRAP is not used here, so that each leg runs on the version it names.
+pytest: $(INSTALLED)
+	env -u STREAMCOORD_TEST_BOOTSTRAP STREAMCOORD_TEST_KAFKA_VERSION=4.4.0 $(PYTEST)
+
+pytest-kafka-3.9: $(INSTALLED)
+	env -u STREAMCOORD_TEST_BOOTSTRAP STREAMCOORD_TEST_KAFKA_VERSION=3.9.2 $(PYTEST) -m kafka
+
+clean-venv:
+	rm -rf $(VENV)

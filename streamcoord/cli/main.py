@@ -1,0 +1,79 @@
+"""The ``streamcoord`` console script.
+
+Commands live in their own modules and are registered below in one line each. ``main()`` turns
+every ``StreamcoordError`` into one red line (plus its hint) on stderr and a non-zero exit code;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from streamcoord import __version__
+from streamcoord.cli import dev, topics
+from streamcoord.errors import StreamcoordError
+
+__all__ = ["app", "main"]
+
+#: Exit code for a ``StreamcoordError`` (usage errors keep Click's 2).
+ERROR_EXIT_CODE = 1
+
+app = typer.Typer(
+    name="streamcoord",
+    help="Event-driven pipeline coordinator on Kafka.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+# ---- Command registrations: one line per command module, e.g. ------------------------------
+#   app.command()(validate.validate)           a single command (import it above)
+#   app.add_typer(topics.app, name="topics")   a command group
+app.add_typer(dev.app, name="dev")
+app.add_typer(topics.app, name="topics")
+# ---- end of command registrations ----------------------------------------------------------
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"streamcoord {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_show_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Event-driven pipeline coordinator on Kafka."""
+
+
+def report(error: StreamcoordError, console: Console | None = None) -> None:
+    """Print ``error`` as one red line, and its hint on the next, to stderr."""
+    out = console or Console(stderr=True, highlight=False, soft_wrap=True)
+    out.print(Text("error: ", style="bold red") + Text(error.message, style="red"))
+    if error.hint:
+        out.print(Text("hint: ", style="bold") + Text(error.hint))
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    try:
+        app()
+    except StreamcoordError as error:
+        report(error)
+        sys.exit(ERROR_EXIT_CODE)
+
+
+if __name__ == "__main__":
+    main()
