@@ -10,6 +10,8 @@ as drift for an operator to fix deliberately.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,9 @@ __all__ = [
 DEFAULT_TOPICS_FILE: Final = Path("topics/topics.yaml")
 _UNKNOWN_TOPIC: Final = 3
 _TOPIC_EXISTS: Final = 36
+# Creates return once the controller has them; broker metadata catches up a little later.
+_VISIBLE_TIMEOUT_S: Final = 30.0
+_VISIBLE_POLL_S: Final = 0.05
 
 
 class KafkaAdminError(EnvironmentProblem):
@@ -165,6 +170,7 @@ async def apply_topics(settings: KafkaSettings, declared: Sequence[TopicSpec]) -
         plan = plan_topics(declared, await _describe(admin, declared))
         await _create(admin, plan.create)
         await _raise_partitions(admin, plan.raise_partitions)
+        await _await_visible(admin, declared, plan)
         return plan
 
 
@@ -253,3 +259,22 @@ async def _raise_partitions(admin: Any, changes: Sequence[PartitionChange]) -> N
         await admin.create_partitions({c.topic: NewPartitions(c.declared) for c in changes})
     except KafkaError as error:
         raise KafkaAdminError(f"cannot raise partition counts: {error}") from None
+
+
+async def _await_visible(admin: Any, declared: Sequence[TopicSpec], plan: TopicPlan) -> None:
+    """Return once metadata shows what was applied, so a following describe or apply agrees."""
+    if not plan.has_changes:
+        return
+    deadline = time.monotonic() + _VISIBLE_TIMEOUT_S
+    delay = _VISIBLE_POLL_S
+    while True:
+        if not plan_topics(declared, await _describe(admin, declared)).has_changes:
+            return
+        if time.monotonic() > deadline:
+            raise KafkaAdminError(
+                f"topics were applied but metadata did not show them within "
+                f"{_VISIBLE_TIMEOUT_S:.0f}s",
+                hint="run `streamcoord topics diff` to check; the broker may be overloaded",
+            )
+        await asyncio.sleep(delay)  # metadata offers no notification to await
+        delay = min(delay * 2, 1.0)
