@@ -1,0 +1,154 @@
+"""From a trigger match to a run: routing to the owning partition, folding into an existing run,
+pause holds, generations, and the per-pipeline limit on active runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamcoord.core._catalog import CompiledPipeline
+from streamcoord.core._context import COORDINATOR_SOURCE, Context
+from streamcoord.core._lifecycle import (
+    finish_run,
+    new_stages,
+    pipe_key,
+    start_run,
+)
+from streamcoord.core._partitioning import anchor_key
+from streamcoord.core._state import TERMINAL, RunState
+from streamcoord.events.models import CloudEvent
+
+__all__ = ["MATCH", "Match", "admit", "cancel_run", "match", "pause", "resume"]
+
+MATCH = "streamcoord.run.match"
+
+Match = dict[str, Any]  # pipeline, run_key, trigger, caused, params, rerun, dedup
+
+
+def match(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
+    """Admit ``m`` here, or route it to the partition that owns its run."""
+    base = f"{cp.name}/{m['run_key']}"
+    if ctx.owns(base):
+        admit(ctx, cp, m)
+    else:
+        ctx.route(base, MATCH, f"match|{cp.name}|{m['dedup']}", m)
+
+
+def admit(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
+    """Create a run for the match, fold it into the active run, or hold it while paused."""
+    base = f"{cp.name}/{m['run_key']}"
+    pipe = ctx.state.misc(pipe_key(cp.name))
+    if pipe is not None and pipe["paused"]:
+        _hold(ctx, cp, m)
+        return
+    run = ctx.state.run(base)
+    if run is not None and m["dedup"] in run.seen:
+        return
+    if run is not None and run.status in {"active", "queued"}:
+        run = ctx.state.run_for_update(base)
+        assert run is not None  # just looked up
+        run.remember(m["dedup"])
+        run.caused_by.extend(c for c in m["caused"] if c not in run.caused_by)
+        ctx.decision(run, None, "folded", "matched an active run", m["caused"])
+        return
+    if run is not None and not m["rerun"]:
+        ctx.note(run.run_id, None, "ignored", f"run already {run.status}", m["caused"])
+        return
+    _create(ctx, cp, m, run)
+
+
+def _hold(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
+    pipe = ctx.state.misc_for_update(pipe_key(cp.name), {})
+    if all(h["dedup"] != m["dedup"] for h in pipe["held"]):
+        pipe["held"].append(m)
+        ctx.note(f"{cp.name}/{m['run_key']}", None, "held", "pipeline is paused", m["caused"])
+
+
+def _create(ctx: Context, cp: CompiledPipeline, m: Match, previous: RunState | None) -> None:
+    run = RunState(cp.name, str(m["run_key"]), 1 if previous is None else previous.gen + 1)
+    if previous is not None:
+        run.seen = dict(previous.seen)  # a replayed request for an older generation stays a no-op
+    run.trigger = m["trigger"]
+    run.caused_by = list(m["caused"])
+    run.params = dict(m["params"])
+    run.stages = new_stages(cp)
+    run.remember(m["dedup"])
+    ctx.state.put_run(run)
+    pipe = ctx.state.misc_for_update(
+        pipe_key(cp.name), {"v": 1, "paused": False, "held": [], "active": [], "waiting": []}
+    )
+    limit = cp.max_active_runs
+    if limit is None or len(pipe["active"]) < limit:
+        start_run(ctx, cp, run)
+    elif cp.over_limit == "queue":
+        run.status = "queued"
+        pipe["waiting"].append(run.run_id)
+        ctx.run_record(run)
+        ctx.decision(run, None, "queued", f"max_active_runs {limit} reached", run.caused_by)
+    elif cp.over_limit == "skip":
+        run.status = "skipped"
+        ctx.run_record(run)
+        ctx.decision(run, None, "skipped", f"max_active_runs {limit} reached", run.caused_by)
+    else:
+        oldest = ctx.state.run_for_update(pipe["active"][0].split("#", 1)[0])
+        assert oldest is not None  # active runs are always in state
+        cancel_run(ctx, cp, oldest, f"cancelled for {run.run_id} (cancel_oldest)")
+        start_run(ctx, cp, run)
+
+
+def cancel_run(ctx: Context, cp: CompiledPipeline, run: RunState, reason: str) -> None:
+    """Cancel every unfinished stage and finish the run as cancelled."""
+    for name, stage in run.stages.items():
+        if stage.status not in TERMINAL:
+            held_slot = stage.status in {"ready", "triggered", "running"}
+            stage.status = "cancelled"
+            stage.reason = reason
+            if held_slot and cp.stages[name].pool is not None:
+                complete_stage_slot(ctx, cp, run, name)
+    ctx.decision(run, None, "cancelled", reason, [ctx.event.id])
+    finish_run(ctx, cp, run, "cancelled")
+
+
+def complete_stage_slot(ctx: Context, cp: CompiledPipeline, run: RunState, name: str) -> None:
+    from streamcoord.core import _pools  # noqa: PLC0415  # keeps the import graph acyclic
+
+    stage = run.stages[name]
+    attempt = stage.attempt + 1 if stage.status == "ready" else stage.attempt
+    _pools.release(ctx, run, cp.stages[name], attempt)
+
+
+def pause(ctx: Context, cp: CompiledPipeline) -> None:
+    pipe = ctx.state.misc_for_update(
+        pipe_key(cp.name), {"v": 1, "paused": False, "held": [], "active": [], "waiting": []}
+    )
+    pipe["paused"] = True
+    _broadcast(ctx, cp)
+
+
+def resume(ctx: Context, cp: CompiledPipeline) -> None:
+    """Unpause and admit the held matches in arrival order."""
+    pipe = ctx.state.misc(pipe_key(cp.name))
+    _broadcast(ctx, cp)
+    if pipe is None or not pipe["paused"]:
+        return
+    pipe = ctx.state.misc_for_update(pipe_key(cp.name), pipe)
+    pipe["paused"] = False
+    held, pipe["held"] = pipe["held"], []
+    for m in held:
+        admit(ctx, cp, m)
+
+
+def _broadcast(ctx: Context, cp: CompiledPipeline) -> None:
+    """Pause flags live on every partition: forward the command to all the others once."""
+    extra = ctx.event.model_extra or {}
+    if ctx.state.partitions == 1 or extra.get("scbroadcast"):
+        return
+    for p in range(ctx.state.partitions):
+        if p == ctx.state.partition:
+            continue
+        key = anchor_key(f"pipeline/{cp.name}", p, ctx.state.partitions)
+        event = CloudEvent(
+            id=f"{ctx.event.id}|p{p}", source=COORDINATOR_SOURCE, type=ctx.event.type,
+            time=ctx.now, data={"pipeline": cp.name}, sckey=key, scbroadcast="1",
+        )
+        ctx.publish(None, key, event)
+

@@ -1,0 +1,283 @@
+"""The compiled, indexed form of the pipeline specs that :func:`decide` reads.
+
+Built once: CEL is compiled here, stages are put in topological order and triggers are indexed
+by CloudEvents type so matching an event costs a dict lookup, not a scan of every pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamcoord.core._expressions import (
+    Compiled,
+    Template,
+    compile_expression,
+    compile_template,
+)
+from streamcoord.errors import SpecError
+from streamcoord.events.models import ExecutorBinding
+from streamcoord.spec.models import (
+    DataArrivalTrigger,
+    EventTrigger,
+    ManualTrigger,
+    Need,
+    Pipeline,
+    PipelineOutcomeTrigger,
+    Pool,
+    RetryPolicy,
+    ScheduleTrigger,
+    Stage,
+    Trigger,
+)
+
+__all__ = ["Catalog", "CompiledNeed", "CompiledPipeline", "CompiledStage", "CompiledTrigger"]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledNeed:
+    """An upstream stage; ``pipeline`` is None for a stage of the same pipeline."""
+
+    name: str  # as written: 'stage' or 'pipeline.stage'
+    pipeline: str | None
+    stage: str
+    run_key: Compiled | None
+    watermark: Compiled | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledStage:
+    name: str
+    index: int
+    needs: tuple[CompiledNeed, ...]
+    downstream: tuple[str, ...]
+    trigger_rule: str
+    condition: Compiled | None
+    executor: ExecutorBinding
+    params: tuple[tuple[str, Any, Template | None], ...]
+    retries: RetryPolicy
+    timeout_seconds: float | None
+    heartbeat_timeout_seconds: float | None
+    priority: int
+    pool: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTrigger:
+    pipeline: str
+    index: int
+    spec: EventTrigger | DataArrivalTrigger | ScheduleTrigger | PipelineOutcomeTrigger
+    filter: Compiled | None = None
+    dataset: Compiled | None = None
+    partition: Compiled | None = None
+    event_time: Compiled | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPipeline:
+    name: str
+    run_key: Compiled
+    stages: Mapping[str, CompiledStage]  # in topological order
+    manual: bool
+    max_active_runs: int | None
+    over_limit: str
+    has_external_needs: bool
+    triggers: tuple[Trigger, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """Every pipeline and pool, compiled; build it with :meth:`Catalog.build`."""
+
+    pipelines: Mapping[str, CompiledPipeline]
+    pools: Mapping[str, Pool]
+    by_type: Mapping[str, tuple[CompiledTrigger, ...]] = field(default_factory=dict)
+    by_upstream: Mapping[str, tuple[CompiledTrigger, ...]] = field(default_factory=dict)
+    scheduled: frozenset[str] = frozenset()
+
+    @classmethod
+    def build(cls, pipelines: Sequence[Pipeline], pools: Sequence[Pool] = ()) -> Catalog:
+        """Compile and index the specs; raises :class:`SpecError` listing every problem."""
+        problems: list[str] = []
+        names = [p.name for p in pipelines]
+        for dup in sorted({n for n in names if names.count(n) > 1}):
+            problems.append(f"pipeline {dup!r} is defined more than once")
+        pool_map = {p.name: p for p in pools}
+        compiled: dict[str, CompiledPipeline] = {}
+        for pipeline in pipelines:
+            try:
+                compiled[pipeline.name] = _compile_pipeline(pipeline, pool_map, set(names))
+            except SpecError as exc:
+                problems.append(exc.message)
+        if problems:
+            raise SpecError(
+                "invalid pipeline specs: " + "; ".join(problems),
+                hint="fix the specs and load them again",
+            )
+        return _indexed(compiled, pool_map, pipelines)
+
+
+def _indexed(
+    compiled: dict[str, CompiledPipeline], pools: dict[str, Pool], pipelines: Sequence[Pipeline]
+) -> Catalog:
+    by_type: dict[str, list[CompiledTrigger]] = {}
+    by_upstream: dict[str, list[CompiledTrigger]] = {}
+    scheduled: set[str] = set()
+    for pipeline in pipelines:
+        for i, trig in enumerate(pipeline.triggers):
+            where = f"pipeline {pipeline.name!r} trigger {i}"
+            if isinstance(trig, EventTrigger):
+                ct = CompiledTrigger(pipeline.name, i, trig, filter=_maybe(trig.filter, where))
+                by_type.setdefault(trig.type, []).append(ct)
+            elif isinstance(trig, DataArrivalTrigger):
+                ct = CompiledTrigger(
+                    pipeline.name,
+                    i,
+                    trig,
+                    dataset=compile_expression(trig.dataset, where),
+                    partition=compile_expression(trig.partition, where),
+                    event_time=_maybe(trig.event_time, where),
+                )
+                by_type.setdefault(trig.type, []).append(ct)
+            elif isinstance(trig, PipelineOutcomeTrigger):
+                by_upstream.setdefault(trig.pipeline, []).append(
+                    CompiledTrigger(pipeline.name, i, trig)
+                )
+            elif isinstance(trig, ScheduleTrigger):
+                scheduled.add(pipeline.name)
+    return Catalog(
+        pipelines=compiled,
+        pools=pools,
+        by_type={k: tuple(v) for k, v in by_type.items()},
+        by_upstream={k: tuple(v) for k, v in by_upstream.items()},
+        scheduled=frozenset(scheduled),
+    )
+
+
+def _maybe(source: str | None, where: str) -> Compiled | None:
+    return None if source is None else compile_expression(source, where)
+
+
+def _need(raw: str | Need, pipeline: Pipeline, where: str) -> CompiledNeed:
+    need = raw if isinstance(raw, Need) else Need(stage=raw)
+    other, dot, stage = need.stage.rpartition(".")
+    upstream = other if dot and other != pipeline.name else None
+    return CompiledNeed(
+        name=need.stage,
+        pipeline=upstream,
+        stage=stage,
+        run_key=_maybe(need.run_key, f"{where} need {need.stage!r} run_key"),
+        watermark=_maybe(need.watermark, f"{where} need {need.stage!r} watermark"),
+    )
+
+
+def _compile_pipeline(
+    pipeline: Pipeline, pools: Mapping[str, Pool], pipelines: set[str]
+) -> CompiledPipeline:
+    where = f"pipeline {pipeline.name!r}"
+    stage_names = [s.name for s in pipeline.stages]
+    if len(set(stage_names)) != len(stage_names):
+        raise SpecError(f"{where}: stage names must be unique")
+    needs = {
+        s.name: tuple(_need(n, pipeline, f"{where} stage {s.name!r}") for n in s.needs)
+        for s in pipeline.stages
+    }
+    for stage, stage_needs in needs.items():
+        for need in stage_needs:
+            if need.pipeline is None and need.stage not in needs:
+                raise SpecError(f"{where} stage {stage!r}: needs unknown stage {need.stage!r}")
+            if need.pipeline is not None and need.pipeline not in pipelines:
+                raise SpecError(
+                    f"{where} stage {stage!r}: needs unknown pipeline {need.pipeline!r}"
+                )
+    for trig in pipeline.triggers:
+        if isinstance(trig, PipelineOutcomeTrigger) and trig.pipeline not in pipelines:
+            raise SpecError(f"{where}: trigger on unknown pipeline {trig.pipeline!r}")
+    order = _topological(pipeline.stages, needs, where)
+    downstream: dict[str, list[str]] = {name: [] for name in order}
+    for name in order:
+        for need in needs[name]:
+            if need.pipeline is None:
+                downstream[need.stage].append(name)
+    by_name = {s.name: s for s in pipeline.stages}
+    stages = {
+        name: _compile_stage(
+            pipeline, by_name[name], i, needs[name], tuple(downstream[name]), pools, where
+        )
+        for i, name in enumerate(order)
+    }
+    return CompiledPipeline(
+        name=pipeline.name,
+        run_key=compile_expression(pipeline.run_key, f"{where} run_key"),
+        stages=stages,
+        manual=any(isinstance(t, ManualTrigger) for t in pipeline.triggers),
+        max_active_runs=pipeline.concurrency.max_active_runs,
+        over_limit=pipeline.concurrency.over_limit,
+        has_external_needs=any(n.pipeline for ns in needs.values() for n in ns),
+        triggers=tuple(pipeline.triggers),
+    )
+
+
+def _topological(
+    stages: Sequence[Stage], needs: Mapping[str, tuple[CompiledNeed, ...]], where: str
+) -> list[str]:
+    """Kahn's algorithm, ties broken by declaration order so the order is deterministic."""
+    remaining = {s.name: {n.stage for n in needs[s.name] if n.pipeline is None} for s in stages}
+    order: list[str] = []
+    while remaining:
+        free = [name for name, deps in remaining.items() if not deps]
+        if not free:
+            raise SpecError(f"{where}: stages form a cycle: {', '.join(sorted(remaining))}")
+        for name in free:
+            order.append(name)
+            del remaining[name]
+        for deps in remaining.values():
+            deps.difference_update(free)
+    return order
+
+
+def _compile_stage(
+    pipeline: Pipeline,
+    stage: Stage,
+    index: int,
+    needs: tuple[CompiledNeed, ...],
+    downstream: tuple[str, ...],
+    pools: Mapping[str, Pool],
+    where: str,
+) -> CompiledStage:
+    where = f"{where} stage {stage.name!r}"
+    defaults = pipeline.defaults
+    pool = stage.pool if stage.pool is not None else defaults.pool
+    if pool is not None and pool not in pools:
+        raise SpecError(f"{where}: unknown pool {pool!r}", hint="declare it under `pools:`")
+    executor = stage.executor or defaults.executor
+    params = tuple(
+        (key, value, compile_template(value, f"{where} param {key!r}"))
+        if isinstance(value, str)
+        else (key, value, None)
+        for key, value in stage.params.items()
+    )
+    return CompiledStage(
+        name=stage.name,
+        index=index,
+        needs=needs,
+        downstream=downstream,
+        trigger_rule=stage.trigger_rule,
+        condition=_maybe(stage.condition, f"{where} condition"),
+        executor=ExecutorBinding(
+            topic=executor.topic, kind=executor.kind, config=dict(executor.config)
+        ),
+        params=params,
+        retries=stage.retries or defaults.retries,
+        timeout_seconds=_first(stage.timeout_seconds, defaults.timeout_seconds),
+        heartbeat_timeout_seconds=_first(
+            stage.heartbeat_timeout_seconds, defaults.heartbeat_timeout_seconds
+        ),
+        priority=stage.priority if stage.priority is not None else defaults.priority,
+        pool=pool,
+    )
+
+
+def _first(a: float | None, b: float | None) -> float | None:
+    return a if a is not None else b

@@ -1,0 +1,64 @@
+"""What :func:`~streamcoord.core.decide` returns: the new state and the commands to carry out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from streamcoord.events.models import CloudEvent, TimerFired
+
+if TYPE_CHECKING:
+    from streamcoord.core._state import CoordinatorState
+
+__all__ = ["CancelTimer", "Command", "Publish", "Rejection", "SetTimer", "Step"]
+
+RUNS_TOPIC = "streamcoord.runs"
+DECISIONS_TOPIC = "streamcoord.decisions"
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Produce ``event`` keyed by ``key``; ``topic`` None means back onto the events topic."""
+
+    topic: str | None
+    key: str
+    event: CloudEvent
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimer:
+    """Produce ``event`` onto the events topic when ``due``; a second SetTimer with the same
+    ``timer_id`` replaces the first."""
+
+    timer_id: str
+    due: datetime
+    event: TimerFired
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    """Forget the timer ``timer_id`` (firing it anyway is harmless: the core ignores it)."""
+
+    timer_id: str
+
+
+Command = Publish | SetTimer | CancelTimer
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an event was not accepted; the runtime sends the event to the dead-letter topic."""
+
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The outcome of one event: new state, commands in order, rejection, changed state keys."""
+
+    state: CoordinatorState
+    commands: tuple[Command, ...]
+    rejection: Rejection | None
+    changed_keys: tuple[str, ...]

@@ -1,0 +1,115 @@
+"""The working context of one :func:`decide` call: inputs, and the commands it accumulates."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from streamcoord.core._catalog import Catalog
+from streamcoord.core._commands import (
+    DECISIONS_TOPIC,
+    RUNS_TOPIC,
+    CancelTimer,
+    Command,
+    Publish,
+    Rejection,
+    SetTimer,
+)
+from streamcoord.core._partitioning import partition_for
+from streamcoord.core._state import CoordinatorState, RunState, timer_event
+from streamcoord.events.models import (
+    CloudEvent,
+    Decision,
+    DecisionRecord,
+    RunRecord,
+    RunRecordData,
+)
+
+__all__ = ["COORDINATOR_SOURCE", "Context"]
+
+COORDINATOR_SOURCE = "streamcoord/coordinator"
+
+
+class Context:
+    """Inputs of one decision and the commands it produces, in order."""
+
+    __slots__ = ("catalog", "commands", "event", "now", "rejection", "state")
+
+    def __init__(
+        self, catalog: Catalog, state: CoordinatorState, event: CloudEvent, now: datetime
+    ) -> None:
+        self.catalog = catalog
+        self.state = state
+        self.event = event
+        self.now = now
+        self.commands: list[Command] = []
+        self.rejection: Rejection | None = None
+
+    def reject(self, code: str, reason: str) -> None:
+        self.rejection = Rejection(code, reason)
+
+    def owns(self, key: str) -> bool:
+        return partition_for(key, self.state.partitions) == self.state.partition
+
+    def route(self, key: str, type_: str, ident: str, data: dict[str, Any]) -> None:
+        """Put an internal event back on the events topic for the partition that owns ``key``."""
+        event = CloudEvent(
+            id=ident, source=COORDINATOR_SOURCE, type=type_, time=self.now, data=data, sckey=key
+        )
+        self.commands.append(Publish(None, key, event))
+
+    def publish(self, topic: str | None, key: str, event: CloudEvent) -> None:
+        self.commands.append(Publish(topic, key, event))
+
+    def decision(
+        self, run: RunState, stage: str | None, action: str, reason: str, caused: list[str]
+    ) -> None:
+        self.note(run.run_id, stage, action, reason, caused)
+
+    def note(
+        self, run_id: str, stage: str | None, action: str, reason: str, caused: list[str]
+    ) -> None:
+        """Record a decision (also for runs that do not exist yet, e.g. held while paused)."""
+        ident = f"{self.event.source}|{self.event.id}|{run_id}|{stage or ''}|{action}"
+        record = DecisionRecord.model_construct(
+            id=ident, source=COORDINATOR_SOURCE, type=DecisionRecord.TYPE, time=self.now,
+            specversion="1.0", datacontenttype="application/json", subject=run_id,
+            data=Decision.model_construct(
+                run_id=run_id, stage=stage, action=action, reason=reason,
+                caused_by=list(caused),
+            ),
+        )
+        self.commands.append(Publish(DECISIONS_TOPIC, run_id.split("#", 1)[0], record))
+
+    def run_record(self, run: RunState) -> None:
+        record = RunRecord(
+            id=f"{run.run_id}|{run.status}|{self.event.source}|{self.event.id}",
+            source=COORDINATOR_SOURCE,
+            time=self.now,
+            subject=run.run_id,
+            data=RunRecordData(
+                run_id=run.run_id, pipeline=run.pipeline, run_key=run.run_key,
+                status=run.status, stages={n: s.status for n, s in run.stages.items()},
+                attempts={n: s.attempt for n, s in run.stages.items()},
+                caused_by=list(run.caused_by),
+            ),
+        )
+        self.commands.append(Publish(RUNS_TOPIC, run.run_id, record))
+
+    def set_timer(
+        self, run: RunState, stage: str, attempt: int, purpose: str, seconds: float
+    ) -> None:
+        timer_id = f"{run.run_id}|{stage}|{attempt}|{purpose}"
+        due = self.now + timedelta(seconds=seconds)
+        timer = [due.isoformat(), purpose, stage, attempt]
+        run.timers[timer_id] = timer
+        self.commands.append(SetTimer(timer_id, due, timer_event(timer_id, run.run_id, timer)))
+
+    def cancel_timers(self, run: RunState, stage: str | None = None) -> None:
+        for timer_id in [t for t, v in run.timers.items() if stage is None or v[2] == stage]:
+            del run.timers[timer_id]
+            self.commands.append(CancelTimer(timer_id))
+
+
+def now_after(now: datetime, seconds: float) -> datetime:
+    return now + timedelta(seconds=seconds)

@@ -1,0 +1,319 @@
+"""``decide``: one event in, the new state and the commands out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from streamcoord.core import _execution as ex
+from streamcoord.core import _pools, _subscriptions
+from streamcoord.core._admission import MATCH, admit, match, pause, resume
+from streamcoord.core._catalog import Catalog, CompiledPipeline
+from streamcoord.core._commands import Step
+from streamcoord.core._context import Context
+from streamcoord.core._matching import (
+    ARRIVAL,
+    dedup_of,
+    event_view,
+    on_arrival,
+    on_external,
+    run_key_of,
+)
+from streamcoord.core._partitioning import run_base
+from streamcoord.core._state import CoordinatorState, RunState
+from streamcoord.events.models import (
+    CloudEvent,
+    PipelinePause,
+    PipelineRef,
+    PipelineResume,
+    RunCancel,
+    RunCancelData,
+    RunFinished,
+    RunFinishedData,
+    RunRequested,
+    RunRequestedData,
+    ScheduleTick,
+    ScheduleTickData,
+    StageFailed,
+    StageFailedData,
+    StageHeartbeat,
+    StageOutcome,
+    StageProgress,
+    StageProgressData,
+    StageRef,
+    StageRetry,
+    StageRetryData,
+    StageStarted,
+    StageSucceeded,
+    StageSucceededData,
+    TimerFired,
+    TimerFiredData,
+)
+
+__all__ = ["decide"]
+
+D = TypeVar("D", bound=BaseModel)
+
+
+def decide(catalog: Catalog, state: CoordinatorState, event: CloudEvent, now: datetime) -> Step:
+    """Apply ``event`` (recorded at ``now``) to ``state``; never raises for bad input.
+
+    ``state`` is changed in place and returned as ``step.state``; take a
+    :meth:`~CoordinatorState.savepoint` first if you may need to undo it.
+    """
+    ctx = Context(catalog, state, event, now)
+    handler = _HANDLERS.get(event.type, _on_external)
+    handler(ctx)
+    return Step(state, tuple(ctx.commands), ctx.rejection, state.take_touched())
+
+
+def _data(ctx: Context, model: type[D]) -> D | None:
+    """The event's data as ``model`` whether the codec typed it or left it a dict."""
+    data = ctx.event.data
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data.model_dump() if isinstance(data, BaseModel) else data)
+    except ValidationError as exc:
+        ctx.reject("invalid_data", f"{ctx.event.type}: data does not validate: "
+                   f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}")
+        return None
+
+
+def _pipeline(ctx: Context, name: str) -> CompiledPipeline | None:
+    cp = ctx.catalog.pipelines.get(name)
+    if cp is None:
+        ctx.reject("unknown_pipeline", f"no pipeline named {name!r} is loaded")
+    return cp
+
+
+def _run(ctx: Context, run_id: str, stage: str | None = None) -> tuple[CompiledPipeline,
+                                                                         RunState] | None:
+    """The run ``run_id`` names, ready to update, or None after rejecting or ignoring."""
+    run = ctx.state.run(run_base(run_id))
+    if run is None or (run.run_id != run_id and run.gen <= _gen(run_id)):
+        ctx.reject("unknown_run", f"no run {run_id!r} on partition {ctx.state.partition}")
+        return None
+    if run.run_id != run_id:
+        ctx.note(run_id, stage, "ignored", f"run was superseded by {run.run_id}", [])
+        return None
+    cp = ctx.catalog.pipelines.get(run.pipeline)
+    if cp is None:
+        ctx.reject("unknown_pipeline", f"run {run_id!r} belongs to unloaded {run.pipeline!r}")
+        return None
+    if stage is not None and stage not in run.stages:
+        ctx.reject("unknown_stage", f"run {run_id!r} has no stage {stage!r}")
+        return None
+    dedup = dedup_of(ctx)
+    if dedup in run.seen:
+        return None
+    run = ctx.state.run_for_update(run.base)
+    assert run is not None  # looked up above
+    run.remember(dedup)
+    return cp, run
+
+
+def _gen(run_id: str) -> int:
+    _, _, gen = run_id.partition("#")
+    return int(gen) if gen.isdigit() else 1
+
+
+def _stage_event(model: type[StageRef], apply: Callable[..., None]) -> Callable[[Context], None]:
+    def handle(ctx: Context) -> None:
+        data = _data(ctx, model)
+        if data is None:
+            return
+        found = _run(ctx, data.run_id, data.stage)
+        if found is not None:
+            apply(ctx, *found, data)
+    return handle
+
+
+_on_started = _stage_event(
+    StageRef, lambda ctx, cp, run, d: ex.on_started(ctx, cp, run, d.stage, d.attempt))
+_on_heartbeat = _stage_event(
+    StageRef, lambda ctx, cp, run, d: ex.on_heartbeat(ctx, cp, run, d.stage, d.attempt))
+_on_succeeded = _stage_event(
+    StageSucceededData,
+    lambda ctx, cp, run, d: ex.on_succeeded(ctx, cp, run, d.stage, d.attempt, d.outputs))
+_on_failed = _stage_event(
+    StageFailedData,
+    lambda ctx, cp, run, d: ex.on_failed(ctx, cp, run, d.stage, d.attempt, d.error,
+                                         d.retryable))
+_on_progress = _stage_event(
+    StageProgressData,
+    lambda ctx, cp, run, d: ex.on_progress(ctx, cp, run, d.stage, d.attempt, d.watermark))
+
+
+def _on_timer(ctx: Context) -> None:
+    data = _data(ctx, TimerFiredData)
+    if data is None:
+        return
+    if data.run_id is None:
+        ctx.reject("unknown_timer", f"timer {data.timer_id!r} names no run")
+        return
+    found = _run(ctx, data.run_id)
+    if found is not None:
+        ex.on_timer(ctx, *found, data)
+
+
+def _on_cancel(ctx: Context) -> None:
+    data = _data(ctx, RunCancelData)
+    found = None if data is None else _run(ctx, data.run_id)
+    if data is not None and found is not None:
+        ex.on_cancel(ctx, *found, data.reason)
+
+
+def _on_retry(ctx: Context) -> None:
+    data = _data(ctx, StageRetryData)
+    found = None if data is None else _run(ctx, data.run_id, data.stage)
+    if data is not None and found is not None:
+        ex.on_retry(ctx, *found, data.stage)
+
+
+def _on_requested(ctx: Context) -> None:
+    data = _data(ctx, RunRequestedData)
+    cp = None if data is None else _pipeline(ctx, data.pipeline)
+    if data is None or cp is None:
+        return
+    if not cp.manual:
+        ctx.reject("manual_not_allowed", f"pipeline {cp.name!r} has no manual trigger;"
+                   " add `- kind: manual` to its triggers to allow requested runs")
+        return
+    match(ctx, cp, {"pipeline": cp.name, "run_key": data.run_key, "trigger": event_view(ctx),
+                    "caused": [ctx.event.id], "params": data.params, "rerun": True,
+                    "dedup": dedup_of(ctx)})
+
+
+def _on_tick(ctx: Context) -> None:
+    data = _data(ctx, ScheduleTickData)
+    cp = None if data is None else _pipeline(ctx, data.pipeline)
+    if data is None or cp is None:
+        return
+    if cp.name not in ctx.catalog.scheduled:
+        ctx.reject("not_scheduled", f"pipeline {cp.name!r} has no schedule trigger")
+        return
+    view = event_view(ctx)
+    env = {"event": view, "schedule": {"pipeline": cp.name,
+                                       "scheduled_time": data.scheduled_time.isoformat()}}
+    run_key = run_key_of(ctx, cp, env)
+    if run_key is not None:
+        match(ctx, cp, {"pipeline": cp.name, "run_key": run_key, "trigger": view,
+                        "caused": [ctx.event.id], "params": {}, "rerun": False,
+                        "dedup": dedup_of(ctx)})
+
+
+def _on_finished(ctx: Context) -> None:
+    data = _data(ctx, RunFinishedData)
+    if data is None:
+        return
+    view = event_view(ctx)
+    for ct in ctx.catalog.by_upstream.get(data.pipeline, ()):
+        if data.outcome not in ct.spec.outcomes:  # type: ignore[union-attr]  # outcome triggers
+            continue
+        cp = ctx.catalog.pipelines[ct.pipeline]
+        run_key = run_key_of(ctx, cp, {"event": view})
+        if run_key is not None:
+            match(ctx, cp, {"pipeline": cp.name, "run_key": run_key, "trigger": view,
+                            "caused": [ctx.event.id], "params": {}, "rerun": False,
+                            "dedup": dedup_of(ctx)})
+
+
+def _pipeline_control(apply: Callable[[Context, CompiledPipeline], None]) -> Callable[
+        [Context], None]:
+    def handle(ctx: Context) -> None:
+        data = _data(ctx, PipelineRef)
+        cp = None if data is None else _pipeline(ctx, data.pipeline)
+        if cp is not None:
+            apply(ctx, cp)
+    return handle
+
+
+def _raw(ctx: Context, *fields: str) -> dict[str, Any] | None:
+    data = ctx.event.data
+    if not isinstance(data, dict) or any(f not in data for f in fields):
+        ctx.reject("invalid_data", f"{ctx.event.type}: data needs fields {', '.join(fields)}")
+        return None
+    return data
+
+
+def _on_match(ctx: Context) -> None:
+    data = _raw(ctx, "pipeline", "run_key", "trigger", "caused", "params", "rerun", "dedup")
+    cp = None if data is None else _pipeline(ctx, data["pipeline"])
+    if data is not None and cp is not None:
+        admit(ctx, cp, data)
+
+
+def _on_arrival(ctx: Context) -> None:
+    data = _raw(ctx, "pipeline", "trigger", "run_key", "dataset", "partition", "event", "dedup")
+    if data is not None and _pipeline(ctx, data["pipeline"]) is not None:
+        on_arrival(ctx, data)
+
+
+def _pool_event(apply: Callable[[Context, dict[str, Any], int], None]) -> Callable[
+        [Context], None]:
+    def handle(ctx: Context) -> None:
+        data = _raw(ctx, "pool", "run_id", "stage", "attempt")
+        pool = None if data is None else ctx.catalog.pools.get(data["pool"])
+        if data is not None and pool is None:
+            ctx.reject("unknown_pool", f"no pool named {data['pool']!r} is loaded")
+        if data is not None and pool is not None:
+            apply(ctx, data, pool.slots)
+    return handle
+
+
+def _on_grant(ctx: Context) -> None:
+    data = _raw(ctx, "pool", "run_id", "stage", "attempt")
+    found = None if data is None else _run(ctx, data["run_id"], data["stage"])
+    if data is not None and found is not None:
+        ex.on_grant(ctx, *found, data)
+
+
+def _on_subscribe(ctx: Context) -> None:
+    data = _raw(ctx, "pipeline", "run_key", "stage", "subscriber", "reply", "need")
+    if data is not None:
+        _subscriptions.handle_subscribe(ctx, data)
+
+
+def _on_outcome(ctx: Context) -> None:
+    extra = ctx.event.model_extra or {}
+    target, need = extra.get("sctarget"), extra.get("scneed")
+    if not isinstance(target, str) or not isinstance(need, str):
+        ctx.reject("invalid_data", "stage outcome without sctarget/scneed extension attributes")
+        return
+    found = _run(ctx, target)
+    if found is not None:
+        ex.on_outcome(ctx, *found, need, ctx.event)
+
+
+def _on_external(ctx: Context) -> None:
+    triggers = ctx.catalog.by_type.get(ctx.event.type)
+    if triggers:
+        on_external(ctx, triggers)
+
+
+_HANDLERS: dict[str, Callable[[Context], None]] = {
+    StageStarted.TYPE: _on_started,
+    StageHeartbeat.TYPE: _on_heartbeat,
+    StageSucceeded.TYPE: _on_succeeded,
+    StageFailed.TYPE: _on_failed,
+    StageProgress.TYPE: _on_progress,
+    TimerFired.TYPE: _on_timer,
+    RunCancel.TYPE: _on_cancel,
+    StageRetry.TYPE: _on_retry,
+    RunRequested.TYPE: _on_requested,
+    ScheduleTick.TYPE: _on_tick,
+    RunFinished.TYPE: _on_finished,
+    PipelinePause.TYPE: _pipeline_control(pause),
+    PipelineResume.TYPE: _pipeline_control(resume),
+    MATCH: _on_match,
+    ARRIVAL: _on_arrival,
+    _pools.ACQUIRE: _pool_event(_pools.handle_acquire),
+    _pools.RELEASE: _pool_event(_pools.handle_release),
+    _pools.GRANT: _on_grant,
+    _subscriptions.SUBSCRIBE: _on_subscribe,
+    StageOutcome.TYPE: _on_outcome,
+}

@@ -1,0 +1,79 @@
+"""Why a stage is, or is not yet, ready: for ``streamcoord explain RUN STAGE``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streamcoord.core._catalog import Catalog
+from streamcoord.core._partitioning import run_base
+from streamcoord.core._readiness import need_outcome, verdict
+from streamcoord.core._state import CoordinatorState
+
+__all__ = ["Explanation", "NeedStatus", "explain"]
+
+
+@dataclass(frozen=True, slots=True)
+class NeedStatus:
+    """One need of a stage: its outcome and the event that settled it, if any."""
+
+    need: str
+    status: str
+    satisfied: bool
+    by_event: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Everything known about one stage of one run."""
+
+    run_id: str
+    stage: str
+    status: str
+    attempt: int
+    rule: str
+    needs: tuple[NeedStatus, ...]
+    holds: tuple[str, ...]
+    caused_by: tuple[str, ...]
+    reason: str
+
+
+def explain(
+    catalog: Catalog, state: CoordinatorState, run_id: str, stage: str
+) -> Explanation | None:
+    """None when this state holds no such run or stage."""
+    run = state.run(run_base(run_id))
+    cp = None if run is None else catalog.pipelines.get(run.pipeline)
+    if run is None or cp is None or stage not in cp.stages or run.run_id != run_id:
+        return None
+    cs = cp.stages[stage]
+    st = run.stages[stage]
+    needs = []
+    outcomes = []
+    for need in cs.needs:
+        outcome = need_outcome(run, need, None)
+        outcomes.append(outcome)
+        if need.pipeline is None:
+            status, by = run.stages[need.stage].status, run.stages[need.stage].done_by
+        else:
+            ext = run.ext.get(need.name)
+            status, by = (ext[0], ext[3]) if ext else ("unknown", None)
+        needs.append(NeedStatus(need.name, status, outcome == "S", by))
+    holds: list[str] = []
+    pipe = state.misc(f"pipe/{cp.name}")
+    if run.status == "queued":
+        holds.append(f"max_active_runs {cp.max_active_runs} of pipeline {cp.name}")
+    if pipe is not None and pipe["paused"]:
+        holds.append(f"pipeline {cp.name} is paused")
+    if st.status == "pending" and verdict(cs, outcomes) == "wait":
+        holds.append(f"trigger rule {cs.trigger_rule}: waiting for "
+                     + ", ".join(n.need for n in needs if n.status not in _ENDED))
+    if st.status == "ready" and cs.pool is not None:
+        holds.append(f"waiting for a slot in pool {cs.pool}")
+    if st.status == "skipped" and cs.condition is not None:
+        holds.append(f"condition: {cs.condition.source}")
+    return Explanation(run.run_id, stage, st.status, st.attempt, cs.trigger_rule, tuple(needs),
+                       tuple(holds), tuple(st.caused_by), st.reason)
+
+
+_ENDED = frozenset({"succeeded", "failed", "timed_out", "skipped", "cancelled",
+                    "upstream_failed"})

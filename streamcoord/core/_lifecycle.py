@@ -1,0 +1,243 @@
+"""A run's life once admitted: readiness of its stages, triggers, completion and its outcome."""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+from streamcoord.core import _pools, _subscriptions
+from streamcoord.core._catalog import CompiledPipeline, CompiledStage
+from streamcoord.core._context import COORDINATOR_SOURCE, Context
+from streamcoord.core._readiness import need_outcome, verdict
+from streamcoord.core._state import TERMINAL, RunState, StageState
+from streamcoord.events.models import (
+    RunFinished,
+    RunFinishedData,
+    StageTrigger,
+    StageTriggerData,
+)
+
+__all__ = [
+    "complete_stage",
+    "finish_run",
+    "pipe_key",
+    "settle",
+    "start_run",
+    "trigger_stage",
+    "variables",
+]
+
+_FAILED = frozenset({"failed", "timed_out", "upstream_failed"})
+
+
+def pipe_key(pipeline: str) -> str:
+    return f"pipe/{pipeline}"
+
+
+def variables(run: RunState, cp: CompiledPipeline) -> dict[str, Any]:
+    """What CEL in conditions, params and need mappings sees."""
+    upstream = {n: s.outputs for n, s in run.stages.items() if s.status == "succeeded"}
+    for name, ext in run.ext.items():
+        upstream[name] = ext[1]
+    return {"run_key": run.run_key, "event": run.trigger, "upstream": upstream,
+            "params": run.params, "pipeline": cp.name}
+
+
+def start_run(ctx: Context, cp: CompiledPipeline, run: RunState) -> None:
+    """Make ``run`` active: subscribe to cross-pipeline needs and trigger what is ready."""
+    run.status = "active"
+    pipe = ctx.state.misc_for_update(pipe_key(cp.name), _new_pipe())
+    pipe["active"].append(run.run_id)
+    ctx.run_record(run)
+    _subscriptions.subscribe_needs(ctx, cp, run)
+    settle(ctx, cp, run, list(cp.stages))
+
+
+def _new_pipe() -> dict[str, Any]:
+    return {"v": 1, "paused": False, "held": [], "active": [], "waiting": []}
+
+
+def settle(ctx: Context, cp: CompiledPipeline, run: RunState, names: list[str]) -> None:
+    """Re-evaluate ``names`` (and whatever their outcome unblocks) in topological order."""
+    heap = [(cp.stages[n].index, n) for n in names]
+    heapq.heapify(heap)
+    done: set[str] = set()
+    while heap:
+        _, name = heapq.heappop(heap)
+        if name in done:
+            continue
+        done.add(name)
+        cs = cp.stages[name]
+        if run.stages[name].status == "pending" and _evaluate(ctx, cp, run, cs):
+            for down in cs.downstream:
+                heapq.heappush(heap, (cp.stages[down].index, down))
+    finish_if_done(ctx, cp, run)
+
+
+def _evaluate(ctx: Context, cp: CompiledPipeline, run: RunState, cs: CompiledStage) -> bool:
+    """Move a pending stage on if its rule decides; True when it became terminal."""
+    outcomes = [need_outcome(run, n, _target(run, cp, n)) for n in cs.needs]
+    result = verdict(cs, outcomes)
+    if result == "wait":
+        return False
+    caused = _causes(run, cs)
+    if result != "ready":
+        _end(ctx, run, cs.name, result, f"trigger rule {cs.trigger_rule}: {result}", caused)
+        return True
+    if cs.condition is not None:
+        try:
+            holds = cs.condition.evaluate(variables(run, cp)) is True
+        except ValueError as exc:
+            _end(ctx, run, cs.name, "failed", f"condition could not be evaluated: {exc}", caused)
+            return True
+        if not holds:
+            _end(ctx, run, cs.name, "skipped", f"condition {cs.condition.source} is false", caused)
+            return True
+    stage = run.stages[cs.name]
+    stage.status = "ready"
+    stage.caused_by = caused
+    if cs.pool is not None:
+        _pools.request(ctx, run, cs, stage.attempt + 1)
+        ctx.decision(run, cs.name, "ready", f"waiting for a slot in pool {cs.pool}", caused)
+    else:
+        trigger_stage(ctx, cp, run, cs)
+    return False
+
+
+def _target(run: RunState, cp: CompiledPipeline, need: Any) -> str | None:
+    if need.watermark is None:
+        return None
+    try:
+        value = need.watermark.evaluate(variables(run, cp))
+    except ValueError:
+        return None
+    return str(value)
+
+
+def _causes(run: RunState, cs: CompiledStage) -> list[str]:
+    if not cs.needs:
+        return list(run.caused_by)
+    ids: list[str] = []
+    for need in cs.needs:
+        done_by = (
+            run.stages[need.stage].done_by if need.pipeline is None
+            else (run.ext.get(need.name) or [None, None, None, None])[3]
+        )
+        if done_by is not None and done_by not in ids:
+            ids.append(done_by)
+    return ids
+
+
+def _end(
+    ctx: Context, run: RunState, name: str, status: str, reason: str, caused: list[str]
+) -> None:
+    stage = run.stages[name]
+    stage.status = status
+    stage.reason = reason
+    stage.caused_by = caused
+    stage.done_by = caused[0] if caused else None
+    ctx.decision(run, name, status, reason, caused)
+
+
+def trigger_stage(ctx: Context, cp: CompiledPipeline, run: RunState, cs: CompiledStage) -> None:
+    """Send the next attempt of a ready stage to its executor (once per attempt)."""
+    stage = run.stages[cs.name]
+    stage.attempt += 1
+    stage.status = "triggered"
+    try:
+        params = _render(cs, run, cp)
+    except ValueError as exc:
+        stage.status = "failed"
+        stage.reason = f"params could not be rendered: {exc}"
+        ctx.decision(run, cs.name, "failed", stage.reason, stage.caused_by)
+        complete_stage(ctx, cp, run, cs.name, None)
+        return
+    key = f"{run.run_id}/{cs.name}/{stage.attempt}"
+    trigger = StageTrigger.model_construct(
+        id=key, source=COORDINATOR_SOURCE, type=StageTrigger.TYPE, time=ctx.now,
+        specversion="1.0", datacontenttype="application/json", subject=run.run_id,
+        data=StageTriggerData.model_construct(
+            run_id=run.run_id, pipeline=run.pipeline, run_key=run.run_key, stage=cs.name,
+            attempt=stage.attempt, params=params, idempotency_key=key, executor=cs.executor,
+            caused_by=list(stage.caused_by),
+        ),
+    )
+    ctx.publish(cs.executor.topic, run.base, trigger)
+    ctx.decision(run, cs.name, "triggered", f"attempt {stage.attempt}", stage.caused_by)
+    if cs.timeout_seconds is not None:
+        ctx.set_timer(run, cs.name, stage.attempt, "timeout", cs.timeout_seconds)
+
+
+def _render(cs: CompiledStage, run: RunState, cp: CompiledPipeline) -> dict[str, Any]:
+    if not cs.params:
+        return {}
+    env: dict[str, Any] | None = None
+    out: dict[str, Any] = {}
+    for key, value, template in cs.params:
+        if template is None:
+            out[key] = value
+            continue
+        env = env if env is not None else variables(run, cp)
+        out[key] = template.render(env)
+    return out
+
+
+def complete_stage(
+    ctx: Context, cp: CompiledPipeline, run: RunState, name: str, done_by: str | None
+) -> None:
+    """Bookkeeping after a stage became terminal: timers, pool slot, subscribers, downstream."""
+    stage: StageState = run.stages[name]
+    stage.done_by = done_by
+    ctx.cancel_timers(run, name)
+    cs = cp.stages[name]
+    if cs.pool is not None:
+        _pools.release(ctx, run, cs, stage.attempt)
+    _subscriptions.notify(ctx, run, name)
+    settle(ctx, cp, run, list(cs.downstream))
+
+
+def finish_if_done(ctx: Context, cp: CompiledPipeline, run: RunState) -> None:
+    if run.status != "active":
+        return
+    statuses = [s.status for s in run.stages.values()]
+    if all(s in TERMINAL for s in statuses):
+        outcome = "failed" if any(s in _FAILED for s in statuses) else "succeeded"
+        finish_run(ctx, cp, run, outcome)
+
+
+def finish_run(ctx: Context, cp: CompiledPipeline, run: RunState, outcome: str) -> None:
+    """Record the outcome, announce it, and admit the next queued run of the pipeline."""
+    was_active = run.status == "active"
+    run.status = outcome
+    ctx.cancel_timers(run)
+    ctx.run_record(run)
+    finished = RunFinished(
+        id=f"{run.run_id}|finished", source=COORDINATOR_SOURCE, time=ctx.now, subject=run.run_id,
+        data=RunFinishedData(
+            run_id=run.run_id, pipeline=run.pipeline, run_key=run.run_key,
+            outcome=outcome,  # type: ignore[arg-type]  # one of the three run outcomes
+        ),
+        sckey=f"pipeline/{run.pipeline}",
+    )
+    ctx.publish(None, f"pipeline/{run.pipeline}", finished)
+    pipe = ctx.state.misc_for_update(pipe_key(cp.name), _new_pipe())
+    if run.run_id in pipe["active"]:
+        pipe["active"].remove(run.run_id)
+    if run.run_id in pipe["waiting"]:
+        pipe["waiting"].remove(run.run_id)
+    if was_active:
+        admit_waiting(ctx, cp, pipe)
+
+
+def admit_waiting(ctx: Context, cp: CompiledPipeline, pipe: dict[str, Any]) -> None:
+    """Start queued runs, oldest first, while the pipeline has free slots."""
+    limit = cp.max_active_runs
+    while pipe["waiting"] and (limit is None or len(pipe["active"]) < limit):
+        run_id = pipe["waiting"].pop(0)
+        run = ctx.state.run_for_update(run_id.split("#", 1)[0])
+        if run is not None and run.status == "queued":
+            start_run(ctx, cp, run)
+
+
+def new_stages(cp: CompiledPipeline) -> dict[str, StageState]:
+    return {name: StageState() for name in cp.stages}

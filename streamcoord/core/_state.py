@@ -1,0 +1,254 @@
+"""The state one events-topic partition owns, stored per key so changelog deltas stay small.
+
+Keys: ``run/<pipeline>/<run_key>`` (the latest generation of a run, its stages and timers),
+``pipe/<pipeline>`` (pause flag, matches held while paused, this partition's active and queued
+runs), ``pool/<name>`` (holders and waiters, on the pool's owning partition), ``subs/<pipeline>/
+<run_key>`` (cross-pipeline subscribers of a run), ``arr/<pipeline>/<run_key>`` (data arrivals)
+and ``wm/<pipeline>`` (data-trigger watermarks). Every value is orjson with a ``v`` version.
+
+:func:`~streamcoord.core.decide` mutates the state in place and returns it; call
+:meth:`CoordinatorState.savepoint` before a batch and :meth:`CoordinatorState.rollback` to go
+back to it (the runtime does this when it aborts a Kafka transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from streamcoord.events.models import TimerFired, TimerFiredData
+
+__all__ = ["VERSION", "CoordinatorState", "RunState", "StageState"]
+
+VERSION = 1
+TERMINAL = frozenset(
+    {"succeeded", "failed", "timed_out", "skipped", "cancelled", "upstream_failed"}
+)
+RUN_TERMINAL = frozenset({"succeeded", "failed", "cancelled", "skipped"})
+SEEN_LIMIT = 128
+TIMER_SOURCE = "streamcoord/timer"
+
+
+class StageState:
+    """One stage of one run."""
+
+    __slots__ = ("attempt", "caused_by", "done_by", "outputs", "reason", "status", "watermark")
+
+    def __init__(
+        self,
+        status: str = "pending",
+        attempt: int = 0,
+        caused_by: list[str] | None = None,
+        outputs: dict[str, Any] | None = None,
+        reason: str = "",
+        watermark: str | None = None,
+        done_by: str | None = None,
+    ) -> None:
+        self.status = status
+        self.attempt = attempt
+        self.caused_by = caused_by if caused_by is not None else []
+        self.outputs = outputs if outputs is not None else {}
+        self.reason = reason
+        self.watermark = watermark
+        self.done_by = done_by  # id of the event that ended the stage
+
+    def dump(self) -> list[Any]:
+        return [self.status, self.attempt, self.caused_by, self.outputs, self.reason,
+                self.watermark, self.done_by]
+
+    @classmethod
+    def load(cls, raw: list[Any]) -> StageState:
+        return cls(*raw)
+
+
+class RunState:
+    """The latest generation of one run (older generations live only in run records)."""
+
+    __slots__ = (
+        "caused_by", "ext", "gen", "params", "pipeline", "run_key", "seen", "stages", "status",
+        "timers", "trigger",
+    )
+
+    def __init__(self, pipeline: str, run_key: str, gen: int = 1) -> None:
+        self.pipeline = pipeline
+        self.run_key = run_key
+        self.gen = gen
+        self.status = "active"
+        self.trigger: dict[str, Any] = {}
+        self.caused_by: list[str] = []
+        self.params: dict[str, Any] = {}
+        self.seen: dict[str, None] = {}
+        self.stages: dict[str, StageState] = {}
+        self.timers: dict[str, list[Any]] = {}  # timer id -> [due, purpose, stage, attempt]
+        self.ext: dict[str, list[Any]] = {}  # need name -> [outcome, outputs, watermark, id]
+
+    @property
+    def base(self) -> str:
+        return f"{self.pipeline}/{self.run_key}"
+
+    @property
+    def run_id(self) -> str:
+        return self.base if self.gen == 1 else f"{self.base}#{self.gen}"
+
+    def remember(self, dedup: str) -> None:
+        self.seen[dedup] = None
+        if len(self.seen) > SEEN_LIMIT:
+            del self.seen[next(iter(self.seen))]
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "v": VERSION, "p": self.pipeline, "k": self.run_key, "g": self.gen,
+            "s": self.status, "t": self.trigger, "c": self.caused_by, "a": self.params,
+            "d": list(self.seen), "st": {n: s.dump() for n, s in self.stages.items()},
+            "tm": self.timers, "x": self.ext,
+        }
+
+    @classmethod
+    def load(cls, raw: dict[str, Any]) -> RunState:
+        run = cls(raw["p"], raw["k"], raw["g"])
+        run.status = raw["s"]
+        run.trigger = raw["t"]
+        run.caused_by = raw["c"]
+        run.params = raw["a"]
+        run.seen = dict.fromkeys(raw["d"])
+        run.stages = {n: StageState.load(s) for n, s in raw["st"].items()}
+        run.timers = raw["tm"]
+        run.ext = raw["x"]
+        return run
+
+
+class CoordinatorState:
+    """Runs and bookkeeping of one partition; see the module docstring for keys and mutation."""
+
+    __slots__ = ("_journal", "_misc", "_runs", "_touched", "partition", "partitions")
+
+    def __init__(self, partition: int, partitions: int) -> None:
+        self.partition = partition
+        self.partitions = partitions
+        self._runs: dict[str, RunState] = {}
+        self._misc: dict[str, dict[str, Any]] = {}
+        self._touched: dict[str, None] = {}
+        self._journal: dict[str, bytes | None] | None = None
+
+    @classmethod
+    def empty(cls, partition: int = 0, partitions: int = 1) -> CoordinatorState:
+        """No runs yet."""
+        return cls(partition, partitions)
+
+    @classmethod
+    def load(
+        cls, partition: int, partitions: int, items: Iterable[tuple[str, bytes | None]]
+    ) -> CoordinatorState:
+        """Restore from changelog records (the last value per key wins; None deletes)."""
+        state = cls(partition, partitions)
+        for key, value in items:
+            state._put(key, value)
+        return state
+
+    def _put(self, key: str, value: bytes | None) -> None:
+        self._runs.pop(key[4:], None) if key.startswith("run/") else self._misc.pop(key, None)
+        if value is None:
+            return
+        raw = orjson.loads(value)
+        if key.startswith("run/"):
+            self._runs[key[4:]] = RunState.load(raw)
+        else:
+            self._misc[key] = raw
+
+    def dump_key(self, key: str) -> bytes | None:
+        """The serialized value of ``key``; None means deleted (write a tombstone)."""
+        if key.startswith("run/"):
+            run = self._runs.get(key[4:])
+            return None if run is None else orjson.dumps(run.dump())
+        value = self._misc.get(key)
+        return None if value is None else orjson.dumps(value)
+
+    def keys(self) -> list[str]:
+        """Every live key, sorted."""
+        return sorted([f"run/{b}" for b in self._runs] + list(self._misc))
+
+    def dump(self) -> list[tuple[str, bytes]]:
+        """Every key and value, sorted by key (a full snapshot)."""
+        return [(k, v) for k in self.keys() if (v := self.dump_key(k)) is not None]
+
+    # --- savepoints ------------------------------------------------------------------------
+
+    def savepoint(self) -> None:
+        """Start recording changes so :meth:`rollback` can undo everything after this point."""
+        self._journal = {}
+
+    def rollback(self) -> None:
+        """Undo every change since :meth:`savepoint` (a no-op without one)."""
+        for key, value in (self._journal or {}).items():
+            self._put(key, value)
+        self._journal = None
+
+    # --- used by decide ----------------------------------------------------------------------
+
+    def touch(self, key: str) -> None:
+        """Note that ``key`` is about to change (journal its old value once per savepoint)."""
+        if self._journal is not None and key not in self._journal:
+            self._journal[key] = self.dump_key(key)
+        self._touched[key] = None
+
+    def take_touched(self) -> tuple[str, ...]:
+        keys = tuple(self._touched)
+        self._touched = {}
+        return keys
+
+    def run(self, base: str) -> RunState | None:
+        return self._runs.get(base)
+
+    def run_for_update(self, base: str) -> RunState | None:
+        run = self._runs.get(base)
+        if run is not None:
+            self.touch(f"run/{base}")
+        return run
+
+    def put_run(self, run: RunState) -> None:
+        self.touch(f"run/{run.base}")
+        self._runs[run.base] = run
+
+    def misc(self, key: str) -> dict[str, Any] | None:
+        return self._misc.get(key)
+
+    def misc_for_update(self, key: str, default: dict[str, Any]) -> dict[str, Any]:
+        self.touch(key)
+        return self._misc.setdefault(key, default)
+
+    # --- read side ---------------------------------------------------------------------------
+
+    def runs(self) -> list[RunState]:
+        """Every run this partition holds, by run id."""
+        return [self._runs[b] for b in sorted(self._runs)]
+
+    def timers(self) -> list[tuple[datetime, str, TimerFired]]:
+        """Pending durable timers, by due time then id, for re-arming after a restart."""
+        out = [
+            (datetime.fromisoformat(t[0]), tid, timer_event(tid, run.run_id, t))
+            for run in self._runs.values()
+            for tid, t in run.timers.items()
+        ]
+        out.sort(key=lambda item: (item[0], item[1]))
+        return out
+
+    def __iter__(self) -> Iterator[RunState]:
+        return iter(self.runs())
+
+
+def timer_event(timer_id: str, run_id: str, timer: list[Any]) -> TimerFired:
+    """The event a timer produces when it fires."""
+    due = datetime.fromisoformat(timer[0])
+    return TimerFired(
+        id=timer_id,
+        source=TIMER_SOURCE,
+        time=due,
+        data=TimerFiredData(
+            timer_id=timer_id, purpose=timer[1], run_id=run_id, stage=timer[2],
+            attempt=timer[3], due=due,
+        ),
+        sckey=run_id.split("#", 1)[0],
+    )

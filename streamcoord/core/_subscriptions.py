@@ -1,0 +1,78 @@
+"""Cross-pipeline needs: a run subscribes to a stage of another pipeline's run, which may live
+on another partition; that partition answers with a routed ``StageOutcome`` now or later."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamcoord.core._catalog import CompiledPipeline
+from streamcoord.core._context import COORDINATOR_SOURCE, Context
+from streamcoord.core._state import TERMINAL, RunState
+from streamcoord.events.models import StageOutcome, StageOutcomeData
+
+__all__ = ["SUBSCRIBE", "handle_subscribe", "notify", "subscribe_needs"]
+
+SUBSCRIBE = "streamcoord.need.subscribe"
+
+
+def subscribe_needs(ctx: Context, cp: CompiledPipeline, run: RunState) -> None:
+    """Route one subscription per distinct cross-pipeline need of ``run``."""
+    if not cp.has_external_needs:
+        return
+    seen: set[str] = set()
+    for cs in cp.stages.values():
+        for need in cs.needs:
+            if need.pipeline is None or need.name in seen:
+                continue
+            seen.add(need.name)
+            try:
+                key = (
+                    run.run_key if need.run_key is None
+                    else str(need.run_key.evaluate({"run_key": run.run_key, "event": run.trigger,
+                                                    "params": run.params}))
+                )
+            except ValueError as exc:
+                run.ext[need.name] = ["failed", {}, None, None]
+                ctx.decision(run, cs.name, "need_failed", f"run key of {need.name}: {exc}", [])
+                continue
+            data = {"pipeline": need.pipeline, "run_key": key, "stage": need.stage,
+                    "subscriber": run.run_id, "reply": run.base, "need": need.name}
+            ctx.route(f"{need.pipeline}/{key}", SUBSCRIBE,
+                      f"subscribe|{run.run_id}|{need.name}", data)
+
+
+def handle_subscribe(ctx: Context, data: dict[str, Any]) -> None:
+    """Remember the subscriber; answer at once when the stage already has news."""
+    base = f"{data['pipeline']}/{data['run_key']}"
+    subs = ctx.state.misc_for_update(f"subs/{base}", {"v": 1, "subs": []})
+    entry = [data["stage"], data["subscriber"], data["reply"], data["need"]]
+    if entry not in subs["subs"]:
+        subs["subs"].append(entry)
+    run = ctx.state.run(base)
+    if run is not None:
+        _answer(ctx, run, entry)
+
+
+def notify(ctx: Context, run: RunState, stage: str) -> None:
+    """Tell subscribers of ``stage`` about its outcome or watermark."""
+    subs = ctx.state.misc(f"subs/{run.base}")
+    for entry in subs["subs"] if subs else []:
+        if entry[0] == stage:
+            _answer(ctx, run, entry)
+
+
+def _answer(ctx: Context, run: RunState, entry: list[Any]) -> None:
+    stage_name, subscriber, reply, need = entry
+    stage = run.stages.get(stage_name)
+    if stage is None or (stage.status not in TERMINAL and stage.watermark is None):
+        return
+    ident = f"outcome|{run.run_id}|{stage_name}|{stage.status}|{stage.watermark}|{subscriber}"
+    event = StageOutcome(
+        id=ident, source=COORDINATOR_SOURCE, time=ctx.now, subject=run.run_id,
+        data=StageOutcomeData(
+            run_id=run.run_id, pipeline=run.pipeline, run_key=run.run_key, stage=stage_name,
+            outcome=stage.status, outputs=stage.outputs,
+        ),
+        sckey=reply, sctarget=subscriber, scneed=need, scwatermark=stage.watermark,
+    )
+    ctx.publish(None, reply, event)
