@@ -16,6 +16,7 @@ from rich.text import Text
 
 from streamcoord import __version__
 from streamcoord.cli import dev, topics
+from streamcoord.cli import replay as replay_cli
 from streamcoord.errors import StreamcoordError
 
 __all__ = ["app", "main"]
@@ -37,6 +38,7 @@ app = typer.Typer(
 #   app.add_typer(topics.app, name="topics")   a command group
 app.add_typer(dev.app, name="dev")
 app.add_typer(topics.app, name="topics")
+app.command("replay")(replay_cli.replay_command)
 # ---- end of command registrations ----------------------------------------------------------
 
 
