@@ -1,0 +1,175 @@
+"""Producing CloudEvents onto the events topic, acknowledged by every in-sync replica.
+
+Every event is keyed with :func:`~streamcoord.core.partition_key_for`, so one run's events share
+a partition with the coordinator that owns the run. The producer is idempotent with
+``acks="all"``: when :meth:`Emitter.send` returns, the broker holds the event.
+
+One seam for telemetry: ``hooks`` are applied to each event just before it is encoded (a tracing
+hook sets ``traceparent``/``tracestate``; the codec copies them into Kafka headers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Any, Final, Self
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from streamcoord.core import partition_key_for
+from streamcoord.errors import StreamcoordError
+from streamcoord.events.codec import EncodeMode, encode
+from streamcoord.events.factory import make_event
+from streamcoord.events.models import CloudEvent
+from streamcoord.kafka.settings import KafkaSettings
+
+__all__ = ["EVENTS_TOPIC", "EmitError", "Emitter", "SendHook", "emit"]
+
+#: The declared name of the inbound events topic (the settings' prefix is put in front).
+EVENTS_TOPIC: Final = "streamcoord.events"
+
+#: Applied to every event before it is encoded; returns the event to send (e.g. with trace context).
+SendHook = Callable[[CloudEvent], CloudEvent]
+
+
+class EmitError(StreamcoordError):
+    """The broker did not acknowledge an event; nothing is known to have been stored."""
+
+    retriable = True
+
+
+class Emitter:
+    """An async context manager that produces many events over one idempotent producer.
+
+    ``async with Emitter(bootstrap_servers="127.0.0.1:9092") as out: await out.emit(...)``
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings | None = None,
+        *,
+        bootstrap_servers: str | None = None,
+        topic: str | None = None,
+        mode: EncodeMode = "structured",
+        hooks: Sequence[SendHook] = (),
+        linger_ms: int = 5,
+    ) -> None:
+        self.settings = settings or KafkaSettings.load(bootstrap_servers=bootstrap_servers)
+        self.topic = topic or self.settings.topic(EVENTS_TOPIC)
+        self.mode: EncodeMode = mode
+        self.hooks = list(hooks)
+        self._linger_ms = linger_ms
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """Connect to the cluster; raises :class:`EmitError` when it cannot be reached."""
+        producer = AIOKafkaProducer(
+            **self.settings.client_kwargs(),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=self._linger_ms,
+        )
+        try:
+            await producer.start()
+        except KafkaError as error:
+            await producer.stop()
+            raise EmitError(
+                f"cannot reach Kafka at {self.settings.bootstrap_servers}: {error}",
+                hint="check --bootstrap-servers and that the broker is running",
+            ) from None
+        self._producer = producer
+
+    async def stop(self) -> None:
+        """Flush what is pending and disconnect."""
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def send(self, event: CloudEvent) -> CloudEvent:
+        """Produce ``event`` and wait for the broker's acknowledgement; returns what was sent."""
+        (sent,) = await self.send_many([event])
+        return sent
+
+    async def send_many(self, events: Iterable[CloudEvent]) -> list[CloudEvent]:
+        """Produce every event (batched by the producer) and wait until all are acknowledged."""
+        producer = self._require_producer()
+        prepared = [self._prepare(event) for event in events]
+        try:
+            pending = [await self._enqueue(producer, event) for event in prepared]
+            await asyncio.gather(*pending)
+        except KafkaError as error:
+            raise EmitError(
+                f"the broker did not acknowledge {len(prepared)} event(s) on {self.topic}: {error}",
+                hint="send again: the events carry their ids, so consumers deduplicate a resend",
+            ) from None
+        return prepared
+
+    async def emit(
+        self,
+        type: str,  # shadows a builtin on purpose: CloudEvents attribute is called "type"
+        *,
+        source: str,
+        data: Any = None,
+        subject: str | None = None,
+        id: str | None = None,  # shadows a builtin on purpose: CloudEvents attribute "id"
+        **extensions: Any,
+    ) -> CloudEvent:
+        """Build, validate and send one event; returns it (its ``id`` names it)."""
+        event = make_event(type, source, data, id=id, subject=subject, **extensions)
+        return await self.send(event)
+
+    def _prepare(self, event: CloudEvent) -> CloudEvent:
+        for hook in self.hooks:
+            event = hook(event)
+        return event
+
+    async def _enqueue(self, producer: AIOKafkaProducer, event: CloudEvent) -> asyncio.Future[Any]:
+        value, headers = encode(event, self.mode)
+        key = partition_key_for(event).encode()
+        future: asyncio.Future[Any] = await producer.send(
+            self.topic, value=value, key=key, headers=headers
+        )
+        return future
+
+    def _require_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise EmitError(
+                "the emitter is not started", hint="use `async with Emitter(...)` or await start()"
+            )
+        return self._producer
+
+
+async def emit(
+    type: str,  # shadows a builtin on purpose: CloudEvents attribute is called "type"
+    *,
+    source: str,
+    data: Any = None,
+    subject: str | None = None,
+    id: str | None = None,  # shadows a builtin on purpose: CloudEvents attribute is called "id"
+    bootstrap_servers: str | None = None,
+    settings: KafkaSettings | None = None,
+    mode: EncodeMode = "structured",
+    **extensions: Any,
+) -> CloudEvent:
+    """Send one CloudEvent to the events topic and return it once the broker acknowledged it.
+
+    For many events, keep one :class:`Emitter` open instead: this connects and disconnects.
+    """
+    async with Emitter(settings, bootstrap_servers=bootstrap_servers, mode=mode) as emitter:
+        return await emitter.emit(
+            type, source=source, data=data, subject=subject, id=id, **extensions
+        )

@@ -1,0 +1,352 @@
+"""The worker: consume triggers in a consumer group, run their handlers, report, then commit.
+
+Delivery guarantee, stated plainly:
+
+* Triggers are read ``read_committed`` in a consumer group with manual commits. A trigger's
+  offset is committed only after its outcome event was acknowledged by the broker (offsets of a
+  partition are committed up to the oldest attempt still running), so a crash re-delivers every
+  trigger whose outcome is not durable: at-least-once.
+* Within one worker's lifetime a trigger whose idempotency key was already taken (running or
+  done) is skipped, never run twice.
+* Across a crash or a rebalance an attempt may run again elsewhere. Its reports carry ids
+  derived from the idempotency key and the core ignores a second outcome of an attempt that is
+  already over, so a repeat never changes the run; make side effects idempotent on
+  ``ctx.idempotency_key`` where running twice would hurt.
+* Cancellation: the coordinator does not send cancellations to executors. :meth:`Worker.cancel`
+  sets ``ctx.cancelled`` for a run's attempts (wire it to whatever tells you a run was
+  cancelled); the handler decides how to stop.
+* SIGTERM (``stop`` set): fetching stops at once, running attempts get ``shutdown_grace_s`` to
+  finish; the rest are reported ``failed`` (retryable, "worker shut down") before offsets are
+  committed and the group is left. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
+
+from streamcoord.emit import Emitter, SendHook
+from streamcoord.errors import ConfigError, StreamcoordError
+from streamcoord.events.codec import EventDecodeError, decode
+from streamcoord.events.models import StageTrigger
+from streamcoord.kafka.settings import KafkaSettings
+from streamcoord.worker._attempt import AttemptRunner, Clock, EventSink, HandlerMiddleware
+from streamcoord.worker._context import StageContext
+from streamcoord.worker._offsets import OffsetTracker
+from streamcoord.worker._registry import Handler, HandlerRegistry, StageHandler
+from streamcoord.worker._settings import WorkerSettings
+
+__all__ = ["Worker", "WorkerError", "WorkerStatus"]
+
+log = logging.getLogger(__name__)
+
+H = TypeVar("H", bound=Handler)
+KeyState = Literal["running", "done"]
+
+
+class WorkerError(StreamcoordError):
+    """The worker cannot go on (reports not acknowledged); uncommitted triggers come back."""
+
+    retriable = True
+
+
+@dataclass
+class WorkerStatus:
+    """Counters for health checks and tests."""
+
+    consuming: bool = False
+    started: int = 0
+    finished: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    shutdown_failures: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Where a trigger came from, to mark its offset finished once its outcome is durable."""
+
+    tp: TopicPartition
+    tracker: OffsetTracker
+    offset: int
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
+    def __init__(self, worker: Worker, consumer: AIOKafkaConsumer) -> None:
+        self._worker = worker
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._worker.hand_over(self._consumer, revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._worker.ready.set()
+
+
+class Worker:
+    """Runs stage handlers for the triggers on its executor topics.
+
+    ``@worker.stage("orders.extract")`` registers a function (async, or sync run in a thread);
+    ``worker.add(MyHandler())`` registers a :class:`StageHandler`; ``await worker.run(stop)``.
+    """
+
+    def __init__(
+        self,
+        settings: WorkerSettings | None = None,
+        kafka: KafkaSettings | None = None,
+        *,
+        bootstrap_servers: str | None = None,
+        middleware: Sequence[HandlerMiddleware] = (),
+        send_hooks: Sequence[SendHook] = (),
+        sink: EventSink | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings or WorkerSettings()
+        self.kafka = kafka or KafkaSettings.load(bootstrap_servers=bootstrap_servers)
+        self.registry = HandlerRegistry()
+        self.status = WorkerStatus()
+        self.ready = asyncio.Event()
+        self._middleware = list(middleware)
+        self._send_hooks = list(send_hooks)
+        self._sink = sink
+        self._clock = clock
+        self._keys: OrderedDict[str, KeyState] = OrderedDict()
+        self._trackers: dict[TopicPartition, OffsetTracker] = {}
+        self._running: dict[asyncio.Task[None], StageContext] = {}
+        self._fatal: BaseException | None = None
+
+    # ---- registration ---------------------------------------------------------------------
+
+    def stage(self, name: str | None = None) -> Callable[[H], H]:
+        """Decorator: run the function for triggers of ``name`` (``pipeline.stage`` or ``stage``;
+        None for every trigger no other handler claims)."""
+
+        def register(handler: H) -> H:
+            self.registry.add(name, handler)
+            return handler
+
+        return register
+
+    def add(self, handler: StageHandler) -> None:
+        """Register a :class:`StageHandler` instance under its ``stage``."""
+        self.registry.add_class(handler)
+
+    def cancel(self, run_id: str, reason: str = "run cancelled") -> int:
+        """Set ``ctx.cancelled`` on every running attempt of ``run_id``; returns how many."""
+        hits = [ctx for ctx in self._running.values() if ctx.run_id == run_id]
+        for ctx in hits:
+            ctx.cancel(reason)
+        return len(hits)
+
+    @property
+    def in_flight(self) -> int:
+        """Attempts running now."""
+        return len(self._running)
+
+    # ---- running --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, then drain and leave the group."""
+        if not len(self.registry):
+            raise ConfigError("this worker has no handlers", hint="register one with @stage()")
+        settings = self.settings
+        consumer = AIOKafkaConsumer(
+            **self.kafka.client_kwargs(),
+            group_id=settings.group_id,
+            group_instance_id=settings.instance_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=settings.concurrency,
+        )
+        emitter = None if self._sink is not None else Emitter(self.kafka, hooks=self._send_hooks)
+        if emitter is not None:
+            await emitter.start()
+        sink: EventSink = self._sink or emitter  # type: ignore[assignment]  # one of them is set
+        with ThreadPoolExecutor(settings.concurrency, thread_name_prefix="stage") as threads:
+            runner = AttemptRunner(
+                sink, threads, heartbeat_interval_s=settings.heartbeat_interval_s,
+                middleware=self._middleware, **({"clock": self._clock} if self._clock else {}),
+            )  # fmt: skip
+            try:
+                await consumer.start()
+                await self._subscribe(consumer)
+                await self._consume(consumer, runner, stop)
+            finally:
+                self.status.consuming = False
+                await self._drain(consumer)
+                with contextlib.suppress(KafkaError):
+                    await consumer.stop()
+                if emitter is not None:
+                    await emitter.stop()
+        if self._fatal is not None:
+            raise WorkerError(
+                f"reports could not be sent: {self._fatal}",
+                hint="check the broker; unreported triggers are delivered again on restart",
+            )
+
+    async def _subscribe(self, consumer: AIOKafkaConsumer) -> None:
+        topics = [self.kafka.topic(name) for name in self.settings.topics]
+        await consumer._client.force_metadata_update()  # no public refresh
+        missing = [t for t in topics if not consumer.partitions_for_topic(t)]
+        if missing:
+            raise ConfigError(
+                f"topic(s) {', '.join(missing)} do not exist",
+                hint="create them with `streamcoord topics apply`",
+            )
+        consumer.subscribe(topics, listener=_Rebalance(self, consumer))
+        self.status.consuming = True
+
+    async def _consume(
+        self, consumer: AIOKafkaConsumer, runner: AttemptRunner, stop: asyncio.Event
+    ) -> None:
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set() and self._fatal is None:
+                free = self.settings.concurrency - len(self._running)
+                self._throttle(consumer, free)
+                fetch = asyncio.ensure_future(
+                    consumer.getmany(
+                        timeout_ms=self.settings.poll_timeout_ms, max_records=max(free, 1)
+                    )
+                )
+                await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not fetch.done():
+                    fetch.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, KafkaError):
+                        await fetch
+                    break
+                for tp, records in fetch.result().items():
+                    for record in records:
+                        self._accept(tp, record, runner)
+                await self._commit(consumer)
+        finally:
+            stopping.cancel()
+
+    def _throttle(self, consumer: AIOKafkaConsumer, free: int) -> None:
+        # Paused partitions keep the member alive in the group without fetching more work.
+        assignment = consumer.assignment()
+        if free <= 0:
+            consumer.pause(*assignment)
+        else:
+            consumer.resume(*assignment)
+
+    def _accept(self, tp: TopicPartition, record: ConsumerRecord, runner: AttemptRunner) -> None:
+        tracker = self._trackers.setdefault(tp, OffsetTracker())
+        tracker.begin(record.offset)
+        trigger = self._trigger_of(tp, record)
+        handler = None if trigger is None else self._claim(trigger)
+        if trigger is None or handler is None:
+            tracker.finish(record.offset)
+            return
+        loop = asyncio.get_running_loop()
+        ctx = StageContext(trigger, runner.reporter(trigger), loop)
+        slot = _Slot(tp, tracker, record.offset)
+        task = asyncio.create_task(self._attempt(runner, ctx, handler, slot))
+        self._running[task] = ctx
+        self.status.started += 1
+
+    def _trigger_of(self, tp: TopicPartition, record: ConsumerRecord) -> StageTrigger | None:
+        try:
+            event = decode(record.value, record.headers or ())
+        except EventDecodeError as error:
+            log.warning("%s@%d is not an event (%s); skipped", tp, record.offset, error)
+            self.status.skipped += 1
+            return None
+        if not isinstance(event, StageTrigger):
+            log.warning("%s@%d is a %s, not a trigger; skipped", tp, record.offset, event.type)
+            self.status.skipped += 1
+            return None
+        return event
+
+    def _claim(self, trigger: StageTrigger) -> Handler | None:
+        key = trigger.data.idempotency_key
+        if key in self._keys:
+            log.info("trigger %s delivered again (%s here); not run twice", key, self._keys[key])
+            self.status.duplicates += 1
+            return None
+        handler = self.registry.resolve(trigger)
+        if handler is None:
+            log.warning(
+                "no handler for %s.%s on this worker; trigger %s left to other worker groups",
+                trigger.data.pipeline, trigger.data.stage, key,
+            )  # fmt: skip
+            self.status.skipped += 1
+            return None
+        self._remember(key, "running")
+        return handler
+
+    def _remember(self, key: str, state: KeyState) -> None:
+        self._keys[key] = state
+        self._keys.move_to_end(key)
+        while len(self._keys) > self.settings.remembered_keys:
+            oldest = next(iter(self._keys))
+            if self._keys[oldest] == "running":
+                break  # running attempts are never forgotten
+            del self._keys[oldest]
+
+    async def _attempt(
+        self, runner: AttemptRunner, ctx: StageContext, handler: Handler, slot: _Slot
+    ) -> None:
+        try:
+            await runner.run(ctx, handler)
+        except Exception as error:  # the report was not acknowledged: stop, commit nothing past it
+            log.exception("reports for %s were not acknowledged", ctx.idempotency_key)
+            self._fatal = error
+            self._keys.pop(ctx.idempotency_key, None)
+            return
+        finally:
+            self._running.pop(asyncio.current_task(), None)  # type: ignore[arg-type]  # in a task
+        self._remember(ctx.idempotency_key, "done")
+        self.status.finished += 1
+        if self._trackers.get(slot.tp) is slot.tracker:  # not handed over to another member
+            slot.tracker.finish(slot.offset)
+
+    async def _commit(
+        self, consumer: AIOKafkaConsumer, only: set[TopicPartition] | None = None
+    ) -> None:
+        offsets = {
+            tp: offset
+            for tp, tracker in self._trackers.items()
+            if (only is None or tp in only) and (offset := tracker.committable()) is not None
+        }
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as error:  # e.g. a rebalance: the next owner re-reads, cores dedup
+            log.warning("offset commit failed (%s); triggers may be delivered again", error)
+
+    async def hand_over(self, consumer: AIOKafkaConsumer, revoked: set[TopicPartition]) -> None:
+        """Partitions go to another member: commit what is durable, forget their offsets."""
+        await self._commit(consumer, revoked)
+        for tp in revoked:
+            self._trackers.pop(tp, None)
+
+    async def _drain(self, consumer: AIOKafkaConsumer) -> None:
+        with contextlib.suppress(Exception):
+            consumer.pause(*consumer.assignment())
+        if self._running:
+            log.info("waiting up to %.0fs for %d attempt(s)", self.settings.shutdown_grace_s,
+                     len(self._running))  # fmt: skip
+            _, late = await asyncio.wait(
+                set(self._running), timeout=self.settings.shutdown_grace_s or None
+            )
+            for task in late:
+                task.cancel()  # the runner reports a retryable "worker shut down" failure
+            self.status.shutdown_failures += len(late)
+            await asyncio.gather(*late, return_exceptions=True)
+        await self._commit(consumer)
