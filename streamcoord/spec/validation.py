@@ -1,0 +1,43 @@
+"""Load and check spec files in one call: what ``streamcoord validate`` runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamcoord.spec.checks import check_specs
+from streamcoord.spec.loader import LoadedSpecs, load_specs, read_topic_names
+from streamcoord.spec.problem import Problem, sorted_problems
+
+__all__ = ["DEFAULT_TOPICS_FILE", "ValidationReport", "validate_paths"]
+
+#: Where topics are declared, relative to the working directory.
+DEFAULT_TOPICS_FILE = Path("topics/topics.yaml")
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    """The loaded specs and every problem, from loading and from the semantic checks."""
+
+    specs: LoadedSpecs
+    problems: tuple[Problem, ...]
+    topics_checked: bool
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no problem at all."""
+        return not self.problems
+
+
+def validate_paths(
+    paths: Iterable[Path | str], *, topics_file: Path | str | None = DEFAULT_TOPICS_FILE
+) -> ValidationReport:
+    """Load every spec under ``paths`` and check it; topics are checked if the file exists.
+
+    Raises :class:`~streamcoord.errors.ConfigError` for a path that does not exist.
+    """
+    specs = load_specs(paths)
+    topics = read_topic_names(topics_file) if topics_file is not None else None
+    problems = sorted_problems((*specs.problems, *check_specs(specs, topics)))
+    return ValidationReport(specs, problems, topics is not None)
