@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from streamcoord import __version__
-from streamcoord.cli import dev, topics
+from streamcoord.cli import dev, graph, topics, validate
 from streamcoord.cli import replay as replay_cli
 from streamcoord.errors import StreamcoordError
 
@@ -38,6 +38,8 @@ app = typer.Typer(
 #   app.add_typer(topics.app, name="topics")   a command group
 app.add_typer(dev.app, name="dev")
 app.add_typer(topics.app, name="topics")
+app.command("validate")(validate.validate)
+app.command("graph")(graph.graph)
 app.command("replay")(replay_cli.replay_command)
 # ---- end of command registrations ----------------------------------------------------------
 
