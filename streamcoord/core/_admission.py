@@ -9,6 +9,7 @@ from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
 from streamcoord.core._lifecycle import (
     finish_run,
+    new_pipe,
     new_stages,
     pipe_key,
     start_run,
@@ -57,7 +58,7 @@ def admit(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
 
 
 def _hold(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
-    pipe = ctx.state.misc_for_update(pipe_key(cp.name), {})
+    pipe = ctx.state.misc_for_update(pipe_key(cp.name), new_pipe())
     if all(h["dedup"] != m["dedup"] for h in pipe["held"]):
         pipe["held"].append(m)
         ctx.note(f"{cp.name}/{m['run_key']}", None, "held", "pipeline is paused", m["caused"])
@@ -73,11 +74,12 @@ def _create(ctx: Context, cp: CompiledPipeline, m: Match, previous: RunState | N
     run.stages = new_stages(cp)
     run.remember(m["dedup"])
     ctx.state.put_run(run)
-    pipe = ctx.state.misc_for_update(
-        pipe_key(cp.name), {"v": 1, "paused": False, "held": [], "active": [], "waiting": []}
-    )
     limit = cp.max_active_runs
-    if limit is None or len(pipe["active"]) < limit:
+    if limit is None:
+        start_run(ctx, cp, run)
+        return
+    pipe = ctx.state.misc_for_update(pipe_key(cp.name), new_pipe())
+    if len(pipe["active"]) < limit:
         start_run(ctx, cp, run)
     elif cp.over_limit == "queue":
         run.status = "queued"
@@ -117,9 +119,7 @@ def complete_stage_slot(ctx: Context, cp: CompiledPipeline, run: RunState, name:
 
 
 def pause(ctx: Context, cp: CompiledPipeline) -> None:
-    pipe = ctx.state.misc_for_update(
-        pipe_key(cp.name), {"v": 1, "paused": False, "held": [], "active": [], "waiting": []}
-    )
+    pipe = ctx.state.misc_for_update(pipe_key(cp.name), new_pipe())
     pipe["paused"] = True
     _broadcast(ctx, cp)
 

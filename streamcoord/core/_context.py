@@ -15,6 +15,7 @@ from streamcoord.core._commands import (
     Rejection,
     SetTimer,
 )
+from streamcoord.core._models import build
 from streamcoord.core._partitioning import partition_for
 from streamcoord.core._state import CoordinatorState, RunState, timer_event
 from streamcoord.events.models import (
@@ -53,8 +54,9 @@ class Context:
 
     def route(self, key: str, type_: str, ident: str, data: dict[str, Any]) -> None:
         """Put an internal event back on the events topic for the partition that owns ``key``."""
-        event = CloudEvent(
-            id=ident, source=COORDINATOR_SOURCE, type=type_, time=self.now, data=data, sckey=key
+        event = build(
+            CloudEvent, {"sckey": key},
+            id=ident, source=COORDINATOR_SOURCE, type=type_, time=self.now, data=data,
         )
         self.commands.append(Publish(None, key, event))
 
@@ -71,10 +73,12 @@ class Context:
     ) -> None:
         """Record a decision (also for runs that do not exist yet, e.g. held while paused)."""
         ident = f"{self.event.source}|{self.event.id}|{run_id}|{stage or ''}|{action}"
-        record = DecisionRecord.model_construct(
-            id=ident, source=COORDINATOR_SOURCE, type=DecisionRecord.TYPE, time=self.now,
-            specversion="1.0", datacontenttype="application/json", subject=run_id,
-            data=Decision.model_construct(
+        record = build(
+            DecisionRecord, None,
+            id=ident, source=COORDINATOR_SOURCE, time=self.now, subject=run_id,
+            data=build(
+                Decision,
+                None,
                 run_id=run_id, stage=stage, action=action, reason=reason,
                 caused_by=list(caused),
             ),
@@ -82,12 +86,14 @@ class Context:
         self.commands.append(Publish(DECISIONS_TOPIC, run_id.split("#", 1)[0], record))
 
     def run_record(self, run: RunState) -> None:
-        record = RunRecord(
+        record = build(
+            RunRecord, None,
             id=f"{run.run_id}|{run.status}|{self.event.source}|{self.event.id}",
             source=COORDINATOR_SOURCE,
             time=self.now,
             subject=run.run_id,
-            data=RunRecordData(
+            data=build(
+                RunRecordData, None,
                 run_id=run.run_id, pipeline=run.pipeline, run_key=run.run_key,
                 status=run.status, stages={n: s.status for n, s in run.stages.items()},
                 attempts={n: s.attempt for n, s in run.stages.items()},

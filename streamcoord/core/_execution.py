@@ -13,6 +13,7 @@ from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._context import Context
 from streamcoord.core._lifecycle import (
     complete_stage,
+    new_pipe,
     pipe_key,
     settle,
     trigger_stage,
@@ -193,8 +194,10 @@ def on_retry(ctx: Context, cp: CompiledPipeline, run: RunState, name: str) -> No
         return
     _reopen(cp, run, name)
     if run.status != "active":
-        pipe = ctx.state.misc_for_update(pipe_key(cp.name), {})
-        pipe["active"].append(run.run_id)
+        if cp.max_active_runs is not None:
+            # a manual retry re-activates the run even above the limit: someone asked for it
+            pipe = ctx.state.misc_for_update(pipe_key(cp.name), new_pipe())
+            pipe["active"].append(run.run_id)
         run.status = "active"
         ctx.run_record(run)
     ctx.decision(run, name, "retry", "manual retry", [ctx.event.id])

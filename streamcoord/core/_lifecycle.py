@@ -8,6 +8,7 @@ from typing import Any
 from streamcoord.core import _pools, _subscriptions
 from streamcoord.core._catalog import CompiledPipeline, CompiledStage
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
+from streamcoord.core._models import build
 from streamcoord.core._readiness import need_outcome, verdict
 from streamcoord.core._state import TERMINAL, RunState, StageState
 from streamcoord.events.models import (
@@ -19,6 +20,7 @@ from streamcoord.events.models import (
 
 __all__ = [
     "complete_stage",
+    "new_pipe",
     "finish_run",
     "pipe_key",
     "settle",
@@ -46,14 +48,15 @@ def variables(run: RunState, cp: CompiledPipeline) -> dict[str, Any]:
 def start_run(ctx: Context, cp: CompiledPipeline, run: RunState) -> None:
     """Make ``run`` active: subscribe to cross-pipeline needs and trigger what is ready."""
     run.status = "active"
-    pipe = ctx.state.misc_for_update(pipe_key(cp.name), _new_pipe())
-    pipe["active"].append(run.run_id)
+    if cp.max_active_runs is not None:
+        pipe = ctx.state.misc_for_update(pipe_key(cp.name), new_pipe())
+        pipe["active"].append(run.run_id)
     ctx.run_record(run)
     _subscriptions.subscribe_needs(ctx, cp, run)
     settle(ctx, cp, run, list(cp.stages))
 
 
-def _new_pipe() -> dict[str, Any]:
+def new_pipe() -> dict[str, Any]:
     return {"v": 1, "paused": False, "held": [], "active": [], "waiting": []}
 
 
@@ -153,10 +156,11 @@ def trigger_stage(ctx: Context, cp: CompiledPipeline, run: RunState, cs: Compile
         complete_stage(ctx, cp, run, cs.name, None)
         return
     key = f"{run.run_id}/{cs.name}/{stage.attempt}"
-    trigger = StageTrigger.model_construct(
-        id=key, source=COORDINATOR_SOURCE, type=StageTrigger.TYPE, time=ctx.now,
-        specversion="1.0", datacontenttype="application/json", subject=run.run_id,
-        data=StageTriggerData.model_construct(
+    trigger = build(
+        StageTrigger, None,
+        id=key, source=COORDINATOR_SOURCE, time=ctx.now, subject=run.run_id,
+        data=build(
+            StageTriggerData, None,
             run_id=run.run_id, pipeline=run.pipeline, run_key=run.run_key, stage=cs.name,
             attempt=stage.attempt, params=params, idempotency_key=key, executor=cs.executor,
             caused_by=list(stage.caused_by),
@@ -211,16 +215,16 @@ def finish_run(ctx: Context, cp: CompiledPipeline, run: RunState, outcome: str) 
     run.status = outcome
     ctx.cancel_timers(run)
     ctx.run_record(run)
-    finished = RunFinished(
+    finished = build(
+        RunFinished, {"sckey": f"pipeline/{run.pipeline}"},
         id=f"{run.run_id}|finished", source=COORDINATOR_SOURCE, time=ctx.now, subject=run.run_id,
-        data=RunFinishedData(
-            run_id=run.run_id, pipeline=run.pipeline, run_key=run.run_key,
-            outcome=outcome,  # type: ignore[arg-type]  # one of the three run outcomes
-        ),
-        sckey=f"pipeline/{run.pipeline}",
+        data=build(RunFinishedData, None, run_id=run.run_id, pipeline=run.pipeline,
+                   run_key=run.run_key, outcome=outcome),
     )
     ctx.publish(None, f"pipeline/{run.pipeline}", finished)
-    pipe = ctx.state.misc_for_update(pipe_key(cp.name), _new_pipe())
+    if cp.max_active_runs is None:
+        return
+    pipe = ctx.state.misc_for_update(pipe_key(cp.name), new_pipe())
     if run.run_id in pipe["active"]:
         pipe["active"].remove(run.run_id)
     if run.run_id in pipe["waiting"]:

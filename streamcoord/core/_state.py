@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from streamcoord.core._models import build
 from streamcoord.events.models import TimerFired, TimerFiredData
 
 __all__ = ["VERSION", "CoordinatorState", "RunState", "StageState"]
@@ -242,13 +243,9 @@ class CoordinatorState:
 def timer_event(timer_id: str, run_id: str, timer: list[Any]) -> TimerFired:
     """The event a timer produces when it fires."""
     due = datetime.fromisoformat(timer[0])
-    return TimerFired(
-        id=timer_id,
-        source=TIMER_SOURCE,
-        time=due,
-        data=TimerFiredData(
-            timer_id=timer_id, purpose=timer[1], run_id=run_id, stage=timer[2],
-            attempt=timer[3], due=due,
-        ),
-        sckey=run_id.split("#", 1)[0],
+    return build(
+        TimerFired, {"sckey": run_id.split("#", 1)[0]},
+        id=timer_id, source=TIMER_SOURCE, time=due,
+        data=build(TimerFiredData, None, timer_id=timer_id, purpose=timer[1], run_id=run_id,
+                   stage=timer[2], attempt=timer[3], due=due),
     )

@@ -1,0 +1,42 @@
+"""Golden replays: committed event logs and the exact decisions they must produce.
+
+Regenerate after an intended behaviour change with ``STREAMCOORD_REGEN_GOLDEN=1 pytest
+tests/unit/core/test_golden.py`` and review the diff of ``expected.jsonl``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from streamcoord.core import Catalog
+from streamcoord.core.replay import parse_log, replay, step_json
+from streamcoord.spec.loader import load_specs
+
+GOLDEN = Path(__file__).parents[2] / "golden" / "core"
+CASES = sorted(p for p in GOLDEN.iterdir() if (p / "log.jsonl").exists())
+
+
+def _output(case: Path, partitions: int) -> str:
+    loaded = load_specs([case / "spec.yaml"])
+    assert not loaded.problems
+    catalog = Catalog.build(loaded.pipelines, loaded.pools)
+    lines = (case / "log.jsonl").read_text().splitlines()
+    result = replay(catalog, parse_log(lines), partitions=partitions)
+    return "".join(step_json(r).decode() + "\n" for r in result.records)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_replay_matches_the_recorded_decisions(case: Path) -> None:
+    expected = case / "expected.jsonl"
+    actual = _output(case, 1)
+    if os.environ.get("STREAMCOORD_REGEN_GOLDEN"):
+        expected.write_text(actual)
+    assert actual == expected.read_text()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_replay_is_byte_identical_when_repeated(case: Path) -> None:
+    assert _output(case, 3) == _output(case, 3)
