@@ -71,8 +71,22 @@ class WorkerStatus:
     skipped: int = 0
     shutdown_failures: int = 0
 
+    def __post_init__(self) -> None:
+        self._changed = asyncio.Event()
+
+    def bump(self, counter: str) -> None:
+        """Add one to ``counter`` and wake whoever waits for a change."""
+        setattr(self, counter, getattr(self, counter) + 1)
+        self._changed.set()
+
+    async def wait_until(self, predicate: Callable[[WorkerStatus], bool]) -> None:
+        """Return once ``predicate(self)`` holds (it is checked after every change)."""
+        while not predicate(self):
+            self._changed.clear()
+            await self._changed.wait()
+
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
 
 @dataclass(frozen=True)
@@ -257,18 +271,18 @@ class Worker:
         slot = _Slot(tp, tracker, record.offset)
         task = asyncio.create_task(self._attempt(runner, ctx, handler, slot))
         self._running[task] = ctx
-        self.status.started += 1
+        self.status.bump("started")
 
     def _trigger_of(self, tp: TopicPartition, record: ConsumerRecord) -> StageTrigger | None:
         try:
             event = decode(record.value, record.headers or ())
         except EventDecodeError as error:
             log.warning("%s@%d is not an event (%s); skipped", tp, record.offset, error)
-            self.status.skipped += 1
+            self.status.bump("skipped")
             return None
         if not isinstance(event, StageTrigger):
             log.warning("%s@%d is a %s, not a trigger; skipped", tp, record.offset, event.type)
-            self.status.skipped += 1
+            self.status.bump("skipped")
             return None
         return event
 
@@ -276,7 +290,7 @@ class Worker:
         key = trigger.data.idempotency_key
         if key in self._keys:
             log.info("trigger %s delivered again (%s here); not run twice", key, self._keys[key])
-            self.status.duplicates += 1
+            self.status.bump("duplicates")
             return None
         handler = self.registry.resolve(trigger)
         if handler is None:
@@ -284,7 +298,7 @@ class Worker:
                 "no handler for %s.%s on this worker; trigger %s left to other worker groups",
                 trigger.data.pipeline, trigger.data.stage, key,
             )  # fmt: skip
-            self.status.skipped += 1
+            self.status.bump("skipped")
             return None
         self._remember(key, "running")
         return handler
@@ -311,7 +325,7 @@ class Worker:
         finally:
             self._running.pop(asyncio.current_task(), None)  # type: ignore[arg-type]  # in a task
         self._remember(ctx.idempotency_key, "done")
-        self.status.finished += 1
+        self.status.bump("finished")
         if self._trackers.get(slot.tp) is slot.tracker:  # not handed over to another member
             slot.tracker.finish(slot.offset)
 
@@ -347,6 +361,7 @@ class Worker:
             )
             for task in late:
                 task.cancel()  # the runner reports a retryable "worker shut down" failure
-            self.status.shutdown_failures += len(late)
+            for _ in late:
+                self.status.bump("shutdown_failures")
             await asyncio.gather(*late, return_exceptions=True)
         await self._commit(consumer)
