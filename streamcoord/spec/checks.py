@@ -246,10 +246,10 @@ def _stage_expressions(path: FieldPath, stage: Stage) -> Iterator[_Expr]:
         yield (*path, "condition"), stage.condition, CONDITION_VARIABLES
     for index, need in enumerate(stage.needs):
         if isinstance(need, Need):
-            for name in ("run_key", "watermark"):
-                source = getattr(need, name)
-                if source is not None:
-                    yield (*path, "needs", index, name), source, NEED_VARIABLES
+            if need.run_key is not None:
+                yield (*path, "needs", index, "run_key"), need.run_key, NEED_VARIABLES
+            if need.watermark is not None:
+                yield (*path, "needs", index, "watermark"), need.watermark, CONDITION_VARIABLES
 
 
 def _expression(

@@ -48,11 +48,12 @@ __all__ = [
 EVENT_VARIABLES: frozenset[str] = frozenset({"event"})
 #: Names bound when a pipeline's run key is evaluated (``schedule`` only for schedule ticks).
 RUN_KEY_VARIABLES: frozenset[str] = frozenset({"event", "schedule"})
-#: Names bound when a need's ``run_key`` or ``watermark`` mapping is evaluated.
-NEED_VARIABLES: frozenset[str] = frozenset({"run_key"})
-#: Names bound when a stage's condition or params are evaluated.
+#: Names bound when a need's ``run_key`` mapping is evaluated.
+NEED_VARIABLES: frozenset[str] = frozenset({"run_key", "event", "params"})
+#: Names bound when a stage's condition, params or a need's ``watermark`` are evaluated:
+#: ``upstream`` maps each succeeded need (``stage`` or ``pipeline.stage``) to its outputs.
 CONDITION_VARIABLES: frozenset[str] = frozenset(
-    {"event", "run_key", "run_id", "pipeline", "stage", "upstream"}
+    {"event", "run_key", "params", "pipeline", "upstream"}
 )
 
 # Functions the Rust core of CEL implements natively; operators (`_+_`, `@in`) are always allowed.
