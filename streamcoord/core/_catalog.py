@@ -99,10 +99,11 @@ class Catalog:
     @classmethod
     def build(cls, pipelines: Sequence[Pipeline], pools: Sequence[Pool] = ()) -> Catalog:
         """Compile and index the specs; raises :class:`SpecError` listing every problem."""
-        problems: list[str] = []
         names = [p.name for p in pipelines]
-        for dup in sorted({n for n in names if names.count(n) > 1}):
-            problems.append(f"pipeline {dup!r} is defined more than once")
+        problems = [
+            f"pipeline {dup!r} is defined more than once"
+            for dup in sorted({n for n in names if names.count(n) > 1})
+        ]
         pool_map = {p.name: p for p in pools}
         compiled: dict[str, CompiledPipeline] = {}
         for pipeline in pipelines:
@@ -203,7 +204,8 @@ def _compile_pipeline(
     by_name = {s.name: s for s in pipeline.stages}
     stages = {
         name: _compile_stage(
-            pipeline, by_name[name], i, needs[name], tuple(downstream[name]), pools, where
+            pipeline, by_name[name], i, needs=needs[name], downstream=tuple(downstream[name]),
+            pools=pools, where=where,
         )
         for i, name in enumerate(order)
     }
@@ -241,6 +243,7 @@ def _compile_stage(
     pipeline: Pipeline,
     stage: Stage,
     index: int,
+    *,
     needs: tuple[CompiledNeed, ...],
     downstream: tuple[str, ...],
     pools: Mapping[str, Pool],

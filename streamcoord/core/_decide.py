@@ -138,14 +138,16 @@ _on_heartbeat = _stage_event(
     StageRef, lambda ctx, cp, run, d: ex.on_heartbeat(ctx, cp, run, d.stage, d.attempt))
 _on_succeeded = _stage_event(
     StageSucceededData,
-    lambda ctx, cp, run, d: ex.on_succeeded(ctx, cp, run, d.stage, d.attempt, d.outputs))
+    lambda ctx, cp, run, d: ex.on_succeeded(ctx, cp, run, d.stage, attempt=d.attempt,
+                                            outputs=d.outputs))
 _on_failed = _stage_event(
     StageFailedData,
-    lambda ctx, cp, run, d: ex.on_failed(ctx, cp, run, d.stage, d.attempt, d.error,
-                                         d.retryable))
+    lambda ctx, cp, run, d: ex.on_failed(ctx, cp, run, d.stage, attempt=d.attempt, error=d.error,
+                                         retryable=d.retryable))
 _on_progress = _stage_event(
     StageProgressData,
-    lambda ctx, cp, run, d: ex.on_progress(ctx, cp, run, d.stage, d.attempt, d.watermark))
+    lambda ctx, cp, run, d: ex.on_progress(ctx, cp, run, d.stage, attempt=d.attempt,
+                                           watermark=d.watermark))
 
 
 def _on_timer(ctx: Context) -> None:

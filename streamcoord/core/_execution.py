@@ -84,7 +84,7 @@ def _arm_heartbeat(ctx: Context, cp: CompiledPipeline, run: RunState, name: str)
 
 
 def on_progress(
-    ctx: Context, cp: CompiledPipeline, run: RunState, name: str, attempt: int,
+    ctx: Context, cp: CompiledPipeline, run: RunState, name: str, *, attempt: int,
     watermark: datetime | None,
 ) -> None:
     on_heartbeat(ctx, cp, run, name, attempt)
@@ -100,7 +100,7 @@ def on_progress(
 
 
 def on_succeeded(
-    ctx: Context, cp: CompiledPipeline, run: RunState, name: str, attempt: int,
+    ctx: Context, cp: CompiledPipeline, run: RunState, name: str, *, attempt: int,
     outputs: dict[str, Any],
 ) -> None:
     if not _attempt_ok(ctx, run, name, attempt, "succeeded"):
@@ -115,7 +115,7 @@ def on_succeeded(
 
 
 def on_failed(
-    ctx: Context, cp: CompiledPipeline, run: RunState, name: str, attempt: int,
+    ctx: Context, cp: CompiledPipeline, run: RunState, name: str, *, attempt: int,
     error: str, retryable: bool,
 ) -> None:
     if not _attempt_ok(ctx, run, name, attempt, "failed"):
@@ -124,11 +124,11 @@ def on_failed(
     if stage.status not in _LIVE:
         ctx.reject("illegal_transition", f"{run.run_id} {name}: failed while {stage.status}")
         return
-    _fail(ctx, cp, run, name, "failed", error, retryable)
+    _fail(ctx, cp, run, name, status="failed", error=error, retryable=retryable)
 
 
 def _fail(
-    ctx: Context, cp: CompiledPipeline, run: RunState, name: str, status: str, error: str,
+    ctx: Context, cp: CompiledPipeline, run: RunState, name: str, *, status: str, error: str,
     retryable: bool,
 ) -> None:
     stage = run.stages[name]
@@ -160,7 +160,7 @@ def on_timer(ctx: Context, cp: CompiledPipeline, run: RunState, data: Any) -> No
         _retry_now(ctx, cp, run, name)
     else:
         label = "execution timeout" if purpose == "timeout" else "heartbeat timeout"
-        _fail(ctx, cp, run, name, "timed_out", label, retryable=True)
+        _fail(ctx, cp, run, name, status="timed_out", error=label, retryable=True)
 
 
 def _retry_now(ctx: Context, cp: CompiledPipeline, run: RunState, name: str) -> None:

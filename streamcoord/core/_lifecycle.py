@@ -20,8 +20,8 @@ from streamcoord.events.models import (
 
 __all__ = [
     "complete_stage",
-    "new_pipe",
     "finish_run",
+    "new_pipe",
     "pipe_key",
     "settle",
     "start_run",
@@ -85,16 +85,19 @@ def _evaluate(ctx: Context, cp: CompiledPipeline, run: RunState, cs: CompiledSta
         return False
     caused = _causes(run, cs)
     if result != "ready":
-        _end(ctx, run, cs.name, result, f"trigger rule {cs.trigger_rule}: {result}", caused)
+        _end(ctx, run, cs.name, status=result, reason=f"trigger rule {cs.trigger_rule}: {result}",
+             caused=caused)
         return True
     if cs.condition is not None:
         try:
             holds = cs.condition.evaluate(variables(run, cp)) is True
         except ValueError as exc:
-            _end(ctx, run, cs.name, "failed", f"condition could not be evaluated: {exc}", caused)
+            _end(ctx, run, cs.name, status="failed",
+                 reason=f"condition could not be evaluated: {exc}", caused=caused)
             return True
         if not holds:
-            _end(ctx, run, cs.name, "skipped", f"condition {cs.condition.source} is false", caused)
+            _end(ctx, run, cs.name, status="skipped",
+                 reason=f"condition {cs.condition.source} is false", caused=caused)
             return True
     stage = run.stages[cs.name]
     stage.status = "ready"
@@ -132,7 +135,7 @@ def _causes(run: RunState, cs: CompiledStage) -> list[str]:
 
 
 def _end(
-    ctx: Context, run: RunState, name: str, status: str, reason: str, caused: list[str]
+    ctx: Context, run: RunState, name: str, *, status: str, reason: str, caused: list[str]
 ) -> None:
     stage = run.stages[name]
     stage.status = status

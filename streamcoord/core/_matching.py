@@ -81,7 +81,8 @@ def _arrival_trigger(
     view: dict[str, Any],
 ) -> None:
     env = {"event": view}
-    assert ct.dataset is not None and ct.partition is not None  # compiled for data triggers
+    assert ct.dataset is not None  # compiled for data triggers
+    assert ct.partition is not None
     try:
         dataset = str(ct.dataset.evaluate(env))
         partition = str(ct.partition.evaluate(env))

@@ -15,7 +15,7 @@ _MASK = 0xFFFFFFFF
 
 
 def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (``org.apache.kafka.common.utils.Utils.murmur2``) as an unsigned 32-bit int."""
+    """Kafka's murmur2 (``Utils.murmur2`` in the Java client) as an unsigned 32-bit int."""
     length = len(data)
     h = (0x9747B28C ^ length) & _MASK
     whole = length & ~3

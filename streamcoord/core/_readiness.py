@@ -35,7 +35,7 @@ def need_outcome(run: RunState, need: CompiledNeed, target: str | None) -> str:
     return "K" if status in _SKIPPED else "P"
 
 
-def verdict(stage: CompiledStage, outcomes: list[str]) -> Verdict:
+def verdict(stage: CompiledStage, outcomes: list[str]) -> Verdict:  # noqa: PLR0911  # a rule table reads best as early returns
     """Apply ``stage.trigger_rule`` to its needs' outcomes."""
     if not outcomes:
         return "ready"

@@ -38,7 +38,7 @@ class StageState:
 
     __slots__ = ("attempt", "caused_by", "done_by", "outputs", "reason", "status", "watermark")
 
-    def __init__(
+    def __init__(  # noqa: PLR0917  # positional so load() can splat the compact list form
         self,
         status: str = "pending",
         attempt: int = 0,

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
-
 from streamcoord.core import (
     Catalog,
     CoordinatorState,
@@ -94,9 +93,11 @@ def test_cancel_stops_the_run_and_later_reports_are_rejected_or_ignored() -> Non
     decide(catalog, state, _go("k"), T0)
     decide(catalog, state, RunCancel(id="c", source="cli", data={"run_id": "p/k"}), T0)
     run = state.run("p/k")
-    assert run is not None and run.status == "cancelled"
+    assert run is not None
+    assert run.status == "cancelled"
     late = decide(catalog, state, StageSucceeded(id="s", source="x", data=_ref("p/k", "a")), T0)
-    assert late.rejection is not None and late.rejection.code == "illegal_transition"
+    assert late.rejection is not None
+    assert late.rejection.code == "illegal_transition"
 
 
 def test_manual_retry_reopens_upstream_failed_stages() -> None:
