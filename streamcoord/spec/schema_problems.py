@@ -172,6 +172,9 @@ def _describe(item: _Located) -> tuple[str, str]:
         value = error.get("input")
         options = [str(arg) for arg in get_args(_unwrap(_child_type(item.field_type, name)))]
         return f"{value!r} is not allowed", _closest(str(value), options, listing=True)
+    if kind == "string_pattern_mismatch" and name in ("name", "pool"):
+        hint = "lower-case letters, digits, '_' and '-', starting with a letter"
+        return f"{error.get('input')!r} is not a valid name", hint
     return f"{error['msg']}{_got(error.get('input'))}", ""
 
 

@@ -1,0 +1,39 @@
+"""Every class of validation message, pinned by a corpus of broken specs.
+
+Each ``tests/golden/spec/<case>.yaml`` is validated alone (topics from ``topics/topics.yaml``
+there) and its printed problems must equal ``<case>.expected``. To accept new output after an
+intended change: ``STREAMCOORD_UPDATE_GOLDEN=1 pytest tests/unit/spec/test_golden.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from streamcoord.spec import validate_paths
+
+GOLDEN = Path(__file__).parents[2] / "golden" / "spec"
+CASES = sorted(GOLDEN.glob("*.yaml"))
+UPDATE = os.environ.get("STREAMCOORD_UPDATE_GOLDEN") == "1"
+
+
+def render(case: Path) -> str:
+    report = validate_paths([case.name], topics_file=Path("topics/topics.yaml"))
+    return "".join(f"{problem}\n" for problem in report.problems)
+
+
+def test_the_corpus_is_there() -> None:
+    assert len(CASES) >= 10
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.stem for case in CASES])
+def test_messages_match_golden(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(GOLDEN)
+    actual = render(case)
+    expected_file = case.with_suffix(".expected")
+    if UPDATE:
+        expected_file.write_text(actual, encoding="utf-8")
+    assert actual, f"{case.name} is in the broken corpus but validates"
+    assert actual == expected_file.read_text(encoding="utf-8")
