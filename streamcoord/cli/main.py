@@ -16,7 +16,9 @@ from rich.text import Text
 
 from streamcoord import __version__
 from streamcoord.cli import dev, graph, topics, validate
+from streamcoord.cli import inspect as inspect_cli
 from streamcoord.cli import replay as replay_cli
+from streamcoord.cli import run as run_cli
 from streamcoord.errors import StreamcoordError
 
 __all__ = ["app", "main"]
@@ -41,6 +43,10 @@ app.add_typer(topics.app, name="topics")
 app.command("validate")(validate.validate)
 app.command("graph")(graph.graph)
 app.command("replay")(replay_cli.replay_command)
+app.command("run")(run_cli.run)
+app.command("status")(inspect_cli.status)
+app.command("runs")(inspect_cli.runs)
+app.command("explain")(inspect_cli.explain)
 # ---- end of command registrations ----------------------------------------------------------
 
 

@@ -1,0 +1,52 @@
+"""Options and loaders that several commands share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streamcoord.core import Catalog
+from streamcoord.errors import SpecError
+from streamcoord.kafka.settings import KafkaSettings
+from streamcoord.spec.validation import validate_paths
+
+__all__ = ["BootstrapOption", "ConfigOption", "kafka_settings", "load_catalog"]
+
+BootstrapOption = Annotated[
+    str | None,
+    typer.Option(
+        "--bootstrap-servers",
+        "-b",
+        help="Kafka bootstrap servers (default: settings, then 127.0.0.1:9092).",
+        envvar="STREAMCOORD_KAFKA_BOOTSTRAP_SERVERS",
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Settings file (Kafka client settings: security_protocol, sasl_*, ssl_*).",
+        envvar="STREAMCOORD_CONFIG",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
+def kafka_settings(bootstrap_servers: str | None, config: Path | None) -> KafkaSettings:
+    """Settings from the config file and environment, with the command line on top."""
+    return KafkaSettings.load(config, bootstrap_servers=bootstrap_servers)
+
+
+def load_catalog(paths: list[Path]) -> Catalog:
+    """Load and check specs; every problem is reported, then the command stops."""
+    report = validate_paths(paths)
+    if report.problems:
+        listing = "\n".join(str(problem) for problem in report.problems)
+        raise SpecError(
+            f"the specs do not validate:\n{listing}",
+            hint="`streamcoord validate PATH...` shows the same list",
+        )
+    return Catalog.build(report.specs.pipelines, report.specs.pools)

@@ -1,0 +1,11 @@
+"""The coordinator service: the pure core wrapped in aiokafka, exactly once.
+
+One consumer group reads ``streamcoord.events``. Each assigned partition gets its own state
+(restored from the compacted ``streamcoord.state`` changelog) and its own transactional producer,
+so the triggers, records, changelog deltas and consumed offsets of one batch commit together.
+"""
+
+from streamcoord.runtime.coordinator import Coordinator
+from streamcoord.runtime.settings import CoordinatorSettings, TopicNames
+
+__all__ = ["Coordinator", "CoordinatorSettings", "TopicNames"]

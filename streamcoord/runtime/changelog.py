@@ -1,0 +1,61 @@
+"""Restoring one partition's state from the compacted changelog topic.
+
+Under ``read_committed`` ``end_offsets()`` is the last stable offset, and transaction markers
+occupy offsets of their own, so the restore ends when the consumer's *position* reaches the end,
+not when a record with offset ``end - 1`` arrives (that record may be a marker).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+__all__ = ["RestoredChangelog", "read_changelog"]
+
+
+@dataclass(frozen=True)
+class RestoredChangelog:
+    items: dict[str, bytes]
+    records: int
+    seconds: float
+
+
+async def read_changelog(
+    client_kwargs: Mapping[str, Any], topic: str, partition: int, *, deadline_s: float = 300.0
+) -> RestoredChangelog:
+    """The last value of every live key in one changelog partition, up to the stable end."""
+    started = time.monotonic()
+    tp = TopicPartition(topic, partition)
+    consumer = AIOKafkaConsumer(
+        **client_kwargs,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    await consumer.start()
+    items: dict[str, bytes] = {}
+    records = 0
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        while await consumer.position(tp) < end:
+            if time.monotonic() - started > deadline_s:
+                raise TimeoutError(f"restoring {topic}[{partition}] took over {deadline_s:.0f}s")
+            batch = await consumer.getmany(tp, timeout_ms=500, max_records=10_000)
+            for message in batch.get(tp, ()):
+                records += 1
+                key = message.key.decode() if message.key is not None else ""
+                if message.value is None:
+                    items.pop(key, None)
+                else:
+                    items[key] = message.value
+    finally:
+        await consumer.stop()
+    return RestoredChangelog(items, records, time.monotonic() - started)

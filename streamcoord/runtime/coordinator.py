@@ -1,0 +1,229 @@
+"""The coordinator service: one consumer group member, many partition workers, durable timers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from streamcoord.core import Catalog, partition_key_for
+from streamcoord.events.codec import encode
+from streamcoord.runtime.partition import PartitionWorker
+from streamcoord.runtime.settings import CoordinatorSettings
+
+__all__ = ["Coordinator", "CoordinatorStatus"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CoordinatorStatus:
+    """What the health check and the progress display report."""
+
+    consuming: bool = False
+    assigned: list[int] = field(default_factory=list)
+    batches: int = 0
+    consumed: int = 0
+    published: int = 0
+    dead_letters: int = 0
+    timers_fired: int = 0
+    last_batch_at: float | None = None
+    errors: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "consuming": self.consuming,
+            "assigned_partitions": self.assigned,
+            "batches": self.batches,
+            "consumed": self.consumed,
+            "published": self.published,
+            "dead_letters": self.dead_letters,
+            "timers_fired": self.timers_fired,
+            "errors": self.errors,
+            "seconds_since_last_batch": (
+                None if self.last_batch_at is None else time.monotonic() - self.last_batch_at
+            ),
+        }
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
+    def __init__(self, coordinator: Coordinator) -> None:
+        self._coordinator = coordinator
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._coordinator.release(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._coordinator.adopt(assigned)
+
+
+class Coordinator:
+    """Consume events, decide with the pure core, commit each batch exactly once."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        settings: CoordinatorSettings,
+        client_kwargs: Mapping[str, Any],
+    ) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self.status = CoordinatorStatus()
+        self._client_kwargs = dict(client_kwargs)
+        self._workers: dict[int, PartitionWorker] = {}
+        # Held while a batch is decided and committed, and while partitions change hands, so a
+        # rebalance never closes a producer in the middle of a transaction.
+        self._lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._timer_producer: AIOKafkaProducer | None = None
+        self._partitions = 0
+        self.ready = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then leave the group cleanly."""
+        topics = self.settings.topics
+        consumer = AIOKafkaConsumer(
+            **self._client_kwargs,
+            group_id=self.settings.group_id,
+            group_instance_id=self.settings.instance_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=self.settings.max_batch,
+        )
+        self._timer_producer = AIOKafkaProducer(
+            **self._client_kwargs, enable_idempotence=True, acks="all", linger_ms=2
+        )
+        await self._timer_producer.start()
+        await consumer.start()
+        self._consumer = consumer
+        try:
+            self._partitions = await self._partition_count(consumer, topics.events)
+            consumer.subscribe([topics.events], listener=_Rebalance(self))
+            self.status.consuming = True
+            await self._loop(consumer, stop)
+        finally:
+            self.status.consuming = False
+            await self._shutdown(consumer)
+
+    async def _partition_count(self, consumer: AIOKafkaConsumer, topic: str) -> int:
+        for _ in range(50):
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions:
+                return len(partitions)
+            await consumer._client.force_metadata_update()
+        from streamcoord.errors import ConfigError  # noqa: PLC0415
+
+        raise ConfigError(
+            f"topic {topic} does not exist", hint="create it with `streamcoord topics apply`"
+        )
+
+    async def _loop(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                fetch = asyncio.ensure_future(
+                    consumer.getmany(
+                        timeout_ms=self._poll_timeout_ms(), max_records=self.settings.max_batch
+                    )
+                )
+                done, _ = await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if fetch not in done:
+                    fetch.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, KafkaError):
+                        await fetch
+                    break
+                await self._process(consumer, fetch.result())
+                await self._fire_due_timers()
+        finally:
+            stopping.cancel()
+
+    def _poll_timeout_ms(self) -> int:
+        timeout = self.settings.poll_timeout_ms
+        dues = [d for w in self._workers.values() if (d := w.timers.next_due()) is not None]
+        if dues:
+            wait_ms = (min(dues) - datetime.now(UTC)).total_seconds() * 1000
+            timeout = max(0, min(timeout, int(wait_ms)))
+        return timeout
+
+    async def _process(
+        self, consumer: AIOKafkaConsumer, batch: Mapping[TopicPartition, list[Any]]
+    ) -> None:
+        for tp, records in sorted(batch.items(), key=lambda item: item[0].partition):
+            if not records:
+                continue
+            async with self._lock:
+                worker = self._workers.get(tp.partition)
+                if worker is None:  # revoked while the fetch was in flight
+                    continue
+                try:
+                    outcome = await worker.process(records)
+                except (KafkaError, TimeoutError) as exc:
+                    self.status.errors += 1
+                    log.warning("batch on %s failed (%s); deciding it again", tp, exc)
+                    consumer.seek(tp, records[0].offset)
+                    continue
+            status = self.status
+            status.batches += 1
+            status.consumed += outcome.consumed
+            status.published += outcome.published
+            status.dead_letters += outcome.dead_letters
+            status.last_batch_at = time.monotonic()
+
+    async def _fire_due_timers(self) -> None:
+        """Produce every due timer's event onto the events topic; the core dedups refires."""
+        producer = self._timer_producer
+        if producer is None:
+            return
+        now = datetime.now(UTC)
+        for worker in list(self._workers.values()):
+            for event in worker.timers.pop_due(now):
+                value, headers = encode(event)
+                await producer.send_and_wait(
+                    self.settings.topics.events,
+                    key=partition_key_for(event).encode(),
+                    value=value,
+                    headers=headers,
+                )
+                self.status.timers_fired += 1
+
+    async def adopt(self, assigned: set[TopicPartition]) -> None:
+        """Restore each newly assigned partition before any of its records is processed."""
+        async with self._lock:
+            for tp in sorted(assigned, key=lambda t: t.partition):
+                if tp.partition in self._workers:
+                    continue
+                self._workers[tp.partition] = await PartitionWorker.restore(
+                    tp, self._partitions, self.catalog, self.settings, self._client_kwargs
+                )
+            self.status.assigned = sorted(self._workers)
+        self.ready.set()
+
+    async def release(self, revoked: set[TopicPartition]) -> None:
+        """Close the producers of partitions handed to another member (after the open batch)."""
+        async with self._lock:
+            for tp in revoked:
+                worker = self._workers.pop(tp.partition, None)
+                if worker is not None:
+                    await worker.close()
+            self.status.assigned = sorted(self._workers)
+
+    async def _shutdown(self, consumer: AIOKafkaConsumer) -> None:
+        with contextlib.suppress(Exception):
+            await consumer.stop()  # leaves the group; offsets were committed in transactions
+        async with self._lock:
+            for worker in self._workers.values():
+                with contextlib.suppress(Exception):
+                    await worker.close()
+            self._workers.clear()
+        if self._timer_producer is not None:
+            with contextlib.suppress(Exception):
+                await self._timer_producer.stop()

@@ -1,0 +1,250 @@
+"""One owned partition of the events topic: its state, its timers and its transactional producer.
+
+A batch of records becomes one Kafka transaction: every command the core returned, the changelog
+deltas of the keys it changed, dead letters, and the consumed offset. If the transaction fails,
+the state is rolled back to its pre-batch savepoint and the consumer is rewound to the batch's
+first offset, so the batch is decided again from the same state: nothing is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from streamcoord.core import (
+    CancelTimer,
+    Catalog,
+    CoordinatorState,
+    Publish,
+    SetTimer,
+    decide,
+)
+from streamcoord.errors import EventError
+from streamcoord.events.codec import decode, encode
+from streamcoord.runtime.changelog import read_changelog
+from streamcoord.runtime.deadletter import DeadLetter, dead_letter_headers
+from streamcoord.runtime.settings import CoordinatorSettings
+from streamcoord.runtime.timers import TimerQueue
+
+__all__ = ["BatchOutcome", "PartitionWorker", "transactional_id"]
+
+log = logging.getLogger(__name__)
+
+
+def transactional_id(group_id: str, topic: str, partition: int) -> str:
+    """One producer per input partition: aiokafka commits offsets without KIP-447 fencing."""
+    return f"{group_id}.{topic}.{partition}"
+
+
+@dataclass
+class BatchOutcome:
+    """What one committed batch did, for metrics, progress and tests."""
+
+    consumed: int = 0
+    published: int = 0
+    dead_letters: int = 0
+    changed_keys: int = 0
+    timer_changes: list[SetTimer | CancelTimer] = field(default_factory=list)
+
+
+class PartitionWorker:
+    """Decides and commits the records of one events-topic partition."""
+
+    def __init__(
+        self,
+        tp: TopicPartition,
+        state: CoordinatorState,
+        catalog: Catalog,
+        settings: CoordinatorSettings,
+        client_kwargs: Mapping[str, Any],
+    ) -> None:
+        self.tp = tp
+        self.state = state
+        self.catalog = catalog
+        self.settings = settings
+        self.timers = TimerQueue()
+        self._client_kwargs = client_kwargs
+        self._producer: AIOKafkaProducer | None = None
+        for due, timer_id, event in state.timers():
+            self.timers.arm(timer_id, due, event)
+
+    @classmethod
+    async def restore(
+        cls,
+        tp: TopicPartition,
+        partitions: int,
+        catalog: Catalog,
+        settings: CoordinatorSettings,
+        client_kwargs: Mapping[str, Any],
+    ) -> PartitionWorker:
+        """Fence older producers of this partition, then rebuild its state from the changelog."""
+        worker = cls(
+            tp, CoordinatorState.empty(tp.partition, partitions), catalog, settings, client_kwargs
+        )
+        # Starting the transactional producer first aborts a zombie's open transaction, so the
+        # changelog read below ends at a stable offset that includes everything committed.
+        await worker._start_producer()
+        restored = await read_changelog(client_kwargs, settings.topics.state, tp.partition)
+        worker.state = CoordinatorState.load(tp.partition, partitions, restored.items.items())
+        for due, timer_id, event in worker.state.timers():
+            worker.timers.arm(timer_id, due, event)
+        log.info(
+            "restored partition %s: %d keys from %d changelog records in %.3fs, %d timers",
+            tp.partition, len(restored.items), restored.records, restored.seconds,
+            len(worker.timers),
+        )  # fmt: skip
+        return worker
+
+    async def _start_producer(self) -> None:
+        producer = AIOKafkaProducer(
+            **self._client_kwargs,
+            transactional_id=transactional_id(
+                self.settings.group_id, self.tp.topic, self.tp.partition
+            ),
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+            transaction_timeout_ms=int(self.settings.transaction_timeout_s * 2000),
+        )
+        await producer.start()
+        self._producer = producer
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> BatchOutcome:
+        """Decide ``records`` and commit everything they caused in one transaction.
+
+        Raises on a failed transaction after aborting it; the caller rewinds the consumer.
+        """
+        if self._producer is None:
+            await self._start_producer()
+        producer = self._producer
+        assert producer is not None
+        state = self.state
+        # decide() changes the state in place; the savepoint lets a failed transaction undo it.
+        state.savepoint()
+        outcome = BatchOutcome(consumed=len(records))
+        changed: set[str] = set()
+        sends: list[Awaitable[Any]] = []
+        await producer.begin_transaction()
+        try:
+            for record in records:
+                state = await self._decide_one(
+                    record, state, producer=producer, sends=sends, changed=changed, outcome=outcome
+                )
+            topics = self.settings.topics
+            sends.extend([
+                await producer.send(
+                    topics.state, key=key.encode(), value=state.dump_key(key),
+                    partition=self.tp.partition,
+                )
+                for key in sorted(changed)
+            ])  # fmt: skip
+            await producer.send_offsets_to_transaction(
+                {self.tp: records[-1].offset + 1}, self.settings.group_id
+            )
+            await asyncio.gather(*sends)
+            await asyncio.wait_for(
+                producer.commit_transaction(), self.settings.transaction_timeout_s
+            )
+        except BaseException:
+            state.rollback()
+            await self._abandon(producer)
+            raise
+        self.state = state
+        outcome.changed_keys = len(changed)
+        self._apply_timer_changes(outcome.timer_changes)
+        return outcome
+
+    async def _decide_one(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        state: CoordinatorState,
+        *,
+        producer: AIOKafkaProducer,
+        sends: list[Awaitable[Any]],
+        changed: set[str],
+        outcome: BatchOutcome,
+    ) -> CoordinatorState:
+        headers = list(record.headers or ())
+        try:
+            event = decode(record.value, headers, max_bytes=self.settings.max_event_bytes)
+        except EventError as exc:
+            reason = str(getattr(exc, "reason", "invalid_event"))
+            sends.append(await self._dead_letter(producer, record, headers, reason, exc.message))
+            outcome.dead_letters += 1
+            return state
+        now = datetime.fromtimestamp(record.timestamp / 1000, tz=UTC)
+        step = decide(self.catalog, state, event, now)
+        if step.rejection is not None:
+            sends.append(
+                await self._dead_letter(
+                    producer, record, headers, step.rejection.code, step.rejection.reason
+                )
+            )
+            outcome.dead_letters += 1
+        changed.update(step.changed_keys)
+        for command in step.commands:
+            if isinstance(command, Publish):
+                sends.append(await self._publish(producer, command))
+                outcome.published += 1
+            elif isinstance(command, SetTimer | CancelTimer):
+                outcome.timer_changes.append(command)
+        return step.state
+
+    async def _publish(self, producer: AIOKafkaProducer, command: Publish) -> Awaitable[Any]:
+        topics = self.settings.topics
+        topic = topics.events if command.topic is None else topics.full(command.topic)
+        value, headers = encode(command.event)
+        sent: Awaitable[Any] = await producer.send(
+            topic, key=command.key.encode(), value=value, headers=headers
+        )
+        return sent
+
+    async def _dead_letter(
+        self,
+        producer: AIOKafkaProducer,
+        record: ConsumerRecord[bytes, bytes],
+        headers: list[tuple[str, bytes]],
+        reason: str,
+        message: str,
+    ) -> Awaitable[Any]:
+        letter = DeadLetter(reason, message, record.topic, record.partition, record.offset)
+        log.warning(
+            "dead letter %s[%d]@%d: %s: %s",
+            record.topic, record.partition, record.offset, reason, message,
+        )  # fmt: skip
+        sent: Awaitable[Any] = await producer.send(
+            self.settings.topics.deadletter,
+            key=record.key,
+            value=record.value,
+            headers=dead_letter_headers(letter, headers),
+        )
+        return sent
+
+    def _apply_timer_changes(self, changes: Sequence[SetTimer | CancelTimer]) -> None:
+        for change in changes:
+            if isinstance(change, SetTimer):
+                self.timers.arm(change.timer_id, change.due, change.event)
+            else:
+                self.timers.cancel(change.timer_id)
+
+    async def _abandon(self, producer: AIOKafkaProducer) -> None:
+        """Abort the open transaction; if even that fails, drop the producer to rebuild it."""
+        try:
+            await asyncio.wait_for(
+                producer.abort_transaction(), self.settings.transaction_timeout_s
+            )
+        except Exception:
+            log.warning("aborting the transaction of partition %s failed; rebuilding", self.tp)
+            await self.close()

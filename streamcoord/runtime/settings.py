@@ -1,0 +1,59 @@
+"""Settings of the coordinator service (environment ``STREAMCOORD_*`` or a config file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["CoordinatorSettings", "TopicNames"]
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """The topics the coordinator touches, with the shared-cluster prefix applied."""
+
+    prefix: str = ""
+
+    def full(self, name: str) -> str:
+        """A declared topic name as it exists on the cluster."""
+        return f"{self.prefix}{name}"
+
+    @property
+    def events(self) -> str:
+        return self.full("streamcoord.events")
+
+    @property
+    def state(self) -> str:
+        return self.full("streamcoord.state")
+
+    @property
+    def runs(self) -> str:
+        return self.full("streamcoord.runs")
+
+    @property
+    def deadletter(self) -> str:
+        return self.full("streamcoord.deadletter")
+
+
+class CoordinatorSettings(BaseSettings):
+    """How one coordinator process behaves; Kafka connection settings live in KafkaSettings."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMCOORD_", extra="ignore")
+
+    group_id: str = "streamcoord-coordinator"
+    topic_prefix: str = ""
+    max_batch: int = Field(500, ge=1, le=100_000, description="Records fed to the core per batch.")
+    poll_timeout_ms: int = Field(200, ge=1)
+    max_event_bytes: int = Field(1_048_576, ge=1024)
+    transaction_timeout_s: float = Field(30.0, gt=0)
+    health_host: str = "127.0.0.1"
+    health_port: int | None = Field(None, ge=0, le=65535)
+    instance_id: str | None = Field(
+        None, description="Static group membership: a quick restart keeps its partitions."
+    )
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames(self.topic_prefix)
