@@ -4,8 +4,8 @@
 
     StreamcoordError                 (retriable: bool, hint: str)
     ├── ConfigError                  settings, spec files or CLI input a user must fix
-    ├── SpecError                    a pipeline spec that does not validate (carries every problem)
-    ├── EventError                   an event that cannot be decoded or accepted (goes to dead letters)
+    ├── SpecError                    a pipeline spec that does not validate (every problem)
+    ├── EventError                   an event that cannot be decoded or accepted (dead-lettered)
     └── EnvironmentProblem           something on the machine is missing or busy (java, mvn, a port)
         └── BrokerStartError         the local Kafka broker did not come up
 
@@ -51,7 +51,7 @@ class EventError(StreamcoordError):
     """An event that cannot be decoded or accepted."""
 
 
-class EnvironmentProblem(StreamcoordError):
+class EnvironmentProblem(StreamcoordError):  # noqa: N818 - a missing tool is a problem to fix, not a code error
     """Something on this machine is missing or busy."""
 
 
