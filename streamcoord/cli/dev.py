@@ -10,6 +10,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from streamcoord.devtools.jaeger import (
+    DEFAULT_JAEGER_VERSION,
+    JaegerPorts,
+    JaegerSettings,
+    LocalJaeger,
+    binary_path,
+    build_jaeger,
+    jaeger_cached,
+    require_go,
+)
 from streamcoord.devtools.kafka import (
     DEFAULT_KAFKA_VERSION,
     SUPPORTED_KAFKA_VERSIONS,
@@ -20,9 +30,9 @@ from streamcoord.devtools.kafka import (
     resolve_jars,
     running_brokers,
 )
-from streamcoord.errors import BrokerStartError
+from streamcoord.errors import BrokerStartError, EnvironmentProblem
 
-__all__ = ["app", "kafka"]
+__all__ = ["app", "jaeger", "kafka"]
 
 app = typer.Typer(help="Local development tools.", no_args_is_help=True)
 
@@ -129,3 +139,90 @@ def _stop(settings: BrokerSettings, *, explicit_dir: bool) -> None:
         _console.print(f"Stopped the Kafka broker at {broker.bootstrap} ({broker.data_dir}).")
     if not stopped:
         _console.print(f"No detached Kafka broker for port {settings.port} is running.")
+
+
+@app.command()
+def jaeger(
+    *,
+    otlp_grpc_port: Annotated[int, typer.Option(min=1, max=65535, help="OTLP gRPC.")] = 4317,
+    otlp_http_port: Annotated[int, typer.Option(min=1, max=65535, help="OTLP HTTP.")] = 4318,
+    query_port: Annotated[int, typer.Option(min=1, max=65535, help="Query API (HTTP).")] = 16686,
+    query_grpc_port: Annotated[int, typer.Option(min=1, max=65535, help="Query gRPC.")] = 16685,
+    health_port: Annotated[int, typer.Option(min=1, max=65535, help="Health check.")] = 13133,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Start, print the addresses, return.")
+    ] = False,
+    stop: Annotated[
+        bool, typer.Option("--stop", help="Stop a detached Jaeger (found by its pid file).")
+    ] = False,
+    timeout: Annotated[float, typer.Option(min=1.0, help="Seconds to wait for startup.")] = 60.0,
+) -> None:
+    """Run Jaeger v2 on 127.0.0.1 with in-memory storage, built from source with Go.
+
+    The first run builds it with the local Go toolchain (minutes, 1-2 GB of Go caches) and
+    caches the binary (STREAMCOORD_CACHE, default ~/.cache/streamcoord); later runs need no
+    network. Send OTLP to 4317 (gRPC) or 4318 (HTTP); read traces from
+    http://127.0.0.1:16686/api/v3/traces/<trace_id>.
+    """
+    ports = JaegerPorts(otlp_grpc_port, otlp_http_port, query_port, query_grpc_port, health_port)
+    server = LocalJaeger(JaegerSettings(ports=ports, startup_timeout=timeout))
+    if stop:
+        stopped = server.stop()
+        _console.print("Jaeger stopped." if stopped else "No detached Jaeger is running.")
+        return
+    if server.running_pid() is not None:
+        if detach:
+            _console.print(f"Jaeger is already running (pid {server.running_pid()}).")
+            return
+        raise EnvironmentProblem(
+            f"a detached Jaeger is already running (pid {server.running_pid()})",
+            hint="use it, or stop it: `streamcoord dev jaeger --stop`",
+        )
+    for busy in ports.all():  # before any build: a busy port is the cheaper thing to learn
+        check_port_free(busy)
+    _build_jaeger()
+    _start_jaeger(server)
+    if detach:
+        _console.print("Stop it with [bold]streamcoord dev jaeger --stop[/].")
+        return
+    _run_jaeger_foreground(server)
+
+
+def _build_jaeger() -> None:
+    if jaeger_cached():
+        return
+    require_go()
+    target = binary_path()
+    _console.print(f"Building Jaeger {DEFAULT_JAEGER_VERSION} with Go into {target}")
+    _console.print("  (first run only: several minutes and 1-2 GB of Go module and build cache)")
+    with _console.status("Building Jaeger...") as status:
+        build_jaeger(progress=lambda line: status.update(f"Building Jaeger: {line[:90]}"))
+    _console.print(f"Jaeger built: {target}")
+
+
+def _start_jaeger(server: LocalJaeger) -> None:
+    settings = server.settings
+    with _console.status("Starting Jaeger..."):
+        server.start()
+    _console.print(f"Jaeger is ready; query API at [bold]{settings.query_url}[/]")
+    _console.print(f"  OTLP gRPC: {settings.otlp_grpc_endpoint}")
+    _console.print(f"  OTLP HTTP: {settings.otlp_http_endpoint}")
+    _console.print(f"  a trace:   {settings.query_url}/api/v3/traces/<trace_id>")
+    _console.print(f"  log:       {server.log_file}")
+
+
+def _run_jaeger_foreground(server: LocalJaeger) -> None:
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        _console.print("Press Ctrl-C to stop.")
+        code = server.wait()
+    except KeyboardInterrupt:
+        with _console.status("Stopping Jaeger..."):
+            server.stop()
+        _console.print("Jaeger stopped.")
+        return
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    raise EnvironmentProblem(
+        f"Jaeger exited on its own with code {code}", hint=f"read {server.log_file}"
+    )
