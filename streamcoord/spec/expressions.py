@@ -75,6 +75,8 @@ _STDLIB: dict[str, Callable[..., Any]] = {
 _NAMESPACES = frozenset(name.split(".")[0] for name in _STDLIB if "." in name)
 _ALLOWED_FUNCTIONS = _NATIVE_FUNCTIONS | {name.rsplit(".", 1)[-1] for name in _STDLIB}
 _PARSE_POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
+# What the binding raises when evaluation fails (it has no exception type of its own).
+_EVALUATION_ERRORS = (RuntimeError, TypeError, ValueError, IndexError, ArithmeticError)
 _EXPECTING = re.compile(r" expecting \{.*\}$")
 _COMPREHENSION_VARIABLE = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\(\s*(\w+)\s*,")
 
@@ -123,7 +125,9 @@ class CompiledExpression:
         """Evaluate with ``variables`` bound; failures raise :class:`ExpressionEvaluationError`."""
         try:
             return self.program.execute({**variables, **self.functions})
-        except (RuntimeError, TypeError, ValueError, ZeroDivisionError, OverflowError) as error:
+        except KeyError as error:
+            raise ExpressionEvaluationError(self.source, f"no such key: {error}") from error
+        except _EVALUATION_ERRORS as error:
             raise ExpressionEvaluationError(self.source, _first_line(str(error))) from error
 
 

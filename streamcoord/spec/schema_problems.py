@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import types
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -155,27 +155,51 @@ def _problem(item: _Located, document: YamlDocument) -> Problem:
 
 
 def _describe(item: _Located) -> tuple[str, str]:
-    error, kind = item.error, item.error["type"]
-    context = error.get("ctx", {})
-    name = item.path[-1] if item.path else ""
-    if kind == "extra_forbidden":
-        return f"unknown field {name!r}", _closest(str(name), _field_names(item.field_type))
-    if kind == "missing":
-        return f"missing required field {name!r}", ""
-    if kind == "union_tag_not_found":
-        tags = _tags(item)
-        return "missing 'kind'", f"add kind: one of {', '.join(tags)}"
-    if kind == "union_tag_invalid":
-        tag = str(context.get("tag", ""))
-        return f"unknown kind {tag!r}", _closest(tag, _tags(item), listing=True)
-    if kind == "literal_error":
-        value = error.get("input")
-        options = [str(arg) for arg in get_args(_unwrap(_child_type(item.field_type, name)))]
-        return f"{value!r} is not allowed", _closest(str(value), options, listing=True)
-    if kind == "string_pattern_mismatch" and name in ("name", "pool"):
-        hint = "lower-case letters, digits, '_' and '-', starting with a letter"
-        return f"{error.get('input')!r} is not a valid name", hint
+    describe = _DESCRIBERS.get(item.error["type"])
+    if describe is not None:
+        return describe(item)
+    error = item.error
     return f"{error['msg']}{_got(error.get('input'))}", ""
+
+
+def _unknown_field(item: _Located) -> tuple[str, str]:
+    name = str(item.path[-1])
+    return f"unknown field {name!r}", _closest(name, _field_names(item.field_type))
+
+
+def _missing_field(item: _Located) -> tuple[str, str]:
+    return f"missing required field {item.path[-1]!r}", ""
+
+
+def _missing_kind(item: _Located) -> tuple[str, str]:
+    return "missing 'kind'", f"add kind: one of {', '.join(_tags(item))}"
+
+
+def _unknown_kind(item: _Located) -> tuple[str, str]:
+    tag = str(item.error.get("ctx", {}).get("tag", ""))
+    return f"unknown kind {tag!r}", _closest(tag, _tags(item), listing=True)
+
+
+def _not_allowed(item: _Located) -> tuple[str, str]:
+    value = item.error.get("input")
+    field_type = _unwrap(_child_type(item.field_type, item.path[-1]))
+    options = [str(arg) for arg in get_args(field_type)]
+    return f"{value!r} is not allowed", _closest(str(value), options, listing=True)
+
+
+def _bad_name(item: _Located) -> tuple[str, str]:
+    hint = "lower-case letters, digits, '_' and '-', starting with a letter"
+    return f"{item.error.get('input')!r} is not a valid name", hint
+
+
+_DESCRIBERS: dict[str, Callable[[_Located], tuple[str, str]]] = {
+    "extra_forbidden": _unknown_field,
+    "missing": _missing_field,
+    "union_tag_not_found": _missing_kind,
+    "union_tag_invalid": _unknown_kind,
+    "literal_error": _not_allowed,
+    "string_pattern_mismatch": _bad_name,  # only names have a pattern
+}
 
 
 def _got(value: Any) -> str:
@@ -199,5 +223,3 @@ def _closest(name: str, options: Sequence[str], *, listing: bool = False) -> str
     if options and (listing or len(options) <= 12):
         return f"expected one of: {', '.join(options)}"
     return ""
-
-

@@ -83,8 +83,8 @@ def _plain(
         for key, value in node.items():
             child = (*path, key)
             keys[child] = _shift(node.lc.key(key))
-            values[child] = _own_position(value) if hasattr(value, "lc") else _shift(
-                node.lc.value(key)
+            values[child] = (
+                _own_position(value) if hasattr(value, "lc") else _shift(node.lc.value(key))
             )
             result[_scalar(key)] = _plain(value, child, values, keys)
         return result

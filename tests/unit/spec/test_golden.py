@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from streamcoord.spec import validate_paths
 
 GOLDEN = Path(__file__).parents[2] / "golden" / "spec"
