@@ -14,9 +14,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from streamcoord.core import Catalog, partition_key_for
+from streamcoord.core import Catalog, partition_for, partition_key_for
 from streamcoord.events.codec import encode
+from streamcoord.events.models import CloudEvent
 from streamcoord.runtime.partition import PartitionWorker
+from streamcoord.runtime.schedule import Schedule, ScheduleQueue, schedules_of, tick_event
 from streamcoord.runtime.settings import CoordinatorSettings
 
 __all__ = ["Coordinator", "CoordinatorStatus"]
@@ -85,6 +87,7 @@ class Coordinator:
         self._consumer: AIOKafkaConsumer | None = None
         self._timer_producer: AIOKafkaProducer | None = None
         self._partitions = 0
+        self._schedules = ScheduleQueue()
         self.ready = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -149,6 +152,8 @@ class Coordinator:
     def _poll_timeout_ms(self) -> int:
         timeout = self.settings.poll_timeout_ms
         dues = [d for w in self._workers.values() if (d := w.timers.next_due()) is not None]
+        if (tick := self._schedules.next_due()) is not None:
+            dues.append(tick)
         if dues:
             wait_ms = (min(dues) - datetime.now(UTC)).total_seconds() * 1000
             timeout = max(0, min(timeout, int(wait_ms)))
@@ -179,21 +184,35 @@ class Coordinator:
             status.last_batch_at = time.monotonic()
 
     async def _fire_due_timers(self) -> None:
-        """Produce every due timer's event onto the events topic; the core dedups refires."""
-        producer = self._timer_producer
-        if producer is None:
-            return
+        """Produce every due timer's and schedule's event; the core dedups refires."""
         now = datetime.now(UTC)
         for worker in list(self._workers.values()):
             for event in worker.timers.pop_due(now):
-                value, headers = encode(event)
-                await producer.send_and_wait(
-                    self.settings.topics.events,
-                    key=partition_key_for(event).encode(),
-                    value=value,
-                    headers=headers,
-                )
-                self.status.timers_fired += 1
+                await self._produce_time_event(event)
+        for tick in self._schedules.pop_due(now):
+            await self._produce_time_event(tick)
+
+    async def _produce_time_event(self, event: CloudEvent) -> None:
+        if self._timer_producer is None:
+            return
+        value, headers = encode(event)
+        await self._timer_producer.send_and_wait(
+            self.settings.topics.events,
+            key=partition_key_for(event).encode(),
+            value=value,
+            headers=headers,
+        )
+        self.status.timers_fired += 1
+
+    def _owned_schedules(self, partitions: set[int]) -> list[Schedule]:
+        """Schedules whose ticks land on one of ``partitions`` (so one member ticks each)."""
+        epoch = datetime(2000, 1, 1, tzinfo=UTC)  # any time: only the tick's key matters here
+        return [
+            schedule
+            for schedule in schedules_of(self.catalog)
+            if partition_for(partition_key_for(tick_event(schedule, epoch)), self._partitions)
+            in partitions
+        ]
 
     async def adopt(self, assigned: set[TopicPartition]) -> None:
         """Restore each newly assigned partition before any of its records is processed."""
@@ -205,6 +224,10 @@ class Coordinator:
                     tp, self._partitions, self.catalog, self.settings, self._client_kwargs
                 )
             self.status.assigned = sorted(self._workers)
+        now = datetime.now(UTC)
+        for schedule in self._owned_schedules({tp.partition for tp in assigned}):
+            # A tick missed while no one owned the schedule fires once now (the latest one).
+            await self._produce_time_event(self._schedules.add(schedule, now))
         self.ready.set()
 
     async def release(self, revoked: set[TopicPartition]) -> None:
@@ -215,6 +238,8 @@ class Coordinator:
                 if worker is not None:
                     await worker.close()
             self.status.assigned = sorted(self._workers)
+        gone = self._owned_schedules({tp.partition for tp in revoked})
+        self._schedules.remove(schedule.pipeline for schedule in gone)
 
     async def _shutdown(self, consumer: AIOKafkaConsumer) -> None:
         with contextlib.suppress(Exception):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
 from streamcoord.core import Catalog, partition_key_for
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import (

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from streamcoord.core import CoordinatorState, decide
 from streamcoord.events.codec import decode
 from streamcoord.events.models import ExternalEvent, RunRecord, StageTrigger
