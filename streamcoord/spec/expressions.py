@@ -169,7 +169,8 @@ def _first_line(message: str) -> str:
 
 def _check_functions(source: str, functions: list[str]) -> None:
     for name in functions:
-        if name.startswith(("_", "@")) or name in _ALLOWED_FUNCTIONS:
+        # Operators are reported as functions too (`_+_`, `!_`, `@in`): no identifier spells them.
+        if not name.isidentifier() or name in _ALLOWED_FUNCTIONS:
             continue
         raise ExpressionError(
             source,

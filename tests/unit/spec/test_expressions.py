@@ -107,3 +107,17 @@ def test_evaluation_is_deterministic(a: int, b: int) -> None:
     expression = compile_expression("a * 3 + b")
     results = {expression.evaluate({"a": a, "b": b}) for _ in range(3)}
     assert results == {a * 3 + b}
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("!(1 in [1])", False),
+        ("-size('abc')", -3),
+        ("[5, 6][1] % 4", 2),
+        ("has(event.retry) ? event.retry : 'none'", "none"),
+        ("{'a': 1}.a == 1 || false", True),
+    ],
+)
+def test_operators_are_not_mistaken_for_unknown_functions(source: str, expected: object) -> None:
+    assert compile_expression(source).evaluate({"event": {}}) == expected
