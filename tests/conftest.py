@@ -11,8 +11,12 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Protocol
 
 import pytest
+
 from tests.kafka_fixtures import create_topics, provide_broker
 from tests.kafka_fixtures import unique_name as make_unique_name
+
+# The session ``jaeger`` fixture (a real Jaeger on free ports) and its ``jaeger`` marker.
+pytest_plugins = ["tests.jaeger_fixtures"]
 
 
 class TopicFactory(Protocol):
