@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamcoord.cli.main import app
 from typer.testing import CliRunner
+
+from streamcoord.cli.main import app
 
 ROOT = Path(__file__).parents[3]
 runner = CliRunner()

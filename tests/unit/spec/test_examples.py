@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from streamcoord.spec import (
     SPEC_SCHEMA_FILE,
     load_specs,

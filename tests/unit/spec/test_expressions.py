@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from streamcoord.errors import SpecError
 from streamcoord.spec import (
     CONDITION_VARIABLES,

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from streamcoord.spec import validate_paths
 
 GOLDEN = Path(__file__).parents[2] / "golden" / "spec"
