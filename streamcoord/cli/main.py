@@ -16,9 +16,11 @@ from rich.text import Text
 
 from streamcoord import __version__
 from streamcoord.cli import dev, graph, topics, validate
+from streamcoord.cli import emit as emit_cli
 from streamcoord.cli import inspect as inspect_cli
 from streamcoord.cli import replay as replay_cli
 from streamcoord.cli import run as run_cli
+from streamcoord.cli import worker as worker_cli
 from streamcoord.errors import StreamcoordError
 
 __all__ = ["app", "main"]
@@ -47,6 +49,8 @@ app.command("run")(run_cli.run)
 app.command("status")(inspect_cli.status)
 app.command("runs")(inspect_cli.runs)
 app.command("explain")(inspect_cli.explain)
+app.add_typer(worker_cli.app, name="worker")
+app.command("emit")(emit_cli.emit_command)
 # ---- end of command registrations ----------------------------------------------------------
 
 

@@ -1,0 +1,67 @@
+"""``streamcoord emit TYPE``: put one CloudEvent on the events topic and print its id."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from streamcoord.cli.common import BootstrapOption, ConfigOption, kafka_settings
+from streamcoord.emit import Emitter
+from streamcoord.errors import ConfigError
+
+__all__ = ["emit_command", "parse_data"]
+
+
+def parse_data(text: str | None) -> Any:
+    """``--data``: inline JSON, or ``@path`` to read JSON from a file (``@-``: stdin)."""
+    if text is None:
+        return None
+    raw: str | bytes = text
+    if text.startswith("@"):
+        name = text[1:]
+        try:
+            raw = (
+                typer.get_binary_stream("stdin").read() if name == "-" else Path(name).read_bytes()
+            )
+        except OSError as error:
+            raise ConfigError(f"--data {text}: cannot read the file: {error.strerror}") from None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise ConfigError(
+            f"--data is not valid JSON: {error}", hint="quote it for the shell: --data '{\"a\": 1}'"
+        ) from None
+
+
+def emit_command(
+    event_type: Annotated[
+        str, typer.Argument(metavar="TYPE", help="CloudEvents type, e.g. shop.orders.landed.")
+    ],
+    source: Annotated[str, typer.Option(help="CloudEvents source (who emits).")],
+    subject: Annotated[str | None, typer.Option(help="CloudEvents subject.")] = None,
+    data: Annotated[str | None, typer.Option(help="JSON data, or @file (@- for stdin).")] = None,
+    event_id: Annotated[
+        str | None, typer.Option("--id", help="Event id (default: a random UUID).")
+    ] = None,
+    binary: Annotated[
+        bool, typer.Option("--binary", help="Binary content mode (ce_* headers).")
+    ] = False,
+    bootstrap_servers: BootstrapOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Produce a CloudEvent (acks=all) and print its id once the broker acknowledged it."""
+    settings = kafka_settings(bootstrap_servers, config)
+    payload = parse_data(data)
+
+    async def send() -> str:
+        async with Emitter(settings, mode="binary" if binary else "structured") as emitter:
+            event = await emitter.emit(
+                event_type, source=source, data=payload, subject=subject, id=event_id
+            )
+        return event.id
+
+    typer.echo(asyncio.run(send()))

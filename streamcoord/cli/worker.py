@@ -1,0 +1,113 @@
+"""``streamcoord worker shell|webhook``: built-in executors that need no Python from the user."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streamcoord.cli.common import BootstrapOption, ConfigOption
+from streamcoord.kafka.settings import KafkaSettings
+from streamcoord.worker import Handler, Worker, WorkerSettings
+from streamcoord.worker.shell import ShellExecutor
+from streamcoord.worker.webhook import WebhookExecutor
+
+__all__ = ["app", "serve"]
+
+log = logging.getLogger("streamcoord")
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+app = typer.Typer(
+    help="Run stage executors: each consumes an executor topic.", no_args_is_help=True
+)
+
+TopicOption = Annotated[
+    list[str] | None,
+    typer.Option("--topic", help="Executor topic (repeatable; default streamcoord.triggers)."),
+]
+ConcurrencyOption = Annotated[int, typer.Option(min=1, help="Attempts running at once.")]
+GroupOption = Annotated[str | None, typer.Option(help="Consumer group (default per executor).")]
+HeartbeatOption = Annotated[float, typer.Option(help="Seconds between heartbeats.")]
+GraceOption = Annotated[
+    float, typer.Option(help="Seconds in-flight attempts may finish after SIGTERM.")
+]
+PrefixOption = Annotated[str | None, typer.Option(help="Prefix of every topic name.")]
+
+
+def _worker(
+    kind: str,
+    topics: list[str] | None,
+    group_id: str | None,
+    options: dict[str, float | int],
+    kafka: tuple[str | None, Path | None, str | None],
+) -> Worker:
+    bootstrap_servers, config, topic_prefix = kafka
+    settings = KafkaSettings.load(
+        config, bootstrap_servers=bootstrap_servers, topic_prefix=topic_prefix
+    )
+    values: dict[str, object] = {"group_id": group_id or f"streamcoord-worker-{kind}", **options}
+    if topics:
+        values["topics"] = topics
+    worker_settings = WorkerSettings.model_validate(values)
+    return Worker(worker_settings, settings)
+
+
+def serve(worker: Worker, handler: Handler) -> None:
+    """Run ``handler`` for every trigger on the worker's topics until SIGTERM or SIGINT."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    worker.registry.add(None, handler)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        topics = ", ".join(worker.kafka.topic(t) for t in worker.settings.topics)
+        log.info("worker consuming %s as group %s", topics, worker.settings.group_id)
+        await worker.run(stop)
+        log.info("worker stopped: %s", worker.status.as_dict())
+
+    asyncio.run(main())
+
+
+@app.command("shell")
+def shell(
+    topic: TopicOption = None,
+    concurrency: ConcurrencyOption = 4,
+    group_id: GroupOption = None,
+    heartbeat_interval: HeartbeatOption = 10.0,
+    shutdown_grace: GraceOption = 30.0,
+    topic_prefix: PrefixOption = None,
+    bootstrap_servers: BootstrapOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run each trigger's `executor.config.command`; the exit code decides the outcome."""
+    options = {"concurrency": concurrency, "heartbeat_interval_s": heartbeat_interval,
+               "shutdown_grace_s": shutdown_grace}  # fmt: skip
+    kafka = (bootstrap_servers, config, topic_prefix)
+    serve(_worker("shell", topic, group_id, options, kafka), ShellExecutor())
+
+
+@app.command("webhook")
+def webhook(
+    topic: TopicOption = None,
+    concurrency: ConcurrencyOption = 16,
+    group_id: GroupOption = None,
+    heartbeat_interval: HeartbeatOption = 10.0,
+    shutdown_grace: GraceOption = 30.0,
+    topic_prefix: PrefixOption = None,
+    bootstrap_servers: BootstrapOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """POST each trigger as a CloudEvent to `executor.config.url`; the reply decides."""
+    options = {"concurrency": concurrency, "heartbeat_interval_s": heartbeat_interval,
+               "shutdown_grace_s": shutdown_grace}  # fmt: skip
+    kafka = (bootstrap_servers, config, topic_prefix)
+    serve(_worker("webhook", topic, group_id, options, kafka), WebhookExecutor())
