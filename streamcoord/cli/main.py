@@ -17,6 +17,7 @@ from rich.text import Text
 from streamcoord import __version__
 from streamcoord.cli import dev, graph, topics, validate
 from streamcoord.cli import emit as emit_cli
+from streamcoord.cli import ingest as ingest_cli
 from streamcoord.cli import inspect as inspect_cli
 from streamcoord.cli import replay as replay_cli
 from streamcoord.cli import run as run_cli
@@ -51,6 +52,7 @@ app.command("runs")(inspect_cli.runs)
 app.command("explain")(inspect_cli.explain)
 app.add_typer(worker_cli.app, name="worker")
 app.command("emit")(emit_cli.emit_command)
+app.command("ingest")(ingest_cli.ingest)
 # ---- end of command registrations ----------------------------------------------------------
 
 
