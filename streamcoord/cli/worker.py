@@ -1,4 +1,4 @@
-"""``streamcoord worker shell|webhook``: built-in executors that need no Python from the user."""
+"""``streamcoord worker shell|webhook|streaming``: executors that need no Python from users."""
 
 from __future__ import annotations
 
@@ -14,9 +14,13 @@ from streamcoord.cli.common import BootstrapOption, ConfigOption
 from streamcoord.kafka.settings import KafkaSettings
 from streamcoord.worker import Handler, Worker, WorkerSettings
 from streamcoord.worker.shell import ShellExecutor
+from streamcoord.worker.streaming import OffsetFollowerJob
 from streamcoord.worker.webhook import WebhookExecutor
 
-__all__ = ["app", "serve"]
+__all__ = ["STREAMING_TOPIC", "app", "serve"]
+
+#: Default executor topic of streaming stages (topics/topics.yaml).
+STREAMING_TOPIC = "streamcoord.triggers.streaming"
 
 log = logging.getLogger("streamcoord")
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -111,3 +115,25 @@ def webhook(
                "shutdown_grace_s": shutdown_grace}  # fmt: skip
     kafka = (bootstrap_servers, config, topic_prefix)
     serve(_worker("webhook", topic, group_id, options, kafka), WebhookExecutor())
+
+
+@app.command("streaming")
+def streaming(
+    topic: TopicOption = None,
+    concurrency: ConcurrencyOption = 8,
+    group_id: GroupOption = None,
+    heartbeat_interval: HeartbeatOption = 10.0,
+    shutdown_grace: GraceOption = 10.0,
+    progress_interval: Annotated[
+        float, typer.Option(help="Seconds between progress reports.")
+    ] = 5.0,
+    topic_prefix: PrefixOption = None,
+    bootstrap_servers: BootstrapOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Follow each trigger's `executor.config.source_topic`, reporting offsets and watermark."""
+    options = {"concurrency": concurrency, "heartbeat_interval_s": heartbeat_interval,
+               "shutdown_grace_s": shutdown_grace}  # fmt: skip
+    kafka = (bootstrap_servers, config, topic_prefix)
+    worker = _worker("streaming", topic or [STREAMING_TOPIC], group_id, options, kafka)
+    serve(worker, OffsetFollowerJob(worker.kafka, progress_interval_s=progress_interval))

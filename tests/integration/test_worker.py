@@ -9,12 +9,14 @@ from dataclasses import dataclass
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
 from streamcoord.core import partition_key_for
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import (
     CloudEvent,
     ExecutorBinding,
     StageFailed,
+    StageProgress,
     StageStarted,
     StageSucceeded,
     StageTrigger,
@@ -28,6 +30,7 @@ from streamcoord.worker import (
     Worker,
     WorkerSettings,
 )
+from streamcoord.worker.streaming import OffsetFollowerJob
 from tests.kafka_fixtures import create_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(90)]
@@ -223,3 +226,30 @@ async def test_stop_reports_unfinished_work_as_retryable_and_commits_past_it(
     finally:
         await consumer.stop()
     assert sorted(c or 0 for c in committed) == [0, 1]
+
+
+async def test_a_streaming_stage_reports_offsets_and_watermark_then_succeeds(
+    broker: Broker,
+) -> None:
+    source = "orders.source"
+    await create_topics(broker.bootstrap, [broker.prefix + source])
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for n in range(5):
+            await producer.send_and_wait(
+                broker.prefix + source, value=b"x", timestamp_ms=1_704_067_200_000 + n * 1000
+            )
+    finally:
+        await producer.stop()
+    worker = broker.worker()
+    worker.registry.add(None, OffsetFollowerJob(broker.kafka, progress_interval_s=0.0))
+    async with running(worker):
+        await broker.send_triggers(trigger("orders/s", source_topic=source, stop_at_end=True))
+        seen = await broker.reports(count(StageSucceeded))
+    progress = [e for _, e in seen if isinstance(e, StageProgress)]
+    assert progress[-1].data.offsets == {"0": 5}
+    assert progress[-1].data.watermark is not None
+    assert progress[-1].data.watermark.isoformat() == "2024-01-01T00:00:04+00:00"
+    succeeded = next(e for _, e in seen if isinstance(e, StageSucceeded))
+    assert succeeded.data.outputs["offsets"] == {"0": 5}
