@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from streamcoord.errors import ConfigError
 from streamcoord.events.models import (
     StageFailed,

@@ -7,6 +7,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from streamcoord.events.models import StageFailed, StageStarted, StageSucceeded
 from streamcoord.worker import NonRetryableError, StageError
 from streamcoord.worker._attempt import AttemptRunner

@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
 from streamcoord.events.codec import decode
 from streamcoord.events.models import StageFailed, StageStarted, StageSucceeded, StageTrigger
 from streamcoord.worker._attempt import AttemptRunner
