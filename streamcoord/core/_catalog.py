@@ -10,14 +10,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamcoord.core._expressions import (
-    Compiled,
-    Template,
-    compile_expression,
-    compile_template,
-)
+from streamcoord.core._expressions import Compiled, compile_expression, compile_template
 from streamcoord.errors import SpecError
 from streamcoord.events.models import ExecutorBinding
+from streamcoord.spec.expressions import (
+    CONDITION_VARIABLES,
+    EVENT_VARIABLES,
+    NEED_VARIABLES,
+    RUN_KEY_VARIABLES,
+    CompiledTemplate,
+)
 from streamcoord.spec.models import (
     DataArrivalTrigger,
     EventTrigger,
@@ -55,7 +57,8 @@ class CompiledStage:
     trigger_rule: str
     condition: Compiled | None
     executor: ExecutorBinding
-    params: tuple[tuple[str, Any, Template | None], ...]
+    params: Mapping[str, Any]  # the params when they hold no ``${ }`` span
+    params_template: CompiledTemplate | None
     retries: RetryPolicy
     timeout_seconds: float | None
     heartbeat_timeout_seconds: float | None
@@ -129,16 +132,16 @@ def _indexed(
         for i, trig in enumerate(pipeline.triggers):
             where = f"pipeline {pipeline.name!r} trigger {i}"
             if isinstance(trig, EventTrigger):
-                ct = CompiledTrigger(pipeline.name, i, trig, filter=_maybe(trig.filter, where))
+                ct = CompiledTrigger(pipeline.name, i, trig, filter=_event(trig.filter, where))
                 by_type.setdefault(trig.type, []).append(ct)
             elif isinstance(trig, DataArrivalTrigger):
                 ct = CompiledTrigger(
                     pipeline.name,
                     i,
                     trig,
-                    dataset=compile_expression(trig.dataset, where),
-                    partition=compile_expression(trig.partition, where),
-                    event_time=_maybe(trig.event_time, where),
+                    dataset=compile_expression(trig.dataset, where, EVENT_VARIABLES),
+                    partition=compile_expression(trig.partition, where, EVENT_VARIABLES),
+                    event_time=_event(trig.event_time, where),
                 )
                 by_type.setdefault(trig.type, []).append(ct)
             elif isinstance(trig, PipelineOutcomeTrigger):
@@ -156,8 +159,8 @@ def _indexed(
     )
 
 
-def _maybe(source: str | None, where: str) -> Compiled | None:
-    return None if source is None else compile_expression(source, where)
+def _event(source: str | None, where: str) -> Compiled | None:
+    return None if source is None else compile_expression(source, where, EVENT_VARIABLES)
 
 
 def _need(raw: str | Need, pipeline: Pipeline, where: str) -> CompiledNeed:
@@ -168,8 +171,10 @@ def _need(raw: str | Need, pipeline: Pipeline, where: str) -> CompiledNeed:
         name=need.stage,
         pipeline=upstream,
         stage=stage,
-        run_key=_maybe(need.run_key, f"{where} need {need.stage!r} run_key"),
-        watermark=_maybe(need.watermark, f"{where} need {need.stage!r} watermark"),
+        run_key=None if need.run_key is None else compile_expression(
+            need.run_key, f"{where} need {need.stage!r} run_key", NEED_VARIABLES),
+        watermark=None if need.watermark is None else compile_expression(
+            need.watermark, f"{where} need {need.stage!r} watermark", CONDITION_VARIABLES),
     )
 
 
@@ -211,7 +216,7 @@ def _compile_pipeline(
     }
     return CompiledPipeline(
         name=pipeline.name,
-        run_key=compile_expression(pipeline.run_key, f"{where} run_key"),
+        run_key=compile_expression(pipeline.run_key, f"{where} run_key", RUN_KEY_VARIABLES),
         stages=stages,
         manual=any(isinstance(t, ManualTrigger) for t in pipeline.triggers),
         max_active_runs=pipeline.concurrency.max_active_runs,
@@ -255,23 +260,20 @@ def _compile_stage(
     if pool is not None and pool not in pools:
         raise SpecError(f"{where}: unknown pool {pool!r}", hint="declare it under `pools:`")
     executor = stage.executor or defaults.executor
-    params = tuple(
-        (key, value, compile_template(value, f"{where} param {key!r}"))
-        if isinstance(value, str)
-        else (key, value, None)
-        for key, value in stage.params.items()
-    )
+    template = compile_template(dict(stage.params), f"{where} params", CONDITION_VARIABLES)
     return CompiledStage(
         name=stage.name,
         index=index,
         needs=needs,
         downstream=downstream,
         trigger_rule=stage.trigger_rule,
-        condition=_maybe(stage.condition, f"{where} condition"),
+        condition=None if stage.condition is None else compile_expression(
+            stage.condition, f"{where} condition", CONDITION_VARIABLES),
         executor=ExecutorBinding(
             topic=executor.topic, kind=executor.kind, config=dict(executor.config)
         ),
-        params=params,
+        params=_constant(template),
+        params_template=template if template.expressions else None,
         retries=stage.retries or defaults.retries,
         timeout_seconds=_first(stage.timeout_seconds, defaults.timeout_seconds),
         heartbeat_timeout_seconds=_first(
@@ -280,6 +282,14 @@ def _compile_stage(
         priority=stage.priority if stage.priority is not None else defaults.priority,
         pool=pool,
     )
+
+
+def _constant(template: CompiledTemplate) -> dict[str, Any]:
+    if template.expressions:
+        return {}
+    rendered = template.render({})  # no spans: only `$${` escapes to undo
+    assert isinstance(rendered, dict)  # compiled from the params mapping
+    return rendered
 
 
 def _first(a: float | None, b: float | None) -> float | None:

@@ -8,6 +8,7 @@ from typing import Any
 from streamcoord.core import _pools, _subscriptions
 from streamcoord.core._catalog import CompiledPipeline, CompiledStage
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
+from streamcoord.core._expressions import ExpressionEvaluationError
 from streamcoord.core._models import build
 from streamcoord.core._readiness import need_outcome, verdict
 from streamcoord.core._state import TERMINAL, RunState, StageState
@@ -91,7 +92,7 @@ def _evaluate(ctx: Context, cp: CompiledPipeline, run: RunState, cs: CompiledSta
     if cs.condition is not None:
         try:
             holds = cs.condition.evaluate(variables(run, cp)) is True
-        except ValueError as exc:
+        except ExpressionEvaluationError as exc:
             _end(ctx, run, cs.name, status="failed",
                  reason=f"condition could not be evaluated: {exc}", caused=caused)
             return True
@@ -115,7 +116,7 @@ def _target(run: RunState, cp: CompiledPipeline, need: Any) -> str | None:
         return None
     try:
         value = need.watermark.evaluate(variables(run, cp))
-    except ValueError:
+    except ExpressionEvaluationError:
         return None
     return str(value)
 
@@ -152,7 +153,7 @@ def trigger_stage(ctx: Context, cp: CompiledPipeline, run: RunState, cs: Compile
     stage.status = "triggered"
     try:
         params = _render(cs, run, cp)
-    except ValueError as exc:
+    except ExpressionEvaluationError as exc:
         stage.status = "failed"
         stage.reason = f"params could not be rendered: {exc}"
         ctx.decision(run, cs.name, "failed", stage.reason, stage.caused_by)
@@ -176,17 +177,11 @@ def trigger_stage(ctx: Context, cp: CompiledPipeline, run: RunState, cs: Compile
 
 
 def _render(cs: CompiledStage, run: RunState, cp: CompiledPipeline) -> dict[str, Any]:
-    if not cs.params:
-        return {}
-    env: dict[str, Any] | None = None
-    out: dict[str, Any] = {}
-    for key, value, template in cs.params:
-        if template is None:
-            out[key] = value
-            continue
-        env = env if env is not None else variables(run, cp)
-        out[key] = template.render(env)
-    return out
+    if cs.params_template is None:
+        return dict(cs.params)
+    rendered = cs.params_template.render(variables(run, cp))
+    assert isinstance(rendered, dict)  # compiled from the params mapping
+    return rendered
 
 
 def complete_stage(

@@ -8,6 +8,7 @@ from typing import Any
 from streamcoord.core._admission import admit, match
 from streamcoord.core._catalog import CompiledPipeline, CompiledTrigger
 from streamcoord.core._context import Context
+from streamcoord.core._expressions import ExpressionEvaluationError
 from streamcoord.spec.models import DataArrivalTrigger, EventTrigger
 
 __all__ = ["ARRIVAL", "dedup_of", "event_view", "on_arrival", "on_external", "run_key_of"]
@@ -29,7 +30,7 @@ def run_key_of(
 ) -> str | None:
     try:
         return str(cp.run_key.evaluate(env))
-    except ValueError as exc:
+    except ExpressionEvaluationError as exc:
         ctx.reject("run_key_error", f"pipeline {cp.name}: run key could not be computed: {exc}")
         return None
 
@@ -67,7 +68,7 @@ def _event_trigger(
         try:
             if ct.filter.evaluate(env) is not True:
                 return
-        except ValueError:
+        except ExpressionEvaluationError:
             return  # a filter that cannot be evaluated on this event does not match it
     run_key = run_key_of(ctx, cp, env)
     if run_key is not None:
@@ -87,7 +88,7 @@ def _arrival_trigger(
         dataset = str(ct.dataset.evaluate(env))
         partition = str(ct.partition.evaluate(env))
         when = None if ct.event_time is None else _time(ct.event_time.evaluate(env))
-    except ValueError as exc:
+    except (ExpressionEvaluationError, ValueError) as exc:  # ValueError: not a timestamp
         ctx.reject("arrival_error", f"pipeline {cp.name}: arrival not understood: {exc}")
         return
     if dataset not in spec.datasets or _late(ctx, cp, ct, spec, when):

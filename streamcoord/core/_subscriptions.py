@@ -7,6 +7,7 @@ from typing import Any
 
 from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
+from streamcoord.core._expressions import ExpressionEvaluationError
 from streamcoord.core._state import TERMINAL, RunState
 from streamcoord.events.models import StageOutcome, StageOutcomeData
 
@@ -31,7 +32,7 @@ def subscribe_needs(ctx: Context, cp: CompiledPipeline, run: RunState) -> None:
                     else str(need.run_key.evaluate({"run_key": run.run_key, "event": run.trigger,
                                                     "params": run.params}))
                 )
-            except ValueError as exc:
+            except ExpressionEvaluationError as exc:
                 run.ext[need.name] = ["failed", {}, None, None]
                 ctx.decision(run, cs.name, "need_failed", f"run key of {need.name}: {exc}", [])
                 continue

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from streamcoord.core import Catalog
 from streamcoord.core.replay import parse_log, replay, step_json
 from streamcoord.spec.loader import load_specs

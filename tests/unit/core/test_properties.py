@@ -7,6 +7,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from streamcoord.core import Catalog, CoordinatorState, Publish, SetTimer, Step, decide
 from streamcoord.core._readiness import need_outcome, verdict
 from streamcoord.events.models import (
