@@ -183,7 +183,8 @@ def jaeger(
     _build_jaeger()
     _start_jaeger(server)
     if detach:
-        _console.print("Stop it with [bold]streamcoord dev jaeger --stop[/].")
+        suffix = "" if query_port == 16686 else f" --query-port {query_port}"
+        _console.print(f"Stop it with [bold]streamcoord dev jaeger --stop{suffix}[/].")
         return
     _run_jaeger_foreground(server)
 
