@@ -113,7 +113,11 @@ class PartitionWorker:
             linger_ms=2,
             transaction_timeout_ms=int(self.settings.transaction_timeout_s * 2000),
         )
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()  # a half-started producer still holds connections and tasks
+            raise
         self._producer = producer
 
     async def close(self) -> None:

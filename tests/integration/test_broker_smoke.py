@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+
 from tests.conftest import TopicFactory
 
 pytestmark = pytest.mark.kafka

@@ -5,130 +5,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
-from streamcoord.core import Catalog, partition_key_for
-from streamcoord.events.codec import decode, encode
-from streamcoord.events.models import (
-    ExternalEvent,
-    RunRecord,
-    StageRef,
-    StageStarted,
-    StageSucceeded,
-    StageSucceededData,
-    StageTrigger,
-)
-from streamcoord.kafka.admin import apply_topics, load_topics
-from streamcoord.kafka.settings import KafkaSettings
+from streamcoord.events.models import ExternalEvent, StageSucceeded, StageSucceededData
 from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
-from streamcoord.spec.models import SpecFile
+from tests.integration.coordination import (
+    Harness,
+    answer_triggers,
+    catalog_of,
+    create_topics,
+    run_record_with_status,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 
-THREE_STAGES = {
-    "pipelines": [
-        {
-            "name": "orders",
-            "run_key": "event.data.day",
-            "triggers": [{"kind": "event", "type": "shop.orders.landed"}],
-            "stages": [
-                {"name": "extract"},
-                {"name": "transform", "needs": ["extract"]},
-                {"name": "load", "needs": ["transform"]},
-            ],
-        }
-    ]
-}
-
-
-def catalog_of(spec: dict[str, object]) -> Catalog:
-    parsed = SpecFile.model_validate(spec)
-    return Catalog.build(parsed.pipelines, parsed.pools)
-
-
-async def create_topics(bootstrap: str, topics: TopicNames, partitions: int) -> None:
-    """The declared topics (topics/topics.yaml), prefixed, with fewer partitions for speed."""
-    declared = [
-        topic.model_copy(update={"partitions": min(topic.partitions, partitions)})
-        for topic in load_topics().with_prefix(topics.prefix)
-    ]
-    await apply_topics(KafkaSettings(bootstrap_servers=bootstrap), declared)
-
-
-@dataclass
-class Harness:
-    """A coordinator in this process, plus a producer for events and readers for its outputs."""
-
-    bootstrap: str
-    topics: TopicNames
-    producer: AIOKafkaProducer
-    coordinator: Coordinator
-    triggers: list[StageTrigger] = field(default_factory=list)
-
-    async def emit(self, value: bytes, key: bytes = b"external") -> None:
-        await self.producer.send_and_wait(self.topics.events, key=key, value=value)
-
-    async def emit_event(self, event: ExternalEvent | StageStarted | StageSucceeded) -> None:
-        value, headers = encode(event)
-        key = partition_key_for(event).encode()
-        await self.producer.send_and_wait(
-            self.topics.events, key=key, value=value, headers=headers
-        )
-
-    def reader(self, topic: str) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-        )
-
-
-async def answer_triggers(harness: Harness) -> None:
-    """A test executor: every trigger gets `started` then `succeeded`."""
-    consumer = harness.reader(harness.topics.full("streamcoord.triggers"))
-    await consumer.start()
-    try:
-        async for message in consumer:
-            trigger = decode(message.value, list(message.headers or ()))
-            assert isinstance(trigger, StageTrigger)
-            harness.triggers.append(trigger)
-            ref = StageRef(
-                run_id=trigger.data.run_id, stage=trigger.data.stage, attempt=trigger.data.attempt
-            )
-            base = f"executor/{trigger.data.idempotency_key}"
-            await harness.emit_event(StageStarted(id=f"{base}/started", source="test", data=ref))
-            await harness.emit_event(
-                StageSucceeded(
-                    id=f"{base}/succeeded",
-                    source="test",
-                    data=StageSucceededData(**ref.model_dump(), outputs={"rows": 3}),
-                )
-            )
-    finally:
-        await consumer.stop()
-
-
-async def run_record_with_status(harness: Harness, run_id: str, status: str) -> RunRecord:
-    consumer = harness.reader(harness.topics.runs)
-    await consumer.start()
-    try:
-        async for message in consumer:
-            record = decode(message.value, list(message.headers or ()))
-            if (
-                isinstance(record, RunRecord)
-                and record.data.run_id == run_id
-                and record.data.status == status
-            ):
-                return record
-    finally:
-        await consumer.stop()
-    raise AssertionError("the runs topic ended")
+THREE_STAGES = """\
+pipelines:
+  - name: orders
+    run_key: event.data.day
+    triggers:
+      - kind: event
+        type: shop.orders.landed
+    stages:
+      - name: extract
+      - name: transform
+        needs: [extract]
+      - name: load
+        needs: [transform]
+"""
 
 
 @pytest.fixture

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from typer.testing import CliRunner
+
 from streamcoord.cli.main import app
 from streamcoord.events.topics import TopicSpec, parse_topics
 from streamcoord.kafka import apply_topics, describe_topics, load_kafka_settings, plan_topics
 from streamcoord.kafka.settings import KafkaSettings
-from typer.testing import CliRunner
 
 TOPICS_FILE = Path(__file__).parents[2] / "topics" / "topics.yaml"
 
