@@ -53,6 +53,8 @@ class CompiledStage:
     name: str
     index: int
     needs: tuple[CompiledNeed, ...]
+    # names of the needs when all are stages of this pipeline without a watermark target
+    local_needs: tuple[str, ...] | None
     downstream: tuple[str, ...]
     trigger_rule: str
     condition: Compiled | None
@@ -265,6 +267,10 @@ def _compile_stage(
         name=stage.name,
         index=index,
         needs=needs,
+        local_needs=(
+            tuple(n.stage for n in needs)
+            if all(n.pipeline is None and n.watermark is None for n in needs) else None
+        ),
         downstream=downstream,
         trigger_rule=stage.trigger_rule,
         condition=None if stage.condition is None else compile_expression(

@@ -10,7 +10,7 @@ from streamcoord.core._catalog import CompiledPipeline, CompiledStage
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
 from streamcoord.core._expressions import ExpressionEvaluationError
 from streamcoord.core._models import build
-from streamcoord.core._readiness import need_outcome, verdict
+from streamcoord.core._readiness import OUTCOMES, need_outcome, verdict
 from streamcoord.core._state import TERMINAL, RunState, StageState
 from streamcoord.events.models import (
     RunFinished,
@@ -63,7 +63,8 @@ def new_pipe() -> dict[str, Any]:
 
 def settle(ctx: Context, cp: CompiledPipeline, run: RunState, names: list[str]) -> None:
     """Re-evaluate ``names`` (and whatever their outcome unblocks) in topological order."""
-    heap = [(cp.stages[n].index, n) for n in names]
+    stages, states = cp.stages, run.stages
+    heap = [(stages[n].index, n) for n in names if states[n].status == "pending"]
     heapq.heapify(heap)
     done: set[str] = set()
     while heap:
@@ -71,16 +72,20 @@ def settle(ctx: Context, cp: CompiledPipeline, run: RunState, names: list[str]) 
         if name in done:
             continue
         done.add(name)
-        cs = cp.stages[name]
-        if run.stages[name].status == "pending" and _evaluate(ctx, cp, run, cs):
+        cs = stages[name]
+        if states[name].status == "pending" and _evaluate(ctx, cp, run, cs):
             for down in cs.downstream:
-                heapq.heappush(heap, (cp.stages[down].index, down))
+                heapq.heappush(heap, (stages[down].index, down))
     finish_if_done(ctx, cp, run)
 
 
 def _evaluate(ctx: Context, cp: CompiledPipeline, run: RunState, cs: CompiledStage) -> bool:
     """Move a pending stage on if its rule decides; True when it became terminal."""
-    outcomes = [need_outcome(run, n, _target(run, cp, n)) for n in cs.needs]
+    if cs.local_needs is not None:  # the common case, without the general lookup per need
+        states = run.stages
+        outcomes = [OUTCOMES[states[n].status] for n in cs.local_needs]
+    else:
+        outcomes = [need_outcome(run, n, _target(run, cp, n)) for n in cs.needs]
     result = verdict(cs, outcomes)
     if result == "wait":
         return False
@@ -201,10 +206,12 @@ def complete_stage(
 def finish_if_done(ctx: Context, cp: CompiledPipeline, run: RunState) -> None:
     if run.status != "active":
         return
-    statuses = [s.status for s in run.stages.values()]
-    if all(s in TERMINAL for s in statuses):
-        outcome = "failed" if any(s in _FAILED for s in statuses) else "succeeded"
-        finish_run(ctx, cp, run, outcome)
+    # from the last stage back: later stages are the ones still open, so this stops early
+    for stage in reversed(run.stages.values()):
+        if stage.status not in TERMINAL:
+            return
+    failed = any(s.status in _FAILED for s in run.stages.values())
+    finish_run(ctx, cp, run, "failed" if failed else "succeeded")
 
 
 def finish_run(ctx: Context, cp: CompiledPipeline, run: RunState, outcome: str) -> None:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Literal
 
 from streamcoord.core._catalog import CompiledNeed, CompiledStage
 from streamcoord.core._state import RunState
 
-__all__ = ["Verdict", "need_outcome", "verdict"]
+__all__ = ["OUTCOMES", "Verdict", "need_outcome", "verdict"]
 
 Verdict = Literal["wait", "ready", "skipped", "upstream_failed"]
-_FAILED = frozenset({"failed", "timed_out", "upstream_failed"})
-_SKIPPED = frozenset({"skipped", "cancelled"})
+#: A need's outcome letter by the status of the stage it names (see :func:`need_outcome`).
+OUTCOMES: Mapping[str, str] = MappingProxyType({
+    "succeeded": "S",
+    "failed": "F", "timed_out": "F", "upstream_failed": "F",
+    "skipped": "K", "cancelled": "K",
+    "pending": "P", "ready": "P", "triggered": "P", "running": "P", "retry_wait": "P",
+})  # fmt: skip
 
 
 def need_outcome(run: RunState, need: CompiledNeed, target: str | None) -> str:
@@ -28,11 +35,7 @@ def need_outcome(run: RunState, need: CompiledNeed, target: str | None) -> str:
         status, watermark = (ext[0], ext[2]) if ext else ("pending", None)
     if target is not None and watermark is not None and watermark >= target:
         return "S"
-    if status == "succeeded":
-        return "S"
-    if status in _FAILED:
-        return "F"
-    return "K" if status in _SKIPPED else "P"
+    return OUTCOMES.get(status, "P")  # an unknown outcome from elsewhere: not known yet
 
 
 def verdict(stage: CompiledStage, outcomes: list[str]) -> Verdict:  # noqa: PLR0911  # a rule table reads best as early returns

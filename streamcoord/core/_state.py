@@ -69,14 +69,17 @@ class RunState:
     """The latest generation of one run (older generations live only in run records)."""
 
     __slots__ = (
-        "caused_by", "ext", "gen", "params", "pipeline", "run_key", "seen", "stages", "status",
-        "timers", "trigger",
+        "base", "caused_by", "ext", "gen", "params", "pipeline", "run_id", "run_key", "seen",
+        "stages", "status", "timers", "trigger",
     )
 
     def __init__(self, pipeline: str, run_key: str, gen: int = 1) -> None:
         self.pipeline = pipeline
         self.run_key = run_key
         self.gen = gen
+        # identity never changes (a new generation is a new RunState): computed once, read often
+        self.base = f"{pipeline}/{run_key}"
+        self.run_id = self.base if gen == 1 else f"{self.base}#{gen}"
         self.status = "active"
         self.trigger: dict[str, Any] = {}
         self.caused_by: list[str] = []
@@ -85,14 +88,6 @@ class RunState:
         self.stages: dict[str, StageState] = {}
         self.timers: dict[str, list[Any]] = {}  # timer id -> [due, purpose, stage, attempt]
         self.ext: dict[str, list[Any]] = {}  # need name -> [outcome, outputs, watermark, id]
-
-    @property
-    def base(self) -> str:
-        return f"{self.pipeline}/{self.run_key}"
-
-    @property
-    def run_id(self) -> str:
-        return self.base if self.gen == 1 else f"{self.base}#{self.gen}"
 
     def remember(self, dedup: str) -> None:
         self.seen[dedup] = None
