@@ -159,9 +159,9 @@ def jaeger(
 ) -> None:
     """Run Jaeger v2 on 127.0.0.1 with in-memory storage, built from source with Go.
 
-    The first run builds it with the local Go toolchain (minutes, 1-2 GB of Go caches) and
-    caches the binary (STREAMCOORD_CACHE, default ~/.cache/streamcoord); later runs need no
-    network. Send OTLP to 4317 (gRPC) or 4318 (HTTP); read traces from
+    The first run builds it with the local Go toolchain (about 15 minutes on 2 cores, 3 GB of
+    Go caches) and caches the binary (STREAMCOORD_CACHE, default ~/.cache/streamcoord); later
+    runs need no network. Send OTLP to 4317 (gRPC) or 4318 (HTTP); read traces from
     http://127.0.0.1:16686/api/v3/traces/<trace_id>.
     """
     ports = JaegerPorts(otlp_grpc_port, otlp_http_port, query_port, query_grpc_port, health_port)
@@ -195,7 +195,7 @@ def _build_jaeger() -> None:
     require_go()
     target = binary_path()
     _console.print(f"Building Jaeger {DEFAULT_JAEGER_VERSION} with Go into {target}")
-    _console.print("  (first run only: several minutes and 1-2 GB of Go module and build cache)")
+    _console.print("  (first run only: ~15 minutes on 2 cores, ~3 GB of Go module and build cache)")
     with _console.status("Building Jaeger...") as status:
         build_jaeger(progress=lambda line: status.update(f"Building Jaeger: {line[:90]}"))
     _console.print(f"Jaeger built: {target}")

@@ -3,7 +3,8 @@
 No package ships Jaeger for Python users, so ``build_jaeger`` makes a small Go tools module in the
 cache, adds Jaeger's ``cmd/jaeger`` as a tool (``go get -tool``) and ``go build``s it once into
 ``<cache>/jaeger/<version>/jaeger``; later starts reuse that binary with no network. The first
-build takes minutes and 1-2 GB of Go module and build cache (Go's own directories).
+build takes about 15 minutes on 2 cores and 3 GB of Go module and build cache (Go's own
+directories).
 
 ``LocalJaeger`` runs the binary with an explicit config file (``jaeger.yaml`` next to this module,
 rendered per port set): every listener on 127.0.0.1, traces in memory, OTLP on 4317 (gRPC) and
