@@ -10,6 +10,7 @@ import orjson
 import pytest
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
+
 from streamcoord.telemetry import configure_logging
 
 

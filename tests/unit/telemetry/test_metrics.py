@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
 from streamcoord.errors import EnvironmentProblem
 from streamcoord.telemetry import MetricsHandle, configure_metrics, metrics
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Tracer
+
 from streamcoord.telemetry import KafkaHeaders, extract_context, inject_headers
 
 

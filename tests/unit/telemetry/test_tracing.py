@@ -15,6 +15,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
     OTLPSpanExporter as HttpExporter,
 )
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
 from streamcoord.errors import ConfigError
 from streamcoord.telemetry import configure_tracing, exporter_from_env
 
