@@ -91,10 +91,10 @@ def _arrival_trigger(
     except (ExpressionEvaluationError, ValueError) as exc:  # ValueError: not a timestamp
         ctx.reject("arrival_error", f"pipeline {cp.name}: arrival not understood: {exc}")
         return
-    if dataset not in spec.datasets or _late(ctx, cp, ct, spec, when):
+    if dataset not in spec.datasets:
         return
     run_key = run_key_of(ctx, cp, env)
-    if run_key is None:
+    if run_key is None or _late(ctx, ct, spec, when, f"{cp.name}/{run_key}"):
         return
     data = {"pipeline": cp.name, "trigger": ct.index, "run_key": run_key, "dataset": dataset,
             "partition": partition, "event": view, "dedup": dedup_of(ctx)}
@@ -113,20 +113,20 @@ def _time(value: Any) -> datetime:
 
 
 def _late(
-    ctx: Context, cp: CompiledPipeline, ct: CompiledTrigger, spec: DataArrivalTrigger,
-    when: datetime | None,
+    ctx: Context, ct: CompiledTrigger, spec: DataArrivalTrigger, when: datetime | None,
+    run_id: str,
 ) -> bool:
     """Track the watermark (max event time seen here); True when ``when`` is too late."""
     if when is None:
         return False
-    wm = ctx.state.misc_for_update(f"wm/{cp.name}", {"v": 1, "marks": {}, "late": []})
+    wm = ctx.state.misc_for_update(f"wm/{ct.pipeline}", {"v": 1, "marks": {}, "late": []})
     slot = str(ct.index)
     mark = wm["marks"].get(slot)
     if mark is not None:
         limit = datetime.fromisoformat(mark) - timedelta(seconds=spec.allowed_lateness_seconds)
         if when < limit:
             wm["late"] = [*wm["late"][-99:], ctx.event.id]
-            ctx.note(f"{cp.name}/?", None, "late", f"arrival at {when.isoformat()} is before"
+            ctx.note(run_id, None, "late", f"arrival at {when.isoformat()} is before"
                      f" watermark {mark} minus lateness", [ctx.event.id])
             return True
     if mark is None or when > datetime.fromisoformat(mark):

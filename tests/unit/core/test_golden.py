@@ -1,7 +1,10 @@
 """Golden replays: committed event logs and the exact decisions they must produce.
 
-Regenerate after an intended behaviour change with ``STREAMCOORD_REGEN_GOLDEN=1 pytest
-tests/unit/core/test_golden.py`` and review the diff of ``expected.jsonl``.
+Each case is a folder with ``log.jsonl``, ``expected.jsonl`` and its specs: a ``spec.yaml``
+beside the log, or ``specs.txt`` listing spec files relative to the repository root (the
+``examples/``). Regenerate after an intended behaviour change with
+``STREAMCOORD_REGEN_GOLDEN=1 pytest tests/unit/core/test_golden.py`` and review the diff of
+``expected.jsonl``.
 """
 
 from __future__ import annotations
@@ -15,12 +18,20 @@ from streamcoord.core import Catalog
 from streamcoord.core.replay import parse_log, replay, step_json
 from streamcoord.spec.loader import load_specs
 
-GOLDEN = Path(__file__).parents[2] / "golden" / "core"
+ROOT = Path(__file__).parents[3]
+GOLDEN = ROOT / "tests" / "golden" / "core"
 CASES = sorted(p for p in GOLDEN.iterdir() if (p / "log.jsonl").exists())
 
 
+def _specs(case: Path) -> list[Path]:
+    listed = case / "specs.txt"
+    if listed.exists():
+        return [ROOT / line for line in listed.read_text().split()]
+    return [case / "spec.yaml"]
+
+
 def _output(case: Path, partitions: int) -> str:
-    loaded = load_specs([case / "spec.yaml"])
+    loaded = load_specs(_specs(case))
     assert not loaded.problems
     catalog = Catalog.build(loaded.pipelines, loaded.pools)
     lines = (case / "log.jsonl").read_text().splitlines()
