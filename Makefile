@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest --durations=5
 
-.PHONY: demo test lint typecheck pytest pytest-kafka-3.9 kafka-stop clean-venv
+.PHONY: bench demo test lint typecheck pytest pytest-kafka-3.9 kafka-stop clean-venv
 
 # A virtualenv with the project installed in editable mode, dev and streaming extras included;
 # reinstalled when pyproject.toml changes.
@@ -52,3 +52,7 @@ pytest-kafka-3.9: $(INSTALLED)
 
 clean-venv:
 	rm -rf $(VENV)
+
+## bench: end-to-end benchmarks (python -m bench; --bootstrap-servers to use a running broker)
+bench: $(INSTALLED)
+	$(BIN)/python -m bench

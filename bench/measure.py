@@ -1,0 +1,135 @@
+"""Measuring helpers: percentiles, steady rates, consumer-group progress, child coordinators."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    """p50/p95/p99/max in milliseconds of ``values`` given in seconds."""
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+    return {"n": len(ordered), "p50_ms": pick(0.50), "p95_ms": pick(0.95),
+            "p99_ms": pick(0.99), "max_ms": ordered[-1] * 1000}  # fmt: skip
+
+
+def steady_rate(samples: Sequence[tuple[float, int]], total: int) -> float:
+    """Records/s between 10% and 90% of ``total`` (leaves out start-up and the tail)."""
+    lo = next((s for s in samples if s[1] >= 0.1 * total), None)
+    hi = next((s for s in samples if s[1] >= 0.9 * total), None)
+    if lo is None or hi is None or hi[0] <= lo[0]:
+        return 0.0
+    return (hi[1] - lo[1]) / (hi[0] - lo[0])
+
+
+async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in range(partitions)]
+        return dict(await consumer.end_offsets(parts))
+    finally:
+        await consumer.stop()
+
+
+@dataclass
+class Drain:
+    """How a consumer group worked through a fixed set of end offsets."""
+
+    total: int
+    seconds: float = 0.0
+    samples: list[tuple[float, int]] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.total / self.seconds if self.seconds else 0.0
+
+
+async def follow_group(
+    bootstrap: str, group: str, ends: dict[TopicPartition, int], *, deadline_s: float,
+    on_progress: Any = None,
+) -> Drain:
+    """Poll the group's committed offsets until they reach ``ends``; time from first progress."""
+    base = 0
+    total = sum(ends.values()) - base
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    drain = Drain(total)
+    first: float | None = None
+    started = time.perf_counter()
+    try:
+        while time.perf_counter() - started < deadline_s:
+            committed = await admin.list_consumer_group_offsets(group)
+            done = sum(min(committed[tp].offset, end) for tp, end in ends.items() if tp in committed)
+            now = time.perf_counter()
+            if done and first is None:
+                first = now
+            if first is not None:
+                drain.samples.append((now - first, done))
+            if on_progress is not None:
+                on_progress(done)
+            if done >= total:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    drain.seconds = drain.samples[-1][0] if drain.samples else 0.0
+    return drain
+
+
+class Child:
+    """``python -m bench.child`` with its JSON lines collected."""
+
+    def __init__(self, bootstrap: str, prefix: str, group: str, poll_timeout_ms: int = 200) -> None:
+        self.args = [sys.executable, "-m", "bench.child", "--bootstrap", bootstrap,
+                     "--prefix", prefix, "--group", group,
+                     "--poll-timeout-ms", str(poll_timeout_ms)]  # fmt: skip
+        self.lines: dict[str, dict[str, Any]] = {}
+        self.events: dict[str, asyncio.Event] = {}
+        self.process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    def event(self, name: str) -> asyncio.Event:
+        return self.events.setdefault(name, asyncio.Event())
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            *self.args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        async for raw in self.process.stdout:
+            try:
+                line = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            self.lines[line["event"]] = line
+            self.event(line["event"]).set()
+
+    async def stop(self) -> dict[str, Any]:
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 30)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        if self._reader is not None:
+            await self._reader
+        return self.lines.get("stopped", {})

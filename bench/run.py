@@ -1,0 +1,182 @@
+"""Run every benchmark against one broker and write bench/results/latest.{json,md}.
+
+``python -m bench [--bootstrap-servers HOST:PORT] [--runs N] [--quick]``; without
+``--bootstrap-servers`` a local Kafka broker is started (and stopped) for the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench import workload
+from bench.latency import measure_latency
+from bench.measure import Child, end_offsets, follow_group, percentiles, steady_rate
+from bench.passthrough import passthrough
+from bench.report import markdown
+from streamcoord.runtime import TopicNames
+
+RESULTS = Path(__file__).parent / "results"
+PARTITIONS = 8
+console = Console()
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+async def fresh_topics(bootstrap: str, runs: int, *, preload: bool = True) -> TopicNames:
+    """Topics under a new prefix, the changelog seeded with ``runs`` active runs, and (when
+    ``preload``) the completions of ``s0`` of every run waiting in the events topic."""
+    topics = TopicNames(f"b{uuid.uuid4().hex[:8]}.")
+    await workload.create_topics(bootstrap, topics, PARTITIONS)
+    await workload.write_changelog(bootstrap, topics, workload.seeded_states(runs, PARTITIONS))
+    if preload:
+        events = (e for n in range(runs) for e in workload.completion(workload.run_id(n), 0))
+        await workload.produce_events(bootstrap, topics.events, events)
+    return topics
+
+
+async def coordinators(bootstrap: str, runs: int, processes: int, progress: Progress) -> dict[str, Any]:
+    topics = await fresh_topics(bootstrap, runs)
+    ends = await end_offsets(bootstrap, topics.events, PARTITIONS)
+    group = f"{topics.prefix}coord"
+    task = progress.add_task(f"{processes} coordinator(s)", total=sum(ends.values()))
+    children = [Child(bootstrap, topics.prefix, group) for _ in range(processes)]
+    for child in children:
+        await child.start()
+    drain = await follow_group(bootstrap, group, ends, deadline_s=240,
+                               on_progress=lambda d: progress.update(task, completed=d))  # fmt: skip
+    statuses = [await child.stop() for child in children]
+    return {"processes": processes, "events": drain.total, "seconds": drain.seconds,
+            "events_per_s": drain.rate, "steady_events_per_s": steady_rate(drain.samples, drain.total),
+            "triggers": sum(s.get("published", 0) for s in statuses), "load": load()}  # fmt: skip
+
+
+async def baselines(bootstrap: str, runs: int, progress: Progress) -> dict[str, Any]:
+    topics = await fresh_topics(bootstrap, runs)
+    ends = await end_offsets(bootstrap, topics.events, PARTITIONS)
+    out: dict[str, Any] = {}
+    # Existing topics the coordinator runs below never touch under this prefix.
+    sinks = {"passthrough": "streamcoord.decisions", "passthrough_txn": "streamcoord.runs"}
+    for name, txn in (("passthrough", False), ("passthrough_txn", True)):
+        task = progress.add_task(name, total=sum(ends.values()))
+        drain = await passthrough(
+            bootstrap, topics.events, topics.full(sinks[name]), f"{topics.prefix}{name}",
+            ends, transactional=txn, on_progress=lambda d, t=task: progress.update(t, completed=d),
+        )  # fmt: skip
+        out[name] = {"events": drain.total, "seconds": drain.seconds, "events_per_s": drain.rate,
+                     "steady_events_per_s": steady_rate(drain.samples, drain.total), "load": load()}  # fmt: skip
+    return out
+
+
+async def latency(bootstrap: str, rate: float, handoffs: int, label: str, progress: Progress) -> dict[str, Any]:
+    runs = max(200, int(rate * 0.6))
+    topics = await fresh_topics(bootstrap, runs, preload=False)
+    group = f"{topics.prefix}coord"
+    child = Child(bootstrap, topics.prefix, group, poll_timeout_ms=200)
+    await child.start()
+    await asyncio.wait_for(child.event("ready").wait(), 120)
+    task = progress.add_task(f"latency {label}", total=handoffs)
+    result = await measure_latency(
+        bootstrap, topics.events, topics.full("streamcoord.triggers"), runs, rate=rate,
+        handoffs=handoffs, on_progress=lambda d: progress.update(task, completed=d),
+    )  # fmt: skip
+    await child.stop()
+    return {"label": label, "offered_handoffs_per_s": rate,
+            "achieved_handoffs_per_s": result["handoffs_per_s"],
+            "events_per_s": 2 * result["handoffs_per_s"], **percentiles(result["latencies"]),
+            "load": load()}  # fmt: skip
+
+
+async def recovery(bootstrap: str, runs: int, progress: Progress) -> dict[str, Any]:
+    task = progress.add_task(f"recovery of {runs:,} runs", total=None)
+    topics = TopicNames(f"b{uuid.uuid4().hex[:8]}.")
+    await workload.create_topics(bootstrap, topics, PARTITIONS)
+    written = await workload.write_changelog(bootstrap, topics, workload.seeded_states(runs, PARTITIONS))
+    # One completion per partition, so "the first batch processed" happens right after restore.
+    probes = [e for n in range(min(runs, 64)) for e in workload.completion(workload.run_id(n), 0)]
+    await workload.produce_events(bootstrap, topics.events, probes)
+    child = Child(bootstrap, topics.prefix, f"{topics.prefix}coord")
+    await child.start()
+    await asyncio.wait_for(child.event("first_batch").wait(), 180)
+    await child.stop()
+    progress.update(task, total=1, completed=1)
+    ready, first = child.lines["ready"], child.lines["first_batch"]
+    rss = ready["rss_after"] - ready["rss_before"]
+    return {"runs": runs, "changelog_records": written, "restored_runs": ready["runs"],
+            "start_to_restored_s": ready["seconds"], "start_to_first_batch_s": first["seconds"],
+            "rss_delta_mb": rss / 2**20, "rss_mb_per_10k_runs": rss / 2**20 / (ready["runs"] / 10_000),
+            "load": load()}  # fmt: skip
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, "
+                   f"Python {platform.python_version()}",
+        "load_start": load(), "partitions": PARTITIONS, "runs": args.runs,
+        "max_batch": 500, "stages_per_run": workload.STAGES,
+    }  # fmt: skip
+    started = time.perf_counter()
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total}"),
+                  TimeElapsedColumn(), console=console) as progress:  # fmt: skip
+        results["baselines"] = await baselines(args.bootstrap, args.runs, progress)
+        results["throughput"] = [await coordinators(args.bootstrap, args.runs, n, progress)
+                                 for n in (1, 2, 4)]  # fmt: skip
+        best = max(results["throughput"][0]["steady_events_per_s"], results["throughput"][0]["events_per_s"])
+        results["latency"] = [
+            await latency(args.bootstrap, args.light_rate, args.handoffs, "light", progress),
+            await latency(args.bootstrap, max(args.light_rate, best / 4), args.handoffs, "half of max", progress),
+        ]  # fmt: skip
+        results["recovery"] = await recovery(args.bootstrap, args.recovery_runs, progress)
+    results["seconds"] = time.perf_counter() - started
+    results["load_end"] = load()
+    return results
+
+
+async def with_broker(args: argparse.Namespace) -> dict[str, Any]:
+    if args.bootstrap:
+        return await bench(args)
+    from streamcoord.devtools.kafka import BrokerSettings, LocalKafka, free_port  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="streamcoord-bench-") as data:
+        broker = LocalKafka(BrokerSettings(port=free_port(), data_dir=Path(data), version="4.4.0"))
+        console.print("starting a local Kafka 4.4.0 broker")
+        await asyncio.to_thread(broker.start)
+        try:
+            args.bootstrap = broker.bootstrap
+            return await bench(args)
+        finally:
+            await asyncio.to_thread(broker.stop)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bootstrap-servers", dest="bootstrap", default=None)
+    parser.add_argument("--runs", type=int, default=15_000, help="runs per throughput drain (2 events each)")
+    parser.add_argument("--recovery-runs", type=int, default=100_000)
+    parser.add_argument("--handoffs", type=int, default=10_000)
+    parser.add_argument("--light-rate", type=float, default=300.0, help="hand-offs/s at light load")
+    parser.add_argument("--quick", action="store_true", help="small sizes, to try the bench out")
+    args = parser.parse_args()
+    if args.quick:
+        args.runs, args.recovery_runs, args.handoffs = 3000, 10_000, 1000
+    results = asyncio.run(with_broker(args))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    table = markdown(results)
+    (RESULTS / "latest.md").write_text(table)
+    console.print(table)
