@@ -46,7 +46,6 @@ def admit(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
         return
     if run is not None and run.status in {"active", "queued"}:
         run = ctx.state.run_for_update(base)
-        assert run is not None  # just looked up
         run.remember(m["dedup"])
         run.caused_by.extend(c for c in m["caused"] if c not in run.caused_by)
         ctx.decision(run, None, "folded", "matched an active run", m["caused"])
@@ -92,7 +91,6 @@ def _create(ctx: Context, cp: CompiledPipeline, m: Match, previous: RunState | N
         ctx.decision(run, None, "skipped", f"max_active_runs {limit} reached", run.caused_by)
     else:
         oldest = ctx.state.run_for_update(pipe["active"][0].split("#", 1)[0])
-        assert oldest is not None  # active runs are always in state
         cancel_run(ctx, cp, oldest, f"cancelled for {run.run_id} (cancel_oldest)")
         start_run(ctx, cp, run)
 

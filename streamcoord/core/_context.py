@@ -115,7 +115,3 @@ class Context:
         for timer_id in [t for t, v in run.timers.items() if stage is None or v[2] == stage]:
             del run.timers[timer_id]
             self.commands.append(CancelTimer(timer_id))
-
-
-def now_after(now: datetime, seconds: float) -> datetime:
-    return now + timedelta(seconds=seconds)

@@ -76,7 +76,7 @@ def _data(ctx: Context, model: type[D]) -> D | None:
     if isinstance(data, model):
         return data
     try:
-        return model.model_validate(data.model_dump() if isinstance(data, BaseModel) else data)
+        return model.model_validate(data)
     except ValidationError as exc:
         ctx.reject("invalid_data", f"{ctx.event.type}: data does not validate: "
                    f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}")
@@ -111,7 +111,6 @@ def _run(ctx: Context, run_id: str, stage: str | None = None) -> tuple[CompiledP
     if dedup in run.seen:
         return None
     run = ctx.state.run_for_update(run.base)
-    assert run is not None  # looked up above
     run.remember(dedup)
     return cp, run
 

@@ -239,13 +239,15 @@ def finish_run(ctx: Context, cp: CompiledPipeline, run: RunState, outcome: str) 
 
 
 def admit_waiting(ctx: Context, cp: CompiledPipeline, pipe: dict[str, Any]) -> None:
-    """Start queued runs, oldest first, while the pipeline has free slots."""
+    """Start queued runs, oldest first, while the pipeline has free slots.
+
+    Only queued runs are listed as waiting: a queued run that ends (cancelled) leaves the list.
+    """
     limit = cp.max_active_runs
-    while pipe["waiting"] and (limit is None or len(pipe["active"]) < limit):
+    assert limit is not None  # only pipelines with a limit queue runs
+    while pipe["waiting"] and len(pipe["active"]) < limit:
         run_id = pipe["waiting"].pop(0)
-        run = ctx.state.run_for_update(run_id.split("#", 1)[0])
-        if run is not None and run.status == "queued":
-            start_run(ctx, cp, run)
+        start_run(ctx, cp, ctx.state.run_for_update(run_id.split("#", 1)[0]))
 
 
 def new_stages(cp: CompiledPipeline) -> dict[str, StageState]:

@@ -52,7 +52,8 @@ def on_external(ctx: Context, triggers: tuple[CompiledTrigger, ...]) -> None:
         cp = ctx.catalog.pipelines[ct.pipeline]
         if isinstance(ct.spec, EventTrigger):
             _event_trigger(ctx, cp, ct, ct.spec, view)
-        elif isinstance(ct.spec, DataArrivalTrigger):
+        else:  # only event and data triggers are indexed by type
+            assert isinstance(ct.spec, DataArrivalTrigger)
             _arrival_trigger(ctx, cp, ct, ct.spec, view)
 
 

@@ -24,14 +24,12 @@ _PLANS: dict[type[BaseModel], tuple[dict[str, Any], bool]] = {}
 
 
 def _plan(cls: type[BaseModel]) -> tuple[dict[str, Any], bool]:
-    plan = _PLANS.get(cls)
-    if plan is None:
-        defaults = {
-            name: field.get_default(call_default_factory=False)
-            for name, field in cls.model_fields.items()
-            if not field.is_required() and field.default_factory is None
-        }
-        plan = _PLANS[cls] = (defaults, cls.model_config.get("extra") == "allow")
+    defaults = {
+        name: field.get_default(call_default_factory=False)
+        for name, field in cls.model_fields.items()
+        if not field.is_required() and field.default_factory is None
+    }
+    plan = _PLANS[cls] = (defaults, cls.model_config.get("extra") == "allow")
     return plan
 
 

@@ -198,10 +198,10 @@ class CoordinatorState:
     def run(self, base: str) -> RunState | None:
         return self._runs.get(base)
 
-    def run_for_update(self, base: str) -> RunState | None:
-        run = self._runs.get(base)
-        if run is not None:
-            self.touch(f"run/{base}")
+    def run_for_update(self, base: str) -> RunState:
+        """The run ``base`` (which must exist), noted as changing."""
+        run = self._runs[base]
+        self.touch(f"run/{base}")
         return run
 
     def put_run(self, run: RunState) -> None:

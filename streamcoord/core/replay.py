@@ -68,27 +68,45 @@ def replay(
     *,
     partitions: int = 1,
     fire_timers: bool = True,
+    max_timer_firings: int = 100_000,
 ) -> ReplayResult:
-    """Decide every event of ``log`` (and what it routes back) across ``partitions`` states."""
+    """Decide every event of ``log`` (and what it routes back) across ``partitions`` states.
+
+    With ``fire_timers``, timers fire in due order between records and after the last one, at
+    most ``max_timer_firings`` times in all (an :class:`EventError` beyond: timers that keep
+    re-arming themselves would otherwise never let the replay end).
+    """
     result = ReplayResult([CoordinatorState.empty(p, partitions) for p in range(partitions)])
     timers: dict[str, SetTimer] = {}
+    budget = [max_timer_firings] if fire_timers else None
     for timestamp, event in log:
-        if fire_timers:
-            _fire_due(catalog, result, timers, timestamp)
+        _fire_due(catalog, result, timers, timestamp, budget)
         _decide_chain(catalog, result, timers, timestamp, event, fed_back=False)
-    if fire_timers:
-        _fire_due(catalog, result, timers, None)
+    _fire_due(catalog, result, timers, None, budget)
     return result
 
 
 def _fire_due(
-    catalog: Catalog, result: ReplayResult, timers: dict[str, SetTimer], until: datetime | None
+    catalog: Catalog,
+    result: ReplayResult,
+    timers: dict[str, SetTimer],
+    until: datetime | None,
+    budget: list[int] | None,
 ) -> None:
-    for _ in range(100_000):  # bounded: a timer chain (retries) eventually runs out of attempts
-        due = sorted((t.due, t.timer_id) for t in timers.values())
-        if not due or (until is not None and due[0][0] > until):
+    """Fire the timers due by ``until`` (all of them when None), earliest first."""
+    if budget is None:
+        return
+    while timers:
+        timer = min(timers.values(), key=lambda t: (t.due, t.timer_id))
+        if until is not None and timer.due > until:
             return
-        timer = timers.pop(due[0][1])
+        if budget[0] == 0:
+            raise EventError(
+                "timers kept firing past the replay's limit",
+                hint="raise max_timer_firings, or look for a timer that re-arms itself",
+            )
+        budget[0] -= 1
+        del timers[timer.timer_id]
         _decide_chain(catalog, result, timers, timer.due, timer.event, fed_back=True)
 
 
