@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamcoord.core import _pools
 from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
 from streamcoord.core._lifecycle import (
@@ -21,6 +22,7 @@ from streamcoord.events.models import CloudEvent
 __all__ = ["MATCH", "Match", "admit", "cancel_run", "match", "pause", "resume"]
 
 MATCH = "streamcoord.run.match"
+_POOLED = frozenset({"ready", "triggered", "running"})
 
 Match = dict[str, Any]  # pipeline, run_key, trigger, caused, params, rerun, dedup
 
@@ -96,24 +98,19 @@ def _create(ctx: Context, cp: CompiledPipeline, m: Match, previous: RunState | N
 
 
 def cancel_run(ctx: Context, cp: CompiledPipeline, run: RunState, reason: str) -> None:
-    """Cancel every unfinished stage and finish the run as cancelled."""
+    """Cancel every unfinished stage (giving back pool slots) and finish the run as cancelled."""
     for name, stage in run.stages.items():
-        if stage.status not in TERMINAL:
-            held_slot = stage.status in {"ready", "triggered", "running"}
-            stage.status = "cancelled"
-            stage.reason = reason
-            if held_slot and cp.stages[name].pool is not None:
-                complete_stage_slot(ctx, cp, run, name)
+        if stage.status in TERMINAL:
+            continue
+        cs = cp.stages[name]
+        if cs.pool is not None and stage.status in _POOLED:
+            # a ready stage waits with a request for its next attempt; later ones hold a slot
+            attempt = stage.attempt + 1 if stage.status == "ready" else stage.attempt
+            _pools.release(ctx, run, cs, attempt)
+        stage.status = "cancelled"
+        stage.reason = reason
     ctx.decision(run, None, "cancelled", reason, [ctx.event.id])
     finish_run(ctx, cp, run, "cancelled")
-
-
-def complete_stage_slot(ctx: Context, cp: CompiledPipeline, run: RunState, name: str) -> None:
-    from streamcoord.core import _pools  # noqa: PLC0415  # keeps the import graph acyclic
-
-    stage = run.stages[name]
-    attempt = stage.attempt + 1 if stage.status == "ready" else stage.attempt
-    _pools.release(ctx, run, cp.stages[name], attempt)
 
 
 def pause(ctx: Context, cp: CompiledPipeline) -> None:
