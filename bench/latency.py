@@ -24,6 +24,7 @@ from streamcoord.events.models import StageTrigger
 async def measure_latency(
     bootstrap: str, events_topic: str, triggers_topic: str, runs: int, *, rate: float,
     handoffs: int, warmup: int = 300, deadline_s: float = 90.0, on_progress: Any = None,
+    fetch_max_wait_ms: int = 500,
 ) -> dict[str, Any]:
     """Hand-off latencies at ``rate`` hand-offs/s; the first ``warmup`` ones are left out."""
     ready: collections.deque[tuple[str, int]] = collections.deque((run_id(n), 0) for n in range(runs))
@@ -32,6 +33,7 @@ async def measure_latency(
     consumer = AIOKafkaConsumer(
         triggers_topic, bootstrap_servers=bootstrap, group_id=None,
         auto_offset_reset="earliest", enable_auto_commit=False, isolation_level="read_committed",
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )  # fmt: skip
     await consumer.start()
     emitter = Emitter(bootstrap_servers=bootstrap, topic=events_topic, linger_ms=0)

@@ -83,7 +83,8 @@ async def baselines(bootstrap: str, runs: int, progress: Progress) -> dict[str, 
 
 
 async def latency(bootstrap: str, rate: float, handoffs: int, label: str, progress: Progress) -> dict[str, Any]:
-    runs = max(200, int(rate * 0.6))
+    # Enough chains for every hand-off (19 per run), and enough in flight for the rate.
+    runs = max(int(rate * 0.6), (handoffs + 300) // (workload.STAGES - 1) + 100)
     topics = await fresh_topics(bootstrap, runs, preload=False)
     group = f"{topics.prefix}coord"
     child = Child(bootstrap, topics.prefix, group, poll_timeout_ms=200)

@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaError
 from streamcoord.core import Catalog, partition_for, partition_key_for
 from streamcoord.events.codec import encode
 from streamcoord.events.models import CloudEvent
-from streamcoord.runtime.partition import PartitionWorker
+from streamcoord.runtime.partition import BatchOutcome, PartitionWorker
 from streamcoord.runtime.schedule import Schedule, ScheduleQueue, schedules_of, tick_event
 from streamcoord.runtime.settings import CoordinatorSettings
 
@@ -162,26 +162,34 @@ class Coordinator:
     async def _process(
         self, consumer: AIOKafkaConsumer, batch: Mapping[TopicPartition, list[Any]]
     ) -> None:
-        for tp, records in sorted(batch.items(), key=lambda item: item[0].partition):
-            if not records:
+        # Partitions have their own producers and transactions, so their commits overlap: done
+        # one after another, a poll touching 8 partitions waited for 8 commit round trips.
+        async with self._lock:
+            work = [
+                (tp, worker, records)
+                for tp, records in sorted(batch.items(), key=lambda item: item[0].partition)
+                if records and (worker := self._workers.get(tp.partition)) is not None
+            ]  # a partition revoked while the fetch was in flight has no worker any more
+            results = await asyncio.gather(
+                *(worker.process(records) for _, worker, records in work), return_exceptions=True
+            )
+        for (tp, _, records), result in zip(work, results, strict=True):
+            if isinstance(result, KafkaError | TimeoutError):
+                self.status.errors += 1
+                log.warning("batch on %s failed (%s); deciding it again", tp, result)
+                consumer.seek(tp, records[0].offset)
                 continue
-            async with self._lock:
-                worker = self._workers.get(tp.partition)
-                if worker is None:  # revoked while the fetch was in flight
-                    continue
-                try:
-                    outcome = await worker.process(records)
-                except (KafkaError, TimeoutError) as exc:
-                    self.status.errors += 1
-                    log.warning("batch on %s failed (%s); deciding it again", tp, exc)
-                    consumer.seek(tp, records[0].offset)
-                    continue
-            status = self.status
-            status.batches += 1
-            status.consumed += outcome.consumed
-            status.published += outcome.published
-            status.dead_letters += outcome.dead_letters
-            status.last_batch_at = time.monotonic()
+            if isinstance(result, BaseException):
+                raise result
+            self._count(result)
+
+    def _count(self, outcome: BatchOutcome) -> None:
+        status = self.status
+        status.batches += 1
+        status.consumed += outcome.consumed
+        status.published += outcome.published
+        status.dead_letters += outcome.dead_letters
+        status.last_batch_at = time.monotonic()
 
     async def _fire_due_timers(self) -> None:
         """Produce every due timer's and schedule's event; the core dedups refires."""
