@@ -16,6 +16,7 @@ import pytest
 
 from streamcoord.core import Catalog, Publish
 from streamcoord.core.replay import parse_log, replay, step_json
+from streamcoord.errors import EventError
 from streamcoord.events.models import StageTrigger
 from streamcoord.spec.loader import load_specs
 
@@ -78,3 +79,10 @@ def test_spreading_runs_over_partitions_triggers_the_same_stages(case: Path) -> 
     # Matches, arrivals, pool requests, subscriptions and pause commands cross partitions as
     # routed events; the stages triggered, and when, must not depend on the partition count.
     assert _triggers(case, 3) == _triggers(case, 1)
+
+
+def test_a_log_line_that_is_not_a_recorded_event_names_its_line_number() -> None:
+    good = (GOLDEN / "basic" / "log.jsonl").read_text().splitlines()[0]
+    assert len(list(parse_log([good, "", "  "]))) == 1  # blank lines are skipped
+    with pytest.raises(EventError, match="log line 3 is not a recorded event"):
+        list(parse_log([good, "", '{"timestamp": "yesterday", "event": {}}']))

@@ -265,6 +265,10 @@ def test_a_pipeline_trigger_fires_only_on_the_outcomes_it_names() -> None:
     assert _triggered(_replay([UP, down], [_go(type_="up.go"), fail])) == [("up/k", "x", 1)]
     ok = _triggered(_replay([UP, down], [_go(type_="up.go"), _ok("x", run="up/k")]))
     assert ok == [("up/k", "x", 1), ("p/k", "a", 1)]
+    keyless = _pipeline(run_key="event.data.missing", triggers=down.triggers)
+    result = _replay([UP, keyless], [_go(type_="up.go"), _ok("x", run="up/k")])
+    rejections = [r.step.rejection.code for r in result.records if r.step.rejection]
+    assert rejections == ["run_key_error"]
 
 
 # --- matching ----------------------------------------------------------------------------------

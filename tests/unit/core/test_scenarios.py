@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,7 +34,7 @@ from streamcoord.events.models import (
     StageSucceeded,
     StageTrigger,
 )
-from streamcoord.spec.models import Pipeline
+from streamcoord.spec.models import Pipeline, Pool
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -167,6 +168,26 @@ def test_bad_specs_are_spec_errors() -> None:
                                          {"name": "b", "needs": ["a"]}])])
     with pytest.raises(SpecError, match=r"run_key: invalid expression .event\.\(. at 1:7"):
         Catalog.build([_pipeline(run_key="event.(")])
+
+
+@pytest.mark.parametrize(("pipelines", "pools", "message"), [
+    ([_pipeline(stages=[{"name": "a"}, {"name": "a"}])], [],
+     "pipeline 'p': stage names must be unique"),
+    ([_pipeline(stages=[{"name": "a", "needs": ["zz"]}])], [],
+     "pipeline 'p' stage 'a': needs unknown stage 'zz'"),
+    ([_pipeline(stages=[{"name": "a", "needs": ["other.x"]}])], [],
+     "pipeline 'p' stage 'a': needs unknown pipeline 'other'"),
+    ([_pipeline(triggers=[{"kind": "pipeline", "pipeline": "other"}])], [],
+     "pipeline 'p': trigger on unknown pipeline 'other'"),
+    ([_pipeline(stages=[{"name": "a", "pool": "gpu"}])], [],
+     "pipeline 'p' stage 'a': unknown pool 'gpu'"),
+    ([_pipeline(), _pipeline()], [], "pipeline 'p' is defined more than once"),
+])
+def test_catalog_build_lists_what_is_wrong_with_the_specs(
+    pipelines: list[Pipeline], pools: list[Pool], message: str
+) -> None:
+    with pytest.raises(SpecError, match=re.escape(message)):
+        Catalog.build(pipelines, pools)
 
 
 def test_state_rollback_undoes_a_batch() -> None:

@@ -1,0 +1,80 @@
+"""State as the runtime uses it: changelog round trips, durable timers, the dedup window."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from streamcoord.core import Catalog, CoordinatorState, decide
+from streamcoord.core.replay import replay
+from streamcoord.errors import EventError
+from streamcoord.events.models import (
+    ExternalEvent,
+    PipelinePause,
+    StageHeartbeat,
+    StageStarted,
+    TimerFired,
+)
+from streamcoord.spec.models import Pipeline
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+CATALOG = Catalog.build([Pipeline.model_validate({
+    "name": "p", "run_key": "event.data.key", "triggers": [{"kind": "event", "type": "go"}],
+    "stages": [{"name": "a", "timeout_seconds": 60, "heartbeat_timeout_seconds": 10}],
+})])
+REF = {"run_id": "p/k", "stage": "a", "attempt": 1}
+
+
+def _busy_state() -> CoordinatorState:
+    state = CoordinatorState.empty()
+    decide(CATALOG, state, ExternalEvent(id="g", source="app", type="go", data={"key": "k"}), T0)
+    decide(CATALOG, state, StageStarted(id="s", source="x", data=REF), T0 + timedelta(seconds=1))
+    decide(CATALOG, state, PipelinePause(id="pz", source="cli", data={"pipeline": "p"}), T0)
+    return state
+
+
+def test_a_state_restored_from_its_changelog_is_the_same_state() -> None:
+    state = _busy_state()
+    snapshot = state.dump()
+    assert [k for k, _ in snapshot] == ["pipe/p", "run/p/k"]
+    restored = CoordinatorState.load(0, 1, snapshot)
+    assert restored.dump() == snapshot
+    assert [r.run_id for r in restored] == ["p/k"]
+    tombstoned = CoordinatorState.load(0, 1, [*snapshot, ("pipe/p", None)])
+    assert tombstoned.keys() == ["run/p/k"]
+    assert tombstoned.dump_key("pipe/p") is None
+
+
+def test_timers_are_listed_by_due_time_for_re_arming_after_a_restart() -> None:
+    timers = CoordinatorState.load(0, 1, _busy_state().dump()).timers()
+    assert [(due - T0, tid) for due, tid, _ in timers] == [
+        (timedelta(seconds=11), "p/k|a|1|heartbeat"),
+        (timedelta(seconds=60), "p/k|a|1|timeout"),
+    ]
+    fired = timers[0][2]
+    assert isinstance(fired, TimerFired)
+    assert fired.data.run_id == "p/k"
+    assert fired.data.purpose == "heartbeat"
+
+
+def test_redeliveries_within_the_last_128_events_of_a_run_change_nothing() -> None:
+    state = _busy_state()
+    beats = [StageHeartbeat(id=f"h{i}", source="x", data=REF) for i in range(130)]
+    for i, beat in enumerate(beats):
+        decide(CATALOG, state, beat, T0 + timedelta(seconds=2 + i))
+    recent = decide(CATALOG, state, beats[-1], T0 + timedelta(hours=1))
+    assert recent.commands == ()
+    oldest = decide(CATALOG, state, beats[0], T0 + timedelta(hours=1))
+    assert [type(c).__name__ for c in oldest.commands] == ["SetTimer"]  # beyond the window
+
+
+def test_replay_can_leave_timers_unfired_and_bounds_endless_firing() -> None:
+    go = ExternalEvent(id="g", source="app", type="go", data={"key": "k"})
+    unfired = replay(CATALOG, [(T0, go)], fire_timers=False)
+    assert len(unfired.records) == 1
+    fired = replay(CATALOG, [(T0, go)])
+    assert [r.event.type for r in fired.records[1:]] == ["streamcoord.timer.fired",
+                                                         "streamcoord.run.finished"]
+    with pytest.raises(EventError, match="timers kept firing past the replay's limit"):
+        replay(CATALOG, [(T0, go)], max_timer_firings=0)
