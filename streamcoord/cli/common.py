@@ -7,10 +7,8 @@ from typing import Annotated
 
 import typer
 
-from streamcoord.core import Catalog
-from streamcoord.errors import SpecError
 from streamcoord.kafka.settings import KafkaSettings
-from streamcoord.spec.validation import validate_paths
+from streamcoord.runtime.specs import load_catalog
 
 __all__ = ["BootstrapOption", "ConfigOption", "kafka_settings", "load_catalog"]
 
@@ -38,15 +36,3 @@ ConfigOption = Annotated[
 def kafka_settings(bootstrap_servers: str | None, config: Path | None) -> KafkaSettings:
     """Settings from the config file and environment, with the command line on top."""
     return KafkaSettings.load(config, bootstrap_servers=bootstrap_servers)
-
-
-def load_catalog(paths: list[Path]) -> Catalog:
-    """Load and check specs; every problem is reported, then the command stops."""
-    report = validate_paths(paths)
-    if report.problems:
-        listing = "\n".join(str(problem) for problem in report.problems)
-        raise SpecError(
-            f"the specs do not validate:\n{listing}",
-            hint="`streamcoord validate PATH...` shows the same list",
-        )
-    return Catalog.build(report.specs.pipelines, report.specs.pools)

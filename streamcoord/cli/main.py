@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from streamcoord import __version__
+from streamcoord.cli import demo as demo_cli
 from streamcoord.cli import dev, graph, topics, validate
 from streamcoord.cli import emit as emit_cli
 from streamcoord.cli import ingest as ingest_cli
@@ -47,6 +48,7 @@ app.command("validate")(validate.validate)
 app.command("graph")(graph.graph)
 app.command("replay")(replay_cli.replay_command)
 app.command("run")(run_cli.run)
+app.command("demo")(demo_cli.demo)
 app.command("status")(inspect_cli.status)
 app.command("runs")(inspect_cli.runs)
 app.command("explain")(inspect_cli.explain)

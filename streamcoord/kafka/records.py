@@ -9,7 +9,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-__all__ = ["StoredRecord", "TopicContents", "read_topic"]
+from streamcoord.errors import ConfigError
+
+__all__ = ["StoredRecord", "TopicContents", "read_topic", "topic_partitions"]
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,19 @@ class StoredRecord:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of ``topic``; a fresh client knows no topics until it asks the broker."""
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        raise ConfigError(
+            f"topic {topic} does not exist", hint="create it with `streamcoord topics apply`"
+        )
+    return [TopicPartition(topic, p) for p in sorted(partitions)]
 
 
 @dataclass(frozen=True)
