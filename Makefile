@@ -20,14 +20,11 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev,streaming]"
 	@touch $@
 
-## demo: start a local Kafka broker (detached) and run the examples
+## demo: start a local Kafka broker (detached) and run the example pipelines end to end
 demo: $(INSTALLED)
 	$(BIN)/streamcoord dev kafka --detach
-	@if $(BIN)/streamcoord validate --help >/dev/null 2>&1; then \
-		$(BIN)/streamcoord validate examples/; \
-	else \
-		echo "streamcoord validate is not available yet: skipping the examples"; \
-	fi
+	$(BIN)/streamcoord validate examples/
+	$(BIN)/streamcoord demo
 	@echo "Kafka keeps running; stop it with: make kafka-stop"
 
 kafka-stop: $(INSTALLED)
