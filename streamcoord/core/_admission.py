@@ -44,7 +44,7 @@ def admit(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
         _hold(ctx, cp, m)
         return
     run = ctx.state.run(base)
-    if run is not None and m["dedup"] in run.seen:
+    if run is not None and run.has_seen(m["dedup"]):
         return
     if run is not None and run.status in {"active", "queued"}:
         run = ctx.state.run_for_update(base)
@@ -68,7 +68,7 @@ def _hold(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
 def _create(ctx: Context, cp: CompiledPipeline, m: Match, previous: RunState | None) -> None:
     run = RunState(cp.name, str(m["run_key"]), 1 if previous is None else previous.gen + 1)
     if previous is not None:
-        run.seen = dict(previous.seen)  # a replayed request for an older generation stays a no-op
+        run.seen = previous.seen  # a replayed request for an older generation stays a no-op
     run.trigger = m["trigger"]
     run.caused_by = list(m["caused"])
     run.params = dict(m["params"])

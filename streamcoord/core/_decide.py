@@ -108,7 +108,7 @@ def _run(ctx: Context, run_id: str, stage: str | None = None) -> tuple[CompiledP
         ctx.reject("unknown_stage", f"run {run_id!r} has no stage {stage!r}")
         return None
     dedup = dedup_of(ctx)
-    if dedup in run.seen:
+    if run.has_seen(dedup):
         return None
     run = ctx.state.run_for_update(run.base)
     run.remember(dedup)

@@ -13,6 +13,8 @@ back to it (the runtime does this when it aborts a Kafka transaction).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -24,12 +26,13 @@ from streamcoord.events.models import TimerFired, TimerFiredData
 
 __all__ = ["VERSION", "CoordinatorState", "RunState", "StageState"]
 
-VERSION = 1
+VERSION = 2  # 2: the dedup window is one string of 8-byte digests (1: a list of ids)
 TERMINAL = frozenset(
     {"succeeded", "failed", "timed_out", "skipped", "cancelled", "upstream_failed"}
 )
 RUN_TERMINAL = frozenset({"succeeded", "failed", "cancelled", "skipped"})
 SEEN_LIMIT = 128
+_DIGEST = 8  # bytes per remembered event: 128 events cost 1 KiB, whatever the ids' length
 TIMER_SOURCE = "streamcoord/timer"
 
 
@@ -84,21 +87,28 @@ class RunState:
         self.trigger: dict[str, Any] = {}
         self.caused_by: list[str] = []
         self.params: dict[str, Any] = {}
-        self.seen: dict[str, None] = {}
+        self.seen = b""  # digests of the last SEEN_LIMIT events applied, oldest first
         self.stages: dict[str, StageState] = {}
         self.timers: dict[str, list[Any]] = {}  # timer id -> [due, purpose, stage, attempt]
         self.ext: dict[str, list[Any]] = {}  # need name -> [outcome, outputs, watermark, id]
 
+    def has_seen(self, dedup: str) -> bool:
+        """Whether the event ``dedup`` (its source and id) is among the last ones applied."""
+        digest = _digest(dedup)
+        found = self.seen.find(digest)
+        while found != -1 and found % _DIGEST:  # a match straddling two digests is not one
+            found = self.seen.find(digest, found + 1)
+        return found != -1
+
     def remember(self, dedup: str) -> None:
-        self.seen[dedup] = None
-        if len(self.seen) > SEEN_LIMIT:
-            del self.seen[next(iter(self.seen))]
+        self.seen = self.seen[-(SEEN_LIMIT - 1) * _DIGEST:] + _digest(dedup)
 
     def dump(self) -> dict[str, Any]:
         return {
             "v": VERSION, "p": self.pipeline, "k": self.run_key, "g": self.gen,
             "s": self.status, "t": self.trigger, "c": self.caused_by, "a": self.params,
-            "d": list(self.seen), "st": {n: s.dump() for n, s in self.stages.items()},
+            "d": base64.b64encode(self.seen).decode(),
+            "st": {n: s.dump() for n, s in self.stages.items()},
             "tm": self.timers, "x": self.ext,
         }
 
@@ -109,7 +119,10 @@ class RunState:
         run.trigger = raw["t"]
         run.caused_by = raw["c"]
         run.params = raw["a"]
-        run.seen = dict.fromkeys(raw["d"])
+        seen = raw["d"]
+        if isinstance(seen, list):  # version 1: the ids themselves
+            seen = base64.b64encode(b"".join(_digest(d) for d in seen[-SEEN_LIMIT:])).decode()
+        run.seen = base64.b64decode(seen)
         run.stages = {n: StageState.load(s) for n, s in raw["st"].items()}
         run.timers = raw["tm"]
         run.ext = raw["x"]
@@ -233,6 +246,11 @@ class CoordinatorState:
 
     def __iter__(self) -> Iterator[RunState]:
         return iter(self.runs())
+
+
+def _digest(dedup: str) -> bytes:
+    # blake2b, not hash(): the digest is stored, so it must not change between processes
+    return hashlib.blake2b(dedup.encode(), digest_size=_DIGEST).digest()
 
 
 def timer_event(timer_id: str, run_id: str, timer: list[Any]) -> TimerFired:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
-from streamcoord.core import Catalog, CoordinatorState, decide
+from streamcoord.core import Catalog, CoordinatorState, RunState, decide
 from streamcoord.core.replay import replay
 from streamcoord.errors import EventError
 from streamcoord.events.models import (
@@ -78,3 +80,25 @@ def test_replay_can_leave_timers_unfired_and_bounds_endless_firing() -> None:
                                                          "streamcoord.run.finished"]
     with pytest.raises(EventError, match="timers kept firing past the replay's limit"):
         replay(CATALOG, [(T0, go)], max_timer_firings=0)
+
+
+def test_a_version_1_changelog_keeps_its_dedup_window() -> None:
+    state = _busy_state()
+    raw = orjson.loads(state.dump_key("run/p/k") or b"")
+    old = {**raw, "v": 1, "d": ["app g", "x s"]}  # version 1 stored "<source> <id>" strings
+    restored = CoordinatorState.load(0, 1, [("run/p/k", orjson.dumps(old))])
+    again = decide(CATALOG, restored, StageStarted(id="s", source="x", data=REF), T0)
+    assert again.commands == ()
+    assert again.changed_keys == ()
+    run = restored.run("p/k")
+    assert run is not None
+    assert run.dump()["v"] == 2
+
+
+def test_the_dedup_window_matches_whole_digests_only() -> None:
+    digest = hashlib.blake2b(b"app e1", digest_size=8).digest()
+    run = RunState("p", "k")
+    run.seen = b"\0" * 4 + digest + b"\0" * 4  # the digest straddles two slots: not seen
+    assert not run.has_seen("app e1")
+    run.seen += digest  # and now also in a slot of its own
+    assert run.has_seen("app e1")
