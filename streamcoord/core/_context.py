@@ -50,7 +50,8 @@ class Context:
         self.rejection = Rejection(code, reason)
 
     def owns(self, key: str) -> bool:
-        return partition_for(key, self.state.partitions) == self.state.partition
+        partitions = self.state.partitions
+        return partitions == 1 or partition_for(key, partitions) == self.state.partition
 
     def route(self, key: str, type_: str, ident: str, data: dict[str, Any]) -> None:
         """Put an internal event back on the events topic for the partition that owns ``key``."""
