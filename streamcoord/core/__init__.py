@@ -2,10 +2,13 @@
 
 Public surface::
 
-    catalog = Catalog.build(pipelines, pools)            # compile CEL once, index triggers
+    catalog = Catalog.build(pipelines, pools)            # compile expressions once, index triggers
     state = CoordinatorState.empty(partition=0, partitions=1)
     step = decide(catalog, state, event, now)            # now = the event's Kafka timestamp
     step.state, step.commands, step.rejection, step.changed_keys
+
+Expressions (run keys, filters, conditions, params) are compiled and evaluated by
+:mod:`streamcoord.spec.expressions`, the one implementation of the spec language's rules.
 
 Determinism rules (a written contract, checked by the replay and property tests):
 
@@ -26,10 +29,11 @@ unless it is a manual ``run.requested``, which starts the next generation. Every
 run lives on the partition of ``<pipeline>/<run_key>``; the core routes matches it makes for runs
 on other partitions as ``streamcoord.run.match`` events (``Publish(topic=None, key=...)``).
 
-Idempotency. Each run remembers the (source, id) of the last 128 events applied to it, so a
-redelivered event changes nothing; beyond that window the transitions themselves are idempotent
-(a second ``succeeded`` for a finished attempt is rejected, not applied). One StageTrigger per
-(run, stage, attempt); its ``idempotency_key`` and id are ``<run_id>/<stage>/<attempt>``.
+Idempotency. Each run remembers an 8-byte digest of the (source, id) of the last 128 events
+applied to it, so a redelivered event changes nothing; beyond that window the transitions are
+idempotent (a second ``succeeded`` for a finished attempt is rejected, not applied). One
+StageTrigger per (run, stage, attempt); its ``idempotency_key`` and id are
+``<run_id>/<stage>/<attempt>``.
 
 Stages move pending -> ready -> triggered -> running -> succeeded | failed | retry_wait |
 timed_out, or pending -> skipped | upstream_failed, or anything unfinished -> cancelled. A
