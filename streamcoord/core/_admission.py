@@ -16,7 +16,7 @@ from streamcoord.core._lifecycle import (
     start_run,
 )
 from streamcoord.core._partitioning import anchor_key
-from streamcoord.core._state import TERMINAL, RunState
+from streamcoord.core._state import TERMINAL, RunState, event_digest
 from streamcoord.events.models import CloudEvent
 
 __all__ = ["MATCH", "Match", "admit", "cancel_run", "match", "pause", "resume"]
@@ -44,18 +44,19 @@ def admit(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
         _hold(ctx, cp, m)
         return
     run = ctx.state.run(base)
-    if run is not None and run.has_seen(m["dedup"]):
+    digest = event_digest(m["dedup"])
+    if run is not None and run.has_seen(digest):
         return
     if run is not None and run.status in {"active", "queued"}:
         run = ctx.state.run_for_update(base)
-        run.remember(m["dedup"])
+        run.remember(digest)
         run.caused_by.extend(c for c in m["caused"] if c not in run.caused_by)
         ctx.decision(run, None, "folded", "matched an active run", m["caused"])
         return
     if run is not None and not m["rerun"]:
         ctx.note(run.run_id, None, "ignored", f"run already {run.status}", m["caused"])
         return
-    _create(ctx, cp, m, run)
+    _create(ctx, cp, m, run, digest)
 
 
 def _hold(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
@@ -65,7 +66,9 @@ def _hold(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
         ctx.note(f"{cp.name}/{m['run_key']}", None, "held", "pipeline is paused", m["caused"])
 
 
-def _create(ctx: Context, cp: CompiledPipeline, m: Match, previous: RunState | None) -> None:
+def _create(
+    ctx: Context, cp: CompiledPipeline, m: Match, previous: RunState | None, digest: bytes
+) -> None:
     run = RunState(cp.name, str(m["run_key"]), 1 if previous is None else previous.gen + 1)
     if previous is not None:
         run.seen = previous.seen  # a replayed request for an older generation stays a no-op
@@ -73,7 +76,7 @@ def _create(ctx: Context, cp: CompiledPipeline, m: Match, previous: RunState | N
     run.caused_by = list(m["caused"])
     run.params = dict(m["params"])
     run.stages = new_stages(cp)
-    run.remember(m["dedup"])
+    run.remember(digest)
     ctx.state.put_run(run)
     limit = cp.max_active_runs
     if limit is None:

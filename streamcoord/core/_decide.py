@@ -23,7 +23,7 @@ from streamcoord.core._matching import (
     run_key_of,
 )
 from streamcoord.core._partitioning import run_base
-from streamcoord.core._state import CoordinatorState, RunState
+from streamcoord.core._state import CoordinatorState, RunState, event_digest
 from streamcoord.events.models import (
     CloudEvent,
     PipelinePause,
@@ -107,11 +107,11 @@ def _run(ctx: Context, run_id: str, stage: str | None = None) -> tuple[CompiledP
     if stage is not None and stage not in run.stages:
         ctx.reject("unknown_stage", f"run {run_id!r} has no stage {stage!r}")
         return None
-    dedup = dedup_of(ctx)
-    if run.has_seen(dedup):
+    digest = event_digest(dedup_of(ctx))
+    if run.has_seen(digest):
         return None
     run = ctx.state.run_for_update(run.base)
-    run.remember(dedup)
+    run.remember(digest)
     return cp, run
 
 

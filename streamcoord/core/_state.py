@@ -24,7 +24,7 @@ import orjson
 from streamcoord.core._models import build
 from streamcoord.events.models import TimerFired, TimerFiredData
 
-__all__ = ["VERSION", "CoordinatorState", "RunState", "StageState"]
+__all__ = ["VERSION", "CoordinatorState", "RunState", "StageState", "event_digest"]
 
 VERSION = 2  # 2: the dedup window is one string of 8-byte digests (1: a list of ids)
 TERMINAL = frozenset(
@@ -92,16 +92,15 @@ class RunState:
         self.timers: dict[str, list[Any]] = {}  # timer id -> [due, purpose, stage, attempt]
         self.ext: dict[str, list[Any]] = {}  # need name -> [outcome, outputs, watermark, id]
 
-    def has_seen(self, dedup: str) -> bool:
-        """Whether the event ``dedup`` (its source and id) is among the last ones applied."""
-        digest = _digest(dedup)
+    def has_seen(self, digest: bytes) -> bool:
+        """Whether the event of ``digest`` (see :func:`event_digest`) is among the last applied."""
         found = self.seen.find(digest)
         while found != -1 and found % _DIGEST:  # a match straddling two digests is not one
             found = self.seen.find(digest, found + 1)
         return found != -1
 
-    def remember(self, dedup: str) -> None:
-        self.seen = self.seen[-(SEEN_LIMIT - 1) * _DIGEST:] + _digest(dedup)
+    def remember(self, digest: bytes) -> None:
+        self.seen = self.seen[-(SEEN_LIMIT - 1) * _DIGEST:] + digest
 
     def dump(self) -> dict[str, Any]:
         return {
@@ -121,7 +120,7 @@ class RunState:
         run.params = raw["a"]
         seen = raw["d"]
         if isinstance(seen, list):  # version 1: the ids themselves
-            seen = base64.b64encode(b"".join(_digest(d) for d in seen[-SEEN_LIMIT:])).decode()
+            seen = base64.b64encode(b"".join(event_digest(d) for d in seen[-SEEN_LIMIT:])).decode()
         run.seen = base64.b64decode(seen)
         run.stages = {n: StageState.load(s) for n, s in raw["st"].items()}
         run.timers = raw["tm"]
@@ -248,8 +247,11 @@ class CoordinatorState:
         return iter(self.runs())
 
 
-def _digest(dedup: str) -> bytes:
-    # blake2b, not hash(): the digest is stored, so it must not change between processes
+def event_digest(dedup: str) -> bytes:
+    """What the dedup window stores for an event: 8 bytes of blake2b of its source and id.
+
+    Not ``hash()``: the digest is stored, so it must not change between processes.
+    """
     return hashlib.blake2b(dedup.encode(), digest_size=_DIGEST).digest()
 
 

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from streamcoord.core import Catalog, CoordinatorState, RunState, decide
+from streamcoord.core._state import event_digest
 from streamcoord.core.replay import replay
 from streamcoord.errors import EventError
 from streamcoord.events.models import (
@@ -99,6 +100,7 @@ def test_the_dedup_window_matches_whole_digests_only() -> None:
     digest = hashlib.blake2b(b"app e1", digest_size=8).digest()
     run = RunState("p", "k")
     run.seen = b"\0" * 4 + digest + b"\0" * 4  # the digest straddles two slots: not seen
-    assert not run.has_seen("app e1")
+    assert not run.has_seen(digest)
     run.seen += digest  # and now also in a slot of its own
-    assert run.has_seen("app e1")
+    assert run.has_seen(digest)
+    assert event_digest("app e1") == digest
