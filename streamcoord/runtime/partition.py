@@ -2,15 +2,16 @@
 
 A batch of records becomes one Kafka transaction: every command the core returned, the changelog
 deltas of the keys it changed, dead letters, and the consumed offset. If the transaction fails,
-the state is rolled back to its pre-batch savepoint and the consumer is rewound to the batch's
-first offset, so the batch is decided again from the same state: nothing is lost or doubled.
+the state is reloaded from the changelog (which holds exactly what was committed) and the
+consumer is rewound to the batch's first offset, so the batch is decided again from the same
+state: nothing is lost or doubled. Failures are rare, so no undo journal is kept per batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from streamcoord.errors import EventError
 from streamcoord.events.codec import decode, encode
 from streamcoord.runtime.changelog import read_changelog
 from streamcoord.runtime.deadletter import DeadLetter, dead_letter_headers
+from streamcoord.runtime.outbox import Outbox
 from streamcoord.runtime.settings import CoordinatorSettings
 from streamcoord.runtime.timers import TimerQueue
 
@@ -128,113 +130,101 @@ class PartitionWorker:
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> BatchOutcome:
         """Decide ``records`` and commit everything they caused in one transaction.
 
-        Raises on a failed transaction after aborting it; the caller rewinds the consumer.
+        Raises on a failed transaction after aborting it and reloading the committed state from
+        the changelog; the caller rewinds the consumer to the batch's first record.
         """
         if self._producer is None:
             await self._start_producer()
         producer = self._producer
         assert producer is not None
         state = self.state
-        # decide() changes the state in place; the savepoint lets a failed transaction undo it.
-        state.savepoint()
         outcome = BatchOutcome(consumed=len(records))
         changed: set[str] = set()
-        sends: list[Awaitable[Any]] = []
-        await producer.begin_transaction()
+        outbox = Outbox()
         try:
             for record in records:
-                state = await self._decide_one(
-                    record, state, producer=producer, sends=sends, changed=changed, outcome=outcome
-                )
-            topics = self.settings.topics
-            sends.extend([
-                await producer.send(
-                    topics.state, key=key.encode(), value=state.dump_key(key),
+                self._decide_one(record, state, outbox, changed, outcome)
+            for key in sorted(changed):
+                outbox.add(
+                    self.settings.topics.state, key.encode(), state.dump_key(key),
                     partition=self.tp.partition,
-                )
-                for key in sorted(changed)
-            ])  # fmt: skip
+                )  # fmt: skip
+            outcome.published = outbox.count
+            await producer.begin_transaction()
+            deliveries = await outbox.flush(producer)
             await producer.send_offsets_to_transaction(
                 {self.tp: records[-1].offset + 1}, self.settings.group_id
             )
-            await asyncio.gather(*sends)
+            await asyncio.gather(*deliveries)
             await asyncio.wait_for(
                 producer.commit_transaction(), self.settings.transaction_timeout_s
             )
         except BaseException:
-            state.rollback()
             await self._abandon(producer)
+            # decide() changed the state in place; the changelog holds what was committed.
+            self.state = await self._committed_state()
             raise
-        self.state = state
         outcome.changed_keys = len(changed)
         self._apply_timer_changes(outcome.timer_changes)
         return outcome
 
-    async def _decide_one(
+    async def _committed_state(self) -> CoordinatorState:
+        restored = await read_changelog(
+            self._client_kwargs, self.settings.topics.state, self.tp.partition
+        )
+        partitions = self.state.partitions
+        return CoordinatorState.load(self.tp.partition, partitions, restored.items.items())
+
+    def _decide_one(
         self,
         record: ConsumerRecord[bytes, bytes],
         state: CoordinatorState,
-        *,
-        producer: AIOKafkaProducer,
-        sends: list[Awaitable[Any]],
+        outbox: Outbox,
         changed: set[str],
         outcome: BatchOutcome,
-    ) -> CoordinatorState:
+    ) -> None:
         headers = list(record.headers or ())
         try:
             event = decode(record.value, headers, max_bytes=self.settings.max_event_bytes)
         except EventError as exc:
             reason = str(getattr(exc, "reason", "invalid_event"))
-            sends.append(await self._dead_letter(producer, record, headers, reason, exc.message))
+            self._dead_letter(outbox, record, headers, reason, exc.message)
             outcome.dead_letters += 1
-            return state
+            return
         now = datetime.fromtimestamp(record.timestamp / 1000, tz=UTC)
         step = decide(self.catalog, state, event, now)
         if step.rejection is not None:
-            sends.append(
-                await self._dead_letter(
-                    producer, record, headers, step.rejection.code, step.rejection.reason
-                )
+            self._dead_letter(
+                outbox, record, headers, step.rejection.code, step.rejection.reason
             )
             outcome.dead_letters += 1
         changed.update(step.changed_keys)
+        topics = self.settings.topics
         for command in step.commands:
             if isinstance(command, Publish):
-                sends.append(await self._publish(producer, command))
-                outcome.published += 1
-            elif isinstance(command, SetTimer | CancelTimer):
+                topic = topics.events if command.topic is None else topics.full(command.topic)
+                value, out_headers = encode(command.event)
+                outbox.add(topic, command.key.encode(), value, out_headers)
+            else:
                 outcome.timer_changes.append(command)
-        return step.state
 
-    async def _publish(self, producer: AIOKafkaProducer, command: Publish) -> Awaitable[Any]:
-        topics = self.settings.topics
-        topic = topics.events if command.topic is None else topics.full(command.topic)
-        value, headers = encode(command.event)
-        sent: Awaitable[Any] = await producer.send(
-            topic, key=command.key.encode(), value=value, headers=headers
-        )
-        return sent
-
-    async def _dead_letter(
+    def _dead_letter(
         self,
-        producer: AIOKafkaProducer,
+        outbox: Outbox,
         record: ConsumerRecord[bytes, bytes],
         headers: list[tuple[str, bytes]],
         reason: str,
         message: str,
-    ) -> Awaitable[Any]:
+    ) -> None:
         letter = DeadLetter(reason, message, record.topic, record.partition, record.offset)
         log.warning(
             "dead letter %s[%d]@%d: %s: %s",
             record.topic, record.partition, record.offset, reason, message,
         )  # fmt: skip
-        sent: Awaitable[Any] = await producer.send(
-            self.settings.topics.deadletter,
-            key=record.key,
-            value=record.value,
-            headers=dead_letter_headers(letter, headers),
-        )
-        return sent
+        outbox.add(
+            self.settings.topics.deadletter, record.key, record.value,
+            dead_letter_headers(letter, headers), partition=0,
+        )  # fmt: skip
 
     def _apply_timer_changes(self, changes: Sequence[SetTimer | CancelTimer]) -> None:
         for change in changes:
