@@ -30,8 +30,12 @@ def test_examples_validate_with_the_declared_topics() -> None:
 def test_examples_cover_what_the_demo_needs() -> None:
     specs = load_specs([EXAMPLES])
     stages = [s for p in specs.pipelines for s in p.stages]
-    assert all("command" in (s.executor.config if s.executor else {}) for s in stages)
-    assert any(s.executor and s.executor.kind == "streaming" for s in stages)
+    streaming = [s for s in stages if s.executor and s.executor.kind == "streaming"]
+    batch = [s for s in stages if s not in streaming]
+    # the shell worker runs `command`; the streaming worker follows `source_topic`
+    assert all("command" in (s.executor.config if s.executor else {}) for s in batch)
+    assert streaming
+    assert all("source_topic" in s.executor.config for s in streaming if s.executor)
     assert any(s.retries and s.retries.max_attempts > 1 for s in stages)
     assert {p.name for p in specs.pools} >= {"gpu"}
 
