@@ -34,7 +34,7 @@ COORDINATOR_SOURCE = "streamcoord/coordinator"
 class Context:
     """Inputs of one decision and the commands it produces, in order."""
 
-    __slots__ = ("catalog", "commands", "event", "now", "rejection", "state")
+    __slots__ = ("_records", "catalog", "commands", "event", "now", "rejection", "state")
 
     def __init__(
         self, catalog: Catalog, state: CoordinatorState, event: CloudEvent, now: datetime
@@ -45,6 +45,7 @@ class Context:
         self.now = now
         self.commands: list[Command] = []
         self.rejection: Rejection | None = None
+        self._records: dict[str, RunState] = {}
 
     def reject(self, code: str, reason: str) -> None:
         self.rejection = Rejection(code, reason)
@@ -87,6 +88,19 @@ class Context:
         self.commands.append(Publish(DECISIONS_TOPIC, run_id.split("#", 1)[0], record))
 
     def run_record(self, run: RunState) -> None:
+        """Publish the run's record once, as it stands when the step ends."""
+        self._records[run.run_id] = run
+
+    def flush_records(self) -> None:
+        """One record per run whose status or stages changed in this step (progress displays
+        follow them), after the step's other commands."""
+        for run in self.state.take_status_changes():
+            self._records.setdefault(run.run_id, run)
+        for run in self._records.values():
+            self._publish_record(run)
+        self._records = {}
+
+    def _publish_record(self, run: RunState) -> None:
         record = build(
             RunRecord, None,
             id=f"{run.run_id}|{run.status}|{self.event.source}|{self.event.id}",

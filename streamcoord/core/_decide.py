@@ -67,6 +67,7 @@ def decide(catalog: Catalog, state: CoordinatorState, event: CloudEvent, now: da
     ctx = Context(catalog, state, event, now)
     handler = _HANDLERS.get(event.type, _on_external)
     handler(ctx)
+    ctx.flush_records()
     return Step(state, tuple(ctx.commands), ctx.rejection, state.take_touched())
 
 

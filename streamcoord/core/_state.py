@@ -92,6 +92,10 @@ class RunState:
         self.timers: dict[str, list[Any]] = {}  # timer id -> [due, purpose, stage, attempt]
         self.ext: dict[str, list[Any]] = {}  # need name -> [outcome, outputs, watermark, id]
 
+    def signature(self) -> tuple[object, ...]:
+        """What a run record shows: generation, run status and every stage's status."""
+        return (self.gen, self.status, *(stage.status for stage in self.stages.values()))
+
     def has_seen(self, digest: bytes) -> bool:
         """Whether the event of ``digest`` (see :func:`event_digest`) is among the last applied."""
         found = self.seen.find(digest)
@@ -131,7 +135,7 @@ class RunState:
 class CoordinatorState:
     """Runs and bookkeeping of one partition; see the module docstring for keys and mutation."""
 
-    __slots__ = ("_journal", "_misc", "_runs", "_touched", "partition", "partitions")
+    __slots__ = ("_journal", "_misc", "_runs", "_touched", "_watched", "partition", "partitions")
 
     def __init__(self, partition: int, partitions: int) -> None:
         self.partition = partition
@@ -139,6 +143,8 @@ class CoordinatorState:
         self._runs: dict[str, RunState] = {}
         self._misc: dict[str, dict[str, Any]] = {}
         self._touched: dict[str, None] = {}
+        # run base -> its status signature before this step changed it (None: new run)
+        self._watched: dict[str, tuple[object, ...] | None] = {}
         self._journal: dict[str, bytes | None] | None = None
 
     @classmethod
@@ -202,6 +208,16 @@ class CoordinatorState:
             self._journal[key] = self.dump_key(key)
         self._touched[key] = None
 
+    def take_status_changes(self) -> list[RunState]:
+        """Runs whose own or stages' status changed since the step began, in first-touch order."""
+        changed = [
+            run
+            for base, before in self._watched.items()
+            if (run := self._runs.get(base)) is not None and run.signature() != before
+        ]
+        self._watched = {}
+        return changed
+
     def take_touched(self) -> tuple[str, ...]:
         keys = tuple(self._touched)
         self._touched = {}
@@ -214,10 +230,12 @@ class CoordinatorState:
         """The run ``base`` (which must exist), noted as changing."""
         run = self._runs[base]
         self.touch(f"run/{base}")
+        self._watched.setdefault(base, run.signature())
         return run
 
     def put_run(self, run: RunState) -> None:
         self.touch(f"run/{run.base}")
+        self._watched.setdefault(run.base, None)
         self._runs[run.base] = run
 
     def misc(self, key: str) -> dict[str, Any] | None:

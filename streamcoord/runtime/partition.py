@@ -112,7 +112,11 @@ class PartitionWorker:
             ),
             enable_idempotence=True,
             acks="all",
-            linger_ms=2,
+            # The outbox hands over whole record batches, so waiting for more records only adds
+            # latency; and the broker answers CONCURRENT_TRANSACTIONS while the previous commit's
+            # markers are written, which the default 100 ms backoff turns into a long stall.
+            linger_ms=0,
+            retry_backoff_ms=3,
             transaction_timeout_ms=int(self.settings.transaction_timeout_s * 2000),
         )
         try:
