@@ -14,15 +14,18 @@ from streamcoord.core._lifecycle import (
     new_stages,
     pipe_key,
     start_run,
+    upstream_links,
 )
 from streamcoord.core._partitioning import anchor_key
 from streamcoord.core._state import TERMINAL, RunState, event_digest
+from streamcoord.core._tracing import parse_traceparent, run_trace_id
 from streamcoord.events.models import CloudEvent
 
 __all__ = ["MATCH", "Match", "admit", "cancel_run", "match", "pause", "resume"]
 
 MATCH = "streamcoord.run.match"
 _POOLED = frozenset({"ready", "triggered", "running"})
+_LIVE = frozenset({"triggered", "running"})
 
 Match = dict[str, Any]  # pipeline, run_key, trigger, caused, params, rerun, dedup
 
@@ -73,6 +76,7 @@ def _create(
     if previous is not None:
         run.seen = previous.seen  # a replayed request for an older generation stays a no-op
     run.trigger = m["trigger"]
+    _trace(ctx, run)
     run.caused_by = list(m["caused"])
     run.params = dict(m["params"])
     run.stages = new_stages(cp)
@@ -100,12 +104,23 @@ def _create(
         start_run(ctx, cp, run)
 
 
+def _trace(ctx: Context, run: RunState) -> None:
+    """The run joins the trace of the event that created it (a new trace when it had none)."""
+    traceparent = run.trigger.get("traceparent")
+    run.trace_id = run_trace_id(run.run_id, traceparent)
+    parsed = parse_traceparent(traceparent)
+    run.parent_span = None if parsed is None else parsed[1]
+    run.created_at = ctx.now.isoformat()
+
+
 def cancel_run(ctx: Context, cp: CompiledPipeline, run: RunState, reason: str) -> None:
     """Cancel every unfinished stage (giving back pool slots) and finish the run as cancelled."""
     for name, stage in run.stages.items():
         if stage.status in TERMINAL:
             continue
         cs = cp.stages[name]
+        if stage.status in _LIVE:
+            ctx.attempt_span(run, name, "cancelled", upstream_links(run, cs))
         if cs.pool is not None and stage.status in _POOLED:
             # a ready stage waits with a request for its next attempt; later ones hold a slot
             attempt = stage.attempt + 1 if stage.status == "ready" else stage.attempt

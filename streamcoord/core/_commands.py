@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from streamcoord.core._tracing import SpanRecord
 from streamcoord.events.models import CloudEvent, TimerFired
 
 if TYPE_CHECKING:
@@ -56,9 +57,11 @@ class Rejection:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """The outcome of one event: new state, commands in order, rejection, changed state keys."""
+    """The outcome of one event: new state, commands in order, rejection, changed state keys,
+    and the spans of the attempts and runs that ended (for the runtime to export)."""
 
     state: CoordinatorState
     commands: tuple[Command, ...]
     rejection: Rejection | None
     changed_keys: tuple[str, ...]
+    spans: tuple[SpanRecord, ...] = ()

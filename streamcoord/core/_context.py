@@ -18,6 +18,7 @@ from streamcoord.core._commands import (
 from streamcoord.core._models import build
 from streamcoord.core._partitioning import partition_for
 from streamcoord.core._state import CoordinatorState, RunState, timer_event
+from streamcoord.core._tracing import SpanRecord, attempt_span_id, run_span_id
 from streamcoord.events.models import (
     CloudEvent,
     Decision,
@@ -34,7 +35,9 @@ COORDINATOR_SOURCE = "streamcoord/coordinator"
 class Context:
     """Inputs of one decision and the commands it produces, in order."""
 
-    __slots__ = ("_records", "catalog", "commands", "event", "now", "rejection", "state")
+    __slots__ = (
+        "_records", "catalog", "commands", "event", "now", "rejection", "spans", "state",
+    )
 
     def __init__(
         self, catalog: Catalog, state: CoordinatorState, event: CloudEvent, now: datetime
@@ -46,6 +49,7 @@ class Context:
         self.commands: list[Command] = []
         self.rejection: Rejection | None = None
         self._records: dict[str, RunState] = {}
+        self.spans: list[SpanRecord] = []
 
     def reject(self, code: str, reason: str) -> None:
         self.rejection = Rejection(code, reason)
@@ -112,10 +116,34 @@ class Context:
                 run_id=run.run_id, pipeline=run.pipeline, run_key=run.run_key,
                 status=run.status, stages={n: s.status for n, s in run.stages.items()},
                 attempts={n: s.attempt for n, s in run.stages.items()},
-                caused_by=list(run.caused_by),
+                caused_by=list(run.caused_by), trace_id=run.trace_id,
             ),
         )
         self.commands.append(Publish(RUNS_TOPIC, run.run_id, record))
+
+    def attempt_span(
+        self, run: RunState, stage: str, status: str, links: tuple[str, ...]
+    ) -> None:
+        """The span of the stage's current attempt, from its trigger to now (its outcome)."""
+        state = run.stages[stage]
+        if state.triggered_at is None:  # triggered before state version 3: no start known
+            return
+        self.spans.append(SpanRecord(
+            "attempt", f"stage {stage}", run.trace_id,
+            attempt_span_id(run.run_id, stage, state.attempt), run_span_id(run.run_id),
+            datetime.fromisoformat(state.triggered_at), self.now, status,
+            (*_run_attributes(run), ("streamcoord.stage", stage),
+             ("streamcoord.attempt", state.attempt)),
+            links,
+        ))
+
+    def run_span(self, run: RunState) -> None:
+        """The run's root span, from its creation to now (its end)."""
+        start = datetime.fromisoformat(run.created_at) if run.created_at else self.now
+        self.spans.append(SpanRecord(
+            "run", f"run {run.pipeline}", run.trace_id, run_span_id(run.run_id),
+            run.parent_span, start, self.now, run.status, _run_attributes(run),
+        ))
 
     def set_timer(
         self, run: RunState, stage: str, attempt: int, purpose: str, seconds: float
@@ -130,3 +158,8 @@ class Context:
         for timer_id in [t for t, v in run.timers.items() if stage is None or v[2] == stage]:
             del run.timers[timer_id]
             self.commands.append(CancelTimer(timer_id))
+
+
+def _run_attributes(run: RunState) -> tuple[tuple[str, str | int], ...]:
+    return (("streamcoord.pipeline", run.pipeline), ("streamcoord.run_id", run.run_id),
+            ("streamcoord.run_key", run.run_key))

@@ -68,7 +68,9 @@ def decide(catalog: Catalog, state: CoordinatorState, event: CloudEvent, now: da
     handler = _HANDLERS.get(event.type, _on_external)
     handler(ctx)
     ctx.flush_records()
-    return Step(state, tuple(ctx.commands), ctx.rejection, state.take_touched())
+    return Step(
+        state, tuple(ctx.commands), ctx.rejection, state.take_touched(), tuple(ctx.spans)
+    )
 
 
 def _data(ctx: Context, model: type[D]) -> D | None:

@@ -17,6 +17,7 @@ from streamcoord.core._lifecycle import (
     pipe_key,
     settle,
     trigger_stage,
+    upstream_links,
 )
 from streamcoord.core._state import TERMINAL, RunState
 
@@ -111,6 +112,7 @@ def on_succeeded(
         return
     stage.status = "succeeded"
     stage.outputs = outputs
+    ctx.attempt_span(run, name, "succeeded", upstream_links(run, cp.stages[name]))
     complete_stage(ctx, cp, run, name, ctx.event.id)
 
 
@@ -135,6 +137,7 @@ def _fail(
     cs = cp.stages[name]
     stage.reason = error
     ctx.cancel_timers(run, name)
+    ctx.attempt_span(run, name, status, upstream_links(run, cs))
     if retryable and stage.attempt < cs.retries.max_attempts:
         stage.status = "retry_wait"
         if cs.pool is not None:

@@ -12,6 +12,11 @@ from streamcoord.core._expressions import ExpressionEvaluationError
 from streamcoord.core._models import build
 from streamcoord.core._readiness import OUTCOMES, need_outcome, verdict
 from streamcoord.core._state import TERMINAL, RunState, StageState
+from streamcoord.core._tracing import (
+    LINKS_ATTRIBUTE,
+    attempt_span_id,
+    format_traceparent,
+)
 from streamcoord.events.models import (
     RunFinished,
     RunFinishedData,
@@ -27,6 +32,7 @@ __all__ = [
     "settle",
     "start_run",
     "trigger_stage",
+    "upstream_links",
     "variables",
 ]
 
@@ -156,18 +162,26 @@ def trigger_stage(ctx: Context, cp: CompiledPipeline, run: RunState, cs: Compile
     stage = run.stages[cs.name]
     stage.attempt += 1
     stage.status = "triggered"
+    stage.triggered_at = ctx.now.isoformat()
+    links = upstream_links(run, cs)
     try:
         params = _render(cs, run, cp)
     except ExpressionEvaluationError as exc:
         stage.status = "failed"
         stage.reason = f"params could not be rendered: {exc}"
         ctx.decision(run, cs.name, "failed", stage.reason, stage.caused_by)
+        ctx.attempt_span(run, cs.name, "failed", links)
         complete_stage(ctx, cp, run, cs.name, None)
         return
     key = f"{run.run_id}/{cs.name}/{stage.attempt}"
+    span = attempt_span_id(run.run_id, cs.name, stage.attempt)
+    extra = None
+    if links:  # the worker links the upstream attempts too (fan-in)
+        extra = {LINKS_ATTRIBUTE: ",".join(format_traceparent(run.trace_id, s) for s in links)}
     trigger = build(
-        StageTrigger, None,
+        StageTrigger, extra,
         id=key, source=COORDINATOR_SOURCE, time=ctx.now, subject=run.run_id,
+        traceparent=format_traceparent(run.trace_id, span),
         data=build(
             StageTriggerData, None,
             run_id=run.run_id, pipeline=run.pipeline, run_key=run.run_key, stage=cs.name,
@@ -179,6 +193,15 @@ def trigger_stage(ctx: Context, cp: CompiledPipeline, run: RunState, cs: Compile
     ctx.decision(run, cs.name, "triggered", f"attempt {stage.attempt}", stage.caused_by)
     if cs.timeout_seconds is not None:
         ctx.set_timer(run, cs.name, stage.attempt, "timeout", cs.timeout_seconds)
+
+
+def upstream_links(run: RunState, cs: CompiledStage) -> tuple[str, ...]:
+    """Span ids of the latest attempts of the stage's upstream stages in this run."""
+    return tuple(
+        attempt_span_id(run.run_id, need.stage, run.stages[need.stage].attempt)
+        for need in cs.needs
+        if need.pipeline is None and run.stages[need.stage].attempt > 0
+    )
 
 
 def _render(cs: CompiledStage, run: RunState, cp: CompiledPipeline) -> dict[str, Any]:
@@ -220,6 +243,7 @@ def finish_run(ctx: Context, cp: CompiledPipeline, run: RunState, outcome: str) 
     run.status = outcome
     ctx.cancel_timers(run)
     ctx.run_record(run)
+    ctx.run_span(run)
     finished = build(
         RunFinished, {"sckey": f"pipeline/{run.pipeline}"},
         id=f"{run.run_id}|finished", source=COORDINATOR_SOURCE, time=ctx.now, subject=run.run_id,

@@ -22,11 +22,14 @@ from typing import Any
 import orjson
 
 from streamcoord.core._models import build
+from streamcoord.core._tracing import run_trace_id
 from streamcoord.events.models import TimerFired, TimerFiredData
 
 __all__ = ["VERSION", "CoordinatorState", "RunState", "StageState", "event_digest"]
 
-VERSION = 2  # 2: the dedup window is one string of 8-byte digests (1: a list of ids)
+# 3: runs keep their trace (tr, tp, at) and stages their trigger time; 2: the dedup window is
+# one string of 8-byte digests (1: a list of ids). Every older version still loads.
+VERSION = 3
 TERMINAL = frozenset(
     {"succeeded", "failed", "timed_out", "skipped", "cancelled", "upstream_failed"}
 )
@@ -39,7 +42,10 @@ TIMER_SOURCE = "streamcoord/timer"
 class StageState:
     """One stage of one run."""
 
-    __slots__ = ("attempt", "caused_by", "done_by", "outputs", "reason", "status", "watermark")
+    __slots__ = (
+        "attempt", "caused_by", "done_by", "outputs", "reason", "status", "triggered_at",
+        "watermark",
+    )
 
     def __init__(  # noqa: PLR0917  # positional so load() can splat the compact list form
         self,
@@ -50,6 +56,7 @@ class StageState:
         reason: str = "",
         watermark: str | None = None,
         done_by: str | None = None,
+        triggered_at: str | None = None,
     ) -> None:
         self.status = status
         self.attempt = attempt
@@ -58,10 +65,11 @@ class StageState:
         self.reason = reason
         self.watermark = watermark
         self.done_by = done_by  # id of the event that ended the stage
+        self.triggered_at = triggered_at  # ISO time of the current attempt's trigger (its span)
 
     def dump(self) -> list[Any]:
         return [self.status, self.attempt, self.caused_by, self.outputs, self.reason,
-                self.watermark, self.done_by]
+                self.watermark, self.done_by, self.triggered_at]
 
     @classmethod
     def load(cls, raw: list[Any]) -> StageState:
@@ -72,8 +80,8 @@ class RunState:
     """The latest generation of one run (older generations live only in run records)."""
 
     __slots__ = (
-        "base", "caused_by", "ext", "gen", "params", "pipeline", "run_id", "run_key", "seen",
-        "stages", "status", "timers", "trigger",
+        "base", "caused_by", "created_at", "ext", "gen", "params", "parent_span", "pipeline",
+        "run_id", "run_key", "seen", "stages", "status", "timers", "trace_id", "trigger",
     )
 
     def __init__(self, pipeline: str, run_key: str, gen: int = 1) -> None:
@@ -91,6 +99,10 @@ class RunState:
         self.stages: dict[str, StageState] = {}
         self.timers: dict[str, list[Any]] = {}  # timer id -> [due, purpose, stage, attempt]
         self.ext: dict[str, list[Any]] = {}  # need name -> [outcome, outputs, watermark, id]
+        # the run's trace (see _tracing): trace id, the creating event's span, creation time
+        self.trace_id = ""
+        self.parent_span: str | None = None
+        self.created_at = ""
 
     def signature(self) -> tuple[object, ...]:
         """What a run record shows: generation, run status and every stage's status."""
@@ -113,6 +125,7 @@ class RunState:
             "d": base64.b64encode(self.seen).decode(),
             "st": {n: s.dump() for n, s in self.stages.items()},
             "tm": self.timers, "x": self.ext,
+            "tr": self.trace_id, "tp": self.parent_span, "at": self.created_at,
         }
 
     @classmethod
@@ -129,6 +142,10 @@ class RunState:
         run.stages = {n: StageState.load(s) for n, s in raw["st"].items()}
         run.timers = raw["tm"]
         run.ext = raw["x"]
+        # before version 3: the trace a run without a traceparent would have had
+        run.trace_id = raw.get("tr") or run_trace_id(run.run_id, None)
+        run.parent_span = raw.get("tp")
+        run.created_at = raw.get("at", "")
         return run
 
 

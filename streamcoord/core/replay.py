@@ -22,6 +22,7 @@ from streamcoord.core._commands import CancelTimer, Command, Publish, SetTimer, 
 from streamcoord.core._decide import decide
 from streamcoord.core._partitioning import partition_for, partition_key_for
 from streamcoord.core._state import CoordinatorState
+from streamcoord.core._tracing import SpanRecord
 from streamcoord.errors import EventError
 from streamcoord.events.codec import validate_event
 from streamcoord.events.models import CloudEvent
@@ -158,4 +159,14 @@ def step_json(record: Record) -> bytes:
         "commands": [command_json(c) for c in step.commands],
         "changed_keys": list(step.changed_keys),
     }
+    if step.spans:
+        body["spans"] = [span_json(s) for s in step.spans]
     return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
+def span_json(span: SpanRecord) -> dict[str, Any]:
+    """A JSON-ready form of a span record, stable across runs."""
+    return {"kind": span.kind, "name": span.name, "trace_id": span.trace_id,
+            "span_id": span.span_id, "parent_id": span.parent_id,
+            "start": span.start.isoformat(), "end": span.end.isoformat(), "status": span.status,
+            "attributes": dict(span.attributes), "links": list(span.links)}

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from streamcoord.core import Catalog, CoordinatorState, RunState, decide
-from streamcoord.core._state import event_digest
+from streamcoord.core._state import VERSION, event_digest
 from streamcoord.core.replay import replay
 from streamcoord.errors import EventError
 from streamcoord.events.models import (
@@ -93,7 +93,7 @@ def test_a_version_1_changelog_keeps_its_dedup_window() -> None:
     assert again.changed_keys == ()
     run = restored.run("p/k")
     assert run is not None
-    assert run.dump()["v"] == 2
+    assert run.dump()["v"] == VERSION
 
 
 def test_the_dedup_window_matches_whole_digests_only() -> None:
