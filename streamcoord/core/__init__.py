@@ -62,6 +62,7 @@ from streamcoord.core._decide import decide
 from streamcoord.core._explain import Explanation, NeedStatus, explain
 from streamcoord.core._partitioning import murmur2, partition_for, partition_key_for
 from streamcoord.core._state import CoordinatorState, RunState, StageState
+from streamcoord.core._tracing import SpanRecord
 
 __all__ = [
     "CancelTimer",
@@ -74,6 +75,7 @@ __all__ = [
     "Rejection",
     "RunState",
     "SetTimer",
+    "SpanRecord",
     "StageState",
     "Step",
     "decide",

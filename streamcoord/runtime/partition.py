@@ -34,6 +34,7 @@ from streamcoord.runtime.deadletter import DeadLetter, dead_letter_headers
 from streamcoord.runtime.outbox import Outbox
 from streamcoord.runtime.settings import CoordinatorSettings
 from streamcoord.runtime.timers import TimerQueue
+from streamcoord.runtime.tracing import coordinator_tracing, decision_span
 
 __all__ = ["BatchOutcome", "PartitionWorker", "transactional_id"]
 
@@ -74,6 +75,7 @@ class PartitionWorker:
         self.timers = TimerQueue()
         self._client_kwargs = client_kwargs
         self._producer: AIOKafkaProducer | None = None
+        self._tracing = coordinator_tracing(settings.group_id)
         for due, timer_id, event in state.timers():
             self.timers.arm(timer_id, due, event)
 
@@ -196,7 +198,10 @@ class PartitionWorker:
             outcome.dead_letters += 1
             return
         now = datetime.fromtimestamp(record.timestamp / 1000, tz=UTC)
-        step = decide(self.catalog, state, event, now)
+        with decision_span(self._tracing, record, event):
+            step = decide(self.catalog, state, event, now)
+        if step.spans and self._tracing is not None:
+            self._tracing.export(step.spans)
         if step.rejection is not None:
             self._dead_letter(
                 outbox, record, headers, step.rejection.code, step.rejection.reason

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from streamcoord.telemetry import metrics
+from streamcoord.telemetry._ids import PresetIdGenerator, preset_ids
 from streamcoord.telemetry._logging import JsonFormatter, TraceContextFilter, configure_logging
 from streamcoord.telemetry._prometheus import DEFAULT_METRICS_PORT, MetricsHandle, configure_metrics
 from streamcoord.telemetry._propagation import (
@@ -43,6 +44,7 @@ __all__ = [
     "KafkaMessage",
     "MetricsHandle",
     "Operation",
+    "PresetIdGenerator",
     "RunAttributes",
     "TraceContextFilter",
     "TracingHandle",
@@ -57,5 +59,6 @@ __all__ = [
     "messaging_attributes",
     "messaging_span",
     "metrics",
+    "preset_ids",
     "run_span",
 ]

@@ -32,6 +32,7 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from streamcoord.errors import ConfigError
+from streamcoord.telemetry._ids import PresetIdGenerator
 
 __all__ = ["TracingHandle", "configure_tracing", "exporter_from_env"]
 
@@ -139,7 +140,10 @@ def configure_tracing(
     synchronous processor, so each span is exported when it ends. The global provider can be set
     only once per process: tests pass ``set_global=False`` and use ``handle.tracer()``.
     """
-    provider = TracerProvider(resource=_resource(service_name, os.environ))
+    # PresetIdGenerator: spans of runs and attempts get the ids the core derived for them.
+    provider = TracerProvider(
+        resource=_resource(service_name, os.environ), id_generator=PresetIdGenerator()
+    )
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     else:

@@ -49,6 +49,7 @@ def started(trigger: StageTrigger, now: datetime) -> StageStarted:
         id=_id(trigger, "started"),
         source=WORKER_SOURCE,
         subject=trigger.data.run_id,
+        traceparent=trigger.traceparent,  # reports continue the attempt's trace
         time=now,
         data=StageRef.model_validate(_ref(trigger)),
     )
@@ -60,6 +61,7 @@ def heartbeat(trigger: StageTrigger, sequence: int, now: datetime) -> StageHeart
         id=_id(trigger, f"heartbeat/{sequence}"),
         source=WORKER_SOURCE,
         subject=trigger.data.run_id,
+        traceparent=trigger.traceparent,  # reports continue the attempt's trace
         time=now,
         data=StageRef.model_validate(_ref(trigger)),
     )
@@ -79,6 +81,7 @@ def progress(
         id=_id(trigger, f"progress/{sequence}"),
         source=WORKER_SOURCE,
         subject=trigger.data.run_id,
+        traceparent=trigger.traceparent,  # reports continue the attempt's trace
         time=now,
         data=StageProgressData.model_validate(data),
     )
@@ -92,6 +95,7 @@ def succeeded(
         id=_id(trigger, "succeeded"),
         source=WORKER_SOURCE,
         subject=trigger.data.run_id,
+        traceparent=trigger.traceparent,  # reports continue the attempt's trace
         time=now,
         data=StageSucceededData.model_validate({**_ref(trigger), "outputs": dict(outputs)}),
     )
@@ -104,6 +108,7 @@ def failed(trigger: StageTrigger, error: str, *, retryable: bool, now: datetime)
         id=_id(trigger, "failed"),
         source=WORKER_SOURCE,
         subject=trigger.data.run_id,
+        traceparent=trigger.traceparent,  # reports continue the attempt's trace
         time=now,
         data=StageFailedData.model_validate(
             {**_ref(trigger), "error": text, "retryable": retryable}
