@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from streamcoord.cli.common import BootstrapOption, ConfigOption, kafka_settings, load_catalog
+from streamcoord.cli.telemetry import telemetry
 from streamcoord.runtime import Coordinator, CoordinatorSettings
 from streamcoord.runtime.health import HealthServer
 
@@ -36,9 +37,11 @@ def run(
     health_port: Annotated[
         int | None, typer.Option(help="Serve GET /healthz on 127.0.0.1 at this port.")
     ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1 at this port.")
+    ] = None,
 ) -> None:
     """Start the coordinator: consume events, decide, publish triggers exactly once."""
-    _configure_logging()
     catalog = load_catalog(paths)
     overrides: dict[str, Any] = {
         key: value
@@ -51,7 +54,8 @@ def run(
     kafka = kafka_settings(bootstrap_servers, config)
     overrides.setdefault("topic_prefix", kafka.topic_prefix)
     settings = CoordinatorSettings(**overrides)
-    asyncio.run(_serve(Coordinator(catalog, settings, kafka.client_kwargs()), settings))
+    with telemetry("streamcoord-coordinator", metrics_port):
+        asyncio.run(_serve(Coordinator(catalog, settings, kafka.client_kwargs()), settings))
 
 
 async def _serve(coordinator: Coordinator, settings: CoordinatorSettings) -> None:
@@ -77,9 +81,3 @@ async def _serve(coordinator: Coordinator, settings: CoordinatorSettings) -> Non
     log.info("coordinator stopped cleanly")
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)

@@ -11,10 +11,12 @@ from typing import Annotated
 import typer
 
 from streamcoord.cli.common import BootstrapOption, ConfigOption
+from streamcoord.cli.telemetry import telemetry
 from streamcoord.kafka.settings import KafkaSettings
 from streamcoord.worker import Handler, Worker, WorkerSettings
 from streamcoord.worker.shell import ShellExecutor
 from streamcoord.worker.streaming import OffsetFollowerJob
+from streamcoord.worker.tracing import WorkerTracing
 from streamcoord.worker.webhook import WebhookExecutor
 
 __all__ = ["STREAMING_TOPIC", "app", "serve"]
@@ -57,15 +59,14 @@ def _worker(
     if topics:
         values["topics"] = topics
     worker_settings = WorkerSettings.model_validate(values)
-    return Worker(worker_settings, settings)
+    tracing = WorkerTracing()
+    return Worker(
+        worker_settings, settings, middleware=[tracing.middleware], send_hooks=[tracing.send_hook]
+    )
 
 
 def serve(worker: Worker, handler: Handler) -> None:
     """Run ``handler`` for every trigger on the worker's topics until SIGTERM or SIGINT."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     worker.registry.add(None, handler)
 
     async def main() -> None:
@@ -78,7 +79,8 @@ def serve(worker: Worker, handler: Handler) -> None:
         await worker.run(stop)
         log.info("worker stopped: %s", worker.status.as_dict())
 
-    asyncio.run(main())
+    with telemetry("streamcoord-worker"):
+        asyncio.run(main())
 
 
 @app.command("shell")
