@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 from streamcoord.core import Catalog, partition_for, partition_key_for
 from streamcoord.events.codec import encode
 from streamcoord.events.models import CloudEvent
+from streamcoord.runtime.lane import PartitionLane
 from streamcoord.runtime.partition import BatchOutcome, PartitionWorker
 from streamcoord.runtime.schedule import Schedule, ScheduleQueue, schedules_of, tick_event
 from streamcoord.runtime.settings import CoordinatorSettings
@@ -80,10 +81,12 @@ class Coordinator:
         self.settings = settings
         self.status = CoordinatorStatus()
         self._client_kwargs = dict(client_kwargs)
-        self._workers: dict[int, PartitionWorker] = {}
-        # Held while a batch is decided and committed, and while partitions change hands, so a
-        # rebalance never closes a producer in the middle of a transaction.
+        self._lanes: dict[int, PartitionLane] = {}
+        # Held while partitions change hands; each lane finishes its transaction in flight
+        # before its producer is closed.
         self._lock = asyncio.Lock()
+        self._fatal: BaseException | None = None
+        self._failed = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._timer_producer: AIOKafkaProducer | None = None
         self._partitions = 0
@@ -131,27 +134,38 @@ class Coordinator:
 
     async def _loop(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         stopping = asyncio.ensure_future(stop.wait())
+        failing = asyncio.ensure_future(self._failed.wait())
         try:
-            while not stop.is_set():
+            while not stop.is_set() and self._fatal is None:
                 fetch = asyncio.ensure_future(
                     consumer.getmany(
                         timeout_ms=self._poll_timeout_ms(), max_records=self.settings.max_batch
                     )
                 )
-                done, _ = await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {fetch, stopping, failing}, return_when=asyncio.FIRST_COMPLETED
+                )
                 if fetch not in done:
                     fetch.cancel()
                     with contextlib.suppress(asyncio.CancelledError, KafkaError):
                         await fetch
                     break
-                await self._process(consumer, fetch.result())
+                # The consumer may hand out records of a partition whose assignment callback is
+                # still restoring it; the lock makes them wait for its lane.
+                async with self._lock:
+                    self._dispatch(fetch.result())
                 await self._fire_due_timers()
         finally:
             stopping.cancel()
+            failing.cancel()
+        if self._fatal is not None:
+            raise self._fatal
 
     def _poll_timeout_ms(self) -> int:
         timeout = self.settings.poll_timeout_ms
-        dues = [d for w in self._workers.values() if (d := w.timers.next_due()) is not None]
+        dues = [
+            d for lane in self._lanes.values() if (d := lane.worker.timers.next_due()) is not None
+        ]
         if (tick := self._schedules.next_due()) is not None:
             dues.append(tick)
         if dues:
@@ -159,29 +173,21 @@ class Coordinator:
             timeout = max(0, min(timeout, int(wait_ms)))
         return timeout
 
-    async def _process(
-        self, consumer: AIOKafkaConsumer, batch: Mapping[TopicPartition, list[Any]]
-    ) -> None:
-        # Partitions have their own producers and transactions, so their commits overlap: done
-        # one after another, a poll touching 8 partitions waited for 8 commit round trips.
-        async with self._lock:
-            work = [
-                (tp, worker, records)
-                for tp, records in sorted(batch.items(), key=lambda item: item[0].partition)
-                if records and (worker := self._workers.get(tp.partition)) is not None
-            ]  # a partition revoked while the fetch was in flight has no worker any more
-            results = await asyncio.gather(
-                *(worker.process(records) for _, worker, records in work), return_exceptions=True
-            )
-        for (tp, _, records), result in zip(work, results, strict=True):
-            if isinstance(result, KafkaError | TimeoutError):
-                self.status.errors += 1
-                log.warning("batch on %s failed (%s); deciding it again", tp, result)
-                consumer.seek(tp, records[0].offset)
-                continue
-            if isinstance(result, BaseException):
-                raise result
-            self._count(result)
+    def _dispatch(self, batch: Mapping[TopicPartition, list[Any]]) -> None:
+        """Hand each partition's records to its lane (none if revoked while fetching: the next
+        owner reads them again from the committed offset)."""
+        for tp, records in batch.items():
+            lane = self._lanes.get(tp.partition)
+            if lane is not None and records:
+                lane.feed(records)
+
+    def _retry(self, _: BaseException) -> None:
+        self.status.errors += 1
+
+    def _fail(self, exc: BaseException) -> None:
+        log.error("a partition lane failed; stopping", exc_info=exc)
+        self._fatal = exc
+        self._failed.set()
 
     def _count(self, outcome: BatchOutcome) -> None:
         status = self.status
@@ -194,8 +200,8 @@ class Coordinator:
     async def _fire_due_timers(self) -> None:
         """Produce every due timer's and schedule's event; the core dedups refires."""
         now = datetime.now(UTC)
-        for worker in list(self._workers.values()):
-            for event in worker.timers.pop_due(now):
+        for lane in list(self._lanes.values()):
+            for event in lane.worker.timers.pop_due(now):
                 await self._produce_time_event(event)
         for tick in self._schedules.pop_due(now):
             await self._produce_time_event(tick)
@@ -226,37 +232,50 @@ class Coordinator:
         """Restore each newly assigned partition before any of its records is processed."""
         async with self._lock:
             for tp in sorted(assigned, key=lambda t: t.partition):
-                if tp.partition in self._workers:
+                if tp.partition in self._lanes:
                     continue
-                self._workers[tp.partition] = await PartitionWorker.restore(
+                worker = await PartitionWorker.restore(
                     tp, self._partitions, self.catalog, self.settings, self._client_kwargs
                 )
-            self.status.assigned = sorted(self._workers)
+                self._lanes[tp.partition] = self._lane(worker)
+            self.status.assigned = sorted(self._lanes)
         now = datetime.now(UTC)
         for schedule in self._owned_schedules({tp.partition for tp in assigned}):
             # A tick missed while no one owned the schedule fires once now (the latest one).
             await self._produce_time_event(self._schedules.add(schedule, now))
         self.ready.set()
 
+    def _lane(self, worker: PartitionWorker) -> PartitionLane:
+        assert self._consumer is not None
+        return PartitionLane(
+            worker, self._consumer, max_batch=self.settings.max_batch,
+            on_outcome=self._count, on_retry=self._retry, on_fatal=self._fail,
+        )  # fmt: skip
+
     async def release(self, revoked: set[TopicPartition]) -> None:
         """Close the producers of partitions handed to another member (after the open batch)."""
         async with self._lock:
             for tp in revoked:
-                worker = self._workers.pop(tp.partition, None)
-                if worker is not None:
-                    await worker.close()
-            self.status.assigned = sorted(self._workers)
+                lane = self._lanes.pop(tp.partition, None)
+                if lane is not None:
+                    await lane.close()
+                    await lane.worker.close()
+            self.status.assigned = sorted(self._lanes)
         gone = self._owned_schedules({tp.partition for tp in revoked})
         self._schedules.remove(schedule.pipeline for schedule in gone)
 
     async def _shutdown(self, consumer: AIOKafkaConsumer) -> None:
-        with contextlib.suppress(Exception):
-            await consumer.stop()  # leaves the group; offsets were committed in transactions
+        # Lanes first: each finishes its transaction in flight (records still queued were not
+        # committed and go to the next owner). Then leave the group.
         async with self._lock:
-            for worker in self._workers.values():
+            for lane in self._lanes.values():
                 with contextlib.suppress(Exception):
-                    await worker.close()
-            self._workers.clear()
+                    await lane.close()
+                    await lane.worker.close()
+            self._lanes.clear()
+            self.status.assigned = []
+        with contextlib.suppress(Exception):
+            await consumer.stop()
         if self._timer_producer is not None:
             with contextlib.suppress(Exception):
                 await self._timer_producer.stop()

@@ -1,0 +1,104 @@
+"""One partition's lane: its records, in order, one transaction at a time, at its own pace.
+
+The consumer fetches for every owned partition; each lane takes what was fetched for its
+partition and commits it as soon as its previous transaction is done. A slow commit on one
+partition therefore never holds back another, and while a transaction is in flight the next
+records queue up and go into the next, larger transaction. A lane that falls too far behind
+pauses its partition's fetching until it has caught up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+
+from streamcoord.runtime.partition import BatchOutcome, PartitionWorker
+
+__all__ = ["PartitionLane"]
+
+log = logging.getLogger(__name__)
+
+
+class PartitionLane:
+    """Feeds one :class:`PartitionWorker` from the shared consumer."""
+
+    def __init__(
+        self,
+        worker: PartitionWorker,
+        consumer: AIOKafkaConsumer,
+        *,
+        max_batch: int,
+        on_outcome: Callable[[BatchOutcome], None],
+        on_retry: Callable[[BaseException], None],
+        on_fatal: Callable[[BaseException], None],
+    ) -> None:
+        self.worker = worker
+        self._consumer = consumer
+        self._max_batch = max_batch
+        self._high_water = 4 * max_batch
+        self._on_outcome = on_outcome
+        self._on_retry = on_retry
+        self._on_fatal = on_fatal
+        self._buffer: deque[Any] = deque()
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._paused = False
+        self._task = asyncio.create_task(self._run(), name=f"lane {worker.tp}")
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, records: Sequence[Any]) -> None:
+        """Queue freshly fetched records; pause fetching while too many wait."""
+        self._buffer.extend(records)
+        self._wakeup.set()
+        if len(self._buffer) >= self._high_water and not self._paused:
+            self._consumer.pause(self.worker.tp)
+            self._paused = True
+
+    async def close(self) -> None:
+        """Finish the transaction in flight, then stop; queued records stay uncommitted."""
+        self._closing = True
+        self._wakeup.set()
+        await self._task
+
+    async def _run(self) -> None:
+        while not self._closing:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._buffer and not self._closing:
+                await self._process(self._take())
+
+    def _take(self) -> list[Any]:
+        count = min(self._max_batch, len(self._buffer))
+        batch = [self._buffer.popleft() for _ in range(count)]
+        if self._paused and len(self._buffer) < self._max_batch:
+            self._consumer.resume(self.worker.tp)
+            self._paused = False
+        return batch
+
+    async def _process(self, batch: list[Any]) -> None:
+        try:
+            outcome = await self.worker.process(batch)
+        except (KafkaError, TimeoutError) as exc:
+            # Decide the same records again from the committed state: drop what was queued
+            # behind them and fetch again from the first of them.
+            log.warning("batch on %s failed (%s); deciding it again", self.worker.tp, exc)
+            self._on_retry(exc)
+            self._buffer.clear()
+            self._consumer.seek(self.worker.tp, batch[0].offset)
+            if self._paused:
+                self._consumer.resume(self.worker.tp)
+                self._paused = False
+        except Exception as exc:  # a bug: stop the coordinator rather than spin on it
+            self._closing = True
+            self._on_fatal(exc)
+        else:
+            self._on_outcome(outcome)
