@@ -5,14 +5,26 @@ when the command ends (a graceful shutdown)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from streamcoord.telemetry import configure_logging, configure_metrics, configure_tracing
 
-__all__ = ["telemetry"]
+__all__ = ["telemetry", "tracing_requested"]
 
 log = logging.getLogger("streamcoord")
+
+
+def tracing_requested(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the ``OTEL_*`` variables ask for spans to be exported."""
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter:
+        return exporter != "none"
+    return any(
+        environ.get(name)
+        for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
 
 
 @contextmanager
@@ -20,7 +32,9 @@ def telemetry(service_name: str, metrics_port: int | None = None) -> Iterator[No
     """Configure tracing, logs and (with ``metrics_port``) metrics around a command's work."""
     configure_logging()
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    tracing = configure_tracing(service_name)
+    # Tracing costs about a third of the coordinator's throughput; it is on only when the
+    # standard variables name somewhere to send spans.
+    tracing = configure_tracing(service_name) if tracing_requested() else None
     metrics = None
     if metrics_port is not None:
         metrics = configure_metrics(service_name, port=metrics_port)
@@ -30,4 +44,5 @@ def telemetry(service_name: str, metrics_port: int | None = None) -> Iterator[No
     finally:
         if metrics is not None:
             metrics.shutdown()
-        tracing.shutdown()  # flushes the spans still buffered
+        if tracing is not None:
+            tracing.shutdown()  # flushes the spans still buffered
