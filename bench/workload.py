@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TypeVar
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer
 

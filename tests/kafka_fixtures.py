@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
 from streamcoord.devtools.kafka import DEFAULT_KAFKA_VERSION, BrokerSettings, LocalKafka, free_port
 
 BOOTSTRAP_ENV = "STREAMCOORD_TEST_BOOTSTRAP"

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from streamcoord.cli.main import main
 from streamcoord.devtools.kafka import (
     BrokerSettings,

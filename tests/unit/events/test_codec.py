@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from streamcoord.events import (
     OWN_EVENT_CLASSES,
     CloudEvent,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+
 from streamcoord.events import OWN_EVENT_TYPES
 from streamcoord.events.schemas import render_schemas, schema_file_name
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from cloudevents.core.bindings import kafka as sdk_kafka
 from cloudevents.core.v1.event import CloudEvent as SdkEvent
+
 from streamcoord.events import ExternalEvent, StageSucceeded, decode, encode, make_event
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from streamcoord.errors import ConfigError
 from streamcoord.events.topics import parse_topics
 

@@ -6,6 +6,7 @@ import ssl
 from pathlib import Path
 
 import pytest
+
 from streamcoord.errors import ConfigError
 from streamcoord.kafka.settings import KafkaSettings, load_kafka_settings
 
