@@ -18,9 +18,11 @@ from streamcoord.core import Catalog, partition_for, partition_key_for
 from streamcoord.events.codec import encode
 from streamcoord.events.models import CloudEvent
 from streamcoord.runtime.lane import PartitionLane
+from streamcoord.runtime.metering import PartitionGauges, record_batch, record_restore
 from streamcoord.runtime.partition import BatchOutcome, PartitionWorker
 from streamcoord.runtime.schedule import Schedule, ScheduleQueue, schedules_of, tick_event
 from streamcoord.runtime.settings import CoordinatorSettings
+from streamcoord.telemetry.metrics import GLOBAL_INSTRUMENTS, Instruments
 
 __all__ = ["Coordinator", "CoordinatorStatus"]
 
@@ -76,8 +78,12 @@ class Coordinator:
         catalog: Catalog,
         settings: CoordinatorSettings,
         client_kwargs: Mapping[str, Any],
+        *,
+        instruments: Instruments = GLOBAL_INSTRUMENTS,
     ) -> None:
         self.catalog = catalog
+        self._instruments = instruments
+        self._gauges = PartitionGauges(instruments)
         self.settings = settings
         self.status = CoordinatorStatus()
         self._client_kwargs = dict(client_kwargs)
@@ -155,6 +161,10 @@ class Coordinator:
                 async with self._lock:
                     self._dispatch(fetch.result())
                 await self._fire_due_timers()
+                if self._gauges.due():
+                    self._gauges.record(
+                        [lane.worker for lane in self._lanes.values()], await self._lag(consumer)
+                    )
         finally:
             stopping.cancel()
             failing.cancel()
@@ -181,6 +191,15 @@ class Coordinator:
             if lane is not None and records:
                 lane.feed(records)
 
+    async def _lag(self, consumer: AIOKafkaConsumer) -> dict[int, int]:
+        """Records behind the last stable offset, per owned partition (known ones only)."""
+        lag: dict[int, int] = {}
+        for partition, lane in list(self._lanes.items()):
+            end = consumer.last_stable_offset(lane.worker.tp)
+            if end is not None:
+                lag[partition] = max(0, end - await consumer.position(lane.worker.tp))
+        return lag
+
     def _retry(self, _: BaseException) -> None:
         self.status.errors += 1
 
@@ -196,6 +215,7 @@ class Coordinator:
         status.published += outcome.published
         status.dead_letters += outcome.dead_letters
         status.last_batch_at = time.monotonic()
+        record_batch(self._instruments, outcome)
 
     async def _fire_due_timers(self) -> None:
         """Produce every due timer's and schedule's event; the core dedups refires."""
@@ -238,6 +258,7 @@ class Coordinator:
                     tp, self._partitions, self.catalog, self.settings, self._client_kwargs
                 )
                 self._lanes[tp.partition] = self._lane(worker)
+                record_restore(self._instruments, worker)
             self.status.assigned = sorted(self._lanes)
         now = datetime.now(UTC)
         for schedule in self._owned_schedules({tp.partition for tp in assigned}):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,10 +27,12 @@ from streamcoord.core import (
     CoordinatorState,
     Publish,
     SetTimer,
+    SpanRecord,
     decide,
 )
 from streamcoord.errors import EventError
 from streamcoord.events.codec import decode, encode
+from streamcoord.events.models import StageTrigger
 from streamcoord.runtime.changelog import read_changelog
 from streamcoord.runtime.deadletter import DeadLetter, dead_letter_headers
 from streamcoord.runtime.outbox import Outbox
@@ -55,6 +59,13 @@ class BatchOutcome:
     dead_letters: int = 0
     changed_keys: int = 0
     timer_changes: list[SetTimer | CancelTimer] = field(default_factory=list)
+    # for metrics, recorded once the batch is committed
+    types: Counter[str] = field(default_factory=Counter)
+    decision_seconds: list[float] = field(default_factory=list)
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+    trigger_event_times: list[int] = field(default_factory=list)  # record ms of each cause
+    attempts: list[SpanRecord] = field(default_factory=list)
+    runs_finished: int = 0
 
 
 class PartitionWorker:
@@ -73,6 +84,7 @@ class PartitionWorker:
         self.catalog = catalog
         self.settings = settings
         self.timers = TimerQueue()
+        self.restore_seconds = 0.0
         self._client_kwargs = client_kwargs
         self._producer: AIOKafkaProducer | None = None
         self._tracing = coordinator_tracing(settings.group_id)
@@ -99,6 +111,7 @@ class PartitionWorker:
         worker.state = CoordinatorState.load(tp.partition, partitions, restored.items.items())
         for due, timer_id, event in worker.state.timers():
             worker.timers.arm(timer_id, due, event)
+        worker.restore_seconds = restored.seconds
         log.info(
             "restored partition %s: %d keys from %d changelog records in %.3fs, %d timers",
             tp.partition, len(restored.items), restored.records, restored.seconds,
@@ -196,10 +209,19 @@ class PartitionWorker:
             reason = str(getattr(exc, "reason", "invalid_event"))
             self._dead_letter(outbox, record, headers, reason, exc.message)
             outcome.dead_letters += 1
+            outcome.dead_letter_reasons[reason] += 1
             return
         now = datetime.fromtimestamp(record.timestamp / 1000, tz=UTC)
+        started = time.perf_counter()
         with decision_span(self._tracing, record, event):
             step = decide(self.catalog, state, event, now)
+        outcome.decision_seconds.append(time.perf_counter() - started)
+        outcome.types[event.type] += 1
+        for span in step.spans:
+            if span.kind == "attempt":
+                outcome.attempts.append(span)
+            else:
+                outcome.runs_finished += 1
         if step.spans and self._tracing is not None:
             self._tracing.export(step.spans)
         if step.rejection is not None:
@@ -207,12 +229,15 @@ class PartitionWorker:
                 outbox, record, headers, step.rejection.code, step.rejection.reason
             )
             outcome.dead_letters += 1
+            outcome.dead_letter_reasons[step.rejection.code] += 1
         changed.update(step.changed_keys)
         topics = self.settings.topics
         for command in step.commands:
             if isinstance(command, Publish):
                 topic = topics.events if command.topic is None else topics.full(command.topic)
                 value, out_headers = encode(command.event)
+                if command.event.type == StageTrigger.TYPE:
+                    outcome.trigger_event_times.append(record.timestamp)
                 outbox.add(topic, command.key.encode(), value, out_headers)
             else:
                 outcome.timer_changes.append(command)

@@ -25,6 +25,7 @@ from opentelemetry.metrics import _Gauge as Gauge
 
 __all__ = [
     "FAST_BUCKETS",
+    "GLOBAL_INSTRUMENTS",
     "METER_NAME",
     "SLOW_BUCKETS",
     "Instruments",
@@ -102,6 +103,8 @@ class Instruments:
 
 # Bound to the global provider through the API's proxy meter: real once one is installed.
 _global = Instruments(metrics_api.get_meter(METER_NAME))
+#: The instruments on the global provider, for code that takes an ``Instruments``.
+GLOBAL_INSTRUMENTS = _global
 
 events_consumed = _global.events_consumed
 decision_duration = _global.decision_duration

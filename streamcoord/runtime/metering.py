@@ -1,0 +1,69 @@
+"""What the coordinator records in its metrics, from committed batches and a periodic look.
+
+Batches are metered after they commit (a batch that is decided again is counted once), from
+numbers the partition worker gathered while deciding, so the hot path adds no metric calls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from streamcoord.runtime.partition import BatchOutcome, PartitionWorker
+from streamcoord.telemetry.metrics import Instruments
+
+__all__ = ["PartitionGauges", "record_batch", "record_restore"]
+
+ACTIVE = frozenset({"active", "queued"})
+
+
+def record_batch(instruments: Instruments, outcome: BatchOutcome) -> None:
+    """Count a committed batch: events by type, decision times, triggers and their latency
+    from the causing event, finished attempts and dead letters."""
+    for event_type, count in outcome.types.items():
+        instruments.events_consumed.add(count, {"type": event_type})
+    for seconds in outcome.decision_seconds:
+        instruments.decision_duration.record(seconds)
+    if outcome.trigger_event_times:
+        instruments.triggers_published.add(len(outcome.trigger_event_times))
+        committed_ms = time.time() * 1000
+        for caused_at_ms in outcome.trigger_event_times:
+            latency_s = max(0.0, committed_ms - caused_at_ms) / 1000
+            instruments.event_to_trigger_latency.record(latency_s)
+    for span in outcome.attempts:
+        attributes = dict(span.attributes)
+        labels = {"pipeline": str(attributes.get("streamcoord.pipeline", "")),
+                  "stage": str(attributes.get("streamcoord.stage", "")),
+                  "outcome": span.status}  # fmt: skip
+        instruments.stage_outcomes.add(1, labels)
+        instruments.stage_duration.record((span.end - span.start).total_seconds(), labels)
+    for reason, count in outcome.dead_letter_reasons.items():
+        instruments.dead_letters.add(count, {"reason": reason})
+
+
+class PartitionGauges:
+    """Active runs and consumer lag, looked at now and then (they need a scan of the state)."""
+
+    def __init__(self, instruments: Instruments, interval_s: float = 5.0) -> None:
+        self._instruments = instruments
+        self._interval_s = interval_s
+        self._next = 0.0
+        self._active_reported = 0
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._next
+
+    def record(self, workers: Iterable[PartitionWorker], lag: dict[int, int]) -> None:
+        self._next = time.monotonic() + self._interval_s
+        active = sum(
+            1 for worker in workers for run in worker.state.runs() if run.status in ACTIVE
+        )
+        self._instruments.active_runs.add(active - self._active_reported)
+        self._active_reported = active
+        for partition, behind in lag.items():
+            self._instruments.consumer_lag.set(behind, {"partition": str(partition)})
+
+
+def record_restore(instruments: Instruments, worker: PartitionWorker) -> None:
+    """How long a newly assigned partition took to restore from the changelog."""
+    instruments.restore_duration.record(worker.restore_seconds)
