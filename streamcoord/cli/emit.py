@@ -10,8 +10,12 @@ import orjson
 import typer
 
 from streamcoord.cli.common import BootstrapOption, ConfigOption, kafka_settings
+from streamcoord.cli.telemetry import tracing_requested
 from streamcoord.emit import Emitter
+from streamcoord.emit.tracing import producer_span_hook
 from streamcoord.errors import ConfigError
+from streamcoord.events.codec import EncodeMode
+from streamcoord.telemetry import configure_tracing
 
 __all__ = ["emit_command", "parse_data"]
 
@@ -57,11 +61,21 @@ def emit_command(
     settings = kafka_settings(bootstrap_servers, config)
     payload = parse_data(data)
 
+    # With OTEL_* asking for export, the event carries the context of a `send` span: the
+    # parent of the run it starts, so the run's trace begins at the emitting system.
+    tracing = configure_tracing("streamcoord-emit") if tracing_requested() else None
+    hooks = [producer_span_hook()] if tracing is not None else []
+
     async def send() -> str:
-        async with Emitter(settings, mode="binary" if binary else "structured") as emitter:
+        mode: EncodeMode = "binary" if binary else "structured"
+        async with Emitter(settings, mode=mode, hooks=hooks) as emitter:
             event = await emitter.emit(
                 event_type, source=source, data=payload, subject=subject, id=event_id
             )
         return event.id
 
-    typer.echo(asyncio.run(send()))
+    try:
+        typer.echo(asyncio.run(send()))
+    finally:
+        if tracing is not None:
+            tracing.shutdown()

@@ -251,13 +251,21 @@ class Coordinator:
     async def adopt(self, assigned: set[TopicPartition]) -> None:
         """Restore each newly assigned partition before any of its records is processed."""
         async with self._lock:
-            for tp in sorted(assigned, key=lambda t: t.partition):
-                if tp.partition in self._lanes:
-                    continue
-                worker = await PartitionWorker.restore(
-                    tp, self._partitions, self.catalog, self.settings, self._client_kwargs
+            new = sorted(
+                (tp for tp in assigned if tp.partition not in self._lanes),
+                key=lambda t: t.partition,
+            )
+            # Restores overlap: each reads its own changelog partition.
+            workers = await asyncio.gather(
+                *(
+                    PartitionWorker.restore(
+                        tp, self._partitions, self.catalog, self.settings, self._client_kwargs
+                    )
+                    for tp in new
                 )
-                self._lanes[tp.partition] = self._lane(worker)
+            )
+            for worker in workers:
+                self._lanes[worker.tp.partition] = self._lane(worker)
                 record_restore(self._instruments, worker)
             self.status.assigned = sorted(self._lanes)
         now = datetime.now(UTC)
