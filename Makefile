@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest --durations=5
 
-.PHONY: bench demo test lint typecheck pytest pytest-kafka-3.9 kafka-stop clean-venv
+.PHONY: bench demo test lint typecheck core-coverage pytest pytest-kafka-3.9 kafka-stop clean-venv
 
 # A virtualenv with the project installed in editable mode, dev and streaming extras included;
 # reinstalled when pyproject.toml changes.
@@ -31,13 +31,17 @@ kafka-stop: $(INSTALLED)
 	$(BIN)/streamcoord dev kafka --stop
 
 ## test: lint, type-check, the whole suite on Kafka 4.4.0, then the broker tests on Kafka 3.9.2
-test: lint typecheck pytest pytest-kafka-3.9
+test: lint typecheck core-coverage pytest pytest-kafka-3.9
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check streamcoord tests
 
 typecheck: $(INSTALLED)
 	$(BIN)/mypy --strict
+
+# The pure core's tests cover every branch of it (fail_under = 100 in the coveragerc).
+core-coverage: $(INSTALLED)
+	$(PYTEST) -q tests/unit/core --cov --cov-config=tests/unit/core/coveragerc
 
 # Each pytest session starts its own broker (tests/kafka_fixtures.py); a broker named by
 # STREAMCOORD_TEST_BOOTSTRAP is not used here, so that each leg runs on the version it names.
