@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from streamcoord.cli.common import BootstrapOption, ConfigOption
 from streamcoord.errors import ConfigError
 from streamcoord.events.schemas import render_schemas
 from streamcoord.events.topics import TopicSpec
@@ -29,25 +30,6 @@ app = typer.Typer(help="Declared Kafka topics and event schemas.", no_args_is_he
 
 DEFAULT_SCHEMA_DIR = Path("topics/schemas")
 
-# Defined here rather than taken from cli.common, which pulls in the spec loader: topic
-# administration must work even where no pipeline spec is around.
-BootstrapOption = Annotated[
-    str | None,
-    typer.Option(
-        "--bootstrap-servers",
-        "-b",
-        help="Kafka bootstrap servers (default: settings, then 127.0.0.1:9092).",
-    ),
-]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="Settings file, TOML or YAML (default: $STREAMCOORD_CONFIG).",
-        exists=True,
-        dir_okay=False,
-    ),
-]
 FileOption = Annotated[Path, typer.Option("--file", "-f", help="Topics file.", dir_okay=False)]
 PrefixOption = Annotated[
     str | None,

@@ -13,10 +13,8 @@ rendered per port set): every listener on 127.0.0.1, traces in memory, OTLP on 4
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import string
 import subprocess
 import time
@@ -27,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from streamcoord.devtools._process import stop_service
 from streamcoord.devtools.kafka import cache_root, check_port_free
 from streamcoord.errors import EnvironmentProblem
 
@@ -280,13 +279,7 @@ class LocalJaeger:
         pid = self._process.pid if self._process else self.running_pid()
         if pid is None:
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        if not _wait_exit(pid, self._process, timeout):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            _wait_exit(pid, self._process, 5.0)
-        self.pid_file.unlink(missing_ok=True)
+        stop_service(pid, self._process, self.pid_file, timeout=timeout, alive=_is_jaeger_process)
         self._process = None
         return True
 
@@ -314,15 +307,3 @@ def _is_jaeger_process(pid: int) -> bool:
         return b"jaeger" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return not Path("/proc/self").exists()  # no procfs (macOS): trust the live pid
-
-
-def _wait_exit(pid: int, process: subprocess.Popen[bytes] | None, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None:
-            if process.poll() is not None:
-                return True
-        elif not _is_jaeger_process(pid):
-            return True
-        time.sleep(0.1)
-    return False

@@ -11,7 +11,6 @@ import base64
 import concurrent.futures
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -29,6 +28,7 @@ from streamcoord.devtools._jars import (
     require_tool,
     resolve_jars,
 )
+from streamcoord.devtools._process import stop_service
 from streamcoord.errors import BrokerStartError, EnvironmentProblem
 
 __all__ = [
@@ -270,13 +270,7 @@ class LocalKafka:
         pid = self._process.pid if self._process else self.running_pid()
         if pid is None:
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        if not _wait_exit(pid, self._process, timeout):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            _wait_exit(pid, self._process, 5.0)
-        self.pid_file.unlink(missing_ok=True)
+        stop_service(pid, self._process, self.pid_file, timeout=timeout, alive=_pid_alive)
         self._process = None
         return True
 
@@ -310,19 +304,12 @@ def _is_broker_process(pid: int) -> bool:
         return not Path("/proc/self").exists()  # no procfs (macOS): trust the live pid
 
 
-def _wait_exit(pid: int, process: subprocess.Popen[bytes] | None, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None:
-            if process.poll() is not None:
-                return True
-        else:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return True
-        time.sleep(0.1)
-    return False
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _metadata_answers(bootstrap: str) -> bool:

@@ -4,9 +4,11 @@ and ``streamcoord run`` as a child process."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +28,9 @@ from streamcoord.events.models import (
 from streamcoord.kafka.admin import apply_topics, load_topics
 from streamcoord.kafka.records import read_topic
 from streamcoord.kafka.settings import KafkaSettings
-from streamcoord.runtime import Coordinator, TopicNames
+from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
 from streamcoord.spec.loader import parse_specs
+from streamcoord.telemetry.metrics import GLOBAL_INSTRUMENTS, Instruments
 
 
 def catalog_of(spec: str) -> Catalog:
@@ -227,3 +230,38 @@ async def trigger_counts(harness: Harness) -> Counter[tuple[str, str, int]]:
         for *_, t in records
         if isinstance(t, StageTrigger)
     )
+
+
+@contextlib.asynccontextmanager
+async def in_process(
+    bootstrap: str,
+    topics: TopicNames,
+    group: str,
+    *,
+    spec: str = STEADY_SPEC,
+    instruments: Instruments = GLOBAL_INSTRUMENTS,
+    **settings: int,
+) -> AsyncIterator[Harness]:
+    """A coordinator and a test executor in this process, stopped cleanly at the end."""
+    coordinator = Coordinator(
+        catalog_of(spec),
+        CoordinatorSettings(
+            group_id=group, topic_prefix=topics.prefix, poll_timeout_ms=50, **settings
+        ),
+        {"bootstrap_servers": bootstrap},
+        instruments=instruments,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    harness = Harness(bootstrap, topics, producer, coordinator)
+    stop = asyncio.Event()
+    service = asyncio.create_task(coordinator.run(stop))
+    executor = asyncio.create_task(answer_triggers(harness))
+    try:
+        yield harness
+    finally:
+        stop.set()
+        await asyncio.wait_for(service, 60)
+        executor.cancel()
+        await asyncio.gather(executor, return_exceptions=True)
+        await producer.stop()

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from streamcoord.events.models import ExternalEvent, StageSucceeded, StageSucceededData
-from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
+from streamcoord.runtime import TopicNames
 from tests.integration.coordination import (
     Harness,
-    answer_triggers,
-    catalog_of,
     create_topics,
+    in_process,
     run_record_with_status,
 )
 
@@ -43,27 +40,10 @@ async def harness(
 ) -> AsyncIterator[Harness]:
     topics = TopicNames(prefix=f"{unique_name('coordinator')}.")
     await create_topics(kafka_bootstrap, topics, partitions=2)
-    settings = CoordinatorSettings(
-        group_id=unique_name("group"), topic_prefix=topics.prefix, poll_timeout_ms=50
-    )
-    coordinator = Coordinator(
-        catalog_of(THREE_STAGES), settings, {"bootstrap_servers": kafka_bootstrap}
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    stop = asyncio.Event()
-    harness = Harness(kafka_bootstrap, topics, producer, coordinator)
-    service = asyncio.create_task(coordinator.run(stop))
-    executor = asyncio.create_task(answer_triggers(harness))
-    try:
+    async with in_process(
+        kafka_bootstrap, topics, unique_name("group"), spec=THREE_STAGES
+    ) as harness:
         yield harness
-    finally:
-        stop.set()
-        await asyncio.wait_for(service, 30)
-        executor.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await executor
-        await producer.stop()
 
 
 def landed(day: str, event_id: str) -> ExternalEvent:

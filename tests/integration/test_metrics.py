@@ -8,17 +8,13 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from streamcoord.events.models import ExternalEvent
-from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
+from streamcoord.runtime import TopicNames
 from streamcoord.telemetry import configure_metrics
 from tests.integration.coordination import (
-    STEADY_SPEC,
-    Harness,
-    answer_triggers,
-    catalog_of,
     create_topics,
+    in_process,
     until_runs_succeeded,
 )
 
@@ -41,22 +37,13 @@ async def test_scraped_metrics_move_as_runs_complete(
     topics = TopicNames(prefix=f"{unique_name('metrics')}.")
     await create_topics(kafka_bootstrap, topics, partitions=1)
     handle = configure_metrics("streamcoord-test", port=0, set_global=False)
-    coordinator = Coordinator(
-        catalog_of(STEADY_SPEC),
-        CoordinatorSettings(
-            group_id=unique_name("group"), topic_prefix=topics.prefix, poll_timeout_ms=50
-        ),
-        {"bootstrap_servers": kafka_bootstrap},
-        instruments=handle.instruments,
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    harness = Harness(kafka_bootstrap, topics, producer, coordinator)
-    stop = asyncio.Event()
-    service = asyncio.create_task(coordinator.run(stop))
-    executor = asyncio.create_task(answer_triggers(harness))
     try:
-        async with httpx.AsyncClient() as http:
+        async with (
+            in_process(
+                kafka_bootstrap, topics, unique_name("group"), instruments=handle.instruments
+            ) as harness,
+            httpx.AsyncClient() as http,
+        ):
             before = (await http.get(handle.url)).text
             for n in range(3):
                 await harness.emit_event(
@@ -66,11 +53,6 @@ async def test_scraped_metrics_move_as_runs_complete(
             await asyncio.wait_for(until_runs_succeeded(harness, 3), 60)
             after = (await http.get(handle.url)).text
     finally:
-        stop.set()
-        await asyncio.wait_for(service, 30)
-        executor.cancel()
-        await asyncio.gather(executor, return_exceptions=True)
-        await producer.stop()
         handle.shutdown()
 
     consumed = "streamcoord_events_consumed_total"

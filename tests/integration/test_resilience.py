@@ -4,10 +4,9 @@ restart. Every test counts triggers with a read_committed consumer: each exactly
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -18,14 +17,14 @@ from streamcoord.devtools.kafka import BrokerSettings, LocalKafka, free_port
 from streamcoord.events.codec import encode
 from streamcoord.events.models import ExternalEvent, StageSucceeded, StageSucceededData
 from streamcoord.kafka.records import read_topic
-from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
+from streamcoord.runtime import TopicNames
 from tests.integration.coordination import (
     STEADY_SPEC,
     CoordinatorProcess,
     Harness,
     answer_triggers,
-    catalog_of,
     create_topics,
+    in_process,
     trigger_counts,
     until_runs_succeeded,
 )
@@ -45,34 +44,6 @@ async def assert_each_trigger_once(harness: Harness, runs: int) -> None:
     counts = await trigger_counts(harness)
     assert set(counts) == expected_triggers(runs)
     assert [key for key, count in counts.items() if count != 1] == []
-
-
-@contextlib.asynccontextmanager
-async def in_process(
-    bootstrap: str, topics: TopicNames, group: str, **settings: int
-) -> AsyncIterator[Harness]:
-    """A coordinator and a test executor in this process, stopped cleanly at the end."""
-    coordinator = Coordinator(
-        catalog_of(STEADY_SPEC),
-        CoordinatorSettings(
-            group_id=group, topic_prefix=topics.prefix, poll_timeout_ms=50, **settings
-        ),
-        {"bootstrap_servers": bootstrap},
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
-    harness = Harness(bootstrap, topics, producer, coordinator)
-    stop = asyncio.Event()
-    service = asyncio.create_task(coordinator.run(stop))
-    executor = asyncio.create_task(answer_triggers(harness))
-    try:
-        yield harness
-    finally:
-        stop.set()
-        await asyncio.wait_for(service, 60)
-        executor.cancel()
-        await asyncio.gather(executor, return_exceptions=True)
-        await producer.stop()
 
 
 Record = tuple[bytes, list[tuple[str, bytes]]]
