@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -41,6 +42,15 @@ HeartbeatOption = Annotated[float, typer.Option(help="Seconds between heartbeats
 GraceOption = Annotated[
     float, typer.Option(help="Seconds in-flight attempts may finish after SIGTERM.")
 ]
+
+
+class Engine(StrEnum):
+    """What runs a streaming job: plain aiokafka or a Faust app."""
+
+    aiokafka = "aiokafka"
+    faust = "faust"
+
+
 PrefixOption = Annotated[str | None, typer.Option(help="Prefix of every topic name.")]
 
 
@@ -129,6 +139,9 @@ def streaming(
     progress_interval: Annotated[
         float, typer.Option(help="Seconds between progress reports.")
     ] = 5.0,
+    engine: Annotated[
+        Engine, typer.Option(help="faust runs each job as a Faust app (the streaming extra).")
+    ] = Engine.aiokafka,
     topic_prefix: PrefixOption = None,
     bootstrap_servers: BootstrapOption = None,
     config: ConfigOption = None,
@@ -138,4 +151,13 @@ def streaming(
                "shutdown_grace_s": shutdown_grace}  # fmt: skip
     kafka = (bootstrap_servers, config, topic_prefix)
     worker = _worker("streaming", topic or [STREAMING_TOPIC], group_id, options, kafka)
-    serve(worker, OffsetFollowerJob(worker.kafka, progress_interval_s=progress_interval))
+    serve(worker, _streaming_job(engine, worker.kafka, progress_interval))
+
+
+def _streaming_job(engine: Engine, kafka: KafkaSettings, progress_interval: float) -> Handler:
+    if engine is Engine.faust:
+        # imported here: faust is the optional streaming extra
+        from streamcoord.worker.faust_job import FaustJob  # noqa: PLC0415
+
+        return FaustJob(kafka, progress_interval_s=progress_interval)
+    return OffsetFollowerJob(kafka, progress_interval_s=progress_interval)

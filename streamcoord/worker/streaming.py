@@ -6,9 +6,8 @@ the worker shuts down) or reaches the end its config names, reporting
 downstream stage can wait for a watermark.
 
 :class:`OffsetFollowerJob` is the implementation shipped and tested: plain aiokafka, the record
-timestamp as event time. A Faust-backed job (faust-streaming, the ``streaming`` extra) fits the
-same protocol; it is not written yet, because faust-streaming's open offset bugs (#606, #596)
-need their own tests before it carries a stage.
+timestamp as event time. :class:`~streamcoord.worker.faust_job.FaustJob` (faust-streaming, the
+``streaming`` extra; ``--engine faust``) runs the same config as a Faust app.
 
 Config: ``source_topic`` (required), ``group_id`` (default
 ``streamcoord-stream.<pipeline>.<stage>``), ``until`` (RFC 3339 watermark: succeed once
