@@ -162,9 +162,7 @@ class Coordinator:
                     self._dispatch(fetch.result())
                 await self._fire_due_timers()
                 if self._gauges.due():
-                    self._gauges.record(
-                        [lane.worker for lane in self._lanes.values()], await self._lag(consumer)
-                    )
+                    self._gauges.record(self.workers(), await self._lag(consumer))
         finally:
             stopping.cancel()
             failing.cancel()
@@ -182,6 +180,10 @@ class Coordinator:
             wait_ms = (min(dues) - datetime.now(UTC)).total_seconds() * 1000
             timeout = max(0, min(timeout, int(wait_ms)))
         return timeout
+
+    def workers(self) -> list[PartitionWorker]:
+        """The partitions this member owns now, with their state."""
+        return [lane.worker for lane in self._lanes.values()]
 
     def _dispatch(self, batch: Mapping[TopicPartition, list[Any]]) -> None:
         """Hand each partition's records to its lane (none if revoked while fetching: the next
