@@ -149,7 +149,6 @@ def _next_steps(console: Console, progress: DemoProgress, bootstrap: str) -> Non
     console.print(f"  streamcoord explain daily/{day} transform -b {bootstrap}")
     if ml is not None and ml.data.trace_id:
         console.print(
-            f"  the ML run's trace id: {ml.data.trace_id} (with `streamcoord dev jaeger` running"
-            " and OTEL_EXPORTER_OTLP_ENDPOINT set, open"
-            f" http://127.0.0.1:16686/api/v3/traces/{ml.data.trace_id})"
+            f"  the ML run's trace id: {ml.data.trace_id} (exporting traces to Jaeger:"
+            " docs/observability.md)"
         )
