@@ -53,10 +53,15 @@ class Outbox:
     async def flush(self, producer: AIOKafkaProducer) -> list[Any]:
         """Submit every record; returns the delivery futures (await them before committing)."""
         placed = dict(self._records)
+        # A run's trigger, records and decisions share its key: hash each key once.
+        homes: dict[tuple[str, int], int] = {}
         for topic, keyed in self._keyed.items():
             partitions = await _partition_count(producer, topic)
             for key, one in keyed:
-                placed.setdefault((topic, partition_for(key, partitions)), []).append(one)
+                home = homes.get((key, partitions))
+                if home is None:
+                    home = homes[key, partitions] = partition_for(key, partitions)
+                placed.setdefault((topic, home), []).append(one)
         futures: list[Any] = []
         for (topic, partition), records in placed.items():
             target = 0 if partition is None else partition
