@@ -28,6 +28,9 @@ __all__ = ["Coordinator", "CoordinatorStatus"]
 
 log = logging.getLogger(__name__)
 
+#: Tries to restore a newly assigned partition before giving up (about five minutes in all).
+RESTORE_ATTEMPTS = 64
+
 
 @dataclass
 class CoordinatorStatus:
@@ -258,14 +261,13 @@ class Coordinator:
                 key=lambda t: t.partition,
             )
             # Restores overlap: each reads its own changelog partition.
-            workers = await asyncio.gather(
-                *(
-                    PartitionWorker.restore(
-                        tp, self._partitions, self.catalog, self.settings, self._client_kwargs
-                    )
-                    for tp in new
-                )
-            )
+            try:
+                workers = await asyncio.gather(*(self._restore(tp) for tp in new))
+            except Exception as exc:
+                # Owning partitions that are never processed is worse than stopping: exit and
+                # let the supervisor start a fresh member.
+                self._fail(exc)
+                raise
             for worker in workers:
                 self._lanes[worker.tp.partition] = self._lane(worker)
                 record_restore(self._instruments, worker)
@@ -275,6 +277,24 @@ class Coordinator:
             # A tick missed while no one owned the schedule fires once now (the latest one).
             await self._produce_time_event(self._schedules.add(schedule, now))
         self.ready.set()
+
+    async def _restore(self, tp: TopicPartition) -> PartitionWorker:
+        """Restore one partition, retrying while the broker is unreachable (a restart): an
+        assignment that failed would leave the partition owned but never processed."""
+        delay = 0.5
+        for _ in range(RESTORE_ATTEMPTS - 1):
+            try:
+                return await self._restore_once(tp)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("restoring %s failed (%s); retrying in %.1fs", tp, exc, delay)
+                await asyncio.sleep(delay)  # backoff while the broker comes back
+                delay = min(delay * 2, 5.0)
+        return await self._restore_once(tp)
+
+    async def _restore_once(self, tp: TopicPartition) -> PartitionWorker:
+        return await PartitionWorker.restore(
+            tp, self._partitions, self.catalog, self.settings, self._client_kwargs
+        )
 
     def _lane(self, worker: PartitionWorker) -> PartitionLane:
         assert self._consumer is not None

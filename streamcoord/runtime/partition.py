@@ -107,7 +107,11 @@ class PartitionWorker:
         # Starting the transactional producer first aborts a zombie's open transaction, so the
         # changelog read below ends at a stable offset that includes everything committed.
         await worker._start_producer()
-        restored = await read_changelog(client_kwargs, settings.topics.state, tp.partition)
+        try:
+            restored = await read_changelog(client_kwargs, settings.topics.state, tp.partition)
+        except BaseException:
+            await worker.close()
+            raise
         worker.state = CoordinatorState.load(tp.partition, partitions, restored.items.items())
         for due, timer_id, event in worker.state.timers():
             worker.timers.arm(timer_id, due, event)
