@@ -20,6 +20,7 @@ from streamcoord.errors import ConfigError, EventError
 from streamcoord.events.codec import decode
 from streamcoord.events.models import RunRecord
 from streamcoord.kafka.records import read_topic
+from streamcoord.runtime.changelog import state_items
 from streamcoord.runtime.settings import TopicNames
 
 __all__ = ["explain", "runs", "status"]
@@ -154,7 +155,7 @@ def explain(
     partitions = changelog.partitions
     home = partition_for(run_base(run_id), partitions)
     items = [(r.key.decode(), r.value) for r in changelog.records if r.partition == home and r.key]
-    state = CoordinatorState.load(home, partitions, items)
+    state = CoordinatorState.load(home, partitions, state_items(items))
     explanation = explain_stage(catalog, state, run_id, stage)
     if explanation is None:
         raise ConfigError(

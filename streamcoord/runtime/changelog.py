@@ -1,4 +1,9 @@
-"""Restoring one partition's state from the compacted changelog topic.
+"""Restoring one partition's state, and its consumed position, from the compacted changelog topic.
+
+Besides the core's state, each changelog partition holds one runtime record under
+:data:`POSITION_KEY`: the next events-topic offset to decide. It is written in the same
+transaction as the state and the outputs of a batch, so the three always agree, and a transaction
+needs no ``AddOffsetsToTxn``/``TxnOffsetCommit`` round trips to the group coordinator.
 
 Under ``read_committed`` ``end_offsets()`` is the last stable offset, and transaction markers
 occupy offsets of their own, so the restore ends when the consumer's *position* reaches the end,
@@ -8,13 +13,34 @@ not when a record with offset ``end - 1`` arrives (that record may be a marker).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-__all__ = ["RestoredChangelog", "read_changelog"]
+__all__ = [
+    "POSITION_KEY",
+    "RestoredChangelog",
+    "position_value",
+    "read_changelog",
+    "state_items",
+]
+
+#: Changelog key of the partition's consumed position (``~`` sorts after and never clashes with
+#: the core's ``run/``, ``pool/`` ... keys).
+POSITION_KEY = "~position"
+
+
+def position_value(next_offset: int) -> bytes:
+    """The changelog value recording that every events record before ``next_offset`` is decided."""
+    return orjson.dumps({"next_offset": next_offset})
+
+
+def state_items(items: Iterable[tuple[str, bytes | None]]) -> list[tuple[str, bytes | None]]:
+    """Changelog records without the runtime's position record: what the core's state loads."""
+    return [(key, value) for key, value in items if key != POSITION_KEY]
 
 
 @dataclass(frozen=True)
@@ -22,6 +48,8 @@ class RestoredChangelog:
     items: dict[str, bytes]
     records: int
     seconds: float
+    #: The next events offset to decide; None if no batch was ever committed with a position.
+    position: int | None = None
 
 
 async def read_changelog(
@@ -58,4 +86,6 @@ async def read_changelog(
                     items[key] = message.value
     finally:
         await consumer.stop()
-    return RestoredChangelog(items, records, time.monotonic() - started)
+    raw = items.pop(POSITION_KEY, None)
+    position = None if raw is None else int(orjson.loads(raw)["next_offset"])
+    return RestoredChangelog(items, records, time.monotonic() - started, position)

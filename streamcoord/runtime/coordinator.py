@@ -97,6 +97,7 @@ class Coordinator:
         self._fatal: BaseException | None = None
         self._failed = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        self._group_offsets: dict[TopicPartition, int] = {}  # last positions shown to the group
         self._timer_producer: AIOKafkaProducer | None = None
         self._partitions = 0
         self._schedules = ScheduleQueue()
@@ -124,7 +125,13 @@ class Coordinator:
             self._partitions = await self._partition_count(consumer, topics.events)
             consumer.subscribe([topics.events], listener=_Rebalance(self))
             self.status.consuming = True
-            await self._loop(consumer, stop)
+            showing = asyncio.create_task(self._show_positions(), name="group offsets")
+            try:
+                await self._loop(consumer, stop)
+            finally:
+                showing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await showing
         finally:
             self.status.consuming = False
             await self._shutdown(consumer)
@@ -171,6 +178,34 @@ class Coordinator:
             failing.cancel()
         if self._fatal is not None:
             raise self._fatal
+
+    async def _show_positions(self) -> None:
+        """Every few hundred ms, commit the decided positions to the consumer group as well.
+
+        The changelog holds the authoritative positions (committed with each batch's outputs);
+        the group's copy is for lag monitors, ``streamcoord status`` and the benchmark, so it is
+        written outside the transactions and may trail them by one interval.
+        """
+        while True:
+            await asyncio.sleep(self.settings.group_offsets_interval_s)  # a period, not a wait
+            await self._commit_group_offsets(list(self._lanes.values()))
+
+    async def _commit_group_offsets(self, lanes: list[PartitionLane]) -> None:
+        consumer = self._consumer
+        offsets = {
+            lane.worker.tp: position
+            for lane in lanes
+            if (position := lane.worker.position) is not None
+            and self._group_offsets.get(lane.worker.tp) != position
+        }
+        if consumer is None or not offsets:
+            return
+        try:
+            await asyncio.wait_for(consumer.commit(offsets), self.settings.transaction_timeout_s)
+        except (KafkaError, TimeoutError) as exc:  # a rebalance or an outage: next time
+            log.debug("committing positions to the group failed: %s", exc)
+            return
+        self._group_offsets.update(offsets)
 
     def _poll_timeout_ms(self) -> int:
         timeout = self.settings.poll_timeout_ms
@@ -270,6 +305,9 @@ class Coordinator:
                 raise
             for worker in workers:
                 self._lanes[worker.tp.partition] = self._lane(worker)
+                if worker.position is not None and self._consumer is not None:
+                    # The changelog's position is the committed one; the group's may lag.
+                    self._consumer.seek(worker.tp, worker.position)
                 record_restore(self._instruments, worker)
             self.status.assigned = sorted(self._lanes)
         now = datetime.now(UTC)
@@ -306,11 +344,16 @@ class Coordinator:
     async def release(self, revoked: set[TopicPartition]) -> None:
         """Close the producers of partitions handed to another member (after the open batch)."""
         async with self._lock:
+            closed = []
             for tp in revoked:
                 lane = self._lanes.pop(tp.partition, None)
                 if lane is not None:
                     await lane.close()
                     await lane.worker.close()
+                    closed.append(lane)
+            await self._commit_group_offsets(closed)
+            for lane in closed:
+                self._group_offsets.pop(lane.worker.tp, None)
             self.status.assigned = sorted(self._lanes)
         gone = self._owned_schedules({tp.partition for tp in revoked})
         self._schedules.remove(schedule.pipeline for schedule in gone)
@@ -323,6 +366,7 @@ class Coordinator:
                 with contextlib.suppress(Exception):
                     await lane.close()
                     await lane.worker.close()
+            await self._commit_group_offsets(list(self._lanes.values()))
             self._lanes.clear()
             self.status.assigned = []
         with contextlib.suppress(Exception):

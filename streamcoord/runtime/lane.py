@@ -5,6 +5,10 @@ partition and commits it as soon as its previous transaction is done. A slow com
 partition therefore never holds back another, and while a transaction is in flight the next
 records queue up and go into the next, larger transaction. A lane that falls too far behind
 pauses its partition's fetching until it has caught up.
+
+The lane only takes records at or after the position it expects next: records the consumer
+fetched from the group's offset before the coordinator moved it to the changelog's position (or
+before a rewind) were already decided, or will be fetched again.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class PartitionLane:
         self._wakeup = asyncio.Event()
         self._closing = False
         self._paused = False
+        self._expected = worker.position  # the next offset to take; None: any
         self._task = asyncio.create_task(self._run(), name=f"lane {worker.tp}")
 
     @property
@@ -57,6 +62,12 @@ class PartitionLane:
 
     def feed(self, records: Sequence[Any]) -> None:
         """Queue freshly fetched records; pause fetching while too many wait."""
+        expected = self._expected
+        if expected is not None and records[0].offset < expected:
+            records = [record for record in records if record.offset >= expected]
+            if not records:
+                return
+        self._expected = records[-1].offset + 1
         self._buffer.extend(records)
         self._wakeup.set()
         if len(self._buffer) >= self._high_water and not self._paused:
@@ -94,6 +105,7 @@ class PartitionLane:
             self._on_retry(exc)
             self._buffer.clear()
             self._consumer.seek(self.worker.tp, batch[0].offset)
+            self._expected = batch[0].offset
             if self._paused:
                 self._consumer.resume(self.worker.tp)
                 self._paused = False

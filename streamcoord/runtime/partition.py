@@ -1,10 +1,12 @@
 """One owned partition of the events topic: its state, its timers and its transactional producer.
 
 A batch of records becomes one Kafka transaction: every command the core returned, the changelog
-deltas of the keys it changed, dead letters, and the consumed offset. If the transaction fails,
-the state is reloaded from the changelog (which holds exactly what was committed) and the
-consumer is rewound to the batch's first offset, so the batch is decided again from the same
-state: nothing is lost or doubled. Failures are rare, so no undo journal is kept per batch.
+deltas of the keys it changed, dead letters, and the consumed position (a changelog record too, so
+a commit is AddPartitionsToTxn, Produce and EndTxn: no round trips to the group coordinator). If
+the transaction fails, the state is reloaded from the changelog (which holds exactly what was
+committed) and the consumer is rewound to the batch's first offset, so the batch is decided again
+from the same state: nothing is lost or doubled. Failures are rare, so no undo journal is kept
+per batch.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from streamcoord.core import (
 from streamcoord.errors import EventError
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import StageTrigger
-from streamcoord.runtime.changelog import read_changelog
+from streamcoord.runtime.changelog import POSITION_KEY, position_value, read_changelog
 from streamcoord.runtime.deadletter import DeadLetter, dead_letter_headers
 from streamcoord.runtime.outbox import Outbox
 from streamcoord.runtime.settings import CoordinatorSettings
@@ -85,6 +87,8 @@ class PartitionWorker:
         self.settings = settings
         self.timers = TimerQueue()
         self.restore_seconds = 0.0
+        #: The next events offset to decide, as committed (None: take the group's offset).
+        self.position: int | None = None
         self._client_kwargs = client_kwargs
         self._producer: AIOKafkaProducer | None = None
         self._tracing = coordinator_tracing(settings.group_id)
@@ -116,10 +120,12 @@ class PartitionWorker:
         for due, timer_id, event in worker.state.timers():
             worker.timers.arm(timer_id, due, event)
         worker.restore_seconds = restored.seconds
+        worker.position = restored.position
         log.info(
-            "restored partition %s: %d keys from %d changelog records in %.3fs, %d timers",
+            "restored partition %s: %d keys from %d changelog records in %.3fs, %d timers, "
+            "next offset %s",
             tp.partition, len(restored.items), restored.records, restored.seconds,
-            len(worker.timers),
+            len(worker.timers), restored.position,
         )  # fmt: skip
         return worker
 
@@ -173,12 +179,13 @@ class PartitionWorker:
                     partition=self.tp.partition,
                 )  # fmt: skip
             outcome.published = outbox.count
+            next_offset = records[-1].offset + 1
+            outbox.add(
+                self.settings.topics.state, POSITION_KEY.encode(), position_value(next_offset),
+                partition=self.tp.partition,
+            )  # fmt: skip
             await producer.begin_transaction()
-            deliveries = await outbox.flush(producer)
-            await producer.send_offsets_to_transaction(
-                {self.tp: records[-1].offset + 1}, self.settings.group_id
-            )
-            await asyncio.gather(*deliveries)
+            await asyncio.gather(*await outbox.flush(producer))
             await asyncio.wait_for(
                 producer.commit_transaction(), self.settings.transaction_timeout_s
             )
@@ -187,6 +194,7 @@ class PartitionWorker:
             # decide() changed the state in place; the changelog holds what was committed.
             self.state = await self._committed_state()
             raise
+        self.position = next_offset
         outcome.changed_keys = len(changed)
         self._apply_timer_changes(outcome.timer_changes)
         return outcome
@@ -195,6 +203,7 @@ class PartitionWorker:
         restored = await read_changelog(
             self._client_kwargs, self.settings.topics.state, self.tp.partition
         )
+        self.position = restored.position
         partitions = self.state.partitions
         return CoordinatorState.load(self.tp.partition, partitions, restored.items.items())
 
@@ -229,9 +238,7 @@ class PartitionWorker:
         if step.spans and self._tracing is not None:
             self._tracing.export(step.spans)
         if step.rejection is not None:
-            self._dead_letter(
-                outbox, record, headers, step.rejection.code, step.rejection.reason
-            )
+            self._dead_letter(outbox, record, headers, step.rejection.code, step.rejection.reason)
             outcome.dead_letters += 1
             outcome.dead_letter_reasons[step.rejection.code] += 1
         changed.update(step.changed_keys)

@@ -48,6 +48,9 @@ class CoordinatorSettings(BaseSettings):
     poll_timeout_ms: int = Field(200, ge=1)
     max_event_bytes: int = Field(1_048_576, ge=1024)
     transaction_timeout_s: float = Field(30.0, gt=0)
+    group_offsets_interval_s: float = Field(
+        0.5, gt=0, description="How often decided positions are also committed to the group."
+    )
     health_host: str = "127.0.0.1"
     health_port: int | None = Field(None, ge=0, le=65535)
     instance_id: str | None = Field(

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streamcoord.events.models import ExternalEvent, StageSucceeded, StageSucceededData
 from streamcoord.runtime import TopicNames
@@ -98,3 +99,51 @@ async def test_bad_input_goes_to_dead_letters_and_processing_goes_on(harness: Ha
     stray = next(h for v, h in by_value.items() if b"never-started" in (v or b""))
     assert stray["streamcoord.dlq.reason"]  # the core names why it refused an unknown run
     assert harness.coordinator.status.dead_letters == 3
+
+
+async def test_a_restart_resumes_from_the_changelog_not_from_the_group_offsets(
+    kafka_bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    """The position commits with each batch's outputs; the group's offsets are only a view for
+    lag tools. Even with them wiped, a restarted coordinator decides no record twice."""
+    topics = TopicNames(prefix=f"{unique_name('resume')}.")
+    await create_topics(kafka_bootstrap, topics, partitions=2)
+    group = unique_name("group")
+    # Records nothing answers (a test executor would answer old triggers again on restart).
+    async with in_process(kafka_bootstrap, topics, group, spec=THREE_STAGES) as first:
+        for n in range(4):
+            await first.emit(b"not json %d" % n, key=b"k%d" % n)
+        await dead_letters(first, 4)
+
+    parts = [TopicPartition(topics.events, p) for p in range(2)]
+    wiper = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await wiper.start()
+    try:
+        wiper.assign(parts)
+        shown = [await wiper.committed(tp) for tp in parts]
+        assert sum(o or 0 for o in shown) == 4  # positions are shown to the group on shutdown
+        await wiper.commit(dict.fromkeys(parts, 0))
+    finally:
+        await wiper.stop()
+
+    async with in_process(kafka_bootstrap, topics, group, spec=THREE_STAGES) as second:
+        await second.emit(b"not json 4", key=b"k4")
+        await dead_letters(second, 5)
+    assert second.coordinator is not None
+    assert second.coordinator.status.consumed == 1
+    assert second.coordinator.status.dead_letters == 1
+
+
+async def dead_letters(harness: Harness, count: int) -> None:
+    """Until the dead-letter topic holds ``count`` records."""
+    consumer = harness.reader(harness.topics.deadletter)
+    await consumer.start()
+    try:
+        seen = 0
+        while seen < count:
+            batch = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), 30)
+            seen += sum(len(records) for records in batch.values())
+    finally:
+        await consumer.stop()

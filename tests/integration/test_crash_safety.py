@@ -15,6 +15,7 @@ from streamcoord.core import CoordinatorState, decide
 from streamcoord.events.models import CloudEvent, ExternalEvent
 from streamcoord.kafka.records import read_topic
 from streamcoord.runtime import TopicNames
+from streamcoord.runtime.changelog import POSITION_KEY, state_items
 from tests.integration.coordination import (
     STEADY_SPEC,
     CoordinatorProcess,
@@ -96,5 +97,6 @@ async def assert_state_equals_uninterrupted_replay(harness: Harness, topics: Top
         assert record.key is not None
         changelog[record.partition][record.key.decode()] = record.value
     for partition, state in states.items():
-        restored = {k: v for k, v in changelog[partition].items() if v is not None}
+        assert POSITION_KEY in changelog[partition], "each batch commits its position"
+        restored = {k: v for k, v in state_items(changelog[partition].items()) if v is not None}
         assert dict(state.dump()) == restored, f"partition {partition}: changelog != replay"
