@@ -34,17 +34,20 @@ from streamcoord.core import (
 )
 from streamcoord.errors import EventError
 from streamcoord.events.codec import decode, encode
-from streamcoord.events.models import StageTrigger
+from streamcoord.events.models import CloudEvent, StageTrigger
 from streamcoord.runtime.changelog import POSITION_KEY, position_value, read_changelog
 from streamcoord.runtime.deadletter import DeadLetter, dead_letter_headers
 from streamcoord.runtime.outbox import Outbox
-from streamcoord.runtime.settings import CoordinatorSettings
+from streamcoord.runtime.settings import CoordinatorSettings, TopicNames
 from streamcoord.runtime.timers import TimerQueue
 from streamcoord.runtime.tracing import coordinator_tracing, decision_span
 
 __all__ = ["BatchOutcome", "PartitionWorker", "transactional_id"]
 
 log = logging.getLogger(__name__)
+
+#: The run-records topic as the core names it (unprefixed).
+RUNS_TOPIC = TopicNames().runs
 
 
 def transactional_id(group_id: str, topic: str, partition: int) -> str:
@@ -68,6 +71,18 @@ class BatchOutcome:
     trigger_event_times: list[int] = field(default_factory=list)  # record ms of each cause
     attempts: list[SpanRecord] = field(default_factory=list)
     runs_finished: int = 0
+
+
+@dataclass
+class _Batch:
+    """What the batch being decided has produced so far."""
+
+    outcome: BatchOutcome
+    outbox: Outbox = field(default_factory=Outbox)
+    changed: set[str] = field(default_factory=set)
+    # Each run's latest record: a record is a snapshot of the whole run, and a batch's records
+    # become visible together, so only the latest is worth encoding and sending.
+    snapshots: dict[str, CloudEvent] = field(default_factory=dict)
 
 
 class PartitionWorker:
@@ -168,11 +183,15 @@ class PartitionWorker:
         assert producer is not None
         state = self.state
         outcome = BatchOutcome(consumed=len(records))
-        changed: set[str] = set()
-        outbox = Outbox()
+        batch = _Batch(outcome)
+        outbox, changed = batch.outbox, batch.changed
         try:
             for record in records:
-                self._decide_one(record, state, outbox, changed, outcome)
+                self._decide_one(record, state, batch)
+            runs_topic = self.settings.topics.runs
+            for run_id, snapshot in batch.snapshots.items():
+                value, out_headers = encode(snapshot)
+                outbox.add(runs_topic, run_id.encode(), value, out_headers)
             for key in sorted(changed):
                 outbox.add(
                     self.settings.topics.state, key.encode(), state.dump_key(key),
@@ -211,10 +230,9 @@ class PartitionWorker:
         self,
         record: ConsumerRecord[bytes, bytes],
         state: CoordinatorState,
-        outbox: Outbox,
-        changed: set[str],
-        outcome: BatchOutcome,
+        batch: _Batch,
     ) -> None:
+        outbox, outcome = batch.outbox, batch.outcome
         headers = list(record.headers or ())
         try:
             event = decode(record.value, headers, max_bytes=self.settings.max_event_bytes)
@@ -241,10 +259,13 @@ class PartitionWorker:
             self._dead_letter(outbox, record, headers, step.rejection.code, step.rejection.reason)
             outcome.dead_letters += 1
             outcome.dead_letter_reasons[step.rejection.code] += 1
-        changed.update(step.changed_keys)
+        batch.changed.update(step.changed_keys)
         topics = self.settings.topics
         for command in step.commands:
             if isinstance(command, Publish):
+                if command.topic == RUNS_TOPIC:
+                    batch.snapshots[command.key] = command.event
+                    continue
                 topic = topics.events if command.topic is None else topics.full(command.topic)
                 value, out_headers = encode(command.event)
                 if command.event.type == StageTrigger.TYPE:
