@@ -1,8 +1,12 @@
 """The baselines: consume -> produce with the coordinator's batching and no coordinator logic.
 
-Plain: one idempotent ``acks=all`` producer, offsets committed by the consumer per batch.
-Transactional: one transactional producer per partition, one transaction per batch with
-``send_offsets_to_transaction``, exactly as :class:`~streamcoord.runtime.PartitionWorker` does.
+Both run through the coordinator's own :class:`~streamcoord.runtime.lane.PartitionLane` (a lane
+per partition, batches of up to 500) and :class:`~streamcoord.runtime.outbox.Outbox` (one record
+batch per topic-partition), so the only difference to a coordinator is decoding, deciding and
+encoding. Plain: one idempotent ``acks=all`` producer, the batch's offset committed to the group
+after its records are acknowledged (at-least-once). Transactional: one transactional producer per
+partition, one transaction per batch holding the records and the position record, exactly as
+:class:`~streamcoord.runtime.PartitionWorker` commits.
 """
 
 from __future__ import annotations
@@ -14,6 +18,41 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.measure import Drain
+from streamcoord.runtime.changelog import POSITION_KEY, position_value
+from streamcoord.runtime.lane import PartitionLane
+from streamcoord.runtime.outbox import Outbox
+
+
+class _Forwarder:
+    """Stands in for a PartitionWorker: forwards each batch as it is."""
+
+    def __init__(
+        self, tp: TopicPartition, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer,
+        sink: str, *, transactional: bool,
+    ) -> None:  # fmt: skip
+        self.tp = tp
+        self.position: int | None = None
+        self._producer = producer
+        self._consumer = consumer
+        self._sink = sink
+        self._transactional = transactional
+
+    async def process(self, records: list[Any]) -> int:
+        outbox = Outbox()
+        for record in records:
+            outbox.add(self._sink, record.key, record.value, record.headers or ())
+        next_offset = records[-1].offset + 1
+        if self._transactional:
+            outbox.add(self._sink, POSITION_KEY.encode(), position_value(next_offset),
+                       partition=self.tp.partition)  # fmt: skip
+            await self._producer.begin_transaction()
+            await asyncio.gather(*await outbox.flush(self._producer))
+            await self._producer.commit_transaction()
+        else:
+            await asyncio.gather(*await outbox.flush(self._producer))
+            await self._consumer.commit({self.tp: next_offset})
+        self.position = next_offset
+        return len(records)
 
 
 async def passthrough(
@@ -32,52 +71,55 @@ async def passthrough(
     producers: dict[int, AIOKafkaProducer] = {}
     for tp in ends if transactional else [TopicPartition(source, -1)]:
         producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2,
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0,
             transactional_id=f"{group}.{tp.partition}" if transactional else None,
+            retry_backoff_ms=3 if transactional else 100,
         )  # fmt: skip
         await producer.start()
         producers[tp.partition] = producer
     drain = Drain(total)
-    done = 0
-    first: float | None = None
+    finished = asyncio.Event()
+    failures: list[BaseException] = []
+    progress = {"done": 0, "first": None}
+
+    def counted(forwarded: int) -> None:
+        now = time.perf_counter()
+        if progress["first"] is None:
+            progress["first"] = now
+        progress["done"] += forwarded
+        drain.samples.append((now - progress["first"], progress["done"]))
+        if on_progress is not None:
+            on_progress(progress["done"])
+        if progress["done"] >= total:
+            finished.set()
+
+    def failed(exc: BaseException) -> None:
+        failures.append(exc)
+        finished.set()
+
+    lanes = {
+        tp: PartitionLane(
+            _Forwarder(tp, producers[tp.partition if transactional else -1], consumer, sink,
+                       transactional=transactional),
+            consumer, max_batch=max_batch, on_outcome=counted, on_retry=lambda _: None,
+            on_fatal=failed,
+        )  # fmt: skip
+        for tp in ends
+    }
     started = time.perf_counter()
     try:
-        while done < total and time.perf_counter() - started < deadline_s:
-            batch = await consumer.getmany(timeout_ms=200, max_records=max_batch)
-            for tp, records in sorted(batch.items(), key=lambda item: item[0].partition):
-                if not records:
-                    continue
-                if first is None:
-                    first = time.perf_counter()
-                producer = producers[tp.partition if transactional else -1]
-                await _forward(consumer, producer, tp, records, sink, group, transactional)
-                done += len(records)
-                drain.samples.append((time.perf_counter() - first, done))
-                if on_progress is not None:
-                    on_progress(done)
+        while not finished.is_set() and time.perf_counter() - started < deadline_s:
+            batch = await consumer.getmany(timeout_ms=100, max_records=max_batch)
+            for tp, records in batch.items():
+                if records:
+                    lanes[tp].feed(records)
+        if failures:
+            raise failures[0]
     finally:
+        for lane in lanes.values():
+            await lane.close()
         for producer in producers.values():
             await producer.stop()
         await consumer.stop()
     drain.seconds = drain.samples[-1][0] if drain.samples else 0.0
     return drain
-
-
-async def _forward(
-    consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, tp: TopicPartition,
-    records: list[Any], sink: str, group: str, transactional: bool,
-) -> None:
-    offsets = {tp: records[-1].offset + 1}
-    if transactional:
-        await producer.begin_transaction()
-    sends = [
-        await producer.send(sink, key=r.key, value=r.value, headers=list(r.headers or ()))
-        for r in records
-    ]
-    if transactional:
-        await producer.send_offsets_to_transaction(offsets, group)
-        await asyncio.gather(*sends)
-        await producer.commit_transaction()
-    else:
-        await asyncio.gather(*sends)
-        await consumer.commit(offsets)

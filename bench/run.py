@@ -60,9 +60,14 @@ async def coordinators(bootstrap: str, runs: int, processes: int, progress: Prog
     drain = await follow_group(bootstrap, group, ends, deadline_s=240,
                                on_progress=lambda d: progress.update(task, completed=d))  # fmt: skip
     statuses = [await child.stop() for child in children]
+    # A stage transition is a stage changing status: every event here is one (running,
+    # succeeded) and every trigger it caused is one more (the next stage triggered).
+    triggers = sum(s.get("triggered", 0) for s in statuses)
+    per_event = (drain.total + triggers) / drain.total
     return {"processes": processes, "events": drain.total, "seconds": drain.seconds,
             "events_per_s": drain.rate, "steady_events_per_s": steady_rate(drain.samples, drain.total),
-            "triggers": sum(s.get("published", 0) for s in statuses), "load": load()}  # fmt: skip
+            "triggers": triggers, "records_published": sum(s.get("published", 0) for s in statuses),
+            "transitions_per_s": drain.rate * per_event, "load": load()}  # fmt: skip
 
 
 async def baselines(bootstrap: str, runs: int, progress: Progress) -> dict[str, Any]:

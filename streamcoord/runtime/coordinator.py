@@ -41,6 +41,7 @@ class CoordinatorStatus:
     batches: int = 0
     consumed: int = 0
     published: int = 0
+    triggered: int = 0
     dead_letters: int = 0
     timers_fired: int = 0
     last_batch_at: float | None = None
@@ -53,6 +54,7 @@ class CoordinatorStatus:
             "batches": self.batches,
             "consumed": self.consumed,
             "published": self.published,
+            "triggered": self.triggered,
             "dead_letters": self.dead_letters,
             "timers_fired": self.timers_fired,
             "errors": self.errors,
@@ -98,6 +100,9 @@ class Coordinator:
         self._failed = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._group_offsets: dict[TopicPartition, int] = {}  # last positions shown to the group
+        # At most this many partitions commit at once; the others gather records meanwhile.
+        limit = settings.max_transactions_in_flight
+        self._slots = asyncio.Semaphore(limit) if limit is not None else None
         self._timer_producer: AIOKafkaProducer | None = None
         self._partitions = 0
         self._schedules = ScheduleQueue()
@@ -253,6 +258,7 @@ class Coordinator:
         status.batches += 1
         status.consumed += outcome.consumed
         status.published += outcome.published
+        status.triggered += len(outcome.trigger_event_times)
         status.dead_letters += outcome.dead_letters
         status.last_batch_at = time.monotonic()
         record_batch(self._instruments, outcome)
@@ -338,7 +344,7 @@ class Coordinator:
         assert self._consumer is not None
         return PartitionLane(
             worker, self._consumer, max_batch=self.settings.max_batch,
-            on_outcome=self._count, on_retry=self._retry, on_fatal=self._fail,
+            on_outcome=self._count, on_retry=self._retry, on_fatal=self._fail, slots=self._slots,
         )  # fmt: skip
 
     async def release(self, revoked: set[TopicPartition]) -> None:
