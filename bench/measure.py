@@ -55,7 +55,11 @@ class Drain:
 
     @property
     def rate(self) -> float:
-        return self.total / self.seconds if self.seconds else 0.0
+        """Records/s from the first progress seen to the end (what the first progress
+        covered took time before the clock started, so it is not counted)."""
+        if not self.seconds or not self.samples:
+            return 0.0
+        return (self.total - self.samples[0][1]) / self.seconds
 
 
 async def follow_group(

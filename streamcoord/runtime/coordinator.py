@@ -100,9 +100,6 @@ class Coordinator:
         self._failed = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._group_offsets: dict[TopicPartition, int] = {}  # last positions shown to the group
-        # At most this many partitions commit at once; the others gather records meanwhile.
-        limit = settings.max_transactions_in_flight
-        self._slots = asyncio.Semaphore(limit) if limit is not None else None
         self._timer_producer: AIOKafkaProducer | None = None
         self._partitions = 0
         self._schedules = ScheduleQueue()
@@ -344,7 +341,7 @@ class Coordinator:
         assert self._consumer is not None
         return PartitionLane(
             worker, self._consumer, max_batch=self.settings.max_batch,
-            on_outcome=self._count, on_retry=self._retry, on_fatal=self._fail, slots=self._slots,
+            on_outcome=self._count, on_retry=self._retry, on_fatal=self._fail,
         )  # fmt: skip
 
     async def release(self, revoked: set[TopicPartition]) -> None:

@@ -41,7 +41,6 @@ class PartitionLane:
         on_outcome: Callable[[BatchOutcome], None],
         on_retry: Callable[[BaseException], None],
         on_fatal: Callable[[BaseException], None],
-        slots: asyncio.Semaphore | None = None,
     ) -> None:
         self.worker = worker
         self._consumer = consumer
@@ -55,7 +54,6 @@ class PartitionLane:
         self._closing = False
         self._paused = False
         self._expected = worker.position  # the next offset to take; None: any
-        self._slots = slots
         self._task = asyncio.create_task(self._run(), name=f"lane {worker.tp}")
 
     @property
@@ -87,13 +85,7 @@ class PartitionLane:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._buffer and not self._closing:
-                if self._slots is None:
-                    await self._process(self._take())
-                    continue
-                async with self._slots:
-                    # Records kept arriving while this lane waited: they join this batch.
-                    if self._buffer and not self._closing:
-                        await self._process(self._take())
+                await self._process(self._take())
 
     def _take(self) -> list[Any]:
         count = min(self._max_batch, len(self._buffer))

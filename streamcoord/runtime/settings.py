@@ -48,12 +48,6 @@ class CoordinatorSettings(BaseSettings):
     poll_timeout_ms: int = Field(200, ge=1)
     max_event_bytes: int = Field(1_048_576, ge=1024)
     transaction_timeout_s: float = Field(30.0, gt=0)
-    max_transactions_in_flight: int | None = Field(
-        None,
-        ge=1,
-        description="Partitions committing at once (None: all). Each transaction costs the "
-        "same client CPU however many records it holds, so fewer, larger ones save CPU.",
-    )
     group_offsets_interval_s: float = Field(
         0.5, gt=0, description="How often decided positions are also committed to the group."
     )
