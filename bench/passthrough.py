@@ -1,12 +1,13 @@
 """The baselines: consume -> produce with the coordinator's batching and no coordinator logic.
 
-Both run through the coordinator's own :class:`~streamcoord.runtime.lane.PartitionLane` (a lane
-per partition, batches of up to 500) and :class:`~streamcoord.runtime.outbox.Outbox` (one record
-batch per topic-partition), so the only difference to a coordinator is decoding, deciding and
-encoding. Plain: one idempotent ``acks=all`` producer, the batch's offset committed to the group
-after its records are acknowledged (at-least-once). Transactional: one transactional producer per
-partition, one transaction per batch holding the records and the position record, exactly as
-:class:`~streamcoord.runtime.PartitionWorker` commits.
+All run through the coordinator's own :class:`~streamcoord.runtime.lane.PartitionLane` (a lane
+per partition, batches of up to 500 records). Plain: one idempotent ``acks=all`` producer, the
+batch's offset committed to the group after its records are acknowledged (at-least-once).
+Transactional: one transactional producer per partition, one transaction per batch holding the
+records and the position record, exactly as :class:`~streamcoord.runtime.PartitionWorker`
+commits. Records are handed to the producer either one ``send()`` each (the usual aiokafka loop)
+or as record batches through :class:`~streamcoord.runtime.outbox.Outbox`, the coordinator's own
+path; the second leaves decoding, deciding and encoding as the only difference to a coordinator.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class _Forwarder:
 
     def __init__(
         self, tp: TopicPartition, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer,
-        sink: str, *, transactional: bool,
+        sink: str, *, transactional: bool, batches: bool,
     ) -> None:  # fmt: skip
         self.tp = tp
         self.position: int | None = None
@@ -36,28 +37,44 @@ class _Forwarder:
         self._consumer = consumer
         self._sink = sink
         self._transactional = transactional
+        self._batches = batches
 
     async def process(self, records: list[Any]) -> int:
-        outbox = Outbox()
-        for record in records:
-            outbox.add(self._sink, record.key, record.value, record.headers or ())
         next_offset = records[-1].offset + 1
         if self._transactional:
-            outbox.add(self._sink, POSITION_KEY.encode(), position_value(next_offset),
-                       partition=self.tp.partition)  # fmt: skip
             await self._producer.begin_transaction()
-            await asyncio.gather(*await outbox.flush(self._producer))
+        await asyncio.gather(*await self._send(records, next_offset))
+        if self._transactional:
             await self._producer.commit_transaction()
         else:
-            await asyncio.gather(*await outbox.flush(self._producer))
             await self._consumer.commit({self.tp: next_offset})
         self.position = next_offset
         return len(records)
 
+    async def _send(self, records: list[Any], next_offset: int) -> list[Any]:
+        position = (POSITION_KEY.encode(), position_value(next_offset))
+        if not self._batches:
+            sends = [
+                await self._producer.send(self._sink, key=r.key, value=r.value,
+                                          headers=list(r.headers or ()))
+                for r in records
+            ]  # fmt: skip
+            if self._transactional:
+                sends.append(await self._producer.send(
+                    self._sink, key=position[0], value=position[1], partition=self.tp.partition
+                ))  # fmt: skip
+            return sends
+        outbox = Outbox()
+        for record in records:
+            outbox.add(self._sink, record.key, record.value, record.headers or ())
+        if self._transactional:
+            outbox.add(self._sink, *position, partition=self.tp.partition)
+        return await outbox.flush(self._producer)
+
 
 async def passthrough(
     bootstrap: str, source: str, sink: str, group: str, ends: dict[TopicPartition, int],
-    *, transactional: bool, max_batch: int = 500, deadline_s: float = 120.0,
+    *, transactional: bool, batches: bool, max_batch: int = 500, deadline_s: float = 120.0,
     on_progress: Any = None,
 ) -> Drain:
     total = sum(ends.values())
@@ -100,7 +117,7 @@ async def passthrough(
     lanes = {
         tp: PartitionLane(
             _Forwarder(tp, producers[tp.partition if transactional else -1], consumer, sink,
-                       transactional=transactional),
+                       transactional=transactional, batches=batches),
             consumer, max_batch=max_batch, on_outcome=counted, on_retry=lambda _: None,
             on_fatal=failed,
         )  # fmt: skip

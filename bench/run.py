@@ -75,13 +75,16 @@ async def baselines(bootstrap: str, runs: int, progress: Progress) -> dict[str, 
     topics = await fresh_topics(bootstrap, 4 * runs)
     ends = await end_offsets(bootstrap, topics.events, PARTITIONS)
     out: dict[str, Any] = {}
-    # Existing topics the coordinator runs below never touch under this prefix.
-    sinks = {"passthrough": "streamcoord.decisions", "passthrough_txn": "streamcoord.runs"}
-    for name, txn in (("passthrough", False), ("passthrough_txn", True)):
+    # Topics under this prefix that no passthrough reads (the coordinator never runs here).
+    sinks = {"passthrough": "streamcoord.decisions", "passthrough_txn": "streamcoord.runs",
+             "passthrough_send": "streamcoord.triggers", "passthrough_send_txn": "streamcoord.state"}
+    for name in sinks:
+        txn, batches = name.endswith("_txn"), "_send" not in name
         task = progress.add_task(name, total=sum(ends.values()))
         drain = await passthrough(
             bootstrap, topics.events, topics.full(sinks[name]), f"{topics.prefix}{name}",
-            ends, transactional=txn, on_progress=lambda d, t=task: progress.update(t, completed=d),
+            ends, transactional=txn, batches=batches,
+            on_progress=lambda d, t=task: progress.update(t, completed=d),
         )  # fmt: skip
         out[name] = {"events": drain.total, "seconds": drain.seconds, "events_per_s": drain.rate,
                      "steady_events_per_s": steady_rate(drain.samples, drain.total), "load": load()}  # fmt: skip
