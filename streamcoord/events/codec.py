@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Annotated, Any, Final, Literal, Union
 
 import orjson
-from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
+from pydantic import BaseModel, Discriminator, Tag, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from streamcoord.errors import EventError
@@ -324,25 +324,27 @@ _STRUCTURED_HEADER: Final = (_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE.encode())
 _DATETIME: Final = TypeAdapter(datetime)
 _DATETIME_TEXT: dict[tuple[datetime, Any], str] = {}
 _DATETIME_TEXT_LIMIT: Final = 256
-_DATA_TYPE: dict[type[CloudEvent], Any] = {}
+_last_datetime: tuple[datetime | None, str] = (None, "")
+# Per event class: the model its ``data`` field declares, or None when that is not a model.
+_DATA_MODEL: dict[type[CloudEvent], type[BaseModel] | None] = {}
 
 
 def _structured_fast(event: CloudEvent) -> bytes | None:
     """The structured value :func:`_encode_structured` would produce, or None to let it.
 
     Taken when ``data`` is exactly the model its field declares (every event the core makes)
-    and every other attribute is a string or a datetime: the attributes are put together here
-    and ``data`` is serialized by its model's own JSON serializer, which writes the bytes
-    orjson writes for the same values (floats and strings included), at half the cost of
-    dumping to Python first. Integers beyond 64 bits, which orjson refuses, are the exception:
-    they encode here instead of raising.
+    and every other attribute is a string (``time`` a datetime): the attributes are put
+    together here and ``data`` is serialized by its model's own JSON serializer, which writes
+    the bytes orjson writes for the same values (floats and strings included), at half the cost
+    of dumping to Python first. Integers beyond 64 bits, which orjson refuses, are the
+    exception: they encode here instead of raising.
     """
-    data = event.data
     cls = type(event)
-    declared = _DATA_TYPE.get(cls)
-    if declared is None:
-        declared = _DATA_TYPE[cls] = cls.model_fields["data"].annotation
-    if type(data) is not declared or not hasattr(declared, "__pydantic_serializer__"):
+    model = _DATA_MODEL.get(cls, BaseModel)
+    if model is BaseModel:
+        model = _DATA_MODEL[cls] = _declared_model(cls)
+    data = event.data
+    if model is None or type(data) is not model:
         return None
     envelope: dict[str, str] = {}
     for name, value in event.__dict__.items():
@@ -364,8 +366,18 @@ def _structured_fast(event: CloudEvent) -> bytes | None:
     return b"%s,\"data\":%s}" % (head[:-1], data.__pydantic_serializer__.to_json(data))
 
 
+def _declared_model(cls: type[CloudEvent]) -> type[BaseModel] | None:
+    declared = cls.model_fields["data"].annotation
+    return declared if isinstance(declared, type) and issubclass(declared, BaseModel) else None
+
+
 def _datetime_text(value: datetime) -> str:
-    """Pydantic's JSON text of ``value``; events of one batch share a few times, so cached."""
+    """Pydantic's JSON text of ``value``; the events of one decision share one time, and the
+    events of a batch a few, so the last one and a bounded table are kept."""
+    global _last_datetime  # noqa: PLW0603  # a one-entry memo
+    last = _last_datetime
+    if last[0] is value:
+        return last[1]
     # Equal instants in different zones are equal keys; the zone keeps their texts apart.
     key = (value, value.tzinfo)
     text = _DATETIME_TEXT.get(key)
@@ -373,6 +385,7 @@ def _datetime_text(value: datetime) -> str:
         if len(_DATETIME_TEXT) >= _DATETIME_TEXT_LIMIT:
             _DATETIME_TEXT.clear()
         text = _DATETIME_TEXT[key] = _DATETIME.dump_python(value, mode="json")
+    _last_datetime = (value, text)
     return text
 
 

@@ -49,6 +49,14 @@ def test_a_state_restored_from_its_changelog_is_the_same_state() -> None:
     assert tombstoned.dump_key("pipe/p") is None
 
 
+def test_a_run_stores_each_stage_as_the_stage_dumps_itself() -> None:
+    # RunState.dump writes the stages' compact form inline (it is on the hot path)
+    run = _busy_state().run("p/k")
+    assert run is not None
+    assert run.dump()["st"] == {name: stage.dump() for name, stage in run.stages.items()}
+    assert run.dump()["st"]["a"][:2] == ["running", 1]
+
+
 def test_timers_are_listed_by_due_time_for_re_arming_after_a_restart() -> None:
     timers = CoordinatorState.load(0, 1, _busy_state().dump()).timers()
     assert [(due - T0, tid) for due, tid, _ in timers] == [
