@@ -67,6 +67,7 @@ _CE_PREFIX: Final = "ce_"
 _CONTENT_TYPE: Final = "content-type"
 _TRACE_HEADERS: Final = ("traceparent", "tracestate")
 _REQUIRED: Final = ("specversion", "id", "source", "type")
+_REQUIRED_SET: Final = frozenset(_REQUIRED)
 _EXTERNAL_TAG: Final = "external"
 # The same pattern the CloudEvents SDKs use to decide that data is JSON.
 _JSON_CONTENT_TYPE: Final = re.compile(r"^(application|text)/([a-zA-Z0-9\-.]+\+)?json(;.*)?$")
@@ -127,15 +128,18 @@ def decode(
     Raises :class:`EventDecodeError` with a ``reason`` code when the record is not a valid event.
     """
     header_map = _header_map(headers)
-    size = len(value or b"") + sum(len(k) + len(v) for k, v in header_map.items())
+    size = len(value or b"")
+    for name, text in header_map.items():
+        size += len(name) + len(text)
     if size > max_bytes:
         raise EventDecodeError(
             "oversized",
             f"record of {size} bytes exceeds the {max_bytes}-byte limit for events",
             hint="send large payloads by reference (a URI in data), not inline",
         )
-    if any(name.startswith(_CE_PREFIX) for name in header_map):
-        return _decode_binary(value, header_map)
+    for name in header_map:
+        if name.startswith(_CE_PREFIX):
+            return _decode_binary(value, header_map)
     content_type = header_map.get(_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE)
     if content_type.startswith("application/cloudevents") and not content_type.startswith(
         STRUCTURED_CONTENT_TYPE
@@ -188,7 +192,7 @@ def _validate_fast(value: bytes) -> CloudEvent | None:
         parsed = orjson.loads(value)
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(parsed, dict) or not all(name in parsed for name in _REQUIRED):
+    if not isinstance(parsed, dict) or not parsed.keys() >= _REQUIRED_SET:
         return None
     kind = parsed["type"]
     cls = _CLASS_BY_TYPE.get(kind, ExternalEvent) if isinstance(kind, str) else ExternalEvent
@@ -211,6 +215,8 @@ def _with_base64_data(event: CloudEvent, extra: Mapping[str, Any]) -> CloudEvent
 
 def _with_trace_headers(event: CloudEvent, headers: Mapping[str, str]) -> CloudEvent:
     # The event's own extension attributes win; headers fill in what the body lacks.
+    if "traceparent" not in headers and "tracestate" not in headers:
+        return event  # the common case, without building the dict below
     missing = {
         name: headers[name]
         for name in _TRACE_HEADERS
