@@ -17,7 +17,7 @@ import time
 import orjson
 
 from bench.workload import catalog
-from streamcoord.runtime import Coordinator, CoordinatorSettings
+from streamcoord.runtime import Coordinator, CoordinatorSettings, tune_garbage_collector
 
 
 def rss_bytes() -> int:
@@ -32,6 +32,7 @@ def say(**fields: object) -> None:
 
 async def serve(args: argparse.Namespace) -> None:
     cat = catalog()
+    tune_garbage_collector()  # as `streamcoord run` does
     gc.collect()
     rss_before = rss_bytes()
     settings = CoordinatorSettings(

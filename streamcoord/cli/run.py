@@ -12,7 +12,7 @@ import typer
 
 from streamcoord.cli.common import BootstrapOption, ConfigOption, kafka_settings, load_catalog
 from streamcoord.cli.telemetry import telemetry
-from streamcoord.runtime import Coordinator, CoordinatorSettings
+from streamcoord.runtime import Coordinator, CoordinatorSettings, tune_garbage_collector
 from streamcoord.runtime.health import HealthServer
 
 __all__ = ["run"]
@@ -54,6 +54,7 @@ def run(
     kafka = kafka_settings(bootstrap_servers, config)
     overrides.setdefault("topic_prefix", kafka.topic_prefix)
     settings = CoordinatorSettings(**overrides)
+    tune_garbage_collector()
     with telemetry("streamcoord-coordinator", metrics_port):
         asyncio.run(_serve(Coordinator(catalog, settings, kafka.client_kwargs()), settings))
 

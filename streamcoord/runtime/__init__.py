@@ -2,10 +2,11 @@
 
 One consumer group reads ``streamcoord.events``. Each assigned partition gets its own state
 (restored from the compacted ``streamcoord.state`` changelog) and its own transactional producer,
-so the triggers, records, changelog deltas and consumed offsets of one batch commit together.
+so the triggers, records, changelog deltas and consumed position of one batch commit together.
 """
 
 from streamcoord.runtime.coordinator import Coordinator
 from streamcoord.runtime.settings import CoordinatorSettings, TopicNames
+from streamcoord.runtime.tuning import tune_garbage_collector
 
-__all__ = ["Coordinator", "CoordinatorSettings", "TopicNames"]
+__all__ = ["Coordinator", "CoordinatorSettings", "TopicNames", "tune_garbage_collector"]
