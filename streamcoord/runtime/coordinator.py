@@ -17,11 +17,12 @@ from aiokafka.errors import KafkaError
 from streamcoord.core import Catalog, partition_for, partition_key_for
 from streamcoord.events.codec import encode
 from streamcoord.events.models import CloudEvent
+from streamcoord.kafka.transactions import cap_concurrent_transactions_backoff
 from streamcoord.runtime.lane import PartitionLane
 from streamcoord.runtime.metering import PartitionGauges, record_batch, record_restore
 from streamcoord.runtime.partition import BatchOutcome, PartitionWorker
 from streamcoord.runtime.schedule import Schedule, ScheduleQueue, schedules_of, tick_event
-from streamcoord.runtime.settings import CoordinatorSettings
+from streamcoord.runtime.settings import TRANSACTION_RETRY_BACKOFF_MS, CoordinatorSettings
 from streamcoord.telemetry.metrics import GLOBAL_INSTRUMENTS, Instruments
 
 __all__ = ["Coordinator", "CoordinatorStatus"]
@@ -107,6 +108,8 @@ class Coordinator:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then leave the group cleanly."""
+        # Back-to-back commits of one partition: 12-16 -> 3.5-4 ms each (see the function).
+        cap_concurrent_transactions_backoff(TRANSACTION_RETRY_BACKOFF_MS / 1000)
         topics = self.settings.topics
         consumer = AIOKafkaConsumer(
             **self._client_kwargs,

@@ -7,7 +7,11 @@ from dataclasses import dataclass
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["CoordinatorSettings", "TopicNames"]
+__all__ = ["TRANSACTION_RETRY_BACKOFF_MS", "CoordinatorSettings", "TopicNames"]
+
+#: How soon a partition's transactional producer retries (CONCURRENT_TRANSACTIONS right after a
+#: commit, KIP-890 verification): the default 100 ms would stall a partition for that long.
+TRANSACTION_RETRY_BACKOFF_MS = 3
 
 
 @dataclass(frozen=True)
