@@ -19,9 +19,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.measure import Drain
+from streamcoord.kafka.transactions import cap_concurrent_transactions_backoff
 from streamcoord.runtime.changelog import POSITION_KEY, position_value
 from streamcoord.runtime.lane import PartitionLane
 from streamcoord.runtime.outbox import Outbox
+from streamcoord.runtime.settings import TRANSACTION_RETRY_BACKOFF_MS
 
 
 class _Forwarder:
@@ -78,6 +80,8 @@ async def passthrough(
     on_progress: Any = None,
 ) -> Drain:
     total = sum(ends.values())
+    if transactional:  # as the coordinator does
+        cap_concurrent_transactions_backoff(TRANSACTION_RETRY_BACKOFF_MS / 1000)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
         auto_offset_reset="earliest", isolation_level="read_committed",
@@ -90,7 +94,7 @@ async def passthrough(
         producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0,
             transactional_id=f"{group}.{tp.partition}" if transactional else None,
-            retry_backoff_ms=3 if transactional else 100,
+            retry_backoff_ms=TRANSACTION_RETRY_BACKOFF_MS if transactional else 100,
         )  # fmt: skip
         await producer.start()
         producers[tp.partition] = producer
