@@ -10,7 +10,9 @@ restored from the seeded changelog before each round. Time is CPU time of this p
 
 Options: ``--runs N`` (default 20,000), ``--repeat N`` (default 5), ``--profile`` (one round,
 for py-spy or pyinstrument to look at), ``--digest`` (a hash of every produced key, value and
-header: an optimisation must leave it unchanged).
+header: an optimisation must leave it unchanged), ``--coalesce`` (as the runtime does it:
+``decide(..., run_records=False)`` and one run record per run per batch, built and encoded after
+the batch; its digest differs from the default's, which encodes every step's run records).
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.workload import catalog, completion, run_id, seeded_states
-from streamcoord.core import Catalog, CoordinatorState, Publish, decide
+from streamcoord.core import Catalog, CoordinatorState, Publish, RunChange, decide, run_record
+from streamcoord.core._commands import RUNS_TOPIC
 from streamcoord.events.codec import decode, encode
+from streamcoord.events.models import CloudEvent
 
 BATCH = 500
 Record = tuple[bytes, list[tuple[str, bytes]], int]
@@ -44,27 +48,31 @@ def records(runs: int) -> list[Record]:
 
 
 def one_round(
-    cat: Catalog, state: CoordinatorState, batch: list[Record], digest: hashlib._Hash | None = None
+    cat: Catalog, state: CoordinatorState, batch: list[Record], digest: hashlib._Hash | None = None,
+    coalesce: bool = False,
 ) -> tuple[int, int]:
     """Decide ``batch`` as the runtime does; returns (records produced, bytes produced).
 
-    With ``digest``, every produced key, value and header goes into it (to compare outputs)."""
+    With ``digest``, every produced key, value and header goes into it (to compare outputs).
+    With ``coalesce``, run records are built once per run after the batch, as the runtime does."""
     produced = size = 0
     changed: set[str] = set()
+    run_changes: dict[str, RunChange] = {}
     for value, raw_headers, timestamp in batch:
         headers = list(raw_headers)
         event = decode(value, headers)
         now = datetime.fromtimestamp(timestamp / 1000, tz=UTC)
-        step = decide(cat, state, event, now)
+        step = decide(cat, state, event, now, run_records=not coalesce)
         changed.update(step.changed_keys)
+        for change in step.changed_runs:
+            run_changes[change.run.run_id] = change
         for command in step.commands:
             if isinstance(command, Publish):
-                out, out_headers = encode(command.event)
-                key_bytes = command.key.encode()
-                if digest is not None:
-                    digest.update(repr((command.topic, key_bytes, out, out_headers)).encode())
+                size += _produce(command.topic, command.key, command.event, digest)
                 produced += 1
-                size += len(out)
+    for run, change in run_changes.items():  # after the batch: one record per run
+        size += _produce(RUNS_TOPIC, run, run_record(change), digest)
+        produced += 1
     for key in sorted(changed):
         key_bytes = key.encode()
         dumped = state.dump_key(key)
@@ -75,22 +83,37 @@ def one_round(
     return produced, size
 
 
-def timed_round(cat: Catalog, seeded: list[tuple[str, bytes]], recs: list[Record]) -> float:
+def _produce(
+    topic: str | None, key: str, event: CloudEvent, digest: hashlib._Hash | None
+) -> int:
+    """Encode ``event`` as the runtime sends it; returns its size."""
+    out, out_headers = encode(event)
+    key_bytes = key.encode()
+    if digest is not None:
+        digest.update(repr((topic, key_bytes, out, out_headers)).encode())
+    return len(out)
+
+
+def timed_round(
+    cat: Catalog, seeded: list[tuple[str, bytes]], recs: list[Record], coalesce: bool
+) -> float:
     state = CoordinatorState.load(0, 1, seeded)
     started = time.process_time()
     for start in range(0, len(recs), BATCH):
-        one_round(cat, state, recs[start : start + BATCH])
+        one_round(cat, state, recs[start : start + BATCH], coalesce=coalesce)
     elapsed = time.process_time() - started
     _check(state)
     return elapsed
 
 
-def output_digest(cat: Catalog, seeded: list[tuple[str, bytes]], recs: list[Record]) -> str:
+def output_digest(
+    cat: Catalog, seeded: list[tuple[str, bytes]], recs: list[Record], coalesce: bool
+) -> str:
     """A hash of everything the records produce: it must not change when the code gets faster."""
     state = CoordinatorState.load(0, 1, seeded)
     digest = hashlib.sha256()
     for start in range(0, len(recs), BATCH):
-        one_round(cat, state, recs[start : start + BATCH], digest)
+        one_round(cat, state, recs[start : start + BATCH], digest, coalesce)
     return digest.hexdigest()
 
 
@@ -106,14 +129,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--digest", action="store_true", help="print a hash of all outputs")
+    parser.add_argument("--coalesce", action="store_true",
+                        help="one run record per run per batch, as the runtime builds them")
     args = parser.parse_args()
     cat = catalog()
     (seeded,) = seeded_states(args.runs, 1)
     recs = records(args.runs)
     if args.digest:
-        print(f"outputs sha256 {output_digest(cat, seeded, recs)}")
+        print(f"outputs sha256 {output_digest(cat, seeded, recs, args.coalesce)}")
     rounds = 1 if args.profile else args.repeat
-    best = min(timed_round(cat, seeded, recs) for _ in range(rounds))
+    best = min(timed_round(cat, seeded, recs, args.coalesce) for _ in range(rounds))
     per_event = best / len(recs) * 1e6
     print(f"{len(recs)} events in {best:.3f}s CPU: {per_event:.1f} us/event, "
           f"{len(recs) / best:,.0f} events/s")

@@ -7,6 +7,11 @@ Public surface::
     step = decide(catalog, state, event, now)            # now = the event's Kafka timestamp
     step.state, step.commands, step.rejection, step.changed_keys
 
+    # a runtime that keeps one run record per run per batch builds only those:
+    step = decide(catalog, state, event, now, run_records=False)
+    latest = {change.run.run_id: change for change in step.changed_runs}  # over the batch
+    records = [run_record(change) for change in latest.values()]          # after the batch
+
 Expressions (run keys, filters, conditions, params) are compiled and evaluated by
 :mod:`streamcoord.spec.expressions`, the one implementation of the spec language's rules.
 
@@ -61,6 +66,7 @@ from streamcoord.core._commands import CancelTimer, Command, Publish, Rejection,
 from streamcoord.core._decide import decide
 from streamcoord.core._explain import Explanation, NeedStatus, explain
 from streamcoord.core._partitioning import murmur2, partition_for, partition_key_for
+from streamcoord.core._records import RunChange, run_record
 from streamcoord.core._state import CoordinatorState, RunState, StageState
 from streamcoord.core._tracing import SpanRecord
 
@@ -73,6 +79,7 @@ __all__ = [
     "NeedStatus",
     "Publish",
     "Rejection",
+    "RunChange",
     "RunState",
     "SetTimer",
     "SpanRecord",
@@ -83,4 +90,5 @@ __all__ = [
     "murmur2",
     "partition_for",
     "partition_key_for",
+    "run_record",
 ]

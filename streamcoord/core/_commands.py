@@ -10,6 +10,7 @@ from streamcoord.core._tracing import SpanRecord
 from streamcoord.events.models import CloudEvent, TimerFired
 
 if TYPE_CHECKING:
+    from streamcoord.core._records import RunChange
     from streamcoord.core._state import CoordinatorState
 
 __all__ = ["CancelTimer", "Command", "Publish", "Rejection", "SetTimer", "Step"]
@@ -58,10 +59,12 @@ class Rejection:
 @dataclass(frozen=True, slots=True)
 class Step:
     """The outcome of one event: new state, commands in order, rejection, changed state keys,
-    and the spans of the attempts and runs that ended (for the runtime to export)."""
+    the spans of the attempts and runs that ended (for the runtime to export), and, from
+    ``decide(..., run_records=False)`` only, the runs whose records the caller builds."""
 
     state: CoordinatorState
     commands: tuple[Command, ...]
     rejection: Rejection | None
     changed_keys: tuple[str, ...]
     spans: tuple[SpanRecord, ...] = ()
+    changed_runs: tuple[RunChange, ...] = ()

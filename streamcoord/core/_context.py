@@ -17,19 +17,12 @@ from streamcoord.core._commands import (
 )
 from streamcoord.core._models import build
 from streamcoord.core._partitioning import partition_for
+from streamcoord.core._records import COORDINATOR_SOURCE, RunChange, record_of
 from streamcoord.core._state import CoordinatorState, RunState, timer_event
 from streamcoord.core._tracing import SpanRecord, attempt_span_id, run_span_id
-from streamcoord.events.models import (
-    CloudEvent,
-    Decision,
-    DecisionRecord,
-    RunRecord,
-    RunRecordData,
-)
+from streamcoord.events.models import CloudEvent, Decision, DecisionRecord
 
 __all__ = ["COORDINATOR_SOURCE", "Context"]
-
-COORDINATOR_SOURCE = "streamcoord/coordinator"
 
 
 class Context:
@@ -95,31 +88,19 @@ class Context:
         """Publish the run's record once, as it stands when the step ends."""
         self._records[run.run_id] = run
 
-    def flush_records(self) -> None:
+    def flush_records(self, publish: bool) -> tuple[RunChange, ...]:
         """One record per run whose status or stages changed in this step (progress displays
-        follow them), after the step's other commands."""
+        follow them), after the step's other commands; or, without ``publish``, those runs."""
         for run in self.state.take_status_changes():
             self._records.setdefault(run.run_id, run)
-        for run in self._records.values():
-            self._publish_record(run)
-        self._records = {}
-
-    def _publish_record(self, run: RunState) -> None:
-        record = build(
-            RunRecord, None,
-            id=f"{run.run_id}|{run.status}|{self.event.source}|{self.event.id}",
-            source=COORDINATOR_SOURCE,
-            time=self.now,
-            subject=run.run_id,
-            data=build(
-                RunRecordData, None,
-                run_id=run.run_id, pipeline=run.pipeline, run_key=run.run_key,
-                status=run.status, stages={n: s.status for n, s in run.stages.items()},
-                attempts={n: s.attempt for n, s in run.stages.items()},
-                caused_by=list(run.caused_by), trace_id=run.trace_id,
-            ),
-        )
-        self.commands.append(Publish(RUNS_TOPIC, run.run_id, record))
+        runs, self._records = self._records.values(), {}
+        event = self.event
+        if not publish:
+            return tuple(RunChange(run, event.source, event.id, self.now) for run in runs)
+        for run in runs:
+            record = record_of(run, event.source, event.id, self.now)
+            self.commands.append(Publish(RUNS_TOPIC, run.run_id, record))
+        return ()
 
     def attempt_span(
         self, run: RunState, stage: str, status: str, links: tuple[str, ...]

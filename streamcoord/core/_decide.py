@@ -58,18 +58,27 @@ __all__ = ["decide"]
 D = TypeVar("D", bound=BaseModel)
 
 
-def decide(catalog: Catalog, state: CoordinatorState, event: CloudEvent, now: datetime) -> Step:
+def decide(
+    catalog: Catalog, state: CoordinatorState, event: CloudEvent, now: datetime, *,
+    run_records: bool = True,
+) -> Step:
     """Apply ``event`` (recorded at ``now``) to ``state``; never raises for bad input.
 
     ``state`` is changed in place and returned as ``step.state``; take a
     :meth:`~CoordinatorState.savepoint` first if you may need to undo it.
+
+    By default the step ends with a ``RunRecord`` publish for every run it changed. A caller
+    that keeps only the last record per run of a batch passes ``run_records=False``: the step
+    then lists those runs in ``step.changed_runs`` instead, and the caller builds the records
+    it keeps with :func:`run_record` (see there for what a later call shows).
     """
     ctx = Context(catalog, state, event, now)
     handler = _HANDLERS.get(event.type, _on_external)
     handler(ctx)
-    ctx.flush_records()
+    changed_runs = ctx.flush_records(publish=run_records)
     return Step(
-        state, tuple(ctx.commands), ctx.rejection, state.take_touched(), tuple(ctx.spans)
+        state, tuple(ctx.commands), ctx.rejection, state.take_touched(), tuple(ctx.spans),
+        changed_runs,
     )
 
 

@@ -28,26 +28,25 @@ from streamcoord.core import (
     Catalog,
     CoordinatorState,
     Publish,
+    RunChange,
     SetTimer,
     SpanRecord,
     decide,
+    run_record,
 )
 from streamcoord.errors import EventError
 from streamcoord.events.codec import decode, encode
-from streamcoord.events.models import CloudEvent, StageTrigger
+from streamcoord.events.models import StageTrigger
 from streamcoord.runtime.changelog import POSITION_KEY, position_value, read_changelog
 from streamcoord.runtime.deadletter import DeadLetter, dead_letter_headers
 from streamcoord.runtime.outbox import Outbox
-from streamcoord.runtime.settings import CoordinatorSettings, TopicNames
+from streamcoord.runtime.settings import CoordinatorSettings
 from streamcoord.runtime.timers import TimerQueue
 from streamcoord.runtime.tracing import coordinator_tracing, decision_span
 
 __all__ = ["BatchOutcome", "PartitionWorker", "transactional_id"]
 
 log = logging.getLogger(__name__)
-
-#: The run-records topic as the core names it (unprefixed).
-RUNS_TOPIC = TopicNames().runs
 
 
 def transactional_id(group_id: str, topic: str, partition: int) -> str:
@@ -80,9 +79,10 @@ class _Batch:
     outcome: BatchOutcome
     outbox: Outbox = field(default_factory=Outbox)
     changed: set[str] = field(default_factory=set)
-    # Each run's latest record: a record is a snapshot of the whole run, and a batch's records
-    # become visible together, so only the latest is worth encoding and sending.
-    snapshots: dict[str, CloudEvent] = field(default_factory=dict)
+    # Each run's latest change: a record is a snapshot of the whole run, and a batch's records
+    # become visible together, so only one per run is worth building, encoding and sending
+    # (after the batch: it shows the run as the batch leaves it, see run_record).
+    run_changes: dict[str, RunChange] = field(default_factory=dict)
 
 
 class PartitionWorker:
@@ -189,8 +189,8 @@ class PartitionWorker:
             for record in records:
                 self._decide_one(record, state, batch)
             runs_topic = self.settings.topics.runs
-            for run_id, snapshot in batch.snapshots.items():
-                value, out_headers = encode(snapshot)
+            for run_id, change in batch.run_changes.items():
+                value, out_headers = encode(run_record(change))
                 outbox.add(runs_topic, run_id.encode(), value, out_headers)
             for key in sorted(changed):
                 outbox.add(
@@ -245,7 +245,7 @@ class PartitionWorker:
         now = datetime.fromtimestamp(record.timestamp / 1000, tz=UTC)
         started = time.perf_counter()
         with decision_span(self._tracing, record, event):
-            step = decide(self.catalog, state, event, now)
+            step = decide(self.catalog, state, event, now, run_records=False)
         outcome.decision_seconds.append(time.perf_counter() - started)
         outcome.types[event.type] += 1
         for span in step.spans:
@@ -260,12 +260,11 @@ class PartitionWorker:
             outcome.dead_letters += 1
             outcome.dead_letter_reasons[step.rejection.code] += 1
         batch.changed.update(step.changed_keys)
+        for change in step.changed_runs:
+            batch.run_changes[change.run.run_id] = change
         topics = self.settings.topics
         for command in step.commands:
             if isinstance(command, Publish):
-                if command.topic == RUNS_TOPIC:
-                    batch.snapshots[command.key] = command.event
-                    continue
                 topic = topics.events if command.topic is None else topics.full(command.topic)
                 value, out_headers = encode(command.event)
                 if command.event.type == StageTrigger.TYPE:
