@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from streamcoord.core import Catalog, CoordinatorState, decide, partition_for, partition_key_for
 from streamcoord.events.codec import encode
@@ -83,6 +84,19 @@ async def create_topics(bootstrap: str, topics: TopicNames, partitions: int) -> 
         for topic in load_topics().with_prefix(topics.prefix)
     ]
     await apply_topics(KafkaSettings(bootstrap_servers=bootstrap), declared)
+
+
+async def delete_topics(bootstrap: str, topics: TopicNames) -> None:
+    """Drop a finished measurement's topics, so the broker's cleaner and caches never work on
+    them while the next measurement runs."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [name for name in await admin.list_topics() if name.startswith(topics.prefix)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
 
 
 _TEMPLATE_N = 999_999
