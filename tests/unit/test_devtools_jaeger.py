@@ -21,6 +21,7 @@ from streamcoord.devtools.jaeger import (
     jaeger_cached,
     render_config,
 )
+from streamcoord.devtools.kafka import free_port
 from streamcoord.errors import EnvironmentProblem
 
 PORTS = JaegerPorts(otlp_grpc=1, otlp_http=2, query_http=3, query_grpc=4, health=5)
@@ -81,8 +82,16 @@ def test_missing_go_is_reported_with_what_to_install(
     assert "Go" in info.value.hint
 
 
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on now (fixed numbers can collide with clients' ephemeral ports)."""
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return sorted(ports)
+
+
 def test_starting_without_a_built_binary_says_how_to_build(empty_cache: Path) -> None:
-    ports = JaegerPorts(*range(40001, 40006))
+    ports = JaegerPorts(*free_ports(5))
     with pytest.raises(EnvironmentProblem, match="not built yet") as info:
         LocalJaeger(JaegerSettings(ports=ports)).start()
     assert "streamcoord dev jaeger" in info.value.hint
@@ -95,7 +104,8 @@ def test_cli_without_go_is_one_red_line_and_exit_1(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
-    code = run_cli(monkeypatch, "dev", "jaeger", "--query-port", "40007", "--health-port", "40008")
+    query, health = (str(port) for port in free_ports(2))
+    code = run_cli(monkeypatch, "dev", "jaeger", "--query-port", query, "--health-port", health)
     captured = capsys.readouterr()
     assert code == 1
     assert captured.err.splitlines()[0] == (
