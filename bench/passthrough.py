@@ -101,17 +101,19 @@ async def passthrough(
     drain = Drain(total)
     finished = asyncio.Event()
     failures: list[BaseException] = []
-    progress = {"done": 0, "first": None}
+    done = 0
+    first: float | None = None
 
     def counted(forwarded: int) -> None:
+        nonlocal done, first
         now = time.perf_counter()
-        if progress["first"] is None:
-            progress["first"] = now
-        progress["done"] += forwarded
-        drain.samples.append((now - progress["first"], progress["done"]))
+        if first is None:
+            first = now
+        done += forwarded
+        drain.samples.append((now - first, done))
         if on_progress is not None:
-            on_progress(progress["done"])
-        if progress["done"] >= total:
+            on_progress(done)
+        if done >= total:
             finished.set()
 
     def failed(exc: BaseException) -> None:

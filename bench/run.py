@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import platform
 import tempfile
@@ -27,7 +26,7 @@ from bench.latency import measure_latency
 from bench.measure import Child, end_offsets, follow_group, percentiles, steady_rate
 from bench.passthrough import passthrough
 from bench.report import markdown
-from streamcoord.runtime import TopicNames, tune_garbage_collector
+from streamcoord.runtime import TopicNames
 
 RESULTS = Path(__file__).parent / "results"
 PARTITIONS = 8
@@ -159,11 +158,6 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         results["throughput"] = [await coordinators(args.bootstrap, args.runs, n, progress)
                                  for n in (1, 2, 4)]  # fmt: skip
         best = max(results["throughput"][0]["steady_events_per_s"], results["throughput"][0]["events_per_s"])
-        # The measuring process itself must not pause: earlier phases left a large heap that the
-        # default collector would keep walking while latencies are taken.
-        gc.collect()
-        gc.freeze()
-        tune_garbage_collector()
         results["latency"] = [
             light,
             await latency(args.bootstrap, max(args.light_rate, best / 4), args.handoffs, "half of max", progress),
