@@ -115,21 +115,28 @@ def build_jaeger(
 
 
 def _run_go_step(command: list[str], module: Path, out: TextIO, progress: Progress) -> None:
-    process = subprocess.Popen(
+    # The context manager closes the stdout pipe and reaps Go even when ``progress`` raises: an
+    # unclosed pipe is a ResourceWarning, which the test suite (warnings are errors) fails on.
+    with subprocess.Popen(
         command,
         cwd=module,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
-    )
-    assert process.stdout is not None
-    tail: list[str] = []
-    for line in process.stdout:
-        out.write(line)
-        tail = [*tail[-7:], line.rstrip()]
-        progress(line.rstrip())
-    if process.wait() != 0:
+    ) as process:
+        assert process.stdout is not None
+        tail: list[str] = []
+        try:
+            for line in process.stdout:
+                out.write(line)
+                tail = [*tail[-7:], line.rstrip()]
+                progress(line.rstrip())
+        except BaseException:
+            process.kill()  # interrupted: do not leave Go building in the background
+            raise
+        code = process.wait()
+    if code != 0:
         shown = "\n".join(tail)
         raise EnvironmentProblem(
             f"`{' '.join(command[1:3])}` failed while building Jaeger:\n{shown}",

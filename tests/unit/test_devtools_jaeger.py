@@ -133,3 +133,39 @@ def test_cli_stop_with_nothing_running_says_so(
 ) -> None:
     assert run_cli(monkeypatch, "dev", "jaeger", "--stop", "--query-port", "40009") == 0
     assert "No detached Jaeger is running." in capsys.readouterr().out
+
+
+FAKE_GO = """#!/bin/sh
+echo "go $*"
+if [ "$1" = build ]; then printf '#!/bin/sh\\n' > "$4" && chmod +x "$4"; fi
+if [ "$1" = get ] && [ -n "$FAKE_GO_FAIL" ]; then echo "no proxy" && exit 1; fi
+"""
+
+
+@pytest.fixture
+def fake_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `go` that prints a line per step and writes an executable for `go build -o`."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    go = tools / "go"
+    go.write_text(FAKE_GO)
+    go.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:/usr/bin:/bin")
+    return go
+
+
+def test_a_cold_build_closes_every_pipe_it_opened(empty_cache: Path, fake_go: Path) -> None:
+    # Warnings are errors here: an unclosed pipe of a Go step would fail this test.
+    lines: list[str] = []
+    binary = build_jaeger(progress=lines.append)
+    assert binary == binary_path() and jaeger_cached()
+    assert [line.split()[1] for line in lines] == ["mod", "get", "build"]
+
+
+def test_a_failing_go_step_reports_its_output_and_closes_its_pipe(
+    empty_cache: Path, fake_go: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_GO_FAIL", "1")
+    with pytest.raises(EnvironmentProblem, match="no proxy"):
+        build_jaeger()
+    assert not jaeger_cached()
