@@ -158,7 +158,8 @@ def test_a_cold_build_closes_every_pipe_it_opened(empty_cache: Path, fake_go: Pa
     # Warnings are errors here: an unclosed pipe of a Go step would fail this test.
     lines: list[str] = []
     binary = build_jaeger(progress=lines.append)
-    assert binary == binary_path() and jaeger_cached()
+    assert binary == binary_path()
+    assert jaeger_cached()
     assert [line.split()[1] for line in lines] == ["mod", "get", "build"]
 
 
