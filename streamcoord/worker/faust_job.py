@@ -70,6 +70,9 @@ class _Run:
         self.process = process
         self.position = _Position()
         self.error: BaseException | None = None
+        # stop_at_end: per assigned partition, where reading began and the end to reach
+        self.begin: dict[Any, int] = {}
+        self.ends: dict[Any, int] | None = None
 
     async def consume(self, stream: StreamT[Any]) -> None:
         async for event in stream.events():
@@ -201,17 +204,24 @@ async def _tick(ctx: StageContext) -> None:
 
 
 async def _caught_up(run: _Run, start: Mapping[TopicPartition, int]) -> bool:
-    """Whether every assigned partition's records up to its end offset have been processed."""
+    """Whether every assigned partition has been processed up to the end decided on assignment.
+
+    The end is fixed once the app holds an assignment and has finished seeking to its positions
+    (not while Faust is still rebalancing), and fixed again only when the assignment changes: an
+    end taken before that, or refreshed on every tick, can be compared against a position the
+    agent has not reached yet, or never stop on a topic that keeps growing.
+    """
     consumer = run.app.consumer
-    assigned = consumer.assignment()
-    if not assigned:
+    assigned = frozenset(consumer.assignment())
+    if not assigned or run.app.rebalancing:
         return False
-    ends = await consumer.highwaters(*assigned)
-    earliest = await consumer.earliest_offsets(*assigned)
+    if run.ends is None or frozenset(run.ends) != assigned:
+        run.ends = dict(await consumer.highwaters(*assigned))
+        earliest = await consumer.earliest_offsets(*assigned)
+        run.begin = {
+            tp: start.get(TopicPartition(tp.topic, tp.partition), earliest[tp]) for tp in assigned
+        }
     offsets = run.position.offsets
-    for tp in assigned:
-        seen = offsets.get(str(tp.partition))
-        begin = start.get(TopicPartition(tp.topic, tp.partition), earliest[tp])
-        if max(seen or 0, begin) < ends[tp]:
-            return False
-    return True
+    return all(
+        max(offsets.get(str(tp.partition), 0), run.begin[tp]) >= end for tp, end in run.ends.items()
+    )
