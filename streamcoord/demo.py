@@ -31,6 +31,7 @@ from streamcoord.events.models import (
     RunRequested,
     RunRequestedData,
 )
+from streamcoord.events.topics import PACKAGED_TOPICS_FILE
 from streamcoord.kafka.admin import apply_topics, load_topics
 from streamcoord.kafka.records import read_topic, topic_partitions
 from streamcoord.kafka.settings import KafkaSettings
@@ -232,7 +233,7 @@ async def run_demo(
     kafka: KafkaSettings,
     catalog: Catalog,
     *,
-    topics_file: Path = Path("topics/topics.yaml"),
+    topics_file: Path = PACKAGED_TOPICS_FILE,
     on_record: Callable[[RunRecord], None] = lambda _: None,
     on_phase: Callable[[str], None] = lambda _: None,
     timeout_s: float = 300.0,

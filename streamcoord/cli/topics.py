@@ -1,4 +1,4 @@
-"""``streamcoord topics``: make the cluster's topics match ``topics/topics.yaml``."""
+"""``streamcoord topics``: make the cluster's topics match the packaged ``topics.yaml``."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from streamcoord.worker.webhook import WebhookExecutor
 
 __all__ = ["STREAMING_TOPIC", "app", "serve"]
 
-#: Default executor topic of streaming stages (topics/topics.yaml).
+#: Default executor topic of streaming stages (streamcoord/events/topics.yaml).
 STREAMING_TOPIC = "streamcoord.triggers.streaming"
 
 log = logging.getLogger("streamcoord")

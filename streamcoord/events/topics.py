@@ -1,12 +1,15 @@
-"""Topic declarations: the Kafka topics streamcoord uses, as written in ``topics/topics.yaml``.
+"""Topic declarations: the Kafka topics streamcoord uses, as written in ``topics.yaml``.
 
-Pure: :func:`parse_topics` takes the file's text. The spec validator reads the same models to
-check that every executor topic is declared.
+The declarations ship inside the package (:data:`PACKAGED_TOPICS_FILE`, package data), so
+``streamcoord topics apply`` works from any directory. Pure: :func:`parse_topics` takes the
+file's text. The spec validator reads the same models to check that every executor topic is
+declared.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
@@ -14,7 +17,10 @@ from ruamel.yaml.error import YAMLError
 
 from streamcoord.errors import ConfigError
 
-__all__ = ["TopicSpec", "TopicsFile", "parse_topics"]
+__all__ = ["PACKAGED_TOPICS_FILE", "TopicSpec", "TopicsFile", "parse_topics"]
+
+#: The topic declarations shipped with streamcoord (the default of every ``--file``/``--topics``).
+PACKAGED_TOPICS_FILE: Final = Path(__file__).with_name("topics.yaml")
 
 TopicName = Annotated[
     str,
@@ -47,7 +53,7 @@ class TopicSpec(BaseModel):
 
 
 class TopicsFile(BaseModel):
-    """The whole ``topics/topics.yaml`` file."""
+    """The whole topics file (``streamcoord/events/topics.yaml`` or one given with ``--file``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -1,4 +1,4 @@
-"""Making the cluster's topics match ``topics/topics.yaml``.
+"""Making the cluster's topics match the declared ones (``streamcoord/events/topics.yaml``).
 
 :func:`plan_topics` is pure: it compares declared topics with what the cluster has and says what
 to do. :func:`apply_topics` carries the plan out with aiokafka's admin client. Apply only ever
@@ -22,7 +22,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
 from streamcoord.errors import ConfigError, EnvironmentProblem
-from streamcoord.events.topics import TopicsFile, TopicSpec, parse_topics
+from streamcoord.events.topics import PACKAGED_TOPICS_FILE, TopicsFile, TopicSpec, parse_topics
 from streamcoord.kafka.settings import KafkaSettings
 
 __all__ = [
@@ -38,7 +38,7 @@ __all__ = [
     "plan_topics",
 ]
 
-DEFAULT_TOPICS_FILE: Final = Path("topics/topics.yaml")
+DEFAULT_TOPICS_FILE: Final = PACKAGED_TOPICS_FILE
 _UNKNOWN_TOPIC: Final = 3
 _TOPIC_EXISTS: Final = 36
 # Creates return once the controller has them; broker metadata catches up a little later.
@@ -147,7 +147,7 @@ def load_topics(path: Path = DEFAULT_TOPICS_FILE) -> TopicsFile:
     except OSError as error:
         raise ConfigError(
             f"cannot read the topics file {path}: {error.strerror}",
-            hint="run from the repository root or pass --file",
+            hint=f"pass --file, or leave it out for the packaged {PACKAGED_TOPICS_FILE.name}",
         ) from None
     return parse_topics(text, source=str(path))
 

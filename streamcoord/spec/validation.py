@@ -6,14 +6,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamcoord.events.topics import PACKAGED_TOPICS_FILE
 from streamcoord.spec.checks import check_specs
 from streamcoord.spec.loader import LoadedSpecs, load_specs, read_topic_names
 from streamcoord.spec.problem import Problem, sorted_problems
 
 __all__ = ["DEFAULT_TOPICS_FILE", "ValidationReport", "validate_paths"]
 
-#: Where topics are declared, relative to the working directory.
-DEFAULT_TOPICS_FILE = Path("topics/topics.yaml")
+#: Where topics are declared: the file shipped in the package, whatever the working directory.
+DEFAULT_TOPICS_FILE = PACKAGED_TOPICS_FILE
 
 
 @dataclass(frozen=True, slots=True)

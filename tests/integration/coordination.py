@@ -41,7 +41,7 @@ def catalog_of(spec: str) -> Catalog:
 
 
 async def create_topics(bootstrap: str, topics: TopicNames, partitions: int) -> None:
-    """The declared topics (topics/topics.yaml), prefixed, with fewer partitions for speed."""
+    """The declared topics (the packaged topics.yaml), prefixed, with fewer partitions for speed."""
     declared = [
         topic.model_copy(update={"partitions": min(topic.partitions, partitions)})
         for topic in load_topics().with_prefix(topics.prefix)
@@ -65,9 +65,7 @@ class Harness:
     async def emit_event(self, event: CloudEvent) -> None:
         value, headers = encode(event)
         key = partition_key_for(event).encode()
-        await self.producer.send_and_wait(
-            self.topics.events, key=key, value=value, headers=headers
-        )
+        await self.producer.send_and_wait(self.topics.events, key=key, value=value, headers=headers)
 
     def reader(self, topic: str) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from streamcoord.demo import EXPECTED_RUNS, run_demo
+from streamcoord.events.topics import PACKAGED_TOPICS_FILE
 from streamcoord.kafka.settings import KafkaSettings
 from streamcoord.runtime.specs import load_catalog
 
@@ -28,11 +29,11 @@ async def test_demo_runs_from_first_partition_to_deployed_model(
     kafka_bootstrap: str, unique_name: Callable[[str], str]
 ) -> None:
     forget_demo_failures(DAY)
-    catalog = load_catalog([EXAMPLES], topics_file=EXAMPLES.parent / "topics/topics.yaml")
+    catalog = load_catalog([EXAMPLES], topics_file=PACKAGED_TOPICS_FILE)
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"{unique_name('demo')}.")
     phases: list[str] = []
     progress = await run_demo(
-        kafka, catalog, topics_file=EXAMPLES.parent / "topics/topics.yaml",
+        kafka, catalog, topics_file=PACKAGED_TOPICS_FILE,
         on_phase=phases.append, timeout_s=240, today=DAY,
     )  # fmt: skip
 

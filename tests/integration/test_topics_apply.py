@@ -10,11 +10,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from typer.testing import CliRunner
 
 from streamcoord.cli.main import app
-from streamcoord.events.topics import TopicSpec, parse_topics
+from streamcoord.events.topics import PACKAGED_TOPICS_FILE, TopicSpec, parse_topics
 from streamcoord.kafka import apply_topics, describe_topics, load_kafka_settings, plan_topics
 from streamcoord.kafka.settings import KafkaSettings
 
-TOPICS_FILE = Path(__file__).parents[2] / "topics" / "topics.yaml"
+TOPICS_FILE = PACKAGED_TOPICS_FILE
 
 pytestmark = pytest.mark.kafka
 
@@ -116,3 +116,17 @@ def test_cli_diff_then_apply_then_diff(kafka_bootstrap: str, prefix: str) -> Non
     assert applied.exit_code == 0, applied.output
     assert f"applied: {len(names)} created, 0 repartitioned" in applied.output
     assert after.output.strip() == f"{len(names)} topics in sync"
+
+
+def test_cli_apply_works_from_any_directory_with_the_packaged_file(
+    settings: KafkaSettings, kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no topics/ here: the declarations come from the package
+    names = parse_topics(PACKAGED_TOPICS_FILE.read_text()).with_prefix(settings.topic_prefix)
+
+    applied = CliRunner().invoke(
+        app, ["topics", "apply", "-b", kafka_bootstrap, "--prefix", settings.topic_prefix]
+    )
+
+    assert applied.exit_code == 0, applied.output
+    assert f"applied: {len(names)} created, 0 repartitioned" in applied.output

@@ -1,15 +1,13 @@
-"""``topics/topics.yaml`` and its parser."""
+"""The packaged ``topics.yaml`` and its parser."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from streamcoord.errors import ConfigError
-from streamcoord.events.topics import parse_topics
+from streamcoord.events.topics import PACKAGED_TOPICS_FILE, parse_topics
 
-TOPICS_FILE = Path(__file__).parents[3] / "topics" / "topics.yaml"
+TOPICS_FILE = PACKAGED_TOPICS_FILE
 
 
 def test_the_committed_file_declares_every_topic_streamcoord_uses() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from streamcoord.cli.main import app
+from streamcoord.events.topics import PACKAGED_TOPICS_FILE
 
 ROOT = Path(__file__).parents[3]
 runner = CliRunner()
@@ -14,7 +15,7 @@ runner = CliRunner()
 
 def test_valid_examples_exit_0_with_a_summary() -> None:
     result = runner.invoke(
-        app, ["validate", str(ROOT / "examples"), "--topics", str(ROOT / "topics/topics.yaml")]
+        app, ["validate", str(ROOT / "examples"), "--topics", str(PACKAGED_TOPICS_FILE)]
     )
     assert result.exit_code == 0, result.output
     assert result.output == "4 pipelines, 2 pools, 0 problems\n"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from streamcoord.events.topics import PACKAGED_TOPICS_FILE
 from streamcoord.spec import (
     SPEC_SCHEMA_FILE,
     load_specs,
@@ -16,7 +17,7 @@ from streamcoord.spec import (
 
 ROOT = Path(__file__).parents[3]
 EXAMPLES = ROOT / "examples"
-TOPICS = ROOT / "topics" / "topics.yaml"
+TOPICS = PACKAGED_TOPICS_FILE
 
 
 def test_examples_validate_with_the_declared_topics() -> None:

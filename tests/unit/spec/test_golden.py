@@ -1,6 +1,6 @@
 """Every class of validation message, pinned by a corpus of broken specs.
 
-Each ``tests/golden/spec/<case>.yaml`` is validated alone (topics from ``topics/topics.yaml``
+Each ``tests/golden/spec/<case>.yaml`` is validated alone (topics from the packaged ``topics.yaml``
 there) and its printed problems must equal ``<case>.expected``. To accept new output after an
 intended change: ``STREAMCOORD_UPDATE_GOLDEN=1 pytest tests/unit/spec/test_golden.py``.
 """
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from streamcoord.events.topics import PACKAGED_TOPICS_FILE
 from streamcoord.spec import validate_paths
 
 GOLDEN = Path(__file__).parents[2] / "golden" / "spec"
@@ -20,7 +21,7 @@ UPDATE = os.environ.get("STREAMCOORD_UPDATE_GOLDEN") == "1"
 
 
 def render(case: Path) -> str:
-    report = validate_paths([case.name], topics_file=Path("topics/topics.yaml"))
+    report = validate_paths([case.name], topics_file=PACKAGED_TOPICS_FILE)
     return "".join(f"{problem}\n" for problem in report.problems)
 
 
