@@ -23,7 +23,7 @@ from streamcoord.kafka.records import read_topic
 from streamcoord.runtime.changelog import state_items
 from streamcoord.runtime.settings import TopicNames
 
-__all__ = ["explain", "runs", "status"]
+__all__ = ["explain", "latest_runs", "runs", "status"]
 
 STATUS_STYLE = {
     "succeeded": "green", "running": "cyan", "triggered": "cyan", "ready": "blue",
@@ -40,7 +40,7 @@ def _styled(status: str) -> str:
     return f"[{style}]{status}[/]" if style else status
 
 
-async def _latest_runs(client_kwargs: dict[str, Any], topic: str) -> list[RunRecord]:
+async def latest_runs(client_kwargs: dict[str, Any], topic: str) -> list[RunRecord]:
     """The newest record of every run (the runs topic is compacted and keyed by run id)."""
     latest: dict[str, RunRecord] = {}
     for stored in (await read_topic(client_kwargs, topic)).records:
@@ -58,7 +58,7 @@ def _fetch_runs(
 ) -> list[RunRecord]:
     kafka = kafka_settings(bootstrap_servers, config)
     topics = TopicNames(topic_prefix if topic_prefix is not None else kafka.topic_prefix)
-    return asyncio.run(_latest_runs(kafka.client_kwargs(), topics.runs))
+    return asyncio.run(latest_runs(kafka.client_kwargs(), topics.runs))
 
 
 def _stage_summary(record: RunRecord) -> str:

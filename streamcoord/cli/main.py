@@ -16,7 +16,7 @@ from rich.text import Text
 
 from streamcoord import __version__
 from streamcoord.cli import demo as demo_cli
-from streamcoord.cli import dev, graph, topics, validate
+from streamcoord.cli import dev, graph, operate, topics, validate
 from streamcoord.cli import emit as emit_cli
 from streamcoord.cli import ingest as ingest_cli
 from streamcoord.cli import inspect as inspect_cli
@@ -55,6 +55,11 @@ app.command("explain")(inspect_cli.explain)
 app.add_typer(worker_cli.app, name="worker")
 app.command("emit")(emit_cli.emit_command)
 app.command("ingest")(ingest_cli.ingest)
+app.command("trigger")(operate.trigger)
+app.command("cancel")(operate.cancel)
+app.command("retry")(operate.retry)
+app.command("pause")(operate.pause)
+app.command("resume")(operate.resume)
 # ---- end of command registrations ----------------------------------------------------------
 
 

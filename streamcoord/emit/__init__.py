@@ -4,6 +4,6 @@
 :class:`Emitter` (an async context manager) for many.
 """
 
-from streamcoord.emit._emitter import EVENTS_TOPIC, EmitError, Emitter, SendHook, emit
+from streamcoord.emit._emitter import EVENTS_TOPIC, Delivery, EmitError, Emitter, SendHook, emit
 
-__all__ = ["EVENTS_TOPIC", "EmitError", "Emitter", "SendHook", "emit"]
+__all__ = ["EVENTS_TOPIC", "Delivery", "EmitError", "Emitter", "SendHook", "emit"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -25,13 +26,23 @@ from streamcoord.events.factory import make_event
 from streamcoord.events.models import CloudEvent
 from streamcoord.kafka.settings import KafkaSettings
 
-__all__ = ["EVENTS_TOPIC", "EmitError", "Emitter", "SendHook", "emit"]
+__all__ = ["EVENTS_TOPIC", "Delivery", "EmitError", "Emitter", "SendHook", "emit"]
 
 #: The declared name of the inbound events topic (the settings' prefix is put in front).
 EVENTS_TOPIC: Final = "streamcoord.events"
 
 #: Applied to every event before it is encoded; returns the event to send (e.g. with trace context).
 SendHook = Callable[[CloudEvent], CloudEvent]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An event the broker acknowledged, and where it was stored (to follow what becomes of it)."""
+
+    event: CloudEvent
+    key: str
+    partition: int
+    offset: int
 
 
 class EmitError(StreamcoordError):
@@ -106,17 +117,29 @@ class Emitter:
 
     async def send_many(self, events: Iterable[CloudEvent]) -> list[CloudEvent]:
         """Produce every event (batched by the producer) and wait until all are acknowledged."""
+        return [delivery.event for delivery in await self.deliver_many(events)]
+
+    async def deliver(self, event: CloudEvent) -> Delivery:
+        """Like :meth:`send`, and say where the broker stored the event."""
+        (delivery,) = await self.deliver_many([event])
+        return delivery
+
+    async def deliver_many(self, events: Iterable[CloudEvent]) -> list[Delivery]:
+        """Like :meth:`send_many`, with the partition and offset of every event."""
         producer = self._require_producer()
         prepared = [self._prepare(event) for event in events]
         try:
             pending = [await self._enqueue(producer, event) for event in prepared]
-            await asyncio.gather(*pending)
+            stored = await asyncio.gather(*pending)
         except KafkaError as error:
             raise EmitError(
                 f"the broker did not acknowledge {len(prepared)} event(s) on {self.topic}: {error}",
                 hint="send again: the events carry their ids, so consumers deduplicate a resend",
             ) from None
-        return prepared
+        return [
+            Delivery(event, partition_key_for(event), meta.partition, meta.offset)
+            for event, meta in zip(prepared, stored, strict=True)
+        ]
 
     async def emit(
         self,
