@@ -14,8 +14,10 @@ from aiokafka.structs import ConsumerRecord
 from cloudevents.core.bindings import kafka as sdk_kafka
 
 import streamcoord
+from streamcoord.core import partition_for
 from streamcoord.emit import Emitter
 from streamcoord.events.codec import decode
+from streamcoord.events.factory import make_event
 from streamcoord.events.models import RunRequested
 from streamcoord.kafka.settings import KafkaSettings
 from tests.kafka_fixtures import create_topics
@@ -118,3 +120,21 @@ def test_cli_rejects_data_that_is_not_json_in_one_line() -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("error: --data is not valid JSON")
     assert "Traceback" not in result.stderr
+
+
+async def test_deliver_says_where_each_event_was_stored(kafka_bootstrap: str, prefix: str) -> None:
+    settings = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=prefix)
+    events = [
+        make_event(RunRequested.TYPE, "ops", {"pipeline": "daily", "run_key": f"d{n}"})
+        for n in range(4)
+    ]
+    async with Emitter(settings) as emitter:
+        deliveries = await emitter.deliver_many(events)
+
+    records = await read(kafka_bootstrap, prefix + EVENTS, count=4)
+    stored = {(r.partition, r.offset): r.key for r in records}
+    assert [d.event for d in deliveries] == events
+    for delivery in deliveries:
+        assert stored[(delivery.partition, delivery.offset)] == delivery.key.encode()
+        assert delivery.key == f"daily/{delivery.event.data.run_key}"
+        assert delivery.partition == partition_for(delivery.key, 3)
