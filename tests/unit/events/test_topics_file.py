@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from streamcoord.errors import ConfigError
 from streamcoord.events.topics import PACKAGED_TOPICS_FILE, parse_topics
 
 TOPICS_FILE = PACKAGED_TOPICS_FILE
+ROOT = Path(__file__).parents[3]
+
+
+def test_the_file_ships_in_the_package_so_commands_work_from_any_directory() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    package_data = pyproject["tool"]["setuptools"]["package-data"]["streamcoord"]
+    assert TOPICS_FILE.relative_to(ROOT / "streamcoord").as_posix() in package_data
+    assert not (ROOT / "topics" / "topics.yaml").exists()  # one source, no copy to drift
 
 
 def test_the_committed_file_declares_every_topic_streamcoord_uses() -> None:
