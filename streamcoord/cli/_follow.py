@@ -108,6 +108,8 @@ class Follower:
             )
         if tp.topic == self.topics.deadletter:
             return _rejection(headers, self.topics.events, delivery) or False
+        if record.value is None:
+            return False  # a tombstone: compaction of a run that is gone
         try:
             run = decode(record.value, headers)
         except EventError:
