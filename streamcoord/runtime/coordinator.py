@@ -350,7 +350,10 @@ class Coordinator:
             try:
                 return await self._restore_once(tp)
             except (KafkaError, OSError, TimeoutError) as exc:
-                log.warning("restoring %s failed (%s); retrying in %.1fs", tp, exc, delay)
+                log.warning(
+                    "restoring %s failed (%s); retrying in %.1fs", tp, exc, delay,
+                    extra={"retrying": True},
+                )  # fmt: skip
                 await asyncio.sleep(delay)  # backoff while the broker comes back
                 delay = min(delay * 2, 5.0)
         return await self._restore_once(tp)
