@@ -151,7 +151,8 @@ class Coordinator:
                     await showing
         finally:
             self.status.consuming = False
-            self.status.not_ready = "stopping" if self._fatal is None else self.status.not_ready
+            if self._fatal is None:  # a failure keeps its own reason
+                self.status.not_ready = "stopping"
             await self._shutdown(consumer)
 
     async def _partition_count(self, consumer: AIOKafkaConsumer, topic: str) -> int:
