@@ -10,7 +10,13 @@ from typing import Annotated, Any
 
 import typer
 
-from streamcoord.cli.common import BootstrapOption, ConfigOption, kafka_settings, load_catalog
+from streamcoord.cli.common import (
+    BootstrapOption,
+    ConfigOption,
+    PrefixOption,
+    kafka_settings,
+    load_catalog,
+)
 from streamcoord.cli.telemetry import telemetry
 from streamcoord.runtime import Coordinator, CoordinatorSettings, tune_garbage_collector
 from streamcoord.runtime.health import HealthServer
@@ -29,7 +35,7 @@ def run(
     group_id: Annotated[
         str | None, typer.Option(help="Consumer group (default streamcoord-coordinator).")
     ] = None,
-    topic_prefix: Annotated[str | None, typer.Option(help="Prefix of every topic name.")] = None,
+    topic_prefix: PrefixOption = None,
     instance_id: Annotated[
         str | None,
         typer.Option(help="Static group membership: a restart takes its partitions back at once."),
