@@ -10,7 +10,7 @@ import typer
 from streamcoord.kafka.settings import KafkaSettings
 from streamcoord.runtime.specs import load_catalog
 
-__all__ = ["BootstrapOption", "ConfigOption", "kafka_settings", "load_catalog"]
+__all__ = ["BootstrapOption", "ConfigOption", "PrefixOption", "kafka_settings", "load_catalog"]
 
 BootstrapOption = Annotated[
     str | None,
@@ -32,7 +32,20 @@ ConfigOption = Annotated[
     ),
 ]
 
+PrefixOption = Annotated[
+    str | None,
+    typer.Option(
+        "--topic-prefix",
+        help="Prefix of every topic name (default: settings' topic_prefix).",
+        envvar="STREAMCOORD_KAFKA_TOPIC_PREFIX",
+    ),
+]
 
-def kafka_settings(bootstrap_servers: str | None, config: Path | None) -> KafkaSettings:
+
+def kafka_settings(
+    bootstrap_servers: str | None, config: Path | None, topic_prefix: str | None = None
+) -> KafkaSettings:
     """Settings from the config file and environment, with the command line on top."""
-    return KafkaSettings.load(config, bootstrap_servers=bootstrap_servers)
+    return KafkaSettings.load(
+        config, bootstrap_servers=bootstrap_servers, topic_prefix=topic_prefix
+    )

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from streamcoord.cli.common import BootstrapOption, ConfigOption, kafka_settings
+from streamcoord.cli.common import BootstrapOption, ConfigOption, PrefixOption, kafka_settings
 from streamcoord.cli.telemetry import tracing_requested
 from streamcoord.emit import Emitter
 from streamcoord.emit.tracing import producer_span_hook
@@ -56,9 +56,10 @@ def emit_command(
     ] = False,
     bootstrap_servers: BootstrapOption = None,
     config: ConfigOption = None,
+    topic_prefix: PrefixOption = None,
 ) -> None:
     """Produce a CloudEvent (acks=all) and print its id once the broker acknowledged it."""
-    settings = kafka_settings(bootstrap_servers, config)
+    settings = kafka_settings(bootstrap_servers, config, topic_prefix)
     payload = parse_data(data)
 
     # With OTEL_* asking for export, the event carries the context of a `send` span: the

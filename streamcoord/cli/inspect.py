@@ -12,7 +12,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from streamcoord.cli.common import BootstrapOption, ConfigOption, kafka_settings, load_catalog
+from streamcoord.cli.common import (
+    BootstrapOption,
+    ConfigOption,
+    PrefixOption,
+    kafka_settings,
+    load_catalog,
+)
 from streamcoord.core import CoordinatorState, Explanation, partition_for
 from streamcoord.core import explain as explain_stage
 from streamcoord.core._partitioning import run_base
@@ -32,7 +38,6 @@ STATUS_STYLE = {
 }  # fmt: skip
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON object per line, for scripts.")]
-PrefixOption = Annotated[str | None, typer.Option(help="Prefix of every topic name.")]
 
 
 def _styled(status: str) -> str:

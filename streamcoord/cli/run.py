@@ -10,7 +10,13 @@ from typing import Annotated, Any
 
 import typer
 
-from streamcoord.cli.common import BootstrapOption, ConfigOption, kafka_settings, load_catalog
+from streamcoord.cli.common import (
+    BootstrapOption,
+    ConfigOption,
+    PrefixOption,
+    kafka_settings,
+    load_catalog,
+)
 from streamcoord.cli.telemetry import telemetry
 from streamcoord.runtime import Coordinator, CoordinatorSettings, tune_garbage_collector
 from streamcoord.runtime.health import HealthServer
@@ -29,13 +35,14 @@ def run(
     group_id: Annotated[
         str | None, typer.Option(help="Consumer group (default streamcoord-coordinator).")
     ] = None,
-    topic_prefix: Annotated[str | None, typer.Option(help="Prefix of every topic name.")] = None,
+    topic_prefix: PrefixOption = None,
     instance_id: Annotated[
         str | None,
         typer.Option(help="Static group membership: a restart takes its partitions back at once."),
     ] = None,
     health_port: Annotated[
-        int | None, typer.Option(help="Serve GET /healthz on 127.0.0.1 at this port.")
+        int | None,
+        typer.Option(help="Serve GET /livez and /readyz (= /healthz) on 127.0.0.1 at this port."),
     ] = None,
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1 at this port.")
@@ -70,7 +77,9 @@ async def _serve(coordinator: Coordinator, settings: CoordinatorSettings) -> Non
             coordinator.status.as_dict, settings.health_host, settings.health_port
         )
         await health.start()
-        log.info("health check on http://%s:%d/healthz", settings.health_host, health.port)
+        log.info(
+            "health checks on http://%s:%d/livez and /readyz", settings.health_host, health.port
+        )
     log.info(
         "coordinator consuming %s as group %s", settings.topics.events, settings.group_id
     )

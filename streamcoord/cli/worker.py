@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from streamcoord.cli.common import BootstrapOption, ConfigOption
+from streamcoord.cli.common import BootstrapOption, ConfigOption, PrefixOption
 from streamcoord.cli.telemetry import telemetry
 from streamcoord.kafka.settings import KafkaSettings
 from streamcoord.worker import Handler, Worker, WorkerSettings
@@ -49,9 +49,6 @@ class Engine(StrEnum):
 
     aiokafka = "aiokafka"
     faust = "faust"
-
-
-PrefixOption = Annotated[str | None, typer.Option(help="Prefix of every topic name.")]
 
 
 def _worker(

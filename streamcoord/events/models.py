@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 __all__ = [
+    "COORDINATOR_EVENT_TYPES",
     "OWN_EVENT_CLASSES",
     "OWN_EVENT_TYPES",
     "CloudEvent",
@@ -398,3 +399,24 @@ OWN_EVENT_CLASSES: tuple[type[CloudEvent], ...] = (
 
 #: The CloudEvents ``type`` names streamcoord owns; any other type is an :class:`ExternalEvent`.
 OWN_EVENT_TYPES: frozenset[str] = frozenset(cls.TYPE for cls in OWN_EVENT_CLASSES)
+
+#: Types only the coordinator produces: what it routes between its own partitions (matches,
+#: arrivals, pool and need traffic; these have no model, they are decided as routed events),
+#: fires (timers, schedule ticks), publishes to executors and records. Accepted from anyone else
+#: they would forge decisions, so HTTP ingest rejects them (``reserved_type``).
+COORDINATOR_EVENT_TYPES: frozenset[str] = frozenset({
+    "streamcoord.run.match",
+    "streamcoord.data.arrival",
+    "streamcoord.pool.acquire",
+    "streamcoord.pool.grant",
+    "streamcoord.pool.release",
+    "streamcoord.need.subscribe",
+    TimerFired.TYPE,
+    ScheduleTick.TYPE,
+    StageTrigger.TYPE,
+    StageOutcome.TYPE,
+    RunFinished.TYPE,
+    RunRecord.TYPE,
+    StageRecord.TYPE,
+    DecisionRecord.TYPE,
+})

@@ -5,7 +5,9 @@ and batch (``application/cloudevents-batch+json``, a JSON array of structured ev
 is all or nothing: one invalid event rejects it, naming the index. Validation is the Kafka
 codec's, so the reasons (``not_json``, ``not_cloudevent``, ...) are the same codes the
 coordinator writes on dead letters. A JSON body without ``ce-*`` headers is read as structured,
-as the codec does for Kafka records. Pure: no I/O.
+as the codec does for Kafka records. Types only the coordinator produces
+(:data:`~streamcoord.events.models.COORDINATOR_EVENT_TYPES`) are rejected with 422
+``reserved_type``. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import orjson
 
 from streamcoord.errors import EventError
 from streamcoord.events.codec import DEFAULT_MAX_BYTES, EventDecodeError, decode
-from streamcoord.events.models import CloudEvent
+from streamcoord.events.models import COORDINATOR_EVENT_TYPES, CloudEvent
 
 __all__ = ["BATCH_CONTENT_TYPE", "IngestError", "events_from_request"]
 
@@ -72,9 +74,17 @@ def _structured_headers(headers: Mapping[str, str]) -> list[tuple[str, bytes]]:
 
 def _decode(body: bytes, headers: list[tuple[str, bytes]], max_bytes: int) -> CloudEvent:
     try:
-        return decode(body, headers, max_bytes=max_bytes)
+        event = decode(body, headers, max_bytes=max_bytes)
     except EventDecodeError as error:
         raise _rejection(error) from None
+    if event.type in COORDINATOR_EVENT_TYPES:
+        raise IngestError(
+            422, "reserved_type",
+            f"type {event.type!r} is produced only by the coordinator, never sent to it",
+            hint="send your own event types, or the streamcoord.stage.*, run.requested, "
+            "run.cancel, stage.retry and pipeline.pause/resume commands",
+        )  # fmt: skip
+    return event
 
 
 def _batch(headers: Mapping[str, str], body: bytes, max_bytes: int) -> list[CloudEvent]:
@@ -88,11 +98,10 @@ def _batch(headers: Mapping[str, str], body: bytes, max_bytes: int) -> list[Clou
     events = []
     for index, item in enumerate(items):
         try:
-            events.append(decode(orjson.dumps(item), trace, max_bytes=max_bytes))
-        except EventDecodeError as error:
-            rejection = _rejection(error)
+            events.append(_decode(orjson.dumps(item), trace, max_bytes))
+        except IngestError as rejection:
             raise IngestError(
-                rejection.status, rejection.reason, f"batch[{index}]: {error.message}",
+                rejection.status, rejection.reason, f"batch[{index}]: {rejection.message}",
                 hint="nothing in this batch was accepted; fix the event and send the batch again",
             ) from None  # fmt: skip
     return events

@@ -35,9 +35,14 @@ RESTORE_ATTEMPTS = 64
 
 @dataclass
 class CoordinatorStatus:
-    """What the health check and the progress display report."""
+    """What the health check and the progress display report.
+
+    ``not_ready`` says why the member cannot decide yet (None once every partition the group
+    assigned it is restored and consumed): what ``/readyz`` answers 503 with.
+    """
 
     consuming: bool = False
+    not_ready: str | None = "starting: connecting to Kafka"
     assigned: list[int] = field(default_factory=list)
     batches: int = 0
     consumed: int = 0
@@ -48,8 +53,14 @@ class CoordinatorStatus:
     last_batch_at: float | None = None
     errors: int = 0
 
+    @property
+    def ready(self) -> bool:
+        return self.consuming and self.not_ready is None
+
     def as_dict(self) -> dict[str, Any]:
         return {
+            "ready": self.ready,
+            "reason": self.not_ready,
             "consuming": self.consuming,
             "assigned_partitions": self.assigned,
             "batches": self.batches,
@@ -130,6 +141,7 @@ class Coordinator:
             self._partitions = await self._partition_count(consumer, topics.events)
             consumer.subscribe([topics.events], listener=_Rebalance(self))
             self.status.consuming = True
+            self.status.not_ready = "waiting for the group to assign partitions"
             showing = asyncio.create_task(self._show_positions(), name="group offsets")
             try:
                 await self._loop(consumer, stop)
@@ -139,6 +151,8 @@ class Coordinator:
                     await showing
         finally:
             self.status.consuming = False
+            if self._fatal is None:  # a failure keeps its own reason
+                self.status.not_ready = "stopping"
             await self._shutdown(consumer)
 
     async def _partition_count(self, consumer: AIOKafkaConsumer, topic: str) -> int:
@@ -250,6 +264,7 @@ class Coordinator:
 
     def _fail(self, exc: BaseException) -> None:
         log.error("a partition lane failed; stopping", exc_info=exc)
+        self.status.not_ready = f"failed: {exc!r}"
         self._fatal = exc
         self._failed.set()
 
@@ -301,6 +316,10 @@ class Coordinator:
                 (tp for tp in assigned if tp.partition not in self._lanes),
                 key=lambda t: t.partition,
             )
+            if new:
+                self.status.not_ready = (
+                    f"restoring partitions {[tp.partition for tp in new]} from the changelog"
+                )
             # Restores overlap: each reads its own changelog partition.
             try:
                 workers = await asyncio.gather(*(self._restore(tp) for tp in new))
@@ -316,6 +335,8 @@ class Coordinator:
                     self._consumer.seek(worker.tp, worker.position)
                 record_restore(self._instruments, worker)
             self.status.assigned = sorted(self._lanes)
+            if self._fatal is None:
+                self.status.not_ready = None
         now = datetime.now(UTC)
         for schedule in self._owned_schedules({tp.partition for tp in assigned}):
             # A tick missed while no one owned the schedule fires once now (the latest one).
@@ -330,7 +351,10 @@ class Coordinator:
             try:
                 return await self._restore_once(tp)
             except (KafkaError, OSError, TimeoutError) as exc:
-                log.warning("restoring %s failed (%s); retrying in %.1fs", tp, exc, delay)
+                log.warning(
+                    "restoring %s failed (%s); retrying in %.1fs", tp, exc, delay,
+                    extra={"retrying": True},
+                )  # fmt: skip
                 await asyncio.sleep(delay)  # backoff while the broker comes back
                 delay = min(delay * 2, 5.0)
         return await self._restore_once(tp)
@@ -349,6 +373,8 @@ class Coordinator:
 
     async def release(self, revoked: set[TopicPartition]) -> None:
         """Close the producers of partitions handed to another member (after the open batch)."""
+        if revoked and self._fatal is None:
+            self.status.not_ready = "rebalancing: waiting for the group's new assignment"
         async with self._lock:
             closed = []
             for tp in revoked:

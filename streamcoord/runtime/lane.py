@@ -101,7 +101,10 @@ class PartitionLane:
         except (KafkaError, TimeoutError) as exc:
             # Decide the same records again from the committed state: drop what was queued
             # behind them and fetch again from the first of them.
-            log.warning("batch on %s failed (%s); deciding it again", self.worker.tp, exc)
+            log.warning(
+                "batch on %s failed (%s); deciding it again", self.worker.tp, exc,
+                extra={"retrying": True},
+            )  # fmt: skip
             self._on_retry(exc)
             self._buffer.clear()
             self._consumer.seek(self.worker.tp, batch[0].offset)

@@ -1,7 +1,9 @@
 """Logs that carry the current trace: JSON lines for machines, rich text on a terminal.
 
 Every record gets ``trace_id`` and ``span_id`` (hex, as Jaeger and the W3C header show them)
-from the span current when it was logged, so a log line leads to its trace and back.
+from the span current when it was logged, so a log line leads to its trace and back. Repeated
+retry failures (aiokafka's, and records logged with ``extra={"retrying": True}``) are collapsed
+by :class:`~streamcoord.telemetry._repeats.RepeatSummary`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import orjson
 from opentelemetry import trace
 from rich.console import Console
 from rich.logging import RichHandler
+
+from streamcoord.telemetry._repeats import RepeatSummary
 
 __all__ = ["JsonFormatter", "TraceContextFilter", "configure_logging"]
 
@@ -75,11 +79,14 @@ def configure_logging(
     *,
     level: int | str = logging.INFO,
     stream: TextIO | None = None,
+    summarise_repeats_s: float | None = 30.0,
 ) -> logging.Handler:
     """Send the root logger's records to ``stream`` (default stderr); returns the handler.
 
     ``json=None`` picks JSON lines unless ``stream`` is a terminal, where rich text is easier to
-    read. Calling it again replaces the handler it installed before.
+    read. A retry failure that repeats is logged when it starts, at most once per
+    ``summarise_repeats_s`` after that with counts, and once when it stops (None: every time).
+    Calling it again replaces the handler it installed before.
     """
     out = stream or sys.stderr
     as_json = not out.isatty() if json is None else json
@@ -91,10 +98,14 @@ def configure_logging(
         handler = RichHandler(console=Console(file=out), show_path=False)
         handler.setFormatter(_ShortTraceFormatter("%(message)s"))
     handler.addFilter(TraceContextFilter())
+    if summarise_repeats_s is not None:
+        handler.addFilter(RepeatSummary(handler.handle, every_s=summarise_repeats_s))
     handler.set_name("streamcoord")
     root = logging.getLogger()
     for previous in [h for h in root.handlers if h.get_name() == "streamcoord"]:
         root.removeHandler(previous)
+        for summary in [f for f in previous.filters if isinstance(f, RepeatSummary)]:
+            summary.close()
     root.addHandler(handler)
     root.setLevel(level)
     return handler

@@ -2,11 +2,18 @@
 
 The port and host come from the arguments, else ``OTEL_EXPORTER_PROMETHEUS_PORT`` /
 ``OTEL_EXPORTER_PROMETHEUS_HOST`` (the specification's names), else 9464 on 127.0.0.1.
+
+prometheus_client's server already answers an oversized request line 414, oversized or too many
+headers 431 and garbage 400; a client that resets the connection, though, made the standard
+library print a traceback to stderr. Such errors are logged on one debug line instead, and a
+client gets :data:`READ_TIMEOUT_S` to send its request rather than holding a thread forever.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
@@ -22,7 +29,10 @@ from streamcoord.telemetry.metrics import METER_NAME, Instruments
 
 __all__ = ["DEFAULT_METRICS_PORT", "MetricsHandle", "configure_metrics"]
 
+log = logging.getLogger(__name__)
+
 DEFAULT_METRICS_PORT = 9464
+READ_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -87,8 +97,27 @@ def configure_metrics(
             f"cannot serve metrics on {address}:{_port(port)}: {error.strerror}",
             hint="pick another port (OTEL_EXPORTER_PROMETHEUS_PORT)",
         ) from error
+    _quieten(server)
     if set_global:
         metrics_api.set_meter_provider(provider)
     instruments = Instruments(provider.get_meter(METER_NAME))
     actual_port = int(server.server_port)
     return MetricsHandle(provider, instruments, address, actual_port, server, thread)
+
+
+def _quieten(server: WSGIServer) -> None:
+    """Time out idle clients and log broken connections without a traceback."""
+    handler = server.RequestHandlerClass
+    if isinstance(handler, type):  # always (typeshed only promises a callable)
+        server.RequestHandlerClass = type(
+            handler.__name__, (handler,), {"timeout": READ_TIMEOUT_S}
+        )
+    server.handle_error = _log_request_error  # type: ignore[method-assign]  # per instance
+
+
+def _log_request_error(request: object, client_address: object) -> None:
+    error = sys.exc_info()[1]
+    if isinstance(error, OSError):  # reset, broken pipe, timeout: the client's doing
+        log.debug("metrics request from %s ended early: %r", client_address, error)
+    else:
+        log.warning("metrics request from %s failed: %r", client_address, error)

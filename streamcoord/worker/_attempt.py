@@ -143,7 +143,10 @@ class AttemptRunner:
             try:
                 await self._sink.send(_outcomes.heartbeat(trigger, sequence, self._clock()))
             except Exception as error:  # a lost heartbeat must not end the work
-                log.warning("heartbeat for %s not sent: %s", trigger.data.idempotency_key, error)
+                log.warning(
+                    "heartbeat for %s not sent: %s", trigger.data.idempotency_key, error,
+                    extra={"retrying": True},
+                )  # fmt: skip
 
 
 def _outputs(outputs: Mapping[str, JsonValue] | None) -> Mapping[str, JsonValue]:

@@ -342,7 +342,10 @@ class Worker:
         try:
             await consumer.commit(offsets)
         except KafkaError as error:  # e.g. a rebalance: the next owner re-reads, cores dedup
-            log.warning("offset commit failed (%s); triggers may be delivered again", error)
+            log.warning(
+                "offset commit failed (%s); triggers may be delivered again", error,
+                extra={"retrying": True},
+            )  # fmt: skip
 
     async def hand_over(self, consumer: AIOKafkaConsumer, revoked: set[TopicPartition]) -> None:
         """Partitions go to another member: commit what is durable, forget their offsets."""

@@ -111,6 +111,23 @@ async def test_the_cli_prints_the_id_of_an_acknowledged_event(
     assert any(name.startswith("ce_") for name, _ in record.headers) is binary
 
 
+async def test_the_cli_topic_prefix_option_wins_over_the_environment(
+    kafka_bootstrap: str, prefix: str
+) -> None:
+    command = [
+        sys.executable, "-m", "streamcoord.cli.main", "emit", "shop.orders.landed",
+        "--source", "shop/etl", "--id", "evt-2", "--bootstrap-servers", kafka_bootstrap,
+        "--topic-prefix", prefix,
+    ]  # fmt: skip
+    env = {**os.environ, "STREAMCOORD_KAFKA_TOPIC_PREFIX": "not-this-one."}
+    result = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    (record,) = await read(kafka_bootstrap, prefix + EVENTS, 1)
+    assert decode(record.value, record.headers).id == "evt-2"
+
+
 def test_cli_rejects_data_that_is_not_json_in_one_line() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "streamcoord.cli.main", "emit", "x.y", "--source", "s",

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import signal
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 
 import httpx
@@ -126,3 +129,59 @@ async def test_invalid_events_get_a_4xx_with_the_reason_and_nothing_is_written(
     # Only the valid event is on the topic: the half-bad batch was rejected as a whole.
     (record,) = await read(endpoint.bootstrap, endpoint.topic, 1)
     assert decode(record.value, record.headers).id == "after"
+
+
+async def _open_ingest(bootstrap: str, prefix: str) -> tuple[asyncio.subprocess.Process, int]:
+    """`streamcoord ingest` as a child process on a free port, once it listens."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streamcoord.cli.main", "ingest", "--port", "0",
+        "--bootstrap-servers", bootstrap, "--topic-prefix", prefix,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    async with asyncio.timeout(30):
+        async for line in process.stderr:
+            if found := re.search(rb"running on http://127\.0\.0\.1:(\d+)", line):
+                return process, int(found[1])
+    raise AssertionError("ingest never said where it listens")
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(re.search(rb"content-length: (\d+)", head.lower())[1])  # type: ignore[index]
+    return int(head.split(b" ", 2)[1]), await reader.readexactly(length)
+
+
+async def test_sigterm_finishes_the_request_in_flight_and_exits_0(
+    kafka_bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    prefix = unique_name("ingest-stop") + "."
+    await create_topics(kafka_bootstrap, [prefix + EVENTS], partitions=1)
+    process, port = await _open_ingest(kafka_bootstrap, prefix)
+    body = orjson.dumps({**EVENT, "id": "in-flight"})
+    head = (
+        f"POST /events HTTP/1.1\r\nHost: test\r\ncontent-type: application/cloudevents+json\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    ).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head + body[:10])  # a request the server has begun to read, not yet whole
+    await writer.drain()
+    # A whole request on a second connection, answered: by then the server has read the first
+    # connection's bytes, which were waiting before the second connection even opened.
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        assert (await client.get("/healthz")).status_code == 200
+
+    process.send_signal(signal.SIGTERM)
+    writer.write(body[10:])
+    await writer.drain()
+    status, answer = await asyncio.wait_for(_response(reader), 30)
+    writer.close()
+    assert (status, orjson.loads(answer)["ids"]) == (202, ["in-flight"])
+
+    assert process.stderr is not None
+    errors = await asyncio.wait_for(process.stderr.read(), 30)
+    assert await asyncio.wait_for(process.wait(), 30) == 0
+    assert b"Traceback" not in errors
+    (record,) = await read(kafka_bootstrap, prefix + EVENTS, 1)
+    assert decode(record.value, record.headers).id == "in-flight"

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
+from streamcoord.core import Catalog, Publish, SetTimer
+from streamcoord.core.replay import parse_log, replay
 from streamcoord.events.codec import decode
-from streamcoord.events.models import ExternalEvent, RunRequested
+from streamcoord.events.models import (
+    COORDINATOR_EVENT_TYPES,
+    CloudEvent,
+    ExternalEvent,
+    RunRequested,
+)
 from streamcoord.ingest import IngestError, events_from_request
+from streamcoord.spec.loader import load_specs
 
 EVENT = {
     "specversion": "1.0", "id": "e-1", "source": "shop/etl", "type": "shop.orders.landed",
@@ -93,3 +103,57 @@ def test_a_kcat_binary_record_with_ce_headers() -> None:
     ]  # fmt: skip
     event = decode(b'{"day":"2024-01-01"}', headers)
     assert (event.id, event.data) == ("k-1", {"day": "2024-01-01"})
+
+
+def _coordinator_events() -> dict[str, CloudEvent]:
+    """One event of each type the core produces replaying golden logs over 3 partitions."""
+    golden = Path(__file__).parents[2] / "golden" / "core"
+    found: dict[str, CloudEvent] = {}
+    for case in ("basic", "data_arrival_late", "cross_pipeline_need", "retries_backoff_timeouts"):
+        folder = golden / case
+        listed = folder / "specs.txt"
+        specs = ([ROOT / line for line in listed.read_text().split()] if listed.exists()
+                 else [folder / "spec.yaml"])  # fmt: skip
+        loaded = load_specs(specs)
+        lines = (folder / "log.jsonl").read_text().splitlines()
+        catalog = Catalog.build(loaded.pipelines, loaded.pools)
+        result = replay(catalog, parse_log(lines), partitions=3)  # so matches are routed
+        for record in result.records:
+            for command in record.step.commands:
+                if isinstance(command, Publish | SetTimer):
+                    found.setdefault(command.event.type, command.event)
+    return found
+
+
+ROOT = Path(__file__).parents[3]
+PRODUCED = _coordinator_events()
+
+
+def test_every_type_the_core_produces_is_listed_as_coordinator_only() -> None:
+    assert set(PRODUCED) <= COORDINATOR_EVENT_TYPES
+    assert {"streamcoord.run.match", "streamcoord.pool.grant", "streamcoord.need.subscribe",
+            "streamcoord.data.arrival", "streamcoord.timer.fired"} <= set(PRODUCED)  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(PRODUCED))
+def test_a_coordinator_only_type_is_rejected_with_its_reason(kind: str) -> None:
+    body = PRODUCED[kind].model_dump_json(exclude_none=True).encode()
+    with pytest.raises(IngestError) as caught:
+        events_from_request({"content-type": "application/cloudevents+json"}, body)
+    assert (caught.value.status, caught.value.reason) == (422, "reserved_type")
+    assert "produced only by the coordinator" in str(caught.value)
+
+
+def test_a_batch_with_one_coordinator_only_event_is_rejected_naming_it() -> None:
+    forged = orjson.loads(PRODUCED["streamcoord.timer.fired"].model_dump_json())
+    headers = {"content-type": "application/cloudevents-batch+json"}
+    with pytest.raises(IngestError) as caught:
+        events_from_request(headers, orjson.dumps([EVENT, forged]))
+    assert (caught.value.status, caught.value.reason) == (422, "reserved_type")
+    assert str(caught.value).startswith("batch[1]: ")
+
+
+def test_commands_an_operator_sends_are_not_coordinator_only() -> None:
+    for kind in ("streamcoord.run.requested", "streamcoord.run.cancel", "streamcoord.stage.retry",
+                 "streamcoord.pipeline.pause", "streamcoord.stage.succeeded"):
+        assert kind not in COORDINATOR_EVENT_TYPES

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import struct
 import subprocess
 import sys
 import urllib.request
@@ -124,3 +127,43 @@ def test_a_busy_port_is_reported_with_what_to_do(endpoint: MetricsHandle) -> Non
     with pytest.raises(EnvironmentProblem, match=f"127.0.0.1:{endpoint.port}") as error:
         configure_metrics("second", port=endpoint.port, set_global=False)
     assert "OTEL_EXPORTER_PROMETHEUS_PORT" in error.value.hint
+
+
+def _raw(handle: MetricsHandle, request: bytes, *, reset: bool = False) -> bytes:
+    """Send ``request`` as is; with ``reset``, abort the connection instead of reading."""
+    with socket.create_connection((handle.host, handle.port), timeout=5) as sock:
+        with contextlib.suppress(ConnectionError):
+            sock.sendall(request)
+        if reset:  # SO_LINGER 0: close with a RST, as a crashing or impatient client does
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return b""
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+# Each request ends where the server stops reading it (the standard library reads lines of up to
+# 65,536 bytes and 100 headers): bytes left unread would make closing reset the connection, and
+# the client could lose the answer.
+@pytest.mark.parametrize(
+    ("request_bytes", "answer"),
+    [
+        (b"GET /" + b"a" * (65_537 - 5), b"HTTP/1.0 414 "),
+        (b"GET /metrics HTTP/1.1\r\n" + b"X: " + b"a" * (65_537 - 3), b"HTTP/1.0 431 "),
+        (b"GET /metrics HTTP/1.1\r\n" + b"X: y\r\n" * 101, b"HTTP/1.0 431 "),
+        # not even a request line: the answer is an HTTP/0.9 error page, without a status line
+        (b"\x16\x03\x01\x02\x00garbage\r\n", b"Error code: 400"),
+    ],
+    ids=["long-line", "long-header", "many-headers", "garbage"],
+)
+def test_oversized_and_garbage_requests_are_refused_without_a_traceback(
+    endpoint: MetricsHandle, request_bytes: bytes, answer: bytes, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert answer in _raw(endpoint, request_bytes)
+    _raw(endpoint, request_bytes, reset=True)  # used to print a ConnectionResetError traceback
+    _raw(endpoint, b"GET /" + b"a" * 100_000, reset=True)
+    with urllib.request.urlopen(endpoint.url, timeout=5) as response:  # noqa: S310 - 127.0.0.1
+        assert response.status == 200  # still serving
+    assert "Traceback" not in capfd.readouterr().err
