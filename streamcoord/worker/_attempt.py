@@ -140,6 +140,8 @@ class AttemptRunner:
         """Run the handler; an async one is cancelled (``CancelledError`` inside it) once the
         attempt is. A sync one runs in a thread, which cannot be interrupted: it sees
         ``ctx.cancelled`` and is waited for."""
+        if ctx.cancelled:  # cancelled while waiting to start: do not start the work at all
+            raise HandlerCancelled("cancelled before the handler started")
         if not is_async_handler(handler):
             return await self._call(ctx, handler)
         call = asyncio.ensure_future(self._call(ctx, handler))

@@ -287,9 +287,17 @@ class Worker:
         self._start_waiting(runner)
 
     def _start_waiting(self, runner: AttemptRunner) -> None:
+        """Start waiting triggers, oldest first, while slots are free. A retry waits until an
+        earlier attempt of its stage running here is over (its process group is gone), so one
+        stage of one run never runs twice at once on this worker."""
         loop = asyncio.get_running_loop()
-        while self._waiting and len(self._running) < self.settings.concurrency:
-            trigger, handler, slot = self._waiting.popleft()
+        for entry in list(self._waiting):
+            if len(self._running) >= self.settings.concurrency:
+                return
+            trigger, handler, slot = entry
+            if self._busy(trigger):
+                continue
+            self._waiting.remove(entry)
             if self._trackers.get(slot.tp) is not slot.tracker:  # partition handed over
                 self._keys.pop(trigger.data.idempotency_key, None)
                 continue
@@ -297,6 +305,12 @@ class Worker:
             task = asyncio.create_task(self._attempt(runner, ctx, handler, slot))
             self._running[task] = ctx
             self.status.bump("started")
+
+    def _busy(self, trigger: StageTrigger) -> bool:
+        data = trigger.data
+        return any(
+            ctx.run_id == data.run_id and ctx.stage == data.stage for ctx in self._running.values()
+        )
 
     def _event_of(
         self, tp: TopicPartition, record: ConsumerRecord

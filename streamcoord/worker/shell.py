@@ -123,7 +123,12 @@ class ShellExecutor:
         argv = render_command(config, ctx.as_template_values())
         limit_s = _seconds(config, "timeout_seconds", None)
         grace_s = _seconds(config, "kill_grace_seconds", self.kill_grace_s)
-        process = await self._spawn(argv, ctx)
+        spawning = asyncio.ensure_future(self._spawn(argv, ctx))
+        try:
+            process = await asyncio.shield(spawning)
+        except asyncio.CancelledError:  # cancelled while starting: it may have started anyway
+            await _stop_group(await spawning, grace_s or 0.0)
+            raise
         stdout, stderr = _Tail(self.tail_bytes), _Tail(self.tail_bytes)
         streams = asyncio.gather(stdout.drain(process.stdout), stderr.drain(process.stderr))
         finished = False
