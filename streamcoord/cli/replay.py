@@ -22,9 +22,17 @@ def replay_command(
     partitions: Annotated[int, typer.Option(help="Partitions to simulate.", min=1)] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per decided event.")]
     = False,
+    default_start_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="The coordinator's default_start_timeout_seconds (600 unless configured);"
+            " give it to replay a coordinator's log exactly. Default: no start timeout.",
+            min=0.001,
+        ),
+    ] = None,
 ) -> None:
     """Replay a recorded event log through the core and print its decisions (deterministic)."""
-    catalog = _catalog(spec)
+    catalog = _catalog(spec, default_start_timeout)
     try:
         lines = log.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -53,9 +61,11 @@ def _text_lines(record: Record) -> list[str]:
     return lines
 
 
-def _catalog(paths: list[Path]) -> Catalog:
+def _catalog(paths: list[Path], default_start_timeout: float | None) -> Catalog:
     loaded = load_specs(paths)
     if loaded.problems:
         listing = "\n".join(str(problem) for problem in loaded.problems)
         raise SpecError(f"the specs do not validate:\n{listing}", hint="fix them and replay again")
-    return Catalog.build(loaded.pipelines, loaded.pools)
+    return Catalog.build(
+        loaded.pipelines, loaded.pools, default_start_timeout_seconds=default_start_timeout
+    )

@@ -49,7 +49,6 @@ def run(
     ] = None,
 ) -> None:
     """Start the coordinator: consume events, decide, publish triggers exactly once."""
-    catalog = load_catalog(paths)
     overrides: dict[str, Any] = {
         key: value
         for key, value in {
@@ -61,6 +60,9 @@ def run(
     kafka = kafka_settings(bootstrap_servers, config)
     overrides.setdefault("topic_prefix", kafka.topic_prefix)
     settings = CoordinatorSettings(**overrides)
+    catalog = load_catalog(
+        paths, default_start_timeout_seconds=settings.default_start_timeout_seconds
+    )
     tune_garbage_collector()
     with telemetry("streamcoord-coordinator", metrics_port):
         asyncio.run(_serve(Coordinator(catalog, settings, kafka.client_kwargs()), settings))

@@ -15,7 +15,7 @@ from streamcoord.cli.common import BootstrapOption, ConfigOption, PrefixOption
 from streamcoord.cli.telemetry import telemetry
 from streamcoord.kafka.settings import KafkaSettings
 from streamcoord.worker import Handler, Worker, WorkerSettings
-from streamcoord.worker.shell import ShellExecutor
+from streamcoord.worker.shell import KILL_GRACE_SECONDS, ShellExecutor
 from streamcoord.worker.streaming import OffsetFollowerJob
 from streamcoord.worker.tracing import WorkerTracing
 from streamcoord.worker.webhook import WebhookExecutor
@@ -97,6 +97,14 @@ def shell(
     group_id: GroupOption = None,
     heartbeat_interval: HeartbeatOption = 10.0,
     shutdown_grace: GraceOption = 30.0,
+    kill_grace: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Seconds a cancelled or timed-out command's process group has between"
+            " SIGTERM and SIGKILL (a stage's executor.config.kill_grace_seconds wins).",
+        ),
+    ] = KILL_GRACE_SECONDS,
     topic_prefix: PrefixOption = None,
     bootstrap_servers: BootstrapOption = None,
     config: ConfigOption = None,
@@ -105,7 +113,7 @@ def shell(
     options = {"concurrency": concurrency, "heartbeat_interval_s": heartbeat_interval,
                "shutdown_grace_s": shutdown_grace}  # fmt: skip
     kafka = (bootstrap_servers, config, topic_prefix)
-    serve(_worker("shell", topic, group_id, options, kafka), ShellExecutor())
+    serve(_worker("shell", topic, group_id, options, kafka), ShellExecutor(kill_grace_s=kill_grace))
 
 
 @app.command("webhook")

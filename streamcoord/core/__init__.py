@@ -44,6 +44,15 @@ Stages move pending -> ready -> triggered -> running -> succeeded | failed | ret
 timed_out, or pending -> skipped | upstream_failed, or anything unfinished -> cancelled. A
 ``succeeded`` before ``started`` is accepted; ``started`` or a heartbeat after the end is ignored.
 
+Timeouts. A triggered attempt must report ``started`` (or a heartbeat) within its start timeout
+(the stage's ``start_timeout_seconds``, else ``Catalog.build(default_start_timeout_seconds=)``),
+then heartbeat within ``heartbeat_timeout_seconds``, and end within ``timeout_seconds`` of its
+trigger (also carried by the trigger as ``timeout_seconds``/``deadline``). A timeout ends the
+attempt ``timed_out`` and the retry policy applies. Whenever the core ends a live attempt
+(a timeout, a run cancel) it first publishes a ``StageCancel`` on the attempt's trigger topic
+and key; any later report of that attempt becomes an ``ignored`` decision
+(``attempt_timed_out``/``attempt_cancelled``), never a transition.
+
 Routing between partitions (all through the events topic, never shared memory):
 
 - pools: owned by the partition of ``pool/<name>``; ``streamcoord.pool.acquire`` / ``grant`` /

@@ -9,6 +9,7 @@ from streamcoord.core import _pools
 from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
 from streamcoord.core._lifecycle import (
+    cancel_attempt,
     finish_run,
     new_pipe,
     new_stages,
@@ -120,6 +121,7 @@ def cancel_run(ctx: Context, cp: CompiledPipeline, run: RunState, reason: str) -
             continue
         cs = cp.stages[name]
         if stage.status in _LIVE:
+            cancel_attempt(ctx, cp, run, name, cause="run_cancelled", reason=reason)
             ctx.attempt_span(run, name, "cancelled", upstream_links(run, cs))
         if cs.pool is not None and stage.status in _POOLED:
             # a ready stage waits with a request for its next attempt; later ones hold a slot

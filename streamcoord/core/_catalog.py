@@ -64,6 +64,7 @@ class CompiledStage:
     retries: RetryPolicy
     timeout_seconds: float | None
     heartbeat_timeout_seconds: float | None
+    start_timeout_seconds: float | None
     priority: int
     pool: str | None
 
@@ -102,8 +103,21 @@ class Catalog:
     scheduled: frozenset[str] = frozenset()
 
     @classmethod
-    def build(cls, pipelines: Sequence[Pipeline], pools: Sequence[Pool] = ()) -> Catalog:
-        """Compile and index the specs; raises :class:`SpecError` listing every problem."""
+    def build(
+        cls, pipelines: Sequence[Pipeline], pools: Sequence[Pool] = (), *,
+        default_start_timeout_seconds: float | None = None,
+    ) -> Catalog:
+        """Compile and index the specs; raises :class:`SpecError` listing every problem.
+
+        ``default_start_timeout_seconds`` is the start timeout of stages whose spec sets none
+        (None: such stages wait for ``started`` without a limit); the coordinator passes its
+        setting, and a replay of its log must pass the same value.
+        """
+        if default_start_timeout_seconds is not None and default_start_timeout_seconds <= 0:
+            raise SpecError(
+                f"default_start_timeout_seconds must be > 0, not {default_start_timeout_seconds}",
+                hint="leave it unset for no default start timeout",
+            )
         names = [p.name for p in pipelines]
         problems = [
             f"pipeline {dup!r} is defined more than once"
@@ -113,7 +127,9 @@ class Catalog:
         compiled: dict[str, CompiledPipeline] = {}
         for pipeline in pipelines:
             try:
-                compiled[pipeline.name] = _compile_pipeline(pipeline, pool_map, set(names))
+                compiled[pipeline.name] = _compile_pipeline(
+                    pipeline, pool_map, set(names), default_start_timeout_seconds
+                )
             except SpecError as exc:
                 problems.append(exc.message)
         if problems:
@@ -181,7 +197,8 @@ def _need(raw: str | Need, pipeline: Pipeline, where: str) -> CompiledNeed:
 
 
 def _compile_pipeline(
-    pipeline: Pipeline, pools: Mapping[str, Pool], pipelines: set[str]
+    pipeline: Pipeline, pools: Mapping[str, Pool], pipelines: set[str],
+    start_timeout: float | None,
 ) -> CompiledPipeline:
     where = f"pipeline {pipeline.name!r}"
     stage_names = [s.name for s in pipeline.stages]
@@ -212,7 +229,7 @@ def _compile_pipeline(
     stages = {
         name: _compile_stage(
             pipeline, by_name[name], i, needs=needs[name], downstream=tuple(downstream[name]),
-            pools=pools, where=where,
+            pools=pools, where=where, start_timeout=start_timeout,
         )
         for i, name in enumerate(order)
     }
@@ -255,6 +272,7 @@ def _compile_stage(
     downstream: tuple[str, ...],
     pools: Mapping[str, Pool],
     where: str,
+    start_timeout: float | None,
 ) -> CompiledStage:
     where = f"{where} stage {stage.name!r}"
     defaults = pipeline.defaults
@@ -284,6 +302,9 @@ def _compile_stage(
         timeout_seconds=_first(stage.timeout_seconds, defaults.timeout_seconds),
         heartbeat_timeout_seconds=_first(
             stage.heartbeat_timeout_seconds, defaults.heartbeat_timeout_seconds
+        ),
+        start_timeout_seconds=_first(
+            _first(stage.start_timeout_seconds, defaults.start_timeout_seconds), start_timeout
         ),
         priority=stage.priority if stage.priority is not None else defaults.priority,
         pool=pool,

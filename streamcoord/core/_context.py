@@ -135,6 +135,12 @@ class Context:
         run.timers[timer_id] = timer
         self.commands.append(SetTimer(timer_id, due, timer_event(timer_id, run.run_id, timer)))
 
+    def cancel_timer(self, run: RunState, stage: str, attempt: int, purpose: str) -> None:
+        """Cancel one timer of :meth:`set_timer`'s, if it is still set."""
+        timer_id = f"{run.run_id}|{stage}|{attempt}|{purpose}"
+        if run.timers.pop(timer_id, None) is not None:
+            self.commands.append(CancelTimer(timer_id))
+
     def cancel_timers(self, run: RunState, stage: str | None = None) -> None:
         for timer_id in [t for t, v in run.timers.items() if stage is None or v[2] == stage]:
             del run.timers[timer_id]

@@ -12,6 +12,7 @@ from streamcoord.core._backoff import retry_delay
 from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._context import Context
 from streamcoord.core._lifecycle import (
+    cancel_attempt,
     complete_stage,
     new_pipe,
     pipe_key,
@@ -35,10 +36,21 @@ __all__ = [
 ]
 
 _LIVE = frozenset({"triggered", "running"})
+# timer purpose -> (the stage's reason, the cancel command's cause)
+_TIMEOUTS = {
+    "start": ("start timeout", "start_timeout"),
+    "timeout": ("execution timeout", "execution_timeout"),
+    "heartbeat": ("heartbeat timeout", "heartbeat_timeout"),
+}
+_TIMEOUT_REASONS = frozenset(reason for reason, _ in _TIMEOUTS.values())
+# where a stage can be after the coordinator timed its current attempt out
+_AFTER_TIMEOUT = frozenset({"timed_out", "retry_wait", "ready"})
 
 
 def _attempt_ok(ctx: Context, run: RunState, name: str, attempt: int, what: str) -> bool:
-    """False (with a note or a rejection) when the event is about another attempt."""
+    """False (with a note or a rejection) when the event is about another attempt, or about
+    one the coordinator ended (timed out or cancelled): its executor was told to stop, and a
+    late report of it must not change the run."""
     stage = run.stages[name]
     if attempt < stage.attempt:
         ctx.note(run.run_id, name, "ignored", f"{what} for superseded attempt {attempt}", [])
@@ -46,6 +58,14 @@ def _attempt_ok(ctx: Context, run: RunState, name: str, attempt: int, what: str)
     if attempt > stage.attempt:
         ctx.reject("unknown_attempt", f"{run.run_id} {name}: attempt {attempt} was never triggered"
                    f" (current attempt {stage.attempt})")
+        return False
+    if stage.status == "cancelled":
+        ctx.note(run.run_id, name, "ignored",
+                 f"attempt_cancelled: {what} after the attempt was cancelled", [])
+        return False
+    if stage.status in _AFTER_TIMEOUT and stage.reason in _TIMEOUT_REASONS:
+        ctx.note(run.run_id, name, "ignored",
+                 f"attempt_timed_out: {what} after the {stage.reason}", [])
         return False
     return True
 
@@ -56,6 +76,7 @@ def on_started(ctx: Context, cp: CompiledPipeline, run: RunState, name: str, att
     stage = run.stages[name]
     if stage.status == "triggered":
         stage.status = "running"
+        ctx.cancel_timer(run, name, attempt, "start")
         _arm_heartbeat(ctx, cp, run, name)
     elif stage.status in TERMINAL:
         ctx.note(run.run_id, name, "ignored", f"started after the stage {stage.status}", [])
@@ -70,7 +91,9 @@ def on_heartbeat(
         return
     stage = run.stages[name]
     if stage.status in _LIVE:
-        stage.status = "running"
+        if stage.status == "triggered":  # a heartbeat without started starts the attempt too
+            stage.status = "running"
+            ctx.cancel_timer(run, name, attempt, "start")
         _arm_heartbeat(ctx, cp, run, name)
     elif stage.status in TERMINAL:
         ctx.note(run.run_id, name, "ignored", f"heartbeat after the stage {stage.status}", [])
@@ -161,9 +184,11 @@ def on_timer(ctx: Context, cp: CompiledPipeline, run: RunState, data: Any) -> No
     name, purpose = timer[2], timer[1]
     if purpose == "retry":
         _retry_now(ctx, cp, run, name)
-    else:
-        label = "execution timeout" if purpose == "timeout" else "heartbeat timeout"
-        _fail(ctx, cp, run, name, status="timed_out", error=label, retryable=True)
+        return
+    # timers of an attempt are cancelled when it ends: this attempt is still live
+    label, cause = _TIMEOUTS[purpose]
+    cancel_attempt(ctx, cp, run, name, cause=cause, reason=label)
+    _fail(ctx, cp, run, name, status="timed_out", error=label, retryable=True)
 
 
 def _retry_now(ctx: Context, cp: CompiledPipeline, run: RunState, name: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from datetime import timedelta
 from typing import Any
 
 from streamcoord.core import _pools, _subscriptions
@@ -20,11 +21,14 @@ from streamcoord.core._tracing import (
 from streamcoord.events.models import (
     RunFinished,
     RunFinishedData,
+    StageCancel,
+    StageCancelData,
     StageTrigger,
     StageTriggerData,
 )
 
 __all__ = [
+    "cancel_attempt",
     "complete_stage",
     "finish_run",
     "new_pipe",
@@ -186,13 +190,41 @@ def trigger_stage(ctx: Context, cp: CompiledPipeline, run: RunState, cs: Compile
             StageTriggerData, None,
             run_id=run.run_id, pipeline=run.pipeline, run_key=run.run_key, stage=cs.name,
             attempt=stage.attempt, params=params, idempotency_key=key, executor=cs.executor,
-            caused_by=list(stage.caused_by),
+            caused_by=list(stage.caused_by), timeout_seconds=cs.timeout_seconds,
+            deadline=None if cs.timeout_seconds is None
+            else ctx.now + timedelta(seconds=cs.timeout_seconds),
         ),
     )
     ctx.publish(cs.executor.topic, run.base, trigger)
     ctx.decision(run, cs.name, "triggered", f"attempt {stage.attempt}", stage.caused_by)
     if cs.timeout_seconds is not None:
         ctx.set_timer(run, cs.name, stage.attempt, "timeout", cs.timeout_seconds)
+    if cs.start_timeout_seconds is not None:
+        ctx.set_timer(run, cs.name, stage.attempt, "start", cs.start_timeout_seconds)
+
+
+def cancel_attempt(
+    ctx: Context, cp: CompiledPipeline, run: RunState, name: str, *, cause: str, reason: str
+) -> None:
+    """Tell the executor of the stage's current (live) attempt to stop it.
+
+    Same topic and key as the attempt's trigger, so a worker reads it after the trigger; and
+    published before anything else the step decides for the stage (such as its retry).
+    """
+    cs = cp.stages[name]
+    attempt = run.stages[name].attempt
+    key = f"{run.run_id}/{name}/{attempt}"
+    cancel = build(
+        StageCancel, None,
+        id=f"{key}|cancel", source=COORDINATOR_SOURCE, time=ctx.now, subject=run.run_id,
+        traceparent=format_traceparent(run.trace_id, attempt_span_id(run.run_id, name, attempt)),
+        data=build(
+            StageCancelData, None,
+            run_id=run.run_id, pipeline=run.pipeline, stage=name, attempt=attempt,
+            idempotency_key=key, cause=cause, reason=reason,
+        ),
+    )
+    ctx.publish(cs.executor.topic, run.base, cancel)
 
 
 def upstream_links(run: RunState, cs: CompiledStage) -> tuple[str, ...]:

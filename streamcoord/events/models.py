@@ -33,6 +33,8 @@ __all__ = [
     "RunRequestedData",
     "ScheduleTick",
     "ScheduleTickData",
+    "StageCancel",
+    "StageCancelData",
     "StageFailed",
     "StageFailedData",
     "StageHeartbeat",
@@ -222,7 +224,7 @@ class PipelineResume(CloudEvent):
 
 class TimerFiredData(_Data):
     timer_id: str = Field(min_length=1)
-    purpose: Literal["retry", "timeout", "heartbeat", "lateness", "wakeup"]
+    purpose: Literal["retry", "timeout", "heartbeat", "start", "lateness", "wakeup"]
     run_id: str | None = None
     stage: str | None = None
     attempt: int | None = None
@@ -271,6 +273,16 @@ class StageTriggerData(_Data):
     )
     executor: ExecutorBinding
     caused_by: list[str] = Field(default_factory=list, description="Ids of the causing events.")
+    timeout_seconds: float | None = Field(
+        None, description="The stage's execution timeout; absent when the spec sets none."
+    )
+    deadline: datetime | None = Field(
+        None,
+        description=(
+            "When the coordinator times the attempt out (trigger time + timeout_seconds)."
+            " Executors stop the work by then: a later outcome is ignored."
+        ),
+    )
 
 
 class StageTrigger(CloudEvent):
@@ -279,6 +291,30 @@ class StageTrigger(CloudEvent):
     TYPE: ClassVar[str] = "streamcoord.stage.trigger"
     type: Literal["streamcoord.stage.trigger"] = "streamcoord.stage.trigger"
     data: StageTriggerData
+
+
+class StageCancelData(_Data):
+    run_id: str
+    pipeline: str
+    stage: str
+    attempt: int = Field(ge=1)
+    idempotency_key: str = Field(description="The cancelled attempt's trigger idempotency key.")
+    cause: Literal[
+        "run_cancelled", "start_timeout", "execution_timeout", "heartbeat_timeout"
+    ] = Field(description="Why the coordinator ended the attempt.")
+    reason: str = ""
+
+
+class StageCancel(CloudEvent):
+    """The coordinator ended an attempt (run cancelled or timed out): its executor stops it.
+
+    Published on the attempt's trigger topic with the trigger's key, so it follows the trigger
+    in the same partition. Any report of the attempt after it is ignored by the coordinator.
+    """
+
+    TYPE: ClassVar[str] = "streamcoord.stage.cancel"
+    type: Literal["streamcoord.stage.cancel"] = "streamcoord.stage.cancel"
+    data: StageCancelData
 
 
 class RunFinishedData(_Data):
@@ -390,6 +426,7 @@ OWN_EVENT_CLASSES: tuple[type[CloudEvent], ...] = (
     TimerFired,
     ScheduleTick,
     StageTrigger,
+    StageCancel,
     RunFinished,
     StageOutcome,
     RunRecord,

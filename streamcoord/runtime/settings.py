@@ -55,6 +55,15 @@ class CoordinatorSettings(BaseSettings):
     group_offsets_interval_s: float = Field(
         0.5, gt=0, description="How often decided positions are also committed to the group."
     )
+    default_start_timeout_seconds: float | None = Field(
+        600.0,
+        gt=0,
+        description=(
+            "Start timeout of stages whose spec sets no start_timeout_seconds: a triggered"
+            " attempt with no `started` report by then is timed out (and retried). Pass the"
+            " same value to `streamcoord replay --default-start-timeout` to replay a log."
+        ),
+    )
     health_host: str = "127.0.0.1"
     health_port: int | None = Field(None, ge=0, le=65535)
     instance_id: str | None = Field(

@@ -111,6 +111,7 @@ class StageDefaults(_Spec):
     retries: RetryPolicy = RetryPolicy()
     timeout_seconds: float | None = Field(None, gt=0)
     heartbeat_timeout_seconds: float | None = Field(None, gt=0)
+    start_timeout_seconds: float | None = Field(None, gt=0)
     priority: int = 0
     pool: Name | None = None
 
@@ -128,8 +129,18 @@ class Stage(_Spec):
         default_factory=dict, description="Values may hold `${ expr }` templates."
     )
     retries: RetryPolicy | None = None
-    timeout_seconds: float | None = Field(None, gt=0, description="Execution timeout.")
+    timeout_seconds: float | None = Field(
+        None, gt=0, description="Execution timeout, from the trigger to the outcome."
+    )
     heartbeat_timeout_seconds: float | None = Field(None, gt=0)
+    start_timeout_seconds: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Time from the trigger to the executor's `started` report. Default: the"
+            " coordinator's `default_start_timeout_seconds` (600)."
+        ),
+    )
     priority: int | None = None
     pool: Name | None = None
 

@@ -220,6 +220,6 @@ def _closest(name: str, options: Sequence[str], *, listing: bool = False) -> str
     close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
     if close:
         return f"did you mean {close[0]!r}?"
-    if options and (listing or len(options) <= 12):
+    if options and (listing or len(options) <= 16):
         return f"expected one of: {', '.join(options)}"
     return ""

@@ -88,19 +88,33 @@ class AttemptRunner:
         trigger = ctx.trigger
         await self._sink.send(_outcomes.started(trigger, self._clock()))
         beats = asyncio.create_task(self._heartbeats(trigger))
+        deadline = self._arm_deadline(ctx)
         try:
             outcome = await self._outcome(ctx, handler)
         finally:
+            if deadline is not None:
+                deadline.cancel()
             beats.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beats
         if outcome is not None:
             await self._sink.send(outcome)
 
+    def _arm_deadline(self, ctx: StageContext) -> asyncio.TimerHandle | None:
+        """Cancel the attempt at the trigger's deadline, as the coordinator times it out then
+        (retryable: the retry policy applies, as to the coordinator's timeout)."""
+        if ctx.deadline is None:
+            return None
+        left = (ctx.deadline - self._clock()).total_seconds()
+        reason = f"execution timeout ({ctx.trigger.data.timeout_seconds:g}s)"
+        return asyncio.get_running_loop().call_later(
+            max(left, 0.0), partial(ctx.cancel, reason, retryable=True)
+        )
+
     async def _outcome(self, ctx: StageContext, handler: Handler) -> CloudEvent | None:
         trigger = ctx.trigger
         try:
-            outputs = await self._call(ctx, handler)
+            outputs = await self._call_until_cancelled(ctx, handler)
         except asyncio.CancelledError:
             ctx.cancel(SHUTDOWN_ERROR)
             return _outcomes.failed(trigger, SHUTDOWN_ERROR, retryable=True, now=self._clock())
@@ -117,10 +131,36 @@ class AttemptRunner:
             text = f"{type(error).__name__}: {text}"
         if ctx.cancelled:
             return _outcomes.failed(
-                ctx.trigger, f"cancelled ({ctx.cancel_reason}): {text}", retryable=False,
-                now=self._clock(),
+                ctx.trigger, f"cancelled ({ctx.cancel_reason}): {text}",
+                retryable=ctx.cancel_retryable, now=self._clock(),
             )  # fmt: skip
         return _outcomes.failed(ctx.trigger, text, retryable=retryable(error), now=self._clock())
+
+    async def _call_until_cancelled(self, ctx: StageContext, handler: Handler) -> Outputs:
+        """Run the handler; an async one is cancelled (``CancelledError`` inside it) once the
+        attempt is. A sync one runs in a thread, which cannot be interrupted: it sees
+        ``ctx.cancelled`` and is waited for."""
+        if ctx.cancelled:  # cancelled while waiting to start: do not start the work at all
+            raise HandlerCancelled("cancelled before the handler started")
+        if not is_async_handler(handler):
+            return await self._call(ctx, handler)
+        call = asyncio.ensure_future(self._call(ctx, handler))
+        stop = asyncio.ensure_future(ctx.wait_cancelled())
+        try:
+            await asyncio.wait({call, stop}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the worker shuts down: stop the handler too
+            call.cancel()
+            await asyncio.gather(call, return_exceptions=True)
+            raise
+        finally:
+            stop.cancel()
+        if not call.done():
+            call.cancel()
+            try:
+                return await call  # a handler may catch the cancellation and still return
+            except asyncio.CancelledError:
+                raise HandlerCancelled("the handler was cancelled") from None
+        return call.result()
 
     async def _call(self, ctx: StageContext, handler: Handler) -> Outputs:
         async def innermost() -> Outputs:
@@ -147,6 +187,10 @@ class AttemptRunner:
                     "heartbeat for %s not sent: %s", trigger.data.idempotency_key, error,
                     extra={"retrying": True},
                 )  # fmt: skip
+
+
+class HandlerCancelled(Exception):  # noqa: N818  # reads as what happened to the handler
+    """An async handler stopped by the cancellation of its attempt."""
 
 
 def _outputs(outputs: Mapping[str, JsonValue] | None) -> Mapping[str, JsonValue]:

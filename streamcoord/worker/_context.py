@@ -37,6 +37,7 @@ class StageContext:
         self._cancelled = threading.Event()  # readable from handler threads
         self._cancelled_async = asyncio.Event()
         self.cancel_reason = ""
+        self.cancel_retryable = False
 
     @property
     def run_id(self) -> str:
@@ -72,17 +73,31 @@ class StageContext:
         return self.trigger.data.executor.config
 
     @property
+    def deadline(self) -> datetime | None:
+        """When the coordinator times this attempt out (None: no execution timeout); the
+        worker cancels the attempt then."""
+        return self.trigger.data.deadline
+
+    @property
     def cancelled(self) -> bool:
-        """Whether the attempt should stop (run cancelled or worker shutting down)."""
+        """Whether the attempt should stop: the coordinator cancelled it (run cancelled or timed
+        out), its deadline passed, or the worker is shutting down."""
         return self._cancelled.is_set()
 
     async def wait_cancelled(self) -> None:
         """Return once the attempt is cancelled."""
         await self._cancelled_async.wait()
 
-    def cancel(self, reason: str = "cancelled") -> None:
-        """Ask the handler to stop; call on the event loop's thread."""
+    def cancel(self, reason: str = "cancelled", *, retryable: bool = False) -> None:
+        """Ask the handler to stop; call on the event loop's thread. The first reason stays.
+
+        ``retryable``: whether the failure it causes may be retried (a missed deadline may,
+        a cancelled run may not).
+        """
+        if self._cancelled.is_set():
+            return
         self.cancel_reason = reason
+        self.cancel_retryable = retryable
         self._cancelled.set()
         self._cancelled_async.set()
 

@@ -12,9 +12,15 @@ Delivery guarantee, stated plainly:
   derived from the idempotency key and the core ignores a second outcome of an attempt that is
   already over, so a repeat never changes the run; make side effects idempotent on
   ``ctx.idempotency_key`` where running twice would hurt.
-* Cancellation: the coordinator does not send cancellations to executors. :meth:`Worker.cancel`
-  sets ``ctx.cancelled`` for a run's attempts (wire it to whatever tells you a run was
-  cancelled); the handler decides how to stop.
+* Cancellation: the coordinator publishes ``streamcoord.stage.cancel`` on the trigger topic,
+  after the trigger in the same partition, when it ends an attempt (run cancelled, start /
+  execution / heartbeat timeout). The worker cancels that attempt if it runs here: an async
+  handler gets ``CancelledError``, a sync one sees ``ctx.cancelled`` (it should return soon);
+  the attempt is reported failed, not retryable, and the coordinator ignores that report.
+  A trigger still waiting for a slot is dropped; a cancel delivered again changes nothing.
+  The trigger's ``deadline`` cancels the attempt the same way (a retryable failure).
+  To keep cancels flowing while every slot is busy, up to ``concurrency`` triggers wait in
+  memory; fetching pauses beyond that. :meth:`Worker.cancel` cancels a run's attempts by hand.
 * SIGTERM (``stop`` set): fetching stops at once, running attempts get ``shutdown_grace_s`` to
   finish; the rest are reported ``failed`` (retryable, "worker shut down") before offsets are
   committed and the group is left. Nothing is dropped silently.
@@ -25,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,7 +44,7 @@ from aiokafka.structs import ConsumerRecord
 from streamcoord.emit import Emitter, SendHook
 from streamcoord.errors import ConfigError, StreamcoordError
 from streamcoord.events.codec import EventDecodeError, decode
-from streamcoord.events.models import StageTrigger
+from streamcoord.events.models import CloudEvent, StageCancel, StageTrigger
 from streamcoord.kafka.settings import KafkaSettings
 from streamcoord.worker._attempt import AttemptRunner, Clock, EventSink, HandlerMiddleware
 from streamcoord.worker._context import StageContext
@@ -70,6 +76,7 @@ class WorkerStatus:
     duplicates: int = 0
     skipped: int = 0
     shutdown_failures: int = 0
+    cancelled: int = 0
 
     def __post_init__(self) -> None:
         self._changed = asyncio.Event()
@@ -140,6 +147,8 @@ class Worker:
         self._keys: OrderedDict[str, KeyState] = OrderedDict()
         self._trackers: dict[TopicPartition, OffsetTracker] = {}
         self._running: dict[asyncio.Task[None], StageContext] = {}
+        # triggers read while every slot was busy, in order (see the module docstring)
+        self._waiting: deque[tuple[StageTrigger, Handler, _Slot]] = deque()
         self._fatal: BaseException | None = None
 
     # ---- registration ---------------------------------------------------------------------
@@ -159,7 +168,8 @@ class Worker:
         self.registry.add_class(handler)
 
     def cancel(self, run_id: str, reason: str = "run cancelled") -> int:
-        """Set ``ctx.cancelled`` on every running attempt of ``run_id``; returns how many."""
+        """Cancel every running attempt of ``run_id`` (see :class:`StageContext`); returns how
+        many."""
         hits = [ctx for ctx in self._running.values() if ctx.run_id == run_id]
         for ctx in hits:
             ctx.cancel(reason)
@@ -230,6 +240,7 @@ class Worker:
         stopping = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set() and self._fatal is None:
+                self._start_waiting(runner)
                 free = self.settings.concurrency - len(self._running)
                 self._throttle(consumer, free)
                 fetch = asyncio.ensure_future(
@@ -252,8 +263,10 @@ class Worker:
 
     def _throttle(self, consumer: AIOKafkaConsumer, free: int) -> None:
         # Paused partitions keep the member alive in the group without fetching more work.
+        # With every slot busy, fetching goes on (one record at a time) until as many
+        # triggers wait: cancels behind them must still arrive.
         assignment = consumer.assignment()
-        if free <= 0:
+        if free <= 0 and len(self._waiting) >= self.settings.concurrency:
             consumer.pause(*assignment)
         else:
             consumer.resume(*assignment)
@@ -261,30 +274,77 @@ class Worker:
     def _accept(self, tp: TopicPartition, record: ConsumerRecord, runner: AttemptRunner) -> None:
         tracker = self._trackers.setdefault(tp, OffsetTracker())
         tracker.begin(record.offset)
-        trigger = self._trigger_of(tp, record)
-        handler = None if trigger is None else self._claim(trigger)
-        if trigger is None or handler is None:
+        event = self._event_of(tp, record)
+        if isinstance(event, StageCancel):
+            self._on_cancel(event)
             tracker.finish(record.offset)
             return
-        loop = asyncio.get_running_loop()
-        ctx = StageContext(trigger, runner.reporter(trigger), loop)
-        slot = _Slot(tp, tracker, record.offset)
-        task = asyncio.create_task(self._attempt(runner, ctx, handler, slot))
-        self._running[task] = ctx
-        self.status.bump("started")
+        handler = None if event is None else self._claim(event)
+        if event is None or handler is None:
+            tracker.finish(record.offset)
+            return
+        self._waiting.append((event, handler, _Slot(tp, tracker, record.offset)))
+        self._start_waiting(runner)
 
-    def _trigger_of(self, tp: TopicPartition, record: ConsumerRecord) -> StageTrigger | None:
+    def _start_waiting(self, runner: AttemptRunner) -> None:
+        """Start waiting triggers, oldest first, while slots are free. A retry waits until an
+        earlier attempt of its stage running here is over (its process group is gone), so one
+        stage of one run never runs twice at once on this worker."""
+        loop = asyncio.get_running_loop()
+        for entry in list(self._waiting):
+            if len(self._running) >= self.settings.concurrency:
+                return
+            trigger, handler, slot = entry
+            if self._busy(trigger):
+                continue
+            self._waiting.remove(entry)
+            if self._trackers.get(slot.tp) is not slot.tracker:  # partition handed over
+                self._keys.pop(trigger.data.idempotency_key, None)
+                continue
+            ctx = StageContext(trigger, runner.reporter(trigger), loop)
+            task = asyncio.create_task(self._attempt(runner, ctx, handler, slot))
+            self._running[task] = ctx
+            self.status.bump("started")
+
+    def _busy(self, trigger: StageTrigger) -> bool:
+        data = trigger.data
+        return any(
+            ctx.run_id == data.run_id and ctx.stage == data.stage for ctx in self._running.values()
+        )
+
+    def _event_of(
+        self, tp: TopicPartition, record: ConsumerRecord
+    ) -> StageTrigger | StageCancel | None:
         try:
-            event = decode(record.value, record.headers or ())
+            event: CloudEvent = decode(record.value, record.headers or ())
         except EventDecodeError as error:
             log.warning("%s@%d is not an event (%s); skipped", tp, record.offset, error)
             self.status.bump("skipped")
             return None
-        if not isinstance(event, StageTrigger):
+        if not isinstance(event, StageTrigger | StageCancel):
             log.warning("%s@%d is a %s, not a trigger; skipped", tp, record.offset, event.type)
             self.status.bump("skipped")
             return None
         return event
+
+    def _on_cancel(self, cancel: StageCancel) -> None:
+        """Stop the attempt ``cancel`` names: running here, waiting here, or not seen yet."""
+        key = cancel.data.idempotency_key
+        reason = f"{cancel.data.cause}: {cancel.data.reason}".rstrip(": ")
+        for ctx in self._running.values():
+            if ctx.idempotency_key == key:
+                if not ctx.cancelled:
+                    log.info("attempt %s cancelled by the coordinator (%s)", key, reason)
+                    ctx.cancel(reason)
+                    self.status.bump("cancelled")
+                return
+        for entry in list(self._waiting):
+            if entry[0].data.idempotency_key == key:  # never started: nothing to report
+                self._waiting.remove(entry)
+                entry[2].tracker.finish(entry[2].offset)
+                self.status.bump("cancelled")
+        # also a trigger read again later (a rebalance) is not run
+        self._remember(key, "done")
 
     def _claim(self, trigger: StageTrigger) -> Handler | None:
         key = trigger.data.idempotency_key
@@ -328,6 +388,7 @@ class Worker:
         self.status.bump("finished")
         if self._trackers.get(slot.tp) is slot.tracker:  # not handed over to another member
             slot.tracker.finish(slot.offset)
+        self._start_waiting(runner)  # the freed slot goes to the oldest waiting trigger
 
     async def _commit(
         self, consumer: AIOKafkaConsumer, only: set[TopicPartition] | None = None
@@ -354,6 +415,7 @@ class Worker:
             self._trackers.pop(tp, None)
 
     async def _drain(self, consumer: AIOKafkaConsumer) -> None:
+        self._waiting.clear()  # not started: their offsets stay uncommitted, read again later
         with contextlib.suppress(Exception):
             consumer.pause(*consumer.assignment())
         if self._running:

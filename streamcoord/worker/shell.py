@@ -6,21 +6,28 @@ with :func:`shlex.split` *before* filling it in, so a value with spaces stays on
 cannot inject arguments; the program is executed directly. With ``shell: true`` the filled-in
 values are shell-quoted and the line runs under ``/bin/sh -c``.
 
-Other config: ``timeout_seconds`` (the process group is killed), ``cwd``, ``env`` (a mapping).
-On exit 0 the outputs are ``{"exit_code": 0}`` plus, if the last line of stdout is a JSON
-object, its keys. Otherwise the failure names the exit code and carries the last
-:data:`TAIL_BYTES` of stderr and stdout.
+Other config: ``timeout_seconds`` (a retryable failure), ``kill_grace_seconds``, ``cwd``,
+``env`` (a mapping). On exit 0 the outputs are ``{"exit_code": 0}`` plus, if the last line of
+stdout is a JSON object, its keys. Otherwise the failure names the exit code and carries the
+last :data:`TAIL_BYTES` of stderr and stdout.
+
+Each command runs in its own session, so in its own process group with whatever it spawns.
+When the attempt is cancelled (the coordinator's ``stage.cancel``, the trigger's deadline, the
+worker shutting down) or ``timeout_seconds`` passes, the whole group gets SIGTERM, then SIGKILL
+if any of it is still there after the grace period (``kill_grace_seconds``, default
+:data:`KILL_GRACE_SECONDS`); the attempt ends only once the group is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import os
 import re
 import shlex
 import signal
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Final
 
 import orjson
@@ -29,9 +36,15 @@ from pydantic import JsonValue
 from streamcoord.worker._context import StageContext
 from streamcoord.worker._errors import NonRetryableError, StageError
 
-__all__ = ["TAIL_BYTES", "ShellExecutor", "render_command"]
+__all__ = [
+    "KILL_GRACE_SECONDS", "TAIL_BYTES", "ShellExecutor", "group_running", "render_command",
+]
+
+log = logging.getLogger(__name__)
 
 TAIL_BYTES: Final = 4096
+KILL_GRACE_SECONDS: Final = 10.0
+_GROUP_POLL_S: Final = 0.02  # the kernel tells no one when a process group empties
 _FIELD: Final = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}|[{}]")
 
 
@@ -96,22 +109,39 @@ class _Tail:
 
 
 class ShellExecutor:
-    """A handler that runs one process per attempt (register it as a worker's catch-all)."""
+    """A handler that runs one process group per attempt (register it as a worker's catch-all)."""
 
-    def __init__(self, *, tail_bytes: int = TAIL_BYTES) -> None:
+    def __init__(
+        self, *, tail_bytes: int = TAIL_BYTES, kill_grace_s: float = KILL_GRACE_SECONDS
+    ) -> None:
         self.tail_bytes = tail_bytes
+        self.kill_grace_s = kill_grace_s
 
     async def __call__(self, ctx: StageContext) -> dict[str, JsonValue]:
         """Run the attempt's command; raise StageError on a non-zero exit or a timeout."""
         config = ctx.config
         argv = render_command(config, ctx.as_template_values())
-        process = await self._spawn(argv, ctx)
+        limit_s = _seconds(config, "timeout_seconds", None)
+        grace_s = _seconds(config, "kill_grace_seconds", self.kill_grace_s)
+        spawning = asyncio.ensure_future(self._spawn(argv, ctx))
+        try:
+            process = await asyncio.shield(spawning)
+        except asyncio.CancelledError:  # cancelled while starting: it may have started anyway
+            await _stop_group(await spawning, grace_s or 0.0)
+            raise
         stdout, stderr = _Tail(self.tail_bytes), _Tail(self.tail_bytes)
         streams = asyncio.gather(stdout.drain(process.stdout), stderr.drain(process.stderr))
+        finished = False
         try:
-            code = await self._wait(process, streams, ctx, _timeout(config))
-        finally:
-            await _reap(process, streams)
+            async with asyncio.timeout(limit_s):
+                code = await _finish(process, streams)
+            finished = True
+        except TimeoutError:
+            raise StageError(
+                f"timed out after {limit_s:g}s; the process group was stopped"
+            ) from None
+        finally:  # also when cancelled: the group must be gone before the attempt ends
+            await _reap(process, streams, None if finished else grace_s)
         if code != 0:
             raise StageError(_failure(argv, code, stdout, stderr))
         return {"exit_code": 0, **_last_json_line(stdout.text())}
@@ -128,53 +158,86 @@ class ShellExecutor:
         except OSError as error:
             raise NonRetryableError(f"cannot start {argv[0]!r}: {error.strerror}") from None
 
-    async def _wait(
-        self,
-        process: asyncio.subprocess.Process,
-        streams: asyncio.Future[Any],
-        ctx: StageContext,
-        limit_s: float | None,
-    ) -> int:
-        cancelled = asyncio.ensure_future(ctx.wait_cancelled())
-        finished = asyncio.ensure_future(_finish(process, streams))
-        try:
-            done, _ = await asyncio.wait(
-                {finished, cancelled}, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            cancelled.cancel()
-        if finished in done:
-            return finished.result()
-        finished.cancel()
-        if cancelled in done:
-            raise StageError(f"stopped: {ctx.cancel_reason}")
-        raise StageError(f"timed out after {limit_s:g}s; the process group was killed")
-
 
 async def _finish(process: asyncio.subprocess.Process, streams: asyncio.Future[Any]) -> int:
     await asyncio.shield(streams)  # cancelling the wait must not cancel the pipe readers
     return await process.wait()
 
 
-async def _reap(process: asyncio.subprocess.Process, streams: asyncio.Future[Any]) -> None:
-    """Kill the process group if it still runs, then collect the process and its pipes."""
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-    await process.wait()
+async def _reap(
+    process: asyncio.subprocess.Process, streams: asyncio.Future[Any], grace_s: float | None
+) -> None:
+    """Stop the process group (unless ``grace_s`` is None: it ended on its own), then collect
+    the process and its pipes. A second cancellation does not cut the stopping short."""
+    stopping = asyncio.ensure_future(
+        process.wait() if grace_s is None else _stop_group(process, grace_s)
+    )
     try:
-        async with asyncio.timeout(5):  # pipes close once the killed group is gone
+        await asyncio.shield(stopping)
+    except asyncio.CancelledError:
+        await stopping
+        raise
+    try:
+        async with asyncio.timeout(5):  # pipes close once the stopped group is gone
             await streams
     except TimeoutError:
         streams.cancel()
 
 
-def _timeout(config: Mapping[str, JsonValue]) -> float | None:
-    value = config.get("timeout_seconds")
+async def _stop_group(process: asyncio.subprocess.Process, grace_s: float) -> None:
+    """SIGTERM to the process's group; SIGKILL if any of it outlives ``grace_s``."""
+    group = process.pid  # a session leader's pid is its group's id
+    if not _signal_group(group, signal.SIGTERM):
+        await process.wait()
+        return
+    try:
+        async with asyncio.timeout(grace_s):
+            await process.wait()
+            # children may outlive the leader; nothing signals a group emptying: poll (bounded)
+            while group_running(group):  # noqa: ASYNC110
+                await asyncio.sleep(_GROUP_POLL_S)
+            return
+    except TimeoutError:
+        log.warning("process group %d still ran %gs after SIGTERM; sent SIGKILL", group, grace_s)
+    _signal_group(group, signal.SIGKILL)
+    await process.wait()
+
+
+def group_running(group: int) -> bool:
+    """Whether a process of ``group`` still runs. Zombies do not count: an orphan killed with
+    its group waits for init to collect it, which may take a while in a container."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: a zombie counts
+        return _signal_group(group, 0)
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) == group and fields[0] not in {"Z", "X"}:
+            return True
+    return False
+
+
+def _signal_group(group: int, signum: int) -> bool:
+    """Send ``signum`` to the group; False when no process of it is left."""
+    try:
+        os.killpg(group, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _seconds(config: Mapping[str, JsonValue], key: str, default: float | None) -> float | None:
+    value = config.get(key)
     if value is None:
-        return None
+        return default
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise NonRetryableError(f"executor.config.timeout_seconds must be > 0, not {value!r}")
+        raise NonRetryableError(f"executor.config.{key} must be > 0, not {value!r}")
     return float(value)
 
 

@@ -9,12 +9,15 @@ The request uses the CloudEvents HTTP binding in structured mode
   ``streamcoord.stage.failed`` (for this run, stage and attempt) to the ingest endpoint;
 * 408, 429, 5xx and connection errors fail retryably; other 4xx fail for good.
 
-Config: ``url`` (required), ``timeout_seconds`` (default 30), ``headers`` (a mapping).
+Config: ``url`` (required), ``timeout_seconds`` (default 30), ``headers`` (a mapping). The
+request never outlives the attempt: when the trigger carries a deadline (the stage's execution
+timeout), the request timeout is at most the time left until it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import httpx
@@ -29,6 +32,7 @@ from streamcoord.worker._registry import DEFERRED, Outputs
 __all__ = ["WebhookExecutor", "outcome_of"]
 
 _RETRYABLE_STATUS: Final = frozenset({408, 425, 429})
+_MIN_TIMEOUT_S: Final = 0.001  # a deadline already past still makes a (failing) request
 
 
 class WebhookExecutor:
@@ -49,7 +53,11 @@ class WebhookExecutor:
         body, kafka_headers = encode(ctx.trigger, "structured")
         headers = {name: value.decode() for name, value in kafka_headers}
         headers.update(_extra_headers(ctx.config.get("headers")))
-        response = await self._post(url, body, headers, _timeout(ctx.config, self.timeout_s))
+        limit_s = _timeout(ctx.config, self.timeout_s)
+        if ctx.deadline is not None:
+            left = (ctx.deadline - datetime.now(UTC)).total_seconds()
+            limit_s = max(min(limit_s, left), _MIN_TIMEOUT_S)
+        response = await self._post(url, body, headers, limit_s)
         return outcome_of(response.status_code, response.content)
 
     async def _post(

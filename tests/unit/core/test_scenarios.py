@@ -89,7 +89,7 @@ def test_manual_request_after_a_finished_run_starts_a_second_generation() -> Non
     assert _triggers(events, _pipeline())[-1] == ("p/k#2", "a", 1)
 
 
-def test_cancel_stops_the_run_and_later_reports_are_rejected_or_ignored() -> None:
+def test_cancel_stops_the_run_and_a_later_report_of_the_attempt_is_ignored() -> None:
     catalog = Catalog.build([_pipeline()])
     state = CoordinatorState.empty()
     decide(catalog, state, _go("k"), T0)
@@ -98,8 +98,10 @@ def test_cancel_stops_the_run_and_later_reports_are_rejected_or_ignored() -> Non
     assert run is not None
     assert run.status == "cancelled"
     late = decide(catalog, state, StageSucceeded(id="s", source="x", data=_ref("p/k", "a")), T0)
-    assert late.rejection is not None
-    assert late.rejection.code == "illegal_transition"
+    assert late.rejection is None
+    assert [c.event.data.reason for c in late.commands if isinstance(c, Publish)] == [
+        "attempt_cancelled: succeeded after the attempt was cancelled"]
+    assert run.stages["a"].status == "cancelled"
 
 
 def test_manual_retry_reopens_upstream_failed_stages() -> None:

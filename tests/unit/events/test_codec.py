@@ -69,6 +69,15 @@ SAMPLE_DATA: dict[str, dict[str, Any]] = {
         "executor": {"topic": "streamcoord.triggers", "kind": "batch", "config": {"image": "x"}},
         "caused_by": ["e1"],
     },
+    "streamcoord.stage.cancel": {
+        "run_id": "r1",
+        "pipeline": "daily",
+        "stage": "load",
+        "attempt": 1,
+        "idempotency_key": "r1/load/1",
+        "cause": "run_cancelled",
+        "reason": "cancelled on request",
+    },
     "streamcoord.run.finished": {
         "run_id": "r1",
         "pipeline": "daily",

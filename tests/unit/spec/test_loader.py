@@ -42,7 +42,8 @@ def test_one_broken_pipeline_does_not_hide_the_others() -> None:
     assert [str(p) for p in loaded.problems] == [
         "s.yaml:8:24: pipelines[1].stages[0].nope: unknown field 'nope'"
         " (hint: expected one of: name, description, needs, trigger_rule, condition, executor,"
-        " params, retries, timeout_seconds, heartbeat_timeout_seconds, priority, pool)"
+        " params, retries, timeout_seconds, heartbeat_timeout_seconds, start_timeout_seconds,"
+        " priority, pool)"
     ]
 
 

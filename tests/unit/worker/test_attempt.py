@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 
@@ -223,3 +226,80 @@ def test_class_handlers_register_under_their_stage() -> None:
     registry.add_class(Load())
     assert registry.resolve(make_trigger("load")) is not None
     assert registry.resolve(make_trigger("extract")) is None
+
+
+async def test_a_cancelled_async_handler_is_interrupted_and_fails_for_good(
+    threads: ThreadPoolExecutor,
+) -> None:
+    sink = ListSink()
+    run = runner(sink, threads)
+    entered, interrupted = asyncio.Event(), asyncio.Event()
+
+    async def handler(ctx: StageContext) -> Outputs:
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            interrupted.set()
+            raise
+        return None
+
+    ctx = context(make_trigger(), run)
+    task = asyncio.create_task(run.run(ctx, handler))
+    await entered.wait()
+    ctx.cancel("start_timeout: start timeout")
+    ctx.cancel("a second cancel changes nothing")
+    await task
+    assert interrupted.is_set()
+    failed = sink.events[-1]
+    assert isinstance(failed, StageFailed)
+    assert failed.data.retryable is False
+    assert failed.data.error == (
+        "cancelled (start_timeout: start timeout): the handler was cancelled")
+
+
+async def test_a_sync_handler_sees_the_cancellation_and_is_waited_for(
+    threads: ThreadPoolExecutor,
+) -> None:
+    sink = ListSink()
+    run = runner(sink, threads)
+    entered = threading.Event()
+
+    def handler(ctx: StageContext) -> Outputs:
+        entered.set()
+        while not ctx.cancelled:  # the documented way for sync handlers: check the flag
+            time.sleep(0.005)
+        raise RuntimeError("stopped on request")
+
+    ctx = context(make_trigger(), run)
+    task = asyncio.create_task(run.run(ctx, handler))
+    await asyncio.to_thread(entered.wait, 10)
+    ctx.cancel("run_cancelled: stop")
+    async with asyncio.timeout(10):
+        await task
+    failed = sink.events[-1]
+    assert isinstance(failed, StageFailed)
+    assert failed.data.error == "cancelled (run_cancelled: stop): RuntimeError: stopped on request"
+
+
+async def test_the_triggers_deadline_cancels_the_attempt_retryably(
+    threads: ThreadPoolExecutor,
+) -> None:
+    sink = ListSink()
+    run = runner(sink, threads)
+
+    async def handler(ctx: StageContext) -> Outputs:
+        await asyncio.Event().wait()
+        return None
+
+    base = make_trigger()
+    data = base.data.model_copy(update={"timeout_seconds": 0.05,
+                                        "deadline": NOW + timedelta(seconds=0.05)})
+    ctx = context(base.model_copy(update={"data": data}), run)
+    assert ctx.deadline == NOW + timedelta(seconds=0.05)
+    async with asyncio.timeout(10):
+        await run.run(ctx, handler)
+    failed = sink.events[-1]
+    assert isinstance(failed, StageFailed)
+    assert failed.data.retryable is True
+    assert failed.data.error.startswith("cancelled (execution timeout (0.05s))")

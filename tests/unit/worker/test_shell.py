@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from streamcoord.events.models import StageFailed, StageStarted, StageSucceeded
 from streamcoord.worker import NonRetryableError, StageError
 from streamcoord.worker._attempt import AttemptRunner
-from streamcoord.worker.shell import ShellExecutor, render_command
+from streamcoord.worker.shell import ShellExecutor, group_running, render_command
 from tests.unit.worker.helpers import NOW, ListSink, context, make_trigger
 
 VALUES = {"day": "2024-01-01", "path": "/data/my file.csv", "n": 3, "run_id": "orders/1"}
@@ -131,5 +135,72 @@ async def test_cancellation_stops_the_process() -> None:
     outcome = sink.events[-1]
     assert isinstance(outcome, StageFailed)
     assert outcome.data.retryable is False
-    assert "stopped: run cancelled" in outcome.data.error
+    assert outcome.data.error.startswith("cancelled (run cancelled)")
     assert StageError.retriable is True
+
+
+async def _pid_in(path: Path) -> int:
+    """The pid the command wrote to ``path`` (an outside process: nothing to await but it)."""
+    async with asyncio.timeout(10):
+        while not (text := await asyncio.to_thread(_read, path)):  # noqa: ASYNC110  # a file
+            await asyncio.sleep(0.01)
+    return int(text)
+
+
+def _read(path: Path) -> str:
+    return path.read_text().strip() if path.exists() else ""
+
+
+async def _cancel_a_group(tmp_path: Path, script: str, **config: object) -> tuple[int, float]:
+    """Run ``script`` (it writes its background child's pid to {pidfile}), cancel it once the
+    child runs; return the group id and how long the cancellation took."""
+    sink = ListSink()
+    pidfile = tmp_path / "child.pid"
+    with ThreadPoolExecutor(1) as threads:
+        runner = AttemptRunner(sink, threads, heartbeat_interval_s=60, clock=lambda: NOW)
+        config.update({"command": script, "shell": True})
+        trigger = make_trigger(params={"pidfile": str(pidfile)}, **config)
+        ctx = context(trigger, runner)
+        task = asyncio.create_task(runner.run(ctx, ShellExecutor(kill_grace_s=5)))
+        child = await _pid_in(pidfile)
+        group = os.getpgid(child)
+        assert group != os.getpgid(0)  # its own group, not the worker's
+        began = time.monotonic()
+        ctx.cancel("stage_cancel: run cancelled")
+        async with asyncio.timeout(20):
+            await task
+        took = time.monotonic() - began
+    assert not group_running(group)
+    outcome = sink.events[-1]
+    assert isinstance(outcome, StageFailed)
+    assert outcome.data.retryable is False
+    return group, took
+
+
+async def test_cancelling_stops_the_whole_process_group_with_sigterm(tmp_path: Path) -> None:
+    _, took = await _cancel_a_group(tmp_path, "sleep 300 & echo $! > {pidfile}; wait")
+    assert took < 5  # SIGTERM sufficed: no wait for the grace period
+
+
+async def test_a_group_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
+    _, took = await _cancel_a_group(
+        tmp_path, "trap '' TERM; sleep 300 & echo $! > {pidfile}; wait", kill_grace_seconds=0.3
+    )
+    assert took >= 0.3
+
+
+async def test_the_triggers_deadline_stops_the_command_retryably() -> None:
+    sink = ListSink()
+    with ThreadPoolExecutor(1) as threads:
+        runner = AttemptRunner(sink, threads, heartbeat_interval_s=60, clock=lambda: NOW)
+        base = make_trigger(command="sleep 300")
+        data = base.data.model_copy(
+            update={"timeout_seconds": 0.2, "deadline": NOW + timedelta(seconds=0.2)}
+        )
+        trigger = base.model_copy(update={"data": data})
+        async with asyncio.timeout(20):
+            await runner.run(context(trigger, runner), ShellExecutor())
+    outcome = sink.events[-1]
+    assert isinstance(outcome, StageFailed)
+    assert outcome.data.retryable is True
+    assert outcome.data.error.startswith("cancelled (execution timeout (0.2s))")

@@ -6,6 +6,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -29,6 +30,7 @@ REPLIES: dict[str, tuple[int, bytes]] = {
     "/bad-request": (400, b"missing field 'day'"),
     "/down": (503, b"maintenance"),
     "/not-json": (200, b"<html>"),
+    "/slow": (200, b""),
 }
 
 
@@ -40,6 +42,8 @@ class Server:
     async def handle(self, request: Request) -> Response:
         body = await request.body()
         self.received.append((request.url.path, dict(request.headers), body))
+        if request.url.path == "/slow":
+            await asyncio.sleep(3)  # the server side of a hung call; the client gives up first
         status, reply = REPLIES[request.url.path]
         return Response(reply, status_code=status, media_type="application/json")
 
@@ -60,11 +64,16 @@ async def server() -> AsyncIterator[Server]:
     await task
 
 
-async def call(server: Server, path: str) -> ListSink:
+async def call(server: Server, path: str, deadline_s: float | None = None) -> ListSink:
     sink = ListSink()
     with ThreadPoolExecutor(1) as threads:
         runner = AttemptRunner(sink, threads, heartbeat_interval_s=60, clock=lambda: NOW)
         trigger = make_trigger(url=f"http://127.0.0.1:{server.port}{path}")
+        if deadline_s is not None:  # the webhook reads the wall clock, the runner its own
+            deadline = datetime.now(UTC) + timedelta(seconds=deadline_s)
+            data = trigger.data.model_copy(update={"timeout_seconds": deadline_s,
+                                                   "deadline": deadline})
+            trigger = trigger.model_copy(update={"data": data})
         await runner.run(context(trigger, runner), WebhookExecutor())
     return sink
 
@@ -117,3 +126,12 @@ async def test_an_unreachable_url_fails_retryably() -> None:
     assert isinstance(outcome, StageFailed)
     assert outcome.data.retryable is True
     assert "ConnectError" in outcome.data.error
+
+
+async def test_the_request_ends_at_the_triggers_deadline(server: Server) -> None:
+    began = asyncio.get_running_loop().time()
+    outcome = (await call(server, "/slow", deadline_s=0.3)).events[-1]
+    assert asyncio.get_running_loop().time() - began < 2.5  # not the config's 30 s
+    assert isinstance(outcome, StageFailed)
+    assert outcome.data.retryable is True
+    assert "ReadTimeout" in outcome.data.error
