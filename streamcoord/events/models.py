@@ -451,6 +451,7 @@ COORDINATOR_EVENT_TYPES: frozenset[str] = frozenset({
     TimerFired.TYPE,
     ScheduleTick.TYPE,
     StageTrigger.TYPE,
+    StageCancel.TYPE,
     StageOutcome.TYPE,
     RunFinished.TYPE,
     RunRecord.TYPE,
