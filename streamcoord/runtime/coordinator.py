@@ -350,7 +350,9 @@ class Coordinator:
         for _ in range(RESTORE_ATTEMPTS - 1):
             try:
                 return await self._restore_once(tp)
-            except (KafkaError, OSError, TimeoutError) as exc:
+            # aiokafka asserts ("Did we not perform bootstrap?") when a coordinator lookup
+            # meets empty cluster metadata, which a broker restart leaves for a moment.
+            except (KafkaError, OSError, TimeoutError, AssertionError) as exc:
                 log.warning(
                     "restoring %s failed (%s); retrying in %.1fs", tp, exc, delay,
                     extra={"retrying": True},
