@@ -22,6 +22,7 @@ from streamcoord.cli import ingest as ingest_cli
 from streamcoord.cli import inspect as inspect_cli
 from streamcoord.cli import replay as replay_cli
 from streamcoord.cli import run as run_cli
+from streamcoord.cli import specs as specs_cli
 from streamcoord.cli import worker as worker_cli
 from streamcoord.errors import StreamcoordError
 
@@ -55,6 +56,7 @@ app.command("explain")(inspect_cli.explain)
 app.add_typer(worker_cli.app, name="worker")
 app.command("emit")(emit_cli.emit_command)
 app.command("ingest")(ingest_cli.ingest)
+app.add_typer(specs_cli.app, name="specs")
 # ---- end of command registrations ----------------------------------------------------------
 
 

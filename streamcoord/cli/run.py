@@ -14,6 +14,7 @@ from streamcoord.cli.common import BootstrapOption, ConfigOption, kafka_settings
 from streamcoord.cli.telemetry import telemetry
 from streamcoord.runtime import Coordinator, CoordinatorSettings, tune_garbage_collector
 from streamcoord.runtime.health import HealthServer
+from streamcoord.runtime.specs import SpecsFollower, SpecSource, StaticSpecs
 
 __all__ = ["run"]
 
@@ -22,8 +23,13 @@ log = logging.getLogger("streamcoord")
 
 def run(
     paths: Annotated[
-        list[Path], typer.Argument(help="Spec files or directories.", exists=True)
-    ],
+        list[Path] | None,
+        typer.Argument(
+            help="Local spec files or directories, for development. Without them the group runs "
+            "every version published with `streamcoord specs apply`.",
+            exists=True,
+        ),
+    ] = None,
     bootstrap_servers: BootstrapOption = None,
     config: ConfigOption = None,
     group_id: Annotated[
@@ -42,7 +48,6 @@ def run(
     ] = None,
 ) -> None:
     """Start the coordinator: consume events, decide, publish triggers exactly once."""
-    catalog = load_catalog(paths)
     overrides: dict[str, Any] = {
         key: value
         for key, value in {
@@ -54,9 +59,14 @@ def run(
     kafka = kafka_settings(bootstrap_servers, config)
     overrides.setdefault("topic_prefix", kafka.topic_prefix)
     settings = CoordinatorSettings(**overrides)
+    specs: SpecSource = (
+        StaticSpecs(load_catalog(paths))
+        if paths
+        else SpecsFollower(kafka.client_kwargs(), settings.topics)
+    )
     tune_garbage_collector()
     with telemetry("streamcoord-coordinator", metrics_port):
-        asyncio.run(_serve(Coordinator(catalog, settings, kafka.client_kwargs()), settings))
+        asyncio.run(_serve(Coordinator(specs, settings, kafka.client_kwargs()), settings))
 
 
 async def _serve(coordinator: Coordinator, settings: CoordinatorSettings) -> None:
@@ -66,9 +76,7 @@ async def _serve(coordinator: Coordinator, settings: CoordinatorSettings) -> Non
         loop.add_signal_handler(signum, stop.set)
     health: HealthServer | None = None
     if settings.health_port is not None:
-        health = HealthServer(
-            coordinator.status.as_dict, settings.health_host, settings.health_port
-        )
+        health = HealthServer(coordinator.health, settings.health_host, settings.health_port)
         await health.start()
         log.info("health check on http://%s:%d/healthz", settings.health_host, health.port)
     log.info(

@@ -14,7 +14,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from streamcoord.core import Catalog, partition_for, partition_key_for
+from streamcoord.core import Catalog, CatalogSet, partition_for, partition_key_for
+from streamcoord.errors import StreamcoordError
 from streamcoord.events.codec import encode
 from streamcoord.events.models import CloudEvent
 from streamcoord.kafka.transactions import cap_concurrent_transactions_backoff
@@ -23,6 +24,7 @@ from streamcoord.runtime.metering import PartitionGauges, record_batch, record_r
 from streamcoord.runtime.partition import BatchOutcome, PartitionWorker
 from streamcoord.runtime.schedule import Schedule, ScheduleQueue, schedules_of, tick_event
 from streamcoord.runtime.settings import TRANSACTION_RETRY_BACKOFF_MS, CoordinatorSettings
+from streamcoord.runtime.specs import SpecSource, StaticSpecs
 from streamcoord.telemetry.metrics import GLOBAL_INSTRUMENTS, Instruments
 
 __all__ = ["Coordinator", "CoordinatorStatus"]
@@ -81,13 +83,16 @@ class Coordinator:
 
     def __init__(
         self,
-        catalog: Catalog,
+        specs: Catalog | CatalogSet | SpecSource,
         settings: CoordinatorSettings,
         client_kwargs: Mapping[str, Any],
         *,
         instruments: Instruments = GLOBAL_INSTRUMENTS,
     ) -> None:
-        self.catalog = catalog
+        #: Where the partitions' spec versions come from: local files or the specs topic.
+        self.specs: SpecSource = (
+            StaticSpecs(specs) if isinstance(specs, Catalog | CatalogSet) else specs
+        )
         self._instruments = instruments
         self._gauges = PartitionGauges(instruments)
         self.settings = settings
@@ -110,6 +115,29 @@ class Coordinator:
         """Run until ``stop`` is set, then leave the group cleanly."""
         # Back-to-back commits of one partition: 12-16 -> 3.5-4 ms each (see the function).
         cap_concurrent_transactions_backoff(TRANSACTION_RETRY_BACKOFF_MS / 1000)
+        await self.specs.start()
+        try:
+            await self._run(stop)
+        finally:
+            await self.specs.stop()
+
+    @property
+    def catalog(self) -> Catalog:
+        """The default spec version (the newest published one)."""
+        return self.specs.current().default
+
+    def health(self) -> dict[str, Any]:
+        """The status, with the spec version each owned partition runs (for /healthz)."""
+        return {
+            **self.status.as_dict(),
+            "spec_version_default": self.catalog.version,
+            "spec_versions": {
+                str(lane.worker.tp.partition): lane.worker.spec_version
+                for lane in list(self._lanes.values())
+            },
+        }
+
+    async def _run(self, stop: asyncio.Event) -> None:
         topics = self.settings.topics
         consumer = AIOKafkaConsumer(
             **self._client_kwargs,
@@ -249,7 +277,10 @@ class Coordinator:
         self.status.errors += 1
 
     def _fail(self, exc: BaseException) -> None:
-        log.error("a partition lane failed; stopping", exc_info=exc)
+        if isinstance(exc, StreamcoordError):  # says what happened and what to do
+            log.error("%s; stopping (%s)", exc.message, exc.hint or "see above")
+        else:
+            log.error("a partition lane failed; stopping", exc_info=exc)
         self._fatal = exc
         self._failed.set()
 
@@ -337,7 +368,7 @@ class Coordinator:
 
     async def _restore_once(self, tp: TopicPartition) -> PartitionWorker:
         return await PartitionWorker.restore(
-            tp, self._partitions, self.catalog, self.settings, self._client_kwargs
+            tp, self._partitions, self.specs, self.settings, self._client_kwargs
         )
 
     def _lane(self, worker: PartitionWorker) -> PartitionLane:

@@ -40,6 +40,10 @@ class TopicNames:
     def deadletter(self) -> str:
         return self.full("streamcoord.deadletter")
 
+    @property
+    def specs(self) -> str:
+        return self.full("streamcoord.specs")
+
 
 class CoordinatorSettings(BaseSettings):
     """How one coordinator process behaves; Kafka connection settings live in KafkaSettings."""
