@@ -1,0 +1,350 @@
+"""Specs as versioned, central configuration on a real broker: `streamcoord specs` publishes
+versions, a group runs them from the specs topic, and every partition switches at one offset."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from streamcoord.cli.main import app
+from streamcoord.events.codec import decode
+from streamcoord.events.models import (
+    ExternalEvent,
+    RunRecord,
+    SpecsActivate,
+    StageRef,
+    StageStarted,
+    StageSucceeded,
+    StageSucceededData,
+    StageTrigger,
+)
+from streamcoord.kafka.records import read_topic
+from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
+from streamcoord.runtime.specs import SpecsFollower, apply_specs, version_of
+from tests.integration.coordination import (
+    STEADY_SPEC,
+    Harness,
+    create_topics,
+    in_process,
+    trigger_counts,
+    until_runs_succeeded,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
+
+runner = CliRunner()
+
+V1_STAGES = {"first", "second"}
+STEADY_V2 = STEADY_SPEC + """\
+      - name: third
+        needs: [second]
+"""
+
+
+def tick(n: int) -> ExternalEvent:
+    return ExternalEvent(id=f"tick-{n}", source="clock", type="steady.tick", data={"n": n})
+
+
+async def publish(bootstrap: str, topics: TopicNames, spec: str, message: str) -> str:
+    """What `streamcoord specs apply` does once the files are validated."""
+    files = {"pipelines.yaml": spec}
+    version = version_of(files)
+    applied = await apply_specs(
+        {"bootstrap_servers": bootstrap}, topics, files, version, message=message
+    )
+    assert applied.published
+    return version
+
+
+def follower(bootstrap: str, topics: TopicNames) -> SpecsFollower:
+    return SpecsFollower({"bootstrap_servers": bootstrap}, topics)
+
+
+async def latest_runs(harness: Harness) -> dict[str, RunRecord]:
+    records = await read_topic({"bootstrap_servers": harness.bootstrap}, harness.topics.runs)
+    latest: dict[str, RunRecord] = {}
+    for stored in records.records:
+        record = decode(stored.value, stored.headers)
+        if isinstance(record, RunRecord):
+            latest[record.data.run_id] = record
+    return latest
+
+
+# ---- (a) the CLI ----------------------------------------------------------------------------
+
+
+def test_apply_then_history_show_and_diff(
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    topics = TopicNames(prefix=f"{unique_name('specs-cli')}.")
+    asyncio.run(create_topics(kafka_bootstrap, topics, partitions=2))
+    connect = ["-b", kafka_bootstrap, "--topic-prefix", topics.prefix]
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    spec = specs / "steady.yaml"
+    spec.write_text(STEADY_SPEC.replace("[first]", "[frist]"))
+
+    broken = runner.invoke(app, ["specs", "apply", str(specs), *connect])
+    assert broken.exit_code == 1
+    assert broken.stderr.startswith(f"{spec}:10:17: pipelines[0].stages[1].needs[0]: ")
+    assert "nothing published" in broken.stderr
+    assert "no versions" in runner.invoke(app, ["specs", "history", *connect]).stdout
+
+    spec.write_text(STEADY_SPEC)
+    first = runner.invoke(app, ["specs", "apply", str(specs), "-m", "first cut", *connect])
+    assert first.exit_code == 0, first.output
+    v1 = first.stdout.strip()
+    assert v1.startswith("sha256:")
+    assert "published and activated" in first.stderr
+    again = runner.invoke(app, ["specs", "apply", str(specs), *connect])
+    assert again.exit_code == 0
+    assert again.stdout.strip() == v1
+    assert "already the newest" in again.stderr
+
+    spec.write_text(STEADY_V2)
+    second = runner.invoke(app, ["specs", "apply", str(specs), "--message", "a third stage",
+                                 *connect])  # fmt: skip
+    assert second.exit_code == 0, second.output
+    v2 = second.stdout.strip()
+    assert v2 != v1
+
+    history = runner.invoke(app, ["specs", "history", "--json", *connect])
+    rows = [orjson.loads(line) for line in history.stdout.splitlines()]
+    assert [(r["version"], r["message"], r["pipelines"]) for r in rows] == [
+        (v1, "first cut", ["steady"]), (v2, "a third stage", ["steady"]),
+    ]  # fmt: skip
+    assert rows[0]["files"] == ["steady.yaml"]  # relative to the directory given
+    assert "@" in rows[0]["applied_by"]
+
+    diff = runner.invoke(app, ["specs", "diff", *connect])
+    assert diff.exit_code == 0, diff.output
+    assert diff.stdout.splitlines()[:2] == [f"--- {v1}/steady.yaml", f"+++ {v2}/steady.yaml"]
+    assert "+      - name: third\n" in diff.stdout
+    backwards = runner.invoke(app, ["specs", "diff", v2, v1[:14], *connect])
+    assert "-      - name: third\n" in backwards.stdout
+
+    shown = runner.invoke(app, ["specs", "show", v1.removeprefix("sha256:")[:8], *connect])
+    assert shown.exit_code == 0, shown.output
+    assert STEADY_SPEC in shown.stdout
+    assert "# first cut" in shown.stdout
+
+    # Each version was activated once on every partition, in the order applied.
+    events = asyncio.run(read_topic({"bootstrap_servers": kafka_bootstrap}, topics.events))
+    activated = [
+        (stored.partition, event.data.version)
+        for stored in events.records
+        if isinstance(event := decode(stored.value, stored.headers), SpecsActivate)
+    ]
+    assert activated == [(0, v1), (0, v2), (1, v1), (1, v2)]
+
+
+def test_run_without_specs_on_the_topic_says_what_to_do(
+    kafka_bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    topics = TopicNames(prefix=f"{unique_name('specs-empty')}.")
+    asyncio.run(create_topics(kafka_bootstrap, topics, partitions=1))
+    result = runner.invoke(
+        app, ["run", "-b", kafka_bootstrap, "--topic-prefix", topics.prefix,
+              "--group-id", unique_name("group")],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "specs topic" in str(result.exception)
+    assert "streamcoord specs apply" in getattr(result.exception, "hint", "")
+
+
+# ---- (b) a group switches under load --------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def member(harness: Harness, group: str) -> AsyncIterator[Coordinator]:
+    """One more coordinator of ``group``, running what the specs topic holds."""
+    coordinator = Coordinator(
+        follower(harness.bootstrap, harness.topics),
+        CoordinatorSettings(group_id=group, topic_prefix=harness.topics.prefix, poll_timeout_ms=50),
+        {"bootstrap_servers": harness.bootstrap},
+    )
+    stop = asyncio.Event()
+    service = asyncio.create_task(coordinator.run(stop))
+    try:
+        yield coordinator
+    finally:
+        stop.set()
+        await asyncio.wait_for(service, 60)
+
+
+async def test_two_members_switch_versions_mid_stream(
+    kafka_bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    topics = TopicNames(prefix=f"{unique_name('specs-switch')}.")
+    await create_topics(kafka_bootstrap, topics, partitions=2)
+    v1 = await publish(kafka_bootstrap, topics, STEADY_SPEC, "two stages")
+    group = unique_name("group")
+    async with (
+        in_process(kafka_bootstrap, topics, group, specs=follower(kafka_bootstrap, topics)) as h,
+        member(h, group) as other,
+    ):
+        assert h.coordinator is not None
+        await asyncio.wait_for(asyncio.gather(h.coordinator.ready.wait(), other.ready.wait()), 60)
+        for n in range(40):
+            await h.emit_event(tick(n))
+        v2 = await publish(kafka_bootstrap, topics, STEADY_V2, "a third stage")
+        for n in range(40, 80):
+            await h.emit_event(tick(n))
+        await asyncio.wait_for(until_runs_succeeded(h, 80), 120)
+
+        runs = await latest_runs(h)
+        members = [h.coordinator.health(), other.health()]
+    assert all(m["spec_versions"] for m in members), "both members own a partition"
+    assert {p: v for m in members for p, v in m["spec_versions"].items()} == {"0": v2, "1": v2}
+    old = {f"steady/{n}" for n in range(40)}
+    for run_id, record in runs.items():
+        # The ticks before the apply precede the activate event in every partition's log.
+        version, stages = (v1, V1_STAGES) if run_id in old else (v2, V1_STAGES | {"third"})
+        assert (record.data.status, record.data.spec_version, set(record.data.stages)) == (
+            "succeeded", version, stages,
+        ), run_id  # fmt: skip
+    counts = await trigger_counts(h)
+    assert [key for key, count in counts.items() if count != 1] == []
+    assert len(counts) == 40 * 2 + 40 * 3
+
+
+# ---- (c) stages and pipelines change under runs in flight -----------------------------------
+
+ORDERS_V1 = """\
+pipelines:
+  - name: orders
+    run_key: event.data.day
+    triggers:
+      - kind: event
+        type: shop.orders.landed
+    stages:
+      - name: extract
+      - name: transform
+        needs: [extract]
+      - name: load
+        needs: [transform]
+  - name: legacy
+    run_key: event.data.day
+    triggers:
+      - kind: event
+        type: shop.legacy.landed
+    stages:
+      - name: only
+"""
+
+# transform renamed to clean, load removed, publish added; the legacy pipeline removed
+ORDERS_V2 = """\
+pipelines:
+  - name: orders
+    run_key: event.data.day
+    triggers:
+      - kind: event
+        type: shop.orders.landed
+    stages:
+      - name: extract
+      - name: clean
+        needs: [extract]
+      - name: publish
+        needs: [clean]
+"""
+
+
+class HeldExecutor:
+    """Collects triggers; answers them only from :meth:`answer` on (runs stay in flight)."""
+
+    def __init__(self, harness: Harness) -> None:
+        self.harness = harness
+        self.seen: list[StageTrigger] = []
+        self._arrived = asyncio.Condition()
+
+    async def run(self) -> None:
+        consumer = self.harness.reader(self.harness.topics.full("streamcoord.triggers"))
+        await consumer.start()
+        try:
+            async for message in consumer:
+                trigger = decode(message.value, list(message.headers or ()))
+                assert isinstance(trigger, StageTrigger)
+                async with self._arrived:
+                    self.seen.append(trigger)
+                    self._arrived.notify_all()
+        finally:
+            await consumer.stop()
+
+    async def answer(self) -> None:
+        answered = 0
+        while True:
+            async with self._arrived:
+                await self._arrived.wait_for(lambda done=answered: len(self.seen) > done)
+                pending = self.seen[answered:]
+            answered += len(pending)
+            for trigger in pending:
+                await self._succeed(trigger)
+
+    async def until(self, run_id: str, stage: str) -> None:
+        async with self._arrived:
+            await self._arrived.wait_for(
+                lambda: any((t.data.run_id, t.data.stage) == (run_id, stage) for t in self.seen)
+            )
+
+    async def _succeed(self, trigger: StageTrigger) -> None:
+        ref = StageRef(
+            run_id=trigger.data.run_id, stage=trigger.data.stage, attempt=trigger.data.attempt
+        )
+        base = f"executor/{trigger.data.idempotency_key}"
+        await self.harness.emit_event(StageStarted(id=f"{base}/started", source="test", data=ref))
+        await self.harness.emit_event(
+            StageSucceeded(
+                id=f"{base}/succeeded", source="test",
+                data=StageSucceededData(**ref.model_dump(), outputs={}),
+            )
+        )  # fmt: skip
+
+
+def landed(kind: str, day: str) -> ExternalEvent:
+    # One source: the events share a partition, so they are decided in the order sent.
+    return ExternalEvent(
+        id=f"{kind}-{day}", source="warehouse", type=f"shop.{kind}.landed", data={"day": day}
+    )
+
+
+async def test_runs_in_flight_finish_on_their_version_when_stages_and_pipelines_change(
+    kafka_bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    topics = TopicNames(prefix=f"{unique_name('specs-change')}.")
+    await create_topics(kafka_bootstrap, topics, partitions=2)
+    v1 = await publish(kafka_bootstrap, topics, ORDERS_V1, "orders and legacy")
+    source = follower(kafka_bootstrap, topics)
+    group = unique_name("group")
+    async with in_process(kafka_bootstrap, topics, group, specs=source, executor=False) as h:
+        executor = HeldExecutor(h)
+        tasks = [asyncio.create_task(executor.run())]
+        try:
+            await h.emit_event(landed("orders", "day-1"))
+            await h.emit_event(landed("legacy", "day-1"))
+            await asyncio.wait_for(executor.until("orders/day-1", "extract"), 60)
+            await asyncio.wait_for(executor.until("legacy/day-1", "only"), 60)
+            v2 = await publish(kafka_bootstrap, topics, ORDERS_V2, "rename, add, remove")
+            await h.emit_event(landed("legacy", "day-2"))  # no pipeline matches it any more
+            await h.emit_event(landed("orders", "day-2"))
+            tasks.append(asyncio.create_task(executor.answer()))
+            await asyncio.wait_for(until_runs_succeeded(h, 3), 90)
+            runs = await latest_runs(h)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    summary = {
+        run_id: (r.data.status, r.data.spec_version, r.data.stages) for run_id, r in runs.items()
+    }
+    done = "succeeded"
+    assert summary == {
+        "orders/day-1": (done, v1, {"extract": done, "transform": done, "load": done}),
+        "legacy/day-1": (done, v1, {"only": done}),
+        "orders/day-2": (done, v2, {"extract": done, "clean": done, "publish": done}),
+    }
