@@ -109,6 +109,7 @@ class Coordinator:
         self._timer_producer: AIOKafkaProducer | None = None
         self._partitions = 0
         self._schedules = ScheduleQueue()
+        self._schedule_catalog: Catalog | None = None  # the version the owned schedules are of
         self.ready = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -116,6 +117,7 @@ class Coordinator:
         # Back-to-back commits of one partition: 12-16 -> 3.5-4 ms each (see the function).
         cap_concurrent_transactions_backoff(TRANSACTION_RETRY_BACKOFF_MS / 1000)
         await self.specs.start()
+        self._schedule_catalog = self.catalog
         try:
             await self._run(stop)
         finally:
@@ -204,6 +206,7 @@ class Coordinator:
                 async with self._lock:
                     self._dispatch(fetch.result())
                 await self._fire_due_timers()
+                self._follow_schedules()
                 if self._gauges.due():
                     self._gauges.record(self.workers(), await self._lag(consumer))
         finally:
@@ -315,12 +318,31 @@ class Coordinator:
         )
         self.status.timers_fired += 1
 
-    def _owned_schedules(self, partitions: set[int]) -> list[Schedule]:
+    def _follow_schedules(self) -> None:
+        """Own the schedules of the newest spec version once it is published: changed ones tick
+        from now on (no catch-up tick: nothing was missed), removed ones stop."""
+        catalog, previous = self.catalog, self._schedule_catalog
+        if previous is None or catalog is previous:
+            return
+        self._schedule_catalog = catalog
+        owned = set(self._lanes)
+        old = set(self._owned_schedules(owned, previous))
+        new = self._owned_schedules(owned, catalog)
+        changed = {schedule.pipeline for schedule in old.symmetric_difference(new)}
+        self._schedules.remove(changed)
+        now = datetime.now(UTC)
+        for schedule in new:
+            if schedule.pipeline in changed:
+                self._schedules.add(schedule, now)
+
+    def _owned_schedules(
+        self, partitions: set[int], catalog: Catalog | None = None
+    ) -> list[Schedule]:
         """Schedules whose ticks land on one of ``partitions`` (so one member ticks each)."""
         epoch = datetime(2000, 1, 1, tzinfo=UTC)  # any time: only the tick's key matters here
         return [
             schedule
-            for schedule in schedules_of(self.catalog)
+            for schedule in schedules_of(catalog or self._schedule_catalog or self.catalog)
             if partition_for(partition_key_for(tick_event(schedule, epoch)), self._partitions)
             in partitions
         ]
