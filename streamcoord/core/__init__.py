@@ -69,10 +69,12 @@ from streamcoord.core._partitioning import murmur2, partition_for, partition_key
 from streamcoord.core._records import RunChange, run_record
 from streamcoord.core._state import CoordinatorState, RunState, StageState
 from streamcoord.core._tracing import SpanRecord
+from streamcoord.core._versions import CatalogSet, spec_version
 
 __all__ = [
     "CancelTimer",
     "Catalog",
+    "CatalogSet",
     "Command",
     "CoordinatorState",
     "Explanation",
@@ -91,4 +93,5 @@ __all__ = [
     "partition_for",
     "partition_key_for",
     "run_record",
+    "spec_version",
 ]

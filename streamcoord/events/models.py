@@ -32,6 +32,8 @@ __all__ = [
     "RunRequestedData",
     "ScheduleTick",
     "ScheduleTickData",
+    "SpecsActivate",
+    "SpecsActivateData",
     "StageFailed",
     "StageFailedData",
     "StageHeartbeat",
@@ -216,6 +218,18 @@ class PipelineResume(CloudEvent):
     data: PipelineRef
 
 
+class SpecsActivateData(_Data):
+    version: str = Field(min_length=1, description="A loaded spec version: sha256:<16 hex>.")
+
+
+class SpecsActivate(CloudEvent):
+    """Command: new runs use this spec version; runs already started keep theirs until they end."""
+
+    TYPE: ClassVar[str] = "streamcoord.specs.activate"
+    type: Literal["streamcoord.specs.activate"] = "streamcoord.specs.activate"
+    data: SpecsActivateData
+
+
 # --- produced by the runtime for the core (time arrives as events) ----------------------------
 
 
@@ -325,6 +339,9 @@ class RunRecordData(_Data):
     attempts: dict[str, int] = Field(default_factory=dict)
     caused_by: list[str] = Field(default_factory=list)
     trace_id: str | None = None
+    spec_version: str | None = Field(
+        None, description="The spec version the run follows; absent: the partition's current one."
+    )
 
 
 class RunRecord(CloudEvent):
@@ -394,6 +411,7 @@ OWN_EVENT_CLASSES: tuple[type[CloudEvent], ...] = (
     RunRecord,
     StageRecord,
     DecisionRecord,
+    SpecsActivate,
 )
 
 #: The CloudEvents ``type`` names streamcoord owns; any other type is an :class:`ExternalEvent`.
