@@ -130,9 +130,13 @@ class Coordinator:
 
     def health(self) -> dict[str, Any]:
         """The status, with the spec version each owned partition runs (for /healthz)."""
+        try:
+            default: str | None = self.catalog.version
+        except RuntimeError:  # the specs topic is still being read
+            default = None
         return {
             **self.status.as_dict(),
-            "spec_version_default": self.catalog.version,
+            "spec_version_default": default,
             "spec_versions": {
                 str(lane.worker.tp.partition): lane.worker.spec_version
                 for lane in list(self._lanes.values())

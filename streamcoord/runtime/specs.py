@@ -27,7 +27,8 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from streamcoord.core import Catalog, CatalogSet, anchor_key
+from streamcoord.core import Catalog, CatalogSet
+from streamcoord.core._partitioning import anchor_key
 from streamcoord.errors import ConfigError, EventError, SpecError
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import SpecsActivate, SpecsActivateData
@@ -178,7 +179,8 @@ def activation_events(
     """One activate event per events partition: (partition, key, event).
 
     The key lands on the partition by Kafka's partitioner too (and rides in ``sckey``), so
-    tools that re-key events by :func:`~streamcoord.core.partition_key_for` agree.
+    tools that re-key events by :func:`~streamcoord.core.partition_key_for` agree. Marked as
+    broadcast copies, so the core does not forward them to the other partitions again.
     """
     events = []
     for partition in range(partitions):
@@ -189,6 +191,7 @@ def activation_events(
             time=applied_at,
             data=SpecsActivateData(version=version),
             sckey=key,
+            scbroadcast="1",  # each partition gets its own: the core forwards none
         )
         events.append((partition, key, event))
     return events

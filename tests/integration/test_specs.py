@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from streamcoord.cli.main import app
-from streamcoord.events.codec import decode
+from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import (
     ExternalEvent,
     RunRecord,
@@ -49,6 +49,15 @@ STEADY_V2 = STEADY_SPEC + """\
 
 def tick(n: int) -> ExternalEvent:
     return ExternalEvent(id=f"tick-{n}", source="clock", type="steady.tick", data={"n": n})
+
+
+async def emit_tick(harness: Harness, n: int) -> None:
+    """A tick on its run's own partition: the run starts where the tick is decided (a tick
+    elsewhere would be routed there, after the activate event if it came in between)."""
+    value, headers = encode(tick(n))
+    await harness.producer.send_and_wait(
+        harness.topics.events, key=f"steady/{n}".encode(), value=value, headers=headers
+    )
 
 
 async def publish(bootstrap: str, topics: TopicNames, spec: str, message: str) -> str:
@@ -192,10 +201,10 @@ async def test_two_members_switch_versions_mid_stream(
         assert h.coordinator is not None
         await asyncio.wait_for(asyncio.gather(h.coordinator.ready.wait(), other.ready.wait()), 60)
         for n in range(40):
-            await h.emit_event(tick(n))
+            await emit_tick(h, n)
         v2 = await publish(kafka_bootstrap, topics, STEADY_V2, "a third stage")
         for n in range(40, 80):
-            await h.emit_event(tick(n))
+            await emit_tick(h, n)
         await asyncio.wait_for(until_runs_succeeded(h, 80), 120)
 
         runs = await latest_runs(h)
