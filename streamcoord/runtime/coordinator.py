@@ -284,8 +284,11 @@ class Coordinator:
         self.status.errors += 1
 
     def _fail(self, exc: BaseException) -> None:
+        if self._fatal is not None:  # already stopping: other partitions fail the same way
+            log.debug("also failed: %s", exc)
+            return
         if isinstance(exc, StreamcoordError):  # says what happened and what to do
-            log.error("%s; stopping (%s)", exc.message, exc.hint or "see above")
+            log.error("%s; %s", exc.message, exc.hint or "stopping")
         else:
             log.error("a partition lane failed; stopping", exc_info=exc)
         self._fatal = exc

@@ -68,9 +68,9 @@ log = logging.getLogger(__name__)
 #: How long a partition waits for a version it meets in an activate event but has not loaded.
 ACTIVATE_WAIT_S = 30.0
 _WHAT_TO_DO = (
-    "stop this member; if the version is missing, apply it again with `streamcoord specs apply`; "
-    "if it does not validate in this member's code, upgrade the member (or apply specs it "
-    "accepts), then start it again"
+    "this member stops instead of deciding on another version; if the version is missing, apply "
+    "it again with `streamcoord specs apply`; if this member's code does not accept it, upgrade "
+    "the member (or apply specs it accepts); then start the member again"
 )
 
 
@@ -470,26 +470,27 @@ class SpecsFollower:
                 log.warning("following %s: %s", self._topic, exc)
                 await asyncio.sleep(1.0)  # a pause between attempts, not a wait for an event
                 continue
-            if self._take(batch):
-                newest = self.newest
-                assert newest is not None
+            for version in self._take(batch):
+                record = self._loaded[version].record
                 log.info(
-                    "spec version %s published (applied %s by %s); %d versions loaded",
-                    newest.version, newest.applied_at.isoformat(), newest.applied_by,
-                    len(self._loaded),
+                    "spec version %s published (applied %s by %s%s); %d versions loaded",
+                    version, record.applied_at.isoformat(), record.applied_by,
+                    f": {record.message}" if record.message else "", len(self._loaded),
                 )  # fmt: skip
 
-    def _take(self, batch: Mapping[Any, Sequence[Any]]) -> bool:
-        """Load the records of a fetch; True if the set changed."""
-        changed = False
+    def _take(self, batch: Mapping[Any, Sequence[Any]]) -> list[str]:
+        """Load the records of a fetch; the versions loaded (waiters learn of broken ones too)."""
+        loaded: list[str] = []
         for records in batch.values():
             for message in records:
                 if message.key is None or message.value is None:
                     continue  # a tombstone: runs may still need the version, keep it
-                changed |= self._load(message.key.decode(), message.value, message.offset)
-        if changed:
+                version = message.key.decode()
+                if self._load(version, message.value, message.offset):
+                    loaded.append(version)
+        if any(batch.values()):
             self._publish()
-        return changed
+        return loaded
 
     def _load(self, version: str, value: bytes, offset: int) -> bool:
         try:
@@ -497,14 +498,15 @@ class SpecsFollower:
             catalog = self._loaded[version].catalog if version in self._loaded else None
             catalog = catalog or catalog_of_record(record)
         except (ConfigError, SpecError) as exc:
-            reason = exc.message.replace("\n", "; ")
+            reason = exc.message.removeprefix(f"spec version {version} ")
+            reason = reason.replace(":\n", ": ").replace("\n", "; ")
             if self._broken.get(version) != reason:
                 log.error(  # noqa: TRY400 - the reason says it all; a traceback would not help
                     "spec version %s cannot be loaded by this member: %s", version, reason
                 )
             self._broken[version] = reason
             self._loaded.pop(version, None)
-            return True  # a waiter for this version must learn it now
+            return False
         self._broken.pop(version, None)
         self._loaded.pop(version, None)  # applied again: it is the newest now
         self._loaded[version] = _Loaded(record, catalog)

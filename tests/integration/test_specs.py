@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 from streamcoord.cli.main import app
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import (
+    DecisionRecord,
     ExternalEvent,
     RunRecord,
     SpecsActivate,
@@ -24,14 +26,22 @@ from streamcoord.events.models import (
     StageSucceededData,
     StageTrigger,
 )
+from streamcoord.events.specs import SpecsRecord
 from streamcoord.kafka.records import read_topic
 from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
-from streamcoord.runtime.specs import SpecsFollower, apply_specs, version_of
+from streamcoord.runtime.specs import (
+    SpecsFollower,
+    SpecsUnavailable,
+    apply_specs,
+    publish_specs,
+    version_of,
+)
 from tests.integration.coordination import (
     STEADY_SPEC,
     Harness,
     create_topics,
     in_process,
+    run_record_with_status,
     trigger_counts,
     until_runs_succeeded,
 )
@@ -357,3 +367,88 @@ async def test_runs_in_flight_finish_on_their_version_when_stages_and_pipelines_
         "legacy/day-1": (done, v1, {"only": done}),
         "orders/day-2": (done, v2, {"extract": done, "clean": done, "publish": done}),
     }
+
+
+async def test_runs_of_unpublished_local_specs_lose_removed_stages_as_spec_removed(
+    kafka_bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    """A group moves from local files to the specs topic while runs are in flight, and the
+    version published is not the local one: the runs go on under the published version; what
+    it no longer has ends as ``cancelled`` with reason ``spec_removed``."""
+    topics = TopicNames(prefix=f"{unique_name('specs-upgrade')}.")
+    await create_topics(kafka_bootstrap, topics, partitions=2)
+    group = unique_name("group")
+    async with in_process(kafka_bootstrap, topics, group, spec=ORDERS_V1, executor=False) as h:
+        executor = HeldExecutor(h)
+        reading = asyncio.create_task(executor.run())
+        await h.emit_event(landed("orders", "day-1"))
+        await h.emit_event(landed("legacy", "day-1"))
+        await asyncio.wait_for(executor.until("orders/day-1", "extract"), 60)
+        await asyncio.wait_for(executor.until("legacy/day-1", "only"), 60)
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
+    v2 = await publish(kafka_bootstrap, topics, ORDERS_V2, "from local files to the topic")
+    source = follower(kafka_bootstrap, topics)
+    async with in_process(kafka_bootstrap, topics, group, specs=source, executor=False) as h:
+        executor = HeldExecutor(h)
+        tasks = [asyncio.create_task(executor.run()), asyncio.create_task(executor.answer())]
+        try:
+            orders = await asyncio.wait_for(
+                run_record_with_status(h, "orders/day-1", "succeeded"), 90
+            )
+            legacy = await asyncio.wait_for(
+                run_record_with_status(h, "legacy/day-1", "cancelled"), 90
+            )
+            decisions = await read_topic(
+                {"bootstrap_servers": kafka_bootstrap}, topics.full("streamcoord.decisions")
+            )
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    done, removed = "succeeded", "cancelled"
+    # Added stages ran; the ones the published version lacks were ended, and stay listed.
+    assert (orders.data.spec_version, orders.data.stages) == (v2, {
+        "extract": done, "clean": done, "publish": done, "transform": removed, "load": removed,
+    })  # fmt: skip
+    assert (legacy.data.spec_version, legacy.data.stages) == (v2, {"only": removed})
+    reasons = {
+        (event.data.run_id, event.data.stage)
+        for stored in decisions.records
+        if isinstance(event := decode(stored.value, stored.headers), DecisionRecord)
+        and event.data.action == "cancelled"
+        and event.data.reason.startswith("spec_removed")
+    }
+    assert {("orders/day-1", "transform"), ("orders/day-1", "load"),
+            ("legacy/day-1", "only")} <= reasons  # fmt: skip
+
+
+@pytest.mark.parametrize("published", [True, False], ids=["does-not-validate", "missing"])
+async def test_a_member_stops_rather_than_decide_on_a_version_it_cannot_load(
+    kafka_bootstrap: str, unique_name: Callable[[str], str], published: bool
+) -> None:
+    topics = TopicNames(prefix=f"{unique_name('specs-stop')}.")
+    await create_topics(kafka_bootstrap, topics, partitions=2)
+    await publish(kafka_bootstrap, topics, STEADY_SPEC, "two stages")
+    client = {"bootstrap_servers": kafka_bootstrap}
+    coordinator = Coordinator(
+        SpecsFollower(client, topics, wait_s=2.0),
+        CoordinatorSettings(group_id=unique_name("group"), topic_prefix=topics.prefix),
+        client,
+    )
+    service = asyncio.create_task(coordinator.run(asyncio.Event()))
+    await asyncio.wait_for(coordinator.ready.wait(), 60)
+    # A version a newer release would accept: this member's code does not know the field.
+    future = SpecsRecord(
+        version="sha256:00future00", applied_at=datetime.now(UTC), applied_by="ci@build",
+        files={"p.yaml": STEADY_SPEC.replace("    run_key:", "    novelty: 1\n    run_key:")},
+    )  # fmt: skip
+    await publish_specs(
+        client, topics, future if published else None, activate=(future.version, future.applied_at)
+    )
+    with pytest.raises(SpecsUnavailable) as stopped:
+        await asyncio.wait_for(service, 60)
+    reason = "p.yaml:3:5" if published else "not on the specs topic"
+    assert "spec version sha256:00future00 is not available here" in stopped.value.message
+    assert reason in stopped.value.message
+    assert "streamcoord specs apply" in stopped.value.hint
