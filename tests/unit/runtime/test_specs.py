@@ -12,7 +12,7 @@ import pytest
 
 from streamcoord.core import Catalog, CatalogSet, partition_for, partition_key_for
 from streamcoord.errors import ConfigError, SpecError
-from streamcoord.events.codec import encode
+from streamcoord.events.codec import EncodeMode, encode
 from streamcoord.events.models import ExternalEvent, SpecsActivate
 from streamcoord.events.specs import SpecsRecord
 from streamcoord.runtime import TopicNames
@@ -108,16 +108,18 @@ def test_one_activate_event_per_partition_keyed_onto_it() -> None:
 
 
 def test_activated_versions_finds_activate_events_among_records() -> None:
-    def kafka_record(event: Any) -> _Message:
+    def kafka_record(event: Any, mode: EncodeMode = "structured") -> _Message:
         message = _Message(None, None)
-        message.value, message.headers = encode(event)
+        message.value, message.headers = encode(event, mode)
         return message
 
     (_, _, first), (_, _, second) = activation_events("sha256:1", AT, 2)
+    (_, _, binary), = activation_events("sha256:2", AT, 1)
     other = ExternalEvent(id="1", source="s", type="a.b", data={"v": "streamcoord.specs.activate"})
     records = [kafka_record(other), kafka_record(first), kafka_record(second), _Message(None, None)]
     assert activated_versions(records) == ["sha256:1"]
     assert activated_versions([kafka_record(other)]) == []
+    assert activated_versions([kafka_record(binary, "binary")]) == ["sha256:2"]
     assert isinstance(first, SpecsActivate)
 
 
