@@ -80,6 +80,7 @@ def _create(
     run.caused_by = list(m["caused"])
     run.params = dict(m["params"])
     run.stages = new_stages(cp)
+    run.spec_version = ctx.state.spec_version  # kept until the run ends (None: the default)
     run.remember(digest)
     ctx.state.put_run(run)
     limit = cp.max_active_runs

@@ -62,6 +62,7 @@ __all__ = ["decide"]
 
 D = TypeVar("D", bound=BaseModel)
 _UNFINISHED = frozenset({"active", "queued"})
+_RETRYABLE = frozenset({"failed", "timed_out"})
 
 
 def decide(
@@ -216,9 +217,11 @@ def _on_retry(ctx: Context) -> None:
                    f" spec version {ctx.catalog_of(run).version}; it cannot be retried")
         return
     # a finished run takes the stages of the spec it follows now (an unfinished one already did)
-    adopted = _respec.adopt(ctx, cp, run)
+    adopted = run.stages[data.stage].status in _RETRYABLE and _respec.adopt(ctx, cp, run)
+    if adopted:
+        _respec.reopen(cp, run, data.stage)
     ex.on_retry(ctx, cp, run, data.stage)
-    if adopted and ctx.rejection is None:
+    if adopted:
         settle(ctx, cp, run, list(cp.stages))
 
 

@@ -10,7 +10,7 @@ from streamcoord.core._partitioning import anchor_key
 from streamcoord.core._state import TERMINAL, RunState, StageState
 from streamcoord.events.models import SpecsActivate
 
-__all__ = ["SPEC_REMOVED", "activate", "adopt", "remove_stages"]
+__all__ = ["SPEC_REMOVED", "activate", "adopt", "remove_stages", "reopen"]
 
 SPEC_REMOVED = "spec_removed"
 _UNFINISHED = frozenset({"active", "queued"})
@@ -103,3 +103,15 @@ def remove_stages(ctx: Context, run: RunState, why: str) -> None:
         if stage.status not in TERMINAL:
             _remove(ctx, run, name, stage, why)
 
+
+
+def reopen(cp: CompiledPipeline, run: RunState, name: str) -> None:
+    """Before a manual retry of ``name`` in a run that just took new stages: what its failure
+    decided downstream waits again, through stages the new spec added (which are pending)."""
+    for down in cp.stages[name].downstream:
+        stage = run.stages[down]
+        if stage.status in {"upstream_failed", "skipped"}:
+            stage.status = "pending"
+            stage.reason = ""
+        if stage.status == "pending":
+            reopen(cp, run, down)
