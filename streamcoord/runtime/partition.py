@@ -36,12 +36,12 @@ from streamcoord.core import (
 )
 from streamcoord.errors import EventError
 from streamcoord.events.codec import decode, encode
-from streamcoord.events.models import RunRecord, StageTrigger
+from streamcoord.events.models import StageTrigger
 from streamcoord.runtime.changelog import POSITION_KEY, position_value, read_changelog
 from streamcoord.runtime.deadletter import DeadLetter, dead_letter_headers
 from streamcoord.runtime.outbox import Outbox
 from streamcoord.runtime.settings import CoordinatorSettings
-from streamcoord.runtime.specs import SpecSource, activated_versions
+from streamcoord.runtime.specs import SpecSource
 from streamcoord.runtime.timers import TimerQueue
 from streamcoord.runtime.tracing import coordinator_tracing, decision_span
 
@@ -84,18 +84,6 @@ class _Batch:
     # become visible together, so only one per run is worth building, encoding and sending
     # (after the batch: it shows the run as the batch leaves it, see run_record).
     run_changes: dict[str, RunChange] = field(default_factory=dict)
-    # The partition's spec version at each run's last change: what a run that names none follows
-    # (had an activate event come since, the core would have pinned the run to it).
-    run_versions: dict[str, str] = field(default_factory=dict)
-
-
-def _versioned(record: RunRecord, batch: _Batch, run_id: str) -> RunRecord:
-    """The record with the spec version the run follows, also when the run names none."""
-    data = record.data
-    if data.spec_version is not None:
-        return record
-    data = data.model_copy(update={"spec_version": batch.run_versions[run_id]})
-    return record.model_copy(update={"data": data})
 
 
 class PartitionWorker:
@@ -209,7 +197,7 @@ class PartitionWorker:
         producer = self._producer
         assert producer is not None
         # Versions published since the last batch; one this batch activates is waited for.
-        self.catalogs = await self.specs.require(activated_versions(records))
+        self.catalogs = await self.specs.for_batch(records)
         state = self.state
         active = state.spec_version
         outcome = BatchOutcome(consumed=len(records))
@@ -220,7 +208,7 @@ class PartitionWorker:
                 self._decide_one(record, state, batch)
             runs_topic = self.settings.topics.runs
             for run_id, change in batch.run_changes.items():
-                value, out_headers = encode(_versioned(run_record(change), batch, run_id))
+                value, out_headers = encode(run_record(change))
                 outbox.add(runs_topic, run_id.encode(), value, out_headers)
             for key in sorted(changed):
                 outbox.add(
@@ -292,11 +280,8 @@ class PartitionWorker:
             outcome.dead_letters += 1
             outcome.dead_letter_reasons[step.rejection.code] += 1
         batch.changed.update(step.changed_keys)
-        if step.changed_runs:
-            version = self.catalogs.current(state.spec_version).version
-            for change in step.changed_runs:
-                batch.run_changes[change.run.run_id] = change
-                batch.run_versions[change.run.run_id] = version
+        for change in step.changed_runs:
+            batch.run_changes[change.run.run_id] = change
         topics = self.settings.topics
         for command in step.commands:
             if isinstance(command, Publish):

@@ -330,6 +330,11 @@ class SpecSource(Protocol):
         """A set holding ``versions``, waiting for them if need be; raises SpecsUnavailable."""
         ...
 
+    async def for_batch(self, records: Sequence[Any]) -> CatalogSet:
+        """The set to decide ``records`` (Kafka records) with: it holds every version their
+        activate events name (see :meth:`require`)."""
+        ...
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
@@ -346,6 +351,9 @@ class StaticSpecs:
         return self._set
 
     async def require(self, versions: Iterable[str]) -> CatalogSet:
+        return self._set
+
+    async def for_batch(self, records: Sequence[Any]) -> CatalogSet:
         return self._set
 
     async def start(self) -> None:
@@ -471,6 +479,9 @@ class SpecsFollower:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), remaining)
         return self.current()
+
+    async def for_batch(self, records: Sequence[Any]) -> CatalogSet:
+        return await self.require(activated_versions(records))
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         while True:
