@@ -39,7 +39,6 @@ from streamcoord.spec.loader import spec_files
 from streamcoord.spec.problem import Problem
 from streamcoord.spec.validation import (
     DEFAULT_TOPICS_FILE,
-    ValidationReport,
     validate_paths,
     validate_texts,
 )
@@ -90,7 +89,10 @@ def load_catalog(
 ) -> Catalog:
     """Load and check specs (as `streamcoord validate` does); any problem stops here, listed."""
     report = validate_paths(paths, topics_file=topics_file)
-    _raise_problems(report.problems, "the specs do not validate", "`streamcoord validate PATH...`")
+    _raise_problems(
+        report.problems, "the specs do not validate",
+        "`streamcoord validate PATH...` shows the same list",
+    )  # fmt: skip
     return Catalog.build(report.specs.pipelines, report.specs.pools)
 
 
@@ -100,7 +102,7 @@ def catalog_of_record(record: SpecsRecord) -> Catalog:
     The topic check is left out: which topics a member's working directory declares says
     nothing about the version, and all members must accept the same versions.
     """
-    report: ValidationReport = validate_texts(record.files)
+    report = validate_texts(record.files)
     _raise_problems(
         report.problems,
         f"spec version {record.version} does not validate",
@@ -121,7 +123,7 @@ def catalog_of_record(record: SpecsRecord) -> Catalog:
 def _raise_problems(problems: Sequence[Problem], what: str, hint: str) -> None:
     if problems:
         listing = "\n".join(str(problem) for problem in problems)
-        raise SpecError(f"{what}:\n{listing}", hint=f"{hint} shows the same list")
+        raise SpecError(f"{what}:\n{listing}", hint=hint)
 
 
 def spec_texts(paths: Iterable[Path | str]) -> dict[str, str]:
@@ -213,9 +215,12 @@ class Applied:
 
 def version_of(files: Mapping[str, str]) -> str:
     """The version of spec files given as texts; raises ``SpecError`` if they do not validate."""
-    record_like = validate_texts(files)
-    _raise_problems(record_like.problems, "the specs do not validate", "`streamcoord validate`")
-    return Catalog.build(record_like.specs.pipelines, record_like.specs.pools).version
+    report = validate_texts(files)
+    _raise_problems(
+        report.problems, "the specs do not validate",
+        "`streamcoord validate` shows them located in the files",
+    )  # fmt: skip
+    return Catalog.build(report.specs.pipelines, report.specs.pools).version
 
 
 async def apply_specs(
@@ -484,6 +489,14 @@ class SpecsFollower:
         return await self.require(activated_versions(records))
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
+        try:
+            await self._follow_forever(consumer)
+        except Exception:  # a bug: say so, partitions then fail on the versions they wait for
+            log.exception("following %s stopped; versions published from now on are missed",
+                          self._topic)  # fmt: skip
+            raise
+
+    async def _follow_forever(self, consumer: AIOKafkaConsumer) -> None:
         while True:
             try:
                 batch = await consumer.getmany(timeout_ms=1000)
