@@ -4,7 +4,7 @@ hands out versions (waiting for one an activate event names, refusing one it can
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from streamcoord.errors import ConfigError, SpecError
 from streamcoord.events.codec import EncodeMode, encode
 from streamcoord.events.models import ExternalEvent, SpecsActivate
 from streamcoord.events.specs import SpecsRecord
-from streamcoord.runtime import TopicNames
+from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
 from streamcoord.runtime.specs import (
     SpecsFollower,
     SpecsUnavailable,
@@ -164,3 +164,57 @@ async def test_a_version_that_does_not_load_or_never_comes_is_refused_with_the_r
     assert "upgrade the member" in e.value.hint
     with pytest.raises(SpecsUnavailable, match=r"not on the specs topic t\.streamcoord\.specs"):
         await specs.require(["sha256:never"])
+
+
+class _Changing:
+    """A spec source whose newest version the test replaces."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.set = CatalogSet.of(catalog)
+
+    def current(self) -> CatalogSet:
+        return self.set
+
+    async def require(self, versions: Any) -> CatalogSet:
+        return self.set
+
+    async def for_batch(self, records: Any) -> CatalogSet:
+        return self.set
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+def scheduled(*crons: tuple[str, str]) -> Catalog:
+    text = "pipelines:\n" + "".join(
+        f"  - name: {name}\n    triggers: [{{kind: schedule, cron: '{cron}'}}]\n"
+        "    stages: [{name: s}]\n"
+        for name, cron in crons
+    )
+    loaded = validate_texts({"s.yaml": text})
+    assert not loaded.problems, loaded.problems
+    return Catalog.build(loaded.specs.pipelines)
+
+
+def test_owned_schedules_follow_the_newest_version() -> None:
+    source = _Changing(
+        scheduled(("kept", "0 * * * *"), ("moved", "0 1 * * *"), ("gone", "5 * * * *"))
+    )
+    coordinator = Coordinator(source, CoordinatorSettings(), {})
+    coordinator._partitions = 1
+    coordinator._lanes = {0: None}  # type: ignore[dict-item]  # only the owned numbers count
+    coordinator._schedule_catalog = coordinator.catalog
+    for schedule in coordinator._owned_schedules({0}):
+        coordinator._schedules.add(schedule, datetime.now(UTC))
+    source.set = CatalogSet.of(
+        scheduled(("kept", "0 * * * *"), ("moved", "0 2 * * *"), ("new", "30 * * * *"))
+    )
+    coordinator._follow_schedules()
+    ticks = coordinator._schedules.pop_due(datetime.now(UTC) + timedelta(days=1))
+    times = {(t.data.pipeline, t.data.scheduled_time.minute) for t in ticks}
+    assert {pipeline for pipeline, _ in times} == {"kept", "moved", "new"}  # "gone" is gone
+    assert {t.data.scheduled_time.hour for t in ticks if t.data.pipeline == "moved"} == {2}
+    assert ("new", 30) in times
