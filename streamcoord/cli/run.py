@@ -62,7 +62,7 @@ def run(
     specs: SpecSource = (
         StaticSpecs(load_catalog(paths))
         if paths
-        else SpecsFollower(kafka.client_kwargs(), settings.topics)
+        else SpecsFollower(kafka.client_kwargs(), settings.topics, wait_s=settings.specs_wait_s)
     )
     tune_garbage_collector()
     with telemetry("streamcoord-coordinator", metrics_port):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -452,3 +454,27 @@ async def test_a_member_stops_rather_than_decide_on_a_version_it_cannot_load(
     assert "spec version sha256:00future00 is not available here" in stopped.value.message
     assert reason in stopped.value.message
     assert "streamcoord specs apply" in stopped.value.hint
+
+
+async def test_streamcoord_run_exits_non_zero_saying_what_to_do(
+    kafka_bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    """As an operator sees it: `streamcoord run` (no paths) meets an activate event for a
+    version that never arrives, and exits 1 with the version, the reason and what to do."""
+    topics = TopicNames(prefix=f"{unique_name('specs-exit')}.")
+    await create_topics(kafka_bootstrap, topics, partitions=1)
+    await publish(kafka_bootstrap, topics, STEADY_SPEC, "two stages")
+    now = datetime.now(UTC)
+    await publish_specs({"bootstrap_servers": kafka_bootstrap}, topics, None,
+                        activate=("sha256:neverpublished", now))  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streamcoord.cli.main", "run", "-b", kafka_bootstrap,
+        "--topic-prefix", topics.prefix, "--group-id", unique_name("group"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "STREAMCOORD_SPECS_WAIT_S": "1"},
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 90)
+    assert process.returncode == 1, (out + err).decode()
+    last = err.decode().strip().splitlines()[-2:]
+    assert last[0].startswith("error: spec version sha256:neverpublished is not available here")
+    assert last[1].startswith("hint: this member stops instead of deciding on another version")
