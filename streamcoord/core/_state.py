@@ -28,9 +28,9 @@ from streamcoord.events.models import TimerFired, TimerFiredData
 
 __all__ = ["VERSION", "CoordinatorState", "RunState", "StageState", "event_digest"]
 
-# 4: runs may name their spec version (sv), stages the pool they asked (a 9th field); 3: runs
-# keep their trace (tr, tp, at) and stages their trigger time; 2: the dedup window is one
-# string of 8-byte digests (1: a list of ids). Every older version still loads.
+# 4: runs may name their spec version (sv), stages the pool they asked (a 9th field, only when
+# they did); 3: runs keep their trace (tr, tp, at) and stages their trigger time; 2: the dedup
+# window is one string of 8-byte digests (1: a list of ids). Every older version still loads.
 VERSION = 4
 TERMINAL = frozenset(
     {"succeeded", "failed", "timed_out", "skipped", "cancelled", "upstream_failed"}
@@ -74,8 +74,10 @@ class StageState:
         self.pool = pool
 
     def dump(self) -> list[Any]:
+        # the pool only when the stage asked one: most stages never do
         return [self.status, self.attempt, self.caused_by, self.outputs, self.reason,
-                self.watermark, self.done_by, self.triggered_at, self.pool]
+                self.watermark, self.done_by, self.triggered_at,
+                *((self.pool,) if self.pool else ())]
 
     @classmethod
     def load(cls, raw: list[Any]) -> StageState:
@@ -135,7 +137,8 @@ class RunState:
             "d": base64.b64encode(self.seen).decode(),
             # StageState.dump inlined: a run's stages are dumped on every change of the run
             "st": {n: [s.status, s.attempt, s.caused_by, s.outputs, s.reason, s.watermark,
-                       s.done_by, s.triggered_at, s.pool] for n, s in self.stages.items()},
+                       s.done_by, s.triggered_at, *((s.pool,) if s.pool else ())]
+                   for n, s in self.stages.items()},
             "tm": self.timers, "x": self.ext,
             "tr": self.trace_id, "tp": self.parent_span, "at": self.created_at,
             **({"sv": self.spec_version} if self.spec_version is not None else {}),

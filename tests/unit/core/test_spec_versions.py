@@ -430,3 +430,14 @@ def test_run_records_built_later_carry_the_version() -> None:
     part.feed(BOTH, _activate(V2.version))
     step = decide(BOTH, part.state, _go(), T0, run_records=False)
     assert run_record(step.changed_runs[0]).data.spec_version == V2.version
+
+
+def test_the_pool_a_stage_asked_survives_the_changelog() -> None:
+    pooled = Catalog.build([_pipeline([{"name": "a", "pool": "db"}, {"name": "b"}])], POOLS)
+    part = Partition()
+    part.feed(pooled, _go())
+    run = part.run()
+    assert [len(s) for s in run.dump()["st"].values()] == [9, 8]  # b never asked for a slot
+    restored = CoordinatorState.load(0, 1, part.state.dump()).run("p/k")
+    assert restored is not None
+    assert [s.pool for s in restored.stages.values()] == ["db", None]
