@@ -22,6 +22,7 @@ from streamcoord.cli import ingest as ingest_cli
 from streamcoord.cli import inspect as inspect_cli
 from streamcoord.cli import replay as replay_cli
 from streamcoord.cli import run as run_cli
+from streamcoord.cli import specs as specs_cli
 from streamcoord.cli import worker as worker_cli
 from streamcoord.errors import StreamcoordError
 
@@ -60,6 +61,7 @@ app.command("cancel")(operate.cancel)
 app.command("retry")(operate.retry)
 app.command("pause")(operate.pause)
 app.command("resume")(operate.resume)
+app.add_typer(specs_cli.app, name="specs")
 # ---- end of command registrations ----------------------------------------------------------
 
 

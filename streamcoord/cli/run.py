@@ -20,6 +20,7 @@ from streamcoord.cli.common import (
 from streamcoord.cli.telemetry import telemetry
 from streamcoord.runtime import Coordinator, CoordinatorSettings, tune_garbage_collector
 from streamcoord.runtime.health import HealthServer
+from streamcoord.runtime.specs import SpecsFollower, SpecSource, StaticSpecs
 
 __all__ = ["run"]
 
@@ -28,8 +29,13 @@ log = logging.getLogger("streamcoord")
 
 def run(
     paths: Annotated[
-        list[Path], typer.Argument(help="Spec files or directories.", exists=True)
-    ],
+        list[Path] | None,
+        typer.Argument(
+            help="Local spec files or directories, for development. Without them the group runs "
+            "every version published with `streamcoord specs apply`.",
+            exists=True,
+        ),
+    ] = None,
     bootstrap_servers: BootstrapOption = None,
     config: ConfigOption = None,
     group_id: Annotated[
@@ -60,12 +66,18 @@ def run(
     kafka = kafka_settings(bootstrap_servers, config)
     overrides.setdefault("topic_prefix", kafka.topic_prefix)
     settings = CoordinatorSettings(**overrides)
-    catalog = load_catalog(
-        paths, default_start_timeout_seconds=settings.default_start_timeout_seconds
+    start_timeout = settings.default_start_timeout_seconds
+    specs: SpecSource = (
+        StaticSpecs(load_catalog(paths, default_start_timeout_seconds=start_timeout))
+        if paths
+        else SpecsFollower(
+            kafka.client_kwargs(), settings.topics, wait_s=settings.specs_wait_s,
+            default_start_timeout_seconds=start_timeout,
+        )
     )
     tune_garbage_collector()
     with telemetry("streamcoord-coordinator", metrics_port):
-        asyncio.run(_serve(Coordinator(catalog, settings, kafka.client_kwargs()), settings))
+        asyncio.run(_serve(Coordinator(specs, settings, kafka.client_kwargs()), settings))
 
 
 async def _serve(coordinator: Coordinator, settings: CoordinatorSettings) -> None:
@@ -75,9 +87,7 @@ async def _serve(coordinator: Coordinator, settings: CoordinatorSettings) -> Non
         loop.add_signal_handler(signum, stop.set)
     health: HealthServer | None = None
     if settings.health_port is not None:
-        health = HealthServer(
-            coordinator.status.as_dict, settings.health_host, settings.health_port
-        )
+        health = HealthServer(coordinator.health, settings.health_host, settings.health_port)
         await health.start()
         log.info(
             "health checks on http://%s:%d/livez and /readyz", settings.health_host, health.port

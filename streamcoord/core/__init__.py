@@ -7,6 +7,9 @@ Public surface::
     step = decide(catalog, state, event, now)            # now = the event's Kafka timestamp
     step.state, step.commands, step.rejection, step.changed_keys
 
+    # every loaded spec version (Catalog.version is a content hash, see spec_version()):
+    step = decide(CatalogSet.of(default, *others), state, event, now)
+
     # a runtime that keeps one run record per run per batch builds only those:
     step = decide(catalog, state, event, now, run_records=False)
     latest = {change.run.run_id: change for change in step.changed_runs}  # over the batch
@@ -52,6 +55,34 @@ attempt ``timed_out`` and the retry policy applies. Whenever the core ends a liv
 (a timeout, a run cancel) it first publishes a ``StageCancel`` on the attempt's trigger topic
 and key; any later report of that attempt becomes an ``ignored`` decision
 (``attempt_timed_out``/``attempt_cancelled``), never a transition.
+Spec versions. ``decide`` takes one :class:`Catalog` (a set of one version) or a
+:class:`CatalogSet`. A partition's current version is the one its last
+``streamcoord.specs.activate`` named (``state.spec_version``, in the changelog under ``spec``),
+else the set's default; activation of a version the set lacks is rejected
+(``unknown_spec_version``), and the command is forwarded once to every other partition.
+
+- New runs (trigger matches, requests, ticks, admissions of held matches) use the current
+  version and record it as ``RunState.spec_version`` (None while the partition has activated
+  none: such runs follow the current version, and an activation first pins the unfinished ones
+  to the outgoing version). A run keeps its version until it ends: every event about it (stage
+  reports, timers, cancel, retry, grants, outcomes) is decided with that version's pipeline, a
+  queued run starts on it, and its run record names it.
+- A run whose version is not in the set (a restart with changed spec files) follows the
+  current version. The first accepted event naming it, while it is active or queued, aligns
+  its stages: stages the spec added start ``pending`` (and run when their needs allow);
+  unfinished stages it removed end ``cancelled`` with reason ``spec_removed``, giving back their
+  pool slot and timers and telling cross-pipeline subscribers (finished ones keep their
+  outcome). The remaining stages follow the current spec's needs, in which a removed stage no
+  longer appears; ``explain`` reads a need the run lacks as pending. A manual retry of a
+  finished run aligns it the same way (retrying a removed stage is rejected, ``unknown_stage``).
+- If the current version has no such pipeline, that first event ends the run ``cancelled``
+  (every unfinished stage ``spec_removed``): pool slots released, timers cancelled, the
+  max-active slot freed (no queued run is admitted for a pipeline that is gone), subscribers
+  told; a ``run.cancel`` does the same. Later events about the finished run are rejected
+  (``unknown_pipeline``). A match folding into a run does not look at its spec.
+- Routed matches and arrivals are decided with the receiving partition's current version (an
+  arrival for a data trigger that version lacks is rejected, ``unknown_trigger``): activate the
+  same version on every partition, which the forwarding does.
 
 Routing between partitions (all through the events topic, never shared memory):
 
@@ -78,10 +109,12 @@ from streamcoord.core._partitioning import murmur2, partition_for, partition_key
 from streamcoord.core._records import RunChange, run_record
 from streamcoord.core._state import CoordinatorState, RunState, StageState
 from streamcoord.core._tracing import SpanRecord
+from streamcoord.core._versions import CatalogSet, spec_version
 
 __all__ = [
     "CancelTimer",
     "Catalog",
+    "CatalogSet",
     "Command",
     "CoordinatorState",
     "Explanation",
@@ -100,4 +133,5 @@ __all__ = [
     "partition_for",
     "partition_key_for",
     "run_record",
+    "spec_version",
 ]

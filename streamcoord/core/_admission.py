@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamcoord.core import _pools
+from streamcoord.core import _pools, _respec
 from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
 from streamcoord.core._lifecycle import (
@@ -22,7 +22,7 @@ from streamcoord.core._state import TERMINAL, RunState, event_digest
 from streamcoord.core._tracing import parse_traceparent, run_trace_id
 from streamcoord.events.models import CloudEvent
 
-__all__ = ["MATCH", "Match", "admit", "cancel_run", "match", "pause", "resume"]
+__all__ = ["MATCH", "Match", "admit", "cancel_run", "drop_run", "match", "pause", "resume"]
 
 MATCH = "streamcoord.run.match"
 _POOLED = frozenset({"ready", "triggered", "running"})
@@ -81,6 +81,7 @@ def _create(
     run.caused_by = list(m["caused"])
     run.params = dict(m["params"])
     run.stages = new_stages(cp)
+    run.spec_version = ctx.state.spec_version  # kept until the run ends (None: the default)
     run.remember(digest)
     ctx.state.put_run(run)
     limit = cp.max_active_runs
@@ -101,7 +102,8 @@ def _create(
         ctx.decision(run, None, "skipped", f"max_active_runs {limit} reached", run.caused_by)
     else:
         oldest = ctx.state.run_for_update(pipe["active"][0].split("#", 1)[0])
-        cancel_run(ctx, cp, oldest, f"cancelled for {run.run_id} (cancel_oldest)")
+        cancel_run(ctx, ctx.pipeline_of(oldest) or cp, oldest,
+                   f"cancelled for {run.run_id} (cancel_oldest)")
         start_run(ctx, cp, run)
 
 
@@ -116,6 +118,7 @@ def _trace(ctx: Context, run: RunState) -> None:
 
 def cancel_run(ctx: Context, cp: CompiledPipeline, run: RunState, reason: str) -> None:
     """Cancel every unfinished stage (giving back pool slots) and finish the run as cancelled."""
+    _respec.adopt(ctx, cp, run)
     for name, stage in run.stages.items():
         if stage.status in TERMINAL:
             continue
@@ -131,6 +134,14 @@ def cancel_run(ctx: Context, cp: CompiledPipeline, run: RunState, reason: str) -
         stage.reason = reason
     ctx.decision(run, None, "cancelled", reason, [ctx.event.id])
     finish_run(ctx, cp, run, "cancelled")
+
+
+def drop_run(ctx: Context, run: RunState) -> None:
+    """End an unfinished run whose spec lost its pipeline: ``cancelled``, reason spec_removed."""
+    why = f"pipeline {run.pipeline} is not in spec version {ctx.catalog_of(run).version}"
+    _respec.remove_stages(ctx, run, why)
+    ctx.decision(run, None, "cancelled", f"{_respec.SPEC_REMOVED}: {why}", [ctx.event.id])
+    finish_run(ctx, None, run, "cancelled")
 
 
 def pause(ctx: Context, cp: CompiledPipeline) -> None:

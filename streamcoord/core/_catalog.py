@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamcoord.core._expressions import Compiled, compile_expression, compile_template
+from streamcoord.core._versions import spec_version
 from streamcoord.errors import SpecError
 from streamcoord.events.models import ExecutorBinding
 from streamcoord.spec.expressions import (
@@ -94,13 +95,17 @@ class CompiledPipeline:
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
-    """Every pipeline and pool, compiled; build it with :meth:`Catalog.build`."""
+    """Every pipeline and pool, compiled; build it with :meth:`Catalog.build`.
+
+    ``version`` is :func:`spec_version` of the specs it was built from.
+    """
 
     pipelines: Mapping[str, CompiledPipeline]
     pools: Mapping[str, Pool]
     by_type: Mapping[str, tuple[CompiledTrigger, ...]] = field(default_factory=dict)
     by_upstream: Mapping[str, tuple[CompiledTrigger, ...]] = field(default_factory=dict)
     scheduled: frozenset[str] = frozenset()
+    version: str = ""
 
     @classmethod
     def build(
@@ -137,11 +142,12 @@ class Catalog:
                 "invalid pipeline specs: " + "; ".join(problems),
                 hint="fix the specs and load them again",
             )
-        return _indexed(compiled, pool_map, pipelines)
+        return _indexed(compiled, pool_map, pipelines, spec_version(pipelines, pools))
 
 
 def _indexed(
-    compiled: dict[str, CompiledPipeline], pools: dict[str, Pool], pipelines: Sequence[Pipeline]
+    compiled: dict[str, CompiledPipeline], pools: dict[str, Pool], pipelines: Sequence[Pipeline],
+    version: str,
 ) -> Catalog:
     by_type: dict[str, list[CompiledTrigger]] = {}
     by_upstream: dict[str, list[CompiledTrigger]] = {}
@@ -174,6 +180,7 @@ def _indexed(
         by_type={k: tuple(v) for k, v in by_type.items()},
         by_upstream={k: tuple(v) for k, v in by_upstream.items()},
         scheduled=frozenset(scheduled),
+        version=version,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from streamcoord.core._catalog import Catalog
+from streamcoord.core._catalog import Catalog, CompiledPipeline
 from streamcoord.core._commands import (
     DECISIONS_TOPIC,
     RUNS_TOPIC,
@@ -20,22 +20,29 @@ from streamcoord.core._partitioning import partition_for
 from streamcoord.core._records import COORDINATOR_SOURCE, RunChange, record_of
 from streamcoord.core._state import CoordinatorState, RunState, timer_event
 from streamcoord.core._tracing import SpanRecord, attempt_span_id, run_span_id
+from streamcoord.core._versions import CatalogSet
 from streamcoord.events.models import CloudEvent, Decision, DecisionRecord
 
 __all__ = ["COORDINATOR_SOURCE", "Context"]
 
 
 class Context:
-    """Inputs of one decision and the commands it produces, in order."""
+    """Inputs of one decision and the commands it produces, in order.
+
+    ``catalog`` is the partition's current spec version (for new runs, pools and matching);
+    :meth:`catalog_of` is the one a run follows.
+    """
 
     __slots__ = (
-        "_records", "catalog", "commands", "event", "now", "rejection", "spans", "state",
+        "_records", "catalog", "catalogs", "commands", "event", "now", "rejection", "spans",
+        "state",
     )
 
     def __init__(
-        self, catalog: Catalog, state: CoordinatorState, event: CloudEvent, now: datetime
+        self, catalogs: CatalogSet, state: CoordinatorState, event: CloudEvent, now: datetime
     ) -> None:
-        self.catalog = catalog
+        self.catalogs = catalogs
+        self.catalog: Catalog = catalogs.current(state.spec_version)
         self.state = state
         self.event = event
         self.now = now
@@ -43,6 +50,14 @@ class Context:
         self.rejection: Rejection | None = None
         self._records: dict[str, RunState] = {}
         self.spans: list[SpanRecord] = []
+
+    def catalog_of(self, run: RunState) -> Catalog:
+        """The spec version ``run`` follows: its own when loaded, else the partition's current."""
+        return self.catalogs.get(run.spec_version) or self.catalog
+
+    def pipeline_of(self, run: RunState) -> CompiledPipeline | None:
+        """``run``'s pipeline in :meth:`catalog_of`; None when that version has no such pipeline."""
+        return self.catalog_of(run).pipelines.get(run.pipeline)
 
     def reject(self, code: str, reason: str) -> None:
         self.rejection = Rejection(code, reason)

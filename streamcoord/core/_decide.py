@@ -9,11 +9,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from streamcoord.core import _execution as ex
-from streamcoord.core import _pools, _subscriptions
-from streamcoord.core._admission import MATCH, admit, match, pause, resume
+from streamcoord.core import _pools, _respec, _subscriptions
+from streamcoord.core._admission import MATCH, admit, drop_run, match, pause, resume
 from streamcoord.core._catalog import Catalog, CompiledPipeline
 from streamcoord.core._commands import Step
 from streamcoord.core._context import Context
+from streamcoord.core._lifecycle import settle
 from streamcoord.core._matching import (
     ARRIVAL,
     dedup_of,
@@ -24,6 +25,7 @@ from streamcoord.core._matching import (
 )
 from streamcoord.core._partitioning import run_base
 from streamcoord.core._state import CoordinatorState, RunState, event_digest
+from streamcoord.core._versions import CatalogSet
 from streamcoord.events.models import (
     CloudEvent,
     PipelinePause,
@@ -37,6 +39,8 @@ from streamcoord.events.models import (
     RunRequestedData,
     ScheduleTick,
     ScheduleTickData,
+    SpecsActivate,
+    SpecsActivateData,
     StageFailed,
     StageFailedData,
     StageHeartbeat,
@@ -52,17 +56,25 @@ from streamcoord.events.models import (
     TimerFired,
     TimerFiredData,
 )
+from streamcoord.spec.models import DataArrivalTrigger
 
 __all__ = ["decide"]
 
 D = TypeVar("D", bound=BaseModel)
+_UNFINISHED = frozenset({"active", "queued"})
+_RETRYABLE = frozenset({"failed", "timed_out"})
 
 
 def decide(
-    catalog: Catalog, state: CoordinatorState, event: CloudEvent, now: datetime, *,
+    catalog: Catalog | CatalogSet, state: CoordinatorState, event: CloudEvent, now: datetime, *,
     run_records: bool = True,
 ) -> Step:
     """Apply ``event`` (recorded at ``now``) to ``state``; never raises for bad input.
+
+    ``catalog`` is one spec version, or a :class:`CatalogSet` of every version loaded: new runs
+    use the partition's active version (``state.spec_version``, else the set's default), a run
+    keeps the version it started with while that version is loaded (see the core docstring for
+    runs whose version is not).
 
     ``state`` is changed in place and returned as ``step.state``; take a
     :meth:`~CoordinatorState.savepoint` first if you may need to undo it.
@@ -72,7 +84,8 @@ def decide(
     then lists those runs in ``step.changed_runs`` instead, and the caller builds the records
     it keeps with :func:`run_record` (see there for what a later call shows).
     """
-    ctx = Context(catalog, state, event, now)
+    catalogs = catalog if isinstance(catalog, CatalogSet) else CatalogSet.of(catalog)
+    ctx = Context(catalogs, state, event, now)
     handler = _HANDLERS.get(event.type, _on_external)
     handler(ctx)
     changed_runs = ctx.flush_records(publish=run_records)
@@ -112,11 +125,12 @@ def _run(ctx: Context, run_id: str, stage: str | None = None) -> tuple[CompiledP
     if run.run_id != run_id:
         ctx.note(run_id, stage, "ignored", f"run was superseded by {run.run_id}", [])
         return None
-    cp = ctx.catalog.pipelines.get(run.pipeline)
-    if cp is None:
-        ctx.reject("unknown_pipeline", f"run {run_id!r} belongs to unloaded {run.pipeline!r}")
+    cp = ctx.pipeline_of(run)
+    if cp is None and run.status not in _UNFINISHED:
+        ctx.reject("unknown_pipeline", f"run {run_id!r} belongs to {run.pipeline!r}, which spec"
+                   f" version {ctx.catalog_of(run).version} does not have")
         return None
-    if stage is not None and stage not in run.stages:
+    if stage is not None and stage not in run.stages and cp is not None:
         ctx.reject("unknown_stage", f"run {run_id!r} has no stage {stage!r}")
         return None
     digest = event_digest(dedup_of(ctx))
@@ -124,6 +138,18 @@ def _run(ctx: Context, run_id: str, stage: str | None = None) -> tuple[CompiledP
         return None
     run = ctx.state.run_for_update(run.base)
     run.remember(digest)
+    return _follow_spec(ctx, cp, run)
+
+
+def _follow_spec(
+    ctx: Context, cp: CompiledPipeline | None, run: RunState
+) -> tuple[CompiledPipeline, RunState] | None:
+    """Bring an unfinished run in line with the spec it follows before the event applies."""
+    if cp is None:  # its spec lost the pipeline: the run ends whatever the event said
+        drop_run(ctx, run)
+        return None
+    if run.status in _UNFINISHED and _respec.adopt(ctx, cp, run) and run.status == "active":
+        settle(ctx, cp, run, list(cp.stages))
     return cp, run
 
 
@@ -183,8 +209,20 @@ def _on_cancel(ctx: Context) -> None:
 def _on_retry(ctx: Context) -> None:
     data = _data(ctx, StageRetryData)
     found = None if data is None else _run(ctx, data.run_id, data.stage)
-    if data is not None and found is not None:
-        ex.on_retry(ctx, *found, data.stage)
+    if data is None or found is None:
+        return
+    cp, run = found
+    if data.stage not in cp.stages:
+        ctx.reject("unknown_stage", f"stage {data.stage!r} of run {run.run_id!r} is not in"
+                   f" spec version {ctx.catalog_of(run).version}; it cannot be retried")
+        return
+    # a finished run takes the stages of the spec it follows now (an unfinished one already did)
+    adopted = run.stages[data.stage].status in _RETRYABLE and _respec.adopt(ctx, cp, run)
+    if adopted:
+        _respec.reopen(cp, run, data.stage)
+    ex.on_retry(ctx, cp, run, data.stage)
+    if adopted:
+        settle(ctx, cp, run, list(cp.stages))
 
 
 def _on_requested(ctx: Context) -> None:
@@ -262,8 +300,17 @@ def _on_match(ctx: Context) -> None:
 
 def _on_arrival(ctx: Context) -> None:
     data = _raw(ctx, "pipeline", "trigger", "run_key", "dataset", "partition", "event", "dedup")
-    if data is not None and _pipeline(ctx, data["pipeline"]) is not None:
-        on_arrival(ctx, data)
+    cp = None if data is None else _pipeline(ctx, data["pipeline"])
+    if data is None or cp is None:
+        return
+    index = data["trigger"]
+    if not (isinstance(index, int) and 0 <= index < len(cp.triggers)
+            and isinstance(cp.triggers[index], DataArrivalTrigger)):
+        # routed from a partition on another spec version
+        ctx.reject("unknown_trigger", f"pipeline {cp.name!r} has no data trigger {index!r} in"
+                   f" spec version {ctx.catalog.version}; activate the same version everywhere")
+        return
+    on_arrival(ctx, data)
 
 
 def _pool_event(apply: Callable[[Context, dict[str, Any], int], None]) -> Callable[
@@ -281,8 +328,20 @@ def _pool_event(apply: Callable[[Context, dict[str, Any], int], None]) -> Callab
 def _on_grant(ctx: Context) -> None:
     data = _raw(ctx, "pool", "run_id", "stage", "attempt")
     found = None if data is None else _run(ctx, data["run_id"], data["stage"])
-    if data is not None and found is not None:
-        ex.on_grant(ctx, *found, data)
+    if data is None or found is None:
+        return
+    cp, run = found
+    if data["stage"] in cp.stages:
+        ex.on_grant(ctx, cp, run, data)
+        return
+    ctx.note(run.run_id, data["stage"], "ignored", "pool slot for a stage the spec removed", [])
+    _pools.release_slot(ctx, run, str(data["pool"]), str(data["stage"]), int(data["attempt"]))
+
+
+def _on_activate(ctx: Context) -> None:
+    data = _data(ctx, SpecsActivateData)
+    if data is not None:
+        _respec.activate(ctx, data.version)
 
 
 def _on_subscribe(ctx: Context) -> None:
@@ -329,4 +388,5 @@ _HANDLERS: dict[str, Callable[[Context], None]] = {
     _pools.GRANT: _on_grant,
     _subscriptions.SUBSCRIBE: _on_subscribe,
     StageOutcome.TYPE: _on_outcome,
+    SpecsActivate.TYPE: _on_activate,
 }

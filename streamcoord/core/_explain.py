@@ -8,6 +8,7 @@ from streamcoord.core._catalog import Catalog
 from streamcoord.core._partitioning import run_base
 from streamcoord.core._readiness import need_outcome, verdict
 from streamcoord.core._state import CoordinatorState
+from streamcoord.core._versions import CatalogSet
 
 __all__ = ["Explanation", "NeedStatus", "explain"]
 
@@ -38,18 +39,26 @@ class Explanation:
 
 
 def explain(
-    catalog: Catalog, state: CoordinatorState, run_id: str, stage: str
+    catalog: Catalog | CatalogSet, state: CoordinatorState, run_id: str, stage: str
 ) -> Explanation | None:
-    """None when this state holds no such run or stage."""
+    """None when this state holds no such run or stage (in the spec version the run follows)."""
     run = state.run(run_base(run_id))
-    cp = None if run is None else catalog.pipelines.get(run.pipeline)
-    if run is None or cp is None or stage not in cp.stages or run.run_id != run_id:
+    if run is None or run.run_id != run_id:
+        return None
+    catalogs = catalog if isinstance(catalog, CatalogSet) else CatalogSet.of(catalog)
+    own = catalogs.get(run.spec_version) or catalogs.current(state.spec_version)
+    cp = own.pipelines.get(run.pipeline)
+    if cp is None or stage not in cp.stages or stage not in run.stages:
         return None
     cs = cp.stages[stage]
     st = run.stages[stage]
     needs = []
     outcomes = []
     for need in cs.needs:
+        if need.pipeline is None and need.stage not in run.stages:  # added by a newer spec
+            outcomes.append("P")
+            needs.append(NeedStatus(need.name, "pending", False, None))
+            continue
         outcome = need_outcome(run, need, None)
         outcomes.append(outcome)
         if need.pipeline is None:

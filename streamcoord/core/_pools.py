@@ -12,7 +12,10 @@ from streamcoord.core._catalog import CompiledStage
 from streamcoord.core._context import Context
 from streamcoord.core._state import RunState
 
-__all__ = ["ACQUIRE", "GRANT", "RELEASE", "handle_acquire", "handle_release", "release", "request"]
+__all__ = [
+    "ACQUIRE", "GRANT", "RELEASE", "handle_acquire", "handle_release", "release", "release_slot",
+    "request",
+]
 
 ACQUIRE = "streamcoord.pool.acquire"
 GRANT = "streamcoord.pool.grant"
@@ -26,6 +29,7 @@ def _key(pool: str) -> str:
 def request(ctx: Context, run: RunState, cs: CompiledStage, attempt: int) -> None:
     """Ask the pool's owner for a slot for ``attempt`` of ``cs``."""
     assert cs.pool is not None  # only stages with a pool get here
+    run.stages[cs.name].pool = cs.pool
     ident = f"acquire|{run.run_id}|{cs.name}|{attempt}"
     data = {"pool": cs.pool, "run_id": run.run_id, "stage": cs.name, "attempt": attempt,
             "priority": cs.priority, "reply": run.base}
@@ -35,9 +39,14 @@ def request(ctx: Context, run: RunState, cs: CompiledStage, attempt: int) -> Non
 def release(ctx: Context, run: RunState, cs: CompiledStage, attempt: int) -> None:
     """Give back the slot of ``attempt`` (or withdraw its request)."""
     assert cs.pool is not None  # only stages with a pool get here
-    ident = f"release|{run.run_id}|{cs.name}|{attempt}"
-    data = {"pool": cs.pool, "run_id": run.run_id, "stage": cs.name, "attempt": attempt}
-    ctx.route(_key(cs.pool), RELEASE, ident, data)
+    release_slot(ctx, run, cs.pool, cs.name, attempt)
+
+
+def release_slot(ctx: Context, run: RunState, pool: str, stage: str, attempt: int) -> None:
+    """:func:`release` by names, for a stage the run's spec no longer has."""
+    ident = f"release|{run.run_id}|{stage}|{attempt}"
+    data = {"pool": pool, "run_id": run.run_id, "stage": stage, "attempt": attempt}
+    ctx.route(_key(pool), RELEASE, ident, data)
 
 
 def _state(ctx: Context, pool: str) -> dict[str, Any]:

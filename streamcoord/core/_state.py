@@ -3,8 +3,9 @@
 Keys: ``run/<pipeline>/<run_key>`` (the latest generation of a run, its stages and timers),
 ``pipe/<pipeline>`` (pause flag, matches held while paused, this partition's active and queued
 runs), ``pool/<name>`` (holders and waiters, on the pool's owning partition), ``subs/<pipeline>/
-<run_key>`` (cross-pipeline subscribers of a run), ``arr/<pipeline>/<run_key>`` (data arrivals)
-and ``wm/<pipeline>`` (data-trigger watermarks). Every value is orjson with a ``v`` version.
+<run_key>`` (cross-pipeline subscribers of a run), ``arr/<pipeline>/<run_key>`` (data arrivals),
+``wm/<pipeline>`` (data-trigger watermarks) and ``spec`` (the partition's active spec version,
+absent until one is activated). Every value is orjson with a ``v`` version.
 
 :func:`~streamcoord.core.decide` mutates the state in place and returns it; call
 :meth:`CoordinatorState.savepoint` before a batch and :meth:`CoordinatorState.rollback` to go
@@ -27,9 +28,10 @@ from streamcoord.events.models import TimerFired, TimerFiredData
 
 __all__ = ["VERSION", "CoordinatorState", "RunState", "StageState", "event_digest"]
 
-# 3: runs keep their trace (tr, tp, at) and stages their trigger time; 2: the dedup window is
-# one string of 8-byte digests (1: a list of ids). Every older version still loads.
-VERSION = 3
+# 4: runs may name their spec version (sv), stages the pool they asked (a 9th field, only when
+# they did); 3: runs keep their trace (tr, tp, at) and stages their trigger time; 2: the dedup
+# window is one string of 8-byte digests (1: a list of ids). Every older version still loads.
+VERSION = 4
 TERMINAL = frozenset(
     {"succeeded", "failed", "timed_out", "skipped", "cancelled", "upstream_failed"}
 )
@@ -37,13 +39,14 @@ RUN_TERMINAL = frozenset({"succeeded", "failed", "cancelled", "skipped"})
 SEEN_LIMIT = 128
 _DIGEST = 8  # bytes per remembered event: 128 events cost 1 KiB, whatever the ids' length
 TIMER_SOURCE = "streamcoord/timer"
+SPEC_KEY = "spec"
 
 
 class StageState:
     """One stage of one run."""
 
     __slots__ = (
-        "attempt", "caused_by", "done_by", "outputs", "reason", "status", "triggered_at",
+        "attempt", "caused_by", "done_by", "outputs", "pool", "reason", "status", "triggered_at",
         "watermark",
     )
 
@@ -57,6 +60,7 @@ class StageState:
         watermark: str | None = None,
         done_by: str | None = None,
         triggered_at: str | None = None,
+        pool: str | None = None,
     ) -> None:
         self.status = status
         self.attempt = attempt
@@ -66,10 +70,14 @@ class StageState:
         self.watermark = watermark
         self.done_by = done_by  # id of the event that ended the stage
         self.triggered_at = triggered_at  # ISO time of the current attempt's trigger (its span)
+        # the pool last asked for a slot: what to give back should the spec lose the stage
+        self.pool = pool
 
     def dump(self) -> list[Any]:
+        # the pool only when the stage asked one: most stages never do
         return [self.status, self.attempt, self.caused_by, self.outputs, self.reason,
-                self.watermark, self.done_by, self.triggered_at]
+                self.watermark, self.done_by, self.triggered_at,
+                *((self.pool,) if self.pool else ())]
 
     @classmethod
     def load(cls, raw: list[Any]) -> StageState:
@@ -81,7 +89,8 @@ class RunState:
 
     __slots__ = (
         "base", "caused_by", "created_at", "ext", "gen", "params", "parent_span", "pipeline",
-        "run_id", "run_key", "seen", "stages", "status", "timers", "trace_id", "trigger",
+        "run_id", "run_key", "seen", "spec_version", "stages", "status", "timers", "trace_id",
+        "trigger",
     )
 
     def __init__(self, pipeline: str, run_key: str, gen: int = 1) -> None:
@@ -103,6 +112,8 @@ class RunState:
         self.trace_id = ""
         self.parent_span: str | None = None
         self.created_at = ""
+        # the spec version the run follows until it ends; None: the partition's current one
+        self.spec_version: str | None = None
 
     def signature(self) -> tuple[object, ...]:
         """What a run record shows: generation, run status and every stage's status."""
@@ -126,9 +137,11 @@ class RunState:
             "d": base64.b64encode(self.seen).decode(),
             # StageState.dump inlined: a run's stages are dumped on every change of the run
             "st": {n: [s.status, s.attempt, s.caused_by, s.outputs, s.reason, s.watermark,
-                       s.done_by, s.triggered_at] for n, s in self.stages.items()},
+                       s.done_by, s.triggered_at, *((s.pool,) if s.pool else ())]
+                   for n, s in self.stages.items()},
             "tm": self.timers, "x": self.ext,
             "tr": self.trace_id, "tp": self.parent_span, "at": self.created_at,
+            **({"sv": self.spec_version} if self.spec_version is not None else {}),
         }
 
     @classmethod
@@ -149,6 +162,7 @@ class RunState:
         run.trace_id = raw.get("tr") or run_trace_id(run.run_id, None)
         run.parent_span = raw.get("tp")
         run.created_at = raw.get("at", "")
+        run.spec_version = raw.get("sv")
         return run
 
 
@@ -257,6 +271,20 @@ class CoordinatorState:
         self.touch(f"run/{run.base}")
         self._watched.setdefault(run.base, None)
         self._runs[run.base] = run
+
+    @property
+    def spec_version(self) -> str | None:
+        """The partition's active spec version; None until one is activated here."""
+        spec = self._misc.get(SPEC_KEY)
+        return None if spec is None else str(spec["version"])
+
+    @spec_version.setter
+    def spec_version(self, version: str | None) -> None:
+        self.touch(SPEC_KEY)
+        if version is None:
+            self._misc.pop(SPEC_KEY, None)
+        else:
+            self._misc[SPEC_KEY] = {"v": 1, "version": version}
 
     def misc(self, key: str) -> dict[str, Any] | None:
         return self._misc.get(key)

@@ -23,6 +23,7 @@ from streamcoord.core._decide import decide
 from streamcoord.core._partitioning import partition_for, partition_key_for
 from streamcoord.core._state import CoordinatorState
 from streamcoord.core._tracing import SpanRecord
+from streamcoord.core._versions import CatalogSet
 from streamcoord.errors import EventError
 from streamcoord.events.codec import validate_event
 from streamcoord.events.models import CloudEvent
@@ -64,7 +65,7 @@ def parse_log(lines: Iterable[str]) -> Iterator[tuple[datetime, CloudEvent]]:
 
 
 def replay(
-    catalog: Catalog,
+    catalog: Catalog | CatalogSet,
     log: Iterable[tuple[datetime, CloudEvent]],
     *,
     partitions: int = 1,
@@ -72,6 +73,9 @@ def replay(
     max_timer_firings: int = 100_000,
 ) -> ReplayResult:
     """Decide every event of ``log`` (and what it routes back) across ``partitions`` states.
+
+    ``catalog`` is one spec version, or every version the log's ``streamcoord.specs.activate``
+    commands may name (see :func:`~streamcoord.core.decide`).
 
     With ``fire_timers``, timers fire in due order between records and after the last one, at
     most ``max_timer_firings`` times in all (an :class:`EventError` beyond: timers that keep
@@ -88,7 +92,7 @@ def replay(
 
 
 def _fire_due(
-    catalog: Catalog,
+    catalog: Catalog | CatalogSet,
     result: ReplayResult,
     timers: dict[str, SetTimer],
     until: datetime | None,
@@ -112,7 +116,7 @@ def _fire_due(
 
 
 def _decide_chain(
-    catalog: Catalog,
+    catalog: Catalog | CatalogSet,
     result: ReplayResult,
     timers: dict[str, SetTimer],
     timestamp: datetime,

@@ -33,6 +33,8 @@ __all__ = [
     "RunRequestedData",
     "ScheduleTick",
     "ScheduleTickData",
+    "SpecsActivate",
+    "SpecsActivateData",
     "StageCancel",
     "StageCancelData",
     "StageFailed",
@@ -219,6 +221,18 @@ class PipelineResume(CloudEvent):
     data: PipelineRef
 
 
+class SpecsActivateData(_Data):
+    version: str = Field(min_length=1, description="A loaded spec version: sha256:<16 hex>.")
+
+
+class SpecsActivate(CloudEvent):
+    """Command: new runs use this spec version; runs already started keep theirs until they end."""
+
+    TYPE: ClassVar[str] = "streamcoord.specs.activate"
+    type: Literal["streamcoord.specs.activate"] = "streamcoord.specs.activate"
+    data: SpecsActivateData
+
+
 # --- produced by the runtime for the core (time arrives as events) ----------------------------
 
 
@@ -362,6 +376,9 @@ class RunRecordData(_Data):
     attempts: dict[str, int] = Field(default_factory=dict)
     caused_by: list[str] = Field(default_factory=list)
     trace_id: str | None = None
+    spec_version: str | None = Field(
+        None, description="The spec version the run follows; absent: the partition's current one."
+    )
 
 
 class RunRecord(CloudEvent):
@@ -432,6 +449,7 @@ OWN_EVENT_CLASSES: tuple[type[CloudEvent], ...] = (
     RunRecord,
     StageRecord,
     DecisionRecord,
+    SpecsActivate,
 )
 
 #: The CloudEvents ``type`` names streamcoord owns; any other type is an :class:`ExternalEvent`.

@@ -1,4 +1,4 @@
-"""JSON Schemas of the event types and of the topics file, generated from the models.
+"""JSON Schemas of the event types, the topics file and specs records, generated from the models.
 
 ``streamcoord topics schemas`` writes them to ``topics/schemas/``; a test fails when the
 committed files are stale. Pure: this module returns text, the CLI writes it.
@@ -11,6 +11,7 @@ from typing import Any, Final
 import orjson
 
 from streamcoord.events.models import OWN_EVENT_CLASSES, CloudEvent, ExternalEvent
+from streamcoord.events.specs import SPECS_RECORD_SCHEMA_FILE, SpecsRecord
 from streamcoord.events.topics import TopicsFile
 
 __all__ = ["EXTERNAL_SCHEMA_FILE", "TOPICS_SCHEMA_FILE", "render_schemas", "schema_file_name"]
@@ -33,6 +34,9 @@ def render_schemas() -> dict[str, str]:
     files[EXTERNAL_SCHEMA_FILE] = _render(_event_schema(ExternalEvent))
     files[TOPICS_SCHEMA_FILE] = _render(
         {"$schema": _DIALECT, **TopicsFile.model_json_schema(mode="validation")}
+    )
+    files[SPECS_RECORD_SCHEMA_FILE] = _render(
+        {"$schema": _DIALECT, **SpecsRecord.model_json_schema(mode="validation")}
     )
     return files
 

@@ -14,7 +14,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from streamcoord.core import Catalog, partition_for, partition_key_for
+from streamcoord.core import Catalog, CatalogSet, partition_for, partition_key_for
+from streamcoord.errors import StreamcoordError
 from streamcoord.events.codec import encode
 from streamcoord.events.models import CloudEvent
 from streamcoord.kafka.transactions import cap_concurrent_transactions_backoff
@@ -23,6 +24,7 @@ from streamcoord.runtime.metering import PartitionGauges, record_batch, record_r
 from streamcoord.runtime.partition import BatchOutcome, PartitionWorker
 from streamcoord.runtime.schedule import Schedule, ScheduleQueue, schedules_of, tick_event
 from streamcoord.runtime.settings import TRANSACTION_RETRY_BACKOFF_MS, CoordinatorSettings
+from streamcoord.runtime.specs import SpecSource, StaticSpecs
 from streamcoord.telemetry.metrics import GLOBAL_INSTRUMENTS, Instruments
 
 __all__ = ["Coordinator", "CoordinatorStatus"]
@@ -92,13 +94,16 @@ class Coordinator:
 
     def __init__(
         self,
-        catalog: Catalog,
+        specs: Catalog | CatalogSet | SpecSource,
         settings: CoordinatorSettings,
         client_kwargs: Mapping[str, Any],
         *,
         instruments: Instruments = GLOBAL_INSTRUMENTS,
     ) -> None:
-        self.catalog = catalog
+        #: Where the partitions' spec versions come from: local files or the specs topic.
+        self.specs: SpecSource = (
+            StaticSpecs(specs) if isinstance(specs, Catalog | CatalogSet) else specs
+        )
         self._instruments = instruments
         self._gauges = PartitionGauges(instruments)
         self.settings = settings
@@ -115,12 +120,41 @@ class Coordinator:
         self._timer_producer: AIOKafkaProducer | None = None
         self._partitions = 0
         self._schedules = ScheduleQueue()
+        self._schedule_catalog: Catalog | None = None  # the version the owned schedules are of
         self.ready = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then leave the group cleanly."""
         # Back-to-back commits of one partition: 12-16 -> 3.5-4 ms each (see the function).
         cap_concurrent_transactions_backoff(TRANSACTION_RETRY_BACKOFF_MS / 1000)
+        await self.specs.start()
+        self._schedule_catalog = self.catalog
+        try:
+            await self._run(stop)
+        finally:
+            await self.specs.stop()
+
+    @property
+    def catalog(self) -> Catalog:
+        """The default spec version (the newest published one)."""
+        return self.specs.current().default
+
+    def health(self) -> dict[str, Any]:
+        """The status, with the spec version each owned partition runs (for /healthz)."""
+        try:
+            default: str | None = self.catalog.version
+        except RuntimeError:  # the specs topic is still being read
+            default = None
+        return {
+            **self.status.as_dict(),
+            "spec_version_default": default,
+            "spec_versions": {
+                str(lane.worker.tp.partition): lane.worker.spec_version
+                for lane in list(self._lanes.values())
+            },
+        }
+
+    async def _run(self, stop: asyncio.Event) -> None:
         topics = self.settings.topics
         consumer = AIOKafkaConsumer(
             **self._client_kwargs,
@@ -190,6 +224,7 @@ class Coordinator:
                 async with self._lock:
                     self._dispatch(fetch.result())
                 await self._fire_due_timers()
+                self._follow_schedules()
                 if self._gauges.due():
                     self._gauges.record(self.workers(), await self._lag(consumer))
         finally:
@@ -263,7 +298,13 @@ class Coordinator:
         self.status.errors += 1
 
     def _fail(self, exc: BaseException) -> None:
-        log.error("a partition lane failed; stopping", exc_info=exc)
+        if self._fatal is not None:  # already stopping: other partitions fail the same way
+            log.debug("also failed: %s", exc)
+            return
+        if isinstance(exc, StreamcoordError):  # says what happened and what to do
+            log.error("%s; %s", exc.message, exc.hint or "stopping")
+        else:
+            log.error("a partition lane failed; stopping", exc_info=exc)
         self.status.not_ready = f"failed: {exc!r}"
         self._fatal = exc
         self._failed.set()
@@ -299,12 +340,31 @@ class Coordinator:
         )
         self.status.timers_fired += 1
 
-    def _owned_schedules(self, partitions: set[int]) -> list[Schedule]:
+    def _follow_schedules(self) -> None:
+        """Own the schedules of the newest spec version once it is published: changed ones tick
+        from now on (no catch-up tick: nothing was missed), removed ones stop."""
+        catalog, previous = self.catalog, self._schedule_catalog
+        if previous is None or catalog is previous:
+            return
+        self._schedule_catalog = catalog
+        owned = set(self._lanes)
+        old = set(self._owned_schedules(owned, previous))
+        new = self._owned_schedules(owned, catalog)
+        changed = {schedule.pipeline for schedule in old.symmetric_difference(new)}
+        self._schedules.remove(changed)
+        now = datetime.now(UTC)
+        for schedule in new:
+            if schedule.pipeline in changed:
+                self._schedules.add(schedule, now)
+
+    def _owned_schedules(
+        self, partitions: set[int], catalog: Catalog | None = None
+    ) -> list[Schedule]:
         """Schedules whose ticks land on one of ``partitions`` (so one member ticks each)."""
         epoch = datetime(2000, 1, 1, tzinfo=UTC)  # any time: only the tick's key matters here
         return [
             schedule
-            for schedule in schedules_of(self.catalog)
+            for schedule in schedules_of(catalog or self._schedule_catalog or self.catalog)
             if partition_for(partition_key_for(tick_event(schedule, epoch)), self._partitions)
             in partitions
         ]
@@ -363,7 +423,7 @@ class Coordinator:
 
     async def _restore_once(self, tp: TopicPartition) -> PartitionWorker:
         return await PartitionWorker.restore(
-            tp, self._partitions, self.catalog, self.settings, self._client_kwargs
+            tp, self._partitions, self.specs, self.settings, self._client_kwargs
         )
 
     def _lane(self, worker: PartitionWorker) -> PartitionLane:

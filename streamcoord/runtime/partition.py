@@ -25,7 +25,7 @@ from aiokafka.structs import ConsumerRecord
 
 from streamcoord.core import (
     CancelTimer,
-    Catalog,
+    CatalogSet,
     CoordinatorState,
     Publish,
     RunChange,
@@ -41,6 +41,7 @@ from streamcoord.runtime.changelog import POSITION_KEY, position_value, read_cha
 from streamcoord.runtime.deadletter import DeadLetter, dead_letter_headers
 from streamcoord.runtime.outbox import Outbox
 from streamcoord.runtime.settings import CoordinatorSettings
+from streamcoord.runtime.specs import SpecSource
 from streamcoord.runtime.timers import TimerQueue
 from streamcoord.runtime.tracing import coordinator_tracing, decision_span
 
@@ -92,13 +93,15 @@ class PartitionWorker:
         self,
         tp: TopicPartition,
         state: CoordinatorState,
-        catalog: Catalog,
+        specs: SpecSource,
         settings: CoordinatorSettings,
         client_kwargs: Mapping[str, Any],
     ) -> None:
         self.tp = tp
         self.state = state
-        self.catalog = catalog
+        self.specs = specs
+        #: The spec versions decided with; taken afresh from ``specs`` at each batch.
+        self.catalogs: CatalogSet = specs.current()
         self.settings = settings
         self.timers = TimerQueue()
         self.restore_seconds = 0.0
@@ -115,13 +118,13 @@ class PartitionWorker:
         cls,
         tp: TopicPartition,
         partitions: int,
-        catalog: Catalog,
+        specs: SpecSource,
         settings: CoordinatorSettings,
         client_kwargs: Mapping[str, Any],
     ) -> PartitionWorker:
         """Fence older producers of this partition, then rebuild its state from the changelog."""
         worker = cls(
-            tp, CoordinatorState.empty(tp.partition, partitions), catalog, settings, client_kwargs
+            tp, CoordinatorState.empty(tp.partition, partitions), specs, settings, client_kwargs
         )
         # Starting the transactional producer first aborts a zombie's open transaction, so the
         # changelog read below ends at a stable offset that includes everything committed.
@@ -132,17 +135,29 @@ class PartitionWorker:
             await worker.close()
             raise
         worker.state = CoordinatorState.load(tp.partition, partitions, restored.items.items())
+        try:
+            # The version the partition switched to must be loaded: never decide on another.
+            active = worker.state.spec_version
+            worker.catalogs = await specs.require([active] if active is not None else [])
+        except BaseException:
+            await worker.close()
+            raise
         for due, timer_id, event in worker.state.timers():
             worker.timers.arm(timer_id, due, event)
         worker.restore_seconds = restored.seconds
         worker.position = restored.position
         log.info(
             "restored partition %s: %d keys from %d changelog records in %.3fs, %d timers, "
-            "next offset %s",
+            "next offset %s, spec version %s",
             tp.partition, len(restored.items), restored.records, restored.seconds,
-            len(worker.timers), restored.position,
+            len(worker.timers), restored.position, worker.spec_version,
         )  # fmt: skip
         return worker
+
+    @property
+    def spec_version(self) -> str:
+        """The spec version new runs of this partition start with."""
+        return self.catalogs.current(self.state.spec_version).version
 
     async def _start_producer(self) -> None:
         producer = AIOKafkaProducer(
@@ -181,7 +196,10 @@ class PartitionWorker:
             await self._start_producer()
         producer = self._producer
         assert producer is not None
+        # Versions published since the last batch; one this batch activates is waited for.
+        self.catalogs = await self.specs.for_batch(records)
         state = self.state
+        active = state.spec_version
         outcome = BatchOutcome(consumed=len(records))
         batch = _Batch(outcome)
         outbox, changed = batch.outbox, batch.changed
@@ -214,6 +232,8 @@ class PartitionWorker:
             self.state = await self._committed_state()
             raise
         self.position = next_offset
+        if state.spec_version != active:
+            log.info("partition %s now runs spec version %s", self.tp.partition, self.spec_version)
         outcome.changed_keys = len(changed)
         self._apply_timer_changes(outcome.timer_changes)
         return outcome
@@ -245,7 +265,7 @@ class PartitionWorker:
         now = datetime.fromtimestamp(record.timestamp / 1000, tz=UTC)
         started = time.perf_counter()
         with decision_span(self._tracing, record, event):
-            step = decide(self.catalog, state, event, now, run_records=False)
+            step = decide(self.catalogs, state, event, now, run_records=False)
         outcome.decision_seconds.append(time.perf_counter() - started)
         outcome.types[event.type] += 1
         for span in step.spans:

@@ -40,6 +40,10 @@ class TopicNames:
     def deadletter(self) -> str:
         return self.full("streamcoord.deadletter")
 
+    @property
+    def specs(self) -> str:
+        return self.full("streamcoord.specs")
+
 
 class CoordinatorSettings(BaseSettings):
     """How one coordinator process behaves; Kafka connection settings live in KafkaSettings."""
@@ -69,6 +73,11 @@ class CoordinatorSettings(BaseSettings):
     instance_id: str | None = Field(
         None, description="Static group membership: a quick restart keeps its partitions."
     )
+    specs_wait_s: float = Field(
+        30.0, gt=0,
+        description="How long a partition waits for a spec version an activate event names "
+        "before the member stops (specs from the topic only).",
+    )  # fmt: skip
 
     @property
     def topics(self) -> TopicNames:

@@ -54,7 +54,12 @@ from streamcoord.spec.models import (
 )
 from streamcoord.spec.problem import Problem, format_path
 from streamcoord.spec.schema import SPEC_SCHEMA_FILE, render_spec_schema, write_spec_schema
-from streamcoord.spec.validation import DEFAULT_TOPICS_FILE, ValidationReport, validate_paths
+from streamcoord.spec.validation import (
+    DEFAULT_TOPICS_FILE,
+    ValidationReport,
+    validate_paths,
+    validate_texts,
+)
 
 __all__ = [
     "CONDITION_VARIABLES",
@@ -107,5 +112,6 @@ __all__ = [
     "render_spec_schema",
     "to_json_value",
     "validate_paths",
+    "validate_texts",
     "write_spec_schema",
 ]

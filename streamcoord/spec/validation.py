@@ -1,17 +1,17 @@
-"""Load and check spec files in one call: what ``streamcoord validate`` runs."""
+"""Load and check spec files (or their texts) in one call: what ``streamcoord validate`` runs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from streamcoord.events.topics import PACKAGED_TOPICS_FILE
 from streamcoord.spec.checks import check_specs
-from streamcoord.spec.loader import LoadedSpecs, load_specs, read_topic_names
+from streamcoord.spec.loader import LoadedSpecs, load_specs, parse_specs, read_topic_names
 from streamcoord.spec.problem import Problem, sorted_problems
 
-__all__ = ["DEFAULT_TOPICS_FILE", "ValidationReport", "validate_paths"]
+__all__ = ["DEFAULT_TOPICS_FILE", "ValidationReport", "validate_paths", "validate_texts"]
 
 #: Where topics are declared: the file shipped in the package, whatever the working directory.
 DEFAULT_TOPICS_FILE = PACKAGED_TOPICS_FILE
@@ -40,5 +40,20 @@ def validate_paths(
     """
     specs = load_specs(paths)
     topics = read_topic_names(topics_file) if topics_file is not None else None
+    problems = sorted_problems((*specs.problems, *check_specs(specs, topics)))
+    return ValidationReport(specs, problems, topics is not None)
+
+
+def validate_texts(
+    files: Mapping[str, str], *, topics: frozenset[str] | None = None
+) -> ValidationReport:
+    """Check spec files given as texts by name (a published specs record), in the given order.
+
+    The same checks as :func:`validate_paths`; problems name the files as given. Pure: the
+    declared ``topics`` names are passed in (``None`` skips the topic check).
+    """
+    specs = LoadedSpecs()
+    for name, text in files.items():
+        specs = specs.merged(parse_specs(text, name))
     problems = sorted_problems((*specs.problems, *check_specs(specs, topics)))
     return ValidationReport(specs, problems, topics is not None)

@@ -29,6 +29,7 @@ from streamcoord.kafka.admin import apply_topics, load_topics
 from streamcoord.kafka.records import read_topic
 from streamcoord.kafka.settings import KafkaSettings
 from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
+from streamcoord.runtime.specs import SpecSource
 from streamcoord.spec.loader import parse_specs
 from streamcoord.telemetry.metrics import GLOBAL_INSTRUMENTS, Instruments
 
@@ -237,12 +238,18 @@ async def in_process(
     group: str,
     *,
     spec: str = STEADY_SPEC,
+    specs: SpecSource | None = None,
+    executor: bool = True,
     instruments: Instruments = GLOBAL_INSTRUMENTS,
     **settings: int,
 ) -> AsyncIterator[Harness]:
-    """A coordinator and a test executor in this process, stopped cleanly at the end."""
+    """A coordinator and a test executor in this process, stopped cleanly at the end.
+
+    It runs ``spec``, or the versions ``specs`` gives (the specs topic, say). Without
+    ``executor`` the test answers the triggers itself.
+    """
     coordinator = Coordinator(
-        catalog_of(spec),
+        catalog_of(spec) if specs is None else specs,
         CoordinatorSettings(
             group_id=group, topic_prefix=topics.prefix, poll_timeout_ms=50, **settings
         ),
@@ -254,12 +261,13 @@ async def in_process(
     harness = Harness(bootstrap, topics, producer, coordinator)
     stop = asyncio.Event()
     service = asyncio.create_task(coordinator.run(stop))
-    executor = asyncio.create_task(answer_triggers(harness))
+    answering = [asyncio.create_task(answer_triggers(harness))] if executor else []
     try:
         yield harness
     finally:
         stop.set()
         await asyncio.wait_for(service, 60)
-        executor.cancel()
-        await asyncio.gather(executor, return_exceptions=True)
+        for task in answering:
+            task.cancel()
+        await asyncio.gather(*answering, return_exceptions=True)
         await producer.stop()

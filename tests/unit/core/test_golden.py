@@ -2,7 +2,8 @@
 
 Each case is a folder with ``log.jsonl``, ``expected.jsonl`` and its specs: a ``spec.yaml``
 beside the log, or ``specs.txt`` listing spec files relative to the repository root (the
-``examples/``). Regenerate after an intended behaviour change with
+``examples/``); further spec versions the log activates are ``spec.<name>.yaml`` files beside
+it. Regenerate after an intended behaviour change with
 ``STREAMCOORD_REGEN_GOLDEN=1 pytest tests/unit/core/test_golden.py`` and review the diff of
 ``expected.jsonl``.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from streamcoord.core import Catalog, Publish
+from streamcoord.core import Catalog, CatalogSet, Publish
 from streamcoord.core.replay import parse_log, replay, step_json
 from streamcoord.errors import EventError
 from streamcoord.events.models import StageTrigger
@@ -32,10 +33,20 @@ def _specs(case: Path) -> list[Path]:
     return [case / "spec.yaml"]
 
 
-def _output(case: Path, partitions: int) -> str:
-    loaded = load_specs(_specs(case))
+def _catalog(paths: list[Path]) -> Catalog:
+    loaded = load_specs(paths)
     assert not loaded.problems
-    catalog = Catalog.build(loaded.pipelines, loaded.pools)
+    return Catalog.build(loaded.pipelines, loaded.pools)
+
+
+def _catalogs(case: Path) -> CatalogSet:
+    """The case's specs as the default version, and each ``spec.<name>.yaml`` as another."""
+    return CatalogSet.of(_catalog(_specs(case)),
+                         *[_catalog([p]) for p in sorted(case.glob("spec.*.yaml"))])
+
+
+def _output(case: Path, partitions: int) -> str:
+    catalog = _catalogs(case)
     lines = (case / "log.jsonl").read_text().splitlines()
     result = replay(catalog, parse_log(lines), partitions=partitions)
     return "".join(step_json(r).decode() + "\n" for r in result.records)
@@ -61,8 +72,7 @@ PER_PARTITION = {"max_active_runs_queue"}
 
 
 def _triggers(case: Path, partitions: int) -> list[tuple[str, str, int, str]]:
-    loaded = load_specs(_specs(case))
-    catalog = Catalog.build(loaded.pipelines, loaded.pools)
+    catalog = _catalogs(case)
     lines = (case / "log.jsonl").read_text().splitlines()
     result = replay(catalog, parse_log(lines), partitions=partitions)
     return [

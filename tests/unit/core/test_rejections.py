@@ -199,7 +199,7 @@ def test_a_report_for_a_superseded_attempt_is_ignored_not_rejected() -> None:
     assert notes == ["heartbeat for superseded attempt 1"]
 
 
-def test_events_for_a_run_of_an_unloaded_pipeline_are_rejected() -> None:
+def test_an_event_for_a_run_of_an_unloaded_pipeline_ends_it_and_later_ones_are_rejected() -> None:
     state = CoordinatorState.empty()
     decide(CATALOG, state, ExternalEvent(id="a", source="app", type="auto.go", data={"key": "k"}),
            T0)
@@ -208,6 +208,13 @@ def test_events_for_a_run_of_an_unloaded_pipeline_are_rejected() -> None:
         "stages": [{"name": "a"}]})])
     step = decide(without, state, StageSucceeded(id="s", source="x",
                                                  data=_ref("only", run="auto/k")), T0)
+    assert step.rejection is None
+    run = state.run("auto/k")
+    assert run is not None
+    assert run.status == "cancelled"
+    assert run.stages["only"].reason == "spec_removed"
+    step = decide(without, state, StageSucceeded(id="s2", source="x",
+                                                 data=_ref("only", run="auto/k")), T0)
     assert step.rejection is not None
     assert step.rejection.code == "unknown_pipeline"
-    assert "belongs to unloaded 'auto'" in step.rejection.reason
+    assert "belongs to 'auto', which spec version" in step.rejection.reason

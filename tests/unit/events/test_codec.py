@@ -50,6 +50,7 @@ SAMPLE_DATA: dict[str, dict[str, Any]] = {
     "streamcoord.run.cancel": {"run_id": "r1", "reason": "operator"},
     "streamcoord.stage.retry": {"run_id": "r1", "stage": "load"},
     "streamcoord.pipeline.pause": {"pipeline": "daily"},
+    "streamcoord.specs.activate": {"version": "sha256:0123456789abcdef"},
     "streamcoord.pipeline.resume": {"pipeline": "daily"},
     "streamcoord.timer.fired": {
         "timer_id": "t1",

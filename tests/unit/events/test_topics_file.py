@@ -31,6 +31,7 @@ def test_the_committed_file_declares_every_topic_streamcoord_uses() -> None:
         "streamcoord.runs",
         "streamcoord.decisions",
         "streamcoord.deadletter",
+        "streamcoord.specs",
     } <= declared.names()
 
 
@@ -38,6 +39,8 @@ def test_state_is_compacted_and_partitioned_like_events() -> None:
     by_name = {t.name: t for t in parse_topics(TOPICS_FILE.read_text()).topics}
     assert by_name["streamcoord.state"].configs["cleanup.policy"] == "compact"
     assert by_name["streamcoord.runs"].configs["cleanup.policy"] == "compact"
+    assert by_name["streamcoord.specs"].configs["cleanup.policy"] == "compact"
+    assert by_name["streamcoord.specs"].partitions == 1  # one log: one order of versions
     assert by_name["streamcoord.state"].partitions == by_name["streamcoord.events"].partitions
 
 
