@@ -67,6 +67,8 @@ def variants(draw: st.DrawFn) -> Catalog:
                 "trigger_rule": draw(st.sampled_from(RULES)),
                 "retries": {"max_attempts": draw(st.integers(1, 2))},
             }
+            if draw(st.integers(0, 3)) == 0:  # a cross-pipeline need, answered by routing
+                stage["needs"] = [*stage["needs"], "q.a"]
             if draw(st.booleans()):
                 stage["pool"] = "db"
             if draw(st.booleans()):
