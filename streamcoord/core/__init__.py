@@ -61,7 +61,8 @@ else the set's default; activation of a version the set lacks is rejected
   queued run starts on it, and its run record names it.
 - A run whose version is not in the set (a restart with changed spec files) follows the
   current version. The first accepted event naming it, while it is active or queued, aligns
-  its stages: stages the spec added start ``pending`` (and run when their needs allow);
+  its stages: stages the spec added start ``pending`` (subscribed to their cross-pipeline
+  needs, run when their needs allow);
   unfinished stages it removed end ``cancelled`` with reason ``spec_removed``, giving back their
   pool slot and timers and telling cross-pipeline subscribers (finished ones keep their
   outcome). The remaining stages follow the current spec's needs, in which a removed stage no
