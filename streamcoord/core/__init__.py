@@ -50,8 +50,9 @@ timed_out, or pending -> skipped | upstream_failed, or anything unfinished -> ca
 Spec versions. ``decide`` takes one :class:`Catalog` (a set of one version) or a
 :class:`CatalogSet`. A partition's current version is the one its last
 ``streamcoord.specs.activate`` named (``state.spec_version``, in the changelog under ``spec``),
-else the set's default; activation of a version the set lacks is rejected
-(``unknown_spec_version``), and the command is forwarded once to every other partition.
+else the set's default. An accepted activation is forwarded once to every other partition
+(extension ``scbroadcast``, as for pause); one of a version the set lacks is rejected
+(``unknown_spec_version``) and goes nowhere.
 
 - New runs (trigger matches, requests, ticks, admissions of held matches) use the current
   version and record it as ``RunState.spec_version`` (None while the partition has activated
