@@ -58,8 +58,9 @@ and key; any later report of that attempt becomes an ``ignored`` decision
 Spec versions. ``decide`` takes one :class:`Catalog` (a set of one version) or a
 :class:`CatalogSet`. A partition's current version is the one its last
 ``streamcoord.specs.activate`` named (``state.spec_version``, in the changelog under ``spec``),
-else the set's default; activation of a version the set lacks is rejected
-(``unknown_spec_version``), and the command is forwarded once to every other partition.
+else the set's default. An accepted activation is forwarded once to every other partition
+(extension ``scbroadcast``, as for pause); one of a version the set lacks is rejected
+(``unknown_spec_version``) and goes nowhere.
 
 - New runs (trigger matches, requests, ticks, admissions of held matches) use the current
   version and record it as ``RunState.spec_version`` (None while the partition has activated
@@ -69,7 +70,8 @@ else the set's default; activation of a version the set lacks is rejected
   queued run starts on it, and its run record names it.
 - A run whose version is not in the set (a restart with changed spec files) follows the
   current version. The first accepted event naming it, while it is active or queued, aligns
-  its stages: stages the spec added start ``pending`` (and run when their needs allow);
+  its stages: stages the spec added start ``pending`` (subscribed to their cross-pipeline
+  needs, run when their needs allow);
   unfinished stages it removed end ``cancelled`` with reason ``spec_removed``, giving back their
   pool slot and timers and telling cross-pipeline subscribers (finished ones keep their
   outcome). The remaining stages follow the current spec's needs, in which a removed stage no

@@ -149,8 +149,14 @@ def _follow_spec(
         drop_run(ctx, run)
         return None
     if run.status in _UNFINISHED and _respec.adopt(ctx, cp, run) and run.status == "active":
-        settle(ctx, cp, run, list(cp.stages))
+        _restart(ctx, cp, run)
     return cp, run
+
+
+def _restart(ctx: Context, cp: CompiledPipeline, run: RunState) -> None:
+    """After a run took new stages: subscribe to their cross-pipeline needs, run what is ready."""
+    _subscriptions.subscribe_needs(ctx, cp, run)
+    settle(ctx, cp, run, list(cp.stages))
 
 
 def _gen(run_id: str) -> int:
@@ -222,7 +228,7 @@ def _on_retry(ctx: Context) -> None:
         _respec.reopen(cp, run, data.stage)
     ex.on_retry(ctx, cp, run, data.stage)
     if adopted:
-        settle(ctx, cp, run, list(cp.stages))
+        _restart(ctx, cp, run)
 
 
 def _on_requested(ctx: Context) -> None:

@@ -442,3 +442,17 @@ def test_the_pool_a_stage_asked_survives_the_changelog() -> None:
     restored = CoordinatorState.load(0, 1, part.state.dump()).run("p/k")
     assert restored is not None
     assert [s.pool for s in restored.stages.values()] == ["db", None]
+
+
+def test_a_stage_a_new_spec_adds_subscribes_to_its_cross_pipeline_need() -> None:
+    up = _pipeline([{"name": "s"}], name="up")
+    old = Catalog.build([_pipeline([{"name": "a"}, {"name": "b", "needs": ["a"]}]), up], POOLS)
+    new = Catalog.build([_pipeline([{"name": "a"}, {"name": "b", "needs": ["a"]},
+                                    {"name": "x", "needs": ["up.s"]}]), up], POOLS)
+    part = Partition()
+    part.feed(old, _go())
+    step = part.feed(new, _ok("a"))
+    subscribed = _routed(step, "streamcoord.need.subscribe")
+    assert [(d["pipeline"], d["stage"], d["subscriber"]) for d in subscribed] == [
+        ("up", "s", "p/k")]
+    assert _statuses(part.run()) == {"a": "succeeded", "b": "triggered", "x": "pending"}
