@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
-from streamcoord.core import _pools, _subscriptions
+from streamcoord.core import _limits, _pools, _subscriptions
 from streamcoord.core._catalog import CompiledPipeline, CompiledStage
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
 from streamcoord.core._expressions import ExpressionEvaluationError
@@ -55,9 +55,6 @@ def variables(run: RunState, cp: CompiledPipeline) -> dict[str, Any]:
 def start_run(ctx: Context, cp: CompiledPipeline, run: RunState) -> None:
     """Make ``run`` active: subscribe to cross-pipeline needs and trigger what is ready."""
     run.status = "active"
-    if cp.max_active_runs is not None:
-        pipe = ctx.state.misc_for_update(pipe_key(cp.name), new_pipe())
-        pipe["active"].append(run.run_id)
     ctx.run_record(run)
     _subscriptions.subscribe_needs(ctx, cp, run)
     settle(ctx, cp, run, list(cp.stages))
@@ -238,8 +235,7 @@ def finish_if_done(ctx: Context, cp: CompiledPipeline, run: RunState) -> None:
 
 
 def finish_run(ctx: Context, cp: CompiledPipeline, run: RunState, outcome: str) -> None:
-    """Record the outcome, announce it, and admit the next queued run of the pipeline."""
-    was_active = run.status == "active"
+    """Record the outcome, announce it, and give back the run's slot of the pipeline's limit."""
     run.status = outcome
     ctx.cancel_timers(run)
     ctx.run_record(run)
@@ -251,27 +247,8 @@ def finish_run(ctx: Context, cp: CompiledPipeline, run: RunState, outcome: str) 
                    run_key=run.run_key, outcome=outcome),
     )
     ctx.publish(None, f"pipeline/{run.pipeline}", finished)
-    if cp.max_active_runs is None:
-        return
-    pipe = ctx.state.misc_for_update(pipe_key(cp.name), new_pipe())
-    if run.run_id in pipe["active"]:
-        pipe["active"].remove(run.run_id)
-    if run.run_id in pipe["waiting"]:
-        pipe["waiting"].remove(run.run_id)
-    if was_active:
-        admit_waiting(ctx, cp, pipe)
-
-
-def admit_waiting(ctx: Context, cp: CompiledPipeline, pipe: dict[str, Any]) -> None:
-    """Start queued runs, oldest first, while the pipeline has free slots.
-
-    Only queued runs are listed as waiting: a queued run that ends (cancelled) leaves the list.
-    """
-    limit = cp.max_active_runs
-    assert limit is not None  # only pipelines with a limit queue runs
-    while pipe["waiting"] and len(pipe["active"]) < limit:
-        run_id = pipe["waiting"].pop(0)
-        start_run(ctx, cp, ctx.state.run_for_update(run_id.split("#", 1)[0]))
+    if cp.max_active_runs is not None:
+        _limits.release(ctx, cp, run.run_id)  # the run's slot, or its place in the queue
 
 
 def new_stages(cp: CompiledPipeline) -> dict[str, StageState]:
