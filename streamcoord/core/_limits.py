@@ -189,3 +189,5 @@ def _revoke(ctx: Context, cp: CompiledPipeline, run_id: str, newer: str) -> None
     run = ctx.state.run(run_base(run_id))
     if run is not None and run.run_id == run_id and run.status in {"active", "queued"}:
         _admission.cancel_run(ctx, cp, ctx.state.run_for_update(run.base), reason)
+    else:  # the books name a run that already ended here: its slot is free
+        handle_release(ctx, cp, {"run_id": run_id})
