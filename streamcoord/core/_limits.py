@@ -63,8 +63,28 @@ def release(ctx: Context, cp: CompiledPipeline, run_id: str) -> None:
     data = {"pipeline": cp.name, "run_id": run_id}
     if ctx.owns(_key(cp.name)):
         handle_release(ctx, cp, data)
-    else:
-        ctx.route(_key(cp.name), RELEASE, f"release|{run_id}|{_cause(ctx)}", data)
+        return
+    ctx.route(_key(cp.name), RELEASE, f"release|{run_id}|{_cause(ctx)}", data)
+    _hand_over(ctx, cp, run_id)
+
+
+def _hand_over(ctx: Context, cp: CompiledPipeline, ended: str) -> None:
+    """Runs this partition counted itself (before limits crossed partitions) go to the owner.
+
+    Such a partition queued runs only while it had ``max_active_runs`` active ones, so one of
+    those ending here is when its queue is handed over; its active runs are counted from then on.
+    """
+    pipe = ctx.state.misc(_lifecycle.pipe_key(cp.name))
+    if pipe is None or not (pipe["active"] or pipe["waiting"]):
+        return
+    pipe = ctx.state.misc_for_update(_lifecycle.pipe_key(cp.name), pipe)
+    active, waiting = pipe["active"], pipe["waiting"]
+    pipe["active"], pipe["waiting"] = [], []
+    for run_id in active:
+        if run_id != ended:
+            acquire(ctx, cp, run_id, force=True)
+    for run_id in waiting:
+        acquire(ctx, cp, run_id)
 
 
 def on_grant(ctx: Context, cp: CompiledPipeline, data: dict[str, Any]) -> None:

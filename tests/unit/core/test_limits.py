@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streamcoord.core import Catalog, CoordinatorState, Publish, decide, partition_for
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streamcoord.core import (
+    Catalog,
+    CoordinatorState,
+    Publish,
+    decide,
+    partition_for,
+    partition_key_for,
+)
 from streamcoord.core.replay import ReplayResult, replay
 from streamcoord.events.models import (
     CloudEvent,
@@ -208,3 +219,126 @@ def test_answers_for_a_run_no_longer_queued_are_noted_and_a_grant_is_given_back(
         ("ignored", "skip for a run no longer queued")]
     running = _replay(catalog, [_go("k0")]).states[partition_for("p/k0", PARTS)]
     assert decide(catalog, running, _limit("grant", "p/k0", "again"), T0).commands == ()
+
+
+# --- property: the limit holds over all partitions under any interleaving -----------------------
+
+
+class Cluster:
+    """Partitions with their own inboxes: Kafka keeps order within a partition, not across."""
+
+    def __init__(self, catalog: Catalog, partitions: int) -> None:
+        self.catalog = catalog
+        self.states = [CoordinatorState.empty(p, partitions) for p in range(partitions)]
+        self.inboxes: list[list[CloudEvent]] = [[] for _ in range(partitions)]
+        self.executor: list[CloudEvent] = []  # answers a worker has yet to send
+        self.delivered: list[CloudEvent] = []
+        self.now = T0
+
+    def send(self, event: CloudEvent) -> None:
+        self.inboxes[partition_for(partition_key_for(event), len(self.states))].append(event)
+
+    def deliver(self, partition: int) -> None:
+        event = self.inboxes[partition].pop(0)
+        self.delivered.append(event)
+        self.now += timedelta(seconds=1)
+        step = decide(self.catalog, self.states[partition], event, self.now)
+        assert step.rejection is None or step.rejection.code in ALLOWED, step.rejection
+        for c in step.commands:
+            if isinstance(c, Publish) and c.topic is None:
+                self.send(c.event)
+            elif isinstance(c, Publish) and isinstance(c.event, StageTrigger):
+                d = c.event.data
+                self.executor.append(StageSucceeded(
+                    id=f"ok-{d.run_id}-{d.stage}-{d.attempt}", source="worker",
+                    data={"run_id": d.run_id, "stage": d.stage, "attempt": d.attempt}))
+
+    def active(self) -> list[str]:
+        return [r.run_id for s in self.states for r in s.runs() if r.status == "active"]
+
+    def runs(self) -> dict[str, str]:
+        return {r.run_id: r.status for s in self.states for r in s.runs()}
+
+    def drain(self) -> None:
+        for _ in range(10_000):
+            busy = [p for p, inbox in enumerate(self.inboxes) if inbox]
+            if busy:
+                self.deliver(busy[0])
+            elif self.executor:
+                self.send(self.executor.pop(0))
+            else:
+                return
+        raise AssertionError("the cluster never went quiet")
+
+
+# an executor's answer for a stage cancelled meanwhile; a cancel for a run not created yet
+ALLOWED = {"illegal_transition", "unknown_run"}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["queue", "queue", "skip", "cancel_oldest"]), st.integers(1, 3),
+       st.integers(2, 5), st.integers(2, 7), st.data())
+def test_never_more_active_runs_than_the_limit_and_every_queued_run_starts(
+    policy: str, limit: int, partitions: int, runs: int, data: st.DataObject
+) -> None:
+    cluster = Cluster(_catalog(policy, limit), partitions)
+    for i in range(runs):
+        cluster.send(ExternalEvent(id=f"go-{i}", source=f"app{i}", type="go",
+                                   data={"key": f"k{i}"}))
+    cancels = [RunCancel(id=f"c{i}", source="cli", data={"run_id": f"p/k{i}"})
+               for i in range(runs) if data.draw(st.booleans(), label=f"cancel k{i}")]
+    for _ in range(250):
+        busy = [p for p, inbox in enumerate(cluster.inboxes) if inbox]
+        moves = [*(("deliver", p) for p in busy), *(("answer", i) for i in
+                                                     range(len(cluster.executor)))]
+        if cancels:
+            moves.append(("cancel", 0))
+        if cluster.delivered:
+            moves.append(("redeliver", 0))
+        if not moves:
+            break
+        move, arg = moves[data.draw(st.integers(0, len(moves) - 1), label="move")]
+        if move == "deliver":
+            cluster.deliver(arg)
+        elif move == "answer":
+            cluster.send(cluster.executor.pop(arg))
+        elif move == "cancel":
+            cluster.send(cancels.pop(0))
+        else:
+            again = data.draw(st.integers(0, len(cluster.delivered) - 1), label="again")
+            cluster.send(cluster.delivered[again])
+        assert len(cluster.active()) <= limit, cluster.active()
+    for cancel in cancels:
+        cluster.send(cancel)
+    cluster.drain()
+    assert len(cluster.runs()) == runs
+    ended = {"succeeded", "cancelled"} | ({"skipped"} if policy == "skip" else set())
+    assert set(cluster.runs().values()) <= ended, cluster.runs()  # nothing left queued
+    owner = cluster.states[partition_for("active/p", partitions)].misc("pipe/p")
+    assert owner is not None
+    assert (owner["active"], owner["waiting"]) == ([], [])
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_runs_a_partition_counted_itself_before_the_upgrade_are_handed_to_the_owner(
+    limit: int,
+) -> None:
+    # k0, k2 and k6 live on one partition, which used to keep its own count
+    catalog = _catalog(limit=limit)
+    home = partition_for("p/k0", PARTS)
+    assert {partition_for(f"p/{k}", PARTS) for k in ("k2", "k6")} == {home} != {OWNER}
+    alone = replay(catalog, [(T0, _go("k0")), (T0, _go("k2")), (T0, _go("k6"))]).states[0]
+    active, waiting = _books(alone)
+    assert len(active) == limit
+    assert len(waiting) == 3 - limit
+    cluster = Cluster(catalog, PARTS)
+    cluster.states[home] = CoordinatorState.load(home, PARTS, alone.dump())
+    cluster.send(_ok("k0"))
+    cluster.drain()
+    assert _books(cluster.states[home]) == ([], [])
+    assert len(cluster.active()) == limit - 1
+    for run_id in cluster.active():  # triggered before the upgrade: answered here
+        cluster.send(_ok(run_id.split("/")[1]))
+    cluster.drain()
+    assert cluster.runs() == {"p/k0": "succeeded", "p/k2": "succeeded", "p/k6": "succeeded"}
+    assert _books(cluster.states[OWNER]) == ([], [])
