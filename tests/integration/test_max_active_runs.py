@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
@@ -76,7 +77,7 @@ async def test_a_burst_over_four_partitions_runs_one_at_a_time(harness: Harness)
                if isinstance(e, RunRecord)]
     spans = sorted(_active_spans(records).values())
     assert len(spans) == RUNS
-    for (_, ended), (started, _) in zip(spans, spans[1:], strict=False):
+    for (_, ended), (started, _) in itertools.pairwise(spans):
         assert started >= ended, "two runs of a max_active_runs: 1 pipeline were active at once"
     queued = {r.data.run_id for r in records if r.data.status == "queued"}
     assert len(queued) >= RUNS - PARTITIONS  # most of the burst waited for the slot
