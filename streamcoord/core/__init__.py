@@ -26,7 +26,7 @@ Determinism rules (a written contract, checked by the replay and property tests)
   emits are derived from the causing event and the run.
 - No dependence on set or hash iteration order: state lives in insertion-ordered dicts and lists,
   stages are evaluated in a topological order with ties broken by declaration order, pool
-  waiters are granted by (priority descending, request order).
+  waiters are granted by (priority descending, request order), queued runs by request order.
 - No I/O, no asyncio, no logging: errors in input become a ``Rejection`` with a code and reason
   (the runtime dead-letters the event); benign disorder (a heartbeat after completion, a timer
   no longer set, a superseded attempt) becomes an ``ignored`` decision record.
@@ -90,6 +90,12 @@ Routing between partitions (all through the events topic, never shared memory):
 
 - pools: owned by the partition of ``pool/<name>``; ``streamcoord.pool.acquire`` / ``grant`` /
   ``release`` events; grants by priority then request order.
+- ``max_active_runs``: a pipeline's slots are kept by the partition of ``active/<pipeline>``, so
+  the limit holds over all partitions. A new run is ``queued`` until it holds a slot
+  (``streamcoord.limit.acquire`` / ``grant``; ``deny`` for ``skip``; for ``cancel_oldest`` the
+  oldest holder gets a ``streamcoord.run.cancel`` and the new run its slot once given back);
+  grants in request order; a run gives its slot back (``release``) when it ends, queued or not.
+  Where the owner is the partition at hand this happens in the same step, without routing.
 - cross-pipeline needs: the downstream run routes ``streamcoord.need.subscribe`` to the upstream
   run's key; the upstream partition answers with ``StageOutcome`` (extension attributes
   ``sctarget``/``scneed``/``scwatermark``) when the stage ends or its watermark advances.
@@ -98,9 +104,8 @@ Routing between partitions (all through the events topic, never shared memory):
 - routed events carry their Kafka key in the ``sckey`` extension; :func:`partition_key_for`
   returns it.
 
-Limitations, documented: ``max_active_runs`` is counted per partition (exact with one partition
-or when a pipeline's runs share a partition); the data-trigger watermark is kept per partition
-that first sees the arrivals (producers keying arrivals consistently share one watermark).
+Limitation, documented: the data-trigger watermark is kept per partition that first sees the
+arrivals (producers keying arrivals consistently share one watermark).
 """
 
 from streamcoord.core._catalog import Catalog

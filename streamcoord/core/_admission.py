@@ -1,11 +1,11 @@
 """From a trigger match to a run: routing to the owning partition, folding into an existing run,
-pause holds, generations, and the per-pipeline limit on active runs."""
+pause holds, generations, and asking for a slot of the pipeline's limit on active runs."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from streamcoord.core import _pools, _respec
+from streamcoord.core import _limits, _pools, _respec
 from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
 from streamcoord.core._lifecycle import (
@@ -84,27 +84,17 @@ def _create(
     run.spec_version = ctx.state.spec_version  # kept until the run ends (None: the default)
     run.remember(digest)
     ctx.state.put_run(run)
-    limit = cp.max_active_runs
-    if limit is None:
+    if cp.max_active_runs is None:
         start_run(ctx, cp, run)
         return
-    pipe = ctx.state.misc_for_update(pipe_key(cp.name), new_pipe())
-    if len(pipe["active"]) < limit:
-        start_run(ctx, cp, run)
-    elif cp.over_limit == "queue":
-        run.status = "queued"
-        pipe["waiting"].append(run.run_id)
+    run.status = "queued"  # until the pipeline's slot keeper answers (at once when it is here)
+    _limits.acquire(ctx, cp, run.run_id)
+    if run.status == "queued":
+        limit = cp.max_active_runs
+        why = (f"max_active_runs {limit} reached" if _limits.owned(ctx, cp)
+               else f"waiting for a slot of max_active_runs {limit}")
         ctx.run_record(run)
-        ctx.decision(run, None, "queued", f"max_active_runs {limit} reached", run.caused_by)
-    elif cp.over_limit == "skip":
-        run.status = "skipped"
-        ctx.run_record(run)
-        ctx.decision(run, None, "skipped", f"max_active_runs {limit} reached", run.caused_by)
-    else:
-        oldest = ctx.state.run_for_update(pipe["active"][0].split("#", 1)[0])
-        cancel_run(ctx, ctx.pipeline_of(oldest) or cp, oldest,
-                   f"cancelled for {run.run_id} (cancel_oldest)")
-        start_run(ctx, cp, run)
+        ctx.decision(run, None, "queued", why, run.caused_by)
 
 
 def _trace(ctx: Context, run: RunState) -> None:

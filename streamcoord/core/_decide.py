@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from streamcoord.core import _execution as ex
-from streamcoord.core import _pools, _respec, _subscriptions
+from streamcoord.core import _limits, _pools, _respec, _subscriptions
 from streamcoord.core._admission import MATCH, admit, drop_run, match, pause, resume
 from streamcoord.core._catalog import Catalog, CompiledPipeline
 from streamcoord.core._commands import Step
@@ -331,6 +331,24 @@ def _pool_event(apply: Callable[[Context, dict[str, Any], int], None]) -> Callab
     return handle
 
 
+def _limit_event(apply: Callable[[Context, CompiledPipeline, dict[str, Any]], None]) -> Callable[
+        [Context], None]:
+    def handle(ctx: Context) -> None:
+        data = _raw(ctx, "pipeline", "run_id")
+        if data is None:
+            return
+        pipeline = data["pipeline"]
+        if (ctx.event.type == _limits.RELEASE and isinstance(pipeline, str)
+                and pipeline not in ctx.catalog.pipelines):
+            # a run of a pipeline the spec removed ended: its slot is freed, nothing admitted
+            _limits.forget(ctx, pipeline, str(data["run_id"]))
+            return
+        cp = _pipeline(ctx, data["pipeline"])
+        if cp is not None:
+            apply(ctx, cp, data)
+    return handle
+
+
 def _on_grant(ctx: Context) -> None:
     data = _raw(ctx, "pool", "run_id", "stage", "attempt")
     found = None if data is None else _run(ctx, data["run_id"], data["stage"])
@@ -392,6 +410,10 @@ _HANDLERS: dict[str, Callable[[Context], None]] = {
     _pools.ACQUIRE: _pool_event(_pools.handle_acquire),
     _pools.RELEASE: _pool_event(_pools.handle_release),
     _pools.GRANT: _on_grant,
+    _limits.ACQUIRE: _limit_event(_limits.on_acquire),
+    _limits.RELEASE: _limit_event(_limits.on_release),
+    _limits.GRANT: _limit_event(_limits.on_grant),
+    _limits.DENY: _limit_event(_limits.on_deny),
     _subscriptions.SUBSCRIBE: _on_subscribe,
     StageOutcome.TYPE: _on_outcome,
     SpecsActivate.TYPE: _on_activate,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from streamcoord.core import _pools, _subscriptions
+from streamcoord.core import _limits, _pools, _subscriptions
 from streamcoord.core._admission import cancel_run
 from streamcoord.core._backoff import retry_delay
 from streamcoord.core._catalog import CompiledPipeline
@@ -14,8 +14,6 @@ from streamcoord.core._context import Context
 from streamcoord.core._lifecycle import (
     cancel_attempt,
     complete_stage,
-    new_pipe,
-    pipe_key,
     settle,
     trigger_stage,
     upstream_links,
@@ -222,12 +220,11 @@ def on_retry(ctx: Context, cp: CompiledPipeline, run: RunState, name: str) -> No
         return
     _reopen(cp, run, name)
     if run.status != "active":
-        if cp.max_active_runs is not None:
-            # a manual retry re-activates the run even above the limit: someone asked for it
-            pipe = ctx.state.misc_for_update(pipe_key(cp.name), new_pipe())
-            pipe["active"].append(run.run_id)
         run.status = "active"
         ctx.run_record(run)
+        if cp.max_active_runs is not None:
+            # a manual retry re-activates the run even above the limit: someone asked for it
+            _limits.acquire(ctx, cp, run.run_id, force=True)
     ctx.decision(run, name, "retry", "manual retry", [ctx.event.id])
     _retry_now(ctx, cp, run, name)
 

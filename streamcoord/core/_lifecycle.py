@@ -6,7 +6,7 @@ import heapq
 from datetime import timedelta
 from typing import Any
 
-from streamcoord.core import _pools, _respec, _subscriptions
+from streamcoord.core import _limits, _pools, _subscriptions
 from streamcoord.core._catalog import CompiledPipeline, CompiledStage
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
 from streamcoord.core._expressions import ExpressionEvaluationError
@@ -59,9 +59,6 @@ def variables(run: RunState, cp: CompiledPipeline) -> dict[str, Any]:
 def start_run(ctx: Context, cp: CompiledPipeline, run: RunState) -> None:
     """Make ``run`` active: subscribe to cross-pipeline needs and trigger what is ready."""
     run.status = "active"
-    if cp.max_active_runs is not None:
-        pipe = ctx.state.misc_for_update(pipe_key(cp.name), new_pipe())
-        pipe["active"].append(run.run_id)
     ctx.run_record(run)
     _subscriptions.subscribe_needs(ctx, cp, run)
     settle(ctx, cp, run, list(cp.stages))
@@ -272,12 +269,10 @@ def finish_if_done(ctx: Context, cp: CompiledPipeline, run: RunState) -> None:
 def finish_run(
     ctx: Context, cp: CompiledPipeline | None, run: RunState, outcome: str
 ) -> None:
-    """Record the outcome, announce it, and admit the next queued run of the pipeline.
+    """Record the outcome, announce it, and give back the run's slot of the pipeline's limit.
 
-    ``cp`` None: the run's spec has no such pipeline any more; it leaves the pipeline's active
-    and queued lists, and admits nothing.
+    ``cp`` None: the run's spec has no such pipeline any more; its slot keeper is gone too.
     """
-    was_active = run.status == "active"
     run.status = outcome
     ctx.cancel_timers(run)
     ctx.run_record(run)
@@ -289,42 +284,10 @@ def finish_run(
                    run_key=run.run_key, outcome=outcome),
     )
     ctx.publish(None, f"pipeline/{run.pipeline}", finished)
-    if cp is None or cp.max_active_runs is None:
-        _leave_pipe(ctx, run)
-        return
-    pipe = ctx.state.misc_for_update(pipe_key(cp.name), new_pipe())
-    if run.run_id in pipe["active"]:
-        pipe["active"].remove(run.run_id)
-    if run.run_id in pipe["waiting"]:
-        pipe["waiting"].remove(run.run_id)
-    if was_active:
-        admit_waiting(ctx, cp, pipe)
-
-
-def _leave_pipe(ctx: Context, run: RunState) -> None:
-    """Drop ``run`` from the active and queued lists a spec with a limit filled (if listed)."""
-    pipe = ctx.state.misc(pipe_key(run.pipeline))
-    if pipe is None or (run.run_id not in pipe["active"] and run.run_id not in pipe["waiting"]):
-        return
-    pipe = ctx.state.misc_for_update(pipe_key(run.pipeline), pipe)
-    pipe["active"] = [r for r in pipe["active"] if r != run.run_id]
-    pipe["waiting"] = [r for r in pipe["waiting"] if r != run.run_id]
-
-
-def admit_waiting(ctx: Context, cp: CompiledPipeline, pipe: dict[str, Any]) -> None:
-    """Start queued runs, oldest first, while the pipeline has free slots.
-
-    Only queued runs are listed as waiting: a queued run that ends (cancelled) leaves the list.
-    A queued run starts on its own spec version (``cp``'s when its own lacks the pipeline).
-    """
-    limit = cp.max_active_runs
-    assert limit is not None  # only pipelines with a limit queue runs
-    while pipe["waiting"] and len(pipe["active"]) < limit:
-        run_id = pipe["waiting"].pop(0)
-        run = ctx.state.run_for_update(run_id.split("#", 1)[0])
-        own = ctx.pipeline_of(run) or cp
-        _respec.adopt(ctx, own, run)
-        start_run(ctx, own, run)
+    if cp is None:
+        _limits.forget(ctx, run.pipeline, run.run_id)
+    elif cp.max_active_runs is not None:
+        _limits.release(ctx, cp, run.run_id)  # the run's slot, or its place in the queue
 
 
 def new_stages(cp: CompiledPipeline) -> dict[str, StageState]:

@@ -1,9 +1,10 @@
 """The state one events-topic partition owns, stored per key so changelog deltas stay small.
 
 Keys: ``run/<pipeline>/<run_key>`` (the latest generation of a run, its stages and timers),
-``pipe/<pipeline>`` (pause flag, matches held while paused, this partition's active and queued
-runs), ``pool/<name>`` (holders and waiters, on the pool's owning partition), ``subs/<pipeline>/
-<run_key>`` (cross-pipeline subscribers of a run), ``arr/<pipeline>/<run_key>`` (data arrivals),
+``pipe/<pipeline>`` (pause flag, matches held while paused; on the partition of
+``active/<pipeline>`` also the pipeline's run slots: holders and queued runs), ``pool/<name>``
+(holders and waiters, on the pool's owning partition), ``subs/<pipeline>/<run_key>``
+(cross-pipeline subscribers of a run), ``arr/<pipeline>/<run_key>`` (data arrivals),
 ``wm/<pipeline>`` (data-trigger watermarks) and ``spec`` (the partition's active spec version,
 absent until one is activated). Every value is orjson with a ``v`` version.
 

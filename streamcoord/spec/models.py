@@ -213,8 +213,19 @@ def _default_triggers() -> list[Trigger]:
 
 
 class Concurrency(_Spec):
-    max_active_runs: int | None = Field(None, ge=1)
-    over_limit: OverLimitPolicy = "queue"
+    """How many runs of the pipeline may be active at once, over every coordinator partition."""
+
+    max_active_runs: int | None = Field(
+        None, ge=1,
+        description="Active runs of this pipeline at once, counted over the whole consumer group;"
+        " none: no limit.",
+    )
+    over_limit: OverLimitPolicy = Field(
+        "queue",
+        description="A new run over the limit: `queue` (starts when a slot frees, in request"
+        " order), `skip` (ends as skipped) or `cancel_oldest` (starts once the oldest active run"
+        " is cancelled).",
+    )
 
 
 class Pipeline(_Spec):

@@ -66,11 +66,6 @@ def test_replay_is_byte_identical_when_repeated(case: Path) -> None:
     assert _output(case, 3) == _output(case, 3)
 
 
-# max_active_runs is counted per partition (a documented limitation): with three partitions the
-# queued runs of that case land elsewhere and start at once.
-PER_PARTITION = {"max_active_runs_queue"}
-
-
 def _triggers(case: Path, partitions: int) -> list[tuple[str, str, int, str]]:
     catalog = _catalogs(case)
     lines = (case / "log.jsonl").read_text().splitlines()
@@ -83,11 +78,11 @@ def _triggers(case: Path, partitions: int) -> list[tuple[str, str, int, str]]:
     ]
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.name not in PER_PARTITION],
-                         ids=[c.name for c in CASES if c.name not in PER_PARTITION])
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_spreading_runs_over_partitions_triggers_the_same_stages(case: Path) -> None:
-    # Matches, arrivals, pool requests, subscriptions and pause commands cross partitions as
-    # routed events; the stages triggered, and when, must not depend on the partition count.
+    # Matches, arrivals, pool and run-limit requests, subscriptions and pause commands cross
+    # partitions as routed events; the stages triggered, and when, must not depend on the
+    # partition count.
     assert _triggers(case, 3) == _triggers(case, 1)
 
 

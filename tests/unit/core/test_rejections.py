@@ -139,6 +139,9 @@ CASES: list[tuple[str, list[CloudEvent], str, str]] = [
                                              "dataset": "d", "partition": "1", "event": {},
                                              "dedup": "d"})],
      "unknown_pipeline", "no pipeline named 'nope'"),
+    ("run-limit request for a pipeline that is not loaded",
+     [_internal("streamcoord.limit.acquire", {"pipeline": "nope", "run_id": "nope/k"})],
+     "unknown_pipeline", "no pipeline named 'nope'"),
 ]
 
 
@@ -163,6 +166,8 @@ OWN_TYPES = [
 INTERNAL_TYPES = [
     "streamcoord.run.match", "streamcoord.data.arrival", "streamcoord.pool.acquire",
     "streamcoord.pool.release", "streamcoord.pool.grant", "streamcoord.need.subscribe",
+    "streamcoord.limit.acquire", "streamcoord.limit.grant", "streamcoord.limit.deny",
+    "streamcoord.limit.release",
 ]
 
 
