@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamcoord.core import _pools
+from streamcoord.core import _pools, _retention
 from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
 from streamcoord.core._lifecycle import (
@@ -17,7 +17,7 @@ from streamcoord.core._lifecycle import (
     upstream_links,
 )
 from streamcoord.core._partitioning import anchor_key
-from streamcoord.core._state import TERMINAL, RunState, event_digest
+from streamcoord.core._state import TERMINAL, RunState, event_digest, run_id_of
 from streamcoord.core._tracing import parse_traceparent, run_trace_id
 from streamcoord.events.models import CloudEvent
 
@@ -59,6 +59,11 @@ def admit(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
     if run is not None and not m["rerun"]:
         ctx.note(run.run_id, None, "ignored", f"run already {run.status}", m["caused"])
         return
+    gone = ctx.state.expired_gen(base) if run is None else None
+    if gone is not None and not m["rerun"]:
+        ctx.note(run_id_of(base, gone), None, "ignored", _retention.expired_reason(ctx, base, gone),
+                 m["caused"])
+        return
     _create(ctx, cp, m, run, digest)
 
 
@@ -72,7 +77,10 @@ def _hold(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
 def _create(
     ctx: Context, cp: CompiledPipeline, m: Match, previous: RunState | None, digest: bytes
 ) -> None:
-    run = RunState(cp.name, str(m["run_key"]), 1 if previous is None else previous.gen + 1)
+    # after expiry the generation goes on from the marker: run ids are never reused
+    gen = previous.gen if previous is not None else ctx.state.expired_gen(
+        f"{cp.name}/{m['run_key']}") or 0
+    run = RunState(cp.name, str(m["run_key"]), gen + 1)
     if previous is not None:
         run.seen = previous.seen  # a replayed request for an older generation stays a no-op
     run.trigger = m["trigger"]
@@ -96,6 +104,7 @@ def _create(
         ctx.decision(run, None, "queued", f"max_active_runs {limit} reached", run.caused_by)
     elif cp.over_limit == "skip":
         run.status = "skipped"
+        _retention.on_finished(ctx, run)
         ctx.run_record(run)
         ctx.decision(run, None, "skipped", f"max_active_runs {limit} reached", run.caused_by)
     else:

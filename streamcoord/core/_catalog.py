@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from streamcoord.core._expressions import Compiled, compile_expression, compile_template
@@ -34,7 +35,13 @@ from streamcoord.spec.models import (
     Trigger,
 )
 
-__all__ = ["Catalog", "CompiledNeed", "CompiledPipeline", "CompiledStage", "CompiledTrigger"]
+__all__ = [
+    "DEFAULT_RETENTION", "Catalog", "CompiledNeed", "CompiledPipeline", "CompiledStage",
+    "CompiledTrigger",
+]
+
+#: How long a finished run stays in the coordinator's state (its record stays in the runs topic).
+DEFAULT_RETENTION = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,17 +100,31 @@ class CompiledPipeline:
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
-    """Every pipeline and pool, compiled; build it with :meth:`Catalog.build`."""
+    """Every pipeline and pool, compiled; build it with :meth:`Catalog.build`.
+
+    ``retention`` is how long a finished run stays in the state: part of the catalog, not of
+    the runtime, because it decides which runs expire when, so a replay must use the same one.
+    """
 
     pipelines: Mapping[str, CompiledPipeline]
     pools: Mapping[str, Pool]
     by_type: Mapping[str, tuple[CompiledTrigger, ...]] = field(default_factory=dict)
     by_upstream: Mapping[str, tuple[CompiledTrigger, ...]] = field(default_factory=dict)
     scheduled: frozenset[str] = frozenset()
+    retention: timedelta = DEFAULT_RETENTION
 
     @classmethod
-    def build(cls, pipelines: Sequence[Pipeline], pools: Sequence[Pool] = ()) -> Catalog:
-        """Compile and index the specs; raises :class:`SpecError` listing every problem."""
+    def build(
+        cls, pipelines: Sequence[Pipeline], pools: Sequence[Pool] = (), *,
+        retention: timedelta = DEFAULT_RETENTION,
+    ) -> Catalog:
+        """Compile and index the specs; raises :class:`SpecError` listing every problem.
+
+        ``retention`` (positive) is how long finished runs stay in the state.
+        """
+        if retention <= timedelta(0):
+            raise SpecError(f"retention must be positive, not {retention}",
+                            hint="give the seconds finished runs stay in the state, e.g. 604800")
         names = [p.name for p in pipelines]
         problems = [
             f"pipeline {dup!r} is defined more than once"
@@ -121,11 +142,12 @@ class Catalog:
                 "invalid pipeline specs: " + "; ".join(problems),
                 hint="fix the specs and load them again",
             )
-        return _indexed(compiled, pool_map, pipelines)
+        return _indexed(compiled, pool_map, pipelines, retention)
 
 
 def _indexed(
-    compiled: dict[str, CompiledPipeline], pools: dict[str, Pool], pipelines: Sequence[Pipeline]
+    compiled: dict[str, CompiledPipeline], pools: dict[str, Pool], pipelines: Sequence[Pipeline],
+    retention: timedelta,
 ) -> Catalog:
     by_type: dict[str, list[CompiledTrigger]] = {}
     by_upstream: dict[str, list[CompiledTrigger]] = {}
@@ -158,6 +180,7 @@ def _indexed(
         by_type={k: tuple(v) for k, v in by_type.items()},
         by_upstream={k: tuple(v) for k, v in by_upstream.items()},
         scheduled=frozenset(scheduled),
+        retention=retention,
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from streamcoord.core import _execution as ex
-from streamcoord.core import _pools, _subscriptions
+from streamcoord.core import _pools, _retention, _subscriptions
 from streamcoord.core._admission import MATCH, admit, match, pause, resume
 from streamcoord.core._catalog import Catalog, CompiledPipeline
 from streamcoord.core._commands import Step
@@ -105,7 +105,12 @@ def _pipeline(ctx: Context, name: str) -> CompiledPipeline | None:
 def _run(ctx: Context, run_id: str, stage: str | None = None) -> tuple[CompiledPipeline,
                                                                          RunState] | None:
     """The run ``run_id`` names, ready to update, or None after rejecting or ignoring."""
-    run = ctx.state.run(run_base(run_id))
+    base = run_base(run_id)
+    run = ctx.state.run(base)
+    gone = ctx.state.expired_gen(base) if run is None else None
+    if gone is not None and _gen(run_id) <= gone:
+        ctx.note(run_id, stage, "ignored", _retention.expired_reason(ctx, base, gone), [])
+        return None
     if run is None or (run.run_id != run_id and run.gen <= _gen(run_id)):
         ctx.reject("unknown_run", f"no run {run_id!r} on partition {ctx.state.partition}")
         return None
@@ -164,6 +169,9 @@ _on_progress = _stage_event(
 def _on_timer(ctx: Context) -> None:
     data = _data(ctx, TimerFiredData)
     if data is None:
+        return
+    if data.purpose == "expiry":
+        _retention.on_sweep(ctx, data)
         return
     if data.run_id is None:
         ctx.reject("unknown_timer", f"timer {data.timer_id!r} names no run")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
-from streamcoord.core import _pools, _subscriptions
+from streamcoord.core import _pools, _retention, _subscriptions
 from streamcoord.core._catalog import CompiledPipeline, CompiledStage
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
 from streamcoord.core._expressions import ExpressionEvaluationError
@@ -242,6 +242,7 @@ def finish_run(ctx: Context, cp: CompiledPipeline, run: RunState, outcome: str) 
     was_active = run.status == "active"
     run.status = outcome
     ctx.cancel_timers(run)
+    _retention.on_finished(ctx, run)
     ctx.run_record(run)
     ctx.run_span(run)
     finished = build(

@@ -221,7 +221,7 @@ class PipelineResume(CloudEvent):
 
 class TimerFiredData(_Data):
     timer_id: str = Field(min_length=1)
-    purpose: Literal["retry", "timeout", "heartbeat", "lateness", "wakeup"]
+    purpose: Literal["retry", "timeout", "heartbeat", "lateness", "wakeup", "expiry"]
     run_id: str | None = None
     stage: str | None = None
     attempt: int | None = None
