@@ -105,14 +105,10 @@ def _pipeline(ctx: Context, name: str) -> CompiledPipeline | None:
 def _run(ctx: Context, run_id: str, stage: str | None = None) -> tuple[CompiledPipeline,
                                                                          RunState] | None:
     """The run ``run_id`` names, ready to update, or None after rejecting or ignoring."""
-    base = run_base(run_id)
-    run = ctx.state.run(base)
-    gone = ctx.state.expired_gen(base) if run is None else None
-    if gone is not None and _gen(run_id) <= gone:
-        ctx.note(run_id, stage, "ignored", _retention.expired_reason(ctx, base, gone), [])
-        return None
+    run = ctx.state.run(run_base(run_id))
     if run is None or (run.run_id != run_id and run.gen <= _gen(run_id)):
-        ctx.reject("unknown_run", f"no run {run_id!r} on partition {ctx.state.partition}")
+        if not _expired(ctx, run_id, stage):
+            ctx.reject("unknown_run", f"no run {run_id!r} on partition {ctx.state.partition}")
         return None
     if run.run_id != run_id:
         ctx.note(run_id, stage, "ignored", f"run was superseded by {run.run_id}", [])
@@ -130,6 +126,16 @@ def _run(ctx: Context, run_id: str, stage: str | None = None) -> tuple[CompiledP
     run = ctx.state.run_for_update(run.base)
     run.remember(digest)
     return cp, run
+
+
+def _expired(ctx: Context, run_id: str, stage: str | None) -> bool:
+    """Whether ``run_id`` expired (noted as ignored: a late event must not resurrect it)."""
+    base = run_base(run_id)
+    gone = ctx.state.expired_gen(base)  # None while a run of ``base`` is in the state
+    if gone is None or _gen(run_id) > gone:
+        return False
+    ctx.note(run_id, stage, "ignored", _retention.expired_reason(ctx, base, gone), [])
+    return True
 
 
 def _gen(run_id: str) -> int:

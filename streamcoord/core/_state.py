@@ -34,7 +34,8 @@ __all__ = [
     "run_id_of", "sweep_event",
 ]
 
-# 4: finished runs keep their finish time (fa); 3: runs keep their trace (tr, tp, at) and stages their trigger time; 2: the dedup window is
+# 4: finished runs keep their finish time (fa), expired runs leave a gen/ marker;
+# 3: runs keep their trace (tr, tp, at) and stages their trigger time; 2: the dedup window is
 # one string of 8-byte digests (1: a list of ids). Every older version still loads.
 VERSION = 4
 TERMINAL = frozenset(
