@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -22,9 +23,13 @@ def replay_command(
     partitions: Annotated[int, typer.Option(help="Partitions to simulate.", min=1)] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per decided event.")]
     = False,
+    retention_s: Annotated[
+        float,
+        typer.Option(help="The coordinator's retention_s: when finished runs expire.", min=0.001),
+    ] = 604_800.0,
 ) -> None:
     """Replay a recorded event log through the core and print its decisions (deterministic)."""
-    catalog = _catalog(spec)
+    catalog = _catalog(spec, timedelta(seconds=retention_s))
     try:
         lines = log.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -53,9 +58,9 @@ def _text_lines(record: Record) -> list[str]:
     return lines
 
 
-def _catalog(paths: list[Path]) -> Catalog:
+def _catalog(paths: list[Path], retention: timedelta) -> Catalog:
     loaded = load_specs(paths)
     if loaded.problems:
         listing = "\n".join(str(problem) for problem in loaded.problems)
         raise SpecError(f"the specs do not validate:\n{listing}", hint="fix them and replay again")
-    return Catalog.build(loaded.pipelines, loaded.pools)
+    return Catalog.build(loaded.pipelines, loaded.pools, retention=retention)

@@ -40,6 +40,11 @@ def run(
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1 at this port.")
     ] = None,
+    retention_s: Annotated[
+        float | None,
+        typer.Option(help="Seconds a finished run stays in the state (default 604800, 7 days).",
+                     min=0.001),
+    ] = None,
 ) -> None:
     """Start the coordinator: consume events, decide, publish triggers exactly once."""
     catalog = load_catalog(paths)
@@ -47,7 +52,7 @@ def run(
         key: value
         for key, value in {
             "group_id": group_id, "topic_prefix": topic_prefix, "health_port": health_port,
-            "instance_id": instance_id,
+            "instance_id": instance_id, "retention_s": retention_s,
         }.items()
         if value is not None
     }  # fmt: skip

@@ -7,8 +7,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -77,7 +77,11 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka s
 
 
 class Coordinator:
-    """Consume events, decide with the pure core, commit each batch exactly once."""
+    """Consume events, decide with the pure core, commit each batch exactly once.
+
+    ``settings.retention_s`` replaces the catalog's retention: finished runs leave the state
+    that long after they finished.
+    """
 
     def __init__(
         self,
@@ -87,7 +91,7 @@ class Coordinator:
         *,
         instruments: Instruments = GLOBAL_INSTRUMENTS,
     ) -> None:
-        self.catalog = catalog
+        self.catalog = replace(catalog, retention=timedelta(seconds=settings.retention_s))
         self._instruments = instruments
         self._gauges = PartitionGauges(instruments)
         self.settings = settings

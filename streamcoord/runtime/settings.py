@@ -60,6 +60,12 @@ class CoordinatorSettings(BaseSettings):
     instance_id: str | None = Field(
         None, description="Static group membership: a quick restart keeps its partitions."
     )
+    retention_s: float = Field(
+        604_800.0, gt=0,
+        description="How long a finished run stays in the coordinator's state (7 days); its "
+        "record stays in the runs topic. It becomes the catalog's retention, which decides "
+        "expiry: replay a log with the same value.",
+    )
 
     @property
     def topics(self) -> TopicNames:
