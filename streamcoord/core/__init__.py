@@ -34,6 +34,11 @@ unless it is a manual ``run.requested``, which starts the next generation. Every
 run lives on the partition of ``<pipeline>/<run_key>``; the core routes matches it makes for runs
 on other partitions as ``streamcoord.run.match`` events (``Publish(topic=None, key=...)``).
 
+Retention. A finished run leaves the state ``catalog.retention`` after it finished (one sweep
+timer per partition, see ``_retention``); a ``gen/`` marker keeps its generation, so late events
+for it are ignored, matches for its key stay ignored and a manual request starts the next
+generation.
+
 Idempotency. Each run remembers an 8-byte digest of the (source, id) of the last 128 events
 applied to it, so a redelivered event changes nothing; beyond that window the transitions are
 idempotent (a second ``succeeded`` for a finished attempt is rejected, not applied). One
