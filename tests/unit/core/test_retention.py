@@ -303,3 +303,16 @@ def test_the_sweep_event_lands_on_its_partition() -> None:
         event = sweep_event(partition, 4, T0)
         assert isinstance(event, TimerFired)
         assert partition_for(partition_key_for(event), 4) == partition
+
+
+def test_a_rolled_back_sweep_leaves_the_run_to_expire_again() -> None:
+    c = Coordinator()
+    c.finish("k", T0)
+    timer = c.timers["expiry|p0"]
+    c.state.savepoint()
+    c.sweep()
+    c.state.rollback()  # the runtime's transaction failed: the sweep is decided again
+    assert _ids(c) == ["p/k"]
+    assert c.state.expired_gen("p/k") is None
+    c.feed(timer.event, timer.due)
+    assert _ids(c) == []
