@@ -2,7 +2,8 @@
 
 Its ``run/`` key is deleted (the runtime writes a tombstone to the changelog); its last run
 record stays in the runs topic, so ``streamcoord runs`` still lists it. What stays is a
-``gen/<pipeline>/<run_key>`` marker with the expired run's generation (about 40 bytes), so that:
+``gen/<pipeline>/<run_key>`` marker with the expired run's generation (its key and 13 bytes),
+so that:
 
 - a late event for the expired run (a duplicate ``succeeded``, a timer, an outcome) is ignored
   with the reason, not rejected as an unknown run;
