@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamcoord.core import (
     Catalog,
@@ -19,7 +22,7 @@ from streamcoord.core import (
     partition_for,
     partition_key_for,
 )
-from streamcoord.core._retention import SWEEP_LIMIT
+from streamcoord.core._retention import SWEEP_EVERY, SWEEP_LIMIT
 from streamcoord.core._state import SWEEP_KEY, sweep_event
 from streamcoord.errors import SpecError
 from streamcoord.events.models import (
@@ -316,3 +319,31 @@ def test_a_rolled_back_sweep_leaves_the_run_to_expire_again() -> None:
     assert c.state.expired_gen("p/k") is None
     c.feed(timer.event, timer.due)
     assert _ids(c) == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 6 * 3600), min_size=1, max_size=12),
+       st.sampled_from([timedelta(seconds=5), timedelta(minutes=30), DAY]))
+def test_every_run_expires_within_a_sweep_interval_after_its_retention(
+    gaps: list[int], retention: timedelta
+) -> None:
+    c = Coordinator(Catalog.build([_spec("p")], retention=retention))
+    finishes = list(accumulate(timedelta(seconds=g) for g in gaps))
+    expired: dict[str, datetime] = {}
+
+    def sweep_until(limit: datetime | None) -> None:
+        while "expiry|p0" in c.timers and (limit is None or c.timers["expiry|p0"].due <= limit):
+            due = c.timers["expiry|p0"].due
+            for run_id, action, _ in _decisions([c.sweep()]):
+                if action == "expired":
+                    expired[run_id] = due
+
+    for n, offset in enumerate(finishes):
+        sweep_until(T0 + offset)
+        c.finish(f"k{n}", T0 + offset)
+    sweep_until(None)
+    assert c.state.runs() == []
+    interval = min(retention, SWEEP_EVERY)
+    for n, offset in enumerate(finishes):
+        kept = expired[f"p/k{n}"] - (T0 + offset)
+        assert retention <= kept <= retention + interval
