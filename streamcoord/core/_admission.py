@@ -77,9 +77,10 @@ def _hold(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
 def _create(
     ctx: Context, cp: CompiledPipeline, m: Match, previous: RunState | None, digest: bytes
 ) -> None:
-    # after expiry the generation goes on from the marker: run ids are never reused
-    gen = previous.gen if previous is not None else ctx.state.expired_gen(
-        f"{cp.name}/{m['run_key']}") or 0
+    if previous is not None:
+        gen = previous.gen
+    else:  # after expiry the generation goes on from the marker: run ids are never reused
+        gen = ctx.state.expired_gen(f"{cp.name}/{m['run_key']}") or 0
     run = RunState(cp.name, str(m["run_key"]), gen + 1)
     if previous is not None:
         run.seen = previous.seen  # a replayed request for an older generation stays a no-op
