@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.state_size import markdown_rows
+
 
 def markdown(r: dict[str, Any]) -> str:
     baselines = r["baselines"]
@@ -52,4 +54,6 @@ def markdown(r: dict[str, Any]) -> str:
         f"{rec['start_to_first_batch_s']:.2f} (restored at {rec['start_to_restored_s']:.2f}) | ≤ 10 |",
         f"| resident memory per 10,000 active runs (MB) | {rec['rss_mb_per_10k_runs']:.1f} | |",
     ]
+    if "state_size" in r:  # results from before retention have none
+        lines += markdown_rows(r["state_size"])
     return "\n".join(lines) + "\n"

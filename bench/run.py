@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import os
 import platform
+import sys
 import tempfile
 import time
 import uuid
@@ -136,6 +137,21 @@ async def recovery(bootstrap: str, runs: int, progress: Progress) -> dict[str, A
             "load": load()}  # fmt: skip
 
 
+async def state_size(runs: int, progress: Progress) -> dict[str, Any]:
+    """``bench/state_size.py`` in a process of its own (it holds every run in memory)."""
+    task = progress.add_task(f"state size of {runs:,} finished runs", total=None)
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.state_size", "--runs", str(runs), "--json",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"bench.state_size exited with {child.returncode}")
+    progress.update(task, total=1, completed=1)
+    result: dict[str, Any] = orjson.loads(out)
+    return result
+
+
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -163,6 +179,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             await latency(args.bootstrap, max(args.light_rate, best / 4), args.handoffs, "half of max", progress),
         ]  # fmt: skip
         results["recovery"] = await recovery(args.bootstrap, args.recovery_runs, progress)
+        results["state_size"] = await state_size(args.state_runs, progress)
     results["seconds"] = time.perf_counter() - started
     results["load_end"] = load()
     return results
@@ -193,11 +210,14 @@ def main() -> None:
     parser.add_argument("--light-rate", type=float, default=300.0, help="hand-offs/s at light load")
     parser.add_argument("--warmup-handoffs", type=int, default=20_000,
                         help="hand-offs at the light rate to warm up the broker first (not recorded)")
+    parser.add_argument("--state-runs", type=int, default=1_000_000,
+                        help="finished runs in the state-size measurement (core only)")
     parser.add_argument("--quick", action="store_true", help="small sizes, to try the bench out")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.recovery_runs, args.handoffs = 3000, 10_000, 1000
         args.warmup_handoffs = 2000
+        args.state_runs = 20_000
     results = asyncio.run(with_broker(args))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))

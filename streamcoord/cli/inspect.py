@@ -165,7 +165,8 @@ def explain(
     if explanation is None:
         raise ConfigError(
             f"no run {run_id!r} with a stage {stage!r} in the coordinator's state",
-            hint="`streamcoord runs` lists the run ids",
+            hint="`streamcoord runs` lists the run ids; finished runs leave the state"
+            " STREAMCOORD_RETENTION_S after they end",
         )
     if as_json:
         typer.echo(orjson.dumps(explanation).decode())  # orjson serializes dataclasses

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -30,9 +31,13 @@ def replay_command(
             min=0.001,
         ),
     ] = None,
+    retention_s: Annotated[
+        float,
+        typer.Option(help="The coordinator's retention_s: when finished runs expire.", min=0.001),
+    ] = 604_800.0,
 ) -> None:
     """Replay a recorded event log through the core and print its decisions (deterministic)."""
-    catalog = _catalog(spec, default_start_timeout)
+    catalog = _catalog(spec, default_start_timeout, timedelta(seconds=retention_s))
     try:
         lines = log.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -61,11 +66,14 @@ def _text_lines(record: Record) -> list[str]:
     return lines
 
 
-def _catalog(paths: list[Path], default_start_timeout: float | None) -> Catalog:
+def _catalog(
+    paths: list[Path], default_start_timeout: float | None, retention: timedelta
+) -> Catalog:
     loaded = load_specs(paths)
     if loaded.problems:
         listing = "\n".join(str(problem) for problem in loaded.problems)
         raise SpecError(f"the specs do not validate:\n{listing}", hint="fix them and replay again")
     return Catalog.build(
-        loaded.pipelines, loaded.pools, default_start_timeout_seconds=default_start_timeout
+        loaded.pipelines, loaded.pools, default_start_timeout_seconds=default_start_timeout,
+        retention=retention,
     )

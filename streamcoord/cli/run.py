@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -53,13 +54,18 @@ def run(
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1 at this port.")
     ] = None,
+    retention_s: Annotated[
+        float | None,
+        typer.Option(help="Seconds a finished run stays in the state (default 604800, 7 days).",
+                     min=0.001),
+    ] = None,
 ) -> None:
     """Start the coordinator: consume events, decide, publish triggers exactly once."""
     overrides: dict[str, Any] = {
         key: value
         for key, value in {
             "group_id": group_id, "topic_prefix": topic_prefix, "health_port": health_port,
-            "instance_id": instance_id,
+            "instance_id": instance_id, "retention_s": retention_s,
         }.items()
         if value is not None
     }  # fmt: skip
@@ -67,12 +73,14 @@ def run(
     overrides.setdefault("topic_prefix", kafka.topic_prefix)
     settings = CoordinatorSettings(**overrides)
     start_timeout = settings.default_start_timeout_seconds
+    retention = timedelta(seconds=settings.retention_s)
     specs: SpecSource = (
-        StaticSpecs(load_catalog(paths, default_start_timeout_seconds=start_timeout))
+        StaticSpecs(load_catalog(
+            paths, default_start_timeout_seconds=start_timeout, retention=retention))
         if paths
         else SpecsFollower(
             kafka.client_kwargs(), settings.topics, wait_s=settings.specs_wait_s,
-            default_start_timeout_seconds=start_timeout,
+            default_start_timeout_seconds=start_timeout, retention=retention,
         )
     )
     tune_garbage_collector()

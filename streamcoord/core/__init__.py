@@ -37,6 +37,11 @@ unless it is a manual ``run.requested``, which starts the next generation. Every
 run lives on the partition of ``<pipeline>/<run_key>``; the core routes matches it makes for runs
 on other partitions as ``streamcoord.run.match`` events (``Publish(topic=None, key=...)``).
 
+Retention. A finished run leaves the state ``catalog.retention`` after it finished (one sweep
+timer per partition, see ``_retention``); a ``gen/`` marker keeps its generation, so late events
+for it are ignored, matches for its key stay ignored and a manual request starts the next
+generation.
+
 Idempotency. Each run remembers an 8-byte digest of the (source, id) of the last 128 events
 applied to it, so a redelivered event changes nothing; beyond that window the transitions are
 idempotent (a second ``succeeded`` for a finished attempt is rejected, not applied). One
@@ -108,7 +113,7 @@ Limitation, documented: the data-trigger watermark is kept per partition that fi
 arrivals (producers keying arrivals consistently share one watermark).
 """
 
-from streamcoord.core._catalog import Catalog
+from streamcoord.core._catalog import DEFAULT_RETENTION, Catalog
 from streamcoord.core._commands import CancelTimer, Command, Publish, Rejection, SetTimer, Step
 from streamcoord.core._decide import decide
 from streamcoord.core._explain import Explanation, NeedStatus, explain
@@ -119,6 +124,7 @@ from streamcoord.core._tracing import SpanRecord
 from streamcoord.core._versions import CatalogSet, spec_version
 
 __all__ = [
+    "DEFAULT_RETENTION",
     "CancelTimer",
     "Catalog",
     "CatalogSet",

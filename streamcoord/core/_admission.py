@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamcoord.core import _limits, _pools, _respec
+from streamcoord.core import _limits, _pools, _respec, _retention
 from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
 from streamcoord.core._lifecycle import (
@@ -18,7 +18,7 @@ from streamcoord.core._lifecycle import (
     upstream_links,
 )
 from streamcoord.core._partitioning import anchor_key
-from streamcoord.core._state import TERMINAL, RunState, event_digest
+from streamcoord.core._state import TERMINAL, RunState, event_digest, run_id_of
 from streamcoord.core._tracing import parse_traceparent, run_trace_id
 from streamcoord.events.models import CloudEvent
 
@@ -60,6 +60,11 @@ def admit(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
     if run is not None and not m["rerun"]:
         ctx.note(run.run_id, None, "ignored", f"run already {run.status}", m["caused"])
         return
+    gone = ctx.state.expired_gen(base) if run is None else None
+    if gone is not None and not m["rerun"]:
+        ctx.note(run_id_of(base, gone), None, "ignored", _retention.expired_reason(ctx, base, gone),
+                 m["caused"])
+        return
     _create(ctx, cp, m, run, digest)
 
 
@@ -73,7 +78,11 @@ def _hold(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
 def _create(
     ctx: Context, cp: CompiledPipeline, m: Match, previous: RunState | None, digest: bytes
 ) -> None:
-    run = RunState(cp.name, str(m["run_key"]), 1 if previous is None else previous.gen + 1)
+    if previous is not None:
+        gen = previous.gen
+    else:  # after expiry the generation goes on from the marker: run ids are never reused
+        gen = ctx.state.expired_gen(f"{cp.name}/{m['run_key']}") or 0
+    run = RunState(cp.name, str(m["run_key"]), gen + 1)
     if previous is not None:
         run.seen = previous.seen  # a replayed request for an older generation stays a no-op
     run.trigger = m["trigger"]

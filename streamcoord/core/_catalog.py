@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from streamcoord.core._expressions import Compiled, compile_expression, compile_template
@@ -35,7 +36,13 @@ from streamcoord.spec.models import (
     Trigger,
 )
 
-__all__ = ["Catalog", "CompiledNeed", "CompiledPipeline", "CompiledStage", "CompiledTrigger"]
+__all__ = [
+    "DEFAULT_RETENTION", "Catalog", "CompiledNeed", "CompiledPipeline", "CompiledStage",
+    "CompiledTrigger",
+]
+
+#: How long a finished run stays in the coordinator's state (its record stays in the runs topic).
+DEFAULT_RETENTION = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +105,9 @@ class Catalog:
     """Every pipeline and pool, compiled; build it with :meth:`Catalog.build`.
 
     ``version`` is :func:`spec_version` of the specs it was built from.
+
+    ``retention`` is how long a finished run stays in the state: part of the catalog, not of
+    the runtime, because it decides which runs expire when, so a replay must use the same one.
     """
 
     pipelines: Mapping[str, CompiledPipeline]
@@ -106,23 +116,29 @@ class Catalog:
     by_upstream: Mapping[str, tuple[CompiledTrigger, ...]] = field(default_factory=dict)
     scheduled: frozenset[str] = frozenset()
     version: str = ""
+    retention: timedelta = DEFAULT_RETENTION
 
     @classmethod
     def build(
         cls, pipelines: Sequence[Pipeline], pools: Sequence[Pool] = (), *,
         default_start_timeout_seconds: float | None = None,
+        retention: timedelta = DEFAULT_RETENTION,
     ) -> Catalog:
         """Compile and index the specs; raises :class:`SpecError` listing every problem.
 
         ``default_start_timeout_seconds`` is the start timeout of stages whose spec sets none
         (None: such stages wait for ``started`` without a limit); the coordinator passes its
-        setting, and a replay of its log must pass the same value.
+        setting, and a replay of its log must pass the same value. ``retention`` (positive) is
+        how long finished runs stay in the state.
         """
         if default_start_timeout_seconds is not None and default_start_timeout_seconds <= 0:
             raise SpecError(
                 f"default_start_timeout_seconds must be > 0, not {default_start_timeout_seconds}",
                 hint="leave it unset for no default start timeout",
             )
+        if retention <= timedelta(0):
+            raise SpecError(f"retention must be positive, not {retention}",
+                            hint="give the seconds finished runs stay in the state, e.g. 604800")
         names = [p.name for p in pipelines]
         problems = [
             f"pipeline {dup!r} is defined more than once"
@@ -142,12 +158,15 @@ class Catalog:
                 "invalid pipeline specs: " + "; ".join(problems),
                 hint="fix the specs and load them again",
             )
-        return _indexed(compiled, pool_map, pipelines, spec_version(pipelines, pools))
+        return _indexed(
+            compiled, pool_map, pipelines, spec_version(pipelines, pools), retention
+        )
 
 
 def _indexed(
     compiled: dict[str, CompiledPipeline], pools: dict[str, Pool], pipelines: Sequence[Pipeline],
     version: str,
+    retention: timedelta,
 ) -> Catalog:
     by_type: dict[str, list[CompiledTrigger]] = {}
     by_upstream: dict[str, list[CompiledTrigger]] = {}
@@ -181,6 +200,7 @@ def _indexed(
         by_upstream={k: tuple(v) for k, v in by_upstream.items()},
         scheduled=frozenset(scheduled),
         version=version,
+        retention=retention,
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from streamcoord.core import _execution as ex
-from streamcoord.core import _limits, _pools, _respec, _subscriptions
+from streamcoord.core import _limits, _pools, _respec, _retention, _subscriptions
 from streamcoord.core._admission import MATCH, admit, drop_run, match, pause, resume
 from streamcoord.core._catalog import Catalog, CompiledPipeline
 from streamcoord.core._commands import Step
@@ -120,7 +120,8 @@ def _run(ctx: Context, run_id: str, stage: str | None = None) -> tuple[CompiledP
     """The run ``run_id`` names, ready to update, or None after rejecting or ignoring."""
     run = ctx.state.run(run_base(run_id))
     if run is None or (run.run_id != run_id and run.gen <= _gen(run_id)):
-        ctx.reject("unknown_run", f"no run {run_id!r} on partition {ctx.state.partition}")
+        if not _expired(ctx, run_id, stage):
+            ctx.reject("unknown_run", f"no run {run_id!r} on partition {ctx.state.partition}")
         return None
     if run.run_id != run_id:
         ctx.note(run_id, stage, "ignored", f"run was superseded by {run.run_id}", [])
@@ -157,6 +158,16 @@ def _restart(ctx: Context, cp: CompiledPipeline, run: RunState) -> None:
     """After a run took new stages: subscribe to their cross-pipeline needs, run what is ready."""
     _subscriptions.subscribe_needs(ctx, cp, run)
     settle(ctx, cp, run, list(cp.stages))
+
+
+def _expired(ctx: Context, run_id: str, stage: str | None) -> bool:
+    """Whether ``run_id`` expired (noted as ignored: a late event must not resurrect it)."""
+    base = run_base(run_id)
+    gone = ctx.state.expired_gen(base)  # None while a run of ``base`` is in the state
+    if gone is None or _gen(run_id) > gone:
+        return False
+    ctx.note(run_id, stage, "ignored", _retention.expired_reason(ctx, base, gone), [])
+    return True
 
 
 def _gen(run_id: str) -> int:
@@ -196,6 +207,9 @@ _on_progress = _stage_event(
 def _on_timer(ctx: Context) -> None:
     data = _data(ctx, TimerFiredData)
     if data is None:
+        return
+    if data.purpose == "expiry":
+        _retention.on_sweep(ctx, data)
         return
     if data.run_id is None:
         ctx.reject("unknown_timer", f"timer {data.timer_id!r} names no run")

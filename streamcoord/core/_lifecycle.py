@@ -6,7 +6,7 @@ import heapq
 from datetime import timedelta
 from typing import Any
 
-from streamcoord.core import _limits, _pools, _subscriptions
+from streamcoord.core import _limits, _pools, _retention, _subscriptions
 from streamcoord.core._catalog import CompiledPipeline, CompiledStage
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
 from streamcoord.core._expressions import ExpressionEvaluationError
@@ -275,6 +275,7 @@ def finish_run(
     """
     run.status = outcome
     ctx.cancel_timers(run)
+    _retention.on_finished(ctx, run)
     ctx.run_record(run)
     ctx.run_span(run)
     finished = build(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamcoord.core import _admission, _lifecycle, _respec
+from streamcoord.core import _admission, _lifecycle, _respec, _retention
 from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._context import Context
 from streamcoord.core._partitioning import run_base
@@ -109,6 +109,7 @@ def on_deny(ctx: Context, cp: CompiledPipeline, data: dict[str, Any]) -> None:
         return
     run = ctx.state.run_for_update(run.base)
     run.status = "skipped"
+    _retention.on_finished(ctx, run)
     ctx.run_record(run)
     ctx.decision(run, None, "skipped", f"max_active_runs {cp.max_active_runs} reached",
                  run.caused_by)

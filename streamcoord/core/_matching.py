@@ -9,6 +9,8 @@ from streamcoord.core._admission import admit, match
 from streamcoord.core._catalog import CompiledPipeline, CompiledTrigger
 from streamcoord.core._context import Context
 from streamcoord.core._expressions import ExpressionEvaluationError
+from streamcoord.core._retention import expired_reason
+from streamcoord.core._state import run_id_of
 from streamcoord.spec.models import DataArrivalTrigger, EventTrigger
 
 __all__ = ["ARRIVAL", "dedup_of", "event_view", "on_arrival", "on_external", "run_key_of"]
@@ -141,6 +143,12 @@ def on_arrival(ctx: Context, data: dict[str, Any]) -> None:
     spec = cp.triggers[data["trigger"]]
     assert isinstance(spec, DataArrivalTrigger)  # arrivals are only made for data triggers
     key = f"arr/{cp.name}/{data['run_key']}"
+    base = key[4:]
+    gone = ctx.state.expired_gen(base) if ctx.state.misc(key) is None else None
+    if gone is not None:  # counting would start over and hold a key nobody clears
+        ctx.note(run_id_of(base, gone), None, "ignored", expired_reason(ctx, base, gone),
+                 [data["event"]["id"]])
+        return
     arr = ctx.state.misc_for_update(key, {"v": 1, "sets": {}, "ids": [], "done": False})
     if arr["done"]:
         return

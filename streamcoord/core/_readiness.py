@@ -17,6 +17,7 @@ OUTCOMES: Mapping[str, str] = MappingProxyType({
     "succeeded": "S",
     "failed": "F", "timed_out": "F", "upstream_failed": "F",
     "skipped": "K", "cancelled": "K",
+    "expired": "F",  # the upstream run left the state (retention): its outcome is not known
     "pending": "P", "ready": "P", "triggered": "P", "running": "P", "retry_wait": "P",
 })  # fmt: skip
 

@@ -5,8 +5,10 @@ Keys: ``run/<pipeline>/<run_key>`` (the latest generation of a run, its stages a
 ``active/<pipeline>`` also the pipeline's run slots: holders and queued runs), ``pool/<name>``
 (holders and waiters, on the pool's owning partition), ``subs/<pipeline>/<run_key>``
 (cross-pipeline subscribers of a run), ``arr/<pipeline>/<run_key>`` (data arrivals),
-``wm/<pipeline>`` (data-trigger watermarks) and ``spec`` (the partition's active spec version,
-absent until one is activated). Every value is orjson with a ``v`` version.
+``wm/<pipeline>`` (data-trigger watermarks), ``spec`` (the partition's active spec version,
+absent until one is activated), ``gen/<pipeline>/<run_key>`` (the generation of a run that
+expired, see :mod:`~streamcoord.core._retention`) and ``expiry`` (the partition's pending
+retention sweep). Every value is orjson with a ``v`` version.
 
 :func:`~streamcoord.core.decide` mutates the state in place and returns it; call
 :meth:`CoordinatorState.savepoint` before a batch and :meth:`CoordinatorState.rollback` to go
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -24,15 +27,20 @@ from typing import Any
 import orjson
 
 from streamcoord.core._models import build
+from streamcoord.core._partitioning import anchor_key
 from streamcoord.core._tracing import run_trace_id
 from streamcoord.events.models import TimerFired, TimerFiredData
 
-__all__ = ["VERSION", "CoordinatorState", "RunState", "StageState", "event_digest"]
+__all__ = [
+    "SWEEP_KEY", "VERSION", "CoordinatorState", "RunState", "StageState", "event_digest",
+    "run_id_of", "sweep_event",
+]
 
+# 5: finished runs keep their finish time (fa), expired runs leave a gen/ marker;
 # 4: runs may name their spec version (sv), stages the pool they asked (a 9th field, only when
 # they did); 3: runs keep their trace (tr, tp, at) and stages their trigger time; 2: the dedup
 # window is one string of 8-byte digests (1: a list of ids). Every older version still loads.
-VERSION = 4
+VERSION = 5
 TERMINAL = frozenset(
     {"succeeded", "failed", "timed_out", "skipped", "cancelled", "upstream_failed"}
 )
@@ -41,6 +49,9 @@ SEEN_LIMIT = 128
 _DIGEST = 8  # bytes per remembered event: 128 events cost 1 KiB, whatever the ids' length
 TIMER_SOURCE = "streamcoord/timer"
 SPEC_KEY = "spec"
+SWEEP_KEY = "expiry"  # {"v": 1, "due": ISO time of the partition's next retention sweep}
+# what a terminal run saved before version 5 counts as its finish time when it has no creation time
+_LONG_AGO = "1970-01-01T00:00:00+00:00"
 
 
 class StageState:
@@ -89,8 +100,9 @@ class RunState:
     """The latest generation of one run (older generations live only in run records)."""
 
     __slots__ = (
-        "base", "caused_by", "created_at", "ext", "gen", "params", "parent_span", "pipeline",
-        "run_id", "run_key", "seen", "spec_version", "stages", "status", "timers", "trace_id",
+        "base", "caused_by", "created_at", "ext", "finished_at", "gen", "params", "parent_span",
+        "pipeline", "run_id", "run_key", "seen", "spec_version", "stages", "status", "timers",
+        "trace_id",
         "trigger",
     )
 
@@ -115,6 +127,7 @@ class RunState:
         self.created_at = ""
         # the spec version the run follows until it ends; None: the partition's current one
         self.spec_version: str | None = None
+        self.finished_at: str | None = None  # ISO time it last finished (retention counts from it)
 
     def signature(self) -> tuple[object, ...]:
         """What a run record shows: generation, run status and every stage's status."""
@@ -143,6 +156,7 @@ class RunState:
             "tm": self.timers, "x": self.ext,
             "tr": self.trace_id, "tp": self.parent_span, "at": self.created_at,
             **({"sv": self.spec_version} if self.spec_version is not None else {}),
+            "fa": self.finished_at,
         }
 
     @classmethod
@@ -164,19 +178,32 @@ class RunState:
         run.parent_span = raw.get("tp")
         run.created_at = raw.get("at", "")
         run.spec_version = raw.get("sv")
+        # before version 5: a finished run counts as finished when it was created
+        run.finished_at = raw.get("fa") or (
+            (run.created_at or _LONG_AGO) if run.status in RUN_TERMINAL else None
+        )
         return run
 
 
 class CoordinatorState:
     """Runs and bookkeeping of one partition; see the module docstring for keys and mutation."""
 
-    __slots__ = ("_journal", "_misc", "_runs", "_touched", "_watched", "partition", "partitions")
+    __slots__ = (
+        "_finished", "_gone", "_journal", "_misc", "_runs", "_touched", "_watched", "partition",
+        "partitions",
+    )
 
     def __init__(self, partition: int, partitions: int) -> None:
         self.partition = partition
         self.partitions = partitions
         self._runs: dict[str, RunState] = {}
         self._misc: dict[str, dict[str, Any]] = {}
+        # run base -> generation of the run that expired (``gen/`` keys)
+        self._gone: dict[str, int] = {}
+        # (finish time, run base) of finished runs, earliest first, for retention. Derived from
+        # the runs (rebuilt on load, never stored); an entry whose run has since been retried,
+        # rerun or expired is stale and skipped, so only the runs decide what expires.
+        self._finished: list[tuple[datetime, str]] = []
         self._touched: dict[str, None] = {}
         # run base -> its status signature before this step changed it (None: new run)
         self._watched: dict[str, tuple[object, ...] | None] = {}
@@ -198,26 +225,36 @@ class CoordinatorState:
         return state
 
     def _put(self, key: str, value: bytes | None) -> None:
-        self._runs.pop(key[4:], None) if key.startswith("run/") else self._misc.pop(key, None)
-        if value is None:
-            return
-        raw = orjson.loads(value)
         if key.startswith("run/"):
-            self._runs[key[4:]] = RunState.load(raw)
+            self._runs.pop(key[4:], None)
+            if value is not None:
+                run = self._runs[key[4:]] = RunState.load(orjson.loads(value))
+                self.index_finished(run)
+        elif key.startswith("gen/"):
+            self._gone.pop(key[4:], None)
+            if value is not None:
+                self._gone[key[4:]] = orjson.loads(value)["g"]
         else:
-            self._misc[key] = raw
+            self._misc.pop(key, None)
+            if value is not None:
+                self._misc[key] = orjson.loads(value)
 
     def dump_key(self, key: str) -> bytes | None:
         """The serialized value of ``key``; None means deleted (write a tombstone)."""
         if key.startswith("run/"):
             run = self._runs.get(key[4:])
             return None if run is None else orjson.dumps(run.dump())
+        if key.startswith("gen/"):
+            gen = self._gone.get(key[4:])
+            return None if gen is None else orjson.dumps({"v": 1, "g": gen})
         value = self._misc.get(key)
         return None if value is None else orjson.dumps(value)
 
     def keys(self) -> list[str]:
         """Every live key, sorted."""
-        return sorted([f"run/{b}" for b in self._runs] + list(self._misc))
+        return sorted(
+            [f"run/{b}" for b in self._runs] + [f"gen/{b}" for b in self._gone] + list(self._misc)
+        )
 
     def dump(self) -> list[tuple[str, bytes]]:
         """Every key and value, sorted by key (a full snapshot)."""
@@ -272,6 +309,46 @@ class CoordinatorState:
         self.touch(f"run/{run.base}")
         self._watched.setdefault(run.base, None)
         self._runs[run.base] = run
+        if run.base in self._gone:  # a new generation after expiry: the run holds it again
+            self.touch(f"gen/{run.base}")
+            del self._gone[run.base]
+
+    # --- retention (see _retention) ------------------------------------------------------------
+
+    def expired_gen(self, base: str) -> int | None:
+        """The generation of the run ``base`` if it expired (and no newer one began since)."""
+        return self._gone.get(base)
+
+    def index_finished(self, run: RunState) -> None:
+        """Note a finished run for expiry (its ``finished_at`` set)."""
+        if run.finished_at is not None and run.status in RUN_TERMINAL:
+            heapq.heappush(self._finished, (datetime.fromisoformat(run.finished_at), run.base))
+
+    def oldest_finished(self) -> tuple[datetime, RunState] | None:
+        """The finished run that finished first, with its finish time (stale entries dropped)."""
+        heap = self._finished
+        while heap:
+            when, base = heap[0]
+            run = self._runs.get(base)
+            if (run is not None and run.status in RUN_TERMINAL and run.finished_at is not None
+                    and datetime.fromisoformat(run.finished_at) == when):
+                return when, run
+            heapq.heappop(heap)
+        return None
+
+    def expire_run(self, run: RunState) -> None:
+        """Drop ``run`` (its key becomes a tombstone), keeping only its generation."""
+        heapq.heappop(self._finished)  # ``run`` is the oldest finished run
+        self.touch(f"run/{run.base}")
+        self.touch(f"gen/{run.base}")
+        del self._runs[run.base]
+        self._gone[run.base] = run.gen
+
+    def drop_misc(self, key: str) -> None:
+        """Delete ``key`` if present (its changelog record becomes a tombstone)."""
+        if key in self._misc:
+            self.touch(key)
+            del self._misc[key]
 
     @property
     def spec_version(self) -> str | None:
@@ -307,6 +384,11 @@ class CoordinatorState:
             for run in self._runs.values()
             for tid, t in run.timers.items()
         ]
+        sweep = self._misc.get(SWEEP_KEY)
+        if sweep is not None:
+            due = datetime.fromisoformat(sweep["due"])
+            event = sweep_event(self.partition, self.partitions, due)
+            out.append((due, event.data.timer_id, event))
         out.sort(key=lambda item: (item[0], item[1]))
         return out
 
@@ -320,6 +402,22 @@ def event_digest(dedup: str) -> bytes:
     Not ``hash()``: the digest is stored, so it must not change between processes.
     """
     return hashlib.blake2b(dedup.encode(), digest_size=_DIGEST).digest()
+
+
+def run_id_of(base: str, gen: int) -> str:
+    """The id of generation ``gen`` of the run ``base``."""
+    return base if gen == 1 else f"{base}#{gen}"
+
+
+def sweep_event(partition: int, partitions: int, due: datetime) -> TimerFired:
+    """The event of a partition's retention sweep timer (keyed to land on that partition)."""
+    timer_id = f"expiry|p{partition}"
+    return build(
+        TimerFired, {"sckey": anchor_key("expiry", partition, partitions)},
+        id=timer_id, source=TIMER_SOURCE, time=due,
+        data=build(TimerFiredData, None, timer_id=timer_id, purpose="expiry", run_id=None,
+                   stage=None, attempt=None, due=due),
+    )
 
 
 def timer_event(timer_id: str, run_id: str, timer: list[Any]) -> TimerFired:

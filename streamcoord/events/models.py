@@ -238,7 +238,7 @@ class SpecsActivate(CloudEvent):
 
 class TimerFiredData(_Data):
     timer_id: str = Field(min_length=1)
-    purpose: Literal["retry", "timeout", "heartbeat", "start", "lateness", "wakeup"]
+    purpose: Literal["retry", "timeout", "heartbeat", "start", "lateness", "wakeup", "expiry"]
     run_id: str | None = None
     stage: str | None = None
     attempt: int | None = None

@@ -7,8 +7,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -90,7 +90,11 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka s
 
 
 class Coordinator:
-    """Consume events, decide with the pure core, commit each batch exactly once."""
+    """Consume events, decide with the pure core, commit each batch exactly once.
+
+    ``settings.retention_s`` replaces the catalog's retention: finished runs leave the state
+    that long after they finished.
+    """
 
     def __init__(
         self,
@@ -100,7 +104,11 @@ class Coordinator:
         *,
         instruments: Instruments = GLOBAL_INSTRUMENTS,
     ) -> None:
-        #: Where the partitions' spec versions come from: local files or the specs topic.
+        #: Where the partitions' spec versions come from: local files or the specs topic. A
+        #: catalog given as such takes the settings' retention (a source built elsewhere was
+        #: given it when its catalogs were built).
+        if isinstance(specs, Catalog):
+            specs = replace(specs, retention=timedelta(seconds=settings.retention_s))
         self.specs: SpecSource = (
             StaticSpecs(specs) if isinstance(specs, Catalog | CatalogSet) else specs
         )

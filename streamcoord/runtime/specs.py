@@ -20,14 +20,14 @@ import socket
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from streamcoord.core import Catalog, CatalogSet
+from streamcoord.core import DEFAULT_RETENTION, Catalog, CatalogSet
 from streamcoord.core._partitioning import anchor_key
 from streamcoord.errors import ConfigError, EventError, SpecError
 from streamcoord.events.codec import decode, encode
@@ -87,6 +87,7 @@ class SpecsUnavailable(SpecError):  # noqa: N818 - a state of the deployment, na
 def load_catalog(
     paths: Iterable[Path | str], *, topics_file: Path | str | None = DEFAULT_TOPICS_FILE,
     default_start_timeout_seconds: float | None = None,
+    retention: timedelta = DEFAULT_RETENTION,
 ) -> Catalog:
     """Load and check specs (as `streamcoord validate` does); any problem stops here, listed.
 
@@ -99,12 +100,13 @@ def load_catalog(
     )  # fmt: skip
     return Catalog.build(
         report.specs.pipelines, report.specs.pools,
-        default_start_timeout_seconds=default_start_timeout_seconds,
+        default_start_timeout_seconds=default_start_timeout_seconds, retention=retention,
     )
 
 
 def catalog_of_record(
-    record: SpecsRecord, *, default_start_timeout_seconds: float | None = None
+    record: SpecsRecord, *, default_start_timeout_seconds: float | None = None,
+    retention: timedelta = DEFAULT_RETENTION,
 ) -> Catalog:
     """The catalog a published version describes, checked by this member's own code.
 
@@ -119,7 +121,7 @@ def catalog_of_record(
     )
     catalog = Catalog.build(
         report.specs.pipelines, report.specs.pools,
-        default_start_timeout_seconds=default_start_timeout_seconds,
+        default_start_timeout_seconds=default_start_timeout_seconds, retention=retention,
     )
     if catalog.version != record.version:
         # The published name is the one activate events and run records use; this member's code
@@ -397,9 +399,11 @@ class SpecsFollower:
         wait_s: float = ACTIVATE_WAIT_S,
         read_deadline_s: float = 120.0,
         default_start_timeout_seconds: float | None = None,
+        retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
         self._client_kwargs = dict(client_kwargs)
         self._default_start_timeout_seconds = default_start_timeout_seconds
+        self._retention = retention
         self._topic = topics.specs
         self._wait_s = wait_s
         self._read_deadline_s = read_deadline_s
@@ -545,7 +549,8 @@ class SpecsFollower:
             record = SpecsRecord.from_bytes(value, where=f"{self._topic}@{offset}")
             catalog = self._loaded[version].catalog if version in self._loaded else None
             catalog = catalog or catalog_of_record(
-                record, default_start_timeout_seconds=self._default_start_timeout_seconds
+                record, default_start_timeout_seconds=self._default_start_timeout_seconds,
+                retention=self._retention,
             )
         except (ConfigError, SpecError) as exc:
             reason = exc.message.removeprefix(f"spec version {version} ")

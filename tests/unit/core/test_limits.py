@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from streamcoord.core import (
     Catalog,
+    CatalogSet,
     CoordinatorState,
     Publish,
     decide,
@@ -345,3 +346,23 @@ def test_runs_a_partition_counted_itself_before_the_upgrade_are_handed_to_the_ow
     cluster.drain()
     assert cluster.runs() == {"p/k0": "succeeded", "p/k2": "succeeded", "p/k6": "succeeded"}
     assert _books(cluster.states[OWNER]) == ([], [])
+
+
+def test_a_run_of_a_removed_pipeline_gives_its_slot_back_to_the_owner() -> None:
+    key = next(k for k in (f"k{i}" for i in range(100))
+               if partition_for(f"p/{k}", PARTS) != OWNER)
+    result = _replay(_catalog(), [_go(key)])
+    assert _books(result.states[OWNER])[0] == [f"p/{key}"]
+    gone = CatalogSet.of(Catalog.build([Pipeline.model_validate({
+        "name": "q", "run_key": "'x'", "stages": [{"name": "a"}]})]))
+    home = result.states[partition_for(f"p/{key}", PARTS)]
+    step = decide(gone, home, RunCancel(id="c", source="ops", data={"run_id": f"p/{key}"}), T0)
+    assert step.rejection is None
+    released = [c for c in step.commands
+                if isinstance(c, Publish) and c.event.type == "streamcoord.limit.release"]
+    assert len(released) == 1
+    assert partition_for(released[0].key, PARTS) == OWNER
+    owner = result.states[OWNER]
+    step = decide(gone, owner, released[0].event, T0)  # the owner runs the new version too
+    assert step.rejection is None
+    assert _books(owner)[0] == []  # nothing admitted: the pipeline is gone

@@ -50,13 +50,13 @@ class Harness:
         self.state = CoordinatorState.empty()
         self.now = T0
         self.triggered: set[tuple[str, str, int]] = set()
-        self.log: list[CloudEvent] = []
+        self.log: list[tuple[datetime, CloudEvent]] = []
         self.outputs: list[Step] = []
         self.timers: list[SetTimer] = []
 
-    def feed(self, event: CloudEvent) -> Step:
-        self.log.append(event)
-        self.now += timedelta(seconds=1)
+    def feed(self, event: CloudEvent, at: datetime | None = None) -> Step:
+        self.now = self.now + timedelta(seconds=1) if at is None else at
+        self.log.append((self.now, event))
         step = decide(self.catalog, self.state, event, self.now)
         self.outputs.append(step)
         for cmd in step.commands:
@@ -94,7 +94,10 @@ def _drive(h: Harness, data: st.DataObject, runs: int) -> None:
     n = 0
     for _ in range(2000):
         if not queue and h.timers:
-            queue.append(h.timers.pop(0).event)
+            # time passes to the timer's due time (the retention sweep re-arms until it is due)
+            timer = h.timers.pop(0)
+            h.now = max(h.now, timer.due - timedelta(seconds=1))
+            queue.append(timer.event)
         if not queue:
             return
         index = data.draw(st.integers(0, len(queue) - 1), label="pick")
@@ -127,14 +130,14 @@ def test_replay_and_restore_give_identical_decisions(
     _drive(h, data, runs=2)
     cut = data.draw(st.integers(0, len(h.log)), label="cut")
     again = Harness(pipeline)
-    for event in h.log[:cut]:
-        again.feed(event)
+    for at, event in h.log[:cut]:
+        again.feed(event, at)
     restored = Harness(pipeline)
     restored.state = CoordinatorState.load(0, 1, again.state.dump())
     restored.triggered = set(again.triggered)
     restored.now = again.now
-    for event in h.log[cut:]:
-        a, b = again.feed(event), restored.feed(event)
+    for at, event in h.log[cut:]:
+        a, b = again.feed(event, at), restored.feed(event, at)
         assert a.commands == b.commands
         assert a.rejection == b.rejection
     assert again.state.dump() == h.state.dump() == restored.state.dump()

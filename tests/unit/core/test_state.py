@@ -85,8 +85,11 @@ def test_replay_can_leave_timers_unfired_and_bounds_endless_firing() -> None:
     unfired = replay(CATALOG, [(T0, go)], fire_timers=False)
     assert len(unfired.records) == 1
     fired = replay(CATALOG, [(T0, go)])
+    # the stage's timeout, the run's end, and a week later the retention sweep that expires it
     assert [r.event.type for r in fired.records[1:]] == ["streamcoord.timer.fired",
-                                                         "streamcoord.run.finished"]
+                                                         "streamcoord.run.finished",
+                                                         "streamcoord.timer.fired"]
+    assert fired.states[0].runs() == []
     with pytest.raises(EventError, match="timers kept firing past the replay's limit"):
         replay(CATALOG, [(T0, go)], max_timer_firings=0)
 

@@ -1,4 +1,4 @@
-"""``streamcoord validate`` and ``streamcoord graph`` as a user runs them: output and exit codes."""
+"""``streamcoord validate``, ``graph`` and ``replay`` as a user runs them: output and exit codes."""
 
 from __future__ import annotations
 
@@ -52,3 +52,15 @@ def test_graph_of_unknown_pipeline_fails_with_a_hint() -> None:
     result = runner.invoke(app, ["graph", "dayly", "--spec", str(ROOT / "examples")])
     assert result.exit_code != 0
     assert "did you mean 'daily'?" in str(result.exception)
+
+
+def test_replay_expires_finished_runs_with_the_retention_given() -> None:
+    case = ROOT / "tests/golden/core/basic"
+    args = ["replay", str(case / "log.jsonl"), "--spec", str(case / "spec.yaml")]
+    default = runner.invoke(app, args)
+    short = runner.invoke(app, [*args, "--retention-s", "60"])
+    assert default.exit_code == short.exit_code == 0, short.output
+    expired = [line for line in short.output.splitlines() if " expired: " in line]
+    assert expired[0].startswith("2026-01-01T00:01:23+00:00  ingest/2026-01-01 - expired: ")
+    week = [line for line in default.output.splitlines() if " expired: " in line]
+    assert week[0].startswith("2026-01-08T00:00:23+00:00  ingest/2026-01-01 - expired: ")
