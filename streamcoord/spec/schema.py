@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from streamcoord.spec.models import SpecFile
+from streamcoord.spec.secrets import secret_reference_schema
 
 __all__ = ["SPEC_SCHEMA_FILE", "render_spec_schema", "spec_schema", "write_spec_schema"]
 
@@ -29,6 +30,8 @@ def spec_schema() -> dict[str, Any]:
     for definition in schema.get("$defs", {}).values():
         if "kind" in definition.get("properties", {}):
             definition["required"] = ["kind", *definition.get("required", [])]
+    # Executor config refers to it (see `_config_schema` in streamcoord.spec.models).
+    schema["$defs"]["SecretReference"] = secret_reference_schema()
     return {"$schema": _DIALECT, **schema}
 
 
