@@ -8,10 +8,9 @@ compiled and checked by :mod:`streamcoord.spec.expressions`, never executed as P
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
-
 
 __all__ = [
     "DEFAULT_TRIGGER_TOPIC",
@@ -77,19 +76,6 @@ class RetryPolicy(_Spec):
     backoff: Backoff = Backoff()
 
 
-def _config_schema(schema: dict[str, Any]) -> None:
-    # Config is free-form JSON for any executor; the schema spells out the built-in executors'
-    # string maps, whose values may be secret references, so editors know that form.
-    # `SecretReference` is added to `$defs` by streamcoord.spec.schema.
-    reference = {"$ref": "#/$defs/SecretReference"}
-    value = {"anyOf": [{"type": ["string", "number", "boolean"]}, reference]}
-    string_map = {"type": "object", "additionalProperties": value}
-    schema["properties"] = {
-        "env": {**string_map, "description": "Shell executor: extra environment variables."},
-        "headers": {**string_map, "description": "Webhook executor: extra HTTP headers."},
-    }
-
-
 class Executor(_Spec):
     """Where a stage's trigger goes and how it runs; ``config`` passes through untouched."""
 
@@ -101,7 +87,6 @@ class Executor(_Spec):
             "For the executor, copied into every trigger. Never write a secret here: write"
             " `{secret: {env: NAME}}` or `{secret: {file: /path}}` and the worker reads it."
         ),
-        json_schema_extra=_config_schema,
     )
 
 

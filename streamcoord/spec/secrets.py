@@ -59,7 +59,9 @@ class SecretRef(BaseModel):
 
     def __str__(self) -> str:
         # What error messages and logs name: the reference as written, never a value.
-        return f"{{secret: {{env: {self.env}}}}}" if self.env else f"{{secret: {{file: {self.file}}}}}"
+        return (
+            f"{{secret: {{env: {self.env}}}}}" if self.env else f"{{secret: {{file: {self.file}}}}}"
+        )
 
 
 class SecretReference(BaseModel):
@@ -113,7 +115,9 @@ def secret_refs(value: JsonValue, path: FieldPath = ()) -> Iterator[tuple[FieldP
 
 def secret_ref_shaped(value: Any) -> bool:
     """Whether ``value`` is written as a reference (valid or not)."""
-    return isinstance(value, dict) and list(value) == ["secret"] and isinstance(value["secret"], dict)
+    return (
+        isinstance(value, dict) and list(value) == ["secret"] and isinstance(value["secret"], dict)
+    )
 
 
 def secret_reference_schema() -> dict[str, Any]:
