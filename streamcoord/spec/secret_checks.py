@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pydantic import JsonValue
 
 from streamcoord.spec.loader import LoadedSpecs, SpecDocument
-from streamcoord.spec.problem import FieldPath, Problem, format_path
+from streamcoord.spec.problem import FieldPath, Problem, Severity, format_path
 from streamcoord.spec.secrets import SecretRefError, literal_secrets, secret_ref, secret_refs
 
 __all__ = ["invalid_secret_refs", "literal_secret_warnings"]
@@ -59,5 +59,5 @@ def _problem(
     document: SpecDocument, path: FieldPath, message: str, hint: str = "", *, warning: bool = False
 ) -> Problem:
     line, col = document.source.position(path)
-    severity = "warning" if warning else "error"
+    severity: Severity = "warning" if warning else "error"
     return Problem(document.file, line, col, format_path(path), message, hint, severity)
