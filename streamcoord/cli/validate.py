@@ -29,12 +29,16 @@ def validate(
         ),
     ] = DEFAULT_TOPICS_FILE,
 ) -> None:
-    """Check pipeline specs and print every problem as file:line:col: path: message."""
+    """Check pipeline specs and print every problem as file:line:col: path: message.
+
+    Warnings (values that look like literal secrets) are printed too; alone they exit 0.
+    """
     report = validate_paths(paths, topics_file=topics)
     console = Console(highlight=False, soft_wrap=True)
-    for problem in report.problems:
+    for problem in sorted((*report.problems, *report.warnings)):
         console.print(problem_text(problem))
-    console.print(_summary(report), style="bold green" if report.ok else "bold red")
+    style = "bold red" if not report.ok else "bold yellow" if report.warnings else "bold green"
+    console.print(_summary(report), style=style)
     if not report.ok:
         raise typer.Exit(INVALID_EXIT_CODE)
 
@@ -42,6 +46,8 @@ def validate(
 def problem_text(problem: Problem) -> Text:
     """One problem, styled: where in bold, the field path in cyan, the hint dimmed."""
     text = Text(f"{problem.file}:{problem.line}:{problem.col}:", style="bold")
+    if problem.severity == "warning":
+        text.append(" warning:", style="bold yellow")
     if problem.path:
         text.append(f" {problem.path}:", style="cyan")
     text.append(f" {problem.message}")
@@ -56,6 +62,8 @@ def _summary(report: ValidationReport) -> str:
         _count(len(report.specs.pools), "pool"),
         _count(len(report.problems), "problem"),
     ]
+    if report.warnings:
+        counts.append(_count(len(report.warnings), "warning"))
     skipped = "" if report.topics_checked else " (topics not checked: no topics file)"
     return ", ".join(counts) + skipped
 

@@ -52,8 +52,9 @@ from streamcoord.spec.models import (
     Trigger,
     TriggerRule,
 )
-from streamcoord.spec.problem import Problem, format_path
+from streamcoord.spec.problem import Problem, Severity, format_path
 from streamcoord.spec.schema import SPEC_SCHEMA_FILE, render_spec_schema, write_spec_schema
+from streamcoord.spec.secrets import SecretRef, SecretReference, SecretRefError, secret_ref
 from streamcoord.spec.validation import (
     DEFAULT_TOPICS_FILE,
     ValidationReport,
@@ -90,6 +91,10 @@ __all__ = [
     "Problem",
     "RetryPolicy",
     "ScheduleTrigger",
+    "SecretRef",
+    "SecretRefError",
+    "SecretReference",
+    "Severity",
     "SpecDocument",
     "SpecFile",
     "Stage",
@@ -110,6 +115,7 @@ __all__ = [
     "read_topic_names",
     "render_diagram",
     "render_spec_schema",
+    "secret_ref",
     "to_json_value",
     "validate_paths",
     "validate_texts",

@@ -1,8 +1,8 @@
 """Semantic checks: what the schema alone cannot see.
 
 Duplicate names, needs that point nowhere, dependency cycles (across pipelines too), cron
-schedules and time zones, expressions, pools and executor topics. Pure: every check reads
-:class:`LoadedSpecs` and returns located :class:`Problem` s.
+schedules and time zones, expressions, pools, executor topics and secret references. Pure:
+every check reads :class:`LoadedSpecs` and returns located :class:`Problem` s.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from streamcoord.spec.models import (
     Stage,
 )
 from streamcoord.spec.problem import FieldPath, Problem, format_path, sorted_problems
+from streamcoord.spec.secret_checks import invalid_secret_refs
 
 __all__ = ["check_specs"]
 
@@ -71,6 +72,7 @@ def check_specs(specs: LoadedSpecs, topics: Collection[str] | None = None) -> tu
         lambda: _expressions(sites),
         lambda: _pools(sites, {pool.name for pool in specs.pools}),
         lambda: _outcome_triggers(sites, set(known) | specs.unchecked_pipelines),
+        lambda: invalid_secret_refs(specs),
     ]
     if topics is not None:
         checks.append(lambda: _topics(sites, frozenset(topics)))

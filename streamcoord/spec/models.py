@@ -81,7 +81,13 @@ class Executor(_Spec):
 
     topic: str = Field(DEFAULT_TRIGGER_TOPIC, min_length=1)
     kind: ExecutorKind = "batch"
-    config: dict[str, JsonValue] = Field(default_factory=dict)
+    config: dict[str, JsonValue] = Field(
+        default_factory=dict,
+        description=(
+            "For the executor, copied into every trigger. Never write a secret here: write"
+            " `{secret: {env: NAME}}` or `{secret: {file: /path}}` and the worker reads it."
+        ),
+    )
 
 
 class Need(_Spec):

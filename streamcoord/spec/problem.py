@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["FieldPath", "Problem", "format_path", "sorted_problems"]
+__all__ = ["FieldPath", "Problem", "Severity", "format_path", "sorted_problems"]
+
+#: An error makes ``streamcoord validate`` fail; a warning is printed and the specs still load.
+Severity = Literal["error", "warning"]
 
 #: Where a value sits inside a YAML document: mapping keys and list indexes, outermost first.
 FieldPath = tuple[str | int, ...]
@@ -21,9 +25,12 @@ class Problem:
     path: str
     message: str
     hint: str = ""
+    severity: Severity = "error"
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}"
+        if self.severity == "warning":
+            where += ": warning"
         text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
         return f"{text} (hint: {self.hint})" if self.hint else text
 

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from streamcoord.spec.models import SpecFile
+from streamcoord.spec.secrets import secret_reference_schema
 
 __all__ = ["SPEC_SCHEMA_FILE", "render_spec_schema", "spec_schema", "write_spec_schema"]
 
@@ -29,7 +30,22 @@ def spec_schema() -> dict[str, Any]:
     for definition in schema.get("$defs", {}).values():
         if "kind" in definition.get("properties", {}):
             definition["required"] = ["kind", *definition.get("required", [])]
+    _describe_executor_config(schema["$defs"])
     return {"$schema": _DIALECT, **schema}
+
+
+def _describe_executor_config(definitions: dict[str, Any]) -> None:
+    # Config is free-form JSON for any executor; the schema spells out the built-in executors'
+    # string maps, whose values may be secret references, so editors know that form.
+    definitions["SecretReference"] = secret_reference_schema()
+    value = {
+        "anyOf": [{"type": ["string", "number", "boolean"]}, {"$ref": "#/$defs/SecretReference"}]
+    }
+    string_map = {"type": "object", "additionalProperties": value}
+    definitions["Executor"]["properties"]["config"]["properties"] = {
+        "env": {**string_map, "description": "Shell executor: extra environment variables."},
+        "headers": {**string_map, "description": "Webhook executor: extra HTTP headers."},
+    }
 
 
 def render_spec_schema() -> str:

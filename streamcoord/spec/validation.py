@@ -10,6 +10,7 @@ from streamcoord.events.topics import PACKAGED_TOPICS_FILE
 from streamcoord.spec.checks import check_specs
 from streamcoord.spec.loader import LoadedSpecs, load_specs, parse_specs, read_topic_names
 from streamcoord.spec.problem import Problem, sorted_problems
+from streamcoord.spec.secret_checks import literal_secret_warnings
 
 __all__ = ["DEFAULT_TOPICS_FILE", "ValidationReport", "validate_paths", "validate_texts"]
 
@@ -19,15 +20,20 @@ DEFAULT_TOPICS_FILE = PACKAGED_TOPICS_FILE
 
 @dataclass(frozen=True, slots=True)
 class ValidationReport:
-    """The loaded specs and every problem, from loading and from the semantic checks."""
+    """The loaded specs and every problem, from loading and from the semantic checks.
+
+    ``problems`` are errors; ``warnings`` (values that look like literal secrets) do not stop
+    the specs from loading.
+    """
 
     specs: LoadedSpecs
     problems: tuple[Problem, ...]
     topics_checked: bool
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def ok(self) -> bool:
-        """True when there is no problem at all."""
+        """True when there is no error (warnings allowed)."""
         return not self.problems
 
 
@@ -41,7 +47,8 @@ def validate_paths(
     specs = load_specs(paths)
     topics = read_topic_names(topics_file) if topics_file is not None else None
     problems = sorted_problems((*specs.problems, *check_specs(specs, topics)))
-    return ValidationReport(specs, problems, topics is not None)
+    warnings = sorted_problems(literal_secret_warnings(specs))
+    return ValidationReport(specs, problems, topics is not None, warnings)
 
 
 def validate_texts(
@@ -56,4 +63,5 @@ def validate_texts(
     for name, text in files.items():
         specs = specs.merged(parse_specs(text, name))
     problems = sorted_problems((*specs.problems, *check_specs(specs, topics)))
-    return ValidationReport(specs, problems, topics is not None)
+    warnings = sorted_problems(literal_secret_warnings(specs))
+    return ValidationReport(specs, problems, topics is not None, warnings)

@@ -7,9 +7,10 @@ cannot inject arguments; the program is executed directly. With ``shell: true`` 
 values are shell-quoted and the line runs under ``/bin/sh -c``.
 
 Other config: ``timeout_seconds`` (a retryable failure), ``kill_grace_seconds``, ``cwd``,
-``env`` (a mapping). On exit 0 the outputs are ``{"exit_code": 0}`` plus, if the last line of
-stdout is a JSON object, its keys. Otherwise the failure names the exit code and carries the
-last :data:`TAIL_BYTES` of stderr and stdout.
+``env`` (a mapping; a value may be a secret reference, resolved on this worker, see
+:mod:`streamcoord.worker.secrets`). On exit 0 the outputs are ``{"exit_code": 0}`` plus, if the
+last line of stdout is a JSON object, its keys. Otherwise the failure names the exit code and
+carries the last :data:`TAIL_BYTES` of stderr and stdout. Secret values are redacted from both.
 
 Each command runs in its own session, so in its own process group with whatever it spawns.
 When the attempt is cancelled (the coordinator's ``stage.cancel``, the trigger's deadline, the
@@ -35,6 +36,7 @@ from pydantic import JsonValue
 
 from streamcoord.worker._context import StageContext
 from streamcoord.worker._errors import NonRetryableError, StageError
+from streamcoord.worker.secrets import Secrets
 
 __all__ = [
     "KILL_GRACE_SECONDS", "TAIL_BYTES", "ShellExecutor", "group_running", "render_command",
@@ -91,21 +93,27 @@ def render_command(config: Mapping[str, JsonValue], values: Mapping[str, Any]) -
 
 
 class _Tail:
-    """The last ``limit`` bytes of a stream."""
+    """The last ``limit`` bytes of a stream, secrets redacted (``secrets.longest`` bytes more
+    are kept so that a value cut at the start can be dropped, see ``Secrets.redact_tail``)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, secrets: Secrets) -> None:
         self.limit = limit
+        self.secrets = secrets
         self.data = bytearray()
+        self.truncated = False
 
     async def drain(self, stream: asyncio.StreamReader | None) -> None:
         if stream is None:
             return
+        keep = self.limit + max(self.secrets.longest - 1, 0)
         while chunk := await stream.read(65536):
             self.data += chunk
-            del self.data[: max(0, len(self.data) - self.limit)]
+            cut = max(0, len(self.data) - keep)
+            self.truncated = self.truncated or cut > 0
+            del self.data[:cut]
 
     def text(self) -> str:
-        return self.data.decode(errors="replace")
+        return self.secrets.redact_tail(bytes(self.data), truncated=self.truncated)
 
 
 class ShellExecutor:
@@ -119,17 +127,27 @@ class ShellExecutor:
 
     async def __call__(self, ctx: StageContext) -> dict[str, JsonValue]:
         """Run the attempt's command; raise StageError on a non-zero exit or a timeout."""
+        secrets = Secrets()
+        env = _env(ctx, secrets)  # resolved first: a missing secret fails before anything runs
+        try:
+            return await self._run(ctx, env, secrets)
+        except StageError as error:
+            raise secrets.redacted(error) from None
+
+    async def _run(
+        self, ctx: StageContext, env: dict[str, str], secrets: Secrets
+    ) -> dict[str, JsonValue]:
         config = ctx.config
         argv = render_command(config, ctx.as_template_values())
         limit_s = _seconds(config, "timeout_seconds", None)
         grace_s = _seconds(config, "kill_grace_seconds", self.kill_grace_s)
-        spawning = asyncio.ensure_future(self._spawn(argv, ctx))
+        spawning = asyncio.ensure_future(self._spawn(argv, env, ctx))
         try:
             process = await asyncio.shield(spawning)
         except asyncio.CancelledError:  # cancelled while starting: it may have started anyway
             await _stop_group(await spawning, grace_s or 0.0)
             raise
-        stdout, stderr = _Tail(self.tail_bytes), _Tail(self.tail_bytes)
+        stdout, stderr = _Tail(self.tail_bytes, secrets), _Tail(self.tail_bytes, secrets)
         streams = asyncio.gather(stdout.drain(process.stdout), stderr.drain(process.stderr))
         finished = False
         try:
@@ -144,10 +162,13 @@ class ShellExecutor:
             await _reap(process, streams, None if finished else grace_s)
         if code != 0:
             raise StageError(_failure(argv, code, stdout, stderr))
-        return {"exit_code": 0, **_last_json_line(stdout.text())}
+        outputs = _last_json_line(stdout.text())
+        return {"exit_code": 0, **_redacted_outputs(outputs, secrets)}
 
-    async def _spawn(self, argv: list[str], ctx: StageContext) -> asyncio.subprocess.Process:
-        env = {**os.environ, **_env(ctx)}
+    async def _spawn(
+        self, argv: list[str], env: dict[str, str], ctx: StageContext
+    ) -> asyncio.subprocess.Process:
+        env = {**os.environ, **env}
         cwd = ctx.config.get("cwd")
         try:
             return await asyncio.create_subprocess_exec(
@@ -241,8 +262,8 @@ def _seconds(config: Mapping[str, JsonValue], key: str, default: float | None) -
     return float(value)
 
 
-def _env(ctx: StageContext) -> dict[str, str]:
-    extra = ctx.config.get("env")
+def _env(ctx: StageContext, secrets: Secrets) -> dict[str, str]:
+    extra = secrets.resolve(ctx.config.get("env"), "executor.config.env")
     env = {str(k): _text(v) for k, v in extra.items()} if isinstance(extra, dict) else {}
     env.update(
         STREAMCOORD_RUN_ID=ctx.run_id, STREAMCOORD_RUN_KEY=ctx.run_key,
@@ -260,6 +281,12 @@ def _failure(argv: list[str], code: int, stdout: _Tail, stderr: _Tail) -> str:
     if stdout.data:
         parts.append(f"--- stdout (last {stdout.limit} bytes) ---\n{stdout.text()}")
     return "\n".join(parts)
+
+
+def _redacted_outputs(outputs: dict[str, JsonValue], secrets: Secrets) -> dict[str, JsonValue]:
+    # The tail was redacted as text; a value with quotes or backslashes was JSON-escaped there.
+    redacted = secrets.redact_outputs(outputs)
+    return redacted if isinstance(redacted, dict) else {}
 
 
 def _last_json_line(stdout: str) -> dict[str, JsonValue]:

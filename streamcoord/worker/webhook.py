@@ -9,7 +9,9 @@ The request uses the CloudEvents HTTP binding in structured mode
   ``streamcoord.stage.failed`` (for this run, stage and attempt) to the ingest endpoint;
 * 408, 429, 5xx and connection errors fail retryably; other 4xx fail for good.
 
-Config: ``url`` (required), ``timeout_seconds`` (default 30), ``headers`` (a mapping). The
+Config: ``url`` (required), ``timeout_seconds`` (default 30), ``headers`` (a mapping; a value
+may be a secret reference, resolved on this worker and redacted from the outcome, see
+:mod:`streamcoord.worker.secrets`). The
 request never outlives the attempt: when the trigger carries a deadline (the stage's execution
 timeout), the request timeout is at most the time left until it.
 """
@@ -27,7 +29,8 @@ from pydantic import JsonValue
 from streamcoord.events.codec import encode
 from streamcoord.worker._context import StageContext
 from streamcoord.worker._errors import NonRetryableError, StageError
-from streamcoord.worker._registry import DEFERRED, Outputs
+from streamcoord.worker._registry import DEFERRED, Deferred, Outputs
+from streamcoord.worker.secrets import Secrets
 
 __all__ = ["WebhookExecutor", "outcome_of"]
 
@@ -50,15 +53,22 @@ class WebhookExecutor:
                 "the stage has no executor.config.url for the webhook executor",
                 hint="set executor.config.url in the pipeline spec",
             )
+        secrets = Secrets()
         body, kafka_headers = encode(ctx.trigger, "structured")
         headers = {name: value.decode() for name, value in kafka_headers}
-        headers.update(_extra_headers(ctx.config.get("headers")))
+        headers.update(
+            _extra_headers(secrets.resolve(ctx.config.get("headers"), "executor.config.headers"))
+        )
         limit_s = _timeout(ctx.config, self.timeout_s)
         if ctx.deadline is not None:
             left = (ctx.deadline - datetime.now(UTC)).total_seconds()
             limit_s = max(min(limit_s, left), _MIN_TIMEOUT_S)
-        response = await self._post(url, body, headers, limit_s)
-        return outcome_of(response.status_code, response.content)
+        try:
+            response = await self._post(url, body, headers, limit_s)
+            outputs = outcome_of(response.status_code, response.content)
+        except StageError as error:  # a receiver may echo a header back in its error
+            raise secrets.redacted(error) from None
+        return _redacted(outputs, secrets)
 
     async def _post(
         self, url: str, body: bytes, headers: dict[str, str], limit_s: float
@@ -116,6 +126,13 @@ def _timeout(config: Mapping[str, JsonValue], default: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise NonRetryableError(f"executor.config.timeout_seconds must be > 0, not {value!r}")
     return float(value)
+
+
+def _redacted(outputs: Outputs, secrets: Secrets) -> Outputs:
+    if isinstance(outputs, Deferred) or outputs is None:
+        return outputs
+    redacted = secrets.redact_outputs(dict(outputs))
+    return redacted if isinstance(redacted, dict) else {}
 
 
 def _extra_headers(value: Any) -> dict[str, str]:
