@@ -34,8 +34,8 @@ __all__ = [
     "CLIENT",
     "COORDINATOR",
     "COORDINATOR_GROUP",
-    "SECURITY_MODES",
     "SCRAM_MECHANISM",
+    "SECURITY_MODES",
     "WORKER_GROUP_PREFIX",
     "BrokerSecurity",
     "dev_acls",
@@ -170,7 +170,7 @@ def _passwords_toml(passwords: dict[str, str], keystore: str) -> str:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` created with mode 0600 (never readable by others, not even briefly)."""
+    """Write ``text`` to ``path``, created with mode 0600 (never readable by others)."""
     path.unlink(missing_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as out:

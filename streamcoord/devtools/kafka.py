@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from streamcoord.devtools._acls import create_acls
 from streamcoord.devtools._jars import (
     DEFAULT_KAFKA_VERSION,
     SUPPORTED_KAFKA_VERSIONS,
@@ -31,7 +32,6 @@ from streamcoord.devtools._jars import (
     require_tool,
     resolve_jars,
 )
-from streamcoord.devtools._acls import create_acls
 from streamcoord.devtools._process import stop_service
 from streamcoord.devtools._security import (
     SECURITY_MODES,
@@ -46,8 +46,8 @@ __all__ = [
     "DEFAULT_KAFKA_VERSION",
     "KAFKA_JVM_PERFORMANCE_OPTS",
     "SECURITY_MODES",
-    "BrokerSecurity",
     "SUPPORTED_KAFKA_VERSIONS",
+    "BrokerSecurity",
     "BrokerSettings",
     "LocalKafka",
     "cache_root",
@@ -204,7 +204,7 @@ class LocalKafka:
         return self.data_dir / "security"
 
     def load_security(self) -> BrokerSecurity | None:
-        """The secrets of a secured broker (made on first start, reused after); None if PLAINTEXT."""
+        """A secured broker's secrets (made on first start, reused after); None if PLAINTEXT."""
         if self.settings.security is not None and self.security is None:
             formatted = (self.data_dir / "logs" / "meta.properties").exists()
             self.security = prepare_security(self.security_dir, formatted=formatted)
