@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import signal
 from pathlib import Path
 from types import FrameType
@@ -10,6 +11,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from streamcoord.devtools._security import (
+    ADMIN,
+    CLIENT,
+    COORDINATOR,
+    COORDINATOR_GROUP,
+    SCRAM_MECHANISM,
+    WORKER_GROUP_PREFIX,
+)
 from streamcoord.devtools.jaeger import (
     DEFAULT_JAEGER_VERSION,
     JaegerPorts,
@@ -42,6 +51,13 @@ _console = Console(highlight=False, soft_wrap=True)
 _VERSIONS = ", ".join(SUPPORTED_KAFKA_VERSIONS)
 
 
+
+class Security(enum.StrEnum):
+    """``--security`` choices: the entries of SECURITY_MODES."""
+
+    scram_tls = "scram-tls"
+
+
 @app.command()
 def kafka(
     *,
@@ -63,15 +79,27 @@ def kafka(
         bool, typer.Option("--stop", help="Stop a detached broker (found by its pid file).")
     ] = False,
     timeout: Annotated[float, typer.Option(min=1.0, help="Seconds to wait for startup.")] = 90.0,
+    security: Annotated[
+        Security | None,
+        typer.Option(
+            help="scram-tls: SASL_SSL with SCRAM-SHA-512 users, TLS with a session CA, and ACLs."
+            " Default: PLAINTEXT.",
+        ),
+    ] = None,
 ) -> None:
     """Run a single-node Kafka broker (KRaft) on 127.0.0.1 from Apache's jars.
 
     In the foreground it runs until Ctrl-C or SIGTERM. The jars are fetched with Maven the
     first time and cached (STREAMCOORD_CACHE, default ~/.cache/streamcoord).
+
+    With --security scram-tls the client listener needs TLS and a SCRAM-SHA-512 login: users
+    admin (super user), coordinator and client get passwords written to a file only you can
+    read; the command prints the client settings (never a password).
     """
     settings = BrokerSettings(
-        port=port, data_dir=data_dir, version=kafka_version, startup_timeout=timeout
-    )
+        port=port, data_dir=data_dir, version=kafka_version, startup_timeout=timeout,
+        security=security.value if security else None,
+    )  # fmt: skip
     if stop:
         _stop(settings, explicit_dir=data_dir is not None)
         return
@@ -80,6 +108,7 @@ def kafka(
         _console.print(
             f"Kafka is already running at [bold]{broker.bootstrap}[/] (pid {broker.running_pid()})."
         )
+        _print_client_settings(broker)
         return
     if broker.running_pid() is None:  # else start() says which broker holds the port
         check_port_free(port)  # before any download: a busy port is the cheaper thing to learn
@@ -108,6 +137,28 @@ def _start(broker: LocalKafka) -> None:
     _console.print(f"Kafka {broker.settings.version} is ready at [bold]{broker.bootstrap}[/]")
     _console.print(f"  log:  {broker.log_file}")
     _console.print(f"  data: {broker.data_dir}")
+    _print_client_settings(broker)
+
+
+def _print_client_settings(broker: LocalKafka) -> None:
+    """The settings a client of a secured broker gives; the passwords stay in their file."""
+    security = broker.load_security()
+    if security is None:
+        return
+    lines = [
+        "Client settings ([kafka] table of the STREAMCOORD_CONFIG file, or STREAMCOORD_KAFKA_*):",
+        f'  bootstrap_servers = "{broker.bootstrap}"',
+        '  security_protocol = "SASL_SSL"',
+        f'  sasl_mechanism = "{SCRAM_MECHANISM}"',
+        f'  sasl_plain_username = "{CLIENT}"  # or "{COORDINATOR}", "{ADMIN}"',
+        f'  ssl_cafile = "{security.ca_file}"',
+        f"  sasl_plain_password: the user's entry in {security.password_file}",
+        f"Users: {ADMIN} (super user: topics, ACLs), {COORDINATOR} (`streamcoord run`, group"
+        f" {COORDINATOR_GROUP}), {CLIENT} (workers in groups {WORKER_GROUP_PREFIX}*, emit,"
+        " ingest, status/runs).",
+    ]
+    for line in lines:
+        _console.print(line, markup=False)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

@@ -7,6 +7,7 @@ This is what the quickstart and the test suite run when no other broker is named
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import concurrent.futures
 import contextlib
@@ -15,9 +16,12 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
+from streamcoord.devtools._acls import create_acls
 from streamcoord.devtools._jars import (
     DEFAULT_KAFKA_VERSION,
     SUPPORTED_KAFKA_VERSIONS,
@@ -29,12 +33,21 @@ from streamcoord.devtools._jars import (
     resolve_jars,
 )
 from streamcoord.devtools._process import stop_service
+from streamcoord.devtools._security import (
+    SECURITY_MODES,
+    BrokerSecurity,
+    dev_acls,
+    prepare_security,
+    write_private,
+)
 from streamcoord.errors import BrokerStartError, EnvironmentProblem
 
 __all__ = [
     "DEFAULT_KAFKA_VERSION",
     "KAFKA_JVM_PERFORMANCE_OPTS",
+    "SECURITY_MODES",
     "SUPPORTED_KAFKA_VERSIONS",
+    "BrokerSecurity",
     "BrokerSettings",
     "LocalKafka",
     "cache_root",
@@ -112,17 +125,36 @@ class BrokerSettings:
     version: str = DEFAULT_KAFKA_VERSION
     heap: str = "512m"
     startup_timeout: float = 90.0
+    security: str | None = None  # None: PLAINTEXT; "scram-tls": SASL_SSL, SCRAM-SHA-512, ACLs
+
+    def __post_init__(self) -> None:
+        if self.security is not None and self.security not in SECURITY_MODES:
+            raise EnvironmentProblem(
+                f"unknown broker security {self.security!r}",
+                hint=f"use one of {', '.join(SECURITY_MODES)}, or none for PLAINTEXT",
+            )
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def resolved_data_dir(self) -> Path:
-        return self.data_dir or cache_root() / "kafka-data" / f"{self.version}-{self.port}"
+        if self.data_dir is not None:
+            return self.data_dir
+        mode = f"{self.security}-" if self.security else ""
+        return cache_root() / "kafka-data" / f"{mode}{self.version}-{self.port}"
 
 
-def server_properties(settings: BrokerSettings, controller_port: int, logs: Path) -> str:
-    """The broker's ``server.properties``: one combined node on 127.0.0.1, sized for one machine."""
+def server_properties(
+    settings: BrokerSettings,
+    controller_port: int,
+    logs: Path,
+    security: BrokerSecurity | None = None,
+) -> str:
+    """The broker's ``server.properties``: one combined node on 127.0.0.1, sized for one machine.
+
+    With ``security`` the client listener is SASL_SSL (SCRAM) and an authorizer checks ACLs.
+    """
     port = settings.port
     props = {
         "process.roles": "broker,controller",
@@ -147,6 +179,8 @@ def server_properties(settings: BrokerSettings, controller_port: int, logs: Path
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
     }
+    if security is not None:
+        props.update(security.server_properties(port, controller_port))
     return "".join(f"{key}={value}\n" for key, value in props.items())
 
 
@@ -159,10 +193,29 @@ class LocalKafka:
         self.log_file = self.data_dir / "broker.log"
         self.pid_file = self.data_dir / "broker.pid"
         self._process: subprocess.Popen[bytes] | None = None
+        self.security: BrokerSecurity | None = None
 
     @property
     def bootstrap(self) -> str:
         return self.settings.bootstrap
+
+    @property
+    def security_dir(self) -> Path:
+        return self.data_dir / "security"
+
+    def load_security(self) -> BrokerSecurity | None:
+        """A secured broker's secrets (made on first start, reused after); None if PLAINTEXT."""
+        if self.settings.security is not None and self.security is None:
+            formatted = (self.data_dir / "logs" / "meta.properties").exists()
+            self.security = prepare_security(self.security_dir, formatted=formatted)
+        return self.security
+
+    def admin_kwargs(self) -> dict[str, Any]:
+        """aiokafka keyword arguments of a super user (with no security, anyone)."""
+        security = self.load_security()
+        if security is None:
+            return {"bootstrap_servers": self.bootstrap}
+        return security.kafka_settings(self.bootstrap).client_kwargs()
 
     def _java_command(self, libs: Path, main: str, *args: str) -> list[str]:
         java = require_tool("java", "run the Kafka broker")
@@ -206,8 +259,13 @@ class LocalKafka:
         controller_port = settings.controller_port or self._reusable_controller_port()
         check_port_free(controller_port)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        security = self.load_security()
         properties = self.data_dir / "server.properties"
-        properties.write_text(server_properties(settings, controller_port, self.data_dir / "logs"))
+        # With security it holds the admin's password and the keystore's: owner only.
+        write_private(
+            properties,
+            server_properties(settings, controller_port, self.data_dir / "logs", security),
+        )
         self._format(libs, properties)
         with self.log_file.open("ab") as out:
             self._process = subprocess.Popen(
@@ -220,6 +278,8 @@ class LocalKafka:
         self.pid_file.write_text(str(self._process.pid))
         try:
             self._wait_ready()
+            if security is not None:
+                _run_async(create_acls(self.admin_kwargs(), dev_acls()))
         except BaseException:
             self.stop()
             raise
@@ -246,13 +306,16 @@ class LocalKafka:
         # Kafka 4 refuses to "re-format" with another cluster id even with --ignore-formatted.
         meta = self._previous_properties("logs/meta.properties")
         cluster_id = meta.get("cluster.id") or _new_cluster_id()
+        scram = self.security.scram_format_args() if self.security else []
         command = self._java_command(
             libs, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-            "-c", str(properties), "--ignore-formatted",
+            "-c", str(properties), "--ignore-formatted", *scram,
         )  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             detail = result.stderr.strip()[-400:]
+            if self.security is not None:
+                detail = self.security.redact(detail)
             raise BrokerStartError(
                 f"formatting Kafka storage in {self.data_dir} failed: {detail}",
                 hint="remove the data directory or pass another --data-dir",
@@ -267,7 +330,7 @@ class LocalKafka:
                     f"the Kafka broker exited with code {self._process.returncode}",
                     hint=f"read {self.log_file}",
                 )
-            if _port_answers(self.settings.port) and _metadata_answers(self.bootstrap):
+            if _port_answers(self.settings.port) and _metadata_answers(self.admin_kwargs()):
                 return
             time.sleep(0.25)
         raise BrokerStartError(
@@ -288,6 +351,9 @@ class LocalKafka:
         """Block until the broker process ends; its exit code."""
         assert self._process is not None
         return self._process.wait()
+
+
+_T = TypeVar("_T")
 
 
 def _new_cluster_id() -> str:
@@ -322,14 +388,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _metadata_answers(bootstrap: str) -> bool:
+def _metadata_answers(client_kwargs: dict[str, Any]) -> bool:
     """True once the broker answers a metadata request (a short-lived admin client)."""
-    import asyncio  # noqa: PLC0415 - only this readiness probe needs an event loop
-
     from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
 
     async def probe() -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        admin = AIOKafkaAdminClient(**client_kwargs, request_timeout_ms=3000)
         try:
             await admin.start()
             await admin.describe_cluster()
@@ -340,6 +404,11 @@ def _metadata_answers(bootstrap: str) -> bool:
                 await admin.close()
         return True
 
-    # A thread of its own keeps this probe clear of any event loop the caller may be running.
+    return _run_async(probe())
+
+
+def _run_async(work: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``work`` to completion from synchronous code, even inside a running event loop."""
+    # A thread of its own keeps it clear of any event loop the caller may be running.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, probe()).result()
+        return pool.submit(asyncio.run, work).result()

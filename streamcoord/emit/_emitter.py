@@ -24,6 +24,7 @@ from streamcoord.errors import StreamcoordError
 from streamcoord.events.codec import EncodeMode, encode
 from streamcoord.events.factory import make_event
 from streamcoord.events.models import CloudEvent
+from streamcoord.kafka.refusal import refusal
 from streamcoord.kafka.settings import KafkaSettings
 
 __all__ = ["EVENTS_TOPIC", "Delivery", "EmitError", "Emitter", "SendHook", "emit"]
@@ -86,6 +87,9 @@ class Emitter:
             await producer.start()
         except KafkaError as error:
             await producer.stop()
+            refused = await refusal(self.settings.client_kwargs())
+            if refused is not None:  # wrong credentials or CA: retrying will not help
+                raise refused from None
             raise EmitError(
                 f"cannot reach Kafka at {self.settings.bootstrap_servers}: {error}",
                 hint="check --bootstrap-servers and that the broker is running",

@@ -23,6 +23,7 @@ from aiokafka.errors import KafkaError
 
 from streamcoord.errors import ConfigError, EnvironmentProblem
 from streamcoord.events.topics import PACKAGED_TOPICS_FILE, TopicsFile, TopicSpec, parse_topics
+from streamcoord.kafka.refusal import refusal
 from streamcoord.kafka.settings import KafkaSettings
 
 __all__ = [
@@ -186,6 +187,9 @@ class _admin:  # noqa: N801  # reads as a function at the call site: `async with
             await self._client.start()
         except KafkaError as error:
             await self._client.close()
+            refused = await refusal(self._settings.client_kwargs())
+            if refused is not None:
+                raise refused from None
             raise KafkaAdminError(
                 f"cannot reach Kafka at {self._settings.bootstrap_servers}: {error}",
                 hint="start a broker (`streamcoord dev kafka`) or pass --bootstrap-servers",

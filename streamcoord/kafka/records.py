@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from streamcoord.errors import ConfigError
+from streamcoord.kafka.refusal import refusal
 
 __all__ = ["StoredRecord", "TopicContents", "read_topic", "topic_partitions"]
 
@@ -55,7 +57,14 @@ async def read_topic(
         isolation_level="read_committed",
         auto_offset_reset="earliest",
     )
-    await consumer.start()
+    try:
+        await consumer.start()
+    except KafkaError:
+        await consumer.stop()
+        refused = await refusal(client_kwargs)
+        if refused is not None:
+            raise refused from None
+        raise
     records: list[StoredRecord] = []
     try:
         partitions = sorted(consumer.partitions_for_topic(topic) or ())
