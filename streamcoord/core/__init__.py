@@ -108,6 +108,8 @@ Routing between partitions (all through the events topic, never shared memory):
   partition (extension ``scbroadcast``).
 - routed events carry their Kafka key in the ``sckey`` extension; :func:`partition_key_for`
   returns it.
+- :func:`home_partition` names the one partition an event must be decided on (None: any); the
+  runtime forwards an event that a producer's partitioner put elsewhere (kcat, librdkafka).
 
 Limitation, documented: the data-trigger watermark is kept per partition that first sees the
 arrivals (producers keying arrivals consistently share one watermark).
@@ -117,7 +119,12 @@ from streamcoord.core._catalog import DEFAULT_RETENTION, Catalog
 from streamcoord.core._commands import CancelTimer, Command, Publish, Rejection, SetTimer, Step
 from streamcoord.core._decide import decide
 from streamcoord.core._explain import Explanation, NeedStatus, explain
-from streamcoord.core._partitioning import murmur2, partition_for, partition_key_for
+from streamcoord.core._partitioning import (
+    home_partition,
+    murmur2,
+    partition_for,
+    partition_key_for,
+)
 from streamcoord.core._records import RunChange, run_record
 from streamcoord.core._state import CoordinatorState, RunState, StageState
 from streamcoord.core._tracing import SpanRecord
@@ -142,6 +149,7 @@ __all__ = [
     "Step",
     "decide",
     "explain",
+    "home_partition",
     "murmur2",
     "partition_for",
     "partition_key_for",

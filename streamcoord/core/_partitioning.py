@@ -6,9 +6,27 @@ The runtime keys every inbound event with :func:`partition_key_for`; the core us
 
 from __future__ import annotations
 
-from streamcoord.events.models import CloudEvent
+from streamcoord.events.models import (
+    CloudEvent,
+    RunCancel,
+    StageFailed,
+    StageHeartbeat,
+    StageProgress,
+    StageRetry,
+    StageStarted,
+    StageSucceeded,
+    TimerFired,
+)
 
-__all__ = ["anchor_key", "murmur2", "partition_for", "partition_key_for", "run_base"]
+__all__ = [
+    "anchor_key", "home_partition", "murmur2", "partition_for", "partition_key_for", "run_base",
+]
+
+# Events whose handler looks the run up in this partition's state by ``data.run_id``.
+_RUN_EVENTS = frozenset({
+    StageStarted.TYPE, StageHeartbeat.TYPE, StageSucceeded.TYPE, StageFailed.TYPE,
+    StageProgress.TYPE, TimerFired.TYPE, RunCancel.TYPE, StageRetry.TYPE,
+})
 
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
@@ -86,3 +104,26 @@ def partition_key_for(event: CloudEvent) -> str:
     if pipeline is not None:
         return f"pipeline/{pipeline}"
     return event.source
+
+
+def home_partition(event: CloudEvent, partitions: int) -> int | None:
+    """The one partition that can decide ``event``; None when any partition can.
+
+    A routed internal event (extension ``sckey``: matches, arrivals, pool and limit traffic,
+    subscriptions, outcomes, broadcast copies, retention sweeps) belongs where its key hashes.
+    Events whose handler looks a run up in the state (stage reports, timers, run.cancel,
+    stage.retry) belong to the run's partition: elsewhere they would be ``unknown_run``.
+    Everything else is decidable anywhere, because the core routes what it makes of it:
+    ``run.requested``, schedule ticks, ``run.finished`` and trigger matches become a routed
+    ``streamcoord.run.match`` (or arrival) for the run's partition, and pause, resume and
+    ``specs.activate`` are applied here and forwarded once to every other partition.
+    """
+    extra = event.model_extra or {}
+    routed = extra.get("sckey")
+    if isinstance(routed, str) and routed:
+        return partition_for(routed, partitions)
+    if event.type not in _RUN_EVENTS:
+        return None
+    run_id = _data_field(event, "run_id")
+    # no run id (a malformed report, a timer naming no run): the core rejects it anywhere
+    return None if run_id is None else partition_for(run_base(run_id), partitions)
