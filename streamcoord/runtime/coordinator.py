@@ -51,6 +51,7 @@ class CoordinatorStatus:
     published: int = 0
     triggered: int = 0
     dead_letters: int = 0
+    forwarded: int = 0
     timers_fired: int = 0
     last_batch_at: float | None = None
     errors: int = 0
@@ -70,6 +71,7 @@ class CoordinatorStatus:
             "published": self.published,
             "triggered": self.triggered,
             "dead_letters": self.dead_letters,
+            "forwarded": self.forwarded,
             "timers_fired": self.timers_fired,
             "errors": self.errors,
             "seconds_since_last_batch": (
@@ -324,6 +326,7 @@ class Coordinator:
         status.published += outcome.published
         status.triggered += len(outcome.trigger_event_times)
         status.dead_letters += outcome.dead_letters
+        status.forwarded += outcome.forwarded
         status.last_batch_at = time.monotonic()
         record_batch(self._instruments, outcome)
 

@@ -19,7 +19,8 @@ ACTIVE = frozenset({"active", "queued"})
 
 def record_batch(instruments: Instruments, outcome: BatchOutcome) -> None:
     """Count a committed batch: events by type, decision times, triggers and their latency
-    from the causing event, finished attempts and dead letters."""
+    from the causing event, finished attempts, dead letters and forwarded events (counted
+    here, not by type: they are counted by type on the partition that decides them)."""
     for event_type, count in outcome.types.items():
         instruments.events_consumed.add(count, {"type": event_type})
     for seconds in outcome.decision_seconds:
@@ -39,6 +40,8 @@ def record_batch(instruments: Instruments, outcome: BatchOutcome) -> None:
         instruments.stage_duration.record((span.end - span.start).total_seconds(), labels)
     for reason, count in outcome.dead_letter_reasons.items():
         instruments.dead_letters.add(count, {"reason": reason})
+    if outcome.forwarded:
+        instruments.events_forwarded.add(outcome.forwarded)
 
 
 class PartitionGauges:

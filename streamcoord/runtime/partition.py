@@ -32,11 +32,13 @@ from streamcoord.core import (
     SetTimer,
     SpanRecord,
     decide,
+    home_partition,
+    partition_key_for,
     run_record,
 )
 from streamcoord.errors import EventError
 from streamcoord.events.codec import decode, encode
-from streamcoord.events.models import StageTrigger
+from streamcoord.events.models import CloudEvent, StageTrigger
 from streamcoord.runtime.changelog import POSITION_KEY, position_value, read_changelog
 from streamcoord.runtime.deadletter import DeadLetter, dead_letter_headers
 from streamcoord.runtime.outbox import Outbox
@@ -45,9 +47,12 @@ from streamcoord.runtime.specs import SpecSource
 from streamcoord.runtime.timers import TimerQueue
 from streamcoord.runtime.tracing import coordinator_tracing, decision_span
 
-__all__ = ["BatchOutcome", "PartitionWorker", "transactional_id"]
+__all__ = ["FORWARDED_HEADER", "BatchOutcome", "PartitionWorker", "transactional_id"]
 
 log = logging.getLogger(__name__)
+
+#: Set on an event forwarded to its home partition: ``<partition>@<offset>`` it came from.
+FORWARDED_HEADER = "streamcoord_forwarded_from"
 
 
 def transactional_id(group_id: str, topic: str, partition: int) -> str:
@@ -62,6 +67,8 @@ class BatchOutcome:
     consumed: int = 0
     published: int = 0
     dead_letters: int = 0
+    #: Records a producer put on the wrong partition, sent on to their home partition.
+    forwarded: int = 0
     changed_keys: int = 0
     timer_changes: list[SetTimer | CancelTimer] = field(default_factory=list)
     # for metrics, recorded once the batch is committed
@@ -262,6 +269,8 @@ class PartitionWorker:
             outcome.dead_letters += 1
             outcome.dead_letter_reasons[reason] += 1
             return
+        if self._forward(record, headers, event, batch):
+            return
         now = datetime.fromtimestamp(record.timestamp / 1000, tz=UTC)
         started = time.perf_counter()
         with decision_span(self._tracing, record, event):
@@ -292,6 +301,43 @@ class PartitionWorker:
                 outbox.add(topic, command.key.encode(), value, out_headers)
             else:
                 outcome.timer_changes.append(command)
+
+    def _forward(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        headers: list[tuple[str, bytes]],
+        event: CloudEvent,
+        batch: _Batch,
+    ) -> bool:
+        """Send a misplaced event to its home partition instead of deciding it; True if sent.
+
+        Partitioners other than murmur2 (kcat's and librdkafka's consistent_random) put a run's
+        events elsewhere. The original record goes home in this batch's transaction, so it and
+        the consumed position commit together. A record forwarded once is decided wherever it
+        arrives (only a changed partition count misplaces it again): it is never forwarded twice,
+        so no record circles, and what the core cannot apply here it dead-letters.
+        """
+        home = home_partition(event, self.state.partitions)
+        if home is None or home == self.tp.partition:
+            return False
+        if any(name == FORWARDED_HEADER for name, _ in headers):
+            log.warning(
+                "%s[%d]@%d was forwarded here already but belongs to partition %d (did the"
+                " partition count change?); deciding it here",
+                record.topic, record.partition, record.offset, home,
+            )  # fmt: skip
+            return False
+        marker = (FORWARDED_HEADER, f"{record.partition}@{record.offset}".encode())
+        batch.outbox.add(
+            self.settings.topics.events, partition_key_for(event).encode(), record.value,
+            [*headers, marker], partition=home,
+        )  # fmt: skip
+        batch.outcome.forwarded += 1
+        log.debug(
+            "forwarded %s %s from %s[%d]@%d to partition %d",
+            event.type, event.id, record.topic, record.partition, record.offset, home,
+        )  # fmt: skip
+        return True
 
     def _dead_letter(
         self,

@@ -35,6 +35,7 @@ __all__ = [
     "decision_duration",
     "event_to_trigger_latency",
     "events_consumed",
+    "events_forwarded",
     "restore_duration",
     "stage_duration",
     "stage_outcomes",
@@ -90,6 +91,10 @@ class Instruments:
         self.dead_letters: Counter = meter.create_counter(
             "streamcoord.dead_letters", "{event}", "Records sent to the dead-letter topic"
         )
+        self.events_forwarded: Counter = meter.create_counter(
+            "streamcoord.events.forwarded", "{event}",
+            "Events a producer put on another partition than their run's, forwarded there",
+        )
         self.consumer_lag: Gauge = meter.create_gauge(
             "streamcoord.consumer.lag", "{message}", "Records behind the end, per partition"
         )
@@ -114,5 +119,6 @@ stage_outcomes = _global.stage_outcomes
 stage_duration = _global.stage_duration
 active_runs = _global.active_runs
 dead_letters = _global.dead_letters
+events_forwarded = _global.events_forwarded
 consumer_lag = _global.consumer_lag
 restore_duration = _global.restore_duration
