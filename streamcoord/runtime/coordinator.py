@@ -392,13 +392,22 @@ class Coordinator:
                     f"restoring partitions {[tp.partition for tp in new]} from the changelog"
                 )
             # Restores overlap: each reads its own changelog partition.
-            try:
-                workers = await asyncio.gather(*(self._restore(tp) for tp in new))
-            except Exception as exc:
+            results = await asyncio.gather(
+                *(self._restore(tp) for tp in new), return_exceptions=True
+            )
+            workers = [r for r in results if isinstance(r, PartitionWorker)]
+            failure = next((r for r in results if isinstance(r, BaseException)), None)
+            if failure is not None:
+                # The restores that did finish hold transactional producers: close them.
+                for worker in workers:
+                    with contextlib.suppress(Exception):
+                        await worker.close()
+                if not isinstance(failure, Exception):
+                    raise failure  # cancelled: the member is stopping
                 # Owning partitions that are never processed is worse than stopping: exit and
                 # let the supervisor start a fresh member.
-                self._fail(exc)
-                raise
+                self._fail(failure)
+                raise failure
             for worker in workers:
                 self._lanes[worker.tp.partition] = self._lane(worker)
                 if worker.position is not None and self._consumer is not None:
@@ -453,8 +462,7 @@ class Coordinator:
             for tp in revoked:
                 lane = self._lanes.pop(tp.partition, None)
                 if lane is not None:
-                    await lane.close()
-                    await lane.worker.close()
+                    await _close_lane(lane)
                     closed.append(lane)
             await self._commit_group_offsets(closed)
             for lane in closed:
@@ -468,9 +476,7 @@ class Coordinator:
         # committed and go to the next owner). Then leave the group.
         async with self._lock:
             for lane in self._lanes.values():
-                with contextlib.suppress(Exception):
-                    await lane.close()
-                    await lane.worker.close()
+                await _close_lane(lane)
             await self._commit_group_offsets(list(self._lanes.values()))
             self._lanes.clear()
             self.status.assigned = []
@@ -479,3 +485,15 @@ class Coordinator:
         if self._timer_producer is not None:
             with contextlib.suppress(Exception):
                 await self._timer_producer.stop()
+
+
+async def _close_lane(lane: PartitionLane) -> None:
+    """Finish the lane's batch in flight, then close its producer whatever that did: a lane
+    that failed must not leave a transactional producer (and its connections) behind."""
+    try:
+        await lane.close()
+    except Exception:
+        log.warning("closing the lane of %s failed", lane.worker.tp, exc_info=True)
+    finally:
+        with contextlib.suppress(Exception):
+            await lane.worker.close()
