@@ -1,8 +1,9 @@
 """Toxiproxy (network faults on demand) on one machine, built from the Go module proxy.
 
-``build_toxiproxy`` runs ``go install github.com/Shopify/toxiproxy/v2/cmd/server@<version>`` once
-with ``GOBIN`` in the cache and keeps the binary as ``<cache>/toxiproxy/<version>/toxiproxy-server``;
-later starts reuse it with no network. The build takes about a minute on 2 cores.
+``build_toxiproxy`` runs ``go install github.com/Shopify/toxiproxy/v2/cmd/server@<version>``
+once with ``GOBIN`` in the cache and keeps the binary as
+``<cache>/toxiproxy/<version>/toxiproxy-server``; later starts reuse it with no network. The
+build takes about a minute on 2 cores.
 
 ``LocalToxiproxy`` runs the server on 127.0.0.1 and drives it through its HTTP API on loopback:
 a proxy forwards a local port to an upstream (here: a Kafka listener), and *toxics* on it add
@@ -57,7 +58,9 @@ def binary_path(version: str = DEFAULT_TOXIPROXY_VERSION, *, cache: Path | None 
     return (cache or cache_root()) / "toxiproxy" / version / "toxiproxy-server"
 
 
-def toxiproxy_cached(version: str = DEFAULT_TOXIPROXY_VERSION, *, cache: Path | None = None) -> bool:
+def toxiproxy_cached(
+    version: str = DEFAULT_TOXIPROXY_VERSION, *, cache: Path | None = None
+) -> bool:
     """True when ``build_toxiproxy`` will answer from the cache, with no Go run."""
     return os.access(binary_path(version, cache=cache), os.X_OK)
 
