@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import platform
 import random
 import shutil
@@ -209,13 +210,18 @@ class Chaos:
         size, work = self.size, self.work
         self.say(f"chaos {size.name}, seed {self.seed}, work dir {work}")
         self.infra = infra = await asyncio.to_thread(Infrastructure, work)
-        await asyncio.to_thread(infra.broker.start)
+        try:
+            await asyncio.to_thread(infra.broker.start)
+        except BaseException:
+            await asyncio.to_thread(infra.close)
+            raise
         self.say(f"broker {infra.direct}, coordinators through toxiproxy at {infra.proxied}")
         topics = TopicNames(prefix=f"chaos{uuid.uuid4().hex[:6]}.")
         await create_topics(infra.direct, topics, size.partitions)
         spec = work / "chaos.yaml"
         spec.write_text(SPEC)
         group = f"{topics.prefix}coordinator"
+
         def new_member(name: str) -> Member:
             return Member(name, spec, infra.proxied, topics, group=group, log_dir=work)
 
@@ -228,24 +234,14 @@ class Chaos:
         executor = asyncio.create_task(load.answer_triggers())
         supervisor = asyncio.create_task(self.supervise())
         emitter = asyncio.create_task(load.emit_ticks(size.runs, size.load_seconds))
-        actions = plan(size, self.rng)
-        self.say(f"plan: {len(actions)} actions {dict(Counter(actions))}")
-        busy = sum(_COST[a] for a in actions)
-        mean_gap = max(0.5, (size.load_seconds - busy) / len(actions))
-        chaos_deadline = self.started + size.deadline_s * 0.6
         outcome: dict[str, Any] = {}
         try:
-            for action in actions:
-                if time.monotonic() > chaos_deadline:
-                    self.say("chaos phase over its time bound: remaining actions skipped")
-                    break
-                await asyncio.sleep(self.rng.uniform(0.3, 1.7) * mean_gap)  # a random moment
-                await self.act(action)
-            infra.toxiproxy.reset()
-            if self.extra.wanted:
-                await self.extra.stop()
-                self.tally.rebalances += 1
+            await self.break_things()
             self.say(f"chaos done; load {load.emitted}/{size.runs} emitted")
+            for member in self.members:
+                if not member.wanted:
+                    await member.start()
+                await member.joined()  # so that the final SIGTERM finds it serving
             await asyncio.wait_for(emitter, size.load_seconds + 120)
             settled = await self.settle(infra.direct, topics)
             exits = {m.name: await m.stop() for m in self.members}
@@ -262,6 +258,27 @@ class Chaos:
             await load.stop()
             await asyncio.to_thread(infra.close)
         return outcome
+
+    async def break_things(self) -> None:
+        """The plan, action after action at random moments, within the chaos phase's bound."""
+        size, infra, extra = self.size, self.infra, self.extra
+        assert infra is not None
+        assert extra is not None
+        actions = plan(size, self.rng)
+        self.say(f"plan: {len(actions)} actions {dict(Counter(actions))}")
+        busy = sum(_COST[a] for a in actions)
+        mean_gap = max(0.5, (size.load_seconds - busy) / len(actions))
+        chaos_deadline = self.started + size.deadline_s * 0.6
+        for action in actions:
+            if time.monotonic() > chaos_deadline:
+                self.say("chaos phase over its time bound: remaining actions skipped")
+                break
+            await asyncio.sleep(self.rng.uniform(0.3, 1.7) * mean_gap)  # a random moment
+            await self.act(action)
+        infra.toxiproxy.reset()
+        if extra.wanted:
+            await extra.stop()
+            self.tally.rebalances += 1
 
     async def settle(self, bootstrap: str, topics: TopicNames) -> float:
         """Wait (bounded) until every run has succeeded; the seconds it took."""
@@ -312,6 +329,11 @@ def main(argv: list[str] | None = None) -> None:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="streamcoord-chaos-"))
     work.mkdir(parents=True, exist_ok=True)
+    # The load's Kafka clients complain loudly while the broker is down: to a file, not the table.
+    handler = logging.FileHandler(work / "load.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.getLogger("aiokafka").addHandler(handler)
+    logging.getLogger("aiokafka").propagate = False
     chaos = Chaos(size, seed, work)
     started = time.monotonic()
     outcome = asyncio.run(chaos.run())
