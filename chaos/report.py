@@ -9,7 +9,8 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     faults = ", ".join(f"{kind} {n}" for kind, n in sorted(result.get("faults", {}).items()))
     return [
         ("seed", str(result["seed"])),
-        ("coordinator kills (SIGKILL)", str(result["kills"])),
+        ("coordinator kills (SIGKILL) / of them while serving",
+         f"{result['kills']} / {result.get('kills_serving', '?')}"),
         ("broker restarts (down s)", f"{result['broker_restarts']} {result['broker_down_s']}"),
         ("rebalances (member joins + leaves)", str(result["rebalances"])),
         ("network faults injected", f"{result['faults_total']} ({faults})"),

@@ -85,6 +85,7 @@ def plan(size: Size, rng: random.Random) -> list[str]:
 @dataclass
 class Tally:
     kills: int = 0
+    kills_serving: int = 0
     broker_restarts: int = 0
     broker_down_s: list[float] = field(default_factory=list)
     rebalances: int = 0
@@ -121,12 +122,19 @@ class Chaos:
             if not running:
                 self.say("kill: no member running, skipped")
                 return
-            victim = rng.choice(running)
+            # A member deciding (a partition restored) dies rather than one still starting up:
+            # that is where a lost or duplicated trigger would come from.
+            deciding = [m for m in running if m.logged_since_start(b"restored partition")]
+            victim = rng.choice(deciding or running)
             victim.wanted = False
+            serving = bool(deciding)
             await victim.kill()
             self.tally.kills += 1
+            self.tally.kills_serving += serving
             delay = rng.uniform(0.1, 2.0)
-            self.say(f"kill -9 {victim.name} (#{self.tally.kills}), restart in {delay:.1f}s")
+            moment = "while serving" if serving else "while starting"
+            self.say(f"kill -9 {victim.name} {moment} (#{self.tally.kills}), "
+                     f"restart in {delay:.1f}s")  # fmt: skip
             await asyncio.sleep(delay)  # the member stays dead this long, on purpose
             await victim.start()
         elif action == "rebalance":
@@ -343,7 +351,8 @@ def main(argv: list[str] | None = None) -> None:
         "machine": f"{platform.node()} {platform.machine()}, Python {platform.python_version()}",
         "command": " ".join(["python -m chaos", *(sys.argv[1:] if argv is None else argv)]),
         "size": asdict(size), "seed": seed, "work_dir": str(work),
-        "kills": tally.kills, "broker_restarts": tally.broker_restarts,
+        "kills": tally.kills, "kills_serving": tally.kills_serving,
+        "broker_restarts": tally.broker_restarts,
         "broker_down_s": tally.broker_down_s, "rebalances": tally.rebalances,
         "faults": dict(tally.faults), "faults_total": sum(tally.faults.values()),
         "unexpected_exits": dict(tally.unexpected_exits), "runs": size.runs, **outcome,

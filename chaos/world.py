@@ -148,12 +148,15 @@ class Member:
         self.starts += 1
         self.wanted = True
 
+    def logged_since_start(self, text: bytes) -> bool:
+        """Whether this start of the member has logged ``text`` yet."""
+        return text in self.log.read_bytes().rsplit(b"=== start", 1)[-1]
+
     async def joined(self, within_s: float = 60.0) -> bool:
         """Wait (bounded) until this start of the member consumes as part of the group."""
         deadline = time.monotonic() + within_s
         while time.monotonic() < deadline and self.running:
-            current = self.log.read_bytes().rsplit(b"=== start", 1)[-1]
-            if b"coordinator consuming" in current:
+            if self.logged_since_start(b"coordinator consuming"):
                 return True
             await asyncio.sleep(0.2)  # a poll of its log file, bounded by within_s
         return False
