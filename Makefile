@@ -58,7 +58,7 @@ clean-venv:
 bench: $(INSTALLED)
 	$(BIN)/python -m bench
 
-## chaos: the chaos suite (python -m chaos; about 10 minutes, its own broker and toxiproxy; needs Go
+## chaos: the chaos suite (python -m chaos; about 8 minutes, its own broker and toxiproxy; needs Go
 ## once to build toxiproxy). Not part of `make test`; `make chaos CHAOS_ARGS="--quick --seed 7"`.
 chaos: $(INSTALLED)
 	$(BIN)/python -m chaos $(CHAOS_ARGS)

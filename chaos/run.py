@@ -359,9 +359,9 @@ def main(argv: list[str] | None = None) -> None:
         "seconds": round(time.monotonic() - started, 1),
     }  # fmt: skip
     result["passed"] = passed(result)
-    (work / "actions.log").write_text("\n".join(tally.log) + "\n")
     RESULTS.mkdir(exist_ok=True)
     stem = "latest" if size.name == "full" else size.name
+    (RESULTS / f"{stem}.actions.log").write_text("\n".join(tally.log) + "\n")
     (RESULTS / f"{stem}.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     (RESULTS / f"{stem}.md").write_text(markdown(result))
     print(table(result))
