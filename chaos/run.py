@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.node()} {platform.machine()}, Python {platform.python_version()}",
-        "command": " ".join(["python -m chaos", *(sys.argv[1:] if argv is None else argv)]),
+        "command": f"python -m chaos{' --quick' if args.quick else ''} --seed {seed}",
         "size": asdict(size), "seed": seed, "work_dir": str(work),
         "kills": tally.kills, "kills_serving": tally.kills_serving,
         "broker_restarts": tally.broker_restarts,
