@@ -328,7 +328,7 @@ class Chaos:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a small smoke run (~3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="a small smoke run (70-100 s)")
     parser.add_argument("--seed", type=int, default=None, help="the RNG seed (default: random)")
     parser.add_argument("--work-dir", type=Path, default=None, help="logs and broker data here")
     parser.add_argument("--keep", action="store_true", help="keep the broker data afterwards")
