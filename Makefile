@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest --durations=5
 
-.PHONY: bench demo test lint typecheck core-coverage pytest pytest-kafka-3.9 kafka-stop clean-venv
+.PHONY: bench chaos demo test lint typecheck core-coverage pytest pytest-kafka-3.9 kafka-stop clean-venv
 
 # A virtualenv with the project installed in editable mode, dev and streaming extras included;
 # reinstalled when pyproject.toml changes.
@@ -57,3 +57,8 @@ clean-venv:
 ## bench: end-to-end benchmarks (python -m bench; --bootstrap-servers to use a running broker)
 bench: $(INSTALLED)
 	$(BIN)/python -m bench
+
+## chaos: the chaos suite (python -m chaos; about 8 minutes, its own broker and toxiproxy; needs Go
+## once to build toxiproxy). Not part of `make test`; `make chaos CHAOS_ARGS="--quick --seed 7"`.
+chaos: $(INSTALLED)
+	$(BIN)/python -m chaos $(CHAOS_ARGS)

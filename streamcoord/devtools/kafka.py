@@ -125,6 +125,10 @@ class BrokerSettings:
     version: str = DEFAULT_KAFKA_VERSION
     heap: str = "512m"
     startup_timeout: float = 90.0
+    #: (port, advertised port) of a second listener, PROXIED, for clients that must reach the
+    #: broker through a proxy on 127.0.0.1 (the chaos suite's toxiproxy): the broker advertises
+    #: the proxy's port there, so every connection after the bootstrap goes through it too.
+    proxied_listener: tuple[int, int] | None = None
     security: str | None = None  # None: PLAINTEXT; "scram-tls": SASL_SSL, SCRAM-SHA-512, ACLs
 
     def __post_init__(self) -> None:
@@ -156,15 +160,23 @@ def server_properties(
     With ``security`` the client listener is SASL_SSL (SCRAM) and an authorizer checks ACLs.
     """
     port = settings.port
+    listeners = f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
+    advertised = f"PLAINTEXT://127.0.0.1:{port}"
+    protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if settings.proxied_listener is not None:
+        proxied, via = settings.proxied_listener
+        listeners += f",PROXIED://127.0.0.1:{proxied}"
+        advertised += f",PROXIED://127.0.0.1:{via}"
+        protocols += ",PROXIED:PLAINTEXT"
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": listeners,
+        "advertised.listeners": advertised,
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": protocols,
         "log.dirs": str(logs),
         "num.partitions": "1",
         "offsets.topic.replication.factor": "1",
@@ -255,6 +267,8 @@ class LocalKafka:
                 hint=f"use it, or stop it: `streamcoord dev kafka --stop --port {settings.port}`",
             )
         check_port_free(settings.port)
+        if settings.proxied_listener is not None:
+            check_port_free(settings.proxied_listener[0])
         libs = resolve_jars(settings.version)
         controller_port = settings.controller_port or self._reusable_controller_port()
         check_port_free(controller_port)

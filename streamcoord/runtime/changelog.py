@@ -66,7 +66,11 @@ async def read_changelog(
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 * 1024 * 1024,
     )
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # a half-started consumer still holds connections and tasks
+        raise
     items: dict[str, bytes] = {}
     records = 0
     try:

@@ -116,6 +116,9 @@ class PartitionWorker:
         self.position: int | None = None
         self._client_kwargs = client_kwargs
         self._producer: AIOKafkaProducer | None = None
+        #: True while ``state`` holds decisions of a batch that was not committed (its reload
+        #: from the changelog failed too): it must be reloaded before anything is decided.
+        self._uncommitted = False
         self._tracing = coordinator_tracing(settings.group_id)
         for due, timer_id, event in state.timers():
             self.timers.arm(timer_id, due, event)
@@ -203,6 +206,9 @@ class PartitionWorker:
             await self._start_producer()
         producer = self._producer
         assert producer is not None
+        if self._uncommitted:
+            self.state = await self._committed_state()
+            self._uncommitted = False
         # Versions published since the last batch; one this batch activates is waited for.
         self.catalogs = await self.specs.for_batch(records)
         state = self.state
@@ -234,9 +240,14 @@ class PartitionWorker:
                 producer.commit_transaction(), self.settings.transaction_timeout_s
             )
         except BaseException:
+            # decide() changed the state in place; the changelog holds what was committed. If
+            # reloading it fails too (the broker is down), deciding the batch again against the
+            # changed state would see its events as done already and drop what they caused (a
+            # run lost in the chaos suite): the next batch reloads first.
+            self._uncommitted = True
             await self._abandon(producer)
-            # decide() changed the state in place; the changelog holds what was committed.
             self.state = await self._committed_state()
+            self._uncommitted = False
             raise
         self.position = next_offset
         if state.spec_version != active:

@@ -15,6 +15,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streamcoord.core import Catalog, partition_key_for
+from streamcoord.devtools import consistency
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import (
     CloudEvent,
@@ -26,7 +27,6 @@ from streamcoord.events.models import (
     StageTrigger,
 )
 from streamcoord.kafka.admin import apply_topics, load_topics
-from streamcoord.kafka.records import read_topic
 from streamcoord.kafka.settings import KafkaSettings
 from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
 from streamcoord.runtime.specs import SpecSource
@@ -201,8 +201,7 @@ class CoordinatorProcess:
 
 async def read_all(harness: Harness, topic: str) -> list[tuple[int, int, object]]:
     """(partition, timestamp, event) of every committed record of ``topic``, in offset order."""
-    contents = await read_topic({"bootstrap_servers": harness.bootstrap}, topic)
-    return [(r.partition, r.timestamp, decode(r.value, r.headers)) for r in contents.records]
+    return await consistency.read_decoded(harness.bootstrap, topic)
 
 
 async def until_runs_succeeded(harness: Harness, count: int) -> None:
@@ -223,12 +222,7 @@ async def until_runs_succeeded(harness: Harness, count: int) -> None:
 
 async def trigger_counts(harness: Harness) -> Counter[tuple[str, str, int]]:
     """How often each (run, stage, attempt) was triggered, as a read_committed consumer sees it."""
-    records = await read_all(harness, harness.topics.full("streamcoord.triggers"))
-    return Counter(
-        (t.data.run_id, t.data.stage, t.data.attempt)
-        for *_, t in records
-        if isinstance(t, StageTrigger)
-    )
+    return await consistency.trigger_counts(harness.bootstrap, harness.topics)
 
 
 @contextlib.asynccontextmanager

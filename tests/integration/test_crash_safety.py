@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streamcoord.core import CoordinatorState, decide
-from streamcoord.events.models import CloudEvent, ExternalEvent
-from streamcoord.kafka.records import read_topic
+from streamcoord.devtools.consistency import replay_mismatches
+from streamcoord.events.models import ExternalEvent
 from streamcoord.runtime import TopicNames
-from streamcoord.runtime.changelog import POSITION_KEY, state_items
 from tests.integration.coordination import (
     STEADY_SPEC,
     CoordinatorProcess,
@@ -23,7 +20,6 @@ from tests.integration.coordination import (
     answer_triggers,
     catalog_of,
     create_topics,
-    read_all,
     trigger_counts,
     until_runs_succeeded,
 )
@@ -86,17 +82,4 @@ async def test_kill_9_ten_times_loses_and_duplicates_nothing(
 async def assert_state_equals_uninterrupted_replay(harness: Harness, topics: TopicNames) -> None:
     """Fold the committed event log through the core once: the changelog must say the same."""
     catalog = catalog_of(STEADY_SPEC)
-    states = {p: CoordinatorState.empty(p, 2) for p in range(2)}
-    for partition, timestamp, event in await read_all(harness, topics.events):
-        assert isinstance(event, CloudEvent)
-        now = datetime.fromtimestamp(timestamp / 1000, tz=UTC)
-        states[partition] = decide(catalog, states[partition], event, now).state
-    changelog: dict[int, dict[str, bytes | None]] = {0: {}, 1: {}}
-    stored = await read_topic({"bootstrap_servers": harness.bootstrap}, topics.state)
-    for record in stored.records:
-        assert record.key is not None
-        changelog[record.partition][record.key.decode()] = record.value
-    for partition, state in states.items():
-        assert POSITION_KEY in changelog[partition], "each batch commits its position"
-        restored = {k: v for k, v in state_items(changelog[partition].items()) if v is not None}
-        assert dict(state.dump()) == restored, f"partition {partition}: changelog != replay"
+    assert await replay_mismatches(harness.bootstrap, topics, catalog, partitions=2) == []
