@@ -12,7 +12,10 @@ from streamcoord.core._catalog import CompiledStage
 from streamcoord.core._context import Context
 from streamcoord.core._state import RunState
 
-__all__ = ["ACQUIRE", "GRANT", "RELEASE", "handle_acquire", "handle_release", "release", "request"]
+__all__ = [
+    "ACQUIRE", "GRANT", "RELEASE", "give_back", "handle_acquire", "handle_release", "release",
+    "request",
+]
 
 ACQUIRE = "streamcoord.pool.acquire"
 GRANT = "streamcoord.pool.grant"
@@ -35,9 +38,14 @@ def request(ctx: Context, run: RunState, cs: CompiledStage, attempt: int) -> Non
 def release(ctx: Context, run: RunState, cs: CompiledStage, attempt: int) -> None:
     """Give back the slot of ``attempt`` (or withdraw its request)."""
     assert cs.pool is not None  # only stages with a pool get here
-    ident = f"release|{run.run_id}|{cs.name}|{attempt}"
-    data = {"pool": cs.pool, "run_id": run.run_id, "stage": cs.name, "attempt": attempt}
-    ctx.route(_key(cs.pool), RELEASE, ident, data)
+    give_back(ctx, cs.pool, run.run_id, cs.name, attempt)
+
+
+def give_back(ctx: Context, pool: str, run_id: str, stage: str, attempt: int) -> None:
+    """Release the slot (or request) of ``attempt`` of ``stage`` in ``pool``."""
+    ident = f"release|{run_id}|{stage}|{attempt}"
+    data = {"pool": pool, "run_id": run_id, "stage": stage, "attempt": attempt}
+    ctx.route(_key(pool), RELEASE, ident, data)
 
 
 def _state(ctx: Context, pool: str) -> dict[str, Any]:
