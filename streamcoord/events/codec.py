@@ -166,8 +166,10 @@ def decode(
         )
     header_map = _header_map(headers)
     size = len(value or b"")
+    longest = 0
     for name, text in header_map.items():
         size += len(name) + len(text)
+        longest = max(longest, len(text))
     max_bytes = limits.max_bytes
     if size > max_bytes:
         raise EventDecodeError(
@@ -175,9 +177,8 @@ def decode(
             f"record of {size} bytes exceeds the {max_bytes}-byte limit for events",
             hint="send large payloads by reference (a URI in data), not inline",
         )
-    for name, text in header_map.items():
-        if len(text) > limits.max_string:
-            raise _string_too_long(f"header {name!r}", len(text), limits)
+    if longest > limits.max_string:
+        raise _string_too_long("a header", longest, limits)
     for name in header_map:
         if name.startswith(_CE_PREFIX):
             return _decode_binary(value, header_map, limits)

@@ -76,7 +76,7 @@ def decide_records(
 ) -> Decided:
     """Decide ``records`` as one batch the way :meth:`PartitionWorker.process` does (failed
     records dead-lettered, the batch decided again), then take the state as committed."""
-    batch = _finished(worker._decide_isolated(records))  # noqa: SLF001  # the seam under test
+    batch = _finished(worker._decide_isolated(records))  # the seam under test
     worker.commit()
     letters = batch.outbox.by_topic().get(worker.settings.topics.deadletter, [])
     return Decided(batch.outcome.consumed, letters)
