@@ -64,11 +64,17 @@ class Decided:
     """What one batch did: records decided and dead letters with their reasons."""
 
     consumed: int
+    decided: int
     dead_letters: list[tuple[bytes | None, bytes | None, Headers]]
 
     @property
     def reasons(self) -> list[str]:
         return [dict(h)[HEADER_PREFIX + "reason"].decode() for _, _, h in self.dead_letters]
+
+    @property
+    def dead_lettered(self) -> set[int]:
+        """Offsets of the records with a dead letter (decided and rejected, or not decided)."""
+        return {int(dict(h)[HEADER_PREFIX + "offset"]) for _, _, h in self.dead_letters}
 
 
 def decide_records(
@@ -79,7 +85,7 @@ def decide_records(
     batch = _finished(worker._decide_isolated(records))  # the seam under test
     worker.commit()
     letters = batch.outbox.by_topic().get(worker.settings.topics.deadletter, [])
-    return Decided(batch.outcome.consumed, letters)
+    return Decided(batch.outcome.consumed, sum(batch.outcome.types.values()), letters)
 
 
 def _finished(coroutine: Coroutine[Any, Any, T]) -> T:
