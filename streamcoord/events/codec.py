@@ -115,7 +115,8 @@ def _event_tag(value: Any) -> str | None:
         if not all(name in value for name in _REQUIRED):
             return None
         kind = value["type"]
-        return kind if kind in OWN_EVENT_TYPES else _EXTERNAL_TAG
+        # a type that is not a string (a list, an object: unhashable) fails in the fallback
+        return kind if isinstance(kind, str) and kind in OWN_EVENT_TYPES else _EXTERNAL_TAG
     if isinstance(value, CloudEvent):
         return value.type if value.type in OWN_EVENT_TYPES else _EXTERNAL_TAG
     return _EXTERNAL_TAG  # not an object: the fallback model reports "should be an object"

@@ -74,7 +74,7 @@ def attributes(draw: st.DrawFn) -> dict[str, Any]:
         "specversion": draw(st.sampled_from(["1.0", "1.0", "0.3", 1])),
         "id": draw(st.text(min_size=1, max_size=8) | st.sampled_from(["e1", "e2", ""])),
         "source": draw(st.sampled_from(["s3://landing/a", "cli", "streamcoord/coordinator", ""])),
-        "type": draw(st.sampled_from(TYPES) | st.text(max_size=10)),
+        "type": draw(st.sampled_from(TYPES) | st.text(max_size=10) | json_values),
     }
     for name in draw(st.lists(st.sampled_from(["specversion", "id", "source", "type"]),
                               max_size=1)):

@@ -94,3 +94,9 @@ def test_non_utf8_binary_data_of_another_content_type_stays_bytes() -> None:
 @pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"1e400"])
 def test_numbers_json_has_not_are_not_json(number: bytes) -> None:
     assert _reason(_structured()[:-1] + b',"data":' + number + b"}") == "not_json"
+
+
+@pytest.mark.parametrize("kind", [{"a": 1}, ["x"], 5, None])
+def test_a_type_that_is_not_a_string_is_an_invalid_attribute(kind: object) -> None:
+    # found by the atheris target: an object as type made the union's discriminator raise
+    assert _reason(orjson.dumps({**ENVELOPE, "type": kind})) == "invalid_attribute"
