@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest --durations=5
 
-.PHONY: bench demo test lint typecheck core-coverage pytest pytest-kafka-3.9 kafka-stop clean-venv
+.PHONY: bench fuzz demo test lint typecheck core-coverage pytest pytest-kafka-3.9 kafka-stop clean-venv
 
 # A virtualenv with the project installed in editable mode, dev and streaming extras included;
 # reinstalled when pyproject.toml changes.
@@ -57,3 +57,8 @@ clean-venv:
 ## bench: end-to-end benchmarks (python -m bench; --bootstrap-servers to use a running broker)
 bench: $(INSTALLED)
 	$(BIN)/python -m bench
+
+## fuzz: coverage-guided fuzzing of the decision path (atheris); FUZZ_SECONDS=300 by default
+FUZZ_SECONDS ?= 300
+fuzz: $(INSTALLED)
+	$(BIN)/python -m tests.fuzz.decision_target -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1

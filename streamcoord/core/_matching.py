@@ -118,9 +118,12 @@ def _arrival_trigger(
 
 def _time(value: Any) -> datetime:
     try:
-        return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     except ValueError as exc:
         raise ValueError(f"event time {value!r} is not RFC 3339") from exc
+    if when.tzinfo is None:  # it could not be compared with the watermark
+        raise ValueError(f"event time {value!r} has no UTC offset (RFC 3339 needs one)")
+    return when
 
 
 def _late(

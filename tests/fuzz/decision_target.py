@@ -8,11 +8,14 @@ the data). It is decided by a real partition worker, without Kafka, against a st
 already holds runs of the example pipelines. A finding is anything raising out of the path, a
 dead letter saying the path itself failed (``decode_failed``, ``decide_failed``,
 ``encode_failed``), or a committed state that does not load again. The corpus grows in
-``.fuzz/corpus`` (seeded with valid events on the first run); crashes land in ``.fuzz/``.
+``.fuzz/corpus`` (seeded with valid events on the first run); crashes land in ``.fuzz/``;
+``events.dict`` (JSON tokens, event types, field names) helps mutations stay JSON. Replay a
+crash with ``python -m tests.fuzz.decision_target .fuzz/crash-...``.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -103,9 +106,12 @@ def _seed_corpus(corpus: Path) -> None:
 
 
 def main() -> None:
+    logging.disable(logging.ERROR)  # a dead letter per input: logging would be most of the time
     corpus = FUZZ_DIR / "corpus"
     _seed_corpus(corpus)
     args = [sys.argv[0], *sys.argv[1:]]
+    if not any(a.startswith("-dict") for a in args):
+        args.append(f"-dict={Path(__file__).with_name('events.dict')}")
     if not any(not a.startswith("-") for a in sys.argv[1:]):
         args.append(str(corpus))
     if not any(a.startswith("-artifact_prefix") for a in args):
