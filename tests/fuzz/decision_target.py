@@ -2,12 +2,14 @@
 
     python -m tests.fuzz.decision_target [libFuzzer options]     # or: make fuzz
 
-Each input is one events-topic record: byte 0 even means structured mode (the rest is the
-value), odd means binary mode (byte 1 picks ``ce_type``, byte 2 the content-type, the rest is
-the data). It is decided by a real partition worker, without Kafka, against a state that
-already holds runs of the example pipelines. A finding is anything raising out of the path, a
-dead letter saying the path itself failed (``decode_failed``, ``decide_failed``,
-``encode_failed``), or a committed state that does not load again. The corpus grows in
+Each input is one events-topic record, by byte 0: 2 mod 4 builds a structured event from the
+rest (a known type, data from the field names and values the example runs use), otherwise
+even is structured mode (the rest is the value) and odd binary mode (byte 1 picks ``ce_type``,
+byte 2 the content-type, the rest is the data). It is decided by a real partition worker,
+without Kafka, against a state that already holds runs of the example pipelines. A finding is
+anything raising out of the path, a dead letter saying the path itself failed
+(``decode_failed``, ``decide_failed``, ``encode_failed``), or a committed state that does not
+load again. The corpus grows in
 ``.fuzz/corpus`` (seeded with valid events on the first run); crashes land in ``.fuzz/``;
 ``events.dict`` (JSON tokens, event types, field names) helps mutations stay JSON. Replay a
 crash with ``python -m tests.fuzz.decision_target .fuzz/crash-...``.
@@ -18,8 +20,10 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import atheris
+import orjson
 
 with atheris.instrument_imports(include=["streamcoord"]):
     from streamcoord.core import CoordinatorState
@@ -34,7 +38,7 @@ with atheris.instrument_imports(include=["streamcoord"]):
     )
     from streamcoord.runtime import CoordinatorSettings
     from tests.fuzz.path import OfflineWorker, decide_records, example_catalog, record
-    from tests.fuzz.strategies import TYPES
+    from tests.fuzz.strategies import FIELDS, PIPELINES, RUN_IDS, RUN_KEYS, STAGES, TYPES
 
 CONTENT_TYPES = (b"application/json", b"text/plain", b"application/octet-stream",
                  b"application/cloudevents+json", b"text/x+json; charset=utf-8")
@@ -68,8 +72,50 @@ CATALOG = example_catalog()
 COMMITTED = _initial_state()
 
 
+def _value(fdp: atheris.FuzzedDataProvider, depth: int = 0) -> Any:
+    """A JSON value from the pools of names the example runs use, or a random one."""
+    pick = fdp.ConsumeIntInRange(0, 9)
+    if pick < 4:
+        pool = (RUN_IDS, STAGES, PIPELINES, RUN_KEYS)[pick]
+        return pool[fdp.ConsumeIntInRange(0, len(pool) - 1)]
+    if pick == 4:
+        return fdp.ConsumeIntInRange(-2, 4)
+    if pick == 5:
+        return fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 12))
+    if pick == 6 and depth < 3:
+        return [_value(fdp, depth + 1) for _ in range(fdp.ConsumeIntInRange(0, 3))]
+    if pick == 7 and depth < 3:
+        return _fields(fdp, depth + 1)
+    return (None, True, False, 0.5, "2024-05-01T01:00:00Z")[fdp.ConsumeIntInRange(0, 4)]
+
+
+def _fields(fdp: atheris.FuzzedDataProvider, depth: int = 0) -> dict[str, Any]:
+    return {FIELDS[fdp.ConsumeIntInRange(0, len(FIELDS) - 1)]: _value(fdp, depth)
+            for _ in range(fdp.ConsumeIntInRange(0, 8))}
+
+
+def _built(data: bytes) -> bytes:
+    """A structured event assembled from the input: a known type, data from known field names
+    (mutations of raw JSON rarely stay JSON long enough to reach the core)."""
+    fdp = atheris.FuzzedDataProvider(data)
+    event: dict[str, Any] = {"specversion": "1.0", "id": f"f{fdp.ConsumeIntInRange(0, 9)}",
+                             "source": "fuzz", "type": TYPES[fdp.ConsumeIntInRange(
+                                 0, len(TYPES) - 1)]}
+    if fdp.ConsumeBool():
+        event["time"] = f"2024-05-01T0{fdp.ConsumeIntInRange(0, 9)}:00:00Z"
+    if fdp.ConsumeBool():
+        event["sckey"] = RUN_IDS[fdp.ConsumeIntInRange(0, len(RUN_IDS) - 1)]
+    if fdp.ConsumeBool():
+        event["sctarget"] = RUN_IDS[fdp.ConsumeIntInRange(0, len(RUN_IDS) - 1)]
+        event["scneed"] = STAGES[fdp.ConsumeIntInRange(0, len(STAGES) - 1)]
+    event["data"] = _fields(fdp)
+    return orjson.dumps(event)
+
+
 def to_record(data: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
     """The record an input stands for (see the module docstring)."""
+    if data and data[0] % 4 == 2:
+        return _built(data[1:]), []
     if not data or data[0] % 2 == 0:
         return data[1:], [("content-type", b"application/cloudevents+json")]
     kind = TYPES[data[1] % len(TYPES)].encode() if len(data) > 1 else b"x"
