@@ -18,6 +18,7 @@ crash with ``python -m tests.fuzz.decision_target .fuzz/crash-...``.
 from __future__ import annotations
 
 import logging
+import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -141,8 +142,14 @@ def test_one_input(data: bytes) -> None:
 
 def _seed_corpus(corpus: Path) -> None:
     corpus.mkdir(parents=True, exist_ok=True)
-    if any(corpus.iterdir()):
-        return
+    chooser = random.Random(13)
+    wanted = set(TYPES)
+    while wanted:  # one built event of each type to start from
+        data = bytes([2, *chooser.randbytes(chooser.randint(8, 80))])
+        kind = orjson.loads(_built(data[1:]))["type"]
+        if kind in wanted:
+            wanted.discard(kind)
+            (corpus / f"seed-built-{TYPES.index(kind)}").write_bytes(data)
     for n, event in enumerate(_seed_events()):
         value, _ = encode(event)
         (corpus / f"seed-structured-{n}").write_bytes(b"\x00" + value)
