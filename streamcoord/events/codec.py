@@ -226,7 +226,8 @@ def _decode_structured(
             "too_many_attributes",
             f"event has {len(parsed)} attributes, more than the limit of {limits.max_attributes}",
         )
-    _check_json(value, parsed, limits, skip="data_base64")
+    if _may_exceed(value, limits):
+        _walk(parsed, limits, "data_base64")
     event = _validate_fast(parsed)
     if event is None:
         try:
@@ -249,15 +250,16 @@ def _not_json(value: bytes, error: orjson.JSONDecodeError) -> EventDecodeError:
     return EventDecodeError("not_json", f"value is not JSON: {error}")
 
 
-def _check_json(value: bytes, parsed: Any, limits: DecodeLimits, skip: str = "") -> None:
-    """Refuse ``parsed`` (the JSON of ``value``) if it nests too deep or holds too long a
-    string. Only a value with enough brackets or bytes can, so most are not walked at all."""
-    deep = value.count(b"[") + value.count(b"{") > limits.max_depth
-    if deep or len(value) > limits.max_string:
-        _walk(parsed, limits, skip)
+def _may_exceed(value: bytes, limits: DecodeLimits) -> bool:
+    """Whether the JSON ``value`` could nest too deep or hold too long a string: only one with
+    enough brackets or bytes can, so most values are never walked."""
+    return len(value) > limits.max_string or (
+        value.count(b"[") + value.count(b"{") > limits.max_depth
+    )
 
 
-def _walk(parsed: Any, limits: DecodeLimits, skip: str) -> None:
+def _walk(parsed: Any, limits: DecodeLimits, skip: str = "") -> None:
+    """Refuse ``parsed`` if it nests too deep or holds too long a string."""
     # iterative: a recursive walk would hit Python's recursion limit on the input it refuses
     stack: list[tuple[Any, int]] = [(parsed, 1)]
     while stack:
@@ -355,7 +357,8 @@ def _binary_data(value: bytes | None, content_type: str | None, limits: DecodeLi
             data = orjson.loads(value)
         except orjson.JSONDecodeError as error:
             raise _data_not_json(value, error) from None
-        _check_json(value, data, limits)
+        if _may_exceed(value, limits):
+            _walk(data, limits)
         return data
     return value
 
