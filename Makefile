@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest --durations=5
 
-.PHONY: bench chaos demo test lint typecheck core-coverage pytest pytest-kafka-3.9 kafka-stop clean-venv
+.PHONY: bench chaos fuzz demo test lint typecheck core-coverage pytest pytest-kafka-3.9 kafka-stop clean-venv
 
 # A virtualenv with the project installed in editable mode, dev and streaming extras included;
 # reinstalled when pyproject.toml changes.
@@ -62,3 +62,8 @@ bench: $(INSTALLED)
 ## once to build toxiproxy). Not part of `make test`; `make chaos CHAOS_ARGS="--quick --seed 7"`.
 chaos: $(INSTALLED)
 	$(BIN)/python -m chaos $(CHAOS_ARGS)
+
+## fuzz: coverage-guided fuzzing of the decision path (atheris); FUZZ_SECONDS=300 by default
+FUZZ_SECONDS ?= 300
+fuzz: $(INSTALLED)
+	$(BIN)/python -m tests.fuzz.decision_target -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1

@@ -12,7 +12,9 @@ Options: ``--runs N`` (default 20,000), ``--repeat N`` (default 5), ``--profile`
 for py-spy or pyinstrument to look at), ``--digest`` (a hash of every produced key, value and
 header: an optimisation must leave it unchanged), ``--coalesce`` (as the runtime does it:
 ``decide(..., run_records=False)`` and one run record per run per batch, built and encoded after
-the batch; its digest differs from the default's, which encodes every step's run records).
+the batch; its digest differs from the default's, which encodes every step's run records),
+``--runtime`` (the records go through ``PartitionWorker.decide_batch`` itself, Kafka records in
+and an outbox out: the coordinator's real per-record path, failure isolation included).
 """
 
 from __future__ import annotations
@@ -106,6 +108,31 @@ def timed_round(
     return elapsed
 
 
+def runtime_round(cat: Catalog, seeded: list[tuple[str, bytes]], recs: list[Record]) -> float:
+    """The same records through the coordinator's own ``decide_batch`` (no producer)."""
+    from aiokafka import TopicPartition
+    from aiokafka.structs import ConsumerRecord
+
+    from streamcoord.runtime import CoordinatorSettings
+    from streamcoord.runtime.partition import PartitionWorker
+
+    consumed = [
+        ConsumerRecord("streamcoord.events", 0, offset, timestamp, 0, b"k", value, None, 1,
+                       len(value), tuple(headers))
+        for offset, (value, headers, timestamp) in enumerate(recs)
+    ]
+    state = CoordinatorState.load(0, 1, seeded)
+    worker = PartitionWorker(
+        TopicPartition("streamcoord.events", 0), state, cat, CoordinatorSettings(), {}
+    )
+    started = time.process_time()
+    for start in range(0, len(consumed), BATCH):
+        worker.decide_batch(consumed[start : start + BATCH])
+    elapsed = time.process_time() - started
+    _check(worker.state)
+    return elapsed
+
+
 def output_digest(
     cat: Catalog, seeded: list[tuple[str, bytes]], recs: list[Record], coalesce: bool
 ) -> str:
@@ -131,6 +158,8 @@ def main() -> None:
     parser.add_argument("--digest", action="store_true", help="print a hash of all outputs")
     parser.add_argument("--coalesce", action="store_true",
                         help="one run record per run per batch, as the runtime builds them")
+    parser.add_argument("--runtime", action="store_true",
+                        help="through PartitionWorker.decide_batch, as the coordinator decides")
     args = parser.parse_args()
     cat = catalog()
     (seeded,) = seeded_states(args.runs, 1)
@@ -138,7 +167,10 @@ def main() -> None:
     if args.digest:
         print(f"outputs sha256 {output_digest(cat, seeded, recs, args.coalesce)}")
     rounds = 1 if args.profile else args.repeat
-    best = min(timed_round(cat, seeded, recs, args.coalesce) for _ in range(rounds))
+    if args.runtime:
+        best = min(runtime_round(cat, seeded, recs) for _ in range(rounds))
+    else:
+        best = min(timed_round(cat, seeded, recs, args.coalesce) for _ in range(rounds))
     per_event = best / len(recs) * 1e6
     print(f"{len(recs)} events in {best:.3f}s CPU: {per_event:.1f} us/event, "
           f"{len(recs) / best:,.0f} events/s")

@@ -303,32 +303,61 @@ def _pipeline_control(apply: Callable[[Context, CompiledPipeline], None]) -> Cal
     return handle
 
 
-def _raw(ctx: Context, *fields: str) -> dict[str, Any] | None:
+_POOL_FIELDS: dict[str, type] = {"pool": str, "run_id": str, "stage": str, "attempt": int}
+# The data of the events partitions send each other, field by field: they are JSON on the
+# events topic like any other, so a producer other than streamcoord can get them wrong.
+_INTERNAL_FIELDS: dict[str, dict[str, type]] = {
+    MATCH: {"pipeline": str, "run_key": str, "trigger": dict, "caused": list, "params": dict,
+            "rerun": bool, "dedup": str},
+    ARRIVAL: {"pipeline": str, "trigger": int, "run_key": str, "dataset": str, "partition": str,
+              "event": dict, "dedup": str},
+    _pools.ACQUIRE: {**_POOL_FIELDS, "priority": int, "reply": str},
+    _pools.RELEASE: _POOL_FIELDS,
+    _pools.GRANT: _POOL_FIELDS,
+    _subscriptions.SUBSCRIBE: {"pipeline": str, "run_key": str, "stage": str, "subscriber": str,
+                               "reply": str, "need": str},
+    _limits.ACQUIRE: {"pipeline": str, "run_id": str},  # and "force": true, optional
+    _limits.RELEASE: {"pipeline": str, "run_id": str},
+    _limits.GRANT: {"pipeline": str, "run_id": str},
+    _limits.DENY: {"pipeline": str, "run_id": str},
+}
+
+
+def _raw(ctx: Context) -> dict[str, Any] | None:
+    """The data of an internal event, if each field has its JSON type (exactly: no bool for
+    an int), else None after rejecting it."""
+    fields = _INTERNAL_FIELDS[ctx.event.type]
     data = ctx.event.data
-    if not isinstance(data, dict) or any(f not in data for f in fields):
-        ctx.reject("invalid_data", f"{ctx.event.type}: data needs fields {', '.join(fields)}")
+    if not isinstance(data, dict) or any(type(data.get(f)) is not t for f, t in fields.items()):
+        wanted = ", ".join(f"{f} ({t.__name__})" for f, t in fields.items())
+        ctx.reject("invalid_data", f"{ctx.event.type}: data needs fields {wanted}")
         return None
     return data
 
 
 def _on_match(ctx: Context) -> None:
-    data = _raw(ctx, "pipeline", "run_key", "trigger", "caused", "params", "rerun", "dedup")
+    data = _raw(ctx)
+    if data is not None and not all(type(c) is str for c in data["caused"]):
+        ctx.reject("invalid_data", f"{MATCH}: caused must list event ids")
+        return
     cp = None if data is None else _pipeline(ctx, data["pipeline"])
     if data is not None and cp is not None:
         admit(ctx, cp, data)
 
 
 def _on_arrival(ctx: Context) -> None:
-    data = _raw(ctx, "pipeline", "trigger", "run_key", "dataset", "partition", "event", "dedup")
+    data = _raw(ctx)
     cp = None if data is None else _pipeline(ctx, data["pipeline"])
     if data is None or cp is None:
         return
     index = data["trigger"]
-    if not (isinstance(index, int) and 0 <= index < len(cp.triggers)
-            and isinstance(cp.triggers[index], DataArrivalTrigger)):
+    if not (0 <= index < len(cp.triggers) and isinstance(cp.triggers[index], DataArrivalTrigger)):
         # routed from a partition on another spec version
         ctx.reject("unknown_trigger", f"pipeline {cp.name!r} has no data trigger {index!r} in"
                    f" spec version {ctx.catalog.version}; activate the same version everywhere")
+        return
+    if type(data["event"].get("id")) is not str:
+        ctx.reject("invalid_data", f"{ARRIVAL}: the event has no id")
         return
     on_arrival(ctx, data)
 
@@ -336,7 +365,7 @@ def _on_arrival(ctx: Context) -> None:
 def _pool_event(apply: Callable[[Context, dict[str, Any], int], None]) -> Callable[
         [Context], None]:
     def handle(ctx: Context) -> None:
-        data = _raw(ctx, "pool", "run_id", "stage", "attempt")
+        data = _raw(ctx)
         pool = None if data is None else ctx.catalog.pools.get(data["pool"])
         if data is not None and pool is None:
             ctx.reject("unknown_pool", f"no pool named {data['pool']!r} is loaded")
@@ -348,12 +377,11 @@ def _pool_event(apply: Callable[[Context, dict[str, Any], int], None]) -> Callab
 def _limit_event(apply: Callable[[Context, CompiledPipeline, dict[str, Any]], None]) -> Callable[
         [Context], None]:
     def handle(ctx: Context) -> None:
-        data = _raw(ctx, "pipeline", "run_id")
+        data = _raw(ctx)
         if data is None:
             return
         pipeline = data["pipeline"]
-        if (ctx.event.type == _limits.RELEASE and isinstance(pipeline, str)
-                and pipeline not in ctx.catalog.pipelines):
+        if ctx.event.type == _limits.RELEASE and pipeline not in ctx.catalog.pipelines:
             # a run of a pipeline the spec removed ended: its slot is freed, nothing admitted
             _limits.forget(ctx, pipeline, str(data["run_id"]))
             return
@@ -364,7 +392,10 @@ def _limit_event(apply: Callable[[Context, CompiledPipeline, dict[str, Any]], No
 
 
 def _on_grant(ctx: Context) -> None:
-    data = _raw(ctx, "pool", "run_id", "stage", "attempt")
+    data = _raw(ctx)
+    if data is not None and data["pool"] not in ctx.catalog.pools:
+        ctx.reject("unknown_pool", f"no pool named {data['pool']!r} is loaded")
+        return
     found = None if data is None else _run(ctx, data["run_id"], data["stage"])
     if data is None or found is None:
         return
@@ -373,7 +404,7 @@ def _on_grant(ctx: Context) -> None:
         ex.on_grant(ctx, cp, run, data)
         return
     ctx.note(run.run_id, data["stage"], "ignored", "pool slot for a stage the spec removed", [])
-    _pools.release_slot(ctx, run, str(data["pool"]), str(data["stage"]), int(data["attempt"]))
+    _pools.give_back(ctx, data["pool"], run.run_id, data["stage"], data["attempt"])
 
 
 def _on_activate(ctx: Context) -> None:
@@ -383,7 +414,7 @@ def _on_activate(ctx: Context) -> None:
 
 
 def _on_subscribe(ctx: Context) -> None:
-    data = _raw(ctx, "pipeline", "run_key", "stage", "subscriber", "reply", "need")
+    data = _raw(ctx)
     if data is not None:
         _subscriptions.handle_subscribe(ctx, data)
 

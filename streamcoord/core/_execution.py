@@ -202,13 +202,14 @@ def _retry_now(ctx: Context, cp: CompiledPipeline, run: RunState, name: str) -> 
 
 def on_grant(ctx: Context, cp: CompiledPipeline, run: RunState, data: dict[str, Any]) -> None:
     stage = run.stages[data["stage"]]
-    cs = cp.stages[data["stage"]]
-    if run.run_id == data["run_id"] and stage.status == "ready" \
+    cs = cp.stages.get(data["stage"])
+    if cs is not None and cs.pool == data["pool"] and stage.status == "ready" \
             and stage.attempt + 1 == data["attempt"]:
         trigger_stage(ctx, cp, run, cs)
         return
-    ctx.note(run.run_id, cs.name, "ignored", "pool slot no longer needed", [])
-    _pools.release(ctx, run, cs, int(data["attempt"]))
+    ctx.note(run.run_id, data["stage"], "ignored", "pool slot no longer needed", [])
+    # the slot goes back to the pool that granted it, whatever the stage's spec says now
+    _pools.give_back(ctx, data["pool"], run.run_id, data["stage"], int(data["attempt"]))
 
 
 def on_retry(ctx: Context, cp: CompiledPipeline, run: RunState, name: str) -> None:

@@ -174,7 +174,7 @@ def handle_acquire(ctx: Context, cp: CompiledPipeline, data: dict[str, Any]) -> 
     if run_id in pipe["active"] or run_id in pipe["waiting"]:
         return
     limit = cp.max_active_runs
-    if data.get("force") or limit is None or len(pipe["active"]) < limit:
+    if data.get("force") is True or limit is None or len(pipe["active"]) < limit:
         pipe["active"].append(run_id)
         _answer(ctx, cp, GRANT, run_id)
     elif cp.over_limit == "queue":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,8 +24,17 @@ def dedup_of(ctx: Context) -> str:
 
 
 def event_view(ctx: Context) -> dict[str, Any]:
-    """The event as CEL and templates see it: its JSON form."""
-    return ctx.event.model_dump(mode="json", exclude={"sckey"}, exclude_none=True)
+    """The event as CEL and templates see it: its JSON form. Binary data is its text when it is
+    UTF-8, else ``data_base64`` as in the CloudEvents JSON format."""
+    event = ctx.event
+    if not isinstance(event.data, bytes):
+        return event.model_dump(mode="json", exclude={"sckey"}, exclude_none=True)
+    view = event.model_dump(mode="json", exclude={"sckey", "data"}, exclude_none=True)
+    try:
+        view["data"] = event.data.decode()
+    except UnicodeDecodeError:
+        view["data_base64"] = base64.b64encode(event.data).decode()
+    return view
 
 
 def run_key_of(
@@ -110,9 +120,12 @@ def _arrival_trigger(
 
 def _time(value: Any) -> datetime:
     try:
-        return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     except ValueError as exc:
         raise ValueError(f"event time {value!r} is not RFC 3339") from exc
+    if when.tzinfo is None:  # it could not be compared with the watermark
+        raise ValueError(f"event time {value!r} has no UTC offset (RFC 3339 needs one)")
+    return when
 
 
 def _late(

@@ -13,7 +13,7 @@ from streamcoord.core._context import Context
 from streamcoord.core._state import RunState
 
 __all__ = [
-    "ACQUIRE", "GRANT", "RELEASE", "handle_acquire", "handle_release", "release", "release_slot",
+    "ACQUIRE", "GRANT", "RELEASE", "give_back", "handle_acquire", "handle_release", "release",
     "request",
 ]
 
@@ -39,13 +39,13 @@ def request(ctx: Context, run: RunState, cs: CompiledStage, attempt: int) -> Non
 def release(ctx: Context, run: RunState, cs: CompiledStage, attempt: int) -> None:
     """Give back the slot of ``attempt`` (or withdraw its request)."""
     assert cs.pool is not None  # only stages with a pool get here
-    release_slot(ctx, run, cs.pool, cs.name, attempt)
+    give_back(ctx, cs.pool, run.run_id, cs.name, attempt)
 
 
-def release_slot(ctx: Context, run: RunState, pool: str, stage: str, attempt: int) -> None:
-    """:func:`release` by names, for a stage the run's spec no longer has."""
-    ident = f"release|{run.run_id}|{stage}|{attempt}"
-    data = {"pool": pool, "run_id": run.run_id, "stage": stage, "attempt": attempt}
+def give_back(ctx: Context, pool: str, run_id: str, stage: str, attempt: int) -> None:
+    """Release the slot (or request) of ``attempt`` of ``stage`` in ``pool``."""
+    ident = f"release|{run_id}|{stage}|{attempt}"
+    data = {"pool": pool, "run_id": run_id, "stage": stage, "attempt": attempt}
     ctx.route(_key(pool), RELEASE, ident, data)
 
 

@@ -87,7 +87,7 @@ def _remove(ctx: Context, run: RunState, name: str, stage: StageState, why: str)
     if stage.pool is not None and stage.status in _POOLED:
         # a ready stage waits with a request for its next attempt; later ones hold a slot
         attempt = stage.attempt + 1 if stage.status == "ready" else stage.attempt
-        _pools.release_slot(ctx, run, stage.pool, name, attempt)
+        _pools.give_back(ctx, stage.pool, run.run_id, name, attempt)
     ctx.cancel_timers(run, name)
     stage.status = "cancelled"
     stage.reason = SPEC_REMOVED

@@ -17,7 +17,9 @@ values take a fast path first (``orjson`` parse, the class looked up by ``type``
 validated); anything the fast path does not accept goes through the union, which alone words
 the errors, so a bad record gets the same reason and message either way.
 Every failure is an :class:`EventDecodeError` with a stable ``reason`` code for dead-letter
-headers. Pure: no I/O, no clock.
+headers. :class:`DecodeLimits` bounds a record before anything deeper than a JSON parse looks at
+it (size, nesting, string length, attribute count), so no later step meets input that only
+fails deep inside a serializer. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal, Union
 
@@ -36,8 +39,10 @@ from streamcoord.errors import EventError
 from streamcoord.events.models import OWN_EVENT_CLASSES, OWN_EVENT_TYPES, CloudEvent, ExternalEvent
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "DEFAULT_MAX_BYTES",
     "STRUCTURED_CONTENT_TYPE",
+    "DecodeLimits",
     "DecodeReason",
     "EncodeMode",
     "EventDecodeError",
@@ -54,6 +59,10 @@ DEFAULT_MAX_BYTES: Final = 1024 * 1024
 EncodeMode = Literal["structured", "binary"]
 DecodeReason = Literal[
     "oversized",
+    "too_deep",
+    "string_too_long",
+    "too_many_attributes",
+    "not_utf8",
     "invalid_header",
     "unsupported_content_type",
     "not_json",
@@ -73,6 +82,25 @@ _EXTERNAL_TAG: Final = "external"
 _JSON_CONTENT_TYPE: Final = re.compile(r"^(application|text)/([a-zA-Z0-9\-.]+\+)?json(;.*)?$")
 
 
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What one record may hold; a record over a limit is refused before it is validated."""
+
+    #: value plus header names and values, in bytes
+    max_bytes: int = DEFAULT_MAX_BYTES
+    #: how deeply JSON arrays and objects may nest (a structured event's envelope is level 1,
+    #: binary-mode data level 1): deeper data would fail later, in a serializer
+    max_depth: int = 64
+    #: characters in any one string: attribute, header, object key or string in data (binary
+    #: data and ``data_base64`` are bounded by ``max_bytes`` only)
+    max_string: int = 65_536
+    #: attributes of a structured event; headers of a record
+    max_attributes: int = 64
+
+
+DEFAULT_LIMITS: Final = DecodeLimits()
+
+
 class EventDecodeError(EventError):
     """Kafka record that is not a valid event; ``reason`` is a stable code for dead letters."""
 
@@ -87,7 +115,8 @@ def _event_tag(value: Any) -> str | None:
         if not all(name in value for name in _REQUIRED):
             return None
         kind = value["type"]
-        return kind if kind in OWN_EVENT_TYPES else _EXTERNAL_TAG
+        # a type that is not a string (a list, an object: unhashable) fails in the fallback
+        return kind if isinstance(kind, str) and kind in OWN_EVENT_TYPES else _EXTERNAL_TAG
     if isinstance(value, CloudEvent):
         return value.type if value.type in OWN_EVENT_TYPES else _EXTERNAL_TAG
     return _EXTERNAL_TAG  # not an object: the fallback model reports "should be an object"
@@ -121,25 +150,39 @@ def decode(
     value: bytes | None,
     headers: Sequence[tuple[str, bytes | None]] = (),
     *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_bytes: int | None = None,
+    limits: DecodeLimits = DEFAULT_LIMITS,
 ) -> CloudEvent:
     """Decode one Kafka record's value and headers into a typed event, in either content mode.
 
-    Raises :class:`EventDecodeError` with a ``reason`` code when the record is not a valid event.
+    ``max_bytes`` overrides ``limits.max_bytes``. Raises :class:`EventDecodeError` with a
+    ``reason`` code when the record is not a valid event or exceeds a limit.
     """
+    if max_bytes is not None:
+        limits = replace(limits, max_bytes=max_bytes)
+    if len(headers) > limits.max_attributes:
+        raise EventDecodeError(
+            "too_many_attributes",
+            f"record has {len(headers)} headers, more than the limit of {limits.max_attributes}",
+        )
     header_map = _header_map(headers)
     size = len(value or b"")
+    longest = 0
     for name, text in header_map.items():
         size += len(name) + len(text)
+        longest = max(longest, len(text))
+    max_bytes = limits.max_bytes
     if size > max_bytes:
         raise EventDecodeError(
             "oversized",
             f"record of {size} bytes exceeds the {max_bytes}-byte limit for events",
             hint="send large payloads by reference (a URI in data), not inline",
         )
+    if longest > limits.max_string:
+        raise _string_too_long("a header", longest, limits)
     for name in header_map:
         if name.startswith(_CE_PREFIX):
-            return _decode_binary(value, header_map)
+            return _decode_binary(value, header_map, limits)
     content_type = header_map.get(_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE)
     if content_type.startswith("application/cloudevents") and not content_type.startswith(
         STRUCTURED_CONTENT_TYPE
@@ -150,7 +193,7 @@ def decode(
             hint=f"send {STRUCTURED_CONTENT_TYPE} (structured) or ce_* headers (binary mode)",
         )
     # Without ce_* headers the record is structured, whatever its content-type (as the SDKs do).
-    return _decode_structured(value or b"", header_map)
+    return _decode_structured(value or b"", header_map, limits)
 
 
 def validate_event(attributes: Mapping[str, Any]) -> CloudEvent:
@@ -171,8 +214,21 @@ def _header_map(headers: Sequence[tuple[str, bytes | None]]) -> dict[str, str]:
     return result
 
 
-def _decode_structured(value: bytes, headers: Mapping[str, str]) -> CloudEvent:
-    event = _validate_fast(value)
+def _decode_structured(
+    value: bytes, headers: Mapping[str, str], limits: DecodeLimits
+) -> CloudEvent:
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError as error:
+        raise _not_json(value, error) from None
+    if isinstance(parsed, dict) and len(parsed) > limits.max_attributes:
+        raise EventDecodeError(
+            "too_many_attributes",
+            f"event has {len(parsed)} attributes, more than the limit of {limits.max_attributes}",
+        )
+    if _may_exceed(value, limits):
+        _walk(parsed, limits, "data_base64")
+    event = _validate_fast(parsed)
     if event is None:
         try:
             event = event_adapter.validate_json(value)
@@ -184,14 +240,64 @@ def _decode_structured(value: bytes, headers: Mapping[str, str]) -> CloudEvent:
     return _with_trace_headers(event, headers)
 
 
-def _validate_fast(value: bytes) -> CloudEvent | None:
+def _not_json(value: bytes, error: orjson.JSONDecodeError) -> EventDecodeError:
+    """Worded by the union, as before; orjson's word when the union would accept the value
+    (NaN, Infinity, out-of-range numbers: not JSON, and not storable)."""
+    try:
+        event_adapter.validate_json(value)
+    except ValidationError as failed:
+        return _decode_error(failed)
+    return EventDecodeError("not_json", f"value is not JSON: {error}")
+
+
+def _may_exceed(value: bytes, limits: DecodeLimits) -> bool:
+    """Whether the JSON ``value`` could nest too deep or hold too long a string: only one with
+    enough brackets or bytes can, so most values are never walked."""
+    return len(value) > limits.max_string or (
+        value.count(b"[") + value.count(b"{") > limits.max_depth
+    )
+
+
+def _walk(parsed: Any, limits: DecodeLimits, skip: str = "") -> None:
+    """Refuse ``parsed`` if it nests too deep or holds too long a string."""
+    # iterative: a recursive walk would hit Python's recursion limit on the input it refuses
+    stack: list[tuple[Any, int]] = [(parsed, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            if len(node) > limits.max_string:
+                raise _string_too_long("a string", len(node), limits)
+            continue
+        if not isinstance(node, dict | list):
+            continue
+        if depth > limits.max_depth:
+            raise EventDecodeError(
+                "too_deep",
+                f"JSON nests deeper than the limit of {limits.max_depth} levels",
+                hint="flatten the data or send it by reference",
+            )
+        if isinstance(node, list):
+            stack.extend((item, depth + 1) for item in node)
+            continue
+        for key, item in node.items():
+            if len(key) > limits.max_string:
+                raise _string_too_long("an object key", len(key), limits)
+            if not (depth == 1 and key == skip):
+                stack.append((item, depth + 1))
+
+
+def _string_too_long(what: str, length: int, limits: DecodeLimits) -> EventDecodeError:
+    return EventDecodeError(
+        "string_too_long",
+        f"{what} of {length} characters exceeds the limit of {limits.max_string}",
+        hint="send large payloads by reference (a URI in data), not inline",
+    )
+
+
+def _validate_fast(parsed: Any) -> CloudEvent | None:
     """The one model a well-formed event's ``type`` names (the union costs 3x more on the hot
     path: its callable discriminator parses the JSON into Python objects before validating).
     ``None`` when anything is off, so the union produces the error."""
-    try:
-        parsed = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return None
     if not isinstance(parsed, dict) or not parsed.keys() >= _REQUIRED_SET:
         return None
     kind = parsed["type"]
@@ -225,7 +331,9 @@ def _with_trace_headers(event: CloudEvent, headers: Mapping[str, str]) -> CloudE
     return event.model_copy(update=missing) if missing else event
 
 
-def _decode_binary(value: bytes | None, headers: Mapping[str, str]) -> CloudEvent:
+def _decode_binary(
+    value: bytes | None, headers: Mapping[str, str], limits: DecodeLimits
+) -> CloudEvent:
     attributes: dict[str, Any] = {
         name[len(_CE_PREFIX) :]: text
         for name, text in headers.items()
@@ -237,21 +345,36 @@ def _decode_binary(value: bytes | None, headers: Mapping[str, str]) -> CloudEven
     content_type = headers.get(_CONTENT_TYPE)
     if content_type is not None:
         attributes["datacontenttype"] = content_type
-    attributes["data"] = _binary_data(value, content_type)
+    attributes["data"] = _binary_data(value, content_type, limits)
     return validate_event(attributes)
 
 
-def _binary_data(value: bytes | None, content_type: str | None) -> Any:
+def _binary_data(value: bytes | None, content_type: str | None, limits: DecodeLimits) -> Any:
     if not value:
         return None
     if content_type is None or _JSON_CONTENT_TYPE.match(content_type):
         try:
-            return orjson.loads(value)
+            data = orjson.loads(value)
         except orjson.JSONDecodeError as error:
-            raise EventDecodeError(
-                "not_json", f"data: content-type says JSON but the value is not: {error}"
-            ) from None
+            raise _data_not_json(value, error) from None
+        if _may_exceed(value, limits):
+            _walk(data, limits)
+        return data
     return value
+
+
+def _data_not_json(value: bytes, error: orjson.JSONDecodeError) -> EventDecodeError:
+    try:
+        value.decode()
+    except UnicodeDecodeError as bad:
+        return EventDecodeError(
+            "not_utf8",
+            f"data: content-type says JSON but the value is not UTF-8 text (byte {bad.start})",
+            hint="send binary data with a non-JSON content-type, e.g. application/octet-stream",
+        )
+    return EventDecodeError(
+        "not_json", f"data: content-type says JSON but the value is not: {error}"
+    )
 
 
 def _decode_error(error: ValidationError) -> EventDecodeError:

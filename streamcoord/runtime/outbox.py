@@ -19,6 +19,9 @@ from streamcoord.core import partition_for
 __all__ = ["Outbox"]
 
 
+Waiting = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
+
+
 @dataclass
 class _Record:
     key: bytes | None
@@ -49,6 +52,15 @@ class Outbox:
         else:
             self._records.setdefault((topic, partition), []).append(record)
         self.count += 1
+
+    def by_topic(self) -> dict[str, list[Waiting]]:
+        """What is waiting, as (key, value, headers) per topic in arrival order (for checks)."""
+        out: dict[str, list[Waiting]] = {}
+        for (topic, _), records in self._records.items():
+            out.setdefault(topic, []).extend((r.key, r.value, r.headers) for r in records)
+        for topic, keyed in self._keyed.items():
+            out.setdefault(topic, []).extend((r.key, r.value, r.headers) for _, r in keyed)
+        return out
 
     async def flush(self, producer: AIOKafkaProducer) -> list[Any]:
         """Submit every record; returns the delivery futures (await them before committing)."""

@@ -7,6 +7,14 @@ the transaction fails, the state is reloaded from the changelog (which holds exa
 committed) and the consumer is rewound to the batch's first offset, so the batch is decided again
 from the same state: nothing is lost or doubled. Failures are rare, so no undo journal is kept
 per batch.
+
+A record is never a reason to stop: whatever decoding, deciding or encoding one record raises
+is that record's failure. It is dead-lettered with a reason code (``decode_failed``,
+``decide_failed``, ``encode_failed``), the committed state is reloaded, and the batch is decided
+again without it, so nothing it half did is committed. The retry checks each record's state
+and run records as it goes, which also pins a failure that only shows at the end of a batch
+on the record that caused it. Only failures of the environment (broker, fencing, transactions)
+leave :meth:`PartitionWorker.process`.
 """
 
 from __future__ import annotations
@@ -25,12 +33,14 @@ from aiokafka.structs import ConsumerRecord
 
 from streamcoord.core import (
     CancelTimer,
+    Catalog,
     CatalogSet,
     CoordinatorState,
     Publish,
     RunChange,
     SetTimer,
     SpanRecord,
+    Step,
     decide,
     home_partition,
     partition_key_for,
@@ -43,11 +53,13 @@ from streamcoord.runtime.changelog import POSITION_KEY, position_value, read_cha
 from streamcoord.runtime.deadletter import DeadLetter, dead_letter_headers
 from streamcoord.runtime.outbox import Outbox
 from streamcoord.runtime.settings import CoordinatorSettings
-from streamcoord.runtime.specs import SpecSource
+from streamcoord.runtime.specs import SpecSource, StaticSpecs
 from streamcoord.runtime.timers import TimerQueue
 from streamcoord.runtime.tracing import coordinator_tracing, decision_span
 
-__all__ = ["FORWARDED_HEADER", "BatchOutcome", "PartitionWorker", "transactional_id"]
+__all__ = [
+    "FORWARDED_HEADER", "BatchOutcome", "PartitionWorker", "RecordFailed", "transactional_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +92,23 @@ class BatchOutcome:
     runs_finished: int = 0
 
 
+class RecordFailed(Exception):  # noqa: N818  # a signal inside the batch loop, never raised out
+    """Deciding one record failed (``index`` in its batch, once known); ``reason`` is the
+    dead-letter code: ``decide_failed`` or ``encode_failed``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.index: int | None = None
+
+
+def _describe(exc: BaseException) -> str:
+    """The exception for a dead letter: its type and message (a traceback is in the log)."""
+    log.error("a record's decision raised", exc_info=exc)
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
 @dataclass
 class _Batch:
     """What the batch being decided has produced so far."""
@@ -91,6 +120,7 @@ class _Batch:
     # become visible together, so only one per run is worth building, encoding and sending
     # (after the batch: it shows the run as the batch leaves it, see run_record).
     run_changes: dict[str, RunChange] = field(default_factory=dict)
+    spans: list[SpanRecord] = field(default_factory=list)  # exported once the batch commits
 
 
 class PartitionWorker:
@@ -100,15 +130,17 @@ class PartitionWorker:
         self,
         tp: TopicPartition,
         state: CoordinatorState,
-        specs: SpecSource,
+        specs: SpecSource | Catalog | CatalogSet,
         settings: CoordinatorSettings,
         client_kwargs: Mapping[str, Any],
     ) -> None:
         self.tp = tp
         self.state = state
-        self.specs = specs
+        self.specs: SpecSource = (
+            StaticSpecs(specs) if isinstance(specs, Catalog | CatalogSet) else specs
+        )
         #: The spec versions decided with; taken afresh from ``specs`` at each batch.
-        self.catalogs: CatalogSet = specs.current()
+        self.catalogs: CatalogSet = self.specs.current()
         self.settings = settings
         self.timers = TimerQueue()
         self.restore_seconds = 0.0
@@ -120,6 +152,7 @@ class PartitionWorker:
         #: from the changelog failed too): it must be reloaded before anything is decided.
         self._uncommitted = False
         self._tracing = coordinator_tracing(settings.group_id)
+        self._limits = settings.event_limits
         for due, timer_id, event in state.timers():
             self.timers.arm(timer_id, due, event)
 
@@ -211,23 +244,10 @@ class PartitionWorker:
             self._uncommitted = False
         # Versions published since the last batch; one this batch activates is waited for.
         self.catalogs = await self.specs.for_batch(records)
-        state = self.state
-        active = state.spec_version
-        outcome = BatchOutcome(consumed=len(records))
-        batch = _Batch(outcome)
-        outbox, changed = batch.outbox, batch.changed
+        active = self.state.spec_version
         try:
-            for record in records:
-                self._decide_one(record, state, batch)
-            runs_topic = self.settings.topics.runs
-            for run_id, change in batch.run_changes.items():
-                value, out_headers = encode(run_record(change))
-                outbox.add(runs_topic, run_id.encode(), value, out_headers)
-            for key in sorted(changed):
-                outbox.add(
-                    self.settings.topics.state, key.encode(), state.dump_key(key),
-                    partition=self.tp.partition,
-                )  # fmt: skip
+            batch = await self._decide_isolated(records)
+            outbox, outcome = batch.outbox, batch.outcome
             outcome.published = outbox.count
             next_offset = records[-1].offset + 1
             outbox.add(
@@ -250,9 +270,11 @@ class PartitionWorker:
             self._uncommitted = False
             raise
         self.position = next_offset
-        if state.spec_version != active:
+        if self.state.spec_version != active:
             log.info("partition %s now runs spec version %s", self.tp.partition, self.spec_version)
-        outcome.changed_keys = len(changed)
+        outcome.changed_keys = len(batch.changed)
+        if batch.spans and self._tracing is not None:
+            self._tracing.export(batch.spans)
         self._apply_timer_changes(outcome.timer_changes)
         return outcome
 
@@ -264,54 +286,144 @@ class PartitionWorker:
         partitions = self.state.partitions
         return CoordinatorState.load(self.tp.partition, partitions, restored.items.items())
 
+    async def _decide_isolated(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> _Batch:
+        """Decide ``records``; a record whose decision fails is dead-lettered and the batch
+        decided again from the committed state without it (see the module docstring)."""
+        failed: dict[int, RecordFailed] = {}
+        careful = False
+        while True:
+            try:
+                return self.decide_batch(records, failed, careful=careful)
+            except RecordFailed as exc:
+                if exc.index is None:
+                    if careful:  # every record's state was checked: not a record's fault
+                        raise
+                    log.warning("batch on %s failed at its end (%s); deciding it again, "
+                                "checking each record", self.tp, exc.message)
+                else:
+                    failed[exc.index] = exc
+                careful = True
+            self.state = await self._committed_state()
+
+    def decide_batch(
+        self,
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+        failed: Mapping[int, RecordFailed] | None = None,
+        *,
+        careful: bool = False,
+    ) -> _Batch:
+        """Decide ``records`` into a batch to commit, in memory (no I/O).
+
+        Records listed in ``failed`` (by index) are dead-lettered with their failure instead.
+        Raises :class:`RecordFailed` when one record cannot be decided; the state is then
+        partly changed and must be reloaded. ``careful`` also checks, after each record, that
+        the state keys and run records it changed serialize.
+        """
+        failed = failed or {}
+        state = self.state
+        batch = _Batch(BatchOutcome(consumed=len(records)))
+        for index, record in enumerate(records):
+            known = failed.get(index)
+            if known is not None:
+                self._dead_letter(batch, record, known.reason, known.message)
+                continue
+            try:
+                self._decide_one(record, state, batch, careful)
+            except RecordFailed as exc:
+                exc.index = index
+                raise
+        try:
+            self._add_changes(state, batch)
+        except Exception as exc:  # any failure: retried, checking each record
+            raise RecordFailed("encode_failed", _describe(exc)) from exc
+        return batch
+
+    def _add_changes(self, state: CoordinatorState, batch: _Batch) -> None:
+        """The batch's run records and changelog deltas, into its outbox."""
+        outbox = batch.outbox
+        runs_topic = self.settings.topics.runs
+        for run_id, change in batch.run_changes.items():
+            value, out_headers = encode(run_record(change))
+            outbox.add(runs_topic, run_id.encode(), value, out_headers)
+        for key in sorted(batch.changed):
+            outbox.add(
+                self.settings.topics.state, key.encode(), state.dump_key(key),
+                partition=self.tp.partition,
+            )  # fmt: skip
+
     def _decide_one(
         self,
         record: ConsumerRecord[bytes, bytes],
         state: CoordinatorState,
         batch: _Batch,
+        careful: bool = False,
     ) -> None:
-        outbox, outcome = batch.outbox, batch.outcome
+        outcome = batch.outcome
         headers = list(record.headers or ())
         try:
-            event = decode(record.value, headers, max_bytes=self.settings.max_event_bytes)
+            event = decode(record.value, headers, limits=self._limits)
         except EventError as exc:
             reason = str(getattr(exc, "reason", "invalid_event"))
-            self._dead_letter(outbox, record, headers, reason, exc.message)
-            outcome.dead_letters += 1
-            outcome.dead_letter_reasons[reason] += 1
+            self._dead_letter(batch, record, reason, exc.message)
+            return
+        except Exception as exc:  # a decoder bug: this record's failure only
+            self._dead_letter(batch, record, "decode_failed", _describe(exc))
             return
         if self._forward(record, headers, event, batch):
             return
         now = datetime.fromtimestamp(record.timestamp / 1000, tz=UTC)
         started = time.perf_counter()
-        with decision_span(self._tracing, record, event):
-            step = decide(self.catalogs, state, event, now, run_records=False)
-        outcome.decision_seconds.append(time.perf_counter() - started)
+        try:
+            with decision_span(self._tracing, record, event):
+                step = decide(self.catalogs, state, event, now, run_records=False)
+        except Exception as exc:  # a core bug: this record's failure only
+            raise RecordFailed("decide_failed", _describe(exc)) from exc
+        elapsed = time.perf_counter() - started
+        try:
+            published = self._encode_step(record, step, careful)
+        except Exception as exc:  # an event that does not serialize
+            raise RecordFailed("encode_failed", _describe(exc)) from exc
+        # Nothing below raises: the record's effects enter the batch whole or not at all.
+        outcome.decision_seconds.append(elapsed)
         outcome.types[event.type] += 1
         for span in step.spans:
             if span.kind == "attempt":
                 outcome.attempts.append(span)
             else:
                 outcome.runs_finished += 1
-        if step.spans and self._tracing is not None:
-            self._tracing.export(step.spans)
+        batch.spans.extend(step.spans)
         if step.rejection is not None:
-            self._dead_letter(outbox, record, headers, step.rejection.code, step.rejection.reason)
-            outcome.dead_letters += 1
-            outcome.dead_letter_reasons[step.rejection.code] += 1
+            self._dead_letter(batch, record, step.rejection.code, step.rejection.reason)
         batch.changed.update(step.changed_keys)
         for change in step.changed_runs:
             batch.run_changes[change.run.run_id] = change
+        for topic, key, value, out_headers, trigger in published:
+            if trigger:
+                outcome.trigger_event_times.append(record.timestamp)
+            batch.outbox.add(topic, key, value, out_headers)
+        outcome.timer_changes.extend(
+            command for command in step.commands if not isinstance(command, Publish)
+        )
+
+    def _encode_step(
+        self, record: ConsumerRecord[bytes, bytes], step: Step, careful: bool
+    ) -> list[tuple[str, bytes, bytes, list[tuple[str, bytes]], bool]]:
+        """Every event ``step`` publishes, encoded (topic, key, value, headers, is a trigger);
+        ``careful``: also the run records and state keys it changed."""
         topics = self.settings.topics
+        published = []
         for command in step.commands:
             if isinstance(command, Publish):
                 topic = topics.events if command.topic is None else topics.full(command.topic)
                 value, out_headers = encode(command.event)
-                if command.event.type == StageTrigger.TYPE:
-                    outcome.trigger_event_times.append(record.timestamp)
-                outbox.add(topic, command.key.encode(), value, out_headers)
-            else:
-                outcome.timer_changes.append(command)
+                is_trigger = command.event.type == StageTrigger.TYPE
+                published.append((topic, command.key.encode(), value, out_headers, is_trigger))
+        if careful:
+            for change in step.changed_runs:
+                encode(run_record(change))
+            for key in step.changed_keys:
+                step.state.dump_key(key)
+        return published
 
     def _forward(
         self,
@@ -351,22 +463,20 @@ class PartitionWorker:
         return True
 
     def _dead_letter(
-        self,
-        outbox: Outbox,
-        record: ConsumerRecord[bytes, bytes],
-        headers: list[tuple[str, bytes]],
-        reason: str,
-        message: str,
+        self, batch: _Batch, record: ConsumerRecord[bytes, bytes], reason: str, message: str
     ) -> None:
+        """The record as it came (key, value, headers), with the reason in headers."""
         letter = DeadLetter(reason, message, record.topic, record.partition, record.offset)
         log.warning(
             "dead letter %s[%d]@%d: %s: %s",
             record.topic, record.partition, record.offset, reason, message,
         )  # fmt: skip
-        outbox.add(
+        batch.outbox.add(
             self.settings.topics.deadletter, record.key, record.value,
-            dead_letter_headers(letter, headers), partition=0,
+            dead_letter_headers(letter, list(record.headers or ())), partition=0,
         )  # fmt: skip
+        batch.outcome.dead_letters += 1
+        batch.outcome.dead_letter_reasons[reason] += 1
 
     def _apply_timer_changes(self, changes: Sequence[SetTimer | CancelTimer]) -> None:
         for change in changes:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamcoord.events.codec import DecodeLimits
+
 __all__ = ["TRANSACTION_RETRY_BACKOFF_MS", "CoordinatorSettings", "TopicNames"]
 
 #: How soon a partition's transactional producer retries (CONCURRENT_TRANSACTIONS right after a
@@ -55,6 +57,15 @@ class CoordinatorSettings(BaseSettings):
     max_batch: int = Field(500, ge=1, le=100_000, description="Records fed to the core per batch.")
     poll_timeout_ms: int = Field(200, ge=1)
     max_event_bytes: int = Field(1_048_576, ge=1024)
+    max_event_depth: int = Field(
+        64, ge=4, le=200, description="How deeply an event's JSON may nest (docs/edges.md)."
+    )
+    max_event_string: int = Field(
+        65_536, ge=256, description="Characters in any one string of an event."
+    )
+    max_event_attributes: int = Field(
+        64, ge=8, description="Attributes of a structured event; headers of a record."
+    )
     transaction_timeout_s: float = Field(30.0, gt=0)
     group_offsets_interval_s: float = Field(
         0.5, gt=0, description="How often decided positions are also committed to the group."
@@ -88,3 +99,13 @@ class CoordinatorSettings(BaseSettings):
     @property
     def topics(self) -> TopicNames:
         return TopicNames(self.topic_prefix)
+
+    @property
+    def event_limits(self) -> DecodeLimits:
+        """What the decoder accepts of one record of the events topic."""
+        return DecodeLimits(
+            max_bytes=self.max_event_bytes,
+            max_depth=self.max_event_depth,
+            max_string=self.max_event_string,
+            max_attributes=self.max_event_attributes,
+        )

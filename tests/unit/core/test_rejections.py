@@ -121,10 +121,58 @@ CASES: list[tuple[str, list[CloudEvent], str, str]] = [
      [ExternalEvent(id="d", source="lake", type="dataset.landed",
                     data={"dataset": "orders", "partition": "1", "day": "d", "at": "yesterday"})],
      "arrival_error", "event time 'yesterday' is not RFC 3339"),
+    ("data arrival whose event time has no UTC offset (found by fuzzing)",
+     [ExternalEvent(id="d1", source="lake", type="dataset.landed",
+                    data={"dataset": "orders", "partition": "1", "day": "d",
+                          "at": "2024-05-01T01:00:00Z"}),
+      ExternalEvent(id="d2", source="lake", type="dataset.landed",
+                    data={"dataset": "orders", "partition": "2", "day": "d",
+                          "at": "2024-05-01T01:00:00"})],
+     "arrival_error", "has no UTC offset"),
     ("pool request for a pool that is not loaded",
      [_internal("streamcoord.pool.acquire",
-                {"pool": "nope", "run_id": "p/k", "stage": "a", "attempt": 1})],
+                {"pool": "nope", "run_id": "p/k", "stage": "a", "attempt": 1, "priority": 0,
+                 "reply": "p/k"})],
      "unknown_pool", "no pool named 'nope'"),
+    # issue 13: each of these once stopped a partition for good (the core raised)
+    ("match whose pipeline is a list",
+     [_internal("streamcoord.run.match",
+                {"pipeline": ["p"], "run_key": "k", "trigger": {}, "caused": [], "params": {},
+                 "rerun": False, "dedup": "d"})],
+     "invalid_data", "pipeline (str)"),
+    ("match whose causes are not event ids",
+     [_internal("streamcoord.run.match",
+                {"pipeline": "p", "run_key": "k", "trigger": {}, "caused": [1], "params": {},
+                 "rerun": False, "dedup": "d"})],
+     "invalid_data", "caused must list event ids"),
+    ("pool grant in a catalog without that pool",
+     [_go(), _internal("streamcoord.pool.grant",
+                       {"pool": "gpu", "run_id": "p/k", "stage": "a", "attempt": 1})],
+     "unknown_pool", "no pool named 'gpu'"),
+    ("pool grant with a boolean attempt",
+     [_internal("streamcoord.pool.grant",
+                {"pool": "db", "run_id": "p/k", "stage": "a", "attempt": True})],
+     "invalid_data", "attempt (int)"),
+    ("arrival naming a trigger that is not a data trigger",
+     [_internal("streamcoord.data.arrival",
+                {"pipeline": "p", "trigger": 1, "run_key": "k", "dataset": "orders",
+                 "partition": "1", "event": {"id": "e"}, "dedup": "d"})],
+     "unknown_trigger", "pipeline 'p' has no data trigger 1"),
+    ("arrival naming a trigger out of range",
+     [_internal("streamcoord.data.arrival",
+                {"pipeline": "daily", "trigger": 7, "run_key": "k", "dataset": "orders",
+                 "partition": "1", "event": {"id": "e"}, "dedup": "d"})],
+     "unknown_trigger", "pipeline 'daily' has no data trigger 7"),
+    ("arrival whose event has no id",
+     [_internal("streamcoord.data.arrival",
+                {"pipeline": "daily", "trigger": 0, "run_key": "k", "dataset": "orders",
+                 "partition": "1", "event": {}, "dedup": "d"})],
+     "invalid_data", "the event has no id"),
+    ("arrival for a pipeline that is not loaded",
+     [_internal("streamcoord.data.arrival",
+                {"pipeline": "gone", "trigger": 0, "run_key": "k", "dataset": "orders",
+                 "partition": "1", "event": {"id": "e"}, "dedup": "d"})],
+     "unknown_pipeline", "no pipeline named 'gone'"),
     ("stage outcome without its routing attributes",
      [_internal("streamcoord.stage.outcome", {"run_id": "q/k", "pipeline": "q", "run_key": "k",
                                               "stage": "s", "outcome": "succeeded"})],
@@ -223,3 +271,34 @@ def test_an_event_for_a_run_of_an_unloaded_pipeline_ends_it_and_later_ones_are_r
     assert step.rejection is not None
     assert step.rejection.code == "unknown_pipeline"
     assert "belongs to 'auto', which spec version" in step.rejection.reason
+
+
+def test_a_pool_grant_for_a_stage_without_that_pool_gives_the_slot_back_to_its_pool() -> None:
+    state = CoordinatorState.empty()
+    decide(CATALOG, state, _go(), T0)  # stage a takes no pool
+    grant = _internal("streamcoord.pool.grant",
+                      {"pool": "db", "run_id": "p/k", "stage": "a", "attempt": 1})
+    step = decide(CATALOG, state, grant, T0)
+    assert step.rejection is None
+    released = [c.event.data for c in step.commands
+                if isinstance(c, Publish) and c.event.type == "streamcoord.pool.release"]
+    assert released == [{"pool": "db", "run_id": "p/k", "stage": "a", "attempt": 1}]
+
+
+@pytest.mark.parametrize(("data", "seen"), [
+    (b"\xff\xfe not text", {"data_base64": "//4gbm90IHRleHQ="}),
+    (b"plain text", {"data": "plain text"}),
+])
+def test_binary_data_is_seen_as_text_or_base64_never_a_crash(data: bytes, seen: dict[str, str],
+                                                              ) -> None:
+    pipeline = Pipeline.model_validate({
+        "name": "bin", "run_key": "'k'", "triggers": [{"kind": "event", "type": "blob"}],
+        "stages": [{"name": "s"}]})
+    event = ExternalEvent(id="b", source="x", type="blob", datacontenttype="text/plain",
+                          data=data)
+    state = CoordinatorState.empty()
+    step = decide(Catalog.build([pipeline]), state, event, T0)
+    assert step.rejection is None
+    run = state.run("bin/k")
+    assert run is not None
+    assert {k: v for k, v in run.trigger.items() if k in {"data", "data_base64"}} == seen
