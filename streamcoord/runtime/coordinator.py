@@ -18,6 +18,7 @@ from streamcoord.core import Catalog, CatalogSet, partition_for, partition_key_f
 from streamcoord.errors import StreamcoordError
 from streamcoord.events.codec import encode
 from streamcoord.events.models import CloudEvent
+from streamcoord.kafka.refusal import refusal
 from streamcoord.kafka.transactions import cap_concurrent_transactions_backoff
 from streamcoord.runtime.lane import PartitionLane
 from streamcoord.runtime.metering import PartitionGauges, record_batch, record_restore
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: Tries to restore a newly assigned partition before giving up (about five minutes in all).
 RESTORE_ATTEMPTS = 64
+#: Tries to reach the cluster at start before giving up (about two minutes in all).
+CONNECT_ATTEMPTS = 30
 
 
 @dataclass
@@ -164,22 +167,51 @@ class Coordinator:
             },
         }
 
+    async def _connect(self, stop: asyncio.Event) -> AIOKafkaConsumer | None:
+        """Start the group consumer and the timer producer, waiting (bounded) for a broker that
+        is not up yet (a member started during a broker restart); None if stopped meanwhile."""
+        delay = 0.5
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            consumer = AIOKafkaConsumer(
+                **self._client_kwargs,
+                group_id=self.settings.group_id,
+                group_instance_id=self.settings.instance_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+                max_poll_records=self.settings.max_batch,
+            )
+            producer = AIOKafkaProducer(
+                **self._client_kwargs, enable_idempotence=True, acks="all", linger_ms=2
+            )
+            try:
+                await producer.start()
+                await consumer.start()
+            except (KafkaError, OSError) as exc:
+                await producer.stop()  # half-started clients still hold connections and tasks
+                await consumer.stop()
+                refused = await refusal(self._client_kwargs)
+                if refused is not None:  # wrong credentials or CA: waiting will not help
+                    raise refused from None
+                if attempt == CONNECT_ATTEMPTS:
+                    raise
+                log.warning("cannot reach Kafka yet (%s); retrying in %.1fs", exc, delay,
+                            extra={"retrying": True})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                if stop.is_set():
+                    return None
+                delay = min(delay * 2, 5.0)
+                continue
+            self._timer_producer = producer
+            return consumer
+        raise AssertionError("unreachable")
+
     async def _run(self, stop: asyncio.Event) -> None:
         topics = self.settings.topics
-        consumer = AIOKafkaConsumer(
-            **self._client_kwargs,
-            group_id=self.settings.group_id,
-            group_instance_id=self.settings.instance_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            max_poll_records=self.settings.max_batch,
-        )
-        self._timer_producer = AIOKafkaProducer(
-            **self._client_kwargs, enable_idempotence=True, acks="all", linger_ms=2
-        )
-        await self._timer_producer.start()
-        await consumer.start()
+        consumer = await self._connect(stop)
+        if consumer is None:
+            return
         self._consumer = consumer
         try:
             self._partitions = await self._partition_count(consumer, topics.events)
