@@ -161,7 +161,7 @@ class PartitionWorker:
         cls,
         tp: TopicPartition,
         partitions: int,
-        specs: SpecSource,
+        specs: SpecSource | Catalog | CatalogSet,
         settings: CoordinatorSettings,
         client_kwargs: Mapping[str, Any],
     ) -> PartitionWorker:
@@ -181,7 +181,7 @@ class PartitionWorker:
         try:
             # The version the partition switched to must be loaded: never decide on another.
             active = worker.state.spec_version
-            worker.catalogs = await specs.require([active] if active is not None else [])
+            worker.catalogs = await worker.specs.require([active] if active is not None else [])
         except BaseException:
             await worker.close()
             raise
