@@ -506,17 +506,31 @@ class Coordinator:
     async def _shutdown(self, consumer: AIOKafkaConsumer) -> None:
         # Lanes first: each finishes its transaction in flight (records still queued were not
         # committed and go to the next owner). Then leave the group.
+        # A stop that is cancelled half-way (a supervisor's timeout) still closes every client:
+        # a transactional producer left open keeps its connections and tasks.
+        cancelled: asyncio.CancelledError | None = None
         async with self._lock:
-            for lane in self._lanes.values():
-                await _close_lane(lane)
-            await self._commit_group_offsets(list(self._lanes.values()))
+            for lane in list(self._lanes.values()):
+                try:
+                    await _close_lane(lane)
+                except asyncio.CancelledError as exc:
+                    cancelled = exc
+            if cancelled is None:
+                with contextlib.suppress(Exception):
+                    await self._commit_group_offsets(list(self._lanes.values()))
             self._lanes.clear()
             self.status.assigned = []
-        with contextlib.suppress(Exception):
-            await consumer.stop()
-        if self._timer_producer is not None:
-            with contextlib.suppress(Exception):
-                await self._timer_producer.stop()
+        for client in (consumer, self._timer_producer):
+            if client is None:
+                continue
+            try:
+                await client.stop()
+            except asyncio.CancelledError as exc:
+                cancelled = exc
+            except Exception:  # noqa: S110 - leaving anyway; the broker may be gone
+                pass
+        if cancelled is not None:
+            raise cancelled
 
 
 async def _close_lane(lane: PartitionLane) -> None:

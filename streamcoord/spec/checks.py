@@ -308,7 +308,9 @@ def _topics(sites: list[_Site], topics: frozenset[str]) -> Iterator[Problem]:
             if executor.topic in topics:
                 continue
             path = _topic_path(site, index, stage)
-            hint = _closest(executor.topic, topics) or "declare it in the topics file (streamcoord topics apply -f FILE)"
+            hint = _closest(executor.topic, topics) or (
+                "declare it in the topics file (streamcoord topics apply -f FILE)"
+            )
             yield site.problem(path, f"executor topic {executor.topic!r} is not declared", hint)
 
 

@@ -187,7 +187,15 @@ async def pipeline(secured: Secured, topics: TopicNames) -> AsyncIterator[None]:
         yield
     finally:
         stop.set()
-        await asyncio.wait_for(asyncio.gather(*tasks), 60)
+        # Both must have stopped (and closed their clients) before the broker goes away: wait
+        # for each, whatever the other did.
+        done, pending = await asyncio.wait(tasks, timeout=90)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert not pending, "the coordinator or the worker did not stop within 90 s"
+        for task in done:
+            task.result()  # a failure of either is the test's failure
 
 
 async def _runs_succeeded(settings: KafkaSettings, run_keys: set[str]) -> None:
