@@ -1,4 +1,5 @@
-"""Stopping a service process started here (the local broker, Jaeger), by its pid."""
+"""Child processes of the dev tools: a build whose output is followed line by line, and
+stopping a service started here (the local broker, Jaeger, toxiproxy) by its pid."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TextIO
 
-__all__ = ["stop_service"]
+__all__ = ["follow_command", "stop_service"]
+
+#: How many of a command's last output lines an error shows.
+TAIL_LINES = 8
 
 
 def stop_service(
@@ -47,3 +52,40 @@ def _wait_exit(
             return True
         time.sleep(0.1)
     return False
+
+
+def follow_command(
+    command: list[str],
+    *,
+    cwd: Path,
+    out: TextIO,
+    progress: Callable[[str], None],
+    env: Mapping[str, str] | None = None,
+) -> tuple[int, list[str]]:
+    """Run ``command``, copying its output to ``out`` and each line to ``progress``; return its
+    exit code and its last lines.
+
+    The context manager closes the stdout pipe and reaps the child even when ``progress``
+    raises (an unclosed pipe is a ResourceWarning, which the test suite fails on); an
+    interrupted run kills the child rather than leave a build running in the background.
+    """
+    with subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        tail: list[str] = []
+        try:
+            for line in process.stdout:
+                out.write(line)
+                tail = [*tail[-(TAIL_LINES - 1):], line.rstrip()]
+                progress(line.rstrip())
+        except BaseException:
+            process.kill()
+            raise
+        return process.wait(), tail

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from streamcoord.devtools._process import stop_service
+from streamcoord.devtools._process import follow_command, stop_service
 from streamcoord.devtools.kafka import cache_root, check_port_free
 from streamcoord.errors import EnvironmentProblem
 
@@ -115,27 +115,7 @@ def build_jaeger(
 
 
 def _run_go_step(command: list[str], module: Path, out: TextIO, progress: Progress) -> None:
-    # The context manager closes the stdout pipe and reaps Go even when ``progress`` raises: an
-    # unclosed pipe is a ResourceWarning, which the test suite (warnings are errors) fails on.
-    with subprocess.Popen(
-        command,
-        cwd=module,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    ) as process:
-        assert process.stdout is not None
-        tail: list[str] = []
-        try:
-            for line in process.stdout:
-                out.write(line)
-                tail = [*tail[-7:], line.rstrip()]
-                progress(line.rstrip())
-        except BaseException:
-            process.kill()  # interrupted: do not leave Go building in the background
-            raise
-        code = process.wait()
+    code, tail = follow_command(command, cwd=module, out=out, progress=progress)
     if code != 0:
         shown = "\n".join(tail)
         raise EnvironmentProblem(

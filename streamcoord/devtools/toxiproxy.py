@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from streamcoord.devtools._process import stop_service
+from streamcoord.devtools._process import follow_command, stop_service
 from streamcoord.devtools.jaeger import require_go
 from streamcoord.devtools.kafka import cache_root, check_port_free, free_port
 from streamcoord.errors import EnvironmentProblem
@@ -80,26 +80,11 @@ def build_toxiproxy(
     gobin.mkdir(parents=True, exist_ok=True)
     log = target.parent / "build.log"
     command = [go, "install", "-v", f"{TOXIPROXY_PACKAGE}@{version}"]
-    with log.open("w") as out, subprocess.Popen(
-        command,
-        cwd=target.parent,
-        env={**os.environ, "GOBIN": str(gobin)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    ) as process:
-        assert process.stdout is not None
-        tail: list[str] = []
-        try:
-            for line in process.stdout:
-                out.write(line)
-                tail = [*tail[-7:], line.rstrip()]
-                progress(line.rstrip())
-        except BaseException:
-            process.kill()  # interrupted: do not leave Go building in the background
-            raise
-        code = process.wait()
+    with log.open("w") as out:
+        code, tail = follow_command(
+            command, cwd=target.parent, out=out, progress=progress,
+            env={**os.environ, "GOBIN": str(gobin)},
+        )  # fmt: skip
     if code != 0:
         raise EnvironmentProblem(
             "`go install` of toxiproxy failed:\n" + "\n".join(tail),
