@@ -123,6 +123,7 @@ class Coordinator:
         self.status = CoordinatorStatus()
         self._client_kwargs = dict(client_kwargs)
         self._lanes: dict[int, PartitionLane] = {}
+        self._stopping = False
         # Held while partitions change hands; each lane finishes its transaction in flight
         # before its producer is closed.
         self._lock = asyncio.Lock()
@@ -415,6 +416,8 @@ class Coordinator:
     async def adopt(self, assigned: set[TopicPartition]) -> None:
         """Restore each newly assigned partition before any of its records is processed."""
         async with self._lock:
+            if self._stopping:  # an assignment that lands while leaving: nothing to take on
+                return
             new = sorted(
                 (tp for tp in assigned if tp.partition not in self._lanes),
                 key=lambda t: t.partition,
@@ -510,6 +513,9 @@ class Coordinator:
         # a transactional producer left open keeps its connections and tasks.
         cancelled: asyncio.CancelledError | None = None
         async with self._lock:
+            # From here on an assignment callback (a rebalance racing the stop) adopts nothing:
+            # lanes it made now would outlive the member, producers open.
+            self._stopping = True
             for lane in list(self._lanes.values()):
                 try:
                     await _close_lane(lane)
