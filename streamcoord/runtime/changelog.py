@@ -26,6 +26,7 @@ __all__ = [
     "POSITION_KEY",
     "Positions",
     "RestoredChangelog",
+    "events_end",
     "position_value",
     "read_changelog",
     "state_items",
@@ -38,21 +39,44 @@ POSITION_KEY = "~position"
 
 @dataclass(frozen=True)
 class Positions:
-    """The next offset to consume of each input of one partition (None: never committed)."""
+    """The next offset to consume of each input of one partition (None: never committed).
+
+    ``legacy_until``: events offsets below it were written while coordinators of a release
+    without the internal topic ran, which sent their own messages on the events topic; they
+    are admitted as such (see docs/deploy.md, upgrading). ``older_release``: read from a
+    position record such a release wrote.
+    """
 
     events: int | None = None
     internal: int | None = None
+    legacy_until: int | None = None
+    older_release: bool = False
 
     def value(self) -> bytes:
         """The changelog value: every record before these offsets is taken care of."""
-        return orjson.dumps({"next_offset": self.events, "internal_next": self.internal})
+        body: dict[str, int | None] = {"next_offset": self.events, "internal_next": self.internal}
+        if self.legacy_until is not None:
+            body["legacy_until"] = self.legacy_until
+        return orjson.dumps(body)
+
+    def after(self, events: int | None, internal: int | None) -> Positions:
+        """These positions moved on to ``events`` and ``internal``; the legacy range is
+        forgotten once passed."""
+        legacy = self.legacy_until
+        if legacy is not None and events is not None and events >= legacy:
+            legacy = None
+        return Positions(events, internal, legacy)
 
     @classmethod
     def parse(cls, raw: bytes) -> Positions:
         body = orjson.loads(raw)
         events, internal = body.get("next_offset"), body.get("internal_next")
+        legacy = body.get("legacy_until")
         return cls(
-            None if events is None else int(events), None if internal is None else int(internal)
+            None if events is None else int(events),
+            None if internal is None else int(internal),
+            None if legacy is None else int(legacy),
+            older_release="internal_next" not in body,
         )
 
 
@@ -122,3 +146,13 @@ async def read_changelog(
     raw = items.pop(POSITION_KEY, None)
     positions = Positions() if raw is None else Positions.parse(raw)
     return RestoredChangelog(items, records, time.monotonic() - started, positions)
+
+
+async def events_end(client_kwargs: Mapping[str, Any], tp: TopicPartition) -> int:
+    """The last stable offset of one input partition now."""
+    consumer = AIOKafkaConsumer(**client_kwargs, group_id=None, isolation_level="read_committed")
+    try:
+        await consumer.start()
+        return int((await consumer.end_offsets([tp]))[tp])
+    finally:
+        await consumer.stop()

@@ -60,7 +60,7 @@ from streamcoord.events.models import (
     SpecsActivate,
     StageTrigger,
 )
-from streamcoord.runtime.changelog import POSITION_KEY, Positions, read_changelog
+from streamcoord.runtime.changelog import POSITION_KEY, Positions, events_end, read_changelog
 from streamcoord.runtime.deadletter import DeadLetter, dead_letter_headers
 from streamcoord.runtime.outbox import Outbox
 from streamcoord.runtime.settings import CoordinatorSettings
@@ -207,6 +207,20 @@ class PartitionWorker:
             worker.timers.arm(timer_id, due, event)
         worker.restore_seconds = restored.seconds
         worker.positions = restored.positions
+        if restored.positions.older_release:
+            # Written by a release that sent coordinator messages on the events topic: those
+            # already there are genuine (every coordinator of that release has stopped).
+            try:
+                legacy_until = await events_end(client_kwargs, tp)
+            except BaseException:
+                await worker.close()
+                raise
+            worker.positions = Positions(restored.positions.events, None, legacy_until)
+            log.warning(
+                "partition %s was last committed by an older release: coordinator messages "
+                "below events offset %d are admitted as that release sent them",
+                tp.partition, legacy_until,
+            )  # fmt: skip
         log.info(
             "restored partition %s: %d keys from %d changelog records in %.3fs, %d timers, "
             "next offsets %s (events) %s (internal), spec version %s",
@@ -317,7 +331,7 @@ class PartitionWorker:
                 internal = record.offset + 1
             else:
                 events = record.offset + 1
-        return Positions(events, internal)
+        return self.positions.after(events, internal)
 
     async def _check_activations(self, public: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Wait (bounded) for the versions the batch's activate events name; remember those that
@@ -337,7 +351,10 @@ class PartitionWorker:
         restored = await read_changelog(
             self._client_kwargs, self.settings.topics.state, self.tp.partition
         )
-        self.positions = restored.positions
+        positions = restored.positions
+        if positions.older_release:  # nothing committed since the restore: keep its range
+            positions = Positions(positions.events, None, self.positions.legacy_until)
+        self.positions = positions
         partitions = self.state.partitions
         return CoordinatorState.load(self.tp.partition, partitions, restored.items.items())
 
@@ -502,7 +519,8 @@ class PartitionWorker:
             self._dead_letter(batch, record, "decode_failed", _describe(exc))
             return
         topics = self.settings.topics
-        if event.type in COORDINATOR_EVENT_TYPES:
+        legacy = self.positions.legacy_until
+        if event.type in COORDINATOR_EVENT_TYPES and (legacy is None or record.offset >= legacy):
             self._dead_letter(
                 batch, record, "reserved_type",
                 f"{event.type} is a coordinator's own message: coordinators send it on "
