@@ -43,3 +43,11 @@ class WorkerSettings(BaseSettings):
     instance_id: str | None = Field(
         None, description="Static group membership: a quick restart keeps its partitions."
     )
+    health_host: str = Field(
+        "127.0.0.1", description="Address the health endpoints bind (0.0.0.0 in a container)."
+    )
+    health_port: int | None = Field(
+        None, ge=0, le=65535,
+        description="Serve GET /livez (the process runs) and /readyz (it consumes its topics) "
+        "at this port; unset serves none.",
+    )  # fmt: skip
