@@ -3,7 +3,10 @@
 ``build_helm`` runs ``go install helm.sh/helm/v3/cmd/helm@<version>`` once with ``GOBIN`` in the
 cache and keeps the binary as ``<cache>/helm/<version>/helm``; later runs reuse it with no
 network (as ``streamcoord.devtools.toxiproxy`` does for toxiproxy). The chart's tests run
-``helm lint`` and ``helm template`` with it; nothing here talks to a cluster.
+``helm lint`` and ``helm template`` with it; nothing here talks to a cluster. The first build
+took about 5 minutes on 2 shared cores (110 MB binary). Built this way helm carries no
+Kubernetes version of its own (the release build sets one with ``-ldflags``), so ``helm
+template`` needs ``--kube-version`` for a chart that declares ``kubeVersion``.
 """
 
 from __future__ import annotations
