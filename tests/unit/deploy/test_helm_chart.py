@@ -216,3 +216,37 @@ def test_a_settings_file_from_a_secret_replaces_the_plain_kafka_values(helm: Pat
         assert "STREAMCOORD_KAFKA_BOOTSTRAP_SERVERS" not in env, where
         config = next(v for v in pod["volumes"] if v["name"] == "config")
         assert config["secret"]["secretName"] == "streamcoord-settings"
+
+
+def test_each_worker_entry_is_a_deployment_with_its_own_group_of_options(helm: Path) -> None:
+    workers = (
+        '[{"name": "shell", "kind": "shell", "healthPort": 8082,'
+        '  "topics": ["streamcoord.triggers"],'
+        '  "resources": {"requests": {"cpu": "100m"}, "limits": {"memory": "256Mi"}}},'
+        ' {"name": "hooks", "kind": "webhook", "replicas": 0, "concurrency": 16,'
+        '  "shutdownGrace": 10, "healthPort": 8083, "podDisruptionBudget": {"enabled": false},'
+        '  "resources": {"requests": {"cpu": "100m"}, "limits": {"memory": "256Mi"}}}]'
+    )
+    manifests = _template(helm, "--set-json", f"workers={workers}", "--set", "serve.enabled=false")
+    deployments = _by_kind(manifests, "Deployment")
+    assert set(deployments) == {
+        "rel-streamcoord-worker-shell", "rel-streamcoord-worker-hooks", "rel-streamcoord-ingest",
+    }  # fmt: skip
+    shell, hooks = (
+        deployments["rel-streamcoord-worker-shell"],
+        deployments["rel-streamcoord-worker-hooks"],
+    )
+    assert shell["spec"]["replicas"] == 1
+    assert hooks["spec"]["replicas"] == 0
+    (shell_container,) = shell["spec"]["template"]["spec"]["containers"]
+    assert shell_container["args"] == [
+        "worker", "shell", "--concurrency", "4", "--shutdown-grace", "30",
+        "--topic", "streamcoord.triggers",
+    ]  # fmt: skip
+    hooks_pod = hooks["spec"]["template"]["spec"]
+    assert hooks_pod["terminationGracePeriodSeconds"] == 40
+    assert hooks_pod["containers"][0]["args"][:4] == ["worker", "webhook", "--concurrency", "16"]
+    budgets = set(_by_kind(manifests, "PodDisruptionBudget"))
+    assert "rel-streamcoord-worker-shell" in budgets
+    assert "rel-streamcoord-worker-hooks" not in budgets
+    assert "rel-streamcoord-serve" not in budgets
