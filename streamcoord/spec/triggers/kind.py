@@ -2,9 +2,9 @@
 
 A kind is one module holding its spec model, its checks, its compiled form and its matching
 (see ``docs/contributing.md``, "Adding a trigger kind"). Kinds import neither the core nor the
-runtime: the core hands them a :class:`TriggerContext`, the narrow view of one decision that
-matching needs, and compiles their expressions with the :data:`Compile` it passes in. So the
-spec models can list every kind's model while the core, which reads those models, drives them.
+runtime: the core compiles the expressions a kind declares and hands it a
+:class:`TriggerContext`, the narrow view of one decision that matching needs. So the spec models
+can list every kind's model while the core, which reads those models, drives the kinds.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from streamcoord.events.models import CloudEvent
 from streamcoord.spec.problem import FieldPath
 
 __all__ = [
-    "Compile",
     "CompiledTrigger",
     "Evaluator",
     "Finding",
@@ -59,9 +58,6 @@ class Evaluator(Protocol):
 
     def evaluate(self, variables: Mapping[str, Any]) -> Any: ...
 
-
-#: Compiles CEL ``source`` (which may use ``variables``); a ``SpecError`` names ``where``.
-Compile = Callable[[str, str, Collection[str]], Evaluator]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,14 +148,14 @@ def did_you_mean(name: str, options: Collection[str]) -> str:
 
 
 def new_match(
-    ctx: TriggerContext, pipeline: str, run_key: str, *, trigger: dict[str, Any] | None = None,
-    params: dict[str, Any] | None = None, rerun: bool = False,
+    ctx: TriggerContext, pipeline: str, run_key: str, *, params: dict[str, Any] | None = None,
+    rerun: bool = False,
 ) -> Match:
-    """A match caused by the event being decided (its view is the run's trigger by default)."""
-    # The key order is part of the routed event's bytes: keep it.
-    return {"pipeline": pipeline, "run_key": run_key,
-            "trigger": ctx.view if trigger is None else trigger, "caused": [ctx.event.id],
-            "params": {} if params is None else params, "rerun": rerun, "dedup": ctx.dedup}
+    """A match caused by the event being decided, whose view becomes the run's trigger."""
+    # The key order is part of a routed match's bytes (and so of the golden logs): keep it.
+    return {"pipeline": pipeline, "run_key": run_key, "trigger": ctx.view,
+            "caused": [ctx.event.id], "params": {} if params is None else params,
+            "rerun": rerun, "dedup": ctx.dedup}
 
 
 class TriggerKind(Generic[S]):
