@@ -59,13 +59,13 @@ def test_a_topic_added_to_the_file_is_rendered(tmp_path: Path) -> None:
     topics = tmp_path / "topics.yaml"
     topics.write_text(
         PACKAGED_TOPICS_FILE.read_text()
-        + "  - name: streamcoord.internal\n    partitions: 8\n"
+        + "  - name: streamcoord.audit\n    partitions: 8\n"
         + "    configs:\n      cleanup.policy: compact\n"
     )
     resources = _render("--cluster", "c", "--file", str(topics))
-    internal = [r for r in resources if r["spec"]["topicName"] == "streamcoord.internal"]
+    internal = [r for r in resources if r["spec"]["topicName"] == "streamcoord.audit"]
     assert internal[0]["spec"] == {
-        "topicName": "streamcoord.internal", "partitions": 8, "replicas": 1,
+        "topicName": "streamcoord.audit", "partitions": 8, "replicas": 1,
         "config": {"cleanup.policy": "compact"},
     }  # fmt: skip
 
