@@ -14,7 +14,8 @@ header: an optimisation must leave it unchanged), ``--coalesce`` (as the runtime
 ``decide(..., run_records=False)`` and one run record per run per batch, built and encoded after
 the batch; its digest differs from the default's, which encodes every step's run records),
 ``--runtime`` (the records go through ``PartitionWorker.decide_batch`` itself, Kafka records in
-and an outbox out: the coordinator's real per-record path, failure isolation included).
+and an outbox out: the coordinator's real per-record path, admission and failure isolation
+included).
 """
 
 from __future__ import annotations
@@ -109,25 +110,31 @@ def timed_round(
 
 
 def runtime_round(cat: Catalog, seeded: list[tuple[str, bytes]], recs: list[Record]) -> float:
-    """The same records through the coordinator's own ``decide_batch`` (no producer)."""
+    """The same records through the coordinator's own ``decide_batch`` (no producer): admitted
+    from the events topic, then their copies decided from the internal topic, as a partition
+    handles every event."""
     from aiokafka import TopicPartition
     from aiokafka.structs import ConsumerRecord
 
     from streamcoord.runtime import CoordinatorSettings
     from streamcoord.runtime.partition import PartitionWorker
 
-    consumed = [
-        ConsumerRecord("streamcoord.events", 0, offset, timestamp, 0, b"k", value, None, 1,
-                       len(value), tuple(headers))
-        for offset, (value, headers, timestamp) in enumerate(recs)
-    ]
+    settings = CoordinatorSettings()
+
+    def consumed(topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+        return [
+            ConsumerRecord(topic, 0, offset, timestamp, 0, b"k", value, None, 1, len(value),
+                           tuple(headers))  # fmt: skip
+            for offset, (value, headers, timestamp) in enumerate(recs)
+        ]
+
+    events, internal = consumed(settings.topics.events), consumed(settings.topics.internal)
     state = CoordinatorState.load(0, 1, seeded)
-    worker = PartitionWorker(
-        TopicPartition("streamcoord.events", 0), state, cat, CoordinatorSettings(), {}
-    )
+    worker = PartitionWorker(TopicPartition(settings.topics.events, 0), state, cat, settings, {})
     started = time.process_time()
-    for start in range(0, len(consumed), BATCH):
-        worker.decide_batch(consumed[start : start + BATCH])
+    for start in range(0, len(recs), BATCH):
+        worker.decide_batch(events[start : start + BATCH])
+        worker.decide_batch(internal[start : start + BATCH])
     elapsed = time.process_time() - started
     _check(worker.state)
     return elapsed

@@ -94,6 +94,33 @@ async def follow_group(
     return drain
 
 
+async def follow_decisions(
+    bootstrap: str, group: str, internal: str, partitions: int, drain: Drain, *, deadline_s: float
+) -> Drain:
+    """After ``drain`` saw every event admitted, wait until the group has also decided every
+    admitted copy on the ``internal`` topic (its offsets reach that topic's end), and count the
+    drain's time up to then: an event is done once decided, not once admitted."""
+    ends = await end_offsets(bootstrap, internal, partitions)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    started = time.perf_counter()
+    try:
+        while time.perf_counter() - started < deadline_s:
+            committed = await admin.list_consumer_group_offsets(group)
+            if all(tp in committed and committed[tp].offset >= end for tp, end in ends.items()
+                   if end):  # fmt: skip
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    waited = time.perf_counter() - started
+    if drain.samples:
+        last, done = drain.samples[-1]
+        drain.samples.append((last + waited, done))
+        drain.seconds = last + waited
+    return drain
+
+
 class Child:
     """``python -m bench.child`` with its JSON lines collected."""
 

@@ -24,7 +24,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import workload
 from bench.latency import measure_latency
-from bench.measure import Child, end_offsets, follow_group, percentiles, steady_rate
+from bench.measure import (
+    Child,
+    end_offsets,
+    follow_decisions,
+    follow_group,
+    percentiles,
+    steady_rate,
+)
 from bench.passthrough import passthrough
 from bench.report import markdown
 from streamcoord.runtime import TopicNames
@@ -60,6 +67,8 @@ async def coordinators(bootstrap: str, runs: int, processes: int, progress: Prog
         await child.start()
     drain = await follow_group(bootstrap, group, ends, deadline_s=240,
                                on_progress=lambda d: progress.update(task, completed=d))  # fmt: skip
+    drain = await follow_decisions(bootstrap, group, topics.internal, PARTITIONS, drain,
+                                   deadline_s=120)  # fmt: skip
     statuses = [await child.stop() for child in children]
     await workload.delete_topics(bootstrap, topics)
     # A stage transition is a stage changing status: every event here is one (running,
