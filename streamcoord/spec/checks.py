@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from cronsim import CronSim, CronSimError
 from pydantic import JsonValue
 
+from streamcoord.spec.executor_checks import invalid_executor_configs
 from streamcoord.spec.expressions import (
     CONDITION_VARIABLES,
     EVENT_VARIABLES,
@@ -73,6 +74,7 @@ def check_specs(specs: LoadedSpecs, topics: Collection[str] | None = None) -> tu
         lambda: _pools(sites, {pool.name for pool in specs.pools}),
         lambda: _outcome_triggers(sites, set(known) | specs.unchecked_pipelines),
         lambda: invalid_secret_refs(specs),
+        lambda: invalid_executor_configs(specs),
     ]
     if topics is not None:
         checks.append(lambda: _topics(sites, frozenset(topics)))

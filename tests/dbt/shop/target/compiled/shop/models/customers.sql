@@ -1,0 +1,1 @@
+select customer, count(*) as orders from "shop"."main"."stg_orders" group by customer

@@ -1,0 +1,11 @@
+
+    
+    
+
+
+
+select id
+from "shop"."main"."stg_orders"
+where id is null
+
+
