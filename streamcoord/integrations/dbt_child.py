@@ -62,6 +62,9 @@ def _result_record(result: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
+    # Run as a file, this directory heads sys.path; its modules must not shadow dbt's imports.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
     # The protocol keeps the real stdout; everything dbt prints goes to stderr.
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
