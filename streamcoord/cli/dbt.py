@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from pydantic import JsonValue
 
 from streamcoord.errors import ConfigError
 from streamcoord.integrations.dbt_manifest import (
@@ -77,6 +78,14 @@ def import_project(
         int | None,
         typer.Option(min=1, help="Run at most this many stages at once (a pool); 1 for DuckDB."),
     ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="NAME=VALUE: a param of every stage, passed to dbt as a var; VALUE may be a"
+            " template, e.g. 'day=${ run_key }' (repeatable).",
+        ),
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the spec here (default: stdout).")
     ] = None,
@@ -89,7 +98,7 @@ def import_project(
         project_dir=project_dir or str(project.resolve()),
         pipeline=pipeline, profiles_dir=profiles_dir, target=target,
         command=command,  # type: ignore[arg-type]  # checked above
-        topic=topic, pool_slots=pool_slots,
+        topic=topic, pool_slots=pool_slots, params=_params(param or []),
     )  # fmt: skip
     dbt = _Dbt(dbt_python, project, profiles_dir, target)
     data = _read_manifest(manifest) if manifest is not None else asyncio.run(dbt.manifest())
@@ -117,6 +126,16 @@ def _header(project: Path, per: Per, command: DbtCommand | str) -> str:
         f"\none stage per {per.value}, each running `dbt {command}` on a `streamcoord worker dbt`."
         "\nImport again when the project changes; check with `streamcoord validate`."
     )
+
+
+def _params(pairs: list[str]) -> dict[str, JsonValue]:
+    params: dict[str, JsonValue] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--param {pair!r}: write NAME=VALUE")
+        params[name.strip()] = value
+    return params
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:

@@ -40,6 +40,7 @@ class ImportOptions:
     command: DbtCommand = "build"
     topic: str = DBT_TRIGGER_TOPIC
     pool_slots: int | None = None  # a pool of this size around the pipeline's stages
+    params: Mapping[str, JsonValue] | None = None  # every stage's params (dbt vars), templates
 
 
 def spec_from_manifest(manifest: Mapping[str, Any], options: ImportOptions) -> SpecFile:
@@ -67,6 +68,7 @@ def spec_from_manifest(manifest: Mapping[str, Any], options: ImportOptions) -> S
                 name=names[uid],
                 description=f"dbt {options.command} {uid}",
                 needs=needs,
+                params=dict(options.params or {}),
                 executor=_executor(options, {"select": [selection]}),
             )
         )
@@ -104,6 +106,7 @@ def spec_from_groups(
                 name=names[name],
                 description=f"dbt {options.command} --selector {name}",
                 needs=needs,
+                params=dict(options.params or {}),
                 executor=_executor(options, {"selector": name}),
             )
         )
