@@ -63,7 +63,9 @@ def tool_python(name: str, requirements: Sequence[str], *, timeout_s: float = 60
 
 def _run(command: list[str], timeout_s: float, what: str) -> None:
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
     except subprocess.TimeoutExpired:
         raise EnvironmentProblem(f"could not {what} within {timeout_s:.0f}s") from None
     if done.returncode != 0:

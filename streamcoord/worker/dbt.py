@@ -34,32 +34,18 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
-from pydantic import JsonValue, ValidationError
+from pydantic import JsonValue
 
 from streamcoord.integrations.dbt_process import DbtInvocation, DbtNode, invoke_dbt
 from streamcoord.spec.executors import DbtExecutorConfig
+from streamcoord.worker._config import parse_config
 from streamcoord.worker._context import StageContext
 from streamcoord.worker._errors import NonRetryableError, StageError
 from streamcoord.worker.secrets import Secrets
 
-__all__ = ["DbtExecutor", "dbt_args", "parse_config"]
+__all__ = ["DbtExecutor", "dbt_args"]
 
 _KILL_GRACE_S: Final = 10.0
-
-
-def parse_config(config: Mapping[str, JsonValue], model: type[Any]) -> Any:
-    """``config`` as ``model``; an invalid one fails the attempt for good, naming the fields."""
-    try:
-        return model.model_validate(config)
-    except ValidationError as error:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in detail['loc']) or 'config'}: {detail['msg']}"
-            for detail in error.errors()
-        )
-        raise NonRetryableError(
-            f"invalid executor.config for the {model.__name__}: {reasons}",
-            hint="`streamcoord validate` checks it against the spec schema",
-        ) from None
 
 
 def dbt_args(
