@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from streamcoord import __version__
+from streamcoord.cli import airflow as airflow_cli
 from streamcoord.cli import dbt as dbt_cli
 from streamcoord.cli import demo as demo_cli
 from streamcoord.cli import dev, graph, operate, topics, validate
@@ -64,6 +65,7 @@ app.command("pause")(operate.pause)
 app.command("resume")(operate.resume)
 app.add_typer(specs_cli.app, name="specs")
 app.add_typer(dbt_cli.app, name="dbt")
+app.add_typer(airflow_cli.app, name="airflow")
 # ---- end of command registrations ----------------------------------------------------------
 
 
