@@ -47,8 +47,10 @@ def dbt_python() -> str:
 
 
 @pytest.fixture
-def shop_project(tmp_path: Path) -> Path:
-    """A copy of the shop project (dbt writes into its directory) and its DuckDB file's place."""
+def shop_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the shop project (dbt writes into its directory); its DuckDB file is
+    ``shop.duckdb`` beside it (``SHOP_DUCKDB_PATH``, which its profile reads, is set)."""
     project = tmp_path / "shop"
     shutil.copytree(SHOP_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
+    monkeypatch.setenv("SHOP_DUCKDB_PATH", str(tmp_path / "shop.duckdb"))
     return project

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -41,17 +42,11 @@ def import_spec(project: Path, dbt_python: str, *extra: str) -> str:
         [sys.executable, "-m", "streamcoord.cli.main", "dbt", "import", str(project),
          "--profiles-dir", str(project), "--dbt-python", dbt_python, "--pool-slots", "1",
          "-o", str(output), *extra],
-        check=True, timeout=120, env=_env(project),
+        check=True, timeout=120,
     )  # fmt: skip
     report = validate_paths([output])
     assert report.ok, report.problems
     return output.read_text()
-
-
-def _env(project: Path) -> dict[str, str]:
-    import os
-
-    return {**os.environ, "SHOP_DUCKDB_PATH": str(project.parent / "shop.duckdb")}
 
 
 @contextlib.asynccontextmanager
@@ -119,8 +114,6 @@ def table(project: Path, dbt_python: str, sql: str) -> list[list[object]]:
         [dbt_python, "-c", code, str(project.parent / "shop.duckdb"), sql],
         check=True, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    import json
-
     rows: list[list[object]] = json.loads(done.stdout)
     return rows
 
@@ -149,9 +142,7 @@ async def test_an_imported_project_builds_model_by_model_with_results_as_outputs
     unique_name: Callable[[str], str],
     dbt_python: str,
     shop_project: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("SHOP_DUCKDB_PATH", str(shop_project.parent / "shop.duckdb"))
     spec = import_spec(shop_project, dbt_python)
     async with (
         in_process(kafka_bootstrap, topics, unique_name("group"), spec=spec, executor=False)
@@ -164,16 +155,14 @@ async def test_an_imported_project_builds_model_by_model_with_results_as_outputs
     assert record.data.stages == dict.fromkeys(
         ["customers", "orders_daily", "raw_orders", "stg_orders"], "succeeded"
     )
-    outputs = {
-        e.data.stage: e.data.outputs for e in reports if isinstance(e, StageSucceeded)
-    }
+    outputs = {e.data.stage: e.data.outputs for e in reports if isinstance(e, StageSucceeded)}
     assert outputs["stg_orders"]["models"] == ["stg_orders"]
     nodes = outputs["stg_orders"]["nodes"]
     assert isinstance(nodes, dict)
-    assert nodes["model.shop.stg_orders"]["status"] == "success"  # type: ignore[index,call-overload]
+    assert nodes["model.shop.stg_orders"]["status"] == "success"
     # the model's data tests ran with it
-    assert nodes["test.shop.unique_stg_orders_id.beb6e97f2f"]["status"] == "pass"  # type: ignore[index,call-overload]
-    assert outputs["raw_orders"]["nodes"]["seed.shop.raw_orders"]["rows_affected"] == 3  # type: ignore[index,call-overload]
+    assert nodes["test.shop.unique_stg_orders_id.beb6e97f2f"]["status"] == "pass"
+    assert outputs["raw_orders"]["nodes"]["seed.shop.raw_orders"]["rows_affected"] == 3
     progress = [e.data.offsets for e in reports if isinstance(e, StageProgress)
                 and e.data.stage == "stg_orders"]  # fmt: skip
     assert progress[-1] == {"done": 3, "total": 3, "failed": 0}
@@ -203,9 +192,7 @@ async def test_a_failing_model_fails_its_stage_naming_the_model(
     unique_name: Callable[[str], str],
     dbt_python: str,
     shop_project: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("SHOP_DUCKDB_PATH", str(shop_project.parent / "shop.duckdb"))
     spec = FAILING_SPEC.format(project=shop_project)
     async with (
         in_process(kafka_bootstrap, topics, unique_name("group"), spec=spec, executor=False)
