@@ -16,8 +16,8 @@ from tests.kafka_fixtures import create_topics, provide_broker
 from tests.kafka_fixtures import unique_name as make_unique_name
 
 # The session ``jaeger`` fixture (a real Jaeger on free ports) and its ``jaeger`` marker; the
-# dbt executor's ``dbt_python`` (a venv of its own) and ``shop_project``.
-pytest_plugins = ["tests.jaeger_fixtures", "tests.executor_fixtures"]
+# dbt executor's ``dbt_python`` (a venv of its own) and ``shop_project``; ``airflow`` (opt-in).
+pytest_plugins = ["tests.jaeger_fixtures", "tests.executor_fixtures", "tests.airflow_fixtures"]
 
 
 class TopicFactory(Protocol):
