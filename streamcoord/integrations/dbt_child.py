@@ -6,6 +6,7 @@ dbt's pins conflict with the worker's). It imports nothing but the standard libr
 it runs from its file in any such environment. dbt's own console output goes to stderr; stdout
 carries one JSON object per line:
 
+* ``{"kind": "started", "unique_id", "name"}`` when dbt starts a node;
 * ``{"kind": "node", "unique_id", "name", "resource_type", "status", "message",
   "execution_time", "index", "total"}`` when a node finishes (``total``: nodes selected, or
   null before dbt said);
@@ -93,6 +94,9 @@ def main(argv: list[str]) -> int:
         name = event.info.name
         if name == "LogStartLine" and total is None:
             total = int(event.data.total)
+        elif name == "NodeStart":
+            info = event.data.node_info
+            _write(out, {"kind": "started", "unique_id": info.unique_id, "name": info.node_name})
         elif name == "NodeFinished":
             done += 1
             _write(out, _node_record(event.data, done, total))

@@ -30,6 +30,8 @@ CHILD_PROGRAM: Final = Path(__file__).with_name("dbt_child.py")
 _MAX_LINE: Final = 16 * 1024 * 1024
 
 NodeCallback = Callable[["DbtNode"], Awaitable[None]]
+#: Called with a node's unique id when dbt starts it.
+StartCallback = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,7 @@ async def invoke_dbt(
     python: str = sys.executable,
     env: Mapping[str, str] | None = None,
     on_node: NodeCallback | None = None,
+    on_start: StartCallback | None = None,
     secrets: Secrets | None = None,
     kill_grace_s: float = 10.0,
     tail_bytes: int = TAIL_BYTES,
@@ -111,7 +114,8 @@ async def invoke_dbt(
     final: dict[str, Any] = {}
     nodes: list[DbtNode] = []
     reading = asyncio.gather(
-        _read_protocol(process.stdout, final, nodes, on_node), output.drain(process.stderr)
+        _read_protocol(process.stdout, final, nodes, (on_node, on_start)),
+        output.drain(process.stderr),
     )
     try:
         await asyncio.shield(reading)
@@ -135,8 +139,9 @@ async def _read_protocol(
     stream: asyncio.StreamReader | None,
     final: dict[str, Any],
     nodes: list[DbtNode],
-    on_node: NodeCallback | None,
+    callbacks: tuple[NodeCallback | None, StartCallback | None],
 ) -> None:
+    on_node, on_start = callbacks
     if stream is None:
         return
     async for line in stream:
@@ -151,5 +156,7 @@ async def _read_protocol(
             nodes.append(node)
             if on_node is not None:
                 await on_node(node)
+        elif record.get("kind") == "started" and on_start is not None:
+            await on_start(str(record.get("unique_id")))
         elif record.get("kind") == "result":
             final.update(record)
