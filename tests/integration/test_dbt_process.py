@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from streamcoord.cli.main import app
 from streamcoord.integrations.dbt_process import invoke_dbt
+from streamcoord.spec import validate_paths
 from streamcoord.worker.shell import group_running
 
 pytestmark = pytest.mark.timeout(180)
@@ -75,3 +78,20 @@ async def test_a_python_without_dbt_says_so(shop_project: Path) -> None:
     result = await invoke_dbt(["build", *project_args(shop_project)], python=sys.executable)
     assert result.error is not None
     assert result.error.startswith(f"dbt-core is not installed for {sys.executable}")
+
+
+def test_import_per_selector_asks_dbt_which_nodes_each_selector_takes(
+    dbt_python: str, shop_project: Path
+) -> None:
+    output = shop_project.parent / "shop.yaml"
+    result = CliRunner().invoke(app, [
+        "dbt", "import", str(shop_project), "--per", "selector", "--profiles-dir",
+        str(shop_project), "--dbt-python", dbt_python, "-o", str(output),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = validate_paths([output])
+    assert report.ok, report.problems
+    (pipeline,) = report.specs.pipelines
+    assert {stage.name: stage.needs for stage in pipeline.stages} == {
+        "marts": ["staging"], "staging": [],
+    }  # fmt: skip
