@@ -75,7 +75,8 @@ class DbtNode:
 
 @dataclass(slots=True)
 class DbtInvocation:
-    """What one dbt invocation did: ``error`` when dbt itself could not run (no nodes ran)."""
+    """What one dbt invocation did: ``error`` when dbt itself could not run (no nodes ran);
+    ``success`` false without an error and without failed nodes: the process died."""
 
     exit_code: int
     success: bool = False
@@ -128,7 +129,7 @@ async def invoke_dbt(
     return DbtInvocation(
         exit_code=code,
         success=bool(final.get("success")) and code == 0,
-        error=final.get("error") if final else f"dbt's process ended with code {code}",
+        error=final.get("error"),  # no final record: the process died (a kill, no memory)
         nodes=[DbtNode.from_record(r) for r in final.get("results", [])] or nodes,
         listed=[str(item) for item in final.get("listed", [])],
         output=output.text(),

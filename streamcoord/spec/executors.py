@@ -95,6 +95,11 @@ class AirflowExecutorConfig(_Config):
         5.0, gt=0, description="Seconds between looks at the DAG run's state."
     )
     unpause: bool = Field(False, description="Unpause the DAG if it is paused (else: failure).")
+    timeout_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Give up on the DAG run after this long: it is marked failed (retryable).",
+    )
     request_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one API request.")
 
 

@@ -13,8 +13,9 @@ conf is ``conf`` with the stage's params on top.
   fails for a passing reason (connection, 5xx) is logged and the next one tried.
 * A paused DAG fails the attempt for good unless ``unpause: true``; so do 4xx answers (unknown
   DAG, refused credentials) and an invalid config.
-* Cancel (the coordinator's ``stage.cancel``, the deadline, worker shutdown): the DAG run is
-  marked ``failed`` in Airflow, which stops its running tasks, then the attempt ends.
+* Cancel (the coordinator's ``stage.cancel``, the deadline, worker shutdown) or
+  ``timeout_seconds`` passing: the DAG run is marked ``failed`` in Airflow, which stops its
+  running tasks, then the attempt ends (after ``timeout_seconds``: a retryable failure).
 """
 
 from __future__ import annotations
@@ -98,7 +99,14 @@ class AirflowExecutor:
         run, created = await client.trigger(config.dag_id, run_id, {**config.conf, **ctx.params})
         log.info("%s DAG run %s", "triggered" if created else "following", url)
         try:
-            run = await _until_finished(client, config, run_id, run)
+            async with asyncio.timeout(config.timeout_seconds):
+                run = await _until_finished(client, config, run_id, run)
+        except TimeoutError:
+            await _mark_failed(client, config.dag_id, run_id)
+            raise StageError(
+                f"DAG run {run_id} of {config.dag_id} did not end within"
+                f" {config.timeout_seconds:g}s; it was marked failed; see {url}"
+            ) from None
         except asyncio.CancelledError:
             await _mark_failed(client, config.dag_id, run_id)
             raise

@@ -170,3 +170,13 @@ async def test_the_password_never_shows_in_what_the_worker_reports() -> None:
     assert isinstance(outcome, StageFailed)
     assert "s3cret-pw" not in outcome.data.error
     assert "[REDACTED]" in outcome.data.error
+
+
+async def test_a_dag_run_over_its_timeout_is_marked_failed_and_may_be_retried() -> None:
+    airflow = FakeAirflow(states=("running",))
+    sink = await attempt(airflow, timeout_seconds=0.05)
+    outcome = sink.events[-1]
+    assert isinstance(outcome, StageFailed)
+    assert "did not end within 0.05s; it was marked failed" in outcome.data.error
+    assert outcome.data.retryable
+    assert calls(airflow, "PATCH", dag_run_id("orders/2024-01-01/load/1")) == [{"state": "failed"}]
