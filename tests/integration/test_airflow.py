@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from streamcoord.cli.main import app
 from streamcoord.devtools.airflow import LocalAirflow
 from streamcoord.emit import Emitter
 from streamcoord.events.codec import decode
@@ -248,3 +250,21 @@ async def test_cancelling_the_run_marks_the_dag_run_failed_in_airflow(
         "state"
     ]
     assert state == "failed"
+
+
+def test_the_bridge_command_sends_the_asset_events_airflow_has(
+    kafka_bootstrap: str, topics: TopicNames, airflow: LocalAirflow, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("STREAMCOORD_AIRFLOW_PASSWORD", airflow.password)
+    command = [
+        "airflow", "bridge", "--base-url", airflow.base_url, "--username", airflow.username,
+        "--cursor", str(tmp_path / "cursor.json"), "--once", "--from-beginning",
+        "-b", kafka_bootstrap, "--topic-prefix", topics.prefix,
+    ]  # fmt: skip
+    first_poll = CliRunner().invoke(app, command)
+    assert first_poll.exit_code == 0, first_poll.output
+    assert first_poll.output.startswith("sent ")
+    assert first_poll.output.split()[1] != "0"  # the earlier tests' DAG runs updated the asset
+    again = CliRunner().invoke(app, command)
+    assert again.output.strip() == "sent 0 asset event(s)"  # the cursor remembers
