@@ -166,7 +166,10 @@ def streaming(
 
 @app.command("dbt")
 def dbt(
-    topic: TopicOption = None,
+    topic: Annotated[
+        list[str] | None,
+        typer.Option("--topic", help=f"Executor topic (repeatable; default {DBT_TRIGGER_TOPIC})."),
+    ] = None,
     concurrency: ConcurrencyOption = 2,
     group_id: GroupOption = None,
     heartbeat_interval: HeartbeatOption = 10.0,
@@ -189,7 +192,12 @@ def dbt(
 
 @app.command("airflow")
 def airflow(
-    topic: TopicOption = None,
+    topic: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--topic", help=f"Executor topic (repeatable; default {AIRFLOW_TRIGGER_TOPIC})."
+        ),
+    ] = None,
     concurrency: ConcurrencyOption = 16,
     group_id: GroupOption = None,
     heartbeat_interval: HeartbeatOption = 10.0,
