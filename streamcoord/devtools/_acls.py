@@ -36,6 +36,7 @@ EVENTS, STATE, TRIGGERS, STREAMING = (
     "streamcoord.triggers.streaming",
 )  # fmt: skip
 RUNS, DECISIONS, DEADLETTER = "streamcoord.runs", "streamcoord.decisions", "streamcoord.deadletter"
+DBT, AIRFLOW = "streamcoord.triggers.dbt", "streamcoord.triggers.airflow"
 
 
 class Resource(IntEnum):
@@ -84,7 +85,7 @@ def _grants(
 
 def coordinator_acls(principal: str, group: str, prefix: str = "") -> list[Acl]:
     """Read events and its state; write every output; its group; transactional ids ``group.*``."""
-    outputs = (EVENTS, STATE, TRIGGERS, STREAMING, RUNS, DECISIONS, DEADLETTER)
+    outputs = (EVENTS, STATE, TRIGGERS, STREAMING, DBT, AIRFLOW, RUNS, DECISIONS, DEADLETTER)
     return [
         *_grants(principal, Resource.TOPIC, (prefix + t for t in (EVENTS, STATE)), Operation.READ),
         *_grants(principal, Resource.TOPIC, (prefix + t for t in outputs), Operation.WRITE),
@@ -97,8 +98,8 @@ def coordinator_acls(principal: str, group: str, prefix: str = "") -> list[Acl]:
 def worker_acls(principal: str, group_prefix: str, prefix: str = "") -> list[Acl]:
     """Read the executor topics (in groups named ``group_prefix*``); report on the events topic."""
     return [
-        *_grants(principal, Resource.TOPIC, (prefix + t for t in (TRIGGERS, STREAMING)),
-                 Operation.READ),
+        *_grants(principal, Resource.TOPIC,
+                 (prefix + t for t in (TRIGGERS, STREAMING, DBT, AIRFLOW)), Operation.READ),
         Acl(principal, Resource.GROUP, group_prefix, Operation.READ, Pattern.PREFIXED),
         *emitter_acls(principal, prefix),
     ]  # fmt: skip
