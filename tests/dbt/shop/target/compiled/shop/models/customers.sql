@@ -1,1 +1,0 @@
-select customer, count(*) as orders from "shop"."main"."stg_orders" group by customer

@@ -1,1 +1,0 @@
-select id, customer, amount, cast(day as date) as day from "shop"."main"."raw_orders"
