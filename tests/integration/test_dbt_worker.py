@@ -28,7 +28,7 @@ from streamcoord.runtime import TopicNames
 from streamcoord.spec.validation import validate_paths
 from streamcoord.worker import Worker, WorkerSettings
 from streamcoord.worker.dbt import DbtExecutor
-from tests.integration.coordination import Harness, create_topics, in_process
+from tests.integration.coordination import Harness, create_topics, in_process, read_all
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 
@@ -89,19 +89,10 @@ async def run_ends(harness: Harness, pipeline: str, run_key: str) -> RunRecord:
 
 
 async def worker_reports(harness: Harness) -> list[CloudEvent]:
-    """Every executor report on the events topic so far."""
-    consumer = harness.reader(harness.topics.events)
-    await consumer.start()
-    seen: list[CloudEvent] = []
-    try:
-        batches = await consumer.getmany(timeout_ms=2000)
-        while batches:
-            for records in batches.values():
-                seen += [decode(r.value, list(r.headers or ())) for r in records]
-            batches = await consumer.getmany(timeout_ms=500)
-    finally:
-        await consumer.stop()
-    return [e for e in seen if isinstance(e, StageSucceeded | StageFailed | StageProgress)]
+    """Every executor report on the events topic so far, in order per run."""
+    records = await read_all(harness, harness.topics.events)
+    kinds = StageSucceeded | StageFailed | StageProgress
+    return [event for *_, event in records if isinstance(event, kinds)]
 
 
 def table(project: Path, dbt_python: str, sql: str) -> list[list[object]]:
