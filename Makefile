@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest --durations=5
 
-.PHONY: bench chaos fuzz demo test lint typecheck core-coverage pytest pytest-kafka-3.9 kafka-stop clean-venv
+.PHONY: bench chaos fuzz demo test lint typecheck core-coverage pytest pytest-kafka-3.9 test-airflow kafka-stop clean-venv
 
 # A virtualenv with the project installed in editable mode, dev and streaming extras included;
 # reinstalled when pyproject.toml changes.
@@ -53,6 +53,11 @@ pytest: $(INSTALLED)
 
 pytest-kafka-3.9: $(INSTALLED)
 	env -u STREAMCOORD_TEST_BOOTSTRAP STREAMCOORD_TEST_KAFKA_VERSION=3.9.2 $(PYTEST) -m kafka
+
+## test-airflow: the Airflow executor and bridge against a real Airflow 3 (opt-in: installs it
+## into a venv of its own once, then starts `airflow standalone`; about two minutes)
+test-airflow: $(INSTALLED)
+	env -u STREAMCOORD_TEST_BOOTSTRAP STREAMCOORD_TEST_AIRFLOW=1 $(PYTEST) tests/integration/test_airflow.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -15,8 +15,9 @@ import pytest
 from tests.kafka_fixtures import create_topics, provide_broker
 from tests.kafka_fixtures import unique_name as make_unique_name
 
-# The session ``jaeger`` fixture (a real Jaeger on free ports) and its ``jaeger`` marker.
-pytest_plugins = ["tests.jaeger_fixtures"]
+# The session ``jaeger`` fixture (a real Jaeger on free ports) and its ``jaeger`` marker; the
+# dbt executor's ``dbt_python`` (a venv of its own) and ``shop_project``; ``airflow`` (opt-in).
+pytest_plugins = ["tests.jaeger_fixtures", "tests.executor_fixtures", "tests.airflow_fixtures"]
 
 
 class TopicFactory(Protocol):

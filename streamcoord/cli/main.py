@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.text import Text
 
 from streamcoord import __version__
+from streamcoord.cli import airflow as airflow_cli
+from streamcoord.cli import dbt as dbt_cli
 from streamcoord.cli import demo as demo_cli
 from streamcoord.cli import dev, docs, graph, operate, topics, validate
 from streamcoord.cli import emit as emit_cli
@@ -63,6 +65,8 @@ app.command("retry")(operate.retry)
 app.command("pause")(operate.pause)
 app.command("resume")(operate.resume)
 app.add_typer(specs_cli.app, name="specs")
+app.add_typer(dbt_cli.app, name="dbt")
+app.add_typer(airflow_cli.app, name="airflow")
 # ---- end of command registrations ----------------------------------------------------------
 
 

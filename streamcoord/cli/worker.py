@@ -1,10 +1,11 @@
-"""``streamcoord worker shell|webhook|streaming``: executors that need no Python from users."""
+"""``streamcoord worker shell|webhook|streaming|dbt|airflow``: the built-in executors."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -12,10 +13,14 @@ from typing import Annotated
 import typer
 
 from streamcoord.cli.common import BootstrapOption, ConfigOption, PrefixOption
+from streamcoord.cli.dbt import DbtPythonOption
 from streamcoord.cli.telemetry import telemetry
 from streamcoord.kafka.settings import KafkaSettings
 from streamcoord.runtime.health import HealthServer
+from streamcoord.spec.executors import AIRFLOW_TRIGGER_TOPIC, DBT_TRIGGER_TOPIC
 from streamcoord.worker import Handler, Worker, WorkerSettings
+from streamcoord.worker.airflow import AirflowExecutor
+from streamcoord.worker.dbt import DbtExecutor
 from streamcoord.worker.shell import KILL_GRACE_SECONDS, ShellExecutor
 from streamcoord.worker.streaming import OffsetFollowerJob
 from streamcoord.worker.tracing import WorkerTracing
@@ -178,6 +183,56 @@ def streaming(
     kafka = (bootstrap_servers, config, topic_prefix)
     worker = _worker("streaming", topic or [STREAMING_TOPIC], group_id, options, kafka)
     serve(worker, _streaming_job(engine, worker.kafka, progress_interval))
+
+
+@app.command("dbt")
+def dbt(
+    topic: Annotated[
+        list[str] | None,
+        typer.Option("--topic", help=f"Executor topic (repeatable; default {DBT_TRIGGER_TOPIC})."),
+    ] = None,
+    concurrency: ConcurrencyOption = 2,
+    group_id: GroupOption = None,
+    heartbeat_interval: HeartbeatOption = 10.0,
+    shutdown_grace: GraceOption = 30.0,
+    progress_interval: Annotated[
+        float, typer.Option(help="Least seconds between progress reports (nodes done).")
+    ] = 1.0,
+    dbt_python: DbtPythonOption = sys.executable,
+    topic_prefix: PrefixOption = None,
+    bootstrap_servers: BootstrapOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run `dbt build` (or `executor.config.command`) for each trigger's selection."""
+    options = {"concurrency": concurrency, "heartbeat_interval_s": heartbeat_interval,
+               "shutdown_grace_s": shutdown_grace}  # fmt: skip
+    kafka = (bootstrap_servers, config, topic_prefix)
+    worker = _worker("dbt", topic or [DBT_TRIGGER_TOPIC], group_id, options, kafka)
+    serve(worker, DbtExecutor(python=dbt_python, progress_interval_s=progress_interval))
+
+
+@app.command("airflow")
+def airflow(
+    topic: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--topic", help=f"Executor topic (repeatable; default {AIRFLOW_TRIGGER_TOPIC})."
+        ),
+    ] = None,
+    concurrency: ConcurrencyOption = 16,
+    group_id: GroupOption = None,
+    heartbeat_interval: HeartbeatOption = 10.0,
+    shutdown_grace: GraceOption = 30.0,
+    topic_prefix: PrefixOption = None,
+    bootstrap_servers: BootstrapOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Trigger each trigger's Airflow DAG run (`executor.config.dag_id`) and follow it."""
+    options = {"concurrency": concurrency, "heartbeat_interval_s": heartbeat_interval,
+               "shutdown_grace_s": shutdown_grace}  # fmt: skip
+    kafka = (bootstrap_servers, config, topic_prefix)
+    worker = _worker("airflow", topic or [AIRFLOW_TRIGGER_TOPIC], group_id, options, kafka)
+    serve(worker, AirflowExecutor())
 
 
 def _streaming_job(engine: Engine, kafka: KafkaSettings, progress_interval: float) -> Handler:

@@ -36,6 +36,7 @@ EVENTS, INTERNAL, STATE, TRIGGERS, STREAMING = (
     "streamcoord.triggers.streaming",
 )  # fmt: skip
 RUNS, DECISIONS, DEADLETTER = "streamcoord.runs", "streamcoord.decisions", "streamcoord.deadletter"
+DBT, AIRFLOW = "streamcoord.triggers.dbt", "streamcoord.triggers.airflow"
 
 
 class Resource(IntEnum):
@@ -86,7 +87,7 @@ def coordinator_acls(principal: str, group: str, prefix: str = "") -> list[Acl]:
     """Read events, the internal topic and its state; write every output (the internal topic
     only coordinators may write, never the events topic); its group; transactional ids
     ``group.*``."""
-    outputs = (INTERNAL, STATE, TRIGGERS, STREAMING, RUNS, DECISIONS, DEADLETTER)
+    outputs = (INTERNAL, STATE, TRIGGERS, STREAMING, DBT, AIRFLOW, RUNS, DECISIONS, DEADLETTER)
     inputs = (EVENTS, INTERNAL, STATE)
     return [
         *_grants(principal, Resource.TOPIC, (prefix + t for t in inputs), Operation.READ),
@@ -100,8 +101,8 @@ def coordinator_acls(principal: str, group: str, prefix: str = "") -> list[Acl]:
 def worker_acls(principal: str, group_prefix: str, prefix: str = "") -> list[Acl]:
     """Read the executor topics (in groups named ``group_prefix*``); report on the events topic."""
     return [
-        *_grants(principal, Resource.TOPIC, (prefix + t for t in (TRIGGERS, STREAMING)),
-                 Operation.READ),
+        *_grants(principal, Resource.TOPIC,
+                 (prefix + t for t in (TRIGGERS, STREAMING, DBT, AIRFLOW)), Operation.READ),
         Acl(principal, Resource.GROUP, group_prefix, Operation.READ, Pattern.PREFIXED),
         *emitter_acls(principal, prefix),
     ]  # fmt: skip

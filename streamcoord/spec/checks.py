@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from pydantic import JsonValue
 
+from streamcoord.spec.executor_checks import invalid_executor_configs
 from streamcoord.spec.expressions import (
     CONDITION_VARIABLES,
     NEED_VARIABLES,
@@ -58,6 +59,7 @@ def check_specs(specs: LoadedSpecs, topics: Collection[str] | None = None) -> tu
         lambda: _expressions(sites),
         lambda: _pools(sites, {pool.name for pool in specs.pools}),
         lambda: invalid_secret_refs(specs),
+        lambda: invalid_executor_configs(specs),
     ]
     if topics is not None:
         checks.append(lambda: _topics(sites, frozenset(topics)))

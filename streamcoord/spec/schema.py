@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 
+from streamcoord.spec.executors import EXECUTOR_CONFIGS
 from streamcoord.spec.models import SpecFile
 from streamcoord.spec.secrets import secret_reference_schema
 
@@ -46,6 +48,27 @@ def _describe_executor_config(definitions: dict[str, Any]) -> None:
         "env": {**string_map, "description": "Shell executor: extra environment variables."},
         "headers": {**string_map, "description": "Webhook executor: extra HTTP headers."},
     }
+    _describe_topic_configs(definitions)
+
+
+def _describe_topic_configs(definitions: dict[str, Any]) -> None:
+    # An executor on the dbt or Airflow worker's default topic takes that worker's config model;
+    # config elsewhere stays free-form (keys like `command` mean different things per executor).
+    rules = []
+    for topic, model in EXECUTOR_CONFIGS.items():
+        definitions[model.__name__] = _config_schema(model)
+        rules.append({
+            "if": {"properties": {"topic": {"const": topic}}, "required": ["topic"]},
+            "then": {"properties": {"config": {"$ref": f"#/$defs/{model.__name__}"}}},
+        })  # fmt: skip
+    definitions["Executor"]["allOf"] = rules
+
+
+def _config_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A config model's schema, pointing at the spec schema's own ``SecretReference``."""
+    schema = model.model_json_schema(mode="validation", ref_template="#/$defs/{model}")
+    schema.pop("$defs", None)  # SecretReference (and its SecretRef), defined once above
+    return schema
 
 
 def render_spec_schema() -> str:

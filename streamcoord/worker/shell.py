@@ -39,7 +39,8 @@ from streamcoord.worker._errors import NonRetryableError, StageError
 from streamcoord.worker.secrets import Secrets
 
 __all__ = [
-    "KILL_GRACE_SECONDS", "TAIL_BYTES", "ShellExecutor", "group_running", "render_command",
+    "KILL_GRACE_SECONDS", "TAIL_BYTES", "OutputTail", "ShellExecutor", "group_running",
+    "render_command", "stop_group",
 ]
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def render_command(config: Mapping[str, JsonValue], values: Mapping[str, Any]) -
     return [_fill(part, values, quote=False) for part in parts]
 
 
-class _Tail:
+class OutputTail:
     """The last ``limit`` bytes of a stream, secrets redacted (``secrets.longest`` bytes more
     are kept so that a value cut at the start can be dropped, see ``Secrets.redact_tail``)."""
 
@@ -145,9 +146,9 @@ class ShellExecutor:
         try:
             process = await asyncio.shield(spawning)
         except asyncio.CancelledError:  # cancelled while starting: it may have started anyway
-            await _stop_group(await spawning, grace_s or 0.0)
+            await stop_group(await spawning, grace_s or 0.0)
             raise
-        stdout, stderr = _Tail(self.tail_bytes, secrets), _Tail(self.tail_bytes, secrets)
+        stdout, stderr = OutputTail(self.tail_bytes, secrets), OutputTail(self.tail_bytes, secrets)
         streams = asyncio.gather(stdout.drain(process.stdout), stderr.drain(process.stderr))
         finished = False
         try:
@@ -191,7 +192,7 @@ async def _reap(
     """Stop the process group (unless ``grace_s`` is None: it ended on its own), then collect
     the process and its pipes. A second cancellation does not cut the stopping short."""
     stopping = asyncio.ensure_future(
-        process.wait() if grace_s is None else _stop_group(process, grace_s)
+        process.wait() if grace_s is None else stop_group(process, grace_s)
     )
     try:
         await asyncio.shield(stopping)
@@ -205,7 +206,7 @@ async def _reap(
         streams.cancel()
 
 
-async def _stop_group(process: asyncio.subprocess.Process, grace_s: float) -> None:
+async def stop_group(process: asyncio.subprocess.Process, grace_s: float) -> None:
     """SIGTERM to the process's group; SIGKILL if any of it outlives ``grace_s``."""
     group = process.pid  # a session leader's pid is its group's id
     if not _signal_group(group, signal.SIGTERM):
@@ -273,7 +274,7 @@ def _env(ctx: StageContext, secrets: Secrets) -> dict[str, str]:
     return env
 
 
-def _failure(argv: list[str], code: int, stdout: _Tail, stderr: _Tail) -> str:
+def _failure(argv: list[str], code: int, stdout: OutputTail, stderr: OutputTail) -> str:
     how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
     parts = [f"{shlex.join(argv)[:200]} {how}"]
     if stderr.data:
