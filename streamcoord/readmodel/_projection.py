@@ -1,0 +1,417 @@
+"""Folding consumed records into rows, one batch at a time, inside one database transaction.
+
+A batch first loads the rows its records touch (a few ``IN`` queries), folds every record into
+them in memory in consumption order, then writes what changed with one ``executemany`` per
+table. The fold gives each column a single source (see :mod:`._schema`), so the rows do not
+depend on how the four topics' records interleave: a restart, which interleaves them
+differently, yields the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+from sqlalchemy import Connection, Table, and_, bindparam, func, select, update
+
+from streamcoord.events.models import (
+    CloudEvent,
+    DecisionRecord,
+    RunRecord,
+    RunRequested,
+    StageFailed,
+    StageHeartbeat,
+    StageProgress,
+    StageStarted,
+    StageSucceeded,
+)
+from streamcoord.readmodel import _schema as t
+
+__all__ = ["RUN_TERMINAL", "Consumed", "TopicKind", "apply_batch", "micros", "position_of"]
+
+TopicKind = Literal["runs", "decisions", "events", "deadletter"]
+
+RUN_TERMINAL: Final = frozenset({"succeeded", "failed", "cancelled", "skipped"})
+# decision actions that end the stage's current attempt, and the attempt status each means
+_ATTEMPT_ENDS: Final = {
+    "succeeded": "succeeded", "failed": "failed", "timed_out": "timed_out",
+    "cancelled": "cancelled", "retry_wait": "failed",
+}  # fmt: skip
+# reports that say nothing an audit reader needs, and come often
+_NOT_AUDITED: Final = frozenset({StageHeartbeat.TYPE, StageProgress.TYPE})
+_CHUNK: Final = 500
+_DLQ: Final = "streamcoord.dlq."
+_PREVIEW: Final = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Consumed:
+    """One consumed record: decoded (``event``) unless it is a dead letter or undecodable."""
+
+    kind: TopicKind
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    event: CloudEvent | None = None
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def micros(moment: datetime) -> int:
+    """``moment`` as integer microseconds since the epoch (naive times are taken as UTC)."""
+    seconds = moment.timestamp() if moment.tzinfo else moment.replace(tzinfo=UTC).timestamp()
+    return round(seconds * 1_000_000)
+
+
+def position_of(record: Consumed) -> str:
+    return f"{record.topic}:{record.partition}:{record.offset}"
+
+
+def apply_batch(conn: Connection, records: Sequence[Consumed]) -> None:
+    """Fold ``records`` (in consumption order) into the rows, inside the caller's transaction."""
+    fold = _Fold(conn)
+    fold.load(records)
+    for record in records:
+        fold.apply(record)
+    fold.flush()
+
+
+class _Rows:
+    """Rows of one table keyed in memory: which were loaded, which are new, which changed."""
+
+    def __init__(self, table: Table, keys: tuple[str, ...]) -> None:
+        self.table, self.keys = table, keys
+        self.rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.new: set[tuple[Any, ...]] = set()
+        self.dirty: set[tuple[Any, ...]] = set()
+
+    def load(self, rows: Iterable[Any]) -> None:
+        for row in rows:
+            mapping = dict(row._mapping)
+            self.rows[tuple(mapping[k] for k in self.keys)] = mapping
+
+    def get(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+        return self.rows.get(key)
+
+    def add(self, key: tuple[Any, ...], row: dict[str, Any]) -> dict[str, Any]:
+        self.rows[key] = row
+        self.new.add(key)
+        return row
+
+    def touch(self, key: tuple[Any, ...]) -> None:
+        if key not in self.new:
+            self.dirty.add(key)
+
+    def write(self, conn: Connection) -> None:
+        if self.new:
+            conn.execute(self.table.insert(), [self.rows[k] for k in self.new])
+        if self.dirty:
+            match = and_(*(self.table.c[k] == bindparam(f"k_{k}") for k in self.keys))
+            names = [c.name for c in self.table.columns if c.name not in self.keys]
+            values: dict[str, Any] = {name: bindparam(name) for name in names}
+            rows = [
+                {**{f"k_{k}": v for k, v in zip(self.keys, key, strict=True)},
+                 **{c: self.rows[key][c] for c in values}}
+                for key in self.dirty
+            ]  # fmt: skip
+            conn.execute(update(self.table).where(match).values(values), rows)
+
+
+class _Fold:
+    """The working set of one batch."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.runs = _Rows(t.runs, ("run_id",))
+        self.stages = _Rows(t.stages, ("run_id", "stage"))
+        self.attempts = _Rows(t.attempts, ("run_id", "stage", "attempt"))
+        self.seq: dict[str, int] = {}  # run id -> its last status change's seq
+        self.current: dict[tuple[str, str], int] = {}  # (run, stage) -> last triggered attempt
+        self.known_causes: set[tuple[str, str]] = set()
+        self.new_causes: list[dict[str, Any]] = []
+        self.inserts: dict[Table, list[dict[str, Any]]] = {
+            t.status_changes: [], t.events: [], t.decisions: [], t.dead_letters: []}
+        self.cause_events: list[dict[str, Any]] = []  # events that may have created a run
+
+    # --- loading --------------------------------------------------------------------------
+
+    def load(self, records: Sequence[Consumed]) -> None:
+        recorded: set[str] = set()
+        touched: set[str] = set()
+        for record in records:
+            event = record.event
+            if isinstance(event, RunRecord):
+                recorded.add(event.data.run_id)
+            elif isinstance(event, DecisionRecord):
+                touched.add(event.data.run_id)
+            elif event is not None and (run_id := _run_id(event)) is not None:
+                touched.add(run_id)
+        for chunk in _chunks(recorded):
+            self.runs.load(self.conn.execute(select(t.runs).where(t.runs.c.run_id.in_(chunk))))
+            self.stages.load(
+                self.conn.execute(select(t.stages).where(t.stages.c.run_id.in_(chunk))))
+            sc = t.status_changes.c
+            for run_id, seq in self.conn.execute(
+                    select(sc.run_id, func.max(sc.seq)).where(sc.run_id.in_(chunk))
+                    .group_by(sc.run_id)):  # fmt: skip
+                self.seq[run_id] = seq
+        for chunk in _chunks(touched | recorded):
+            self.attempts.load(
+                self.conn.execute(select(t.attempts).where(t.attempts.c.run_id.in_(chunk))))
+            self.known_causes.update(
+                (row.run_id, row.event_id) for row in self.conn.execute(
+                    select(t.causes).where(t.causes.c.run_id.in_(chunk))))  # fmt: skip
+        for (run_id, stage, attempt), row in self.attempts.rows.items():
+            if row["triggered_at"] is not None:
+                key = (run_id, stage)
+                self.current[key] = max(self.current.get(key, 0), attempt)
+
+    # --- folding --------------------------------------------------------------------------
+
+    def apply(self, record: Consumed) -> None:
+        event = record.event
+        if record.kind == "deadletter":
+            self._dead_letter(record)
+        elif isinstance(event, RunRecord):
+            self._run_record(record, event)
+        elif isinstance(event, DecisionRecord):
+            self._decision(record, event)
+        elif record.kind == "events" and event is not None:
+            self._event(record, event)
+        # anything else (a record that did not decode) only advances the position
+
+    def _run_record(self, record: Consumed, event: RunRecord) -> None:
+        data, at = event.data, _time(record, event)
+        run = self.runs.get((data.run_id,))
+        if run is None:
+            run = self.runs.add((data.run_id,), {
+                "run_id": data.run_id, "status": "", "partition": record.partition,
+                "first_cause": data.caused_by[0] if data.caused_by else None,
+                "requested_by": None, "trigger_type": None, "params": {}, "created_at": at,
+                "finished_at": None,
+            })  # fmt: skip
+        else:
+            self.runs.touch((data.run_id,))
+        if run["first_cause"] is None and data.caused_by:
+            run["first_cause"] = data.caused_by[0]
+        run.update(
+            pipeline=data.pipeline, run_key=data.run_key, spec_version=data.spec_version,
+            trace_id=data.trace_id, caused_by=list(data.caused_by), updated_at=at,
+        )
+        self._add_causes(data.run_id, data.caused_by)
+        if data.status != run["status"]:
+            self._status_change(record, event, run, at)
+        for index, (name, status) in enumerate(data.stages.items()):
+            self._stage(data.run_id, name, index, status, data.attempts.get(name, 0))
+
+    def _status_change(
+        self, record: Consumed, event: RunRecord, run: dict[str, Any], at: int
+    ) -> None:
+        data = event.data
+        seq = self.seq[data.run_id] = self.seq.get(data.run_id, 0) + 1
+        # a record's id is "<run id>|<status>|<source>|<event id>" (core.record_of)
+        cause = event.id.removeprefix(f"{data.run_id}|{data.status}|")
+        self.inserts[t.status_changes].append({
+            "run_id": data.run_id, "seq": seq, "status": data.status, "at": at,
+            "caused_by": cause.split("|", 1)[-1] if cause != event.id else None,
+            "position": position_of(record),
+        })  # fmt: skip
+        run["status"] = data.status
+        run["finished_at"] = at if data.status in RUN_TERMINAL else None
+
+    def _stage(self, run_id: str, name: str, index: int, status: str, attempts: int) -> None:
+        key = (run_id, name)
+        row = self.stages.get(key)
+        if row is None:
+            self.stages.add(key, {"run_id": run_id, "stage": name, "position": index,
+                                  "status": status, "attempts": attempts})
+        elif (row["status"], row["attempts"], row["position"]) != (status, attempts, index):
+            row.update(status=status, attempts=attempts, position=index)
+            self.stages.touch(key)
+
+    def _decision(self, record: Consumed, event: DecisionRecord) -> None:
+        data, at = event.data, _time(record, event)
+        self.inserts[t.decisions].append({
+            "position": position_of(record), "run_id": data.run_id, "stage": data.stage,
+            "action": data.action, "reason": data.reason, "causes": list(data.caused_by),
+            "at": at,
+        })  # fmt: skip
+        self._add_causes(data.run_id, data.caused_by)
+        if data.stage is None:
+            return
+        if data.action == "triggered":
+            number = _attempt_number(data.reason)
+            if number is not None:
+                row = self._attempt(data.run_id, data.stage, number)
+                if row["triggered_at"] is None:
+                    row["triggered_at"] = at
+                key = (data.run_id, data.stage)
+                self.current[key] = max(self.current.get(key, 0), number)
+            return
+        ended = _ATTEMPT_ENDS.get(data.action)
+        number = self.current.get((data.run_id, data.stage))
+        if ended is not None and number is not None:
+            row = self._attempt(data.run_id, data.stage, number)
+            if row["decided"] is None:
+                row.update(decided=ended, ended_at=at, reason=data.reason)
+
+    def _event(self, record: Consumed, event: CloudEvent) -> None:
+        if event.type in _NOT_AUDITED:
+            return
+        run_id, at = _run_id(event), _time(record, event)
+        actor = _actor(event)
+        data = event.model_dump(mode="json", include={"data"}).get("data")
+        stage = getattr(event.data, "stage", None)
+        self.inserts[t.events].append({
+            "position": position_of(record), "event_id": event.id, "run_id": run_id,
+            "type": event.type, "stage": stage if isinstance(stage, str) else None,
+            "actor": actor, "at": at, "summary": _summary(event), "data": data,
+        })  # fmt: skip
+        if run_id is None:
+            params = data.get("params", {}) if isinstance(data, dict) and isinstance(
+                event, RunRequested) else {}
+            self.cause_events.append({"eid": event.id, "requested_by": actor,
+                                      "trigger_type": event.type, "params": params})
+            return
+        if isinstance(event, StageStarted | StageSucceeded | StageFailed):
+            self._report(event, at)
+
+    def _report(self, event: StageStarted | StageSucceeded | StageFailed, at: int) -> None:
+        ref = event.data
+        row = self._attempt(ref.run_id, ref.stage, ref.attempt)
+        if row["worker"] is None:
+            row["worker"] = event.source
+        if isinstance(event, StageStarted):
+            if row["started_at"] is None or at < row["started_at"]:
+                row["started_at"] = at
+        elif row["reported"] is None:
+            row["reported"] = "succeeded" if isinstance(event, StageSucceeded) else "failed"
+            if isinstance(event, StageSucceeded):
+                row["outputs"] = event.model_dump(mode="json", include={"data"})["data"][
+                    "outputs"]
+            else:
+                row["error"] = event.data.error
+
+    def _attempt(self, run_id: str, stage: str, number: int) -> dict[str, Any]:
+        key = (run_id, stage, number)
+        row = self.attempts.get(key)
+        if row is None:
+            return self.attempts.add(key, {
+                "run_id": run_id, "stage": stage, "attempt": number, "triggered_at": None,
+                "decided": None, "ended_at": None, "reason": None, "started_at": None,
+                "worker": None, "outputs": None, "error": None, "reported": None,
+            })  # fmt: skip
+        self.attempts.touch(key)
+        return row
+
+    def _add_causes(self, run_id: str, caused_by: Iterable[str]) -> None:
+        for event_id in caused_by:
+            key = (run_id, event_id)
+            if key not in self.known_causes:
+                self.known_causes.add(key)
+                self.new_causes.append({"run_id": run_id, "event_id": event_id})
+
+    def _dead_letter(self, record: Consumed) -> None:
+        headers = {name: value for name, value in record.headers}
+
+        def header(name: str) -> str | None:
+            value = headers.get(_DLQ + name)
+            return value.decode(errors="replace") if value is not None else None
+
+        origin = None
+        if (topic := header("topic")) is not None:
+            origin = f"{topic}:{header('partition')}:{header('offset')}"
+        event_type = headers.get("ce_type")
+        self.inserts[t.dead_letters].append({
+            "partition": record.partition, "offset": record.offset,
+            "at": record.timestamp_ms * 1000, "reason": header("reason") or "unknown",
+            "error": header("error") or "", "origin": origin,
+            "key": record.key.decode(errors="replace") if record.key is not None else None,
+            "event_type": (record.event.type if record.event is not None
+                           else event_type.decode(errors="replace") if event_type else None),
+            "preview": (record.value or b"")[:_PREVIEW].decode(errors="replace"),
+        })  # fmt: skip
+
+    # --- writing --------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        conn = self.conn
+        for table, rows in self.inserts.items():
+            if rows:
+                conn.execute(table.insert(), rows)
+        if self.new_causes:
+            conn.execute(t.causes.insert(), self.new_causes)
+        self._requests_of_new_runs()
+        self.runs.write(conn)
+        if self.cause_events:
+            r = t.runs.c
+            conn.execute(
+                update(t.runs).where(r.first_cause == bindparam("eid"))
+                .values(requested_by=bindparam("requested_by"),
+                        trigger_type=bindparam("trigger_type"), params=bindparam("params")),
+                self.cause_events,
+            )  # fmt: skip
+        self.stages.write(conn)
+        self.attempts.write(conn)
+
+    def _requests_of_new_runs(self) -> None:
+        """Who asked for each run first seen in this batch, when its first cause is stored."""
+        wanted: dict[str, list[dict[str, Any]]] = {}
+        for key in self.runs.new:
+            run = self.runs.rows[key]
+            if run["first_cause"] is not None:
+                wanted.setdefault(run["first_cause"], []).append(run)
+        e = t.events.c
+        for chunk in _chunks(wanted):
+            found = self.conn.execute(
+                select(e.event_id, e.type, e.actor, e.data).where(
+                    e.event_id.in_(chunk), e.run_id.is_(None)).order_by(e.position))
+            for row in found:
+                for run in wanted.pop(row.event_id, ()):
+                    params = row.data.get("params", {}) if row.type == RunRequested.TYPE else {}
+                    run.update(requested_by=row.actor, trigger_type=row.type, params=params)
+
+
+def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
+    batch = sorted(items)
+    for start in range(0, len(batch), _CHUNK):
+        yield batch[start : start + _CHUNK]
+
+
+def _time(record: Consumed, event: CloudEvent) -> int:
+    return micros(event.time) if event.time is not None else record.timestamp_ms * 1000
+
+
+def _run_id(event: CloudEvent) -> str | None:
+    data = event.data
+    run_id = data.get("run_id") if isinstance(data, dict) else getattr(data, "run_id", None)
+    return run_id if isinstance(run_id, str) and run_id else None
+
+
+def _actor(event: CloudEvent) -> str:
+    """The principal an event carries (extension attribute), else its source."""
+    extra = event.__pydantic_extra__ or {}
+    principal = extra.get("principal")
+    return principal if isinstance(principal, str) and principal else event.source
+
+
+def _summary(event: CloudEvent) -> str:
+    data = event.data
+    for name in ("error", "reason", "outcome"):
+        value = getattr(data, name, None)
+        if isinstance(value, str) and value:
+            return value
+    if isinstance(event, RunRequested):
+        return f"run of {event.data.pipeline} for key {event.data.run_key}"
+    return ""
+
+
+def _attempt_number(reason: str) -> int | None:
+    """The attempt a ``triggered`` decision names (its reason reads ``attempt <n>``)."""
+    head, _, number = reason.partition(" ")
+    return int(number) if head == "attempt" and number.isdigit() else None
+
