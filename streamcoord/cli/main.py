@@ -22,7 +22,9 @@ from streamcoord.cli import ingest as ingest_cli
 from streamcoord.cli import inspect as inspect_cli
 from streamcoord.cli import replay as replay_cli
 from streamcoord.cli import run as run_cli
+from streamcoord.cli import serve as serve_cli
 from streamcoord.cli import specs as specs_cli
+from streamcoord.cli import token as token_cli
 from streamcoord.cli import worker as worker_cli
 from streamcoord.errors import StreamcoordError
 
@@ -62,6 +64,8 @@ app.command("retry")(operate.retry)
 app.command("pause")(operate.pause)
 app.command("resume")(operate.resume)
 app.add_typer(specs_cli.app, name="specs")
+app.command("serve")(serve_cli.serve)
+app.add_typer(token_cli.app, name="token")
 # ---- end of command registrations ----------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """The command events an operator sends: request, cancel, retry, pause, resume.
 
-Each carries who sent it in the ``scprincipal`` extension attribute (the API's authenticated
+Each carries who sent it in the ``principal`` extension attribute (the API's authenticated
 caller, the CLI's ``user@host``), so the audit trail says who, not only which tool.
 """
 
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 #: The CloudEvents extension attribute naming who sent a command.
-PRINCIPAL_ATTRIBUTE: Final = "scprincipal"
+PRINCIPAL_ATTRIBUTE: Final = "principal"
 
 
 def default_run_key(now: datetime) -> str:
@@ -50,7 +50,7 @@ def principal_of(event: CloudEvent) -> str | None:
 
 def _command(type_: str, source: str, principal: str | None, data: object) -> CloudEvent:
     if principal:
-        return make_event(type_, source, data, scprincipal=principal)
+        return make_event(type_, source, data, principal=principal)
     return make_event(type_, source, data)
 
 

@@ -1,11 +1,14 @@
-"""Whether the coordinator took or rejected each command this process sent.
+"""Whether the coordinator took or rejected each command this process sent, and which
+pipelines are paused.
 
-One consumer tails two topics ``read_committed`` from where they end when the tracker starts:
-the changelog's position records (the next events offset each partition will decide, committed
-in the same transaction as that batch's outputs) and the dead letters. A command stored at
-``(partition, offset)`` is *rejected* when a dead letter names that origin, *accepted* once the
-partition's position has passed the offset and the dead letters committed up to then have been
-read without one, and *pending* until then. Held in memory, the newest ``capacity`` commands.
+One consumer reads two topics ``read_committed``: the coordinator's changelog from its
+beginning, keeping only the position records (the next events offset each partition will
+decide, committed in the same transaction as that batch's outputs) and the pipelines' pause
+flags (``pipe/NAME``), and the dead letters from where they end when the tracker starts. A
+command stored at ``(partition, offset)`` is *rejected* when a dead letter names that origin,
+*accepted* once the partition's position has passed the offset and the dead letters committed
+up to then have been read without one, and *pending* until then. Held in memory: the newest
+``capacity`` commands.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from streamcoord.core import partition_for
 from streamcoord.emit import Delivery
 from streamcoord.kafka.records import topic_partitions
 from streamcoord.runtime.changelog import POSITION_KEY
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 
 CommandState = Literal["pending", "accepted", "rejected"]
 _POSITION = POSITION_KEY.encode()
+_PIPE = b"pipe/"
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,11 @@ class CommandTracker:
         self._capacity = capacity
         self._commands: OrderedDict[str, TrackedCommand] = OrderedDict()
         self._positions: dict[int, int] = {}  # events partition -> next offset to decide
+        self._paused: dict[tuple[int, str], bool] = {}  # (partition, pipeline) -> paused
+        self._state_ends: dict[TopicPartition, int] = {}
+        self._state_partitions = 0
+        #: Set once the changelog was read to where it ended at start: pause flags are known.
+        self.caught_up = asyncio.Event()
         self._rejections: OrderedDict[tuple[int, int], _Rejection] = OrderedDict()
         # Decided commands: id -> the dead-letter ends to read first (None: not asked yet).
         self._settling: dict[str, dict[TopicPartition, int] | None] = {}
@@ -86,14 +96,15 @@ class CommandTracker:
         )  # fmt: skip
         await consumer.start()
         try:
-            tps = [
-                *await topic_partitions(consumer, self.topics.state),
-                *await topic_partitions(consumer, self.topics.deadletter),
-            ]
-            consumer.assign(tps)
-            await consumer.seek_to_end(*tps)
-            for tp in tps:
+            state = await topic_partitions(consumer, self.topics.state)
+            dead_letters = await topic_partitions(consumer, self.topics.deadletter)
+            consumer.assign([*state, *dead_letters])
+            await consumer.seek_to_beginning(*state)
+            await consumer.seek_to_end(*dead_letters)
+            for tp in dead_letters:
                 await consumer.position(tp)  # resolve "end" now: every later command lies beyond
+            self._state_ends = await consumer.end_offsets(state)
+            self._state_partitions = len(state)
         except BaseException:
             await consumer.stop()
             raise
@@ -129,6 +140,13 @@ class CommandTracker:
     def get(self, command_id: str) -> TrackedCommand | None:
         return self._commands.get(command_id)
 
+    def paused(self, pipeline: str) -> bool | None:
+        """Whether ``pipeline`` is paused, as its home partition decided; None until known."""
+        if not self.caught_up.is_set() or not self._state_partitions:
+            return None
+        home = partition_for(f"pipeline/{pipeline}", self._state_partitions)
+        return self._paused.get((home, pipeline), False)
+
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         dead_letters = [tp for tp in consumer.assignment() if tp.topic == self.topics.deadletter]
         while True:
@@ -141,6 +159,10 @@ class CommandTracker:
             for tp, records in batch.items():
                 for record in records:
                     self._read(tp, record)
+            if not self.caught_up.is_set() and all(
+                [await consumer.position(tp) >= end for tp, end in self._state_ends.items()]
+            ):
+                self.caught_up.set()
             await self._confirm(consumer, dead_letters)
 
     def _read(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
@@ -148,6 +170,9 @@ class CommandTracker:
             if record.key == _POSITION:
                 self._positions[tp.partition] = _next_offset(record.value)
                 self._note_decided(tp.partition)
+            elif record.key is not None and record.key.startswith(_PIPE):
+                name = record.key[len(_PIPE) :].decode(errors="replace")
+                self._paused[(tp.partition, name)] = _paused(record.value)
             return
         origin, rejection = _rejection(list(record.headers or ()), self.topics.events)
         if origin is None or rejection is None:
@@ -220,6 +245,13 @@ def _next_offset(value: bytes | None) -> int:
         return int(orjson.loads(value or b"{}").get("next_offset", -1))
     except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
         return -1
+
+
+def _paused(value: bytes | None) -> bool:
+    try:
+        return bool(orjson.loads(value or b"{}").get("paused", False))
+    except (orjson.JSONDecodeError, AttributeError):
+        return False
 
 
 def _rejection(
