@@ -42,7 +42,7 @@ class Offsets:
     """The next offset of each (kind, partition): hands out consecutive positions."""
 
     prefix: str = ""
-    next: dict[tuple[str, int], int] = field(default_factory=dict)
+    next: dict[tuple[TopicKind, int], int] = field(default_factory=dict)
 
     def record(self, kind: TopicKind, partition: int, event: CloudEvent | None,
                **raw: object) -> Consumed:
@@ -77,7 +77,7 @@ def run_story(
         id=f"req-{run_id}", source="streamcoord/api", time=clock.tick(),
         data=RunRequestedData(pipeline=pipeline, run_key=run_key, params={"day": run_key}),
         principal=principal,
-    )  # type: ignore[call-arg]  # principal: a CloudEvents extension attribute
+    )
     out = [offsets.record("events", partition, request)]
     status = dict.fromkeys(stages, "pending")
     attempts = dict.fromkeys(stages, 0)
