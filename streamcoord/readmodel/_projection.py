@@ -29,11 +29,16 @@ from streamcoord.events.models import (
 )
 from streamcoord.readmodel import _schema as t
 
-__all__ = ["RUN_TERMINAL", "Consumed", "TopicKind", "apply_batch", "micros", "position_of"]
+__all__ = [
+    "RUN_TERMINAL", "STAGE_TERMINAL", "Consumed", "TopicKind", "apply_batch", "micros",
+    "position_of",
+]
 
 TopicKind = Literal["runs", "decisions", "events", "deadletter"]
 
 RUN_TERMINAL: Final = frozenset({"succeeded", "failed", "cancelled", "skipped"})
+STAGE_TERMINAL: Final = frozenset(
+    {"succeeded", "failed", "timed_out", "skipped", "cancelled", "upstream_failed"})
 # decision actions that end the stage's current attempt, and the attempt status each means
 _ATTEMPT_ENDS: Final = {
     "succeeded": "succeeded", "failed": "failed", "timed_out": "timed_out",
@@ -206,7 +211,7 @@ class _Fold:
         if data.status != run["status"]:
             self._status_change(record, event, run, at)
         for index, (name, status) in enumerate(data.stages.items()):
-            self._stage(data.run_id, name, index, status, data.attempts.get(name, 0))
+            self._stage(data.run_id, name, index, (status, data.attempts.get(name, 0)), at)
 
     def _status_change(
         self, record: Consumed, event: RunRecord, run: dict[str, Any], at: int
@@ -223,15 +228,25 @@ class _Fold:
         run["status"] = data.status
         run["finished_at"] = at if data.status in RUN_TERMINAL else None
 
-    def _stage(self, run_id: str, name: str, index: int, status: str, attempts: int) -> None:
+    def _stage(
+        self, run_id: str, name: str, index: int, state: tuple[str, int], at: int
+    ) -> None:
+        status, attempts = state
         key = (run_id, name)
         row = self.stages.get(key)
         if row is None:
-            self.stages.add(key, {"run_id": run_id, "stage": name, "position": index,
-                                  "status": status, "attempts": attempts})
-        elif (row["status"], row["attempts"], row["position"]) != (status, attempts, index):
-            row.update(status=status, attempts=attempts, position=index)
+            row = self.stages.add(key, {"run_id": run_id, "stage": name, "position": index,
+                                        "status": "", "attempts": attempts, "ended_at": None})
+        elif (row["status"], row["attempts"], row["position"]) == (status, attempts, index):
+            return
+        else:
             self.stages.touch(key)
+        ended = status in STAGE_TERMINAL
+        if not ended:
+            row["ended_at"] = None
+        elif row["ended_at"] is None or row["attempts"] != attempts:
+            row["ended_at"] = at
+        row.update(status=status, attempts=attempts, position=index)
 
     def _decision(self, record: Consumed, event: DecisionRecord) -> None:
         data, at = event.data, _time(record, event)
