@@ -280,7 +280,7 @@ class _Fold:
         run_id, at = _run_id(event), _time(record, event)
         actor = _actor(event)
         data = event.model_dump(mode="json", include={"data"}).get("data")
-        stage = getattr(event.data, "stage", None)
+        stage = _field(event.data, "stage")
         self.inserts[t.events].append({
             "position": position_of(record), "event_id": event.id, "run_id": run_id,
             "type": event.type, "stage": stage if isinstance(stage, str) else None,
@@ -401,9 +401,17 @@ def _time(record: Consumed, event: CloudEvent) -> int:
     return micros(event.time) if event.time is not None else record.timestamp_ms * 1000
 
 
+def _field(data: Any, name: str) -> Any:
+    """A field of an event's data, a model or a dict; None when it has none (without the cost
+    of a missed attribute on a pydantic model)."""
+    if isinstance(data, dict):
+        return data.get(name)
+    fields = getattr(data, "__dict__", None)
+    return fields.get(name) if fields is not None else None
+
+
 def _run_id(event: CloudEvent) -> str | None:
-    data = event.data
-    run_id = data.get("run_id") if isinstance(data, dict) else getattr(data, "run_id", None)
+    run_id = _field(event.data, "run_id")
     return run_id if isinstance(run_id, str) and run_id else None
 
 
@@ -417,7 +425,7 @@ def _actor(event: CloudEvent) -> str:
 def _summary(event: CloudEvent) -> str:
     data = event.data
     for name in ("error", "reason", "outcome"):
-        value = getattr(data, name, None)
+        value = _field(data, name)
         if isinstance(value, str) and value:
             return value
     if isinstance(event, RunRequested):

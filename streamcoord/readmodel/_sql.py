@@ -71,7 +71,8 @@ class SqlStore:
             raise ConfigError(f"unsupported read-model database {url!r}",
                               hint="use sqlite:///path.db or postgresql://user@host/db")
         try:
-            engine = create_engine(url)
+            # orjson for the JSON columns: the standard library's encoder is most of a write
+            engine = create_engine(url, json_serializer=_json_text, json_deserializer=orjson.loads)
         except (ArgumentError, NoSuchModuleError) as error:
             raise ConfigError(f"cannot open read-model database {url!r}: {error}",
                               hint="for PostgreSQL install streamcoord[postgres]") from None
@@ -254,6 +255,10 @@ def _save_positions(conn: Connection, positions: Mapping[Position, int]) -> None
             [{"k_topic": r["topic"], "k_partition": r["partition"],
               "next_offset": r["next_offset"]} for r in moved],
         )  # fmt: skip
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _time(value: int) -> datetime:
