@@ -29,11 +29,16 @@ from streamcoord.events.models import (
 )
 from streamcoord.readmodel import _schema as t
 
-__all__ = ["RUN_TERMINAL", "Consumed", "TopicKind", "apply_batch", "micros", "position_of"]
+__all__ = [
+    "RUN_TERMINAL", "STAGE_TERMINAL", "Consumed", "TopicKind", "apply_batch", "micros",
+    "position_of",
+]
 
 TopicKind = Literal["runs", "decisions", "events", "deadletter"]
 
 RUN_TERMINAL: Final = frozenset({"succeeded", "failed", "cancelled", "skipped"})
+STAGE_TERMINAL: Final = frozenset(
+    {"succeeded", "failed", "timed_out", "skipped", "cancelled", "upstream_failed"})
 # decision actions that end the stage's current attempt, and the attempt status each means
 _ATTEMPT_ENDS: Final = {
     "succeeded": "succeeded", "failed": "failed", "timed_out": "timed_out",
@@ -206,7 +211,7 @@ class _Fold:
         if data.status != run["status"]:
             self._status_change(record, event, run, at)
         for index, (name, status) in enumerate(data.stages.items()):
-            self._stage(data.run_id, name, index, status, data.attempts.get(name, 0))
+            self._stage(data.run_id, name, index, (status, data.attempts.get(name, 0)), at)
 
     def _status_change(
         self, record: Consumed, event: RunRecord, run: dict[str, Any], at: int
@@ -223,15 +228,25 @@ class _Fold:
         run["status"] = data.status
         run["finished_at"] = at if data.status in RUN_TERMINAL else None
 
-    def _stage(self, run_id: str, name: str, index: int, status: str, attempts: int) -> None:
+    def _stage(
+        self, run_id: str, name: str, index: int, state: tuple[str, int], at: int
+    ) -> None:
+        status, attempts = state
         key = (run_id, name)
         row = self.stages.get(key)
         if row is None:
-            self.stages.add(key, {"run_id": run_id, "stage": name, "position": index,
-                                  "status": status, "attempts": attempts})
-        elif (row["status"], row["attempts"], row["position"]) != (status, attempts, index):
-            row.update(status=status, attempts=attempts, position=index)
+            row = self.stages.add(key, {"run_id": run_id, "stage": name, "position": index,
+                                        "status": "", "attempts": attempts, "ended_at": None})
+        elif (row["status"], row["attempts"], row["position"]) == (status, attempts, index):
+            return
+        else:
             self.stages.touch(key)
+        ended = status in STAGE_TERMINAL
+        if not ended:
+            row["ended_at"] = None
+        elif row["ended_at"] is None or row["attempts"] != attempts:
+            row["ended_at"] = at
+        row.update(status=status, attempts=attempts, position=index)
 
     def _decision(self, record: Consumed, event: DecisionRecord) -> None:
         data, at = event.data, _time(record, event)
@@ -265,7 +280,7 @@ class _Fold:
         run_id, at = _run_id(event), _time(record, event)
         actor = _actor(event)
         data = event.model_dump(mode="json", include={"data"}).get("data")
-        stage = getattr(event.data, "stage", None)
+        stage = _field(event.data, "stage")
         self.inserts[t.events].append({
             "position": position_of(record), "event_id": event.id, "run_id": run_id,
             "type": event.type, "stage": stage if isinstance(stage, str) else None,
@@ -386,9 +401,17 @@ def _time(record: Consumed, event: CloudEvent) -> int:
     return micros(event.time) if event.time is not None else record.timestamp_ms * 1000
 
 
+def _field(data: Any, name: str) -> Any:
+    """A field of an event's data, a model or a dict; None when it has none (without the cost
+    of a missed attribute on a pydantic model)."""
+    if isinstance(data, dict):
+        return data.get(name)
+    fields = getattr(data, "__dict__", None)
+    return fields.get(name) if fields is not None else None
+
+
 def _run_id(event: CloudEvent) -> str | None:
-    data = event.data
-    run_id = data.get("run_id") if isinstance(data, dict) else getattr(data, "run_id", None)
+    run_id = _field(event.data, "run_id")
     return run_id if isinstance(run_id, str) and run_id else None
 
 
@@ -402,7 +425,7 @@ def _actor(event: CloudEvent) -> str:
 def _summary(event: CloudEvent) -> str:
     data = event.data
     for name in ("error", "reason", "outcome"):
-        value = getattr(data, name, None)
+        value = _field(data, name)
         if isinstance(value, str) and value:
             return value
     if isinstance(event, RunRequested):

@@ -82,6 +82,8 @@ stages = Table(
     Column("position", Integer, nullable=False),
     Column("status", String(32), nullable=False),
     Column("attempts", Integer, nullable=False),
+    # when a run record first showed the current attempt ended (a success is no decision)
+    Column("ended_at", BigInteger),
 )  # fmt: skip
 
 #: Each column has one source, so the order in which topics are read does not matter: the

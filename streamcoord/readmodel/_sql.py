@@ -30,7 +30,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from streamcoord.core._tracing import attempt_span_id
 from streamcoord.errors import ConfigError
 from streamcoord.readmodel import _schema as t
-from streamcoord.readmodel._projection import Consumed, apply_batch, micros
+from streamcoord.readmodel._projection import STAGE_TERMINAL, Consumed, apply_batch, micros
 from streamcoord.readmodel.models import (
     AuditEntry,
     DeadLetterEntry,
@@ -71,7 +71,8 @@ class SqlStore:
             raise ConfigError(f"unsupported read-model database {url!r}",
                               hint="use sqlite:///path.db or postgresql://user@host/db")
         try:
-            engine = create_engine(url)
+            # orjson for the JSON columns: the standard library's encoder is most of a write
+            engine = create_engine(url, json_serializer=_json_text, json_deserializer=orjson.loads)
         except (ArgumentError, NoSuchModuleError) as error:
             raise ConfigError(f"cannot open read-model database {url!r}: {error}",
                               hint="for PostgreSQL install streamcoord[postgres]") from None
@@ -142,12 +143,14 @@ class SqlStore:
             changes = conn.execute(select(sc.status, sc.at, sc.caused_by)
                                    .where(sc.run_id == run_id).order_by(sc.seq)).all()
             stage_rows = conn.execute(
-                select(s.stage, s.status).where(s.run_id == run_id).order_by(s.position)).all()
+                select(t.stages).where(s.run_id == run_id).order_by(s.position)).all()
             attempt_rows = conn.execute(
                 select(t.attempts).where(a.run_id == run_id).order_by(a.stage, a.attempt)).all()
+        current = {row.stage: row for row in stage_rows}
         by_stage: dict[str, list[StageAttempt]] = {}
         for row in attempt_rows:
-            by_stage.setdefault(row.stage, []).append(_attempt(row, run.trace_id))
+            by_stage.setdefault(row.stage, []).append(
+                _attempt(row, current.get(row.stage), run.trace_id))
         stages = [StageView(name=row.stage, status=row.status,
                             attempts=by_stage.pop(row.stage, [])) for row in stage_rows]
         stages += [StageView(name=name, status=found[-1].status, attempts=found)
@@ -254,6 +257,10 @@ def _save_positions(conn: Connection, positions: Mapping[Position, int]) -> None
         )  # fmt: skip
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def _time(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1_000_000, tz=UTC)
 
@@ -273,15 +280,22 @@ def _summary(row: Any) -> RunSummary:
     )  # fmt: skip
 
 
-def _attempt(row: Any, trace_id: str | None) -> StageAttempt:
-    status = row.decided or ("running" if row.started_at is not None else "triggered")
+def _attempt(row: Any, stage: Any, trace_id: str | None) -> StageAttempt:
+    """An attempt's status and end: the coordinator's decision about it, else, for the stage's
+    current attempt, what the latest run record shows (a success is recorded, not decided)."""
+    status, ended_at = row.decided, row.ended_at
+    if status is None and stage is not None and stage.attempts == row.attempt and (
+            stage.status in STAGE_TERMINAL):
+        status, ended_at = stage.status, stage.ended_at
+    if status is None:
+        status = "running" if row.started_at is not None else "triggered"
     begun = row.started_at if row.started_at is not None else row.triggered_at
     error = row.error or (row.reason if row.decided in _FAILED else None)
     return StageAttempt(
         attempt=row.attempt, status=status, triggered_at=_maybe_time(row.triggered_at),
-        started_at=_maybe_time(row.started_at), ended_at=_maybe_time(row.ended_at),
-        duration_seconds=None if row.ended_at is None or begun is None
-        else max(0.0, (row.ended_at - begun) / 1e6),
+        started_at=_maybe_time(row.started_at), ended_at=_maybe_time(ended_at),
+        duration_seconds=None if ended_at is None or begun is None
+        else max(0.0, (ended_at - begun) / 1e6),
         outputs=row.outputs or {}, error=error or None, worker=row.worker,
         trace_id=trace_id or None,
         span_id=attempt_span_id(row.run_id, row.stage, row.attempt),

@@ -49,7 +49,7 @@ def test_a_run_shows_every_attempt_with_its_times_outputs_error_and_worker(
     assert run.trigger_type == "streamcoord.run.requested"
     assert [c.status for c in run.status_changes] == ["active", "succeeded"]
     assert run.status_changes[0].caused_by == "req-daily/2026-11-01"
-    assert run.duration_seconds == pytest.approx(3.25)
+    assert run.duration_seconds == pytest.approx(3.0)
     assert [(s.name, s.status) for s in run.stages] == [
         ("extract", "succeeded"), ("load", "succeeded")]
     first, second = run.stages[0].attempts
@@ -121,11 +121,15 @@ def test_the_audit_trail_tells_the_run_in_order_with_who_caused_what(store: SqlS
         ("decision", "triggered", "coordinator"),
         ("event", "streamcoord.stage.started", "worker/w1"),
         ("event", "streamcoord.stage.succeeded", "worker/w1"),
-        ("decision", "succeeded", "coordinator"),
         ("status", "succeeded", "coordinator"),
     ]
     assert [e.at for e in trail] == sorted(e.at for e in trail)
-    assert trail[5].causes == [trail[4].event_id]
+    assert trail[2].causes == [trail[0].event_id]
+    failing = store.audit_trail("daily/2026-11-02")
+    failed = [e for e in failing if e.kind == "decision" and e.type == "failed"]
+    assert [(e.stage, e.summary) for e in failed] == [("load", "disk full")]
+    reported = next(e for e in failing if e.event_id == failed[0].causes[0])
+    assert (reported.type, reported.actor) == ("streamcoord.stage.failed", "worker/w1")
     assert store.audit_trail("nope/never") == []
 
 
