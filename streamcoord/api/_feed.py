@@ -135,10 +135,7 @@ class ChangeFeed:
         seen[run.run_id] = _Seen(run.status, run.updated_at, stages)
         if not emit:
             return []
-        events = []
-        if before is None or before.status != run.status:
-            events.append(StreamEvent(kind="run", run_id=run.run_id, pipeline=run.pipeline,
-                                      status=run.status, at=run.updated_at))  # fmt: skip
+        events = []  # stages first: a run ends after its stages
         for name, (status, attempts) in stages.items():
             if before is not None and before.stages.get(name) == (status, attempts):
                 continue
@@ -146,6 +143,9 @@ class ChangeFeed:
                 kind="stage", run_id=run.run_id, pipeline=run.pipeline, status=status,
                 stage=name, attempt=attempts or None, at=run.updated_at,
             ))  # fmt: skip
+        if before is None or before.status != run.status:
+            events.append(StreamEvent(kind="run", run_id=run.run_id, pipeline=run.pipeline,
+                                      status=run.status, at=run.updated_at))  # fmt: skip
         return events
 
 

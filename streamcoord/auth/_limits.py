@@ -53,6 +53,7 @@ class BodyLimit:
             "title": "Request body too large",
             "status": 413,
             "detail": f"the request body exceeds {self.max_bytes} bytes",
+            "code": "payload-too-large",
             "error": "oversized",
             "message": f"request body exceeds {self.max_bytes} bytes",
         })  # fmt: skip
