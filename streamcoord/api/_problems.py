@@ -127,7 +127,7 @@ def problem_response(
 def problem_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the problems an endpoint may answer."""
     by_status: dict[int, list[str]] = {}
-    for code in ("unauthorized", "invalid-request", "payload-too-large", *codes):
+    for code in ("bad-request", "unauthorized", "invalid-request", "payload-too-large", *codes):
         by_status.setdefault(PROBLEMS[code].status, []).append(code)
     return {
         status: {

@@ -80,7 +80,9 @@ class Stack:
 
 def tokens() -> tuple[TokenRegistry, dict[str, str]]:
     plain = {role.name: new_token() for role in Role}
-    registry = TokenRegistry((f"test-{name}", hash_token(t), Role[name]) for name, t in plain.items())
+    registry = TokenRegistry(
+        (f"test-{name}", hash_token(token), Role[name]) for name, token in plain.items()
+    )
     return registry, plain
 
 
