@@ -17,6 +17,8 @@ from typing import Any, Final, Literal
 from sqlalchemy import Connection, Table, and_, bindparam, func, select, update
 
 from streamcoord.events.models import (
+    COORDINATOR_EVENT_TYPES,
+    OWN_EVENT_TYPES,
     CloudEvent,
     DecisionRecord,
     RunRecord,
@@ -44,8 +46,10 @@ _ATTEMPT_ENDS: Final = {
     "succeeded": "succeeded", "failed": "failed", "timed_out": "timed_out",
     "cancelled": "cancelled", "retry_wait": "failed",
 }  # fmt: skip
-# reports that say nothing an audit reader needs, and come often
-_NOT_AUDITED: Final = frozenset({StageHeartbeat.TYPE, StageProgress.TYPE})
+# reports that say nothing an audit reader needs and come often, and the messages partitions of
+# the coordinator route to each other (matches, pool and limit traffic: they have no model)
+_NOT_AUDITED: Final = frozenset(
+    {StageHeartbeat.TYPE, StageProgress.TYPE, *(COORDINATOR_EVENT_TYPES - OWN_EVENT_TYPES)})
 _CHUNK: Final = 500
 _DLQ: Final = "streamcoord.dlq."
 _PREVIEW: Final = 512
@@ -141,6 +145,7 @@ class _Fold:
         self.inserts: dict[Table, list[dict[str, Any]]] = {
             t.status_changes: [], t.events: [], t.decisions: [], t.dead_letters: []}
         self.cause_events: list[dict[str, Any]] = []  # events that may have created a run
+        self.first_cause_set: set[str] = set()  # runs whose first cause this batch learnt
 
     # --- loading --------------------------------------------------------------------------
 
@@ -195,7 +200,7 @@ class _Fold:
         if run is None:
             run = self.runs.add((data.run_id,), {
                 "run_id": data.run_id, "status": "", "partition": record.partition,
-                "first_cause": data.caused_by[0] if data.caused_by else None,
+                "first_cause": None,
                 "requested_by": None, "trigger_type": None, "params": {}, "created_at": at,
                 "finished_at": None,
             })  # fmt: skip
@@ -203,6 +208,7 @@ class _Fold:
             self.runs.touch((data.run_id,))
         if run["first_cause"] is None and data.caused_by:
             run["first_cause"] = data.caused_by[0]
+            self.first_cause_set.add(data.run_id)
         run.update(
             pipeline=data.pipeline, run_key=data.run_key, spec_version=data.spec_version,
             trace_id=data.trace_id, caused_by=list(data.caused_by), updated_at=at,
@@ -374,12 +380,12 @@ class _Fold:
         self.attempts.write(conn)
 
     def _requests_of_new_runs(self) -> None:
-        """Who asked for each run first seen in this batch, when its first cause is stored."""
+        """Who asked for each run whose first cause this batch learnt, if that event is stored
+        (else the event's own batch fills it in, by ``cause_events``)."""
         wanted: dict[str, list[dict[str, Any]]] = {}
-        for key in self.runs.new:
-            run = self.runs.rows[key]
-            if run["first_cause"] is not None:
-                wanted.setdefault(run["first_cause"], []).append(run)
+        for run_id in self.first_cause_set:
+            run = self.runs.rows[(run_id,)]
+            wanted.setdefault(run["first_cause"], []).append(run)
         e = t.events.c
         for chunk in _chunks(wanted):
             found = self.conn.execute(

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streamcoord.readmodel import CursorError, RunQuery, Store
+from streamcoord.errors import ConfigError
+from streamcoord.events.models import CloudEvent, StageHeartbeat, StageRef
+from streamcoord.readmodel import CursorError, RunQuery, Store, open_store
 from streamcoord.readmodel._projection import Consumed
 from streamcoord.readmodel._sql import SqlStore
 from streamcoord.readmodel.testing import Offsets, dead_letter, run_story
@@ -180,3 +182,27 @@ def test_positions_are_written_with_the_rows(store: SqlStore) -> None:
     store.apply(records[:3], {("streamcoord.events", 0): 2, ("streamcoord.runs", 0): 1})
     store.apply(records[3:4], {("streamcoord.events", 0): 3})
     assert store.positions() == {("streamcoord.events", 0): 3, ("streamcoord.runs", 0): 1}
+
+
+def test_coordinator_internal_traffic_and_heartbeats_stay_out_of_the_audit(
+    store: SqlStore,
+) -> None:
+    offsets = Offsets()
+    records = run_story(offsets, "p", "k", T0, stages=("s",))
+    noise = [
+        CloudEvent(id="pool-1", source="streamcoord/coordinator", type="streamcoord.pool.acquire",
+                   time=T0, data={"pool": "db", "run_id": "p/k", "stage": "s", "attempt": 1}),
+        StageHeartbeat(id="hb-1", source="worker/w1", time=T0,
+                       data=StageRef(run_id="p/k", stage="s", attempt=1)),
+    ]
+    records += [offsets.record("events", 0, event) for event in noise]
+    store.apply(records, offsets.positions())
+    types = {entry.type for entry in store.audit_trail("p/k")}
+    assert "streamcoord.pool.acquire" not in types
+    assert "streamcoord.stage.heartbeat" not in types
+    assert "streamcoord.stage.started" in types
+
+
+def test_only_sqlite_and_postgresql_urls_open() -> None:
+    with pytest.raises(ConfigError, match="unsupported read-model database"):
+        open_store("mysql://somewhere/db")
