@@ -80,13 +80,15 @@ def position_of(record: Consumed) -> str:
     return f"{record.topic}:{record.partition}:{record.offset}"
 
 
-def apply_batch(conn: Connection, records: Sequence[Consumed]) -> None:
-    """Fold ``records`` (in consumption order) into the rows, inside the caller's transaction."""
+def apply_batch(conn: Connection, records: Sequence[Consumed]) -> frozenset[str]:
+    """Fold ``records`` (in consumption order) into the rows, inside the caller's transaction;
+    the ids of the runs whose rows or audit trail changed."""
     fold = _Fold(conn)
     fold.load(records)
     for record in records:
         fold.apply(record)
     fold.flush()
+    return frozenset(fold.changed)
 
 
 class _Rows:
@@ -146,6 +148,7 @@ class _Fold:
             t.status_changes: [], t.events: [], t.decisions: [], t.dead_letters: []}
         self.cause_events: list[dict[str, Any]] = []  # events that may have created a run
         self.first_cause_set: set[str] = set()  # runs whose first cause this batch learnt
+        self.changed: set[str] = set()
 
     # --- loading --------------------------------------------------------------------------
 
@@ -196,6 +199,7 @@ class _Fold:
 
     def _run_record(self, record: Consumed, event: RunRecord) -> None:
         data, at = event.data, _time(record, event)
+        self.changed.add(data.run_id)
         run = self.runs.get((data.run_id,))
         if run is None:
             run = self.runs.add((data.run_id,), {
@@ -256,6 +260,7 @@ class _Fold:
 
     def _decision(self, record: Consumed, event: DecisionRecord) -> None:
         data, at = event.data, _time(record, event)
+        self.changed.add(data.run_id)
         self.inserts[t.decisions].append({
             "position": position_of(record), "run_id": data.run_id, "stage": data.stage,
             "action": data.action, "reason": data.reason, "causes": list(data.caused_by),
@@ -298,6 +303,7 @@ class _Fold:
             self.cause_events.append({"eid": event.id, "requested_by": actor,
                                       "trigger_type": event.type, "params": params})
             return
+        self.changed.add(run_id)
         if isinstance(event, StageStarted | StageSucceeded | StageFailed):
             self._report(event, at)
 

@@ -91,11 +91,15 @@ class SqlStore:
             rows = conn.execute(select(o.topic, o.partition, o.next_offset))
             return {(row.topic, row.partition): row.next_offset for row in rows}
 
-    def apply(self, records: Sequence[Consumed], positions: Mapping[Position, int]) -> None:
-        """Project ``records`` and move to ``positions``, in one transaction."""
+    def apply(
+        self, records: Sequence[Consumed], positions: Mapping[Position, int]
+    ) -> frozenset[str]:
+        """Project ``records`` and move to ``positions``, in one transaction; the ids of the
+        runs whose rows or audit trail changed."""
         with self.engine.begin() as conn:
-            apply_batch(conn, records)
+            changed = apply_batch(conn, records)
             _save_positions(conn, positions)
+        return changed
 
     def reset(self) -> None:
         """Empty every table (``rebuild`` then replays the topics from the beginning)."""

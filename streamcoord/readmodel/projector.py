@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -50,6 +50,7 @@ async def project(
     *,
     rebuild: bool = False,
     caught_up: asyncio.Event | None = None,
+    on_change: Callable[[frozenset[str]], None] | None = None,
     max_records: int = 5000,
     limits: DecodeLimits = DEFAULT_LIMITS,
 ) -> None:
@@ -57,7 +58,10 @@ async def project(
 
     ``client_kwargs`` are aiokafka connection arguments (``KafkaSettings.client_kwargs()``);
     ``topics`` carries the prefix. ``caught_up`` is set once every partition has been read up
-    to where it ended when the projector started. Database calls run in a worker thread.
+    to where it ended when the projector started. ``on_change`` is called on the event loop
+    after each committed batch with the ids of the runs it changed (for live updates: read
+    them back from the store). Database calls run in a worker thread. Errors of the broker or
+    the database end the projection (raised); calling it again resumes where it stopped.
     """
     if rebuild:
         await asyncio.to_thread(store.reset)
@@ -81,7 +85,7 @@ async def project(
         saved = await _resume(consumer, store, partitions)
         ends = await consumer.end_offsets(partitions)
         await _follow(consumer, store=store, kinds=kinds, saved=saved, ends=ends, stop=stop,
-                      caught_up=caught_up, limits=limits)
+                      caught_up=caught_up, on_change=on_change, limits=limits)
     finally:
         await consumer.stop()
 
@@ -111,6 +115,7 @@ async def _follow(
     ends: Mapping[TopicPartition, int],
     stop: asyncio.Event,
     caught_up: asyncio.Event | None,
+    on_change: Callable[[frozenset[str]], None] | None,
     limits: DecodeLimits,
 ) -> None:
     partitions = list(ends)
@@ -124,8 +129,10 @@ async def _follow(
         reached = {(tp.topic, tp.partition): await consumer.position(tp) for tp in partitions}
         moved = {key: offset for key, offset in reached.items() if saved.get(key) != offset}
         if records or moved:
-            await asyncio.to_thread(store.apply, records, moved)
+            changed = await asyncio.to_thread(store.apply, records, moved)
             saved.update(moved)
+            if changed and on_change is not None:
+                on_change(changed)
         if caught_up is not None and not caught_up.is_set() and all(
             reached[(tp.topic, tp.partition)] >= end for tp, end in ends.items()
         ):
