@@ -266,7 +266,6 @@ class _Fold:
             "action": data.action, "reason": data.reason, "causes": list(data.caused_by),
             "at": at,
         })  # fmt: skip
-        self._add_causes(data.run_id, data.caused_by)
         if data.stage is None:
             return
         if data.action == "triggered":

@@ -105,8 +105,8 @@ attempts = Table(
     Column("reported", String(32)),
 )  # fmt: skip
 
-#: Event ids that caused a run or one of its decisions: the events of its audit trail that do
-#: not name the run themselves (a run request, the external event that matched a trigger).
+#: Event ids that caused a run (its record's ``caused_by``): the events of its audit trail that
+#: do not name the run themselves (a run request, the external events that matched a trigger).
 causes = Table(
     "sc_causes", metadata,
     Column("run_id", String(512), primary_key=True),

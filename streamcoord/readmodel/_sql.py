@@ -52,7 +52,11 @@ __all__ = ["Position", "SqlStore"]
 Position = tuple[str, int]
 
 _FAILED: Final = frozenset({"failed", "timed_out"})
+# Within one instant (a decision step shares its event's time): the event decided, then the
+# decisions, the status change, and last what the coordinator published about it.
 _KIND_ORDER: Final = {"event": 0, "decision": 1, "status": 2}
+_PUBLISHED: Final = 3
+_COORDINATOR: Final = "streamcoord/coordinator"
 
 
 class SqlStore:
@@ -325,7 +329,10 @@ def _status_entry(row: Any) -> AuditEntry:
 
 def _audit_order(entry: AuditEntry) -> tuple[datetime, int, str, int, int]:
     topic, partition, offset = entry.position.rsplit(":", 2)
-    return (entry.at, _KIND_ORDER[entry.kind], topic, int(partition), int(offset))
+    rank = _KIND_ORDER[entry.kind]
+    if entry.kind == "event" and entry.actor == _COORDINATOR:
+        rank = _PUBLISHED
+    return (entry.at, rank, topic, int(partition), int(offset))
 
 
 def _dead_letter(row: Any) -> DeadLetterEntry:

@@ -119,24 +119,50 @@ async def _follow(
     limits: DecodeLimits,
 ) -> None:
     partitions = list(ends)
-    while not stop.is_set():
-        batch = await consumer.getmany(timeout_ms=_POLL_MS)
-        records = [
-            decode_record(kinds[tp.topic], tp.topic, tp.partition, message, limits)
-            for tp, messages in sorted(batch.items()) for message in messages
-        ]  # fmt: skip
-        # positions, not last offset + 1: under read_committed they step over control markers
-        reached = {(tp.topic, tp.partition): await consumer.position(tp) for tp in partitions}
-        moved = {key: offset for key, offset in reached.items() if saved.get(key) != offset}
-        if records or moved:
-            changed = await asyncio.to_thread(store.apply, records, moved)
-            saved.update(moved)
-            if changed and on_change is not None:
-                on_change(changed)
-        if caught_up is not None and not caught_up.is_set() and all(
-            reached[(tp.topic, tp.partition)] >= end for tp, end in ends.items()
-        ):
-            caught_up.set()
+    writer = _Writer(store, on_change)
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=_POLL_MS)
+            records = [
+                decode_record(kinds[tp.topic], tp.topic, tp.partition, message, limits)
+                for tp, messages in sorted(batch.items()) for message in messages
+            ]  # fmt: skip
+            # positions, not last offset + 1: under read_committed they step over control markers
+            reached = {(tp.topic, tp.partition): await consumer.position(tp) for tp in partitions}
+            moved = {key: offset for key, offset in reached.items() if saved.get(key) != offset}
+            if records or moved:
+                await writer.submit(records, moved)
+                saved.update(moved)
+            if caught_up is not None and not caught_up.is_set() and all(
+                reached[(tp.topic, tp.partition)] >= end for tp, end in ends.items()
+            ):
+                await writer.drain()  # caught up once it is in the store, not before
+                caught_up.set()
+    finally:
+        await writer.drain()
+
+
+class _Writer:
+    """Writes batches in a worker thread one after the other, while the loop fetches and
+    decodes the next (SQLite and the network wait without holding the GIL)."""
+
+    def __init__(
+        self, store: SqlStore, on_change: Callable[[frozenset[str]], None] | None
+    ) -> None:
+        self.store, self.on_change = store, on_change
+        self.pending: asyncio.Task[frozenset[str]] | None = None
+
+    async def submit(self, records: list[Consumed], moved: dict[tuple[str, int], int]) -> None:
+        await self.drain()
+        self.pending = asyncio.create_task(asyncio.to_thread(self.store.apply, records, moved))
+
+    async def drain(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        changed = await pending
+        if changed and self.on_change is not None:
+            self.on_change(changed)
 
 
 def decode_record(

@@ -51,7 +51,7 @@ def test_a_run_shows_every_attempt_with_its_times_outputs_error_and_worker(
     assert run.trigger_type == "streamcoord.run.requested"
     assert [c.status for c in run.status_changes] == ["active", "succeeded"]
     assert run.status_changes[0].caused_by == "req-daily/2026-11-01"
-    assert run.duration_seconds == pytest.approx(3.0)
+    assert run.duration_seconds == pytest.approx(1.75)
     assert [(s.name, s.status) for s in run.stages] == [
         ("extract", "succeeded"), ("load", "succeeded")]
     first, second = run.stages[0].attempts
@@ -62,7 +62,7 @@ def test_a_run_shows_every_attempt_with_its_times_outputs_error_and_worker(
     assert second.started_at is not None
     assert second.ended_at is not None
     assert second.started_at < second.ended_at
-    assert second.duration_seconds == pytest.approx(0.5)
+    assert second.duration_seconds == pytest.approx(0.25)
     assert second.trace_id == "ab" * 16
     assert first.span_id is not None
     assert len(first.span_id) == 16
@@ -119,14 +119,16 @@ def test_the_audit_trail_tells_the_run_in_order_with_who_caused_what(store: SqlS
     trail = store.audit_trail("hourly/h1")
     assert [(e.kind, e.type, e.actor) for e in trail] == [
         ("event", "streamcoord.run.requested", "user:alice"),
-        ("status", "active", "coordinator"),
         ("decision", "triggered", "coordinator"),
+        ("status", "active", "coordinator"),
         ("event", "streamcoord.stage.started", "worker/w1"),
         ("event", "streamcoord.stage.succeeded", "worker/w1"),
         ("status", "succeeded", "coordinator"),
+        ("event", "streamcoord.run.finished", "streamcoord/coordinator"),
     ]
     assert [e.at for e in trail] == sorted(e.at for e in trail)
-    assert trail[2].causes == [trail[0].event_id]
+    assert trail[1].causes == [trail[0].event_id]
+    assert trail[5].causes == [trail[4].event_id]
     failing = store.audit_trail("daily/2026-11-02")
     failed = [e for e in failing if e.kind == "decision" and e.type == "failed"]
     assert [(e.stage, e.summary) for e in failed] == [("load", "disk full")]
@@ -156,7 +158,7 @@ def test_pipeline_stats_count_runs_by_status_and_list_recent_durations(store: Sq
     assert [(s.pipeline, s.counts) for s in stats] == [
         ("daily", {"succeeded": 1, "failed": 1}), ("hourly", {"succeeded": 1})]
     assert [r.run_id for r in stats[0].recent] == ["daily/2026-11-02"]
-    assert stats[0].recent[0].duration_seconds == pytest.approx(2.25)
+    assert stats[0].recent[0].duration_seconds == pytest.approx(1.0)
     assert store.pipeline_stats(since=T0 + timedelta(days=1)) == []
 
 
