@@ -31,6 +31,7 @@ from streamcoord.readmodel import _schema as t
 from streamcoord.readmodel._projection import Consumed, micros
 from streamcoord.readmodel._sql import SqlStore
 from streamcoord.readmodel.testing import Offsets, run_story
+from streamcoord.runtime.tuning import tune_garbage_collector
 
 PIPELINES = [f"pipeline-{n:02d}" for n in range(20)]
 STATUSES = ["succeeded"] * 8 + ["failed", "cancelled"]
@@ -241,6 +242,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5000, help="records per transaction")
     parser.add_argument("--bootstrap-servers", default=None)
     args = parser.parse_args()
+    tune_garbage_collector()  # as a coordinator or `serve` process does
     args.database.mkdir(parents=True, exist_ok=True)
     path = args.database / f"runs-{args.runs}.db"
     store = open_store(f"sqlite:///{path}")

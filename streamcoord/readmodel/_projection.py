@@ -142,7 +142,6 @@ class _Fold:
         self.attempts = _Rows(t.attempts, ("run_id", "stage", "attempt"))
         self.seq: dict[str, int] = {}  # run id -> its last status change's seq
         self.current: dict[tuple[str, str], int] = {}  # (run, stage) -> last triggered attempt
-        self.known_causes: set[tuple[str, str]] = set()
         self.new_causes: list[dict[str, Any]] = []
         self.inserts: dict[Table, list[dict[str, Any]]] = {
             t.status_changes: [], t.events: [], t.decisions: [], t.dead_letters: []}
@@ -175,9 +174,6 @@ class _Fold:
         for chunk in _chunks(touched | recorded):
             self.attempts.load(
                 self.conn.execute(select(t.attempts).where(t.attempts.c.run_id.in_(chunk))))
-            self.known_causes.update(
-                (row.run_id, row.event_id) for row in self.conn.execute(
-                    select(t.causes).where(t.causes.c.run_id.in_(chunk))))  # fmt: skip
         for (run_id, stage, attempt), row in self.attempts.rows.items():
             if row["triggered_at"] is not None:
                 key = (run_id, stage)
@@ -213,11 +209,15 @@ class _Fold:
         if run["first_cause"] is None and data.caused_by:
             run["first_cause"] = data.caused_by[0]
             self.first_cause_set.add(data.run_id)
+        known = set(run.get("caused_by") or ())
+        for event_id in data.caused_by:  # a run's causes only grow: the new ones are stored
+            if event_id not in known:
+                known.add(event_id)
+                self.new_causes.append({"run_id": data.run_id, "event_id": event_id})
         run.update(
             pipeline=data.pipeline, run_key=data.run_key, spec_version=data.spec_version,
             trace_id=data.trace_id, caused_by=list(data.caused_by), updated_at=at,
         )
-        self._add_causes(data.run_id, data.caused_by)
         if data.status != run["status"]:
             self._status_change(record, event, run, at)
         for index, (name, status) in enumerate(data.stages.items()):
@@ -333,13 +333,6 @@ class _Fold:
             })  # fmt: skip
         self.attempts.touch(key)
         return row
-
-    def _add_causes(self, run_id: str, caused_by: Iterable[str]) -> None:
-        for event_id in caused_by:
-            key = (run_id, event_id)
-            if key not in self.known_causes:
-                self.known_causes.add(key)
-                self.new_causes.append({"run_id": run_id, "event_id": event_id})
 
     def _dead_letter(self, record: Consumed) -> None:
         headers = {name: value for name, value in record.headers}
