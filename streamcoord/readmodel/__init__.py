@@ -5,6 +5,7 @@
 it up to date from Kafka. The API reads the store; only the projector writes it.
 """
 
+from streamcoord.readmodel._sql import SqlStore
 from streamcoord.readmodel.models import (
     AuditEntry,
     DeadLetterEntry,
@@ -36,6 +37,7 @@ __all__ = [
     "RunSort",
     "RunSummary",
     "SortOrder",
+    "SqlStore",
     "StageAttempt",
     "StageView",
     "StatusChange",
