@@ -24,7 +24,8 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 # private on purpose: the read model must name the very span ids the coordinator exports
 from streamcoord.core._tracing import attempt_span_id
@@ -52,6 +53,9 @@ __all__ = ["Position", "SqlStore"]
 Position = tuple[str, int]
 
 _FAILED: Final = frozenset({"failed", "timed_out"})
+_URLS: Final = "use sqlite:///path.db or postgresql://user@host/db"
+#: The advisory lock that serializes schema creation on PostgreSQL (an arbitrary constant).
+_SCHEMA_LOCK: Final = 0x5C_12EAD_40DE1
 # Within one instant (a decision step shares its event's time): the event decided, then the
 # decisions, the status change, and last what the coordinator published about it.
 _KIND_ORDER: Final = {"event": 0, "decision": 1, "status": 2}
@@ -69,21 +73,15 @@ class SqlStore:
     @classmethod
     def open(cls, url: str, *, create: bool = True) -> SqlStore:
         """The store at ``url`` (``sqlite:///file.db``, ``postgresql://...``)."""
-        if url.startswith("postgresql://"):  # psycopg 3, not SQLAlchemy's psycopg2 default
-            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        if not url.startswith(("sqlite:", "postgresql+psycopg:")):
-            raise ConfigError(f"unsupported read-model database {url!r}",
-                              hint="use sqlite:///path.db or postgresql://user@host/db")
-        try:
-            # orjson for the JSON columns: the standard library's encoder is most of a write
-            engine = create_engine(url, json_serializer=_json_text, json_deserializer=orjson.loads)
-        except (ArgumentError, NoSuchModuleError) as error:
-            raise ConfigError(f"cannot open read-model database {url!r}: {error}",
-                              hint="for PostgreSQL install streamcoord[postgres]") from None
-        if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
+        engine = _engine(url)
         if create:
-            t.metadata.create_all(engine)
+            try:
+                _create_schema(engine)
+            except OperationalError as error:
+                shown = engine.url.render_as_string(hide_password=True)
+                engine.dispose()
+                raise ConfigError(f"cannot reach the read-model database {shown}: {error.orig}",
+                                  hint="check the URL and that the server runs") from None
         return cls(engine)
 
     # --- the projector's side -----------------------------------------------------------
@@ -234,6 +232,39 @@ _SUMMARY: Final = (
     t.runs.c.requested_by, t.runs.c.spec_version, t.runs.c.created_at, t.runs.c.updated_at,
     t.runs.c.finished_at,
 )  # fmt: skip
+
+
+def _engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"not a database URL: {url!r}", hint=_URLS) from None
+    if parsed.drivername == "postgresql":  # psycopg 3, not SQLAlchemy's psycopg2 default
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.drivername not in {"sqlite", "sqlite+pysqlite", "postgresql+psycopg"}:
+        raise ConfigError(f"unsupported read-model database {shown}", hint=_URLS)
+    if parsed.drivername.startswith("sqlite") and parsed.database in {None, "", ":memory:"}:
+        raise ConfigError("an in-memory SQLite read model would be private to one connection",
+                          hint="use a file: sqlite:///path.db")
+    try:
+        # orjson for the JSON columns: the standard library's encoder is most of a write
+        engine = create_engine(parsed, json_serializer=_json_text, json_deserializer=orjson.loads)
+    except (ArgumentError, ImportError) as error:
+        raise ConfigError(f"cannot open the read-model database {shown}: {error}",
+                          hint="for PostgreSQL install streamcoord[postgres]") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _create_schema(engine: Engine) -> None:
+    """The tables and indexes, where missing."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # several API processes may start at once: one creates, the others wait for it
+            conn.execute(select(func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
+        t.metadata.create_all(conn)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

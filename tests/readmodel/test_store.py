@@ -205,6 +205,14 @@ def test_coordinator_internal_traffic_and_heartbeats_stay_out_of_the_audit(
     assert "streamcoord.stage.started" in types
 
 
-def test_only_sqlite_and_postgresql_urls_open() -> None:
+def test_only_sqlite_files_and_postgresql_urls_open() -> None:
     with pytest.raises(ConfigError, match="unsupported read-model database"):
         open_store("mysql://somewhere/db")
+    with pytest.raises(ConfigError, match="in-memory"):
+        open_store("sqlite://")
+
+
+def test_an_unreachable_postgresql_is_a_config_error_without_the_password() -> None:
+    with pytest.raises(ConfigError, match="cannot reach") as raised:
+        open_store("postgresql://reader:s3cret@127.0.0.1:1/none?connect_timeout=2")
+    assert "s3cret" not in str(raised.value)
