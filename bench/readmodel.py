@@ -167,17 +167,19 @@ def stories(runs: int, prefix: str = "") -> tuple[list[Consumed], Offsets]:
     return records, offsets
 
 
-def measure_projection(runs: int, batch: int, workdir: Path) -> None:
+def measure_projection(runs: int, batch: int, url: str) -> None:
     records, offsets = stories(runs)
     run_records = sum(r.kind == "runs" for r in records)
-    store = open_store(f"sqlite:///{workdir / 'projection.db'}")
+    store = open_store(url)
+    store.reset()
     positions = offsets.positions()
     started, cpu = time.perf_counter(), time.process_time()
     for begin in range(0, len(records), batch):
         store.apply(records[begin : begin + batch], positions)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     store.close()
-    print(f"  decoded records, no Kafka: {len(records)} records ({run_records} run records) "
+    print(f"  {store.engine.dialect.name}, decoded records, no Kafka: {len(records)} records "
+          f"({run_records} run records) "
           f"in {elapsed:.2f} s ({cpu:.2f} s CPU): {run_records / elapsed:,.0f} run records/s, "
           f"{len(records) / elapsed:,.0f} records/s")
 
@@ -242,6 +244,8 @@ def main() -> None:
     parser.add_argument("--projected-runs", type=int, default=4000)
     parser.add_argument("--batch", type=int, default=5000, help="records per transaction")
     parser.add_argument("--bootstrap-servers", default=None)
+    parser.add_argument("--postgres-url", default=None,
+                        help="also project into this PostgreSQL database (emptied first)")
     args = parser.parse_args()
     tune_garbage_collector()  # as a coordinator or `serve` process does
     args.database.mkdir(parents=True, exist_ok=True)
@@ -261,7 +265,10 @@ def main() -> None:
     store.close()
     print("projection:")
     with tempfile.TemporaryDirectory() as workdir:
-        measure_projection(args.projected_runs, args.batch, Path(workdir))
+        measure_projection(args.projected_runs, args.batch,
+                           f"sqlite:///{Path(workdir) / 'projection.db'}")
+        if args.postgres_url:
+            measure_projection(args.projected_runs, args.batch, args.postgres_url)
         if args.bootstrap_servers:
             asyncio.run(measure_kafka(args.bootstrap_servers, args.projected_runs,
                                       Path(workdir)))
