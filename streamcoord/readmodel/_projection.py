@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 
 from sqlalchemy import Connection, Table, and_, bindparam, func, select, update
 
+from streamcoord.events.codec import EventDecodeError, decode
 from streamcoord.events.models import (
     COORDINATOR_EVENT_TYPES,
     OWN_EVENT_TYPES,
@@ -144,7 +145,8 @@ class _Fold:
         self.current: dict[tuple[str, str], int] = {}  # (run, stage) -> last triggered attempt
         self.new_causes: list[dict[str, Any]] = []
         self.inserts: dict[Table, list[dict[str, Any]]] = {
-            t.status_changes: [], t.events: [], t.decisions: [], t.dead_letters: []}
+            t.status_changes: [], t.events: [], t.decisions: [], t.decision_causes: [],
+            t.dead_letters: []}
         self.cause_events: list[dict[str, Any]] = []  # events that may have created a run
         self.first_cause_set: set[str] = set()  # runs whose first cause this batch learnt
         self.changed: set[str] = set()
@@ -266,6 +268,9 @@ class _Fold:
             "action": data.action, "reason": data.reason, "causes": list(data.caused_by),
             "at": at,
         })  # fmt: skip
+        position = position_of(record)
+        self.inserts[t.decision_causes].extend(
+            {"event_id": cause, "position": position} for cause in dict.fromkeys(data.caused_by))
         if data.stage is None:
             return
         if data.action == "triggered":
@@ -344,14 +349,16 @@ class _Fold:
         origin = None
         if (topic := header("topic")) is not None:
             origin = f"{topic}:{header('partition')}:{header('offset')}"
+        refused = _refused_event(record)
         event_type = headers.get("ce_type")
         self.inserts[t.dead_letters].append({
             "partition": record.partition, "offset": record.offset,
             "at": record.timestamp_ms * 1000, "reason": header("reason") or "unknown",
             "error": header("error") or "", "origin": origin,
             "key": record.key.decode(errors="replace") if record.key is not None else None,
-            "event_type": (record.event.type if record.event is not None
+            "event_type": (refused.type if refused is not None
                            else event_type.decode(errors="replace") if event_type else None),
+            "event_id": refused.id if refused is not None else None,
             "preview": (record.value or b"")[:_PREVIEW].decode(errors="replace"),
         })  # fmt: skip
 
@@ -428,6 +435,15 @@ def _compiled_insert(dialect: Any, table: Table) -> tuple[str, list[str], dict[s
         }  # fmt: skip
         found = _INSERTS[key] = (str(compiled), names, processors)
     return found
+
+
+def _refused_event(record: Consumed) -> CloudEvent | None:
+    """The event a dead letter holds, when it is one (a command the coordinator refused)."""
+    original = [(name, value) for name, value in record.headers if not name.startswith(_DLQ)]
+    try:
+        return decode(record.value, original)
+    except EventDecodeError:
+        return None
 
 
 def _chunks(items: Iterable[str]) -> Iterator[list[str]]:

@@ -34,6 +34,8 @@ from streamcoord.readmodel import _schema as t
 from streamcoord.readmodel._projection import STAGE_TERMINAL, Consumed, apply_batch, micros
 from streamcoord.readmodel.models import (
     AuditEntry,
+    CommandOutcome,
+    CommandStatus,
     DeadLetterEntry,
     Page,
     PipelineStats,
@@ -200,6 +202,34 @@ class SqlStore:
             last = rows[limit - 1]
             after = _cursor([last.at or 0, last.partition, last.offset], "deadletters")
         return Page[DeadLetterEntry](items=items, next_cursor=after)
+
+    def command_outcome(self, event_id: str) -> CommandOutcome:
+        e, d, dc, dl, c = (t.events.c, t.decisions.c, t.decision_causes.c, t.dead_letters.c,
+                           t.causes.c)
+        with self.engine.connect() as conn:
+            received = conn.execute(select(t.events).where(e.event_id == event_id)
+                                    .order_by(e.position).limit(1)).first()
+            letter = conn.execute(select(t.dead_letters).where(dl.event_id == event_id)
+                                  .order_by(dl.partition, dl.offset).limit(1)).first()
+            decided = conn.execute(select(t.decisions).where(d.position.in_(
+                select(dc.position).where(dc.event_id == event_id)))).all()
+            runs = conn.execute(select(c.run_id).where(c.event_id == event_id)
+                                .order_by(c.run_id)).scalars().all()
+        decisions = sorted((_decision_entry(row) for row in decided), key=_audit_order)
+        run_ids = sorted({*runs, *(row.run_id for row in decided)})
+        status: CommandStatus = "unseen"
+        if letter is not None:
+            status = "rejected"
+        elif decisions or run_ids:
+            status = "decided"
+        elif received is not None:
+            status = "received"
+        return CommandOutcome(
+            event_id=event_id, status=status,
+            received=None if received is None else _event_entry(received),
+            rejection=None if letter is None else _dead_letter(letter),
+            decisions=decisions, runs=run_ids,
+        )  # fmt: skip
 
     def pipeline_stats(self, *, since: datetime, recent: int = 20) -> list[PipelineStats]:
         r = t.runs.c
@@ -370,7 +400,7 @@ def _dead_letter(row: Any) -> DeadLetterEntry:
     return DeadLetterEntry(
         partition=row.partition, offset=row.offset, at=_maybe_time(row.at), reason=row.reason,
         error=row.error, origin=row.origin, key=row.key, event_type=row.event_type,
-        value_preview=row.preview,
+        event_id=row.event_id, value_preview=row.preview,
     )  # fmt: skip
 
 

@@ -177,9 +177,14 @@ class _Story:
             )))  # fmt: skip
 
 
-def dead_letter(offsets: Offsets, reason: str, value: bytes, when: datetime) -> Consumed:
-    """A dead letter as the coordinator writes one (reason and origin in headers)."""
+def dead_letter(
+    offsets: Offsets, reason: str, value: bytes, when: datetime,
+    headers: tuple[tuple[str, bytes], ...] = (),
+) -> Consumed:
+    """A dead letter as the coordinator writes one: the refused record's value and ``headers``,
+    then the reason and origin in headers of its own."""
     headers = (
+        *headers,
         ("streamcoord.dlq.reason", reason.encode()), ("streamcoord.dlq.error", b"bad record"),
         ("streamcoord.dlq.topic", b"streamcoord.events"), ("streamcoord.dlq.partition", b"3"),
         ("streamcoord.dlq.offset", b"17"),

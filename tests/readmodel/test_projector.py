@@ -52,6 +52,10 @@ async def produced(
                                       params={"n": n}),
             ))  # fmt: skip
         await harness.emit(b"{not json", key=b"bad")
+        await harness.emit_event(RunRequested(
+            id="request-unknown", source="streamcoord/api", principal="user:u0",
+            data=RunRequestedData(pipeline="no-such-pipeline", run_key="k"),
+        ))  # fmt: skip
         await asyncio.wait_for(until_runs_succeeded(harness, RUNS), 90)
     return kafka_bootstrap, topics
 
@@ -108,9 +112,14 @@ async def test_runs_are_projected_with_stages_attempts_and_requesters(
     assert ("decision", "triggered") in kinds
     assert ("event", "streamcoord.stage.succeeded") in kinds
     letters = store.dead_letters().items
-    assert [d.reason for d in letters] == ["not_json"]
-    assert letters[0].origin is not None
-    assert letters[0].origin.startswith(topics.events)
+    assert sorted(d.reason for d in letters) == ["not_json", "unknown_pipeline"]
+    assert all(d.origin is not None and d.origin.startswith(topics.events) for d in letters)
+    requested = store.command_outcome("request-1")
+    assert (requested.status, requested.runs) == ("decided", ["nightly/2026-11-02"])
+    refused = store.command_outcome("request-unknown")
+    assert refused.status == "rejected"
+    assert refused.rejection is not None
+    assert "no-such-pipeline" in refused.rejection.error
     store.close()
 
 

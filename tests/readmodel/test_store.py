@@ -8,7 +8,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from streamcoord.errors import ConfigError
-from streamcoord.events.models import CloudEvent, StageHeartbeat, StageRef
+from streamcoord.events.codec import encode
+from streamcoord.events.models import (
+    CloudEvent,
+    Decision,
+    DecisionRecord,
+    PipelinePause,
+    PipelineRef,
+    RunCancel,
+    RunCancelData,
+    RunRequested,
+    RunRequestedData,
+    StageHeartbeat,
+    StageRef,
+)
 from streamcoord.readmodel import CursorError, RunQuery, Store, open_store
 from streamcoord.readmodel._projection import Consumed
 from streamcoord.readmodel._sql import SqlStore
@@ -216,3 +229,42 @@ def test_an_unreachable_postgresql_is_a_config_error_without_the_password() -> N
     with pytest.raises(ConfigError, match="cannot reach") as raised:
         open_store("postgresql://reader:s3cret@127.0.0.1:1/none?connect_timeout=2")
     assert "s3cret" not in str(raised.value)
+
+
+def test_a_command_is_unseen_received_decided_or_rejected(store: SqlStore) -> None:
+    offsets = Offsets()
+    records = run_story(offsets, "p", "k", T0, stages=("s",))
+    cancel = RunCancel(id="cancel-1", source="streamcoord/api", time=T0, principal="user:ops",
+                       data=RunCancelData(run_id="p/k", reason="not needed"))
+    pause = PipelinePause(id="pause-1", source="streamcoord/api", time=T0,
+                          data=PipelineRef(pipeline="p"))
+    refused = RunRequested(id="request-9", source="streamcoord/api", time=T0,
+                           data=RunRequestedData(pipeline="nightly", run_key="x"))
+    value, headers = encode(refused)
+    records += [
+        offsets.record("events", 0, cancel), offsets.record("events", 0, pause),
+        offsets.record("decisions", 0, DecisionRecord(
+            id="d-cancel", source="streamcoord/coordinator", time=T0, subject="p/k",
+            data=Decision(run_id="p/k", action="ignored", reason="cancel of a run already "
+                          "succeeded", caused_by=["cancel-1"]),
+        )),
+        offsets.record("events", 0, refused),
+        dead_letter(offsets, "manual_not_allowed", value, T0, tuple(headers)),
+    ]  # fmt: skip
+    store.apply(records, offsets.positions())
+    assert store.command_outcome("never-sent").status == "unseen"
+    assert store.command_outcome("pause-1").status == "received"
+    cancelled = store.command_outcome("cancel-1")
+    assert cancelled.status == "decided"
+    assert cancelled.received is not None
+    assert cancelled.received.actor == "user:ops"
+    assert [(d.type, d.summary) for d in cancelled.decisions] == [
+        ("ignored", "cancel of a run already succeeded")]
+    assert cancelled.runs == ["p/k"]
+    rejected = store.command_outcome("request-9")
+    assert rejected.status == "rejected"
+    assert rejected.rejection is not None
+    assert rejected.rejection.reason == "manual_not_allowed"
+    assert rejected.rejection.event_type == "streamcoord.run.requested"
+    requested = store.command_outcome("req-p/k")
+    assert (requested.status, requested.runs) == ("decided", ["p/k"])
