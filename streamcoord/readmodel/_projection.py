@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 from sqlalchemy import Connection, Table, and_, bindparam, func, select, update
 
 from streamcoord.events.codec import EventDecodeError, decode
@@ -294,7 +296,7 @@ class _Fold:
             return
         run_id, at = _run_id(event), _time(record, event)
         actor = _actor(event)
-        data = event.model_dump(mode="json", include={"data"}).get("data")
+        data = _json_data(event.data)
         stage = _field(event.data, "stage")
         self.inserts[t.events].append({
             "position": position_of(record), "event_id": event.id, "run_id": run_id,
@@ -322,8 +324,7 @@ class _Fold:
         elif row["reported"] is None:
             row["reported"] = "succeeded" if isinstance(event, StageSucceeded) else "failed"
             if isinstance(event, StageSucceeded):
-                row["outputs"] = event.model_dump(mode="json", include={"data"})["data"][
-                    "outputs"]
+                row["outputs"] = event.data.outputs  # JSON values, as validated
             else:
                 row["error"] = event.data.error
 
@@ -450,6 +451,13 @@ def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
     batch = sorted(items)
     for start in range(0, len(batch), _CHUNK):
         yield batch[start : start + _CHUNK]
+
+
+def _json_data(data: Any) -> Any:
+    """An event's data in JSON form (a model dumped; bytes as base64 text)."""
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    return to_jsonable_python(data, bytes_mode="base64")
 
 
 def _time(record: Consumed, event: CloudEvent) -> int:

@@ -51,7 +51,7 @@ async def project(
     rebuild: bool = False,
     caught_up: asyncio.Event | None = None,
     on_change: Callable[[frozenset[str]], None] | None = None,
-    max_records: int = 5000,
+    max_records: int = 10_000,
     limits: DecodeLimits = DEFAULT_LIMITS,
 ) -> None:
     """Project the topics into ``store`` (from :func:`open_store`) until ``stop`` is set.
