@@ -5,8 +5,11 @@
 it up to date from Kafka. The API reads the store; only the projector writes it.
 """
 
+from streamcoord.readmodel._sql import SqlStore
 from streamcoord.readmodel.models import (
     AuditEntry,
+    CommandOutcome,
+    CommandStatus,
     DeadLetterEntry,
     Page,
     PipelineStats,
@@ -26,6 +29,8 @@ from streamcoord.readmodel.store import DEFAULT_DATABASE, CursorError, Store, op
 __all__ = [
     "DEFAULT_DATABASE",
     "AuditEntry",
+    "CommandOutcome",
+    "CommandStatus",
     "CursorError",
     "DeadLetterEntry",
     "Page",
@@ -36,6 +41,7 @@ __all__ = [
     "RunSort",
     "RunSummary",
     "SortOrder",
+    "SqlStore",
     "StageAttempt",
     "StageView",
     "StatusChange",

@@ -14,9 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 from sqlalchemy import Connection, Table, and_, bindparam, func, select, update
 
+from streamcoord.events.codec import EventDecodeError, decode
 from streamcoord.events.models import (
+    COORDINATOR_EVENT_TYPES,
+    OWN_EVENT_TYPES,
     CloudEvent,
     DecisionRecord,
     RunRecord,
@@ -44,8 +49,10 @@ _ATTEMPT_ENDS: Final = {
     "succeeded": "succeeded", "failed": "failed", "timed_out": "timed_out",
     "cancelled": "cancelled", "retry_wait": "failed",
 }  # fmt: skip
-# reports that say nothing an audit reader needs, and come often
-_NOT_AUDITED: Final = frozenset({StageHeartbeat.TYPE, StageProgress.TYPE})
+# reports that say nothing an audit reader needs and come often, and the messages partitions of
+# the coordinator route to each other (matches, pool and limit traffic: they have no model)
+_NOT_AUDITED: Final = frozenset(
+    {StageHeartbeat.TYPE, StageProgress.TYPE, *(COORDINATOR_EVENT_TYPES - OWN_EVENT_TYPES)})
 _CHUNK: Final = 500
 _DLQ: Final = "streamcoord.dlq."
 _PREVIEW: Final = 512
@@ -76,13 +83,15 @@ def position_of(record: Consumed) -> str:
     return f"{record.topic}:{record.partition}:{record.offset}"
 
 
-def apply_batch(conn: Connection, records: Sequence[Consumed]) -> None:
-    """Fold ``records`` (in consumption order) into the rows, inside the caller's transaction."""
+def apply_batch(conn: Connection, records: Sequence[Consumed]) -> frozenset[str]:
+    """Fold ``records`` (in consumption order) into the rows, inside the caller's transaction;
+    the ids of the runs whose rows or audit trail changed."""
     fold = _Fold(conn)
     fold.load(records)
     for record in records:
         fold.apply(record)
     fold.flush()
+    return frozenset(fold.changed)
 
 
 class _Rows:
@@ -113,7 +122,7 @@ class _Rows:
 
     def write(self, conn: Connection) -> None:
         if self.new:
-            conn.execute(self.table.insert(), [self.rows[k] for k in self.new])
+            insert_many(conn, self.table, [self.rows[k] for k in self.new])
         if self.dirty:
             match = and_(*(self.table.c[k] == bindparam(f"k_{k}") for k in self.keys))
             names = [c.name for c in self.table.columns if c.name not in self.keys]
@@ -136,11 +145,13 @@ class _Fold:
         self.attempts = _Rows(t.attempts, ("run_id", "stage", "attempt"))
         self.seq: dict[str, int] = {}  # run id -> its last status change's seq
         self.current: dict[tuple[str, str], int] = {}  # (run, stage) -> last triggered attempt
-        self.known_causes: set[tuple[str, str]] = set()
         self.new_causes: list[dict[str, Any]] = []
         self.inserts: dict[Table, list[dict[str, Any]]] = {
-            t.status_changes: [], t.events: [], t.decisions: [], t.dead_letters: []}
+            t.status_changes: [], t.events: [], t.decisions: [], t.decision_causes: [],
+            t.dead_letters: []}
         self.cause_events: list[dict[str, Any]] = []  # events that may have created a run
+        self.first_cause_set: set[str] = set()  # runs whose first cause this batch learnt
+        self.changed: set[str] = set()
 
     # --- loading --------------------------------------------------------------------------
 
@@ -167,9 +178,6 @@ class _Fold:
         for chunk in _chunks(touched | recorded):
             self.attempts.load(
                 self.conn.execute(select(t.attempts).where(t.attempts.c.run_id.in_(chunk))))
-            self.known_causes.update(
-                (row.run_id, row.event_id) for row in self.conn.execute(
-                    select(t.causes).where(t.causes.c.run_id.in_(chunk))))  # fmt: skip
         for (run_id, stage, attempt), row in self.attempts.rows.items():
             if row["triggered_at"] is not None:
                 key = (run_id, stage)
@@ -191,11 +199,12 @@ class _Fold:
 
     def _run_record(self, record: Consumed, event: RunRecord) -> None:
         data, at = event.data, _time(record, event)
+        self.changed.add(data.run_id)
         run = self.runs.get((data.run_id,))
         if run is None:
             run = self.runs.add((data.run_id,), {
                 "run_id": data.run_id, "status": "", "partition": record.partition,
-                "first_cause": data.caused_by[0] if data.caused_by else None,
+                "first_cause": None,
                 "requested_by": None, "trigger_type": None, "params": {}, "created_at": at,
                 "finished_at": None,
             })  # fmt: skip
@@ -203,11 +212,16 @@ class _Fold:
             self.runs.touch((data.run_id,))
         if run["first_cause"] is None and data.caused_by:
             run["first_cause"] = data.caused_by[0]
+            self.first_cause_set.add(data.run_id)
+        known = set(run.get("caused_by") or ())
+        for event_id in data.caused_by:  # a run's causes only grow: the new ones are stored
+            if event_id not in known:
+                known.add(event_id)
+                self.new_causes.append({"run_id": data.run_id, "event_id": event_id})
         run.update(
             pipeline=data.pipeline, run_key=data.run_key, spec_version=data.spec_version,
             trace_id=data.trace_id, caused_by=list(data.caused_by), updated_at=at,
         )
-        self._add_causes(data.run_id, data.caused_by)
         if data.status != run["status"]:
             self._status_change(record, event, run, at)
         for index, (name, status) in enumerate(data.stages.items()):
@@ -250,12 +264,15 @@ class _Fold:
 
     def _decision(self, record: Consumed, event: DecisionRecord) -> None:
         data, at = event.data, _time(record, event)
+        self.changed.add(data.run_id)
         self.inserts[t.decisions].append({
             "position": position_of(record), "run_id": data.run_id, "stage": data.stage,
             "action": data.action, "reason": data.reason, "causes": list(data.caused_by),
             "at": at,
         })  # fmt: skip
-        self._add_causes(data.run_id, data.caused_by)
+        position = position_of(record)
+        self.inserts[t.decision_causes].extend(
+            {"event_id": cause, "position": position} for cause in dict.fromkeys(data.caused_by))
         if data.stage is None:
             return
         if data.action == "triggered":
@@ -279,7 +296,7 @@ class _Fold:
             return
         run_id, at = _run_id(event), _time(record, event)
         actor = _actor(event)
-        data = event.model_dump(mode="json", include={"data"}).get("data")
+        data = _json_data(event.data)
         stage = _field(event.data, "stage")
         self.inserts[t.events].append({
             "position": position_of(record), "event_id": event.id, "run_id": run_id,
@@ -292,6 +309,7 @@ class _Fold:
             self.cause_events.append({"eid": event.id, "requested_by": actor,
                                       "trigger_type": event.type, "params": params})
             return
+        self.changed.add(run_id)
         if isinstance(event, StageStarted | StageSucceeded | StageFailed):
             self._report(event, at)
 
@@ -306,8 +324,7 @@ class _Fold:
         elif row["reported"] is None:
             row["reported"] = "succeeded" if isinstance(event, StageSucceeded) else "failed"
             if isinstance(event, StageSucceeded):
-                row["outputs"] = event.model_dump(mode="json", include={"data"})["data"][
-                    "outputs"]
+                row["outputs"] = event.data.outputs  # JSON values, as validated
             else:
                 row["error"] = event.data.error
 
@@ -323,13 +340,6 @@ class _Fold:
         self.attempts.touch(key)
         return row
 
-    def _add_causes(self, run_id: str, caused_by: Iterable[str]) -> None:
-        for event_id in caused_by:
-            key = (run_id, event_id)
-            if key not in self.known_causes:
-                self.known_causes.add(key)
-                self.new_causes.append({"run_id": run_id, "event_id": event_id})
-
     def _dead_letter(self, record: Consumed) -> None:
         headers = {name: value for name, value in record.headers}
 
@@ -340,14 +350,16 @@ class _Fold:
         origin = None
         if (topic := header("topic")) is not None:
             origin = f"{topic}:{header('partition')}:{header('offset')}"
+        refused = _refused_event(record)
         event_type = headers.get("ce_type")
         self.inserts[t.dead_letters].append({
             "partition": record.partition, "offset": record.offset,
             "at": record.timestamp_ms * 1000, "reason": header("reason") or "unknown",
             "error": header("error") or "", "origin": origin,
             "key": record.key.decode(errors="replace") if record.key is not None else None,
-            "event_type": (record.event.type if record.event is not None
+            "event_type": (refused.type if refused is not None
                            else event_type.decode(errors="replace") if event_type else None),
+            "event_id": refused.id if refused is not None else None,
             "preview": (record.value or b"")[:_PREVIEW].decode(errors="replace"),
         })  # fmt: skip
 
@@ -357,9 +369,9 @@ class _Fold:
         conn = self.conn
         for table, rows in self.inserts.items():
             if rows:
-                conn.execute(table.insert(), rows)
+                insert_many(conn, table, rows)
         if self.new_causes:
-            conn.execute(t.causes.insert(), self.new_causes)
+            insert_many(conn, t.causes, self.new_causes)
         self._requests_of_new_runs()
         self.runs.write(conn)
         if self.cause_events:
@@ -374,12 +386,12 @@ class _Fold:
         self.attempts.write(conn)
 
     def _requests_of_new_runs(self) -> None:
-        """Who asked for each run first seen in this batch, when its first cause is stored."""
+        """Who asked for each run whose first cause this batch learnt, if that event is stored
+        (else the event's own batch fills it in, by ``cause_events``)."""
         wanted: dict[str, list[dict[str, Any]]] = {}
-        for key in self.runs.new:
-            run = self.runs.rows[key]
-            if run["first_cause"] is not None:
-                wanted.setdefault(run["first_cause"], []).append(run)
+        for run_id in self.first_cause_set:
+            run = self.runs.rows[(run_id,)]
+            wanted.setdefault(run["first_cause"], []).append(run)
         e = t.events.c
         for chunk in _chunks(wanted):
             found = self.conn.execute(
@@ -391,10 +403,61 @@ class _Fold:
                     run.update(requested_by=row.actor, trigger_type=row.type, params=params)
 
 
+def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` in one executemany of the driver, with the statement SQLAlchemy compiles
+    for the connection's dialect (in its parameter style) and the columns' own bind
+    processors (JSON): the same SQL as ``conn.execute(table.insert(), rows)`` without
+    SQLAlchemy's per-row parameter processing, which cost more than the database's work."""
+    sql, names, processors = _compiled_insert(conn.dialect, table)
+    if conn.dialect.positional:
+        params: list[Any] = [
+            tuple(process(row[name]) if (process := processors.get(name)) else row[name]
+                  for name in names) for row in rows
+        ]  # fmt: skip
+    else:
+        params = [{name: process(row[name]) if (process := processors.get(name)) else row[name]
+                   for name in names} for row in rows]  # fmt: skip
+    conn.exec_driver_sql(sql, params)
+
+
+_INSERTS: dict[tuple[str, str], tuple[str, list[str], dict[str, Any]]] = {}
+
+
+def _compiled_insert(dialect: Any, table: Table) -> tuple[str, list[str], dict[str, Any]]:
+    key = (dialect.name, table.name)
+    found = _INSERTS.get(key)
+    if found is None:
+        compiled = table.insert().compile(dialect=dialect)
+        names = list(compiled.positiontup or []) if dialect.positional else [
+            column.name for column in table.columns]
+        processors = {
+            column.name: processor for column in table.columns
+            if (processor := column.type.bind_processor(dialect)) is not None
+        }  # fmt: skip
+        found = _INSERTS[key] = (str(compiled), names, processors)
+    return found
+
+
+def _refused_event(record: Consumed) -> CloudEvent | None:
+    """The event a dead letter holds, when it is one (a command the coordinator refused)."""
+    original = [(name, value) for name, value in record.headers if not name.startswith(_DLQ)]
+    try:
+        return decode(record.value, original)
+    except EventDecodeError:
+        return None
+
+
 def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
     batch = sorted(items)
     for start in range(0, len(batch), _CHUNK):
         yield batch[start : start + _CHUNK]
+
+
+def _json_data(data: Any) -> Any:
+    """An event's data in JSON form (a model dumped; bytes as base64 text)."""
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    return to_jsonable_python(data, bytes_mode="base64")
 
 
 def _time(record: Consumed, event: CloudEvent) -> int:

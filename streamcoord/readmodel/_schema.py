@@ -24,6 +24,7 @@ __all__ = [
     "attempts",
     "causes",
     "dead_letters",
+    "decision_causes",
     "decisions",
     "events",
     "metadata",
@@ -105,8 +106,8 @@ attempts = Table(
     Column("reported", String(32)),
 )  # fmt: skip
 
-#: Event ids that caused a run or one of its decisions: the events of its audit trail that do
-#: not name the run themselves (a run request, the external event that matched a trigger).
+#: Event ids that caused a run (its record's ``caused_by``): the events of its audit trail that
+#: do not name the run themselves (a run request, the external events that matched a trigger).
 causes = Table(
     "sc_causes", metadata,
     Column("run_id", String(512), primary_key=True),
@@ -140,6 +141,13 @@ decisions = Table(
     Index("sc_decisions_run", "run_id"),
 )  # fmt: skip
 
+#: The events each decision names as its causes: what became of a command (its id).
+decision_causes = Table(
+    "sc_decision_causes", metadata,
+    Column("event_id", String(512), primary_key=True),
+    Column("position", String(300), primary_key=True),
+)  # fmt: skip
+
 dead_letters = Table(
     "sc_dead_letters", metadata,
     Column("partition", Integer, primary_key=True),
@@ -150,8 +158,10 @@ dead_letters = Table(
     Column("origin", String(300)),
     Column("key", Text),
     Column("event_type", String(255)),
+    Column("event_id", String(512)),
     Column("preview", Text, nullable=False),
     Index("sc_dead_letters_latest", "at", "partition", "offset"),
+    Index("sc_dead_letters_event", "event_id"),
 )  # fmt: skip
 
 #: The next offset to read of every partition projected: written with the rows it produced.

@@ -24,7 +24,8 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 # private on purpose: the read model must name the very span ids the coordinator exports
 from streamcoord.core._tracing import attempt_span_id
@@ -33,6 +34,8 @@ from streamcoord.readmodel import _schema as t
 from streamcoord.readmodel._projection import STAGE_TERMINAL, Consumed, apply_batch, micros
 from streamcoord.readmodel.models import (
     AuditEntry,
+    CommandOutcome,
+    CommandStatus,
     DeadLetterEntry,
     Page,
     PipelineStats,
@@ -52,7 +55,14 @@ __all__ = ["Position", "SqlStore"]
 Position = tuple[str, int]
 
 _FAILED: Final = frozenset({"failed", "timed_out"})
+_URLS: Final = "use sqlite:///path.db or postgresql://user@host/db"
+#: The advisory lock that serializes schema creation on PostgreSQL (an arbitrary constant).
+_SCHEMA_LOCK: Final = 0x5C_12EAD_40DE1
+# Within one instant (a decision step shares its event's time): the event decided, then the
+# decisions, the status change, and last what the coordinator published about it.
 _KIND_ORDER: Final = {"event": 0, "decision": 1, "status": 2}
+_PUBLISHED: Final = 3
+_COORDINATOR: Final = "streamcoord/coordinator"
 
 
 class SqlStore:
@@ -65,21 +75,15 @@ class SqlStore:
     @classmethod
     def open(cls, url: str, *, create: bool = True) -> SqlStore:
         """The store at ``url`` (``sqlite:///file.db``, ``postgresql://...``)."""
-        if url.startswith("postgresql://"):  # psycopg 3, not SQLAlchemy's psycopg2 default
-            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        if not url.startswith(("sqlite:", "postgresql+psycopg:")):
-            raise ConfigError(f"unsupported read-model database {url!r}",
-                              hint="use sqlite:///path.db or postgresql://user@host/db")
-        try:
-            # orjson for the JSON columns: the standard library's encoder is most of a write
-            engine = create_engine(url, json_serializer=_json_text, json_deserializer=orjson.loads)
-        except (ArgumentError, NoSuchModuleError) as error:
-            raise ConfigError(f"cannot open read-model database {url!r}: {error}",
-                              hint="for PostgreSQL install streamcoord[postgres]") from None
-        if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
+        engine = _engine(url)
         if create:
-            t.metadata.create_all(engine)
+            try:
+                _create_schema(engine)
+            except OperationalError as error:
+                shown = engine.url.render_as_string(hide_password=True)
+                engine.dispose()
+                raise ConfigError(f"cannot reach the read-model database {shown}: {error.orig}",
+                                  hint="check the URL and that the server runs") from None
         return cls(engine)
 
     # --- the projector's side -----------------------------------------------------------
@@ -91,11 +95,15 @@ class SqlStore:
             rows = conn.execute(select(o.topic, o.partition, o.next_offset))
             return {(row.topic, row.partition): row.next_offset for row in rows}
 
-    def apply(self, records: Sequence[Consumed], positions: Mapping[Position, int]) -> None:
-        """Project ``records`` and move to ``positions``, in one transaction."""
+    def apply(
+        self, records: Sequence[Consumed], positions: Mapping[Position, int]
+    ) -> frozenset[str]:
+        """Project ``records`` and move to ``positions``, in one transaction; the ids of the
+        runs whose rows or audit trail changed."""
         with self.engine.begin() as conn:
-            apply_batch(conn, records)
+            changed = apply_batch(conn, records)
             _save_positions(conn, positions)
+        return changed
 
     def reset(self) -> None:
         """Empty every table (``rebuild`` then replays the topics from the beginning)."""
@@ -195,6 +203,34 @@ class SqlStore:
             after = _cursor([last.at or 0, last.partition, last.offset], "deadletters")
         return Page[DeadLetterEntry](items=items, next_cursor=after)
 
+    def command_outcome(self, event_id: str) -> CommandOutcome:
+        e, d, dc, dl, c = (t.events.c, t.decisions.c, t.decision_causes.c, t.dead_letters.c,
+                           t.causes.c)
+        with self.engine.connect() as conn:
+            received = conn.execute(select(t.events).where(e.event_id == event_id)
+                                    .order_by(e.position).limit(1)).first()
+            letter = conn.execute(select(t.dead_letters).where(dl.event_id == event_id)
+                                  .order_by(dl.partition, dl.offset).limit(1)).first()
+            decided = conn.execute(select(t.decisions).where(d.position.in_(
+                select(dc.position).where(dc.event_id == event_id)))).all()
+            runs = conn.execute(select(c.run_id).where(c.event_id == event_id)
+                                .order_by(c.run_id)).scalars().all()
+        decisions = sorted((_decision_entry(row) for row in decided), key=_audit_order)
+        run_ids = sorted({*runs, *(row.run_id for row in decided)})
+        status: CommandStatus = "unseen"
+        if letter is not None:
+            status = "rejected"
+        elif decisions or run_ids:
+            status = "decided"
+        elif received is not None:
+            status = "received"
+        return CommandOutcome(
+            event_id=event_id, status=status,
+            received=None if received is None else _event_entry(received),
+            rejection=None if letter is None else _dead_letter(letter),
+            decisions=decisions, runs=run_ids,
+        )  # fmt: skip
+
     def pipeline_stats(self, *, since: datetime, recent: int = 20) -> list[PipelineStats]:
         r = t.runs.c
         counted = (select(r.pipeline, r.status, func.count())
@@ -226,6 +262,39 @@ _SUMMARY: Final = (
     t.runs.c.requested_by, t.runs.c.spec_version, t.runs.c.created_at, t.runs.c.updated_at,
     t.runs.c.finished_at,
 )  # fmt: skip
+
+
+def _engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"not a database URL: {url!r}", hint=_URLS) from None
+    if parsed.drivername == "postgresql":  # psycopg 3, not SQLAlchemy's psycopg2 default
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.drivername not in {"sqlite", "sqlite+pysqlite", "postgresql+psycopg"}:
+        raise ConfigError(f"unsupported read-model database {shown}", hint=_URLS)
+    if parsed.drivername.startswith("sqlite") and parsed.database in {None, "", ":memory:"}:
+        raise ConfigError("an in-memory SQLite read model would be private to one connection",
+                          hint="use a file: sqlite:///path.db")
+    try:
+        # orjson for the JSON columns: the standard library's encoder is most of a write
+        engine = create_engine(parsed, json_serializer=_json_text, json_deserializer=orjson.loads)
+    except (ArgumentError, ImportError) as error:
+        raise ConfigError(f"cannot open the read-model database {shown}: {error}",
+                          hint="for PostgreSQL install streamcoord[postgres]") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _create_schema(engine: Engine) -> None:
+    """The tables and indexes, where missing."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # several API processes may start at once: one creates, the others wait for it
+            conn.execute(select(func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
+        t.metadata.create_all(conn)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -321,14 +390,17 @@ def _status_entry(row: Any) -> AuditEntry:
 
 def _audit_order(entry: AuditEntry) -> tuple[datetime, int, str, int, int]:
     topic, partition, offset = entry.position.rsplit(":", 2)
-    return (entry.at, _KIND_ORDER[entry.kind], topic, int(partition), int(offset))
+    rank = _KIND_ORDER[entry.kind]
+    if entry.kind == "event" and entry.actor == _COORDINATOR:
+        rank = _PUBLISHED
+    return (entry.at, rank, topic, int(partition), int(offset))
 
 
 def _dead_letter(row: Any) -> DeadLetterEntry:
     return DeadLetterEntry(
         partition=row.partition, offset=row.offset, at=_maybe_time(row.at), reason=row.reason,
         error=row.error, origin=row.origin, key=row.key, event_type=row.event_type,
-        value_preview=row.preview,
+        event_id=row.event_id, value_preview=row.preview,
     )  # fmt: skip
 
 

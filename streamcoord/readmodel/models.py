@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 __all__ = [
     "AuditEntry",
+    "CommandOutcome",
+    "CommandStatus",
     "DeadLetterEntry",
     "Page",
     "PipelineStats",
@@ -30,6 +32,7 @@ __all__ = [
 T = TypeVar("T")
 
 RunSort = Literal["created_at", "updated_at"]
+CommandStatus = Literal["unseen", "received", "decided", "rejected"]
 SortOrder = Literal["asc", "desc"]
 
 
@@ -159,7 +162,25 @@ class DeadLetterEntry(_ReadModel):
     origin: str | None = Field(None, description="topic:partition:offset of the refused record.")
     key: str | None = None
     event_type: str | None = None
+    event_id: str | None = Field(None, description="Id of the refused event, if it decodes.")
     value_preview: str = Field("", description="The first bytes of the value as text.")
+
+
+class CommandOutcome(_ReadModel):
+    """What became of an event sent to the coordinator (a command, by its CloudEvents id).
+
+    ``unseen``: not (yet) projected from the events topic; ``received``: on the topic, with no
+    outcome recorded yet (a pause or resume never has one); ``decided``: decisions or runs
+    name it as their cause (``decisions`` say what was done, ``ignored`` included);
+    ``rejected``: the coordinator dead-lettered it (``rejection`` says why).
+    """
+
+    event_id: str
+    status: CommandStatus
+    received: AuditEntry | None = None
+    rejection: DeadLetterEntry | None = None
+    decisions: list[AuditEntry] = Field(default_factory=list)
+    runs: list[str] = Field(default_factory=list, description="Runs it created or changed.")
 
 
 class RecentRun(_ReadModel):

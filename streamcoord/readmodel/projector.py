@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -50,14 +50,18 @@ async def project(
     *,
     rebuild: bool = False,
     caught_up: asyncio.Event | None = None,
-    max_records: int = 5000,
+    on_change: Callable[[frozenset[str]], None] | None = None,
+    max_records: int = 10_000,
     limits: DecodeLimits = DEFAULT_LIMITS,
 ) -> None:
     """Project the topics into ``store`` (from :func:`open_store`) until ``stop`` is set.
 
     ``client_kwargs`` are aiokafka connection arguments (``KafkaSettings.client_kwargs()``);
     ``topics`` carries the prefix. ``caught_up`` is set once every partition has been read up
-    to where it ended when the projector started. Database calls run in a worker thread.
+    to where it ended when the projector started. ``on_change`` is called on the event loop
+    after each committed batch with the ids of the runs it changed (for live updates: read
+    them back from the store). Database calls run in a worker thread. Errors of the broker or
+    the database end the projection (raised); calling it again resumes where it stopped.
     """
     if rebuild:
         await asyncio.to_thread(store.reset)
@@ -81,7 +85,7 @@ async def project(
         saved = await _resume(consumer, store, partitions)
         ends = await consumer.end_offsets(partitions)
         await _follow(consumer, store=store, kinds=kinds, saved=saved, ends=ends, stop=stop,
-                      caught_up=caught_up, limits=limits)
+                      caught_up=caught_up, on_change=on_change, limits=limits)
     finally:
         await consumer.stop()
 
@@ -111,25 +115,54 @@ async def _follow(
     ends: Mapping[TopicPartition, int],
     stop: asyncio.Event,
     caught_up: asyncio.Event | None,
+    on_change: Callable[[frozenset[str]], None] | None,
     limits: DecodeLimits,
 ) -> None:
     partitions = list(ends)
-    while not stop.is_set():
-        batch = await consumer.getmany(timeout_ms=_POLL_MS)
-        records = [
-            decode_record(kinds[tp.topic], tp.topic, tp.partition, message, limits)
-            for tp, messages in sorted(batch.items()) for message in messages
-        ]  # fmt: skip
-        # positions, not last offset + 1: under read_committed they step over control markers
-        reached = {(tp.topic, tp.partition): await consumer.position(tp) for tp in partitions}
-        moved = {key: offset for key, offset in reached.items() if saved.get(key) != offset}
-        if records or moved:
-            await asyncio.to_thread(store.apply, records, moved)
-            saved.update(moved)
-        if caught_up is not None and not caught_up.is_set() and all(
-            reached[(tp.topic, tp.partition)] >= end for tp, end in ends.items()
-        ):
-            caught_up.set()
+    writer = _Writer(store, on_change)
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=_POLL_MS)
+            records = [
+                decode_record(kinds[tp.topic], tp.topic, tp.partition, message, limits)
+                for tp, messages in sorted(batch.items()) for message in messages
+            ]  # fmt: skip
+            # positions, not last offset + 1: under read_committed they step over control markers
+            reached = {(tp.topic, tp.partition): await consumer.position(tp) for tp in partitions}
+            moved = {key: offset for key, offset in reached.items() if saved.get(key) != offset}
+            if records or moved:
+                await writer.submit(records, moved)
+                saved.update(moved)
+            if caught_up is not None and not caught_up.is_set() and all(
+                reached[(tp.topic, tp.partition)] >= end for tp, end in ends.items()
+            ):
+                await writer.drain()  # caught up once it is in the store, not before
+                caught_up.set()
+    finally:
+        await writer.drain()
+
+
+class _Writer:
+    """Writes batches in a worker thread one after the other, while the loop fetches and
+    decodes the next (SQLite and the network wait without holding the GIL)."""
+
+    def __init__(
+        self, store: SqlStore, on_change: Callable[[frozenset[str]], None] | None
+    ) -> None:
+        self.store, self.on_change = store, on_change
+        self.pending: asyncio.Task[frozenset[str]] | None = None
+
+    async def submit(self, records: list[Consumed], moved: dict[tuple[str, int], int]) -> None:
+        await self.drain()
+        self.pending = asyncio.create_task(asyncio.to_thread(self.store.apply, records, moved))
+
+    async def drain(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        changed = await pending
+        if changed and self.on_change is not None:
+            self.on_change(changed)
 
 
 def decode_record(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from streamcoord.errors import ConfigError
 from streamcoord.readmodel.models import (
     AuditEntry,
+    CommandOutcome,
     DeadLetterEntry,
     Page,
     PipelineStats,
@@ -54,6 +55,10 @@ class Store(Protocol):
 
     def dead_letters(self, *, limit: int = 50, cursor: str | None = None) -> Page[DeadLetterEntry]:
         """Refused records, latest first, with the reason the coordinator gave."""
+        ...
+
+    def command_outcome(self, event_id: str) -> CommandOutcome:
+        """What became of the event ``event_id`` (a command): received, applied or rejected."""
         ...
 
     def pipeline_stats(self, *, since: datetime, recent: int = 20) -> list[PipelineStats]:

@@ -52,6 +52,10 @@ async def produced(
                                       params={"n": n}),
             ))  # fmt: skip
         await harness.emit(b"{not json", key=b"bad")
+        await harness.emit_event(RunRequested(
+            id="request-unknown", source="streamcoord/api", principal="user:u0",
+            data=RunRequestedData(pipeline="no-such-pipeline", run_key="k"),
+        ))  # fmt: skip
         await asyncio.wait_for(until_runs_succeeded(harness, RUNS), 90)
     return kafka_bootstrap, topics
 
@@ -64,17 +68,21 @@ def module_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
 
 async def project_all(
     store: SqlStore, bootstrap: str, topics: TopicNames, *, rebuild: bool = False
-) -> None:
-    """Project until the projector has read every topic to its end, then stop it."""
+) -> set[str]:
+    """Project until the projector has read every topic to its end, then stop it; the ids of
+    the runs it reported changed."""
     stop, caught_up = asyncio.Event(), asyncio.Event()
+    changed: set[str] = set()
     task = asyncio.create_task(project(store, {"bootstrap_servers": bootstrap}, topics, stop,
-                                       caught_up=caught_up, rebuild=rebuild))
+                                       caught_up=caught_up, rebuild=rebuild,
+                                       on_change=changed.update))
     waiting = asyncio.create_task(caught_up.wait())
     await asyncio.wait({task, waiting}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
     waiting.cancel()
     stop.set()
     await asyncio.wait_for(task, 30)
     assert caught_up.is_set()
+    return changed
 
 
 async def test_runs_are_projected_with_stages_attempts_and_requesters(
@@ -82,8 +90,9 @@ async def test_runs_are_projected_with_stages_attempts_and_requesters(
 ) -> None:
     bootstrap, topics = produced
     store = open_store(f"sqlite:///{tmp_path / 'a.db'}")
-    await project_all(store, bootstrap, topics)
+    changed = await project_all(store, bootstrap, topics)
     page = store.list_runs(RunQuery(pipeline="nightly"))
+    assert {r.run_id for r in page.items} <= changed
     assert sorted(r.run_key for r in page.items) == [f"2026-11-0{n + 1}" for n in range(RUNS)]
     assert {r.status for r in page.items} == {"succeeded"}
     assert len(store.list_runs(RunQuery(requested_by="user:u1")).items) == RUNS // 2
@@ -103,9 +112,14 @@ async def test_runs_are_projected_with_stages_attempts_and_requesters(
     assert ("decision", "triggered") in kinds
     assert ("event", "streamcoord.stage.succeeded") in kinds
     letters = store.dead_letters().items
-    assert [d.reason for d in letters] == ["not_json"]
-    assert letters[0].origin is not None
-    assert letters[0].origin.startswith(topics.events)
+    assert sorted(d.reason for d in letters) == ["not_json", "unknown_pipeline"]
+    assert all(d.origin is not None and d.origin.startswith(topics.events) for d in letters)
+    requested = store.command_outcome("request-1")
+    assert (requested.status, requested.runs) == ("decided", ["nightly/2026-11-02"])
+    refused = store.command_outcome("request-unknown")
+    assert refused.status == "rejected"
+    assert refused.rejection is not None
+    assert "no-such-pipeline" in refused.rejection.error
     store.close()
 
 

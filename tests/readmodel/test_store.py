@@ -7,7 +7,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streamcoord.readmodel import CursorError, RunQuery, Store
+from streamcoord.errors import ConfigError
+from streamcoord.events.codec import encode
+from streamcoord.events.models import (
+    CloudEvent,
+    Decision,
+    DecisionRecord,
+    PipelinePause,
+    PipelineRef,
+    RunCancel,
+    RunCancelData,
+    RunRequested,
+    RunRequestedData,
+    StageHeartbeat,
+    StageRef,
+)
+from streamcoord.readmodel import CursorError, RunQuery, Store, open_store
 from streamcoord.readmodel._projection import Consumed
 from streamcoord.readmodel._sql import SqlStore
 from streamcoord.readmodel.testing import Offsets, dead_letter, run_story
@@ -49,7 +64,7 @@ def test_a_run_shows_every_attempt_with_its_times_outputs_error_and_worker(
     assert run.trigger_type == "streamcoord.run.requested"
     assert [c.status for c in run.status_changes] == ["active", "succeeded"]
     assert run.status_changes[0].caused_by == "req-daily/2026-11-01"
-    assert run.duration_seconds == pytest.approx(3.0)
+    assert run.duration_seconds == pytest.approx(1.75)
     assert [(s.name, s.status) for s in run.stages] == [
         ("extract", "succeeded"), ("load", "succeeded")]
     first, second = run.stages[0].attempts
@@ -60,7 +75,7 @@ def test_a_run_shows_every_attempt_with_its_times_outputs_error_and_worker(
     assert second.started_at is not None
     assert second.ended_at is not None
     assert second.started_at < second.ended_at
-    assert second.duration_seconds == pytest.approx(0.5)
+    assert second.duration_seconds == pytest.approx(0.25)
     assert second.trace_id == "ab" * 16
     assert first.span_id is not None
     assert len(first.span_id) == 16
@@ -117,14 +132,16 @@ def test_the_audit_trail_tells_the_run_in_order_with_who_caused_what(store: SqlS
     trail = store.audit_trail("hourly/h1")
     assert [(e.kind, e.type, e.actor) for e in trail] == [
         ("event", "streamcoord.run.requested", "user:alice"),
-        ("status", "active", "coordinator"),
         ("decision", "triggered", "coordinator"),
+        ("status", "active", "coordinator"),
         ("event", "streamcoord.stage.started", "worker/w1"),
         ("event", "streamcoord.stage.succeeded", "worker/w1"),
         ("status", "succeeded", "coordinator"),
+        ("event", "streamcoord.run.finished", "streamcoord/coordinator"),
     ]
     assert [e.at for e in trail] == sorted(e.at for e in trail)
-    assert trail[2].causes == [trail[0].event_id]
+    assert trail[1].causes == [trail[0].event_id]
+    assert trail[5].causes == [trail[4].event_id]
     failing = store.audit_trail("daily/2026-11-02")
     failed = [e for e in failing if e.kind == "decision" and e.type == "failed"]
     assert [(e.stage, e.summary) for e in failed] == [("load", "disk full")]
@@ -154,7 +171,7 @@ def test_pipeline_stats_count_runs_by_status_and_list_recent_durations(store: Sq
     assert [(s.pipeline, s.counts) for s in stats] == [
         ("daily", {"succeeded": 1, "failed": 1}), ("hourly", {"succeeded": 1})]
     assert [r.run_id for r in stats[0].recent] == ["daily/2026-11-02"]
-    assert stats[0].recent[0].duration_seconds == pytest.approx(2.25)
+    assert stats[0].recent[0].duration_seconds == pytest.approx(1.0)
     assert store.pipeline_stats(since=T0 + timedelta(days=1)) == []
 
 
@@ -180,3 +197,74 @@ def test_positions_are_written_with_the_rows(store: SqlStore) -> None:
     store.apply(records[:3], {("streamcoord.events", 0): 2, ("streamcoord.runs", 0): 1})
     store.apply(records[3:4], {("streamcoord.events", 0): 3})
     assert store.positions() == {("streamcoord.events", 0): 3, ("streamcoord.runs", 0): 1}
+
+
+def test_coordinator_internal_traffic_and_heartbeats_stay_out_of_the_audit(
+    store: SqlStore,
+) -> None:
+    offsets = Offsets()
+    records = run_story(offsets, "p", "k", T0, stages=("s",))
+    noise = [
+        CloudEvent(id="pool-1", source="streamcoord/coordinator", type="streamcoord.pool.acquire",
+                   time=T0, data={"pool": "db", "run_id": "p/k", "stage": "s", "attempt": 1}),
+        StageHeartbeat(id="hb-1", source="worker/w1", time=T0,
+                       data=StageRef(run_id="p/k", stage="s", attempt=1)),
+    ]
+    records += [offsets.record("events", 0, event) for event in noise]
+    store.apply(records, offsets.positions())
+    types = {entry.type for entry in store.audit_trail("p/k")}
+    assert "streamcoord.pool.acquire" not in types
+    assert "streamcoord.stage.heartbeat" not in types
+    assert "streamcoord.stage.started" in types
+
+
+def test_only_sqlite_files_and_postgresql_urls_open() -> None:
+    with pytest.raises(ConfigError, match="unsupported read-model database"):
+        open_store("mysql://somewhere/db")
+    with pytest.raises(ConfigError, match="in-memory"):
+        open_store("sqlite://")
+
+
+def test_an_unreachable_postgresql_is_a_config_error_without_the_password() -> None:
+    with pytest.raises(ConfigError, match="cannot reach") as raised:
+        open_store("postgresql://reader:s3cret@127.0.0.1:1/none?connect_timeout=2")
+    assert "s3cret" not in str(raised.value)
+
+
+def test_a_command_is_unseen_received_decided_or_rejected(store: SqlStore) -> None:
+    offsets = Offsets()
+    records = run_story(offsets, "p", "k", T0, stages=("s",))
+    cancel = RunCancel(id="cancel-1", source="streamcoord/api", time=T0, principal="user:ops",
+                       data=RunCancelData(run_id="p/k", reason="not needed"))
+    pause = PipelinePause(id="pause-1", source="streamcoord/api", time=T0,
+                          data=PipelineRef(pipeline="p"))
+    refused = RunRequested(id="request-9", source="streamcoord/api", time=T0,
+                           data=RunRequestedData(pipeline="nightly", run_key="x"))
+    value, headers = encode(refused)
+    records += [
+        offsets.record("events", 0, cancel), offsets.record("events", 0, pause),
+        offsets.record("decisions", 0, DecisionRecord(
+            id="d-cancel", source="streamcoord/coordinator", time=T0, subject="p/k",
+            data=Decision(run_id="p/k", action="ignored", reason="cancel of a run already "
+                          "succeeded", caused_by=["cancel-1"]),
+        )),
+        offsets.record("events", 0, refused),
+        dead_letter(offsets, "manual_not_allowed", value, T0, tuple(headers)),
+    ]  # fmt: skip
+    store.apply(records, offsets.positions())
+    assert store.command_outcome("never-sent").status == "unseen"
+    assert store.command_outcome("pause-1").status == "received"
+    cancelled = store.command_outcome("cancel-1")
+    assert cancelled.status == "decided"
+    assert cancelled.received is not None
+    assert cancelled.received.actor == "user:ops"
+    assert [(d.type, d.summary) for d in cancelled.decisions] == [
+        ("ignored", "cancel of a run already succeeded")]
+    assert cancelled.runs == ["p/k"]
+    rejected = store.command_outcome("request-9")
+    assert rejected.status == "rejected"
+    assert rejected.rejection is not None
+    assert rejected.rejection.reason == "manual_not_allowed"
+    assert rejected.rejection.event_type == "streamcoord.run.requested"
+    requested = store.command_outcome("req-p/k")
+    assert (requested.status, requested.runs) == ("decided", ["p/k"])
