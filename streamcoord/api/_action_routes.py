@@ -3,6 +3,7 @@ the command's id and a link that shows whether the coordinator accepted or rejec
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from streamcoord.api._security import require
 from streamcoord.api._services import SOURCE, ApiServices
 from streamcoord.auth import Principal, Role, audit_action
 from streamcoord.control import (
+    CommandState,
     TrackedCommand,
     cancel_run,
     default_run_key,
@@ -25,6 +27,7 @@ from streamcoord.control import (
 )
 from streamcoord.emit import EmitError
 from streamcoord.events.models import CloudEvent
+from streamcoord.readmodel import CommandOutcome
 
 __all__ = ["router"]
 
@@ -110,20 +113,44 @@ async def resume_a_pipeline(
     return await _send(services, event, principal, pipeline, response)
 
 
-def _view(command: TrackedCommand) -> CommandView:
+def _view(command: TrackedCommand, outcome: CommandOutcome) -> CommandView:
     return CommandView(
         id=command.id, type=command.type, principal=command.principal, subject=command.subject,
         state=command.state, reason=command.reason, message=command.message,
         partition=command.partition, offset=command.offset, sent_at=command.sent_at,
-        decided_at=command.decided_at,
+        decided_at=command.decided_at, runs=outcome.runs,
+    )  # fmt: skip
+
+
+def _from_store(outcome: CommandOutcome) -> CommandView:
+    """A command another server sent (or this one before a restart), as the store knows it."""
+    received = outcome.received
+    rejection = outcome.rejection
+    state: CommandState = "pending"
+    if outcome.status == "decided":
+        state = "accepted"
+    elif outcome.status == "rejected":
+        state = "rejected"
+    return CommandView(
+        id=outcome.event_id, type=received.type if received else "",
+        principal=received.actor if received else "", subject="", state=state,
+        reason=rejection.reason if rejection else None,
+        message=rejection.error if rejection else "",
+        sent_at=received.at if received else None, runs=outcome.runs,
     )  # fmt: skip
 
 
 @router.get("/commands/{command_id}", tags=["actions"],
             responses=problem_responses("forbidden", "unknown-command"))  # fmt: skip
 async def get_command(command_id: str, _: Viewer, services: Services) -> CommandView:
-    """A command this server sent: pending, accepted, or rejected with the reason."""
+    """A command: pending, accepted, or rejected with the reason; and the runs it touched.
+
+    The server that sent it answers from what it saw the coordinator write; any other server
+    (one sharing a PostgreSQL store) answers from the read model."""
+    outcome = await asyncio.to_thread(services.store.command_outcome, command_id)
     command = services.commands.get(command_id)
-    if command is None:
-        raise ApiProblem("unknown-command", f"this server sent no command {command_id!r}")
-    return _view(command)
+    if command is not None:
+        return _view(command, outcome)
+    if outcome.status == "unseen":
+        raise ApiProblem("unknown-command", f"no command {command_id!r} is known here")
+    return _from_store(outcome)

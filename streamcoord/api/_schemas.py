@@ -110,10 +110,13 @@ class CommandView(_Body):
     )
     reason: str | None = Field(None, description="Why it was rejected: a stable code.")
     message: str = ""
-    partition: int
-    offset: int
-    sent_at: datetime
+    partition: int | None = Field(None, description="Where it is on the events topic.")
+    offset: int | None = None
+    sent_at: datetime | None = None
     decided_at: datetime | None = None
+    runs: list[str] = Field(
+        default_factory=list, description="Runs it created or changed (from the read model)."
+    )
 
 
 class CommandAccepted(_Body):

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from streamcoord.events.models import RunRequested, RunRequestedData
 from tests.api.helpers import decided, eventually, run_path
 from tests.api.stack import Stack
 
@@ -120,11 +121,13 @@ async def test_a_requested_run_is_accepted_listed_detailed_audited_and_explained
         run = await eventually(client, run_path("manual/k1"), finished_with_attempts)
         listed = (await client.get("/api/v1/runs", params={"pipeline": "manual"})).json()
         audit = (await client.get(run_path("manual/k1") + "/audit")).json()
+        linked = await eventually(client, accepted["link"], lambda c: c["runs"] == ["manual/k1"])
         explained = await client.get(run_path("manual/k1") + "/stages/second/explain")
         no_stage = await client.get(run_path("manual/k1") + "/stages/nope/explain")
     assert command["state"] == "accepted"
     assert (command["principal"], command["subject"]) == ("test-operator", "manual/k1")
     assert command["type"] == "streamcoord.run.requested"
+    assert linked["state"] == "accepted"
     assert run["params"] == {"n": 3}
     assert run["requested_by"] == "test-operator"
     assert [(s["name"], s["status"]) for s in run["stages"]] == [
@@ -231,6 +234,23 @@ async def test_run_list_filters_sorts_and_pages(stack: Stack) -> None:
     assert assert_problem(bad_limit, 422, "invalid-request")["errors"][0]["loc"] == [
         "query", "limit"
     ]
+
+
+async def test_a_command_another_server_sent_is_answered_from_the_read_model(
+    stack: Stack,
+) -> None:
+    request = RunRequested(
+        id="from-elsewhere-1", source="streamcoord/cli", principal="someone@host",
+        data=RunRequestedData(pipeline="manual", run_key="elsewhere"),
+    )  # fmt: skip
+    await stack.harness.emit_event(request)
+    async with stack.client("viewer") as client:
+        command = await eventually(client, "/api/v1/commands/from-elsewhere-1",
+                                   lambda c: c["state"] == "accepted" and c["runs"])  # fmt: skip
+    assert command["principal"] == "someone@host"
+    assert command["type"] == "streamcoord.run.requested"
+    assert command["runs"] == ["manual/elsewhere"]
+    assert command["partition"] is None
 
 
 async def test_unknown_things_are_404_problems(stack: Stack) -> None:
