@@ -167,7 +167,8 @@ async def api_stack(
 
 @contextlib.asynccontextmanager
 async def _serving(services: ApiServices) -> AsyncIterator[str]:
-    sock = socket.socket()
+    # proto IPPROTO_TCP: asyncio sets TCP_NODELAY only then (else each response waits ~40 ms)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     sock.listen()  # requests wait in the backlog until uvicorn accepts: no start race
     app = create_app(services, feed_interval_s=0.1)
