@@ -137,3 +137,16 @@ def test_ingest_without_tokens_is_open_on_loopback_only(monkeypatch: pytest.Monk
     configured = ingest_tokens(None, "0.0.0.0")  # noqa: S104 - allowed with tokens
     assert configured is not None
     assert not configured.empty
+
+
+def test_token_create_prints_a_token_and_the_settings_that_accept_it() -> None:
+    from typer.testing import CliRunner
+
+    from streamcoord.cli.main import app
+
+    result = CliRunner().invoke(app, ["token", "create", "ci", "--role", "operator"])
+    assert result.exit_code == 0, result.output
+    token = result.output.split("token: ", 1)[1].split()[0]
+    entry = orjson.loads(result.output.strip().splitlines()[-1])
+    assert entry == [{"name": "ci", "role": "operator", "sha256": hash_token(token)}]
+    assert f'sha256 = "{hash_token(token)}"' in result.output
