@@ -85,6 +85,8 @@ class CommandTracker:
         self._rejections: OrderedDict[tuple[int, int], _Rejection] = OrderedDict()
         # Decided commands: id -> the dead-letter ends to read first (None: not asked yet).
         self._settling: dict[str, dict[TopicPartition, int] | None] = {}
+        # Unsettled commands by where they are: partition -> offset -> id.
+        self._open: dict[int, dict[int, str]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self.changed = asyncio.Condition()
@@ -128,14 +130,20 @@ class CommandTracker:
             partition=delivery.partition, offset=delivery.offset, sent_at=datetime.now(UTC),
         )  # fmt: skip
         self._commands[command.id] = command
+        self._open.setdefault(command.partition, {})[command.offset] = command.id
         while len(self._commands) > self._capacity:
-            self._commands.popitem(last=False)
+            _, old = self._commands.popitem(last=False)
+            self._forget(old)
         rejection = self._rejections.get((command.partition, command.offset))
         if rejection is not None:
             self._settle(command.id, rejection)
         elif self._positions.get(command.partition, -1) > command.offset:
             self._settling[command.id] = None  # decided before we looked: confirm next round
         return self._commands[command.id]
+
+    def _forget(self, command: TrackedCommand) -> None:
+        self._open.get(command.partition, {}).pop(command.offset, None)
+        self._settling.pop(command.id, None)
 
     def get(self, command_id: str) -> TrackedCommand | None:
         return self._commands.get(command_id)
@@ -180,18 +188,15 @@ class CommandTracker:
         self._rejections[origin] = rejection
         while len(self._rejections) > self._capacity:
             self._rejections.popitem(last=False)
-        for command in list(self._commands.values()):
-            if (command.partition, command.offset) == origin and command.state == "pending":
-                self._settle(command.id, rejection)
+        command_id = self._open.get(origin[0], {}).get(origin[1])
+        if command_id is not None:
+            self._settle(command_id, rejection)
 
     def _note_decided(self, partition: int) -> None:
         position = self._positions[partition]
-        for command in self._commands.values():
-            if (
-                command.state == "pending" and command.partition == partition
-                and command.offset < position and command.id not in self._settling
-            ):  # fmt: skip
-                self._settling[command.id] = None
+        for offset, command_id in self._open.get(partition, {}).items():
+            if offset < position and command_id not in self._settling:
+                self._settling[command_id] = None
 
     async def _confirm(
         self, consumer: AIOKafkaConsumer, dead_letters: list[TopicPartition]
@@ -218,7 +223,7 @@ class CommandTracker:
     def _settle(self, command_id: str, rejection: _Rejection | None) -> None:
         command = self._commands[command_id]
         now = datetime.now(UTC)
-        self._settling.pop(command_id, None)
+        self._forget(command)
         if rejection is None:
             self._commands[command_id] = replace(command, state="accepted", decided_at=now)
         else:
