@@ -19,6 +19,7 @@ from streamcoord.readmodel import (
     CursorError,
     DeadLetterEntry,
     Page,
+    PipelineStats,
     RunDetail,
     RunQuery,
     RunSort,
@@ -81,6 +82,17 @@ async def get_pipeline_graph(
     """The stage graph, with the stages of other pipelines it needs or that need it."""
     _pipeline(services, pipeline)
     return pipeline_graph(services.specs.newest().pipelines, pipeline)
+
+
+@router.get("/pipeline-stats", tags=["pipelines"], responses=problem_responses("forbidden"))
+async def pipeline_stats(
+    _: Viewer, services: Services,
+    since: Annotated[datetime, Query(description="Count runs created at or after this time.")],
+    recent: Annotated[int, Query(ge=0, le=200, description="Latest finished runs each.")] = 20,
+) -> list[PipelineStats]:  # fmt: skip
+    """Per pipeline: runs created since ``since`` by status, and the latest finished runs'
+    durations (what an overview page charts)."""
+    return await asyncio.to_thread(services.store.pipeline_stats, since=since, recent=recent)
 
 
 @router.get("/runs", tags=["runs"], responses=problem_responses("forbidden", "invalid-cursor"))

@@ -253,6 +253,19 @@ async def test_a_command_another_server_sent_is_answered_from_the_read_model(
     assert command["partition"] is None
 
 
+async def test_pipeline_stats_count_runs_by_status(stack: Stack) -> None:
+    await request_run(stack, "manual", "st1")
+    async with stack.client("viewer") as client:
+        await eventually(client, run_path("manual/st1"), lambda r: r["status"] == "succeeded")
+        stats = (await client.get("/api/v1/pipeline-stats",
+                                  params={"since": "2000-01-01T00:00:00Z"})).json()
+        missing = await client.get("/api/v1/pipeline-stats")
+    manual = next(s for s in stats if s["pipeline"] == "manual")
+    assert manual["counts"]["succeeded"] >= 1
+    assert any(r["run_id"] == "manual/st1" for r in manual["recent"])
+    assert_problem(missing, 422, "invalid-request")
+
+
 async def test_unknown_things_are_404_problems(stack: Stack) -> None:
     async with stack.client("viewer") as client:
         run = await client.get(run_path("manual/never"))
