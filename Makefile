@@ -37,8 +37,11 @@ serve-stop: $(INSTALLED)
 ## test: lint, type-check, the whole suite on Kafka 4.4.0, then the broker tests on Kafka 3.9.2
 test: lint typecheck core-coverage pytest pytest-kafka-3.9
 
+# ruff (the core's banned clock, randomness and environment APIs included: TID251) and the
+# import-linter contracts in pyproject.toml (layers, independence, a pure core).
 lint: $(INSTALLED)
 	$(BIN)/ruff check streamcoord tests
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(INSTALLED)
 	$(BIN)/mypy --strict

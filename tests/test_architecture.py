@@ -1,12 +1,12 @@
 """The import-linter contracts in pyproject.toml hold, and they really catch a violation.
 
-Packages that do not exist yet (streamcoord is being built folder by folder) are left out of the
-check rather than failing it; once they exist they are checked like the rest.
+The contracts are checked as written: a package a contract names that does not exist fails the
+check (a rename must update the contracts), and the layers contract is exhaustive, so a new
+package must be given a layer. ``make lint`` runs the same check (``lint-imports``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -26,13 +26,6 @@ def _config() -> dict[str, Any]:
     return config["tool"]["importlinter"]
 
 
-def _exists(module: str, root: str) -> bool:
-    if module != root and not module.startswith(f"{root}."):
-        return True  # external: import-linter accepts forbidden packages that are not installed
-    spec = importlib.util.find_spec(module)
-    return spec is not None and spec.origin is not None  # a bare folder is no package yet
-
-
 def _toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -48,20 +41,6 @@ def _render(config: dict[str, Any]) -> str:
         lines += ["", "[[tool.importlinter.contracts]]"]
         lines += [f"{k} = {_toml_value(v)}" for k, v in contract.items()]
     return "\n".join(lines) + "\n"
-
-
-def _existing_only(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    root = config["root_package"]
-    missing: list[str] = []
-    contracts = []
-    for contract in config["contracts"]:
-        kept = dict(contract)
-        for key in ("source_modules", "forbidden_modules"):
-            kept[key] = [m for m in contract[key] if _exists(m, root)]
-            missing += [m for m in contract[key] if not _exists(m, root)]
-        if kept["source_modules"]:
-            contracts.append(kept)
-    return {**config, "contracts": contracts}, sorted(set(missing))
 
 
 def _lint(config_text: str, workdir: Path, *, pythonpath: Path | None = None) -> tuple[int, str]:
@@ -80,32 +59,94 @@ def test_pyproject_forbids_external_packages_it_names() -> None:
 
 
 def test_import_contracts_hold(tmp_path: Path) -> None:
-    config, missing = _existing_only(_config())
-    if not config["contracts"]:
-        pytest.skip(f"no source package of any contract exists yet (missing: {missing})")
-    code, output = _lint(_render(config), tmp_path)
+    code, output = _lint(_render(_config()), tmp_path)
     assert code == 0, output
     assert " 0 broken" in output, output  # the summary line "Contracts: N kept, 0 broken."
 
 
-def test_contract_catches_a_forbidden_import(tmp_path: Path) -> None:
-    """The same contract, applied to a throwaway package whose core imports aiokafka and asyncio."""
+def test_every_package_has_a_layer() -> None:
+    [layers] = [c for c in _config()["contracts"] if c["type"] == "layers"]
+    layered = {name.strip() for layer in layers["layers"] for name in layer.split("|")}
+    package = ROOT / "streamcoord"
+    children = {p.stem for p in package.glob("*.py") if p.stem != "__init__"} | {
+        p.parent.name for p in package.glob("*/__init__.py")}  # fmt: skip
+    assert children == layered
+
+
+_MODULE_KEYS = ("source_modules", "forbidden_modules", "modules", "containers")
+# One violation per contract, in a throwaway package laid out like streamcoord.
+_VIOLATIONS = {
+    "core/__init__.py": "import asyncio\nimport aiokafka\n",  # forbidden: the core is pure
+    "spec/__init__.py": "from fakeroot.kafka import x\n",  # forbidden, and a layer upward
+    "events/__init__.py": "from fakeroot.core import y\n",  # a layer upward
+    "runtime/__init__.py": "from fakeroot.worker import z\n",  # independent shells
+    "kafka/__init__.py": "from fakeroot.telemetry import w\n",  # independent siblings
+    "plugins/__init__.py": "",  # a package without a layer
+}
+
+
+def test_contracts_catch_each_kind_of_violation(tmp_path: Path) -> None:
     package = tmp_path / "fakeroot"
-    for sub in ("core", "spec", "events", "kafka", "runtime", "cli", "devtools", "telemetry"):
-        (package / sub).mkdir(parents=True)
-        (package / sub / "__init__.py").write_text("")
+    package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "core" / "__init__.py").write_text("import asyncio\nimport aiokafka\n")
-    (package / "spec" / "__init__.py").write_text("from fakeroot.kafka import x\n")
+    for module in ("demo", "errors"):
+        (package / f"{module}.py").write_text("")
+    [layers] = [c for c in _config()["contracts"] if c["type"] == "layers"]
+    layered = {name.strip() for layer in layers["layers"] for name in layer.split("|")}
+    # every layered package (a new one joins without editing this test), and one without a layer
+    for sub in [*sorted(layered - {"demo", "errors"}), "plugins"]:
+        (package / sub).mkdir()
+        (package / sub / "__init__.py").write_text("")
+    for path, text in _VIOLATIONS.items():
+        (package / path).write_text(text)
 
     config = _config()
     fake = {**config, "root_package": "fakeroot", "contracts": [
         {**c, **{key: [m.replace("streamcoord", "fakeroot") for m in c[key]]
-                 for key in ("source_modules", "forbidden_modules")}}
+                 for key in _MODULE_KEYS if key in c}}
         for c in config["contracts"]
     ]}  # fmt: skip
     code, output = _lint(_render(fake), tmp_path, pythonpath=tmp_path)
     assert code == 1, output
-    for chain in ("fakeroot.core -> asyncio", "fakeroot.core -> aiokafka",
-                  "fakeroot.spec -> fakeroot.kafka"):  # fmt: skip
-        assert chain in output, output
+    flat = " ".join(output.split())
+    assert f"0 kept, {len(config['contracts'])} broken" in flat, output  # each contract caught one
+    for text in ("fakeroot.core -> asyncio", "fakeroot.core -> aiokafka",
+                 "fakeroot.spec -> fakeroot.kafka", "fakeroot.events -> fakeroot.core",
+                 "fakeroot.runtime -> fakeroot.worker", "fakeroot.kafka -> fakeroot.telemetry",
+                 "fakeroot.plugins"):  # fmt: skip
+        assert text in flat, output
+
+
+_PROBE = """\
+import os
+import random
+import time
+import uuid
+from datetime import date, datetime
+
+
+def now() -> object:
+    return datetime.now(), datetime.utcnow(), date.today(), os, random, time, uuid
+"""
+
+
+def _banned(filename: str) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--output-format", "concise",
+         "--stdin-filename", filename, "-"],
+        cwd=ROOT, input=_PROBE, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    return sorted(line.split("`")[1] for line in result.stdout.splitlines() if "TID251" in line)
+
+
+@pytest.mark.parametrize("filename", ["streamcoord/core/_probe.py",
+                                      "streamcoord/spec/triggers/_probe.py"])
+def test_the_core_may_not_read_the_clock_randomness_or_the_environment(filename: str) -> None:
+    assert _banned(filename) == [
+        "datetime.date.today", "datetime.datetime.now", "datetime.datetime.utcnow", "os",
+        "random", "time", "uuid",
+    ]
+
+
+def test_the_shells_may() -> None:
+    assert _banned("streamcoord/runtime/_probe.py") == []

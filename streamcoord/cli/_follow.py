@@ -1,8 +1,13 @@
-"""Following a command to its outcome: tail the runs, dead-letter and changelog topics.
+"""Following a command to its outcome: tail the runs, dead-letter, internal and changelog topics.
 
 :class:`Follower` notes where those topics end *before* the command is sent, so every record
 the coordinator writes about it lies beyond; it then reads them ``read_committed`` (what the
 coordinator committed, never an aborted attempt) and feeds them to a :class:`Watch`.
+
+The coordinator first admits the command (copies it onto the internal topic, marked with where
+it came from, or dead-letters it) and then decides the copy: the command is *decided* once the
+changelog position of the copy's partition has passed the copy, and its dead letter, if any, is
+committed with that position.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from streamcoord.errors import EventError
 from streamcoord.events.codec import decode
 from streamcoord.events.models import RunRecord
 from streamcoord.kafka.records import topic_partitions
-from streamcoord.runtime.changelog import POSITION_KEY
+from streamcoord.runtime.changelog import POSITION_KEY, Positions
 from streamcoord.runtime.deadletter import HEADER_PREFIX
+from streamcoord.runtime.partition import ADMITTED_HEADER
 from streamcoord.runtime.settings import TopicNames
 
 __all__ = ["Follower"]
@@ -43,6 +49,8 @@ class Follower:
             auto_offset_reset="earliest",
         )
         self._start: dict[TopicPartition, int] = {}
+        self._copy: tuple[int, int] | None = None  # (partition, offset) of the admitted copy
+        self._decided_up_to: dict[int, int] = {}  # internal partition -> next offset decided
 
     async def __aenter__(self) -> Self:
         consumer = self._consumer
@@ -50,7 +58,10 @@ class Follower:
         try:
             tps = [
                 tp
-                for topic in (self.topics.runs, self.topics.deadletter, self.topics.state)
+                for topic in (
+                    self.topics.runs, self.topics.deadletter, self.topics.state,
+                    self.topics.internal,
+                )
                 for tp in await topic_partitions(consumer, topic)
             ]
             self._start = await consumer.end_offsets(tps)
@@ -71,8 +82,7 @@ class Follower:
         """The outcome of the command ``delivery`` stored, or ``timeout`` after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         consumer = self._consumer
-        state = TopicPartition(self.topics.state, delivery.partition)
-        tps = [tp for tp in self._start if tp.topic != self.topics.state] + [state]
+        tps = list(self._start)
         consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, self._start.get(tp, 0))
@@ -103,9 +113,18 @@ class Follower:
         """An outcome, or whether ``record`` shows the command decided."""
         headers = list(record.headers or ())
         if tp.topic == self.topics.state:
-            return record.key == POSITION_KEY.encode() and _next_offset(record.value) > (
-                delivery.offset
-            )
+            if record.key == POSITION_KEY.encode():
+                decided = _internal_next(record.value)
+                self._decided_up_to[tp.partition] = max(
+                    decided, self._decided_up_to.get(tp.partition, -1)
+                )
+            return self._copy_decided()
+        if tp.topic == self.topics.internal:
+            if any(k == ADMITTED_HEADER for k, _ in headers) and _origin(headers) == (
+                f"{delivery.partition}@{delivery.offset}"
+            ):
+                self._copy = (tp.partition, record.offset)
+            return self._copy_decided()
         if tp.topic == self.topics.deadletter:
             return _rejection(headers, self.topics.events, delivery) or False
         if record.value is None:
@@ -118,15 +137,30 @@ class Follower:
         return found or False
 
 
+    def _copy_decided(self) -> bool:
+        if self._copy is None:
+            return False
+        partition, offset = self._copy
+        return self._decided_up_to.get(partition, -1) > offset
+
+
+def _origin(headers: list[tuple[str, bytes]]) -> str:
+    """Where an admitted copy came from (``<partition>@<offset>``); the last marker counts."""
+    found = [v for k, v in headers if k == ADMITTED_HEADER]
+    return found[-1].decode(errors="replace") if found else ""
+
+
 async def _reached(consumer: AIOKafkaConsumer, ends: Mapping[TopicPartition, int]) -> bool:
     return all([await consumer.position(tp) >= end for tp, end in ends.items()])
 
 
-def _next_offset(value: bytes | None) -> int:
+def _internal_next(value: bytes | None) -> int:
+    """The next internal offset a changelog position record says is decided (-1: none)."""
     try:
-        return int(orjson.loads(value or b"{}").get("next_offset", -1))
+        decided = Positions.parse(value or b"{}").internal
     except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
         return -1
+    return -1 if decided is None else decided
 
 
 def _rejection(
@@ -139,7 +173,10 @@ def _rejection(
         if k.startswith(HEADER_PREFIX)
     }
     origin = (ours.get("topic"), ours.get("partition"), ours.get("offset"))
-    if origin != (events_topic, str(delivery.partition), str(delivery.offset)):
+    admitted = ours.get("topic") != events_topic and _origin(headers) == (
+        f"{delivery.partition}@{delivery.offset}"
+    )  # refused when decided: the dead letter is of its admitted copy
+    if origin != (events_topic, str(delivery.partition), str(delivery.offset)) and not admitted:
         return None
     return Outcome("rejected", False, reason=ours.get("reason"), message=ours.get("error", ""))
 

@@ -1,9 +1,9 @@
 """What became of an operator's command: pure rules over what the coordinator wrote back.
 
-A command is *decided* once the coordinator's changelog position for its events partition has
-passed the command's offset (that position is committed in the same transaction as the
-decision's outputs: dead letters, run records). It was *rejected* if a dead letter carries its
-event id. A run command then waits for the run record that settles it; a pipeline control is
+A command is *decided* once the coordinator's changelog position has passed the command's
+admitted copy on the internal topic (that position is committed in the same transaction as the
+decision's outputs: dead letters, run records). It was *rejected* if a dead letter names it as
+its origin. A run command then waits for the run record that settles it; a pipeline control is
 done once decided.
 """
 

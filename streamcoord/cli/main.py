@@ -16,7 +16,7 @@ from rich.text import Text
 
 from streamcoord import __version__
 from streamcoord.cli import demo as demo_cli
-from streamcoord.cli import dev, graph, operate, topics, validate
+from streamcoord.cli import dev, docs, graph, operate, topics, validate
 from streamcoord.cli import emit as emit_cli
 from streamcoord.cli import ingest as ingest_cli
 from streamcoord.cli import inspect as inspect_cli
@@ -47,6 +47,7 @@ app = typer.Typer(
 #   app.add_typer(topics.app, name="topics")   a command group
 app.add_typer(dev.app, name="dev")
 app.add_typer(topics.app, name="topics")
+app.add_typer(docs.app, name="docs")
 app.command("validate")(validate.validate)
 app.command("graph")(graph.graph)
 app.command("replay")(replay_cli.replay_command)

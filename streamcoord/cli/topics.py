@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamcoord.cli.common import BootstrapOption, ConfigOption
+from streamcoord.deploy.strimzi import render_kafka_topics
 from streamcoord.errors import ConfigError
 from streamcoord.events.schemas import render_schemas
 from streamcoord.events.topics import TopicSpec
@@ -24,7 +26,7 @@ from streamcoord.kafka.admin import (
 )
 from streamcoord.kafka.settings import KafkaSettings
 
-__all__ = ["app", "apply", "diff", "schemas"]
+__all__ = ["app", "apply", "diff", "render", "schemas"]
 
 app = typer.Typer(help="Declared Kafka topics and event schemas.", no_args_is_help=True)
 
@@ -82,6 +84,46 @@ def diff(
     settings, declared = _inputs(file, bootstrap_servers, config, prefix, replication_factor)
     existing = asyncio.run(describe_topics(settings, declared))
     _print_plan(Console(highlight=False), plan_topics(declared, existing), declared)
+
+
+class RenderFormat(enum.StrEnum):
+    """``topics render --format`` choices."""
+
+    strimzi = "strimzi"
+
+
+@app.command()
+def render(
+    cluster: Annotated[
+        str,
+        typer.Option(
+            "--cluster", help="Name of the Strimzi Kafka cluster (the strimzi.io/cluster label)."
+        ),
+    ],
+    output_format: Annotated[
+        RenderFormat, typer.Option("--format", help="Kind of resources to write.")
+    ] = RenderFormat.strimzi,
+    file: FileOption = DEFAULT_TOPICS_FILE,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", help="metadata.namespace of every resource.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file (default: standard output).",
+                     dir_okay=False),
+    ] = None,
+    config: ConfigOption = None,
+    prefix: PrefixOption = None,
+    replication_factor: ReplicationOption = None,
+) -> None:
+    """Write the declared topics as Strimzi KafkaTopic resources (apply them with kubectl or a
+    GitOps tool; the Topic Operator creates and configures the topics)."""
+    _, declared = _inputs(file, None, config, prefix, replication_factor)
+    text = render_kafka_topics(declared, cluster=cluster, namespace=namespace)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
 
 
 @app.command()

@@ -14,6 +14,7 @@ import typer
 from streamcoord.cli.common import BootstrapOption, ConfigOption, PrefixOption
 from streamcoord.cli.telemetry import telemetry
 from streamcoord.kafka.settings import KafkaSettings
+from streamcoord.runtime.health import HealthServer
 from streamcoord.worker import Handler, Worker, WorkerSettings
 from streamcoord.worker.shell import KILL_GRACE_SECONDS, ShellExecutor
 from streamcoord.worker.streaming import OffsetFollowerJob
@@ -83,11 +84,31 @@ def serve(worker: Worker, handler: Handler) -> None:
             loop.add_signal_handler(signum, stop.set)
         topics = ", ".join(worker.kafka.topic(t) for t in worker.settings.topics)
         log.info("worker consuming %s as group %s", topics, worker.settings.group_id)
-        await worker.run(stop)
+        health = await _start_health(worker)
+        try:
+            await worker.run(stop)
+        finally:
+            if health is not None:
+                await health.stop()
         log.info("worker stopped: %s", worker.status.as_dict())
 
     with telemetry("streamcoord-worker"):
         asyncio.run(main())
+
+
+async def _start_health(worker: Worker) -> HealthServer | None:
+    """The health endpoints, when ``health_port`` is set: ready while the worker consumes."""
+    settings = worker.settings
+    if settings.health_port is None:
+        return None
+
+    def snapshot() -> dict[str, object]:
+        return {"ready": worker.status.consuming, **worker.status.as_dict()}
+
+    health = HealthServer(snapshot, settings.health_host, settings.health_port)
+    await health.start()
+    log.info("health checks on http://%s:%d/livez and /readyz", settings.health_host, health.port)
+    return health
 
 
 @app.command("shell")

@@ -1,7 +1,9 @@
 """The compiled, indexed form of the pipeline specs that :func:`decide` reads.
 
 Built once: CEL is compiled here, stages are put in topological order and triggers are indexed
-by CloudEvents type so matching an event costs a dict lookup, not a scan of every pipeline.
+(by CloudEvents type for the kinds that match external events, by each kind's own key for the
+others) so matching an event costs a dict lookup, not a scan of every pipeline. Each trigger's
+kind (:mod:`streamcoord.spec.triggers`) checks it, names its expressions and its index key.
 """
 
 from __future__ import annotations
@@ -17,24 +19,14 @@ from streamcoord.errors import SpecError
 from streamcoord.events.models import ExecutorBinding
 from streamcoord.spec.expressions import (
     CONDITION_VARIABLES,
-    EVENT_VARIABLES,
     NEED_VARIABLES,
     RUN_KEY_VARIABLES,
     CompiledTemplate,
 )
-from streamcoord.spec.models import (
-    DataArrivalTrigger,
-    EventTrigger,
-    ManualTrigger,
-    Need,
-    Pipeline,
-    PipelineOutcomeTrigger,
-    Pool,
-    RetryPolicy,
-    ScheduleTrigger,
-    Stage,
-    Trigger,
-)
+from streamcoord.spec.models import Need, Pipeline, Pool, RetryPolicy, Stage
+from streamcoord.spec.problem import format_path
+from streamcoord.spec.triggers import kind_of
+from streamcoord.spec.triggers.kind import CompiledTrigger
 
 __all__ = [
     "DEFAULT_RETENTION", "Catalog", "CompiledNeed", "CompiledPipeline", "CompiledStage",
@@ -78,26 +70,14 @@ class CompiledStage:
 
 
 @dataclass(frozen=True, slots=True)
-class CompiledTrigger:
-    pipeline: str
-    index: int
-    spec: EventTrigger | DataArrivalTrigger | ScheduleTrigger | PipelineOutcomeTrigger
-    filter: Compiled | None = None
-    dataset: Compiled | None = None
-    partition: Compiled | None = None
-    event_time: Compiled | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class CompiledPipeline:
     name: str
     run_key: Compiled
     stages: Mapping[str, CompiledStage]  # in topological order
-    manual: bool
     max_active_runs: int | None
     over_limit: str
     has_external_needs: bool
-    triggers: tuple[Trigger, ...] = ()
+    triggers: tuple[CompiledTrigger[Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +92,18 @@ class Catalog:
 
     pipelines: Mapping[str, CompiledPipeline]
     pools: Mapping[str, Pool]
-    by_type: Mapping[str, tuple[CompiledTrigger, ...]] = field(default_factory=dict)
-    by_upstream: Mapping[str, tuple[CompiledTrigger, ...]] = field(default_factory=dict)
-    scheduled: frozenset[str] = frozenset()
+    # triggers of the kinds that match external events, by CloudEvents type, in spec order
+    by_type: Mapping[str, tuple[CompiledTrigger[Any], ...]] = field(default_factory=dict)
+    # every trigger by kind, then by the kind's key (see TriggerKind.key), in spec order
+    by_kind: Mapping[str, Mapping[str, tuple[CompiledTrigger[Any], ...]]] = field(
+        default_factory=dict
+    )
     version: str = ""
     retention: timedelta = DEFAULT_RETENTION
+
+    def triggers(self, kind: str, key: str) -> tuple[CompiledTrigger[Any], ...]:
+        """The triggers of ``kind`` indexed under ``key``, in spec order."""
+        return self.by_kind.get(kind, {}).get(key, ())
 
     @classmethod
     def build(
@@ -158,54 +145,51 @@ class Catalog:
                 "invalid pipeline specs: " + "; ".join(problems),
                 hint="fix the specs and load them again",
             )
-        return _indexed(
-            compiled, pool_map, pipelines, spec_version(pipelines, pools), retention
-        )
+        return _indexed(compiled, pool_map, spec_version(pipelines, pools), retention)
 
 
 def _indexed(
-    compiled: dict[str, CompiledPipeline], pools: dict[str, Pool], pipelines: Sequence[Pipeline],
-    version: str,
+    compiled: dict[str, CompiledPipeline], pools: dict[str, Pool], version: str,
     retention: timedelta,
 ) -> Catalog:
-    by_type: dict[str, list[CompiledTrigger]] = {}
-    by_upstream: dict[str, list[CompiledTrigger]] = {}
-    scheduled: set[str] = set()
-    for pipeline in pipelines:
-        for i, trig in enumerate(pipeline.triggers):
-            where = f"pipeline {pipeline.name!r} trigger {i}"
-            if isinstance(trig, EventTrigger):
-                ct = CompiledTrigger(pipeline.name, i, trig, filter=_event(trig.filter, where))
-                by_type.setdefault(trig.type, []).append(ct)
-            elif isinstance(trig, DataArrivalTrigger):
-                ct = CompiledTrigger(
-                    pipeline.name,
-                    i,
-                    trig,
-                    dataset=compile_expression(trig.dataset, where, EVENT_VARIABLES),
-                    partition=compile_expression(trig.partition, where, EVENT_VARIABLES),
-                    event_time=_event(trig.event_time, where),
-                )
-                by_type.setdefault(trig.type, []).append(ct)
-            elif isinstance(trig, PipelineOutcomeTrigger):
-                by_upstream.setdefault(trig.pipeline, []).append(
-                    CompiledTrigger(pipeline.name, i, trig)
-                )
-            elif isinstance(trig, ScheduleTrigger):
-                scheduled.add(pipeline.name)
+    by_type: dict[str, list[CompiledTrigger[Any]]] = {}
+    by_kind: dict[str, dict[str, list[CompiledTrigger[Any]]]] = {}
+    for pipeline in compiled.values():
+        for trigger in pipeline.triggers:
+            kind = kind_of(trigger.spec)
+            by_kind.setdefault(kind.name, {}).setdefault(trigger.key, []).append(trigger)
+            if kind.matches_events:
+                by_type.setdefault(trigger.key, []).append(trigger)
     return Catalog(
         pipelines=compiled,
         pools=pools,
         by_type={k: tuple(v) for k, v in by_type.items()},
-        by_upstream={k: tuple(v) for k, v in by_upstream.items()},
-        scheduled=frozenset(scheduled),
+        by_kind={k: {key: tuple(v) for key, v in keyed.items()} for k, keyed in by_kind.items()},
         version=version,
         retention=retention,
     )
 
 
-def _event(source: str | None, where: str) -> Compiled | None:
-    return None if source is None else compile_expression(source, where, EVENT_VARIABLES)
+def _triggers(pipeline: Pipeline, pipelines: set[str], where: str) -> tuple[
+        CompiledTrigger[Any], ...]:
+    """Each trigger checked and compiled by its kind (the checks ``validate`` runs, unlocated)."""
+    problems = [
+        f"{where} {format_path(('triggers', index, *finding.path))}: {finding.message}"
+        for index, trigger in enumerate(pipeline.triggers)
+        for finding in kind_of(trigger).findings(trigger, pipelines)
+    ]
+    if problems:
+        raise SpecError("; ".join(problems))
+    compiled = []
+    for index, trigger in enumerate(pipeline.triggers):
+        kind, here = kind_of(trigger), f"{where} trigger {index}"
+        expressions = {
+            name: compile_expression(source, here, variables)
+            for name, source, variables in kind.expressions(trigger)
+        }
+        key = kind.key(pipeline.name, trigger)
+        compiled.append(CompiledTrigger(pipeline.name, index, trigger, key, expressions))
+    return tuple(compiled)
 
 
 def _need(raw: str | Need, pipeline: Pipeline, where: str) -> CompiledNeed:
@@ -243,9 +227,7 @@ def _compile_pipeline(
                 raise SpecError(
                     f"{where} stage {stage!r}: needs unknown pipeline {need.pipeline!r}"
                 )
-    for trig in pipeline.triggers:
-        if isinstance(trig, PipelineOutcomeTrigger) and trig.pipeline not in pipelines:
-            raise SpecError(f"{where}: trigger on unknown pipeline {trig.pipeline!r}")
+    triggers = _triggers(pipeline, pipelines, where)
     order = _topological(pipeline.stages, needs, where)
     downstream: dict[str, list[str]] = {name: [] for name in order}
     for name in order:
@@ -264,11 +246,10 @@ def _compile_pipeline(
         name=pipeline.name,
         run_key=compile_expression(pipeline.run_key, f"{where} run_key", RUN_KEY_VARIABLES),
         stages=stages,
-        manual=any(isinstance(t, ManualTrigger) for t in pipeline.triggers),
         max_active_runs=pipeline.concurrency.max_active_runs,
         over_limit=pipeline.concurrency.over_limit,
         has_external_needs=any(n.pipeline for ns in needs.values() for n in ns),
-        triggers=tuple(pipeline.triggers),
+        triggers=triggers,
     )
 
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import Any
 
 from streamcoord.core import _execution as ex
 from streamcoord.core import _limits, _pools, _respec, _retention, _subscriptions
-from streamcoord.core._admission import MATCH, admit, drop_run, match, pause, resume
+from streamcoord.core._admission import MATCH, admit, drop_run, pause, resume
 from streamcoord.core._catalog import Catalog, CompiledPipeline
 from streamcoord.core._commands import Step
 from streamcoord.core._context import Context
@@ -18,11 +16,11 @@ from streamcoord.core._lifecycle import settle
 from streamcoord.core._matching import (
     ARRIVAL,
     dedup_of,
-    event_view,
     on_arrival,
     on_external,
-    run_key_of,
+    trigger_event_handlers,
 )
+from streamcoord.core._matching import data_of as _data
 from streamcoord.core._partitioning import run_base
 from streamcoord.core._state import CoordinatorState, RunState, event_digest
 from streamcoord.core._versions import CatalogSet
@@ -33,12 +31,6 @@ from streamcoord.events.models import (
     PipelineResume,
     RunCancel,
     RunCancelData,
-    RunFinished,
-    RunFinishedData,
-    RunRequested,
-    RunRequestedData,
-    ScheduleTick,
-    ScheduleTickData,
     SpecsActivate,
     SpecsActivateData,
     StageFailed,
@@ -56,12 +48,12 @@ from streamcoord.events.models import (
     TimerFired,
     TimerFiredData,
 )
-from streamcoord.spec.models import DataArrivalTrigger
+from streamcoord.spec.triggers.data import KIND as DATA_KIND
 
 __all__ = ["decide"]
 
-D = TypeVar("D", bound=BaseModel)
 _UNFINISHED = frozenset({"active", "queued"})
+_DATA = DATA_KIND.name
 _RETRYABLE = frozenset({"failed", "timed_out"})
 
 
@@ -93,19 +85,6 @@ def decide(
         state, tuple(ctx.commands), ctx.rejection, state.take_touched(), tuple(ctx.spans),
         changed_runs,
     )
-
-
-def _data(ctx: Context, model: type[D]) -> D | None:
-    """The event's data as ``model`` whether the codec typed it or left it a dict."""
-    data = ctx.event.data
-    if isinstance(data, model):
-        return data
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        ctx.reject("invalid_data", f"{ctx.event.type}: data does not validate: "
-                   f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}")
-        return None
 
 
 def _pipeline(ctx: Context, name: str) -> CompiledPipeline | None:
@@ -245,54 +224,6 @@ def _on_retry(ctx: Context) -> None:
         _restart(ctx, cp, run)
 
 
-def _on_requested(ctx: Context) -> None:
-    data = _data(ctx, RunRequestedData)
-    cp = None if data is None else _pipeline(ctx, data.pipeline)
-    if data is None or cp is None:
-        return
-    if not cp.manual:
-        ctx.reject("manual_not_allowed", f"pipeline {cp.name!r} has no manual trigger;"
-                   " add `- kind: manual` to its triggers to allow requested runs")
-        return
-    match(ctx, cp, {"pipeline": cp.name, "run_key": data.run_key, "trigger": event_view(ctx),
-                    "caused": [ctx.event.id], "params": data.params, "rerun": True,
-                    "dedup": dedup_of(ctx)})
-
-
-def _on_tick(ctx: Context) -> None:
-    data = _data(ctx, ScheduleTickData)
-    cp = None if data is None else _pipeline(ctx, data.pipeline)
-    if data is None or cp is None:
-        return
-    if cp.name not in ctx.catalog.scheduled:
-        ctx.reject("not_scheduled", f"pipeline {cp.name!r} has no schedule trigger")
-        return
-    view = event_view(ctx)
-    env = {"event": view, "schedule": {"pipeline": cp.name,
-                                       "scheduled_time": data.scheduled_time.isoformat()}}
-    run_key = run_key_of(ctx, cp, env)
-    if run_key is not None:
-        match(ctx, cp, {"pipeline": cp.name, "run_key": run_key, "trigger": view,
-                        "caused": [ctx.event.id], "params": {}, "rerun": False,
-                        "dedup": dedup_of(ctx)})
-
-
-def _on_finished(ctx: Context) -> None:
-    data = _data(ctx, RunFinishedData)
-    if data is None:
-        return
-    view = event_view(ctx)
-    for ct in ctx.catalog.by_upstream.get(data.pipeline, ()):
-        if data.outcome not in ct.spec.outcomes:  # type: ignore[union-attr]  # outcome triggers
-            continue
-        cp = ctx.catalog.pipelines[ct.pipeline]
-        run_key = run_key_of(ctx, cp, {"event": view})
-        if run_key is not None:
-            match(ctx, cp, {"pipeline": cp.name, "run_key": run_key, "trigger": view,
-                            "caused": [ctx.event.id], "params": {}, "rerun": False,
-                            "dedup": dedup_of(ctx)})
-
-
 def _pipeline_control(apply: Callable[[Context, CompiledPipeline], None]) -> Callable[
         [Context], None]:
     def handle(ctx: Context) -> None:
@@ -351,7 +282,7 @@ def _on_arrival(ctx: Context) -> None:
     if data is None or cp is None:
         return
     index = data["trigger"]
-    if not (0 <= index < len(cp.triggers) and isinstance(cp.triggers[index], DataArrivalTrigger)):
+    if not (0 <= index < len(cp.triggers) and cp.triggers[index].spec.kind == _DATA):
         # routed from a partition on another spec version
         ctx.reject("unknown_trigger", f"pipeline {cp.name!r} has no data trigger {index!r} in"
                    f" spec version {ctx.catalog.version}; activate the same version everywhere")
@@ -359,7 +290,7 @@ def _on_arrival(ctx: Context) -> None:
     if type(data["event"].get("id")) is not str:
         ctx.reject("invalid_data", f"{ARRIVAL}: the event has no id")
         return
-    on_arrival(ctx, data)
+    on_arrival(ctx, cp.triggers[index], data)
 
 
 def _pool_event(apply: Callable[[Context, dict[str, Any], int], None]) -> Callable[
@@ -445,9 +376,6 @@ _HANDLERS: dict[str, Callable[[Context], None]] = {
     TimerFired.TYPE: _on_timer,
     RunCancel.TYPE: _on_cancel,
     StageRetry.TYPE: _on_retry,
-    RunRequested.TYPE: _on_requested,
-    ScheduleTick.TYPE: _on_tick,
-    RunFinished.TYPE: _on_finished,
     PipelinePause.TYPE: _pipeline_control(pause),
     PipelineResume.TYPE: _pipeline_control(resume),
     MATCH: _on_match,
@@ -462,4 +390,5 @@ _HANDLERS: dict[str, Callable[[Context], None]] = {
     _subscriptions.SUBSCRIBE: _on_subscribe,
     StageOutcome.TYPE: _on_outcome,
     SpecsActivate.TYPE: _on_activate,
+    **trigger_event_handlers(),  # run requests, schedule ticks, finished runs
 }

@@ -1,22 +1,35 @@
-"""Trigger matching: which pipelines an event starts or feeds, and with which run key."""
+"""Trigger matching: the core's side of the trigger kinds (:mod:`streamcoord.spec.triggers`).
+
+The kinds decide which pipelines an event starts or feeds; :class:`TriggerScope` is the
+:class:`~streamcoord.spec.triggers.kind.TriggerContext` they do it through, one per decision.
+"""
 
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from streamcoord.core._admission import admit, match
 from streamcoord.core._catalog import CompiledPipeline, CompiledTrigger
 from streamcoord.core._context import Context
 from streamcoord.core._expressions import ExpressionEvaluationError
 from streamcoord.core._retention import expired_reason
-from streamcoord.core._state import run_id_of
-from streamcoord.spec.models import DataArrivalTrigger, EventTrigger
+from streamcoord.core._state import CoordinatorState, run_id_of
+from streamcoord.events.models import CloudEvent
+from streamcoord.spec.triggers import kind_of, trigger_handlers
+from streamcoord.spec.triggers.data import ARRIVAL
+from streamcoord.spec.triggers.data import on_arrival as _count_arrival
+from streamcoord.spec.triggers.kind import Handler, Match
 
-__all__ = ["ARRIVAL", "dedup_of", "event_view", "on_arrival", "on_external", "run_key_of"]
+__all__ = [
+    "ARRIVAL", "TriggerScope", "data_of", "dedup_of", "event_view", "on_arrival", "on_external",
+    "run_key_of", "trigger_event_handlers",
+]
 
-ARRIVAL = "streamcoord.data.arrival"
+D = TypeVar("D", bound=BaseModel)
 
 
 def dedup_of(ctx: Context) -> str:
@@ -47,132 +60,107 @@ def run_key_of(
         return None
 
 
-def _prefix_ok(pattern: str | None, value: str | None) -> bool:
-    if pattern is None:
-        return True
-    if value is None:
-        return False
-    if pattern.endswith("*"):
-        return value.startswith(pattern[:-1])
-    return value == pattern
-
-
-def on_external(ctx: Context, triggers: tuple[CompiledTrigger, ...]) -> None:
-    """Offer an event to every trigger indexed under its type, in spec order."""
-    view = event_view(ctx)
-    for ct in triggers:
-        cp = ctx.catalog.pipelines[ct.pipeline]
-        if isinstance(ct.spec, EventTrigger):
-            _event_trigger(ctx, cp, ct, ct.spec, view)
-        else:  # only event and data triggers are indexed by type
-            assert isinstance(ct.spec, DataArrivalTrigger)
-            _arrival_trigger(ctx, cp, ct, ct.spec, view)
-
-
-def _event_trigger(
-    ctx: Context, cp: CompiledPipeline, ct: CompiledTrigger, spec: EventTrigger,
-    view: dict[str, Any],
-) -> None:
-    if not (_prefix_ok(spec.source, ctx.event.source) and _prefix_ok(spec.subject,
-                                                                      ctx.event.subject)):
-        return
-    env = {"event": view}
-    if ct.filter is not None:
-        try:
-            if ct.filter.evaluate(env) is not True:
-                return
-        except ExpressionEvaluationError:
-            return  # a filter that cannot be evaluated on this event does not match it
-    run_key = run_key_of(ctx, cp, env)
-    if run_key is not None:
-        match(ctx, cp, {"pipeline": cp.name, "run_key": run_key, "trigger": view,
-                        "caused": [ctx.event.id], "params": {}, "rerun": False,
-                        "dedup": dedup_of(ctx)})
-
-
-def _arrival_trigger(
-    ctx: Context, cp: CompiledPipeline, ct: CompiledTrigger, spec: DataArrivalTrigger,
-    view: dict[str, Any],
-) -> None:
-    env = {"event": view}
-    assert ct.dataset is not None  # compiled for data triggers
-    assert ct.partition is not None
+def data_of(ctx: Context, model: type[D]) -> D | None:
+    """The event's data as ``model`` whether the codec typed it or left it a dict."""
+    data = ctx.event.data
+    if isinstance(data, model):
+        return data
     try:
-        dataset = str(ct.dataset.evaluate(env))
-        partition = str(ct.partition.evaluate(env))
-        when = None if ct.event_time is None else _time(ct.event_time.evaluate(env))
-    except (ExpressionEvaluationError, ValueError) as exc:  # ValueError: not a timestamp
-        ctx.reject("arrival_error", f"pipeline {cp.name}: arrival not understood: {exc}")
-        return
-    if dataset not in spec.datasets:
-        return
-    run_key = run_key_of(ctx, cp, env)
-    if run_key is None or _late(ctx, ct, spec, when, f"{cp.name}/{run_key}"):
-        return
-    data = {"pipeline": cp.name, "trigger": ct.index, "run_key": run_key, "dataset": dataset,
-            "partition": partition, "event": view, "dedup": dedup_of(ctx)}
-    base = f"{cp.name}/{run_key}"
-    if ctx.owns(base):
-        on_arrival(ctx, data)
-    else:
-        ctx.route(base, ARRIVAL, f"arrival|{cp.name}|{ct.index}|{dedup_of(ctx)}", data)
+        return model.model_validate(data)
+    except ValidationError as exc:
+        ctx.reject("invalid_data", f"{ctx.event.type}: data does not validate: "
+                   f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}")
+        return None
 
 
-def _time(value: Any) -> datetime:
-    try:
-        when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    except ValueError as exc:
-        raise ValueError(f"event time {value!r} is not RFC 3339") from exc
-    if when.tzinfo is None:  # it could not be compared with the watermark
-        raise ValueError(f"event time {value!r} has no UTC offset (RFC 3339 needs one)")
-    return when
+class TriggerScope:
+    """One decision as the trigger kinds see it (a ``TriggerContext``)."""
 
+    __slots__ = ("_ctx", "_view")
 
-def _late(
-    ctx: Context, ct: CompiledTrigger, spec: DataArrivalTrigger, when: datetime | None,
-    run_id: str,
-) -> bool:
-    """Track the watermark (max event time seen here); True when ``when`` is too late."""
-    if when is None:
-        return False
-    wm = ctx.state.misc_for_update(f"wm/{ct.pipeline}", {"v": 1, "marks": {}, "late": []})
-    slot = str(ct.index)
-    mark = wm["marks"].get(slot)
-    if mark is not None:
-        limit = datetime.fromisoformat(mark) - timedelta(seconds=spec.allowed_lateness_seconds)
-        if when < limit:
-            wm["late"] = [*wm["late"][-99:], ctx.event.id]
-            ctx.note(run_id, None, "late", f"arrival at {when.isoformat()} is before"
-                     f" watermark {mark} minus lateness", [ctx.event.id])
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._view: dict[str, Any] | None = None
+
+    @property
+    def event(self) -> CloudEvent:
+        return self._ctx.event
+
+    @property
+    def view(self) -> dict[str, Any]:
+        if self._view is None:
+            self._view = event_view(self._ctx)
+        return self._view
+
+    @property
+    def dedup(self) -> str:
+        return dedup_of(self._ctx)
+
+    @property
+    def state(self) -> CoordinatorState:
+        return self._ctx.state
+
+    def data(self, model: type[D]) -> D | None:
+        return data_of(self._ctx, model)
+
+    def has_pipeline(self, name: str) -> bool:
+        if name in self._ctx.catalog.pipelines:
             return True
-    if mark is None or when > datetime.fromisoformat(mark):
-        wm["marks"][slot] = when.isoformat()
-    return False
+        self._ctx.reject("unknown_pipeline", f"no pipeline named {name!r} is loaded")
+        return False
+
+    def triggers(self, kind: str, key: str) -> tuple[CompiledTrigger[Any], ...]:
+        return self._ctx.catalog.triggers(kind, key)
+
+    def run_key(self, pipeline: str, env: dict[str, Any]) -> str | None:
+        return run_key_of(self._ctx, self._ctx.catalog.pipelines[pipeline], env)
+
+    def match(self, m: Match) -> None:
+        match(self._ctx, self._ctx.catalog.pipelines[m["pipeline"]], m)
+
+    def admit(self, m: Match) -> None:
+        admit(self._ctx, self._ctx.catalog.pipelines[m["pipeline"]], m)
+
+    def owns(self, key: str) -> bool:
+        return self._ctx.owns(key)
+
+    def route(self, key: str, type_: str, ident: str, data: dict[str, Any]) -> None:
+        self._ctx.route(key, type_, ident, data)
+
+    def reject(self, code: str, reason: str) -> None:
+        self._ctx.reject(code, reason)
+
+    def note(
+        self, run_id: str, stage: str | None, kind: str, reason: str, caused: list[str]
+    ) -> None:
+        self._ctx.note(run_id, stage, kind, reason, caused)
+
+    def expired(self, base: str, caused: list[str]) -> bool:
+        gone = self._ctx.state.expired_gen(base)
+        if gone is None:
+            return False
+        self.note(run_id_of(base, gone), None, "ignored", expired_reason(self._ctx, base, gone),
+                  caused)
+        return True
 
 
-def on_arrival(ctx: Context, data: dict[str, Any]) -> None:
-    """Count an arrival for its run key; admit the run once every dataset is complete."""
-    cp = ctx.catalog.pipelines[data["pipeline"]]
-    spec = cp.triggers[data["trigger"]]
-    assert isinstance(spec, DataArrivalTrigger)  # arrivals are only made for data triggers
-    key = f"arr/{cp.name}/{data['run_key']}"
-    base = key[4:]
-    gone = ctx.state.expired_gen(base) if ctx.state.misc(key) is None else None
-    if gone is not None:  # counting would start over and hold a key nobody clears
-        ctx.note(run_id_of(base, gone), None, "ignored", expired_reason(ctx, base, gone),
-                 [data["event"]["id"]])
-        return
-    arr = ctx.state.misc_for_update(key, {"v": 1, "sets": {}, "ids": [], "done": False})
-    if arr["done"]:
-        return
-    parts = arr["sets"].setdefault(data["dataset"], [])
-    if data["partition"] not in parts:
-        parts.append(data["partition"])
-    event_id = data["event"]["id"]
-    if event_id not in arr["ids"]:
-        arr["ids"].append(event_id)
-    if all(len(arr["sets"].get(d, [])) >= spec.partitions_per_run for d in spec.datasets):
-        arr["done"] = True
-        admit(ctx, cp, {"pipeline": cp.name, "run_key": data["run_key"], "trigger": data["event"],
-                        "caused": list(arr["ids"]), "params": {}, "rerun": False,
-                        "dedup": data["dedup"]})
+def on_external(ctx: Context, triggers: tuple[CompiledTrigger[Any], ...]) -> None:
+    """Offer an event to every trigger indexed under its type, in spec order."""
+    scope = TriggerScope(ctx)
+    for trigger in triggers:
+        kind_of(trigger.spec).match(scope, trigger)
+
+
+def on_arrival(ctx: Context, trigger: CompiledTrigger[Any], data: dict[str, Any]) -> None:
+    """Count an arrival routed here for ``trigger`` (a data trigger)."""
+    _count_arrival(TriggerScope(ctx), trigger.spec, data)
+
+
+def _decided_by(handler: Handler) -> Callable[[Context], None]:
+    return lambda ctx: handler(TriggerScope(ctx))
+
+
+def trigger_event_handlers() -> dict[str, Callable[[Context], None]]:
+    """The handlers of the events trigger kinds decide themselves, taking a :class:`Context`."""
+    return {type_: _decided_by(handler) for type_, handler in trigger_handlers().items()}
+

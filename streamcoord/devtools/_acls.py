@@ -31,8 +31,8 @@ __all__ = [
 ]
 
 # The topics as declared in topics.yaml; a deployment's --topic-prefix goes in front.
-EVENTS, STATE, TRIGGERS, STREAMING = (
-    "streamcoord.events", "streamcoord.state", "streamcoord.triggers",
+EVENTS, INTERNAL, STATE, TRIGGERS, STREAMING = (
+    "streamcoord.events", "streamcoord.internal", "streamcoord.state", "streamcoord.triggers",
     "streamcoord.triggers.streaming",
 )  # fmt: skip
 RUNS, DECISIONS, DEADLETTER = "streamcoord.runs", "streamcoord.decisions", "streamcoord.deadletter"
@@ -83,10 +83,13 @@ def _grants(
 
 
 def coordinator_acls(principal: str, group: str, prefix: str = "") -> list[Acl]:
-    """Read events and its state; write every output; its group; transactional ids ``group.*``."""
-    outputs = (EVENTS, STATE, TRIGGERS, STREAMING, RUNS, DECISIONS, DEADLETTER)
+    """Read events, the internal topic and its state; write every output (the internal topic
+    only coordinators may write, never the events topic); its group; transactional ids
+    ``group.*``."""
+    outputs = (INTERNAL, STATE, TRIGGERS, STREAMING, RUNS, DECISIONS, DEADLETTER)
+    inputs = (EVENTS, INTERNAL, STATE)
     return [
-        *_grants(principal, Resource.TOPIC, (prefix + t for t in (EVENTS, STATE)), Operation.READ),
+        *_grants(principal, Resource.TOPIC, (prefix + t for t in inputs), Operation.READ),
         *_grants(principal, Resource.TOPIC, (prefix + t for t in outputs), Operation.WRITE),
         Acl(principal, Resource.GROUP, group, Operation.READ),
         # One transactional producer per input partition, named "<group>.<topic>.<partition>".

@@ -2,8 +2,8 @@
 
 All readers are ``read_committed``: what an aborted transaction wrote does not count. The checks
 are the exactly-once claims of the runtime: each trigger once (by idempotency key), each run
-finished, and the state changelog equal to folding the committed event log through the core
-once, uninterrupted (``replay_mismatches``).
+finished, and the state changelog equal to folding the committed internal topic (what the
+coordinators decided, in order) through the core once, uninterrupted (``replay_mismatches``).
 """
 
 from __future__ import annotations
@@ -60,14 +60,15 @@ async def run_statuses(bootstrap: str, topics: TopicNames) -> dict[str, str]:
 async def replay_mismatches(
     bootstrap: str, topics: TopicNames, catalog: Catalog, partitions: int
 ) -> list[str]:
-    """Fold the committed event log through the core once; where the changelog says otherwise.
+    """Fold the committed internal topic through the core once; where the changelog says
+    otherwise.
 
     Empty when every partition's changelog (without the position record) equals the replayed
     state, and each partition has committed a position. The core decides with the record's
     timestamp as ``now``, as the runtime does, so the replay is exact.
     """
     states = {p: CoordinatorState.empty(p, partitions) for p in range(partitions)}
-    for partition, timestamp, event in await read_decoded(bootstrap, topics.events):
+    for partition, timestamp, event in await read_decoded(bootstrap, topics.internal):
         if isinstance(event, CloudEvent):
             now = datetime.fromtimestamp(timestamp / 1000, tz=UTC)
             states[partition] = decide(catalog, states[partition], event, now).state

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from aiokafka.helpers import create_ssl_context
-from pydantic import SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from ruamel.yaml import YAML
@@ -40,17 +40,32 @@ class KafkaSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
-    bootstrap_servers: str = "127.0.0.1:9092"
-    security_protocol: SecurityProtocol = "PLAINTEXT"
-    sasl_mechanism: SaslMechanism | None = None
-    sasl_plain_username: str | None = None
-    sasl_plain_password: SecretStr | None = None
-    ssl_cafile: Path | None = None
-    ssl_certfile: Path | None = None
-    ssl_keyfile: Path | None = None
-    ssl_password: SecretStr | None = None
-    client_id: str = "streamcoord"
-    topic_prefix: str = ""
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Comma-separated host:port list of brokers to start from."
+    )
+    security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="Encryption (SSL) and authentication (SASL) of connections."
+    )
+    sasl_mechanism: SaslMechanism | None = Field(
+        None, description="SASL mechanism; required with SASL_PLAINTEXT and SASL_SSL."
+    )
+    sasl_plain_username: str | None = Field(None, description="SASL user name.")
+    sasl_plain_password: SecretStr | None = Field(
+        None, description="SASL password: give it through the environment, not a file."
+    )
+    ssl_cafile: Path | None = Field(
+        None, description="PEM file of the CAs that sign the brokers' certificates (default: "
+        "the system's CAs).",
+    )  # fmt: skip
+    ssl_certfile: Path | None = Field(
+        None, description="PEM client certificate, for brokers that authenticate clients by TLS."
+    )
+    ssl_keyfile: Path | None = Field(None, description="PEM private key of ssl_certfile.")
+    ssl_password: SecretStr | None = Field(None, description="Password of ssl_keyfile, if any.")
+    client_id: str = Field("streamcoord", description="Client id the brokers log and quota by.")
+    topic_prefix: str = Field(
+        "", description="Prefix of every topic name, for installations sharing a cluster."
+    )
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> KafkaSettings:

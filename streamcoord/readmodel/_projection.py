@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel
@@ -35,8 +36,8 @@ from streamcoord.events.models import (
 from streamcoord.readmodel import _schema as t
 
 __all__ = [
-    "RUN_TERMINAL", "STAGE_TERMINAL", "Consumed", "TopicKind", "apply_batch", "micros",
-    "position_of",
+    "RUN_TERMINAL", "STAGE_TERMINAL", "Consumed", "TopicKind", "apply_batch", "insert_many",
+    "micros", "position_of",
 ]
 
 TopicKind = Literal["runs", "decisions", "events", "deadletter"]
@@ -294,14 +295,13 @@ class _Fold:
     def _event(self, record: Consumed, event: CloudEvent) -> None:
         if event.type in _NOT_AUDITED:
             return
-        run_id, at = _run_id(event), _time(record, event)
-        actor = _actor(event)
-        data = _json_data(event.data)
-        stage = _field(event.data, "stage")
+        at, actor, data = _time(record, event), _actor(event), _json_data(event.data)
+        fields = data if isinstance(data, dict) else {}
+        run_id, stage = _text(fields.get("run_id")), _text(fields.get("stage"))
         self.inserts[t.events].append({
             "position": position_of(record), "event_id": event.id, "run_id": run_id,
-            "type": event.type, "stage": stage if isinstance(stage, str) else None,
-            "actor": actor, "at": at, "summary": _summary(event), "data": data,
+            "type": event.type, "stage": stage, "actor": actor, "at": at,
+            "summary": _summary(event, fields), "data": data,
         })  # fmt: skip
         if run_id is None:
             params = data.get("params", {}) if isinstance(data, dict) and isinstance(
@@ -409,14 +409,20 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     processors (JSON): the same SQL as ``conn.execute(table.insert(), rows)`` without
     SQLAlchemy's per-row parameter processing, which cost more than the database's work."""
     sql, names, processors = _compiled_insert(conn.dialect, table)
+    params: list[Any]
     if conn.dialect.positional:
-        params: list[Any] = [
-            tuple(process(row[name]) if (process := processors.get(name)) else row[name]
-                  for name in names) for row in rows
-        ]  # fmt: skip
+        values = itemgetter(*names)  # every table has several columns: it gives tuples
+        at = [(names.index(name), process) for name, process in processors.items()]
+        params = [values(row) for row in rows]
+        if at:
+            changed = [list(row) for row in params]
+            for row in changed:
+                for index, process in at:
+                    row[index] = process(row[index])
+            params = [tuple(row) for row in changed]  # SQLAlchemy passes on tuples or dicts
     else:
-        params = [{name: process(row[name]) if (process := processors.get(name)) else row[name]
-                   for name in names} for row in rows]  # fmt: skip
+        params = [{**row, **{name: process(row[name]) for name, process in processors.items()}}
+                  for row in rows]  # fmt: skip
     conn.exec_driver_sql(sql, params)
 
 
@@ -485,10 +491,13 @@ def _actor(event: CloudEvent) -> str:
     return principal if isinstance(principal, str) and principal else event.source
 
 
-def _summary(event: CloudEvent) -> str:
-    data = event.data
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _summary(event: CloudEvent, fields: dict[str, Any]) -> str:
     for name in ("error", "reason", "outcome"):
-        value = _field(data, name)
+        value = fields.get(name)
         if isinstance(value, str) and value:
             return value
     if isinstance(event, RunRequested):

@@ -1,9 +1,11 @@
 """Restoring one partition's state, and its consumed position, from the compacted changelog topic.
 
 Besides the core's state, each changelog partition holds one runtime record under
-:data:`POSITION_KEY`: the next events-topic offset to decide. It is written in the same
-transaction as the state and the outputs of a batch, so the three always agree, and a transaction
-needs no ``AddOffsetsToTxn``/``TxnOffsetCommit`` round trips to the group coordinator.
+:data:`POSITION_KEY`: the next offsets to consume of the partition's two inputs, the public events
+topic and the internal topic. It is written in the same transaction as the state and the outputs
+of a batch, so they always agree, and a transaction needs no ``AddOffsetsToTxn``/
+``TxnOffsetCommit`` round trips to the group coordinator. A position written before the internal
+topic existed (state format 5 and older) names only the events offset.
 
 Under ``read_committed`` ``end_offsets()`` is the last stable offset, and transaction markers
 occupy offsets of their own, so the restore ends when the consumer's *position* reaches the end,
@@ -22,7 +24,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 __all__ = [
     "POSITION_KEY",
+    "Positions",
     "RestoredChangelog",
+    "events_end",
     "position_value",
     "read_changelog",
     "state_items",
@@ -33,9 +37,53 @@ __all__ = [
 POSITION_KEY = "~position"
 
 
-def position_value(next_offset: int) -> bytes:
-    """The changelog value recording that every events record before ``next_offset`` is decided."""
-    return orjson.dumps({"next_offset": next_offset})
+@dataclass(frozen=True)
+class Positions:
+    """The next offset to consume of each input of one partition (None: never committed).
+
+    ``legacy_until``: events offsets below it were written while coordinators of a release
+    without the internal topic ran, which sent their own messages on the events topic; they
+    are admitted as such (see docs/deploy.md, upgrading). ``older_release``: read from a
+    position record such a release wrote.
+    """
+
+    events: int | None = None
+    internal: int | None = None
+    legacy_until: int | None = None
+    older_release: bool = False
+
+    def value(self) -> bytes:
+        """The changelog value: every record before these offsets is taken care of."""
+        body: dict[str, int | None] = {"next_offset": self.events, "internal_next": self.internal}
+        if self.legacy_until is not None:
+            body["legacy_until"] = self.legacy_until
+        return orjson.dumps(body)
+
+    def after(self, events: int | None, internal: int | None) -> Positions:
+        """These positions moved on to ``events`` and ``internal``; the legacy range is
+        forgotten once passed."""
+        legacy = self.legacy_until
+        if legacy is not None and events is not None and events >= legacy:
+            legacy = None
+        return Positions(events, internal, legacy)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> Positions:
+        body = orjson.loads(raw)
+        events, internal = body.get("next_offset"), body.get("internal_next")
+        legacy = body.get("legacy_until")
+        return cls(
+            None if events is None else int(events),
+            None if internal is None else int(internal),
+            None if legacy is None else int(legacy),
+            older_release="internal_next" not in body,
+        )
+
+
+def position_value(next_offset: int, internal_next: int | None = None) -> bytes:
+    """The changelog value recording what is consumed: events before ``next_offset``, internal
+    records before ``internal_next``."""
+    return Positions(next_offset, internal_next).value()
 
 
 def state_items(items: Iterable[tuple[str, bytes | None]]) -> list[tuple[str, bytes | None]]:
@@ -48,8 +96,13 @@ class RestoredChangelog:
     items: dict[str, bytes]
     records: int
     seconds: float
-    #: The next events offset to decide; None if no batch was ever committed with a position.
-    position: int | None = None
+    #: The next offsets to consume; None each where no batch was ever committed.
+    positions: Positions = Positions()
+
+    @property
+    def position(self) -> int | None:
+        """The next events offset to consume."""
+        return self.positions.events
 
 
 async def read_changelog(
@@ -91,5 +144,15 @@ async def read_changelog(
     finally:
         await consumer.stop()
     raw = items.pop(POSITION_KEY, None)
-    position = None if raw is None else int(orjson.loads(raw)["next_offset"])
-    return RestoredChangelog(items, records, time.monotonic() - started, position)
+    positions = Positions() if raw is None else Positions.parse(raw)
+    return RestoredChangelog(items, records, time.monotonic() - started, positions)
+
+
+async def events_end(client_kwargs: Mapping[str, Any], tp: TopicPartition) -> int:
+    """The last stable offset of one input partition now."""
+    consumer = AIOKafkaConsumer(**client_kwargs, group_id=None, isolation_level="read_committed")
+    try:
+        await consumer.start()
+        return int((await consumer.end_offsets([tp]))[tp])
+    finally:
+        await consumer.stop()

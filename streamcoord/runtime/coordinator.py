@@ -1,4 +1,10 @@
-"""The coordinator service: one consumer group member, many partition workers, durable timers."""
+"""The coordinator service: one consumer group member, many partition workers, durable timers.
+
+The group consumes the events topic and the internal topic, which have as many partitions as each
+other and as the changelog. The range assignor gives every member the same partition numbers of
+both topics (it assigns each topic's sorted partitions to the sorted members in the same way), so
+the member that admits an events partition also decides the internal partition of that number.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +18,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 
 from streamcoord.core import Catalog, CatalogSet, partition_for, partition_key_for
-from streamcoord.errors import StreamcoordError
+from streamcoord.errors import ConfigError, StreamcoordError
 from streamcoord.events.codec import encode
 from streamcoord.events.models import CloudEvent
 from streamcoord.kafka.refusal import refusal
@@ -181,6 +188,8 @@ class Coordinator:
                 auto_offset_reset="earliest",
                 isolation_level="read_committed",
                 max_poll_records=self.settings.max_batch,
+                # both inputs of a partition number to one member (see the module docstring)
+                partition_assignment_strategy=(RangePartitionAssignor,),
             )
             producer = AIOKafkaProducer(
                 **self._client_kwargs, enable_idempotence=True, acks="all", linger_ms=2
@@ -216,7 +225,15 @@ class Coordinator:
         self._consumer = consumer
         try:
             self._partitions = await self._partition_count(consumer, topics.events)
-            consumer.subscribe([topics.events], listener=_Rebalance(self))
+            internal = await self._partition_count(consumer, topics.internal)
+            if internal != self._partitions:
+                raise ConfigError(
+                    f"{topics.internal} has {internal} partitions and {topics.events} has "
+                    f"{self._partitions}: partition N of both is decided together",
+                    hint="give both (and the state topic) the same count: edit topics.yaml and "
+                    "run `streamcoord topics apply`",
+                )
+            consumer.subscribe([topics.events, topics.internal], listener=_Rebalance(self))
             self.status.consuming = True
             self.status.not_ready = "waiting for the group to assign partitions"
             showing = asyncio.create_task(self._show_positions(), name="group offsets")
@@ -238,8 +255,6 @@ class Coordinator:
             if partitions:
                 return len(partitions)
             await consumer._client.force_metadata_update()
-        from streamcoord.errors import ConfigError  # noqa: PLC0415
-
         raise ConfigError(
             f"topic {topic} does not exist", hint="create it with `streamcoord topics apply`"
         )
@@ -290,10 +305,10 @@ class Coordinator:
     async def _commit_group_offsets(self, lanes: list[PartitionLane]) -> None:
         consumer = self._consumer
         offsets = {
-            lane.worker.tp: position
+            tp: position
             for lane in lanes
-            if (position := lane.worker.position) is not None
-            and self._group_offsets.get(lane.worker.tp) != position
+            for tp, position in lane.worker.next_offsets().items()
+            if self._group_offsets.get(tp) != position
         }
         if consumer is None or not offsets:
             return
@@ -329,12 +344,15 @@ class Coordinator:
                 lane.feed(records)
 
     async def _lag(self, consumer: AIOKafkaConsumer) -> dict[int, int]:
-        """Records behind the last stable offset, per owned partition (known ones only)."""
+        """Records behind the last stable offset, per owned partition, both inputs together
+        (known ones only)."""
         lag: dict[int, int] = {}
         for partition, lane in list(self._lanes.items()):
-            end = consumer.last_stable_offset(lane.worker.tp)
-            if end is not None:
-                lag[partition] = max(0, end - await consumer.position(lane.worker.tp))
+            for tp in lane.inputs:
+                end = consumer.last_stable_offset(tp)
+                if end is not None:
+                    behind = max(0, end - await consumer.position(tp))
+                    lag[partition] = lag.get(partition, 0) + behind
         return lag
 
     def _retry(self, _: BaseException) -> None:
@@ -377,7 +395,7 @@ class Coordinator:
             return
         value, headers = encode(event)
         await self._timer_producer.send_and_wait(
-            self.settings.topics.events,
+            self.settings.topics.internal,
             key=partition_key_for(event).encode(),
             value=value,
             headers=headers,
@@ -418,10 +436,12 @@ class Coordinator:
         async with self._lock:
             if self._stopping:  # an assignment that lands while leaving: nothing to take on
                 return
+            events = self.settings.topics.events
             new = sorted(
-                (tp for tp in assigned if tp.partition not in self._lanes),
+                (tp for tp in assigned if tp.topic == events and tp.partition not in self._lanes),
                 key=lambda t: t.partition,
             )
+            self._check_copartitioned(assigned)
             if new:
                 self.status.not_ready = (
                     f"restoring partitions {[tp.partition for tp in new]} from the changelog"
@@ -445,9 +465,10 @@ class Coordinator:
                 raise failure
             for worker in workers:
                 self._lanes[worker.tp.partition] = self._lane(worker)
-                if worker.position is not None and self._consumer is not None:
-                    # The changelog's position is the committed one; the group's may lag.
-                    self._consumer.seek(worker.tp, worker.position)
+                if self._consumer is not None:
+                    # The changelog's positions are the committed ones; the group's may lag.
+                    for tp, offset in worker.next_offsets().items():
+                        self._consumer.seek(tp, offset)
                 record_restore(self._instruments, worker)
             self.status.assigned = sorted(self._lanes)
             if self._fatal is None:
@@ -457,6 +478,22 @@ class Coordinator:
             # A tick missed while no one owned the schedule fires once now (the latest one).
             await self._produce_time_event(self._schedules.add(schedule, now))
         self.ready.set()
+
+    def _check_copartitioned(self, assigned: set[TopicPartition]) -> None:
+        """Say so loudly if the group gave this member one input of a partition without the
+        other (a member with another assignor, or topics of different sizes)."""
+        by_topic: dict[str, set[int]] = {}
+        for tp in assigned:
+            by_topic.setdefault(tp.topic, set()).add(tp.partition)
+        topics = self.settings.topics
+        events, internal = by_topic.get(topics.events, set()), by_topic.get(topics.internal, set())
+        if events != internal:
+            log.error(
+                "the group assigned %s partitions %s but %s partitions %s: both inputs of a "
+                "partition must go to one member; is another member running with a different "
+                "partition_assignment_strategy (an older streamcoord)?",
+                topics.events, sorted(events), topics.internal, sorted(internal),
+            )  # fmt: skip
 
     async def _restore(self, tp: TopicPartition) -> PartitionWorker:
         """Restore one partition, retrying while the broker is unreachable (a restart): an
@@ -501,7 +538,8 @@ class Coordinator:
                     closed.append(lane)
             await self._commit_group_offsets(closed)
             for lane in closed:
-                self._group_offsets.pop(lane.worker.tp, None)
+                for input_tp in lane.inputs:
+                    self._group_offsets.pop(input_tp, None)
             self.status.assigned = sorted(self._lanes)
         gone = self._owned_schedules({tp.partition for tp in revoked})
         self._schedules.remove(schedule.pipeline for schedule in gone)

@@ -1,12 +1,14 @@
 """One partition's lane: its records, in order, one transaction at a time, at its own pace.
 
 The consumer fetches for every owned partition; each lane takes what was fetched for its
-partition and commits it as soon as its previous transaction is done. A slow commit on one
+partition of both inputs (the events topic and the internal topic), in the order it was fetched,
+and commits it as soon as its previous transaction is done. A slow commit on one
 partition therefore never holds back another, and while a transaction is in flight the next
 records queue up and go into the next, larger transaction. A lane that falls too far behind
 pauses its partition's fetching until it has caught up.
 
-The lane only takes records at or after the position it expects next: records the consumer
+The lane only takes records at or after the position it expects next of each input: records the
+consumer
 fetched from the group's offset before the coordinator moved it to the changelog's position (or
 before a rewind) were already decided, or will be fetched again.
 """
@@ -19,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from streamcoord.runtime.partition import BatchOutcome, PartitionWorker
@@ -53,25 +55,39 @@ class PartitionLane:
         self._wakeup = asyncio.Event()
         self._closing = False
         self._paused = False
-        self._expected = worker.position  # the next offset to take; None: any
+        # the next offset to take of each input; None: any
+        self._expected: dict[str, int | None] = {
+            tp.topic: offset for tp, offset in self.positions().items()
+        }
         self._task = asyncio.create_task(self._run(), name=f"lane {worker.tp}")
 
     @property
     def buffered(self) -> int:
         return len(self._buffer)
 
+    @property
+    def inputs(self) -> tuple[TopicPartition, TopicPartition]:
+        """The events partition and the internal partition this lane consumes."""
+        return self.worker.tp, self.worker.internal_tp
+
+    def positions(self) -> dict[TopicPartition, int | None]:
+        """The committed next offset of each input (None: never committed)."""
+        committed = self.worker.next_offsets()
+        return {tp: committed.get(tp) for tp in self.inputs}
+
     def feed(self, records: Sequence[Any]) -> None:
-        """Queue freshly fetched records; pause fetching while too many wait."""
-        expected = self._expected
+        """Queue freshly fetched records of one input; pause fetching while too many wait."""
+        topic = records[0].topic
+        expected = self._expected.get(topic)
         if expected is not None and records[0].offset < expected:
             records = [record for record in records if record.offset >= expected]
             if not records:
                 return
-        self._expected = records[-1].offset + 1
+        self._expected[topic] = records[-1].offset + 1
         self._buffer.extend(records)
         self._wakeup.set()
         if len(self._buffer) >= self._high_water and not self._paused:
-            self._consumer.pause(self.worker.tp)
+            self._consumer.pause(*self.inputs)
             self._paused = True
 
     async def close(self) -> None:
@@ -91,7 +107,7 @@ class PartitionLane:
         count = min(self._max_batch, len(self._buffer))
         batch = [self._buffer.popleft() for _ in range(count)]
         if self._paused and len(self._buffer) < self._max_batch:
-            self._consumer.resume(self.worker.tp)
+            self._consumer.resume(*self.inputs)
             self._paused = False
         return batch
 
@@ -106,14 +122,23 @@ class PartitionLane:
                 extra={"retrying": True},
             )  # fmt: skip
             self._on_retry(exc)
+            self._rewind([*batch, *self._buffer])
             self._buffer.clear()
-            self._consumer.seek(self.worker.tp, batch[0].offset)
-            self._expected = batch[0].offset
             if self._paused:
-                self._consumer.resume(self.worker.tp)
+                self._consumer.resume(*self.inputs)
                 self._paused = False
         except Exception as exc:  # a bug: stop the coordinator rather than spin on it
             self._closing = True
             self._on_fatal(exc)
         else:
             self._on_outcome(outcome)
+
+    def _rewind(self, dropped: Sequence[Any]) -> None:
+        """Fetch every dropped record again: from the first dropped one of each input."""
+        first: dict[str, int] = {}
+        for record in dropped:
+            first[record.topic] = min(first.get(record.topic, record.offset), record.offset)
+        for tp in self.inputs:
+            if tp.topic in first:
+                self._consumer.seek(tp, first[tp.topic])
+                self._expected[tp.topic] = first[tp.topic]

@@ -27,6 +27,7 @@ class _Record:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
+    timestamp: int | None = None  # ms; None: the producer's clock
 
 
 @dataclass
@@ -45,8 +46,9 @@ class Outbox:
         headers: Sequence[tuple[str, bytes]] = (),
         *,
         partition: int | None = None,
+        timestamp: int | None = None,
     ) -> None:
-        record = _Record(key, value, list(headers))  # the record builder takes only lists
+        record = _Record(key, value, list(headers), timestamp)  # the builder takes only lists
         if partition is None and key is not None:
             self._keyed.setdefault(topic, []).append((key.decode(), record))
         else:
@@ -80,12 +82,14 @@ class Outbox:
             builder = producer.create_batch()
             for record in records:
                 if builder.append(
-                    key=record.key, value=record.value, timestamp=None, headers=record.headers
+                    key=record.key, value=record.value, timestamp=record.timestamp,
+                    headers=record.headers,
                 ) is None:  # full: submit it and start the next one
                     futures.append(await producer.send_batch(builder, topic, partition=target))
                     builder = producer.create_batch()
                     builder.append(
-                        key=record.key, value=record.value, timestamp=None, headers=record.headers
+                        key=record.key, value=record.value, timestamp=record.timestamp,
+                        headers=record.headers,
                     )
             futures.append(await producer.send_batch(builder, topic, partition=target))
         self._records.clear()

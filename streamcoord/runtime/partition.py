@@ -1,12 +1,20 @@
-"""One owned partition of the events topic: its state, its timers and its transactional producer.
+"""One owned partition: its state, its timers and its transactional producer.
 
-A batch of records becomes one Kafka transaction: every command the core returned, the changelog
-deltas of the keys it changed, dead letters, and the consumed position (a changelog record too, so
-a commit is AddPartitionsToTxn, Produce and EndTxn: no round trips to the group coordinator). If
-the transaction fails, the state is reloaded from the changelog (which holds exactly what was
-committed) and the consumer is rewound to the batch's first offset, so the batch is decided again
-from the same state: nothing is lost or doubled. Failures are rare, so no undo journal is kept
-per batch.
+A partition has two inputs with the same number. The public events topic is what other systems
+write (anyone the ACLs let in); the internal topic is written only by coordinators. An events
+record is *admitted*: decoded within the documented limits, refused if it is one of the
+coordinators' own message types (``reserved_type``) or activates a spec version that was never
+published, and otherwise copied, bytes and headers unchanged, onto the internal partition of its
+run (whatever partitioner the producer used). Only internal records are *decided*, so the
+internal topic holds everything the core decided, in the order it decided it: replaying it gives
+the same decisions.
+
+A batch of records becomes one Kafka transaction: every command the core returned, the admitted
+copies, the changelog deltas of the keys it changed, dead letters, and the consumed positions of
+both inputs (a changelog record too, so a commit is AddPartitionsToTxn, Produce and EndTxn: no
+round trips to the group coordinator). If the transaction fails, the state is reloaded from the
+changelog (which holds exactly what was committed) and the consumer is rewound to the batch's
+first offsets, so the batch is decided again from the same state: nothing is lost or doubled.
 
 A record is never a reason to stop: whatever decoding, deciding or encoding one record raises
 is that record's failure. It is dead-lettered with a reason code (``decode_failed``,
@@ -43,28 +51,31 @@ from streamcoord.core import (
     Step,
     decide,
     home_partition,
-    partition_key_for,
     run_record,
 )
 from streamcoord.errors import EventError
 from streamcoord.events.codec import decode, encode
-from streamcoord.events.models import CloudEvent, StageTrigger
-from streamcoord.runtime.changelog import POSITION_KEY, position_value, read_changelog
+from streamcoord.events.models import (
+    COORDINATOR_EVENT_TYPES,
+    SpecsActivate,
+    StageTrigger,
+)
+from streamcoord.runtime.changelog import POSITION_KEY, Positions, events_end, read_changelog
 from streamcoord.runtime.deadletter import DeadLetter, dead_letter_headers
 from streamcoord.runtime.outbox import Outbox
 from streamcoord.runtime.settings import CoordinatorSettings
-from streamcoord.runtime.specs import SpecSource, StaticSpecs
+from streamcoord.runtime.specs import SpecSource, SpecsUnavailable, StaticSpecs, activated_versions
 from streamcoord.runtime.timers import TimerQueue
 from streamcoord.runtime.tracing import coordinator_tracing, decision_span
 
 __all__ = [
-    "FORWARDED_HEADER", "BatchOutcome", "PartitionWorker", "RecordFailed", "transactional_id",
+    "ADMITTED_HEADER", "BatchOutcome", "PartitionWorker", "RecordFailed", "transactional_id",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Set on an event forwarded to its home partition: ``<partition>@<offset>`` it came from.
-FORWARDED_HEADER = "streamcoord_forwarded_from"
+#: Set on an admitted copy: the events ``<partition>@<offset>`` it came from.
+ADMITTED_HEADER = "streamcoord_admitted_from"
 
 
 def transactional_id(group_id: str, topic: str, partition: int) -> str:
@@ -79,7 +90,9 @@ class BatchOutcome:
     consumed: int = 0
     published: int = 0
     dead_letters: int = 0
-    #: Records a producer put on the wrong partition, sent on to their home partition.
+    #: Events records copied onto the internal topic, to be decided.
+    admitted: int = 0
+    #: Of those, the ones a producer put on another partition than their run's.
     forwarded: int = 0
     changed_keys: int = 0
     timer_changes: list[SetTimer | CancelTimer] = field(default_factory=list)
@@ -124,7 +137,8 @@ class _Batch:
 
 
 class PartitionWorker:
-    """Decides and commits the records of one events-topic partition."""
+    """Admits the records of one events-topic partition, decides those of the internal-topic
+    partition of the same number, and commits both in one transaction per batch."""
 
     def __init__(
         self,
@@ -135,6 +149,8 @@ class PartitionWorker:
         client_kwargs: Mapping[str, Any],
     ) -> None:
         self.tp = tp
+        #: The internal-topic partition decided here (the events partition's number).
+        self.internal_tp = TopicPartition(settings.topics.internal, tp.partition)
         self.state = state
         self.specs: SpecSource = (
             StaticSpecs(specs) if isinstance(specs, Catalog | CatalogSet) else specs
@@ -144,8 +160,10 @@ class PartitionWorker:
         self.settings = settings
         self.timers = TimerQueue()
         self.restore_seconds = 0.0
-        #: The next events offset to decide, as committed (None: take the group's offset).
-        self.position: int | None = None
+        #: The next offsets of both inputs, as committed (None: take the group's offset).
+        self.positions = Positions()
+        #: Spec versions an admitted activate event may not name: never published.
+        self._missing_versions: dict[str, str] = {}
         self._client_kwargs = client_kwargs
         self._producer: AIOKafkaProducer | None = None
         #: True while ``state`` holds decisions of a batch that was not committed (its reload
@@ -188,14 +206,39 @@ class PartitionWorker:
         for due, timer_id, event in worker.state.timers():
             worker.timers.arm(timer_id, due, event)
         worker.restore_seconds = restored.seconds
-        worker.position = restored.position
+        worker.positions = restored.positions
+        if restored.positions.older_release:
+            # Written by a release that sent coordinator messages on the events topic: those
+            # already there are genuine (every coordinator of that release has stopped).
+            try:
+                legacy_until = await events_end(client_kwargs, tp)
+            except BaseException:
+                await worker.close()
+                raise
+            worker.positions = Positions(restored.positions.events, None, legacy_until)
+            log.warning(
+                "partition %s was last committed by an older release: coordinator messages "
+                "below events offset %d are admitted as that release sent them",
+                tp.partition, legacy_until,
+            )  # fmt: skip
         log.info(
             "restored partition %s: %d keys from %d changelog records in %.3fs, %d timers, "
-            "next offset %s, spec version %s",
+            "next offsets %s (events) %s (internal), spec version %s",
             tp.partition, len(restored.items), restored.records, restored.seconds,
-            len(worker.timers), restored.position, worker.spec_version,
+            len(worker.timers), restored.positions.events, restored.positions.internal,
+            worker.spec_version,
         )  # fmt: skip
         return worker
+
+    @property
+    def position(self) -> int | None:
+        """The next events offset to admit, as committed."""
+        return self.positions.events
+
+    def next_offsets(self) -> dict[TopicPartition, int]:
+        """The committed next offset of each input that has one."""
+        positions = {self.tp: self.positions.events, self.internal_tp: self.positions.internal}
+        return {tp: offset for tp, offset in positions.items() if offset is not None}
 
     @property
     def spec_version(self) -> str:
@@ -242,16 +285,18 @@ class PartitionWorker:
         if self._uncommitted:
             self.state = await self._committed_state()
             self._uncommitted = False
+        internal = self.internal_tp.topic
         # Versions published since the last batch; one this batch activates is waited for.
-        self.catalogs = await self.specs.for_batch(records)
+        self.catalogs = await self.specs.for_batch([r for r in records if r.topic == internal])
+        await self._check_activations([r for r in records if r.topic != internal])
         active = self.state.spec_version
         try:
             batch = await self._decide_isolated(records)
             outbox, outcome = batch.outbox, batch.outcome
             outcome.published = outbox.count
-            next_offset = records[-1].offset + 1
+            positions = self._positions_after(records)
             outbox.add(
-                self.settings.topics.state, POSITION_KEY.encode(), position_value(next_offset),
+                self.settings.topics.state, POSITION_KEY.encode(), positions.value(),
                 partition=self.tp.partition,
             )  # fmt: skip
             await producer.begin_transaction()
@@ -269,7 +314,7 @@ class PartitionWorker:
             self.state = await self._committed_state()
             self._uncommitted = False
             raise
-        self.position = next_offset
+        self.positions = positions
         if self.state.spec_version != active:
             log.info("partition %s now runs spec version %s", self.tp.partition, self.spec_version)
         outcome.changed_keys = len(batch.changed)
@@ -278,11 +323,38 @@ class PartitionWorker:
         self._apply_timer_changes(outcome.timer_changes)
         return outcome
 
+    def _positions_after(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> Positions:
+        """The positions once ``records`` are committed."""
+        events, internal = self.positions.events, self.positions.internal
+        for record in records:
+            if record.topic == self.internal_tp.topic:
+                internal = record.offset + 1
+            else:
+                events = record.offset + 1
+        return self.positions.after(events, internal)
+
+    async def _check_activations(self, public: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Wait (bounded) for the versions the batch's activate events name; remember those that
+        never reached the specs topic, so their events are refused rather than stop the
+        partition. A version this member cannot load is not the record's fault: that raises."""
+        for version in activated_versions(public):
+            if version in self._missing_versions:
+                continue
+            try:
+                await self.specs.require([version])
+            except SpecsUnavailable as exc:
+                if not exc.missing:
+                    raise
+                self._missing_versions[version] = exc.reason
+
     async def _committed_state(self) -> CoordinatorState:
         restored = await read_changelog(
             self._client_kwargs, self.settings.topics.state, self.tp.partition
         )
-        self.position = restored.position
+        positions = restored.positions
+        if positions.older_release:  # nothing committed since the restore: keep its range
+            positions = Positions(positions.events, None, self.positions.legacy_until)
+        self.positions = positions
         partitions = self.state.partitions
         return CoordinatorState.load(self.tp.partition, partitions, restored.items.items())
 
@@ -321,11 +393,15 @@ class PartitionWorker:
         """
         failed = failed or {}
         state = self.state
+        internal = self.internal_tp.topic
         batch = _Batch(BatchOutcome(consumed=len(records)))
         for index, record in enumerate(records):
             known = failed.get(index)
             if known is not None:
                 self._dead_letter(batch, record, known.reason, known.message)
+                continue
+            if record.topic != internal:
+                self._admit(record, batch)
                 continue
             try:
                 self._decide_one(record, state, batch, careful)
@@ -368,8 +444,6 @@ class PartitionWorker:
             return
         except Exception as exc:  # a decoder bug: this record's failure only
             self._dead_letter(batch, record, "decode_failed", _describe(exc))
-            return
-        if self._forward(record, headers, event, batch):
             return
         now = datetime.fromtimestamp(record.timestamp / 1000, tz=UTC)
         started = time.perf_counter()
@@ -414,7 +488,7 @@ class PartitionWorker:
         published = []
         for command in step.commands:
             if isinstance(command, Publish):
-                topic = topics.events if command.topic is None else topics.full(command.topic)
+                topic = topics.internal if command.topic is None else topics.full(command.topic)
                 value, out_headers = encode(command.event)
                 is_trigger = command.event.type == StageTrigger.TYPE
                 published.append((topic, command.key.encode(), value, out_headers, is_trigger))
@@ -425,42 +499,54 @@ class PartitionWorker:
                 step.state.dump_key(key)
         return published
 
-    def _forward(
-        self,
-        record: ConsumerRecord[bytes, bytes],
-        headers: list[tuple[str, bytes]],
-        event: CloudEvent,
-        batch: _Batch,
-    ) -> bool:
-        """Send a misplaced event to its home partition instead of deciding it; True if sent.
+    def _admit(self, record: ConsumerRecord[bytes, bytes], batch: _Batch) -> None:
+        """Copy an events record onto the internal partition of its run, or dead-letter it.
 
-        Partitioners other than murmur2 (kcat's and librdkafka's consistent_random) put a run's
-        events elsewhere. The original record goes home in this batch's transaction, so it and
-        the consumed position commit together. A record forwarded once is decided wherever it
-        arrives (only a changed partition count misplaces it again): it is never forwarded twice,
-        so no record circles, and what the core cannot apply here it dead-letters.
+        The copy keeps the record's key, bytes, headers and timestamp (the core's ``now``), so
+        deciding it is deciding the original, and a dead letter of it shows the record as it
+        came. Partitioners other than murmur2 (kcat's and
+        librdkafka's consistent_random) put a run's events on other partitions: the copy goes
+        to the run's partition all the same, in this batch's transaction.
         """
-        home = home_partition(event, self.state.partitions)
-        if home is None or home == self.tp.partition:
-            return False
-        if any(name == FORWARDED_HEADER for name, _ in headers):
-            log.warning(
-                "%s[%d]@%d was forwarded here already but belongs to partition %d (did the"
-                " partition count change?); deciding it here",
-                record.topic, record.partition, record.offset, home,
+        headers = list(record.headers or ())
+        try:
+            event = decode(record.value, headers, limits=self._limits)
+        except EventError as exc:
+            self._dead_letter(batch, record, str(getattr(exc, "reason", "invalid_event")),
+                              exc.message)  # fmt: skip
+            return
+        except Exception as exc:  # a decoder bug: this record's failure only
+            self._dead_letter(batch, record, "decode_failed", _describe(exc))
+            return
+        topics = self.settings.topics
+        legacy = self.positions.legacy_until
+        if event.type in COORDINATOR_EVENT_TYPES and (legacy is None or record.offset >= legacy):
+            self._dead_letter(
+                batch, record, "reserved_type",
+                f"{event.type} is a coordinator's own message: coordinators send it on "
+                f"{topics.internal}, which only they may write; nobody may send it on "
+                f"{topics.events}",
             )  # fmt: skip
-            return False
-        marker = (FORWARDED_HEADER, f"{record.partition}@{record.offset}".encode())
+            return
+        if isinstance(event, SpecsActivate) and event.data.version in self._missing_versions:
+            missing = self._missing_versions[event.data.version]
+            self._dead_letter(batch, record, "unknown_spec_version",
+                              f"spec version {event.data.version} cannot be activated: {missing}")
+            return
+        try:
+            home = home_partition(event, self.state.partitions)
+        except Exception as exc:  # a routing bug: this record's failure only
+            self._dead_letter(batch, record, "decode_failed", _describe(exc))
+            return
+        target = self.tp.partition if home is None else home
+        origin = (ADMITTED_HEADER, f"{record.partition}@{record.offset}".encode())
         batch.outbox.add(
-            self.settings.topics.events, partition_key_for(event).encode(), record.value,
-            [*headers, marker], partition=home,
+            topics.internal, record.key, record.value, [*headers, origin], partition=target,
+            timestamp=record.timestamp,
         )  # fmt: skip
-        batch.outcome.forwarded += 1
-        log.debug(
-            "forwarded %s %s from %s[%d]@%d to partition %d",
-            event.type, event.id, record.topic, record.partition, record.offset, home,
-        )  # fmt: skip
-        return True
+        batch.outcome.admitted += 1
+        if target != self.tp.partition:
+            batch.outcome.forwarded += 1
 
     def _dead_letter(
         self, batch: _Batch, record: ConsumerRecord[bytes, bytes], reason: str, message: str

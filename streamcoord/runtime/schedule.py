@@ -1,9 +1,9 @@
-"""Cron schedules: when each scheduled pipeline ticks, and the tick events that say so.
+"""Cron schedules as the runtime drives them: the schedules this process owns, earliest first.
 
-The arithmetic is pure (the clock is an argument, as in arq's ``next_cron``); the coordinator
-that owns a pipeline's partition produces the ticks. Tick ids are ``schedule/<pipeline>/<time>``,
-so a tick produced twice (a restart, a rebalance) is one CloudEvent to the core and folds into
-one run. After downtime only the latest missed tick fires (no backfill of every occurrence).
+The schedule trigger kind (:mod:`streamcoord.spec.triggers.schedule`) owns the pure half: when
+a schedule is due and the tick event that says so, the clock an argument. The coordinator that
+owns a pipeline's partition passes the clock and produces the ticks. After downtime only the
+latest missed tick fires (no backfill of every occurrence).
 """
 
 from __future__ import annotations
@@ -11,57 +11,30 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
-
-from cronsim import CronSim
+from datetime import datetime
 
 from streamcoord.core import Catalog
-from streamcoord.events.models import ScheduleTick, ScheduleTickData
-from streamcoord.spec.models import ScheduleTrigger
+from streamcoord.events.models import ScheduleTick
+from streamcoord.spec.triggers.schedule import (
+    KIND,
+    Schedule,
+    ScheduleTrigger,
+    latest_due,
+    next_due,
+    tick_event,
+)
 
 __all__ = ["Schedule", "ScheduleQueue", "latest_due", "next_due", "schedules_of", "tick_event"]
 
 
-@dataclass(frozen=True)
-class Schedule:
-    pipeline: str
-    cron: str
-    timezone: str
-
-
 def schedules_of(catalog: Catalog) -> list[Schedule]:
     """Every schedule trigger in ``catalog``, in declaration order."""
-    return [
-        Schedule(p.name, t.cron, t.timezone)
-        for p in catalog.pipelines.values()
-        for t in p.triggers
-        if isinstance(t, ScheduleTrigger)
-    ]
-
-
-def next_due(schedule: Schedule, after: datetime) -> datetime:
-    """The first occurrence strictly after ``after`` (UTC in, UTC out)."""
-    local = after.astimezone(ZoneInfo(schedule.timezone))
-    return next(iter(CronSim(schedule.cron, local))).astimezone(UTC)
-
-
-def latest_due(schedule: Schedule, now: datetime) -> datetime:
-    """The last occurrence at or before ``now``."""
-    # Reverse iteration starts strictly before its argument; cron has minute resolution, so a
-    # second later includes ``now`` itself when it is an occurrence.
-    local = now.astimezone(ZoneInfo(schedule.timezone)) + timedelta(seconds=1)
-    return next(iter(CronSim(schedule.cron, local, reverse=True))).astimezone(UTC)
-
-
-def tick_event(schedule: Schedule, scheduled_time: datetime) -> ScheduleTick:
-    stamp = scheduled_time.astimezone(UTC).isoformat()
-    return ScheduleTick(
-        id=f"schedule/{schedule.pipeline}/{stamp}",
-        source="streamcoord/scheduler",
-        time=scheduled_time,
-        data=ScheduleTickData(pipeline=schedule.pipeline, scheduled_time=scheduled_time),
-    )
+    schedules: list[Schedule] = []
+    for triggers in catalog.by_kind.get(KIND.name, {}).values():
+        for trigger in triggers:
+            spec: ScheduleTrigger = trigger.spec
+            schedules.append(Schedule(trigger.pipeline, spec.cron, spec.timezone))
+    return schedules
 
 
 @dataclass(order=True)

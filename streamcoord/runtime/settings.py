@@ -31,6 +31,11 @@ class TopicNames:
         return self.full("streamcoord.events")
 
     @property
+    def internal(self) -> str:
+        """What coordinators decide, in order: admitted events and their own messages."""
+        return self.full("streamcoord.internal")
+
+    @property
     def state(self) -> str:
         return self.full("streamcoord.state")
 

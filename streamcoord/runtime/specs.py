@@ -77,11 +77,13 @@ class SpecsUnavailable(SpecError):  # noqa: N818 - a state of the deployment, na
     """A partition needs a spec version this member cannot load: it stops, never decides on
     a stale version."""
 
-    def __init__(self, version: str, reason: str) -> None:
+    def __init__(self, version: str, reason: str, *, missing: bool = False) -> None:
         message = f"spec version {version} is not available here: {reason}"
         super().__init__(message, hint=_WHAT_TO_DO)
         self.version = version
         self.reason = reason
+        #: True: the version never reached the specs topic (not this member's fault)
+        self.missing = missing
 
 
 def load_catalog(
@@ -497,6 +499,7 @@ class SpecsFollower:
                         version,
                         f"it is not on the specs topic {self._topic} (waited {self._wait_s:.0f}s "
                         "after an activate event named it)",
+                        missing=True,
                     )
                 log.info("waiting up to %.0fs for spec version %s", remaining, version)
                 with contextlib.suppress(TimeoutError):

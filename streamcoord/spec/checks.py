@@ -1,24 +1,20 @@
 """Semantic checks: what the schema alone cannot see.
 
-Duplicate names, needs that point nowhere, dependency cycles (across pipelines too), cron
-schedules and time zones, expressions, pools, executor topics and secret references. Pure:
-every check reads :class:`LoadedSpecs` and returns located :class:`Problem` s.
+Duplicate names, needs that point nowhere, dependency cycles (across pipelines too), triggers
+(each kind's own findings and expressions, see :mod:`streamcoord.spec.triggers`), expressions,
+pools, executor topics and secret references. Pure: every check reads :class:`LoadedSpecs` and
+returns located :class:`Problem` s.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import difflib
-import zoneinfo
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 
-from cronsim import CronSim, CronSimError
 from pydantic import JsonValue
 
 from streamcoord.spec.expressions import (
     CONDITION_VARIABLES,
-    EVENT_VARIABLES,
     NEED_VARIABLES,
     RUN_KEY_VARIABLES,
     ExpressionError,
@@ -27,23 +23,13 @@ from streamcoord.spec.expressions import (
 )
 from streamcoord.spec.graph import StageRef, dependency_edges, find_cycles, need_target
 from streamcoord.spec.loader import LoadedSpecs, SpecDocument
-from streamcoord.spec.models import (
-    DataArrivalTrigger,
-    EventTrigger,
-    Need,
-    Pipeline,
-    PipelineOutcomeTrigger,
-    ScheduleTrigger,
-    Stage,
-)
+from streamcoord.spec.models import Need, Pipeline, Stage
 from streamcoord.spec.problem import FieldPath, Problem, format_path, sorted_problems
 from streamcoord.spec.secret_checks import invalid_secret_refs
+from streamcoord.spec.triggers import kind_of
+from streamcoord.spec.triggers.kind import did_you_mean
 
 __all__ = ["check_specs"]
-
-# Any fixed instant does: cronsim needs a start to parse against, and checks use no clock.
-_CRON_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-
 
 @dataclass(frozen=True, slots=True)
 class _Site:
@@ -68,10 +54,9 @@ def check_specs(specs: LoadedSpecs, topics: Collection[str] | None = None) -> tu
         lambda: _duplicate_names(specs, sites),
         lambda: _unknown_needs(sites, known, specs.unchecked_pipelines),
         lambda: _cycles(sites),
-        lambda: _schedules(sites),
+        lambda: _triggers(sites, set(known) | specs.unchecked_pipelines),
         lambda: _expressions(sites),
         lambda: _pools(sites, {pool.name for pool in specs.pools}),
-        lambda: _outcome_triggers(sites, set(known) | specs.unchecked_pipelines),
         lambda: invalid_secret_refs(specs),
     ]
     if topics is not None:
@@ -83,11 +68,6 @@ def _sites(specs: LoadedSpecs) -> Iterator[_Site]:
     for document in specs.documents:
         for pipeline, path in zip(document.spec.pipelines, document.pipeline_paths, strict=True):
             yield _Site(pipeline, document, path)
-
-
-def _closest(name: str, options: Collection[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(options), n=1)
-    return f"did you mean {close[0]!r}?" if close else ""
 
 
 def _stage_path(site: _Site, index: int) -> FieldPath:
@@ -163,13 +143,13 @@ def _unknown_need(
     if pipeline in unchecked and pipeline not in known:
         return
     if pipeline not in known:
-        hint = _closest(pipeline, known) or "declare it, or load the file that does"
+        hint = did_you_mean(pipeline, known) or "declare it, or load the file that does"
         yield site.problem(path, f"needs {pipeline}.{stage}: unknown pipeline {pipeline!r}", hint)
         return
     stages = [s.name for s in known[pipeline].stages]
     if stage not in stages:
         where = "this pipeline" if pipeline == site.pipeline.name else f"pipeline {pipeline!r}"
-        hint = _closest(stage, stages) or f"stages there: {', '.join(stages)}"
+        hint = did_you_mean(stage, stages) or f"stages there: {', '.join(stages)}"
         yield site.problem(path, f"needs unknown stage {stage!r} of {where}", hint)
 
 
@@ -190,27 +170,18 @@ def _cycles(sites: list[_Site]) -> Iterator[Problem]:
         )  # fmt: skip
 
 
-# ---- schedules --------------------------------------------------------------------------------
+# ---- triggers: each kind checks its own ---------------------------------------------------
 
 
-def _schedules(sites: list[_Site]) -> Iterator[Problem]:
+def _triggers(sites: list[_Site], pipelines: Collection[str]) -> Iterator[Problem]:
     for site in sites:
         for index, trigger in enumerate(site.pipeline.triggers):
-            if isinstance(trigger, ScheduleTrigger):
-                yield from _schedule(site, (*site.path, "triggers", index), trigger)
-
-
-def _schedule(site: _Site, path: FieldPath, trigger: ScheduleTrigger) -> Iterator[Problem]:
-    try:
-        CronSim(trigger.cron, _CRON_EPOCH)
-    except CronSimError as error:
-        hint = "five fields: minute hour day-of-month month day-of-week, e.g. '0 2 * * *'"
-        yield site.problem((*path, "cron"), f"invalid cron {trigger.cron!r}: {error}", hint)
-    try:
-        zoneinfo.ZoneInfo(trigger.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        hint = _closest(trigger.timezone, zoneinfo.available_timezones()) or "e.g. Europe/Paris"
-        yield site.problem((*path, "timezone"), f"unknown time zone {trigger.timezone!r}", hint)
+            path = (*site.path, "triggers", index)
+            kind = kind_of(trigger)
+            for finding in kind.findings(trigger, pipelines):
+                yield site.problem((*path, *finding.path), finding.message, finding.hint)
+            for field, source, variables in kind.expressions(trigger):
+                yield from _expression(site, (*path, field), source, variables)
 
 
 # ---- expressions ------------------------------------------------------------------------------
@@ -220,27 +191,14 @@ _Expr = tuple[FieldPath, str, frozenset[str]]
 
 def _expressions(sites: list[_Site]) -> Iterator[Problem]:
     for site in sites:
-        for path, source, variables in _pipeline_expressions(site):
-            yield from _expression(site, path, source, variables)
+        run_key = site.pipeline.run_key
+        yield from _expression(site, (*site.path, "run_key"), run_key, RUN_KEY_VARIABLES)
         for index, stage in enumerate(site.pipeline.stages):
             stage_path = _stage_path(site, index)
             for path, source, variables in _stage_expressions(stage_path, stage):
                 yield from _expression(site, path, source, variables)
             for key, value in stage.params.items():
                 yield from _template(site, (*stage_path, "params", key), value)
-
-
-def _pipeline_expressions(site: _Site) -> Iterator[_Expr]:
-    yield (*site.path, "run_key"), site.pipeline.run_key, RUN_KEY_VARIABLES
-    for index, trigger in enumerate(site.pipeline.triggers):
-        path = (*site.path, "triggers", index)
-        if isinstance(trigger, EventTrigger) and trigger.filter is not None:
-            yield (*path, "filter"), trigger.filter, EVENT_VARIABLES
-        if isinstance(trigger, DataArrivalTrigger):
-            yield (*path, "dataset"), trigger.dataset, EVENT_VARIABLES
-            yield (*path, "partition"), trigger.partition, EVENT_VARIABLES
-            if trigger.event_time is not None:
-                yield (*path, "event_time"), trigger.event_time, EVENT_VARIABLES
 
 
 def _stage_expressions(path: FieldPath, stage: Stage) -> Iterator[_Expr]:
@@ -274,7 +232,7 @@ def _expression_message(error: ExpressionError) -> str:
     return f"invalid expression at {error.line}:{error.column} of {error.source!r}: {error.reason}"
 
 
-# ---- references: pools, pipelines, topics ---------------------------------------------------
+# ---- references: pools, topics -----------------------------------------------------------
 
 
 def _pools(sites: list[_Site], pools: Collection[str]) -> Iterator[Problem]:
@@ -288,17 +246,8 @@ def _pools(sites: list[_Site], pools: Collection[str]) -> Iterator[Problem]:
 
 
 def _unknown_pool(site: _Site, path: FieldPath, pool: str, pools: Collection[str]) -> Problem:
-    hint = _closest(pool, pools) or "declare it under 'pools:' (name, slots)"
+    hint = did_you_mean(pool, pools) or "declare it under 'pools:' (name, slots)"
     return site.problem(path, f"unknown pool {pool!r}", hint)
-
-
-def _outcome_triggers(sites: list[_Site], known: Collection[str]) -> Iterator[Problem]:
-    for site in sites:
-        for index, trigger in enumerate(site.pipeline.triggers):
-            if isinstance(trigger, PipelineOutcomeTrigger) and trigger.pipeline not in known:
-                path = (*site.path, "triggers", index, "pipeline")
-                hint = _closest(trigger.pipeline, known)
-                yield site.problem(path, f"unknown pipeline {trigger.pipeline!r}", hint)
 
 
 def _topics(sites: list[_Site], topics: frozenset[str]) -> Iterator[Problem]:
@@ -308,7 +257,7 @@ def _topics(sites: list[_Site], topics: frozenset[str]) -> Iterator[Problem]:
             if executor.topic in topics:
                 continue
             path = _topic_path(site, index, stage)
-            hint = _closest(executor.topic, topics) or (
+            hint = did_you_mean(executor.topic, topics) or (
                 "declare it in the topics file (streamcoord topics apply -f FILE)"
             )
             yield site.problem(path, f"executor topic {executor.topic!r} is not declared", hint)

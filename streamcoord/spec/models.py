@@ -8,9 +8,19 @@ compiled and checked by :mod:`streamcoord.spec.expressions`, never executed as P
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import Field, JsonValue
+
+from streamcoord.spec._base import Expression, Name, SpecModel
+from streamcoord.spec.triggers import (
+    DataArrivalTrigger,
+    EventTrigger,
+    ManualTrigger,
+    PipelineOutcomeTrigger,
+    ScheduleTrigger,
+    Trigger,
+)
 
 __all__ = [
     "DEFAULT_TRIGGER_TOPIC",
@@ -37,30 +47,14 @@ __all__ = [
 
 DEFAULT_TRIGGER_TOPIC = "streamcoord.triggers"
 
-Name = Annotated[
-    str,
-    Field(
-        pattern=r"^[a-z][a-z0-9_-]{0,62}$",
-        description="Lower-case letters, digits, '_' and '-'; starts with a letter.",
-    ),
-]
-Expression = Annotated[str, Field(min_length=1, description="A CEL expression.")]
-
 TriggerRule = Literal[
     "all_success", "all_done", "all_failed", "one_success", "one_failed", "none_failed"
 ]
 ExecutorKind = Literal["batch", "streaming"]
 OverLimitPolicy = Literal["queue", "skip", "cancel_oldest"]
-RunOutcome = Literal["succeeded", "failed", "cancelled"]
 
 
-class _Spec(BaseModel):
-    # Unknown fields are errors (with a did-you-mean hint from the validator), and parsed specs
-    # are values: nothing downstream may mutate them.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Backoff(_Spec):
+class Backoff(SpecModel):
     """Exponential backoff between attempts: initial * multiplier**(attempt-1), capped at max."""
 
     initial_seconds: float = Field(10.0, gt=0)
@@ -71,12 +65,12 @@ class Backoff(_Spec):
     )
 
 
-class RetryPolicy(_Spec):
+class RetryPolicy(SpecModel):
     max_attempts: int = Field(1, ge=1, le=100, description="Attempts in all, the first included.")
     backoff: Backoff = Backoff()
 
 
-class Executor(_Spec):
+class Executor(SpecModel):
     """Where a stage's trigger goes and how it runs; ``config`` passes through untouched."""
 
     topic: str = Field(DEFAULT_TRIGGER_TOPIC, min_length=1)
@@ -90,7 +84,7 @@ class Executor(_Spec):
     )
 
 
-class Need(_Spec):
+class Need(SpecModel):
     """An upstream stage: ``stage`` in this pipeline, or ``pipeline.stage`` in another one."""
 
     stage: str = Field(min_length=1, description="'stage' or 'other_pipeline.stage'.")
@@ -110,7 +104,7 @@ class Need(_Spec):
     )
 
 
-class StageDefaults(_Spec):
+class StageDefaults(SpecModel):
     """Settings every stage of a pipeline inherits unless it sets its own."""
 
     executor: Executor = Executor()
@@ -122,7 +116,7 @@ class StageDefaults(_Spec):
     pool: Name | None = None
 
 
-class Stage(_Spec):
+class Stage(SpecModel):
     name: Name
     description: str = ""
     needs: list[str | Need] = Field(default_factory=list)
@@ -151,74 +145,12 @@ class Stage(_Spec):
     pool: Name | None = None
 
 
-class EventTrigger(_Spec):
-    """Start or feed a run when a CloudEvent matches."""
-
-    kind: Literal["event"] = "event"
-    type: str = Field(min_length=1, description="CloudEvents `type` to match exactly.")
-    source: str | None = Field(None, description="Exact `source`, or a prefix ending in '*'.")
-    subject: str | None = Field(None, description="Exact `subject`, or a prefix ending in '*'.")
-    filter: Expression | None = Field(None, description="CEL over `event`; must be true.")
-
-
-class DataArrivalTrigger(_Spec):
-    """Start a run when every expected partition of every dataset has landed for its run key."""
-
-    kind: Literal["data"] = "data"
-    type: str = Field("dataset.landed", min_length=1, description="CloudEvents type of arrivals.")
-    datasets: list[str] = Field(min_length=1)
-    dataset: Expression = Field("event.data.dataset", description="CEL: the dataset name.")
-    partition: Expression = Field("event.data.partition", description="CEL: the partition id.")
-    partitions_per_run: int = Field(
-        1, ge=1, description="Distinct partitions of each dataset that make a run key complete."
-    )
-    event_time: Expression | None = Field(
-        None, description="CEL: the arrival's event time (RFC 3339), for the watermark."
-    )
-    allowed_lateness_seconds: float = Field(
-        0.0,
-        ge=0,
-        description="Arrivals older than the watermark minus this are late and not counted.",
-    )
-
-
-class ScheduleTrigger(_Spec):
-    kind: Literal["schedule"] = "schedule"
-    cron: str = Field(min_length=1, description="Five-field cron expression.")
-    timezone: str = "UTC"
-
-
-def _default_outcomes() -> list[RunOutcome]:
-    # A named function, not a lambda, so the element type is RunOutcome and not str.
-    return ["succeeded"]
-
-
-class PipelineOutcomeTrigger(_Spec):
-    """Start a run when another pipeline's run ends with one of ``outcomes``."""
-
-    kind: Literal["pipeline"] = "pipeline"
-    pipeline: Name
-    outcomes: list[RunOutcome] = Field(default_factory=_default_outcomes)
-
-
-class ManualTrigger(_Spec):
-    """Runs requested through the API or CLI (``streamcoord.run.requested``)."""
-
-    kind: Literal["manual"] = "manual"
-
-
-Trigger = Annotated[
-    EventTrigger | DataArrivalTrigger | ScheduleTrigger | PipelineOutcomeTrigger | ManualTrigger,
-    Field(discriminator="kind"),
-]
-
-
 def _default_triggers() -> list[Trigger]:
     # Without a trigger a pipeline still runs on request (API or CLI).
     return [ManualTrigger()]
 
 
-class Concurrency(_Spec):
+class Concurrency(SpecModel):
     """How many runs of the pipeline may be active at once, over every coordinator partition."""
 
     max_active_runs: int | None = Field(
@@ -234,7 +166,7 @@ class Concurrency(_Spec):
     )
 
 
-class Pipeline(_Spec):
+class Pipeline(SpecModel):
     name: Name
     description: str = ""
     owner: str = ""
@@ -252,7 +184,7 @@ class Pipeline(_Spec):
     stages: list[Stage] = Field(min_length=1)
 
 
-class Pool(_Spec):
+class Pool(SpecModel):
     """A named concurrency limit that stages of any pipeline can share."""
 
     name: Name
@@ -260,7 +192,7 @@ class Pool(_Spec):
     description: str = ""
 
 
-class SpecFile(_Spec):
+class SpecFile(SpecModel):
     """One YAML document: any number of pipelines and pools."""
 
     pipelines: list[Pipeline] = Field(default_factory=list)

@@ -1,5 +1,6 @@
-"""The coordinator's decision path without Kafka: a real :class:`PartitionWorker` deciding
-records in memory, the committed state kept as a snapshot instead of a changelog."""
+"""The coordinator's decision path without Kafka: a real :class:`PartitionWorker` admitting
+events records and deciding their admitted copies in memory, the committed state kept as a
+snapshot instead of a changelog."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from aiokafka.structs import ConsumerRecord
 from streamcoord.core import Catalog, CoordinatorState
 from streamcoord.runtime import CoordinatorSettings
 from streamcoord.runtime.deadletter import HEADER_PREFIX
-from streamcoord.runtime.partition import PartitionWorker
+from streamcoord.runtime.partition import ADMITTED_HEADER, PartitionWorker
 from streamcoord.spec.loader import load_specs
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -32,11 +33,11 @@ def example_catalog() -> Catalog:
 
 def record(
     value: bytes | None, headers: Headers = (), key: bytes | None = b"k", offset: int = 0,
-    timestamp: int = 1_767_225_600_000,
+    timestamp: int = 1_767_225_600_000, *, topic: str = EVENTS_TOPIC,
 ) -> ConsumerRecord[bytes, bytes]:
     """A consumed events-topic record, as aiokafka hands it over."""
     return ConsumerRecord(
-        topic=EVENTS_TOPIC, partition=0, offset=offset, timestamp=timestamp, timestamp_type=0,
+        topic=topic, partition=0, offset=offset, timestamp=timestamp, timestamp_type=0,
         key=key, value=value, checksum=None, serialized_key_size=len(key or b""),
         serialized_value_size=len(value or b""), headers=tuple(headers),
     )
@@ -80,12 +81,37 @@ class Decided:
 def decide_records(
     worker: OfflineWorker, records: Sequence[ConsumerRecord[bytes, bytes]]
 ) -> Decided:
-    """Decide ``records`` as one batch the way :meth:`PartitionWorker.process` does (failed
-    records dead-lettered, the batch decided again), then take the state as committed."""
-    batch = _finished(worker._decide_isolated(records))  # the seam under test
+    """Admit events ``records`` as one batch and decide their admitted copies as the next, the
+    way :meth:`PartitionWorker.process` does (failed records dead-lettered, the batch decided
+    again), then take the state as committed. A copy keeps its original's offset, so a dead
+    letter names the offset of the record it came from."""
+    admitted = _finished(worker._decide_isolated(records))  # the seam under test
+    copies = admitted_copies(worker, admitted.outbox)
+    decided = _finished(worker._decide_isolated(copies))
     worker.commit()
-    letters = batch.outbox.by_topic().get(worker.settings.topics.deadletter, [])
-    return Decided(batch.outcome.consumed, sum(batch.outcome.types.values()), letters)
+    deadletter = worker.settings.topics.deadletter
+    letters = [
+        *admitted.outbox.by_topic().get(deadletter, []),
+        *decided.outbox.by_topic().get(deadletter, []),
+    ]
+    return Decided(len(records), sum(decided.outcome.types.values()), letters)
+
+
+def admitted_copies(worker: OfflineWorker, outbox: Any) -> list[ConsumerRecord[bytes, bytes]]:
+    """The internal-topic records an admitting batch wrote, as the consumer would hand them
+    over (the offset of each is its original's)."""
+    internal = worker.internal_tp.topic
+    copies = []
+    for (topic, _), written in outbox._records.items():
+        if topic != internal:
+            continue
+        for one in written:
+            origin = dict(one.headers)[ADMITTED_HEADER].decode()
+            offset = int(origin.rsplit("@", 1)[1])
+            copies.append(
+                record(one.value, one.headers, one.key, offset, one.timestamp, topic=internal)
+            )
+    return sorted(copies, key=lambda copy: copy.offset)
 
 
 def _finished(coroutine: Coroutine[Any, Any, T]) -> T:

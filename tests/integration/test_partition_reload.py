@@ -23,14 +23,15 @@ pytestmark = [pytest.mark.kafka]
 
 
 async def one_tick(bootstrap: str, topics: TopicNames) -> list[Any]:
-    """Write one tick and read it back as the consumer records a lane hands to its worker."""
+    """Write one tick, as admitted onto the internal topic, and read it back as the consumer
+    records a lane hands to its worker to decide."""
     event = ExternalEvent(id="tick-0", source="clock", type="steady.tick", data={"n": 0})
     value, headers = encode(event)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(
-            topics.events, value, key=partition_key_for(event).encode(), headers=headers
+            topics.internal, value, key=partition_key_for(event).encode(), headers=headers
         )
     finally:
         await producer.stop()
@@ -40,7 +41,7 @@ async def one_tick(bootstrap: str, topics: TopicNames) -> list[Any]:
     )  # fmt: skip
     await consumer.start()
     try:
-        tp = TopicPartition(topics.events, 0)
+        tp = TopicPartition(topics.internal, 0)
         consumer.assign([tp])
         batch = await consumer.getmany(tp, timeout_ms=10_000)
     finally:

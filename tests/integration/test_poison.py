@@ -61,12 +61,13 @@ KINDS: list[tuple[str, Callable[[int, int], tuple[bytes, Headers, bytes]], str]]
         [*BINARY, ("ce_id", f"o{i}".encode()), ("content-type", b"application/octet-stream")],
         b"fuzz"), "run_key_error"),  # decided: the run key needs data.n, binary data has none
     ("data nested 300 levels", lambda i, _: (_deep(i), [], b"fuzz"), "too_deep"),
+    # coordinator messages: only coordinators may send them, on the internal topic
     ("run.match whose pipeline is a list",
-     lambda i, _: (_match(i, pipeline=["steady"]), [], b"steady/k"), "invalid_data"),
+     lambda i, _: (_match(i, pipeline=["steady"]), [], b"steady/k"), "reserved_type"),
     ("pool grant for an existing run, no pools in the spec", lambda i, n: (
         _event(f"g{i}", "streamcoord.pool.grant",
                {"pool": "gpu", "run_id": f"steady/{n}", "stage": "first", "attempt": 1}),
-        [], f"steady/{n}".encode()), "unknown_pool"),
+        [], f"steady/{n}".encode()), "reserved_type"),
     # and more of the same family
     ("not JSON", lambda i, _: (b"\x00\xff not json " + bytes([i % 256]), [], b"fuzz"),
      "not_json"),
@@ -91,7 +92,7 @@ KINDS: list[tuple[str, Callable[[int, int], tuple[bytes, Headers, bytes]], str]]
     ("header not UTF-8", lambda i, _: (b"{}", [("ce_specversion", b"\xff\xfe")], b"fuzz"),
      "invalid_header"),
     ("match with causes that are not ids",
-     lambda i, _: (_match(i, caused=[1, 2]), [], b"steady/k"), "invalid_data"),
+     lambda i, _: (_match(i, caused=[1, 2]), [], b"steady/k"), "reserved_type"),
     ("specversion 0.3", lambda i, _: (_event(f"v{i}", "steady.tick", {}, specversion="0.3"),
                                       [], b"fuzz"), "unsupported_specversion"),
 ]

@@ -265,16 +265,19 @@ async def test_emit_and_ingest_start_runs_the_coordinator_and_a_worker_finish(
     assert not any(p in line for line in secured.logs for p in secured.passwords)
 
 
-async def test_the_client_user_may_not_write_the_state_topic(
-    secured: Secured, topics: TopicNames
+@pytest.mark.parametrize("topic", ["state", "internal"])
+async def test_the_client_user_may_not_write_the_coordinators_topics(
+    secured: Secured, topics: TopicNames, topic: str
 ) -> None:
+    """An ordinary client (emitters, ingest, workers) cannot forge a coordinator's messages or
+    state: the broker's authorizer refuses it the internal and the state topic."""
     producer = AIOKafkaProducer(
         **secured.settings("client").client_kwargs(), acks="all", enable_idempotence=True
     )
     await producer.start()
     try:
         with pytest.raises(TopicAuthorizationFailedError):
-            await producer.send_and_wait(topics.state, b"forged", key=b"0")
+            await producer.send_and_wait(getattr(topics, topic), b"forged", key=b"0")
     finally:
         await producer.stop()
 

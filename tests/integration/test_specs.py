@@ -425,9 +425,15 @@ async def test_runs_of_unpublished_local_specs_lose_removed_stages_as_spec_remov
             ("legacy/day-1", "only")} <= reasons  # fmt: skip
 
 
-@pytest.mark.parametrize("published", [True, False], ids=["does-not-validate", "missing"])
+FUTURE = SpecsRecord(  # a version a newer release would accept: this code does not know the field
+    version="sha256:00future00", applied_at=datetime(2026, 12, 1, tzinfo=UTC),
+    applied_by="ci@build",
+    files={"p.yaml": STEADY_SPEC.replace("    run_key:", "    novelty: 1\n    run_key:")},
+)  # fmt: skip
+
+
 async def test_a_member_stops_rather_than_decide_on_a_version_it_cannot_load(
-    kafka_bootstrap: str, unique_name: Callable[[str], str], published: bool
+    kafka_bootstrap: str, unique_name: Callable[[str], str]
 ) -> None:
     topics = TopicNames(prefix=f"{unique_name('specs-stop')}.")
     await create_topics(kafka_bootstrap, topics, partitions=2)
@@ -440,33 +446,50 @@ async def test_a_member_stops_rather_than_decide_on_a_version_it_cannot_load(
     )
     service = asyncio.create_task(coordinator.run(asyncio.Event()))
     await asyncio.wait_for(coordinator.ready.wait(), 60)
-    # A version a newer release would accept: this member's code does not know the field.
-    future = SpecsRecord(
-        version="sha256:00future00", applied_at=datetime.now(UTC), applied_by="ci@build",
-        files={"p.yaml": STEADY_SPEC.replace("    run_key:", "    novelty: 1\n    run_key:")},
-    )  # fmt: skip
-    await publish_specs(
-        client, topics, future if published else None, activate=(future.version, future.applied_at)
-    )
+    await publish_specs(client, topics, FUTURE, activate=(FUTURE.version, FUTURE.applied_at))
     with pytest.raises(SpecsUnavailable) as stopped:
         await asyncio.wait_for(service, 60)
-    reason = "p.yaml:3:5" if published else "not on the specs topic"
     assert "spec version sha256:00future00 is not available here" in stopped.value.message
-    assert reason in stopped.value.message
+    assert "p.yaml:3:5" in stopped.value.message
     assert "streamcoord specs apply" in stopped.value.hint
+
+
+async def test_an_activate_event_for_a_version_never_published_is_refused_not_obeyed(
+    kafka_bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    """Whoever writes the events topic cannot stop a member by naming a version that does not
+    exist: the event is dead-lettered with its reason and the runs go on on the version they
+    have (issue 13: no record's content stops a partition)."""
+    topics = TopicNames(prefix=f"{unique_name('specs-forged')}.")
+    await create_topics(kafka_bootstrap, topics, partitions=2)
+    v1 = await publish(kafka_bootstrap, topics, STEADY_SPEC, "two stages")
+    specs = SpecsFollower({"bootstrap_servers": kafka_bootstrap}, topics, wait_s=1.0)
+    async with in_process(kafka_bootstrap, topics, unique_name("group"), specs=specs) as h:
+        assert h.coordinator is not None
+        await asyncio.wait_for(h.coordinator.ready.wait(), 60)
+        await publish_specs({"bootstrap_servers": kafka_bootstrap}, topics, None,
+                            activate=("sha256:neverpublished", datetime.now(UTC)))  # fmt: skip
+        for n in range(4):
+            await emit_tick(h, n)
+        await asyncio.wait_for(until_runs_succeeded(h, 4), 120)
+        health = h.coordinator.health()
+    letters = await read_topic({"bootstrap_servers": kafka_bootstrap}, topics.deadletter)
+    reasons = [dict(r.headers)["streamcoord.dlq.reason"] for r in letters.records]
+    assert reasons == [b"unknown_spec_version"] * 2  # one activate event per partition
+    assert set(health["spec_versions"].values()) == {v1}
+    assert all(r.data.spec_version == v1 for r in (await latest_runs(h)).values())
 
 
 async def test_streamcoord_run_exits_non_zero_saying_what_to_do(
     kafka_bootstrap: str, unique_name: Callable[[str], str]
 ) -> None:
     """As an operator sees it: `streamcoord run` (no paths) meets an activate event for a
-    version that never arrives, and exits 1 with the version, the reason and what to do."""
+    version its code cannot load, and exits 1 with the version, the reason and what to do."""
     topics = TopicNames(prefix=f"{unique_name('specs-exit')}.")
     await create_topics(kafka_bootstrap, topics, partitions=1)
     await publish(kafka_bootstrap, topics, STEADY_SPEC, "two stages")
-    now = datetime.now(UTC)
-    await publish_specs({"bootstrap_servers": kafka_bootstrap}, topics, None,
-                        activate=("sha256:neverpublished", now))  # fmt: skip
+    await publish_specs({"bootstrap_servers": kafka_bootstrap}, topics, FUTURE,
+                        activate=(FUTURE.version, FUTURE.applied_at))  # fmt: skip
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "streamcoord.cli.main", "run", "-b", kafka_bootstrap,
         "--topic-prefix", topics.prefix, "--group-id", unique_name("group"),
@@ -476,5 +499,5 @@ async def test_streamcoord_run_exits_non_zero_saying_what_to_do(
     out, err = await asyncio.wait_for(process.communicate(), 90)
     assert process.returncode == 1, (out + err).decode()
     last = err.decode().strip().splitlines()[-2:]
-    assert last[0].startswith("error: spec version sha256:neverpublished is not available here")
+    assert last[0].startswith("error: spec version sha256:00future00 is not available here")
     assert last[1].startswith("hint: this member stops instead of deciding on another version")

@@ -82,7 +82,10 @@ async def test_apply_raises_partition_counts(settings: KafkaSettings) -> None:
 async def test_diff_reports_lower_declared_partitions_and_config_drift(
     settings: KafkaSettings,
 ) -> None:
-    events, state = declared(settings)[:2]
+    events, state = (
+        next(t for t in declared(settings) if t.name.endswith(name))
+        for name in (".streamcoord.events", ".streamcoord.state")
+    )
     await apply_topics(settings, [events, state])
     shrunk = events.model_copy(update={"partitions": 2})
     recompacted = state.model_copy(update={"configs": {"cleanup.policy": "delete"}})

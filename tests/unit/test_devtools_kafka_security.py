@@ -63,13 +63,16 @@ def test_repr_and_redact_hide_every_secret(security: BrokerSecurity) -> None:
     assert security.redact(text) == "x *** y ***"
 
 
-def test_dev_acls_give_the_client_no_state_and_the_coordinator_its_transactions() -> None:
+def test_dev_acls_keep_the_client_off_the_coordinators_topics() -> None:
     acls = dev_acls()
     client = {(a.resource, a.name, a.operation) for a in acls if a.principal == "User:client"}
     assert (Resource.TOPIC, "streamcoord.events", Operation.WRITE) in client
     assert (Resource.TOPIC, "streamcoord.runs", Operation.READ) in client
-    assert not any(name == "streamcoord.state" for _, name, _ in client)
+    assert not any(name in {"streamcoord.state", "streamcoord.internal"} for _, name, _ in client)
     coordinator = [a for a in acls if a.principal == "User:coordinator"]
+    writes = {a.name for a in coordinator if a.operation == Operation.WRITE}
+    assert "streamcoord.internal" in writes
+    assert "streamcoord.events" not in writes  # it only reads what others emit
     assert any(
         a.resource == Resource.TRANSACTIONAL_ID and a.pattern == Pattern.PREFIXED
         and a.name == "streamcoord-coordinator." for a in coordinator

@@ -180,7 +180,7 @@ def test_bad_specs_are_spec_errors() -> None:
     ([_pipeline(stages=[{"name": "a", "needs": ["other.x"]}])], [],
      "pipeline 'p' stage 'a': needs unknown pipeline 'other'"),
     ([_pipeline(triggers=[{"kind": "pipeline", "pipeline": "other"}])], [],
-     "pipeline 'p': trigger on unknown pipeline 'other'"),
+     "pipeline 'p' triggers[0].pipeline: unknown pipeline 'other'"),
     ([_pipeline(stages=[{"name": "a", "pool": "gpu"}])], [],
      "pipeline 'p' stage 'a': unknown pool 'gpu'"),
     ([_pipeline(), _pipeline()], [], "pipeline 'p' is defined more than once"),

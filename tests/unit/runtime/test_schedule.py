@@ -1,49 +1,19 @@
-"""Cron arithmetic takes the clock as an argument: a table of times says what ticks when."""
+"""The runtime's queue of owned schedules (the cron arithmetic is the schedule kind's: see
+tests/unit/core/test_trigger_kinds.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-
-from streamcoord.runtime.schedule import (
-    Schedule,
-    ScheduleQueue,
-    latest_due,
-    next_due,
-    tick_event,
-)
+from streamcoord.core import Catalog
+from streamcoord.runtime.schedule import Schedule, ScheduleQueue, schedules_of
+from streamcoord.spec.models import Pipeline
 
 HOURLY = Schedule("ingest", "0 * * * *", "UTC")
-BERLIN_2AM = Schedule("daily", "0 2 * * *", "Europe/Berlin")
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
-
-
-@pytest.mark.parametrize(
-    ("schedule", "now", "expected_next", "expected_latest"),
-    [
-        (HOURLY, utc(2026, 11, 28, 16, 30), utc(2026, 11, 28, 17), utc(2026, 11, 28, 16)),
-        (HOURLY, utc(2026, 11, 28, 16), utc(2026, 11, 28, 17), utc(2026, 11, 28, 16)),
-        # 02:00 in Berlin is 01:00 UTC in winter and 00:00 UTC in summer
-        (BERLIN_2AM, utc(2026, 11, 28, 16), utc(2026, 11, 29, 1), utc(2026, 11, 28, 1)),
-        (BERLIN_2AM, utc(2026, 7, 1, 12), utc(2026, 7, 2, 0), utc(2026, 7, 1, 0)),
-    ],
-)
-def test_next_and_latest_occurrence(
-    schedule: Schedule, now: datetime, expected_next: datetime, expected_latest: datetime
-) -> None:
-    assert next_due(schedule, now) == expected_next
-    assert latest_due(schedule, now) == expected_latest
-
-
-def test_tick_ids_are_deterministic_so_a_refired_tick_is_one_event() -> None:
-    first = tick_event(HOURLY, utc(2026, 11, 28, 16))
-    again = tick_event(HOURLY, utc(2026, 11, 28, 16))
-    assert first.id == again.id == "schedule/ingest/2026-11-28T16:00:00+00:00"
-    assert first.data.pipeline == "ingest"
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_queue_catches_up_once_then_ticks_each_occurrence_in_order() -> None:
@@ -56,3 +26,19 @@ def test_queue_catches_up_once_then_ticks_each_occurrence_in_order() -> None:
     assert queue.next_due() == utc(2026, 11, 28, 19)
     queue.remove(["ingest"])
     assert queue.next_due() is None
+
+
+def test_schedules_of_lists_every_schedule_trigger_in_declaration_order() -> None:
+    pipelines = [
+        Pipeline.model_validate({"name": name, "stages": [{"name": "a"}], "triggers": triggers})
+        for name, triggers in [
+            ("b", [{"kind": "schedule", "cron": "0 * * * *"}, {"kind": "manual"},
+                   {"kind": "schedule", "cron": "0 2 * * *", "timezone": "Europe/Berlin"}]),
+            ("a", [{"kind": "event", "type": "go"}]),
+            ("c", [{"kind": "schedule", "cron": "5 * * * *"}]),
+        ]
+    ]
+    assert schedules_of(Catalog.build(pipelines)) == [
+        Schedule("b", "0 * * * *", "UTC"), Schedule("b", "0 2 * * *", "Europe/Berlin"),
+        Schedule("c", "5 * * * *", "UTC"),
+    ]
