@@ -11,6 +11,7 @@ from streamcoord.auth._limits import BodyLimit
 from streamcoord.auth._settings import AuthSettings, TokenSpec
 from streamcoord.auth._tokens import (
     AUDIT_LOGGER,
+    PRINCIPAL_ATTRIBUTE,
     TOKEN_PREFIX,
     Principal,
     Refusal,
@@ -25,6 +26,7 @@ from streamcoord.auth._tokens import (
 
 __all__ = [
     "AUDIT_LOGGER",
+    "PRINCIPAL_ATTRIBUTE",
     "TOKEN_PREFIX",
     "AuthSettings",
     "BodyLimit",

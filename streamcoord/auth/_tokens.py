@@ -14,6 +14,7 @@ from typing import Final
 
 __all__ = [
     "AUDIT_LOGGER",
+    "PRINCIPAL_ATTRIBUTE",
     "TOKEN_PREFIX",
     "Principal",
     "Refusal",
@@ -28,6 +29,8 @@ __all__ = [
 
 #: Refused and allowed calls are logged here, one line each.
 AUDIT_LOGGER: Final = "streamcoord.audit"
+#: The CloudEvents extension attribute naming who sent an event (a command, an ingested event).
+PRINCIPAL_ATTRIBUTE: Final = "principal"
 #: Every generated token starts so (secret scanners and people recognise it).
 TOKEN_PREFIX: Final = "sct_"  # noqa: S105 - a prefix, not a secret
 

@@ -7,10 +7,10 @@ caller, the CLI's ``user@host``), so the audit trail says who, not only which to
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final
 
 from pydantic import JsonValue
 
+from streamcoord.auth import PRINCIPAL_ATTRIBUTE
 from streamcoord.events.factory import make_event
 from streamcoord.events.models import (
     CloudEvent,
@@ -32,8 +32,6 @@ __all__ = [
     "retry_stage",
 ]
 
-#: The CloudEvents extension attribute naming who sent a command.
-PRINCIPAL_ATTRIBUTE: Final = "principal"
 
 
 def default_run_key(now: datetime) -> str:

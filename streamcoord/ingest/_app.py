@@ -22,8 +22,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from streamcoord.auth import BodyLimit, Principal, Refusal, Role, TokenRegistry, audit_refusal
-from streamcoord.control import PRINCIPAL_ATTRIBUTE
+from streamcoord.auth import (
+    PRINCIPAL_ATTRIBUTE,
+    BodyLimit,
+    Principal,
+    Refusal,
+    Role,
+    TokenRegistry,
+    audit_refusal,
+)
 from streamcoord.emit import EmitError
 from streamcoord.events.codec import DEFAULT_MAX_BYTES
 from streamcoord.events.models import CloudEvent
