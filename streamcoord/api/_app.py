@@ -17,6 +17,7 @@ from streamcoord.api._feed import ChangeFeed
 from streamcoord.api._problems import Problem, install_problem_handlers, problem_response
 from streamcoord.api._services import ApiServices
 from streamcoord.auth import BodyLimit
+from streamcoord.ui import mount_ui
 
 __all__ = ["create_app"]
 
@@ -71,6 +72,7 @@ def create_app(services: ApiServices, *, feed_interval_s: float = 0.5) -> FastAP
         return problem_response("not-ready", instance="/readyz")
 
     _register_problem_schema(app)
+    mount_ui(app)  # the web UI at /, after every route (its mount matches any other path)
     return app
 
 
