@@ -167,6 +167,7 @@ def _api_steps(console: Console, api: DemoServe, progress: DemoProgress) -> None
     console.print(f"\nThe HTTP API ({state}; `streamcoord demo --stop-serve` stops it):")
     console.print(f"  URL:   {api.url}/docs")
     console.print(f"  token: {api.token}  (admin)")
+    console.print(f"  web UI: {api.url}/  (paste the token to sign in)")
     console.print(
         f"  curl -H 'Authorization: Bearer {api.token}' "
         f"'{api.url}/api/v1/runs?pipeline=ml'"

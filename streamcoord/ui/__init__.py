@@ -14,8 +14,9 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 __all__ = ["JAEGER_URL_ENV", "STATIC_DIR", "mount_ui"]
 
@@ -33,8 +34,8 @@ _HEADERS = {
 
 
 class _UiFiles(StaticFiles):
-    async def get_response(self, path: str, scope: dict) -> object:  # type: ignore[override]
-        response = await super().get_response(path, scope)  # type: ignore[arg-type]
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
         response.headers.update(_HEADERS)
         # The files change with the package: revalidate instead of serving stale modules.
         response.headers["Cache-Control"] = "no-cache"

@@ -2,7 +2,7 @@
 import { api, ApiError, follow, query, runPath, token } from "./api.js";
 import { gantt, runGrid, sparkline, stageGraph } from "./charts.js";
 import {
-  confirmAction, GLYPH, h, json, link, pipelineHref, runHref, seconds, status, table, time, toast,
+  confirmAction, h, json, link, pipelineHref, runHref, seconds, show, status, table, time, toast,
 } from "./dom.js";
 
 const RANK = { viewer: 1, operator: 2, admin: 3 };
@@ -75,7 +75,7 @@ function tokenPage(message) {
   scope();
   document.getElementById("who").replaceChildren();
   const input = h("input", { id: "token", type: "password", autocomplete: "off", required: true, size: 50, "aria-describedby": "token-help" });
-  main.replaceChildren(h("section", { class: "card narrow" },
+  show(main, h("section", { class: "card narrow" },
     h("h1", {}, "Sign in with a token"),
     message ? h("p", { class: "error", role: "alert" }, message) : null,
     h("form", { onsubmit: async (event) => {
@@ -116,7 +116,7 @@ async function pipelinesPage(signal) {
     return entries.length ? h("span", { class: "counts" }, entries.map(([k, n]) =>
       link(`#/runs${query({ pipeline: st.pipeline, status: k })}`, [status(k), ` ${n}`], { class: "count" }))) : h("span", { class: "muted" }, "none");
   };
-  main.replaceChildren(h("h1", {}, "Pipelines"),
+  show(main, h("h1", {}, "Pipelines"),
     table(["pipeline", "triggers", "state", "runs in the last day", "durations", ""], pipelines.map((p, i) => [
       h("div", {}, link(pipelineHref(p.name), p.name, { class: "strong" }), h("div", { class: "muted small" }, p.description)),
       [...new Set(specs[i].triggers.map((t) => t.kind))].join(", ") || "–",
@@ -169,7 +169,7 @@ async function pipelinePage(signal, name, params) {
   const details = await Promise.all(page.items.map((r) => api(runPath(r.run_id), { signal })));
   const latest = params.get("cursor") ? null : details[0];
   const states = Object.fromEntries((latest?.stages || []).map((st) => [st.name, st.status]));
-  main.replaceChildren(
+  show(main, 
     h("p", { class: "crumbs" }, link("#/", "Pipelines"), " / ", name),
     h("h1", {}, name, " ", p.paused ? h("span", { class: "badge paused" }, "⏸ paused") : null),
     h("p", { class: "muted" }, p.description, p.owner ? ` · owner ${p.owner}` : "", p.tags.length ? ` · ${p.tags.join(", ")}` : ""),
@@ -198,7 +198,7 @@ async function runsPage(signal, params) {
   const filters = { pipeline: params.get("pipeline"), status: params.get("status"), run_key: params.get("run_key"), requested_by: params.get("requested_by") };
   const page = await api(`/api/v1/runs${query({ ...filters, limit: LIST_RUNS, cursor: params.get("cursor") })}`, { signal });
   const field = (name, label) => [h("label", { for: `f-${name}` }, label), h("input", { id: `f-${name}`, name, value: filters[name] || "", size: 14 })];
-  main.replaceChildren(h("h1", {}, "Runs"),
+  show(main, h("h1", {}, "Runs"),
     h("form", { class: "filters", onsubmit: (event) => {
       event.preventDefault();
       location.hash = `#/runs${query(Object.fromEntries(new FormData(event.target)))}`;
@@ -219,7 +219,7 @@ async function runPage(signal, runId, params) {
   } catch (error) {
     if (!(error instanceof ApiError && error.problem.code === "unknown-run")) throw error;
     // Just requested: the read model follows Kafka a moment behind; show it when it arrives.
-    main.replaceChildren(h("h1", {}, runId), h("p", { class: "muted" }, "Not in the read model yet; waiting for its first record…"));
+    show(main, h("h1", {}, runId), h("p", { class: "muted" }, "Not in the read model yet; waiting for its first record…"));
     live({ run_id: runId }, debounce(() => !signal.aborted && render((sig) => runPage(sig, runId, params), signal), 300), signal);
     return;
   }
@@ -228,7 +228,7 @@ async function runPage(signal, runId, params) {
   const cancel = !TERMINAL.has(run.status) ? actionButton("operator", "Cancel run", async () => {
     if (await confirmAction(`Cancel ${run.run_id} and its unfinished stages?`, "Cancel run")) await act(`cancel ${run.run_id}`, `${runPath(run.run_id)}/cancel`, { reason: `cancelled from the web UI by ${state.who.name}` });
   }, "danger") : null;
-  main.replaceChildren(
+  show(main, 
     h("p", { class: "crumbs" }, link("#/", "Pipelines"), " / ", link(pipelineHref(run.pipeline), run.pipeline), " / ", run.run_key),
     h("h1", {}, run.run_id, " ", status(run.status, "big")),
     h("dl", { class: "facts" },
@@ -270,7 +270,7 @@ function stagesTable(run) {
 async function explainInto(box, runId, stage, signal) {
   try {
     const e = await api(`${runPath(runId)}/stages/${encodeURIComponent(stage)}/explain`, { signal });
-    box.replaceChildren(h("h2", {}, `Explain ${stage}`),
+    show(box, h("h2", {}, `Explain ${stage}`),
       h("p", { class: "reason" }, status(e.status), ` attempt ${e.attempt} · rule ${e.rule}: `, e.reason),
       e.needs.length ? h("ul", { class: "needs" }, e.needs.map((n) => h("li", {},
         h("span", { "aria-hidden": "true", class: n.satisfied ? "st-succeeded" : "st-failed" }, n.satisfied ? "✔ " : "✘ "),
@@ -278,7 +278,7 @@ async function explainInto(box, runId, stage, signal) {
       e.holds.length ? h("p", {}, "Held back by: ", e.holds.join("; ")) : null,
       e.caused_by.length ? h("p", { class: "muted" }, "Caused by events: ", e.caused_by.join(", ")) : null);
   } catch (error) {
-    if (!signal.aborted) box.replaceChildren(h("h2", {}, `Explain ${stage}`), h("p", { class: "error" }, error.message));
+    if (!signal.aborted) show(box, h("h2", {}, `Explain ${stage}`), h("p", { class: "error" }, error.message));
   }
 }
 
@@ -286,7 +286,7 @@ async function explainInto(box, runId, stage, signal) {
 
 async function deadLettersPage(signal, params) {
   const page = await api(`/api/v1/dead-letters${query({ limit: LIST_RUNS, cursor: params.get("cursor") })}`, { signal });
-  main.replaceChildren(h("h1", {}, "Dead letters"),
+  show(main, h("h1", {}, "Dead letters"),
     h("p", { class: "muted" }, "Records the coordinator refused, latest first: why an emitted event did nothing."),
     page.items.length ? table(["at", "reason", "event", "error", "value"], page.items.map((d) => [
       time(d.at), h("code", {}, d.reason), [d.event_type || "–", d.event_id ? h("div", { class: "muted small" }, d.event_id) : null],
@@ -310,7 +310,7 @@ async function render(page, signal, { keepFocus = false } = {}) {
   } catch (error) {
     if (signal.aborted) return;
     if (error instanceof ApiError && error.status === 401) return tokenPage("The token was refused; paste another.");
-    main.replaceChildren(h("h1", {}, "Something went wrong"), h("p", { class: "error", role: "alert" }, error.message));
+    show(main, h("h1", {}, "Something went wrong"), h("p", { class: "error", role: "alert" }, error.message));
   }
 }
 

@@ -90,9 +90,9 @@ export function gantt(run, now = Date.now()) {
   const span = Math.max(t1 - t0, 1);
   const pct = (t) => `${(((t - t0) / span) * 100).toFixed(3)}%`;
   const wide = (from, to) => `${Math.max(((to - from) / span) * 100, 0.4).toFixed(3)}%`;
-  const bar = (cls, from, to, text) => h("div", { class: `bar ${cls}`, style: `left:${pct(from)};width:${wide(from, to)}`, title: text },
+  const bar = (cls, from, to, text) => h("div", { class: `bar ${cls}`, style: { left: pct(from), width: wide(from, to) }, title: text },
     h("span", { class: "visually-hidden" }, text));
-  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => h("span", { class: "tick", style: `left:${f * 100}%` }, `+${seconds((span * f) / 1000)}`));
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => h("span", { class: "tick", style: { left: `${f * 100}%` } }, `+${seconds((span * f) / 1000)}`));
   return h("div", { class: "gantt", role: "table", "aria-label": `timeline of ${run.run_id}` },
     h("div", { class: "g-row g-axis", role: "row" }, h("span", { class: "g-label", role: "columnheader" }, "stage attempt"),
       h("div", { class: "g-track", role: "columnheader" }, ticks)),

@@ -6,6 +6,8 @@ function build(node, attrs, children) {
     if (value === undefined || value === null || value === false) continue;
     if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else if (key === "text") node.textContent = value;
+    // Styles through the CSSOM: the page's CSP forbids style attributes.
+    else if (key === "style") Object.assign(node.style, value);
     else node.setAttribute(key, value === true ? "" : value);
   }
   for (const child of children.flat(Infinity)) {
@@ -16,6 +18,10 @@ function build(node, attrs, children) {
 }
 
 export const h = (tag, attrs, ...children) => build(document.createElement(tag), attrs, children);
+// Replace a node's children, leaving out the absent ones (null, false, undefined).
+export const show = (node, ...children) =>
+  node.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+
 export const s = (tag, attrs, ...children) =>
   build(document.createElementNS(SVG_NS, tag), attrs, children);
 
