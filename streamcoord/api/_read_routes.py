@@ -6,7 +6,7 @@ import asyncio
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 
 from streamcoord.api._graph import pipeline_graph
 from streamcoord.api._problems import PROBLEMS, ApiProblem, problem_responses
@@ -187,7 +187,7 @@ async def whoami(principal: Viewer) -> dict[str, str]:
 
 
 @router.get("/problems/{code}", tags=["problems"], responses=problem_responses("unknown-problem"))
-async def problem_type(code: str, request: Request) -> dict[str, str | int]:
+async def problem_type(code: str) -> dict[str, str | int]:
     """What a problem ``type`` means (no token needed)."""
     kind = PROBLEMS.get(code)
     if kind is None:

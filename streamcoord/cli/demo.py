@@ -165,14 +165,15 @@ def _api_steps(console: Console, api: DemoServe, progress: DemoProgress) -> None
     day = progress.day.isoformat()
     state = "still running from an earlier demo" if api.reused else "started alongside"
     console.print(f"\nThe HTTP API ({state}; `streamcoord demo --stop-serve` stops it):")
-    console.print(f"  URL:   {api.url}/docs")
-    console.print(f"  token: {api.token}  (admin)")
-    console.print(f"  web UI: {api.url}/  (paste the token to sign in)")
-    console.print(
-        f"  curl -H 'Authorization: Bearer {api.token}' "
-        f"'{api.url}/api/v1/runs?pipeline=ml'"
-    )
-    console.print(f"  curl -H 'Authorization: Bearer {api.token}' {api.url}/api/v1/runs/ml/{day}")
+    lines = [
+        f"  URL:   {api.url}/docs",
+        f"  token: {api.token}  (admin)",
+        f"  curl -H 'Authorization: Bearer {api.token}' '{api.url}/api/v1/runs?pipeline=ml'",
+        f"  curl -H 'Authorization: Bearer {api.token}' {api.url}/api/v1/runs/ml/{day}",
+        f"  web UI: {api.url}/  (sign in with the token above)",
+    ]
+    for line in lines:  # whole lines: they are copied into a shell
+        console.print(line, soft_wrap=True, highlight=False)
 
 
 def _next_steps(console: Console, progress: DemoProgress, bootstrap: str) -> None:

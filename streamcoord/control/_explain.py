@@ -11,6 +11,8 @@ from aiokafka import AIOKafkaConsumer
 from streamcoord.core import Catalog, CatalogSet, CoordinatorState, Explanation, partition_for
 from streamcoord.core import explain as explain_in_state
 from streamcoord.core._partitioning import run_base
+from streamcoord.errors import ConfigError
+from streamcoord.kafka.records import topic_partitions
 from streamcoord.runtime.changelog import read_changelog, state_items
 from streamcoord.runtime.settings import TopicNames
 
@@ -22,11 +24,9 @@ async def partitions_of(client_kwargs: Mapping[str, Any], topic: str) -> int:
     consumer = AIOKafkaConsumer(**client_kwargs, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic)
-        return len(partitions or ())
+        return len(await topic_partitions(consumer, topic))
+    except ConfigError:  # no such topic
+        return 0
     finally:
         await consumer.stop()
 
