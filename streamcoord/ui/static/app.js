@@ -302,6 +302,7 @@ async function render(page, signal, { keepFocus = false } = {}) {
   const scroll = window.scrollY;
   try {
     await page(signal);
+    if (!signal.aborted) performance.mark("streamcoord:drawn"); // bench/ui.py reads it
     if (keepFocus) {
       window.scrollTo(0, scroll);
       const again = focused && [...main.querySelectorAll("a, button")].find((el) => el.textContent === focused);
@@ -333,9 +334,11 @@ function route() {
 }
 
 async function start() {
-  try { state.config = await (await fetch("ui-config.json")).json(); } catch { /* no Jaeger link */ }
+  const config = fetch("ui-config.json").then((r) => r.json()).catch(() => ({ jaeger_url: null }));
   window.addEventListener("hashchange", () => (state.who ? route() : tokenPage()));
-  if (token.get() && (await identify())) route();
+  const known = token.get() ? await identify() : false;
+  state.config = await config;
+  if (known) route();
   else tokenPage();
 }
 
