@@ -4,7 +4,8 @@ Fills (or reuses) the SQLite store of ``bench.readmodel`` with ``--runs`` finish
 ``streamcoord serve``'s app over it on a loopback port (no Kafka: actions are not measured),
 and opens each page in headless Chromium (``/usr/bin/chromium``, driven by Playwright): the
 time from navigation to the first contentful paint, and to the page's data drawn (its table,
-grid or timeline in the DOM: the app's ``streamcoord:drawn`` performance mark). Medians over ``--repeat`` fresh loads, in milliseconds.
+grid or timeline in the DOM: the app's ``streamcoord:drawn`` performance mark). Medians over
+``--repeat`` fresh loads, in milliseconds.
 """
 
 from __future__ import annotations
