@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.staticfiles import StaticFiles
@@ -35,6 +36,8 @@ _HEADERS = {
 
 class _UiFiles(StaticFiles):
     async def get_response(self, path: str, scope: Scope) -> Response:
+        if path.split("/", 1)[0] == "api":  # the API's unknown paths stay the API's 404s
+            raise HTTPException(status_code=404)
         response = await super().get_response(path, scope)
         response.headers.update(_HEADERS)
         # The files change with the package: revalidate instead of serving stale modules.

@@ -117,8 +117,12 @@ async def test_the_ui_shows_and_operates_the_demo(
             await browser.close()
 
 
-async def signed_in(browser: Browser, url: str, token: str, shot: str | None = None) -> Page:
-    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+async def signed_in(
+    browser: Browser, url: str, token: str, shot: str | None = None, *, dark: bool = False
+) -> Page:
+    page = await browser.new_page(
+        viewport={"width": 1280, "height": 900}, color_scheme="dark" if dark else "light"
+    )
     page.set_default_timeout(60_000)
     expect.set_options(timeout=60_000)
     await page.goto(url + "/")
@@ -155,8 +159,9 @@ async def as_admin(browser: Browser, url: str, token: str, marker: Path) -> None
     await expect(overview.locator("tr", has_text="ingest")).to_contain_text("succeeded 48")
     await page.screenshot(path=ARTIFACTS / "pipelines.png", full_page=True)
 
-    # The ML pipeline: its graph (daily.quality_check upstream) and the grid; then the run
-    await overview.get_by_role("link", name="ml", exact=True).click()
+    # The ML pipeline, by keyboard: its graph (daily.quality_check upstream) and the grid
+    await overview.get_by_role("link", name="ml", exact=True).focus()
+    await page.keyboard.press("Enter")
     graph = page.locator("svg.graph")
     await expect(graph.locator('[data-stage="ml.deploy"]')).to_contain_text("succeeded")
     await expect(graph.locator('[data-stage="daily.quality_check"]')).to_be_visible()
@@ -183,6 +188,11 @@ async def as_admin(browser: Browser, url: str, token: str, marker: Path) -> None
     await page.get_by_text("Trigger a run").click()
     await page.get_by_label("run key").fill("r1")
     await page.get_by_label("params (JSON)").fill('{"audience": "finance"}')
+    await page.get_by_role("button", name="Trigger", exact=True).click()
+    await expect(page.locator("dialog#confirm")).to_be_visible()
+    await page.keyboard.press("Escape")  # changed my mind: nothing is sent
+    await expect(page.locator("dialog#confirm")).to_be_hidden()
+    await expect(page.locator("#toast")).to_be_empty()
     await page.get_by_role("button", name="Trigger", exact=True).click()
     await confirm(page, "Trigger")
     await expect(page.locator("#toast")).to_contain_text("accepted")
@@ -215,7 +225,7 @@ async def as_admin(browser: Browser, url: str, token: str, marker: Path) -> None
 
 
 async def as_viewer(browser: Browser, url: str, token: str) -> None:
-    page = await signed_in(browser, url, token)
+    page = await signed_in(browser, url, token, dark=True)
     await expect(page.locator("#who")).to_contain_text("viewer")
     await expect(page.locator("table.pipelines")).to_contain_text("reports")
     await go(page, run_hash("reports/r1"))
@@ -227,5 +237,8 @@ async def as_viewer(browser: Browser, url: str, token: str) -> None:
         await expect(page.locator("main h1")).to_be_visible()
         await expect(page.locator("main button")).to_have_count(0)
         await expect(page.get_by_text("Trigger a run")).to_have_count(0)
-    await page.screenshot(path=ARTIFACTS / "viewer-run.png", full_page=True)
+    # the system's dark setting is followed
+    background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(21, 23, 28)", background
+    await page.screenshot(path=ARTIFACTS / "viewer-run-dark.png", full_page=True)
     await page.close()

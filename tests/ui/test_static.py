@@ -45,5 +45,6 @@ async def test_routes_before_the_mount_win_and_config_tells_the_jaeger_url() -> 
         config = (await http.get("/ui-config.json")).json()
         assert config == {"jaeger_url": "http://127.0.0.1:16686"}
         assert (await http.get("/no-such-file.js")).status_code == 404
+        assert (await http.post("/api/v1/nothing-here")).status_code == 404
     async with client("") as http:
         assert (await http.get("/ui-config.json")).json() == {"jaeger_url": None}

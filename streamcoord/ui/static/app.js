@@ -120,7 +120,7 @@ async function pipelinesPage(signal) {
     table(["pipeline", "triggers", "state", "runs in the last day", "durations", ""], pipelines.map((p, i) => [
       h("div", {}, link(pipelineHref(p.name), p.name, { class: "strong" }), h("div", { class: "muted small" }, p.description)),
       [...new Set(specs[i].triggers.map((t) => t.kind))].join(", ") || "–",
-      p.paused ? h("span", { class: "badge paused" }, "⏸ paused") : p.paused === false ? h("span", { class: "badge" }, "▶ running") : h("span", { class: "muted" }, "unknown"),
+      p.paused ? h("span", { class: "badge paused" }, "⏸ paused") : p.paused === false ? h("span", { class: "badge" }, "▶ active") : h("span", { class: "muted" }, "unknown"),
       counts(byName[p.name]),
       sparkline(byName[p.name]?.recent || []),
       pauseButton(p),
@@ -240,7 +240,8 @@ async function runPage(signal, runId, params) {
       h("dt", {}, "trace"), h("dd", {}, run.trace_id ? [h("code", {}, run.trace_id), " ", jaeger] : "–")),
     h("div", { class: "row" }, cancel),
     h("section", { class: "card" }, h("h2", {}, "Timeline"), gantt(run)),
-    explainOf ? h("section", { class: "card", id: "explain" }, h("h2", {}, `Explain ${explainOf}`), h("p", { class: "muted" }, "Asking the coordinator's state…")) : null,
+    explainOf ? h("section", { class: "card", id: "explain" }, ...(state.explain?.key === `${run.run_id} ${explainOf}` ? state.explain.nodes
+      : [h("h2", {}, `Explain ${explainOf}`), h("p", { class: "muted" }, "Asking the coordinator's state…")])) : null,
     h("section", { class: "card" }, h("h2", {}, "Stages"), stagesTable(run)),
     h("section", { class: "card" }, h("h2", {}, "Params"), json(run.params)),
     h("section", { class: "card" }, h("h2", {}, "Status changes"),
@@ -270,13 +271,16 @@ function stagesTable(run) {
 async function explainInto(box, runId, stage, signal) {
   try {
     const e = await api(`${runPath(runId)}/stages/${encodeURIComponent(stage)}/explain`, { signal });
+    if (signal.aborted) return;
     show(box, h("h2", {}, `Explain ${stage}`),
-      h("p", { class: "reason" }, status(e.status), ` attempt ${e.attempt} · rule ${e.rule}: `, e.reason),
+      h("p", { class: "reason" }, status(e.status), e.attempt ? ` attempt ${e.attempt}` : " not run yet", ` · rule ${e.rule}: `, e.reason),
       e.needs.length ? h("ul", { class: "needs" }, e.needs.map((n) => h("li", {},
         h("span", { "aria-hidden": "true", class: n.satisfied ? "st-succeeded" : "st-failed" }, n.satisfied ? "✔ " : "✘ "),
         h("strong", {}, n.need), ` is ${n.status}: `, n.satisfied ? "met" : "not met", n.by_event ? ` (by event ${n.by_event})` : ""))) : h("p", {}, "No needs: it starts with the run."),
       e.holds.length ? h("p", {}, "Held back by: ", e.holds.join("; ")) : null,
       e.caused_by.length ? h("p", { class: "muted" }, "Caused by events: ", e.caused_by.join(", ")) : null);
+    // a live re-render shows this answer until the new one arrives (no flicker)
+    state.explain = { key: `${runId} ${stage}`, nodes: [...box.childNodes].map((n) => n.cloneNode(true)) };
   } catch (error) {
     if (!signal.aborted) show(box, h("h2", {}, `Explain ${stage}`), h("p", { class: "error" }, error.message));
   }
