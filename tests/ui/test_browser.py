@@ -37,6 +37,7 @@ pytestmark = [
 
 DAY = date(2026, 2, 3)
 ARTIFACTS = Path(__file__).parents[1] / "artifacts" / "ui"
+JAEGER = "http://127.0.0.1:16686"  # only linked to, never reached
 #: A manual pipeline beside the examples: `publish` fails until its marker file exists (retry it
 #: from the UI), `notify` waits for it (explain it).
 REPORTS = """\
@@ -96,7 +97,7 @@ async def test_the_ui_shows_and_operates_the_demo(
                    timeout_s=240, today=DAY)  # fmt: skip
 
     tokens = {role: new_token() for role in ("viewer", "admin")}
-    env = {"STREAMCOORD_AUTH_TOKENS": orjson.dumps([
+    env = {"STREAMCOORD_JAEGER_URL": JAEGER, "STREAMCOORD_AUTH_TOKENS": orjson.dumps([
         {"name": f"ui-{role}", "role": role, "sha256": hash_token(token)}
         for role, token in tokens.items()
     ]).decode()}  # fmt: skip
@@ -171,6 +172,9 @@ async def as_admin(browser: Browser, url: str, token: str, marker: Path) -> None
     timeline = page.locator(".gantt")
     for stage in ("train", "evaluate", "deploy"):
         await expect(timeline.locator(f'.g-row[data-stage="{stage}"]')).to_have_count(1)
+    trace = await page.locator("dd code").first.text_content()
+    jaeger = page.get_by_role("link", name="trace in Jaeger")
+    await expect(jaeger).to_have_attribute("href", f"{JAEGER}/trace/{trace}")
     await page.screenshot(path=ARTIFACTS / "run-ml.png", full_page=True)
 
     # An ingest run: load failed once (its log tail shown), the retry succeeded
