@@ -221,6 +221,9 @@ async def as_admin(browser: Browser, url: str, token: str, marker: Path) -> None
     await expect(page.locator('.gantt .g-row[data-stage="publish"]')).to_have_count(2)
     assert await page.evaluate("window.__sameDocument === true"), "the page was reloaded"
     await page.screenshot(path=ARTIFACTS / "run-retried-from-ui.png", full_page=True)
+    await go(page, run_hash("reports/r1"))
+    await expect(page.locator("h1 .status")).to_contain_text("succeeded")
+    await page.screenshot(path=ARTIFACTS / "run-top.png")  # what docs/ui-run.png shows
 
     await go(page, "#/dead-letters")
     await expect(page.locator("h1")).to_have_text("Dead letters")

@@ -42,6 +42,8 @@ function live(params, onChange, signal) {
   state.stream = stream;
   const marker = document.getElementById("live");
   follow(params, (...args) => stream.onChange(...args), controller.signal, (up) => {
+    // The stream starts now: read the page again once, for what changed since it was fetched.
+    if (up) stream.onChange();
     marker.replaceChildren(up ? h("span", { title: "updates arrive as they happen" }, "● live") : h("span", { class: "muted" }, "○ reconnecting"));
   });
 }
@@ -278,7 +280,8 @@ async function explainInto(box, runId, stage, signal) {
         h("span", { "aria-hidden": "true", class: n.satisfied ? "st-succeeded" : "st-failed" }, n.satisfied ? "✔ " : "✘ "),
         h("strong", {}, n.need), ` is ${n.status}: `, n.satisfied ? "met" : "not met", n.by_event ? ` (by event ${n.by_event})` : ""))) : h("p", {}, "No needs: it starts with the run."),
       e.holds.length ? h("p", {}, "Held back by: ", e.holds.join("; ")) : null,
-      e.caused_by.length ? h("p", { class: "muted" }, "Caused by events: ", e.caused_by.join(", ")) : null);
+      e.caused_by.length ? h("p", { class: "muted" }, "Caused by events: ", e.caused_by.join(", ")) : null,
+      h("p", { class: "muted small" }, "as of ", time(new Date().toISOString()), " (the coordinator's state; asked again as the run changes)"));
     // a live re-render shows this answer until the new one arrives (no flicker)
     state.explain = { key: `${runId} ${stage}`, nodes: [...box.childNodes].map((n) => n.cloneNode(true)) };
   } catch (error) {
