@@ -57,9 +57,12 @@ export function seconds(value) {
 
 export const json = (value) => h("pre", { class: "json" }, JSON.stringify(value, null, 2));
 
+let toastTimer = null;
 export function toast(message, kind = "info") {
   const box = document.getElementById("toast");
   box.replaceChildren(h("div", { class: `msg ${kind}` }, message));
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => box.replaceChildren(), 15000); // the latest message, for a while
 }
 
 // A confirmation in a modal <dialog> (focus trapped, Escape cancels).
