@@ -238,7 +238,8 @@ async def as_viewer(browser: Browser, url: str, token: str) -> None:
     await go(page, run_hash("reports/r1"))
     await expect(page.locator("h1 .status")).to_contain_text("succeeded")
     await go(page, "#/pipelines/reports")
-    await expect(page.locator("svg.graph")).to_be_visible()
+    await page.locator('svg.graph [data-stage="reports.notify"]').click()  # opens its explain
+    await expect(page.locator("#explain h2")).to_have_text("Explain notify")
     for where in ("#/", "#/pipelines/reports", run_hash("reports/r1")):
         await go(page, where)
         await expect(page.locator("main h1")).to_be_visible()

@@ -38,7 +38,8 @@ function layout(graph) {
   return { edges, at, height: Math.max(1, ...Object.values(rows)), width: Math.max(...Object.values(depth), 0) + 1 };
 }
 
-export function stageGraph(graph, states = {}) {
+// `hrefOf(stage)`: where an own stage's node leads (its explain in the latest run), if anywhere.
+export function stageGraph(graph, states = {}, hrefOf = () => null) {
   const W = 170, H = 46, GX = 60, GY = 22;
   const { edges, at, height, width } = layout(graph);
   const pos = (id) => ({ x: 10 + at[id].col * (W + GX), y: 10 + at[id].row * (H + GY) });
@@ -63,7 +64,9 @@ export function stageGraph(graph, states = {}) {
         s("text", { x: x + 10, y: y + 19, class: "name" }, label.length > 22 ? `${label.slice(0, 21)}…` : label),
         s("text", { x: x + 10, y: y + 36, class: "state" }, word),
         s("title", {}, `${n.id}: ${word}`));
-      return n.own ? node : s("a", { href: pipelineHref(n.pipeline), "aria-label": `${n.id}, in pipeline ${n.pipeline}` }, node);
+      if (!n.own) return s("a", { href: pipelineHref(n.pipeline), "aria-label": `${n.id}, in pipeline ${n.pipeline}` }, node);
+      const href = hrefOf(n.stage);
+      return href ? s("a", { href, "aria-label": `${n.stage}: ${word}; explain it` }, node) : node;
     }));
 }
 
