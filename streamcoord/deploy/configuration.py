@@ -56,18 +56,18 @@ SETTINGS_MODELS: Final[tuple[SettingsModel, ...]] = (
         CoordinatorSettings,
         "`streamcoord run`",
         "Command-line options of `streamcoord run` first, then the environment, then the "
-        "defaults. `topic_prefix` is taken from the Kafka settings' `topic_prefix` unless "
-        "`--topic-prefix` is given.",
+        "defaults. `topic_prefix`: `--topic-prefix`, else the Kafka settings' `topic_prefix` "
+        "when set, else `STREAMCOORD_TOPIC_PREFIX`.",
     ),
     SettingsModel(
         "Workers",
         WorkerSettings,
-        "`streamcoord worker shell|webhook|streaming` and your own `streamcoord.worker.Worker`",
+        "`streamcoord worker shell|webhook|streaming|dbt|airflow` and your own "
+        "`streamcoord.worker.Worker`",
         "Command-line options of `streamcoord worker ...` first, then the environment, then "
-        "the defaults. Those commands always pass `group_id` (`--group-id`, else "
-        "`streamcoord-worker-<kind>`), `concurrency`, `heartbeat_interval_s` and "
-        "`shutdown_grace_s` (their options' defaults included), so set those four with options "
-        "there; the environment sets the rest.",
+        "the executor kind's defaults (`group_id` `streamcoord-worker-<kind>`; `concurrency`, "
+        "`heartbeat_interval_s` and `shutdown_grace_s` as each command's `--help` shows), then "
+        "the defaults below.",
     ),
 )
 
