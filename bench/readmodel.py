@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import random
 import statistics
 import tempfile
@@ -99,6 +100,13 @@ def _one_run(rows: dict[Any, list[dict[str, Any]]], n: int, rng: random.Random, 
             "decided": None, "ended_at": None, "reason": None, "started_at": begun + 1000,
             "worker": "worker/w1", "outputs": {"rows": n}, "error": None, "reported": "succeeded",
         })  # fmt: skip
+
+
+def schema_digest() -> str:
+    """A short digest of the tables and columns: a store kept from another schema is not reused."""
+    shape = sorted((table.name, column.name) for table in t.metadata.sorted_tables
+                   for column in table.columns)  # fmt: skip
+    return hashlib.sha256(repr(shape).encode()).hexdigest()[:8]
 
 
 def timings(call: Callable[[], object], repeat: int) -> tuple[float, float]:
@@ -249,7 +257,7 @@ def main() -> None:
     args = parser.parse_args()
     tune_garbage_collector()  # as a coordinator or `serve` process does
     args.database.mkdir(parents=True, exist_ok=True)
-    path = args.database / f"runs-{args.runs}.db"
+    path = args.database / f"runs-{args.runs}-{schema_digest()}.db"
     store = open_store(f"sqlite:///{path}")
     with store.engine.connect() as conn:
         present = conn.execute(select(func.count()).select_from(t.runs)).scalar_one()
