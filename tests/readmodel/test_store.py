@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import random
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from streamcoord.errors import ConfigError
@@ -268,3 +270,15 @@ def test_a_command_is_unseen_received_decided_or_rejected(store: SqlStore) -> No
     assert rejected.rejection.event_type == "streamcoord.run.requested"
     requested = store.command_outcome("req-p/k")
     assert (requested.status, requested.runs) == ("decided", ["p/k"])
+
+
+def test_a_forged_cursor_is_refused_before_it_reaches_the_database(store: SqlStore) -> None:
+    from streamcoord.readmodel._sql import _fingerprint
+
+    fingerprint = _fingerprint(RunQuery())
+    for position in (["x", "y"], [1], [1, 2], [1.5, "k"], [None, "k"], [1, "k", 3]):
+        forged = base64.urlsafe_b64encode(orjson.dumps([fingerprint, *position])).decode()
+        with pytest.raises(CursorError):
+            store.list_runs(RunQuery(cursor=forged))
+    honest = base64.urlsafe_b64encode(orjson.dumps([fingerprint, 1, "k"])).decode()
+    assert store.list_runs(RunQuery(cursor=honest)).items == []
