@@ -195,6 +195,7 @@ def measure_projection(runs: int, batch: int, url: str) -> None:
 async def measure_kafka(bootstrap: str, runs: int, workdir: Path) -> None:
     from aiokafka import AIOKafkaProducer
 
+    from bench.workload import delete_topics
     from streamcoord.core import partition_key_for
     from streamcoord.events.codec import encode
     from streamcoord.kafka.admin import apply_topics, load_topics
@@ -233,6 +234,7 @@ async def measure_kafka(bootstrap: str, runs: int, workdir: Path) -> None:
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     stop.set()
     await task
+    await delete_topics(bootstrap, topics)
     with store.engine.connect() as conn:
         projected = conn.execute(select(func.count()).select_from(t.runs)).scalar_one()
     store.close()
