@@ -282,3 +282,32 @@ def test_a_forged_cursor_is_refused_before_it_reaches_the_database(store: SqlSto
             store.list_runs(RunQuery(cursor=forged))
     honest = base64.urlsafe_b64encode(orjson.dumps([fingerprint, 1, "k"])).decode()
     assert store.list_runs(RunQuery(cursor=honest)).items == []
+
+
+def test_readers_see_committed_batches_while_the_projector_writes(store: SqlStore) -> None:
+    import threading
+
+    offsets = Offsets()
+    batches = [run_story(offsets, "p", f"k{n:03d}", T0 + timedelta(seconds=n), stages=("s",))
+               for n in range(60)]
+    positions = offsets.positions()
+    failures: list[BaseException] = []
+    seen: list[int] = []
+
+    def write() -> None:
+        try:
+            for batch in batches:
+                store.apply(batch, positions)
+        except BaseException as error:  # reported below, in the test's thread
+            failures.append(error)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    while writer.is_alive():  # bounded: the writer has 60 small batches
+        page = store.list_runs(RunQuery(limit=500))
+        assert all(run.status in {"active", "succeeded"} for run in page.items)
+        seen.append(len(page.items))
+    writer.join()
+    assert failures == []
+    assert seen == sorted(seen)  # a reader never sees a batch undone
+    assert len(store.list_runs(RunQuery(limit=500)).items) == 60
