@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import random
 import statistics
 import tempfile
@@ -101,6 +102,13 @@ def _one_run(rows: dict[Any, list[dict[str, Any]]], n: int, rng: random.Random, 
         })  # fmt: skip
 
 
+def schema_digest() -> str:
+    """A short digest of the tables and columns: a store kept from another schema is not reused."""
+    shape = sorted((table.name, column.name) for table in t.metadata.sorted_tables
+                   for column in table.columns)  # fmt: skip
+    return hashlib.sha256(repr(shape).encode()).hexdigest()[:8]
+
+
 def timings(call: Callable[[], object], repeat: int) -> tuple[float, float]:
     """(median, p95) of ``repeat`` calls, in milliseconds (after one warm-up call)."""
     call()
@@ -187,6 +195,7 @@ def measure_projection(runs: int, batch: int, url: str) -> None:
 async def measure_kafka(bootstrap: str, runs: int, workdir: Path) -> None:
     from aiokafka import AIOKafkaProducer
 
+    from bench.workload import delete_topics
     from streamcoord.core import partition_key_for
     from streamcoord.events.codec import encode
     from streamcoord.kafka.admin import apply_topics, load_topics
@@ -225,6 +234,7 @@ async def measure_kafka(bootstrap: str, runs: int, workdir: Path) -> None:
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     stop.set()
     await task
+    await delete_topics(bootstrap, topics)
     with store.engine.connect() as conn:
         projected = conn.execute(select(func.count()).select_from(t.runs)).scalar_one()
     store.close()
@@ -249,7 +259,7 @@ def main() -> None:
     args = parser.parse_args()
     tune_garbage_collector()  # as a coordinator or `serve` process does
     args.database.mkdir(parents=True, exist_ok=True)
-    path = args.database / f"runs-{args.runs}.db"
+    path = args.database / f"runs-{args.runs}-{schema_digest()}.db"
     store = open_store(f"sqlite:///{path}")
     with store.engine.connect() as conn:
         present = conn.execute(select(func.count()).select_from(t.runs)).scalar_one()

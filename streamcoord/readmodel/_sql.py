@@ -127,7 +127,7 @@ class SqlStore:
             filters.append(r.created_at < micros(query.until))
         fingerprint = _fingerprint(query)
         if query.cursor is not None:
-            value, run_id = _read_cursor(query.cursor, fingerprint)
+            value, run_id = _read_cursor(query.cursor, fingerprint, (int, str))
             after = tuple_(sort, r.run_id)
             filters.append(after < (value, run_id) if query.order == "desc"
                            else after > (value, run_id))
@@ -190,7 +190,7 @@ class SqlStore:
         key = tuple_(func.coalesce(dl.at, 0), dl.partition, dl.offset)
         stmt = select(t.dead_letters)
         if cursor is not None:
-            at, partition, offset = _read_cursor(cursor, "deadletters")
+            at, partition, offset = _read_cursor(cursor, "deadletters", (int, int, int))
             stmt = stmt.where(key < (at, partition, offset))
         stmt = stmt.order_by(func.coalesce(dl.at, 0).desc(), dl.partition.desc(),
                              dl.offset.desc()).limit(limit + 1)
@@ -414,12 +414,15 @@ def _cursor(position: list[Any], fingerprint: str) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([fingerprint, *position])).decode().rstrip("=")
 
 
-def _read_cursor(cursor: str, fingerprint: str) -> list[Any]:
+def _read_cursor(cursor: str, fingerprint: str, types: tuple[type, ...]) -> list[Any]:
+    """The position a cursor of :func:`_cursor` holds, checked against the list it is for."""
     try:
         decoded = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
         decoded = None
-    if not isinstance(decoded, list) or len(decoded) < 2 or decoded[0] != fingerprint:
+    if not (isinstance(decoded, list) and len(decoded) == len(types) + 1
+            and decoded[0] == fingerprint
+            and all(type(v) is kind for v, kind in zip(decoded[1:], types, strict=True))):
         raise CursorError("the page cursor is not one this list handed out",
                           hint="pass next_cursor of the previous page with the same filters")
     return decoded[1:]

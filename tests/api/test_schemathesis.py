@@ -45,7 +45,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         serve_process(kafka_bootstrap, topics.prefix, tmp_path / "specs", database) as served,
     ):  # fmt: skip
         answering = asyncio.create_task(executor(h))
-        async with httpx.AsyncClient(base_url=served.url) as client:
+        async with httpx.AsyncClient(base_url=served.url, timeout=60) as client:
             paths = (await client.get("/openapi.json")).json()["paths"]
         operations = sum(len(methods) for methods in paths.values())
         try:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import random
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from streamcoord.errors import ConfigError
@@ -268,3 +270,44 @@ def test_a_command_is_unseen_received_decided_or_rejected(store: SqlStore) -> No
     assert rejected.rejection.event_type == "streamcoord.run.requested"
     requested = store.command_outcome("req-p/k")
     assert (requested.status, requested.runs) == ("decided", ["p/k"])
+
+
+def test_a_forged_cursor_is_refused_before_it_reaches_the_database(store: SqlStore) -> None:
+    from streamcoord.readmodel._sql import _fingerprint
+
+    fingerprint = _fingerprint(RunQuery())
+    for position in (["x", "y"], [1], [1, 2], [1.5, "k"], [None, "k"], [1, "k", 3]):
+        forged = base64.urlsafe_b64encode(orjson.dumps([fingerprint, *position])).decode()
+        with pytest.raises(CursorError):
+            store.list_runs(RunQuery(cursor=forged))
+    honest = base64.urlsafe_b64encode(orjson.dumps([fingerprint, 1, "k"])).decode()
+    assert store.list_runs(RunQuery(cursor=honest)).items == []
+
+
+def test_readers_see_committed_batches_while_the_projector_writes(store: SqlStore) -> None:
+    import threading
+
+    offsets = Offsets()
+    batches = [run_story(offsets, "p", f"k{n:03d}", T0 + timedelta(seconds=n), stages=("s",))
+               for n in range(60)]
+    positions = offsets.positions()
+    failures: list[BaseException] = []
+    seen: list[int] = []
+
+    def write() -> None:
+        try:
+            for batch in batches:
+                store.apply(batch, positions)
+        except BaseException as error:  # reported below, in the test's thread
+            failures.append(error)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    while writer.is_alive():  # bounded: the writer has 60 small batches
+        page = store.list_runs(RunQuery(limit=500))
+        assert all(run.status in {"active", "succeeded"} for run in page.items)
+        seen.append(len(page.items))
+    writer.join()
+    assert failures == []
+    assert seen == sorted(seen)  # a reader never sees a batch undone
+    assert len(store.list_runs(RunQuery(limit=500)).items) == 60
