@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from streamcoord.errors import SpecError
-from streamcoord.spec.models import Pipeline, Pool
+from streamcoord.spec.models import ContractPolicy, EmitPolicy, Pipeline, Policy, Pool
 
 if TYPE_CHECKING:
     from streamcoord.core._catalog import Catalog
@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 __all__ = ["CatalogSet", "spec_version"]
 
 
-def spec_version(pipelines: Sequence[Pipeline], pools: Sequence[Pool] = ()) -> str:
+def spec_version(
+    pipelines: Sequence[Pipeline], pools: Sequence[Pool] = (), policies: Sequence[Policy] = ()
+) -> str:
     """``sha256:`` and 16 hex digits of the canonical JSON of the specs, sorted by name.
 
     Canonical: the models' JSON form without the values equal to their defaults (so an omitted
@@ -38,7 +40,13 @@ def _canonical(model: Pipeline | Pool) -> object:
     return model.model_dump(mode="json", exclude_defaults=True)
 
 
-def _name(model: Pipeline | Pool) -> str:
+def _policy(policy: Policy) -> object:
+    # the kind is a default too, yet tells an emit policy from a contract of the same fields
+    return {"kind": policy.kind,
+            **policy.model_dump(mode="json", exclude_defaults=True, by_alias=True)}
+
+
+def _name(model: Pipeline | Pool | EmitPolicy | ContractPolicy) -> str:
     return model.name
 
 

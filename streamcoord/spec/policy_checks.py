@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from streamcoord.spec.loader import LoadedSpecs
 from streamcoord.spec.policies import policy_findings
-from streamcoord.spec.problem import Problem, format_path
+from streamcoord.spec.problem import FieldPath, Problem, format_path
 
 __all__ = ["policy_problems"]
 
@@ -20,8 +20,10 @@ def policy_problems(specs: LoadedSpecs) -> Iterator[Problem]:
     seen: set[str] = set()
     for document in specs.documents:
         for policy, path in zip(document.spec.policies, document.policy_paths, strict=True):
-            findings = [(("name",), f"policy {policy.name!r} is defined more than once",
-                         "give every policy its own name")] if policy.name in seen else []
+            findings: list[tuple[FieldPath, str, str]] = []
+            if policy.name in seen:
+                findings.append((("name",), f"policy {policy.name!r} is defined more than once",
+                                 "give every policy its own name"))
             seen.add(policy.name)
             findings += [((*f.path,), f.message, f.hint) for f in policy_findings(policy)]
             for relative, message, hint in findings:
