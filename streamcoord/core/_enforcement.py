@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from streamcoord.core._commands import Violation
 from streamcoord.core._context import Context
 from streamcoord.core._expressions import ExpressionEvaluationError
@@ -51,6 +53,8 @@ def _audited_runs(ctx: Context) -> list[str]:
     """The runs whose audit shows the verdict: the run a command names, or for an external
     event the run each pipeline it would start or feed gives it (its run key)."""
     data = ctx.event.data
+    if isinstance(data, BaseModel):  # streamcoord's own types arrive typed
+        data = data.model_dump()
     if ctx.event.type.startswith(_OWN_PREFIX):  # a command: its data names its run or pipeline
         named = [data.get(a) for a in ("run_id", "pipeline") if isinstance(data, dict)]
         return [next(n for n in (*named, ctx.event.type) if isinstance(n, str))]

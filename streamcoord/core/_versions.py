@@ -26,12 +26,15 @@ def spec_version(
     Canonical: the models' JSON form without the values equal to their defaults (so an omitted
     default and the same value written out hash alike, and a release that adds a field with a
     default leaves every published version's hash as it was), with sorted keys and no
-    whitespace; order of files, pipelines and pools does not matter.
+    whitespace; order of files, pipelines and pools does not matter. Policies count only when
+    there are some, so specs without policies keep the version they had before policies existed.
     """
-    canonical = {
+    canonical: dict[str, object] = {
         "pipelines": [_canonical(p) for p in sorted(pipelines, key=_name)],
         "pools": [_canonical(p) for p in sorted(pools, key=_name)],
     }
+    if policies:
+        canonical["policies"] = [_policy(p) for p in sorted(policies, key=_name)]
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 

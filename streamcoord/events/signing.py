@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,11 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel, ValidationError
+from pydantic_core import to_jsonable_python
 
 from streamcoord.errors import ConfigError
-from streamcoord.events.models import CloudEvent
+from streamcoord.events.models import OWN_EVENT_CLASSES, CloudEvent
 
 __all__ = [
     "PRINCIPAL_ATTRIBUTE",
@@ -41,19 +44,45 @@ PRINCIPAL_ATTRIBUTE = "scprincipal"
 SIGNATURE_ATTRIBUTE = "scsignature"
 # Attributes that are routing, not content: the coordinators' own partition key.
 _UNSIGNED = frozenset({SIGNATURE_ATTRIBUTE, "sckey"})
+# The data model of each of streamcoord's own event types.
+_OWN_DATA: dict[str, type[BaseModel]] = {
+    cls.TYPE: annotation for cls in OWN_EVENT_CLASSES
+    if isinstance(annotation := cls.model_fields["data"].annotation, type)
+    and issubclass(annotation, BaseModel)
+}
 
 
 def canonical_bytes(event: CloudEvent) -> bytes:
-    """The bytes a signature covers: the event's canonical JSON without its signature."""
-    form: dict[str, Any] = event.model_dump(mode="json", exclude_none=True)
-    data = event.data
+    """The bytes a signature covers: the event's canonical JSON without its signature.
+
+    The data of streamcoord's own types signs in its typed form without default values, so a
+    sender that wrote it as a plain mapping (or left a default out) and a receiver whose codec
+    typed it sign the same bytes.
+    """
+    form: dict[str, Any] = event.model_dump(
+        mode="json", exclude_none=True, exclude={"data", *_UNSIGNED}
+    )
+    data = _data_form(event)
     if isinstance(data, bytes):  # binary data signs as its base64, like the JSON format
-        form.pop("data", None)
         form["data_base64"] = base64.b64encode(data).decode()
-    for name in _UNSIGNED:
-        form.pop(name, None)
+    elif data is not None:
+        form["data"] = data
     text = json.dumps(form, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text.encode()
+
+
+def _data_form(event: CloudEvent) -> Any:
+    data = event.data
+    model = _OWN_DATA.get(event.type)
+    if model is not None and not isinstance(data, BaseModel):
+        # invalid data signs as it is (the coordinator rejects it anyway)
+        with contextlib.suppress(ValidationError):
+            data = model.model_validate(data)
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json", exclude_defaults=True)
+    if isinstance(data, bytes):
+        return data
+    return to_jsonable_python(data)
 
 
 def sign_event(event: CloudEvent, key: Ed25519PrivateKey, principal: str | None = None) -> (
