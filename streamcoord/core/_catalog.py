@@ -151,7 +151,7 @@ class Catalog:
         catalog = _indexed(compiled, pool_map, spec_version(pipelines, pools, policies), retention)
         if not policies:
             return catalog
-        return dataclasses.replace(catalog, policies=compile_policies(policies))
+        return dataclasses.replace(catalog, policies=compile_policies(policies, pipelines))
 
 
 def _indexed(

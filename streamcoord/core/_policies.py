@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from streamcoord.core._expressions import Compiled, compile_expression
 from streamcoord.errors import SpecError
 from streamcoord.events.models import CloudEvent
 from streamcoord.events.signing import (
@@ -24,10 +25,18 @@ from streamcoord.events.signing import (
     signature_of,
     verify_event,
 )
-from streamcoord.spec.policies import ContractPolicy, EmitPolicy, Policy, policy_findings
+from streamcoord.spec.models import Pipeline
+from streamcoord.spec.policies import (
+    GUARD_VARIABLES,
+    ContractPolicy,
+    EmitPolicy,
+    GuardPolicy,
+    Policy,
+    policy_findings,
+)
 
 __all__ = [
-    "CompiledContract", "CompiledEmit", "CompiledPolicies", "compile_policies",
+    "CompiledContract", "CompiledEmit", "CompiledGuard", "CompiledPolicies", "compile_policies",
     "contract_violation", "emit_violation",
 ]
 
@@ -51,36 +60,68 @@ class CompiledContract:
 
 
 @dataclass(frozen=True, slots=True)
+class CompiledGuard:
+    name: str
+    enforce: bool
+    condition: Compiled
+    recheck_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledPolicies:
-    """The policies of a spec version, indexed by the CloudEvents type they govern."""
+    """The policies of a spec version: emit rules and contracts by the CloudEvents type they
+    govern, guards by the (pipeline, stage) they hold."""
 
     emit: Mapping[str, tuple[CompiledEmit, ...]] = field(default_factory=dict)
     contracts: Mapping[str, tuple[CompiledContract, ...]] = field(default_factory=dict)
+    guards: Mapping[tuple[str, str], tuple[CompiledGuard, ...]] = field(default_factory=dict)
 
 
-def compile_policies(policies: Sequence[Policy]) -> CompiledPolicies:
-    """Check and index ``policies``; raises :class:`SpecError` listing every problem (the
-    checks `streamcoord validate` runs, unlocated)."""
+def compile_policies(
+    policies: Sequence[Policy], pipelines: Sequence[Pipeline] = ()
+) -> CompiledPolicies:
+    """Check and index ``policies`` (guards against ``pipelines``); raises :class:`SpecError`
+    listing every problem (the checks `streamcoord validate` runs, unlocated)."""
     names = [p.name for p in policies]
     problems = [f"policy {n!r} is defined more than once"
                 for n in sorted({n for n in names if names.count(n) > 1})]
     problems += [f"policy {p.name!r} {'.'.join(map(str, f.path))}: {f.message}"
                  for p in policies for f in policy_findings(p)]
+    stages = {p.name: {s.name for s in p.stages} for p in pipelines}
+    problems += [
+        f"policy {p.name!r}: pipeline {p.pipeline!r} has no stage {stage!r}"
+        if p.pipeline in stages else f"policy {p.name!r}: unknown pipeline {p.pipeline!r}"
+        for p in policies if isinstance(p, GuardPolicy)
+        for stage in p.stages if stage not in stages.get(p.pipeline, ())
+    ]
     if problems:
         raise SpecError("invalid policies: " + "; ".join(problems),
                         hint="`streamcoord validate` locates them in the files")
     emit: dict[str, list[CompiledEmit]] = {}
     contracts: dict[str, list[CompiledContract]] = {}
+    guards: dict[tuple[str, str], list[CompiledGuard]] = {}
     for policy in policies:
         if isinstance(policy, EmitPolicy):
             compiled = _emit(policy)
             for type_ in dict.fromkeys(policy.types):
                 emit.setdefault(type_, []).append(compiled)
+        elif isinstance(policy, GuardPolicy):
+            guard = _guard(policy)
+            for stage in dict.fromkeys(policy.stages):
+                guards.setdefault((policy.pipeline, stage), []).append(guard)
         else:
             contracts.setdefault(policy.type, []).append(_contract(policy))
     return CompiledPolicies(
-        {k: tuple(v) for k, v in emit.items()}, {k: tuple(v) for k, v in contracts.items()}
+        {k: tuple(v) for k, v in emit.items()}, {k: tuple(v) for k, v in contracts.items()},
+        {k: tuple(v) for k, v in guards.items()},
     )
+
+
+def _guard(policy: GuardPolicy) -> CompiledGuard:
+    condition = compile_expression(
+        policy.condition, f"policy {policy.name!r} condition", GUARD_VARIABLES
+    )
+    return CompiledGuard(policy.name, policy.enforce, condition, policy.recheck_seconds)
 
 
 def _emit(policy: EmitPolicy) -> CompiledEmit:

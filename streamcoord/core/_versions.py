@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from streamcoord.errors import SpecError
-from streamcoord.spec.models import ContractPolicy, EmitPolicy, Pipeline, Policy, Pool
+from streamcoord.spec.models import ContractPolicy, EmitPolicy, GuardPolicy, Pipeline, Policy, Pool
 
 if TYPE_CHECKING:
     from streamcoord.core._catalog import Catalog
@@ -49,7 +49,7 @@ def _policy(policy: Policy) -> object:
             **policy.model_dump(mode="json", exclude_defaults=True, by_alias=True)}
 
 
-def _name(model: Pipeline | Pool | EmitPolicy | ContractPolicy) -> str:
+def _name(model: Pipeline | Pool | EmitPolicy | ContractPolicy | GuardPolicy) -> str:
     return model.name
 
 

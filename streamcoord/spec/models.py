@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, JsonValue
 
 from streamcoord.spec._base import Expression, Name, SpecModel
-from streamcoord.spec.policies import ContractPolicy, EmitPolicy, Policy
+from streamcoord.spec.policies import ContractPolicy, EmitPolicy, GuardPolicy, Policy
 from streamcoord.spec.triggers import (
     DataArrivalTrigger,
     EventTrigger,
@@ -33,6 +33,7 @@ __all__ = [
     "EventTrigger",
     "Executor",
     "ExecutorKind",
+    "GuardPolicy",
     "ManualTrigger",
     "Need",
     "OverLimitPolicy",

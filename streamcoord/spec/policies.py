@@ -5,7 +5,10 @@ A spec file's ``policies:`` list holds named policies of these kinds:
 - ``emit``: who may send events of some types (external ones, or streamcoord's own commands such
   as ``streamcoord.run.cancel``): the sources (globs) and principals allowed, and whether the
   principal must be proven by an Ed25519 signature with a key registered here;
-- ``contract``: a JSON Schema that the data of an event type must satisfy.
+- ``contract``: a JSON Schema that the data of an event type must satisfy;
+- ``guard``: a CEL condition that must hold before stages of a pipeline are triggered; while it
+  is false the stage is held (it waits, re-checked whenever its run is settled again and every
+  ``recheck_seconds``), and ``streamcoord explain`` names the guard.
 
 Each policy has ``enforce`` (default true); ``enforce: false`` is a dry run: what the policy
 would reject is reported (decision records, metrics) and then decided as if it were allowed.
@@ -25,10 +28,18 @@ from pydantic import Field, JsonValue
 
 from streamcoord.events.models import COORDINATOR_EVENT_TYPES
 from streamcoord.events.signing import parse_public_key
-from streamcoord.spec._base import Name, SpecModel
+from streamcoord.spec._base import Expression, Name, SpecModel
+from streamcoord.spec.expressions import CONDITION_VARIABLES, ExpressionError, compile_expression
 from streamcoord.spec.triggers.kind import Finding
 
-__all__ = ["ContractPolicy", "EmitPolicy", "Policy", "policy_findings"]
+__all__ = [
+    "GUARD_VARIABLES", "ContractPolicy", "EmitPolicy", "GuardPolicy", "Policy", "policy_findings",
+]
+
+#: Names a guard's condition sees: a stage condition's, and ``now`` (the time of the event being
+#: decided, RFC 3339), ``run`` (run_id, run_key, status and each stage's status, attempt and
+#: outputs) and ``stage`` (the name of the stage it holds).
+GUARD_VARIABLES: frozenset[str] = CONDITION_VARIABLES | {"now", "run", "stage"}
 
 _ENFORCE = Field(
     True, description="false: a dry run; violations are reported, never rejected."
@@ -79,13 +90,40 @@ class ContractPolicy(SpecModel):
     )
 
 
-Policy = Annotated[EmitPolicy | ContractPolicy, Field(discriminator="kind")]
+class GuardPolicy(SpecModel):
+    """A condition that must hold before ``stages`` of ``pipeline`` are triggered."""
+
+    kind: Literal["guard"] = "guard"
+    name: Name
+    description: str = ""
+    enforce: bool = _ENFORCE
+    pipeline: Name
+    stages: list[Name] = Field(min_length=1, description="The stages it guards.")
+    condition: Expression = Field(
+        description="CEL over event, run_key, params, pipeline, upstream, now, run and stage;"
+        " the stage is held while it is not true. Example, no deploys on weekends by the"
+        " trigger's time: `timestamp(event.time).getDayOfWeek() in [1, 2, 3, 4, 5]`."
+    )
+    recheck_seconds: float | None = Field(
+        None, gt=0,
+        description="While the stage is held, check again this often (a timer); none: only when"
+        " the run changes.",
+    )
 
 
-def policy_findings(policy: EmitPolicy | ContractPolicy) -> Iterator[Finding]:
-    """What is wrong with ``policy`` beyond its schema; paths relative to the policy."""
+Policy = Annotated[EmitPolicy | ContractPolicy | GuardPolicy, Field(discriminator="kind")]
+
+
+def policy_findings(policy: EmitPolicy | ContractPolicy | GuardPolicy) -> Iterator[Finding]:
+    """What is wrong with ``policy`` beyond its schema; paths relative to the policy. Whether a
+    guard's pipeline and stages exist is checked with the pipelines (see ``policy_checks``)."""
     if isinstance(policy, EmitPolicy):
         yield from _emit_findings(policy)
+    elif isinstance(policy, GuardPolicy):
+        try:
+            compile_expression(policy.condition, variables=GUARD_VARIABLES)
+        except ExpressionError as exc:
+            yield Finding(("condition",), f"{exc.reason} (at {exc.line}:{exc.column})", exc.hint)
     else:
         yield from _reserved(("type",), policy.type)
         try:

@@ -1,5 +1,6 @@
 """Policies at decision time: emit rules (sources, principals, Ed25519 signatures) and data
-contracts reject an event before it starts, feeds or changes anything; a dry run reports only."""
+contracts reject an event before it starts, feeds or changes anything; guards hold stages back;
+a dry run reports only."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import TypeAdapter
 
-from streamcoord.core import Catalog, CoordinatorState, Publish, Step, decide
+from streamcoord.core import Catalog, CoordinatorState, Publish, Step, decide, explain
 from streamcoord.core._commands import DECISIONS_TOPIC
+from streamcoord.core.replay import replay
 from streamcoord.errors import SpecError
 from streamcoord.events.models import (
     CloudEvent,
@@ -19,9 +21,12 @@ from streamcoord.events.models import (
     ExternalEvent,
     PipelinePause,
     RunCancel,
+    StageFailed,
+    StageSucceeded,
     StageTrigger,
 )
 from streamcoord.events.signing import public_key_text, sign_event
+from streamcoord.spec.loader import parse_specs
 from streamcoord.spec.models import Pipeline, Policy
 
 T0 = datetime(2026, 1, 3, tzinfo=UTC)  # a Saturday
@@ -206,3 +211,113 @@ def test_policies_are_part_of_the_spec_version() -> None:
     assert with_contract.version != plain.version
     dry = _catalog({**CONTRACT, "enforce": False})
     assert dry.version not in {plain.version, with_contract.version}
+
+
+RELEASE = """\
+pipelines:
+  - name: release
+    run_key: event.data.day
+    triggers: [{kind: event, type: build.done}]
+    stages:
+      - {name: quality_check}
+      - {name: deploy, needs: [quality_check], trigger_rule: all_done}
+policies:
+  - kind: guard
+    name: quality-first
+    pipeline: release
+    stages: [deploy]
+    condition: run.stages.quality_check.status == 'succeeded'
+  - kind: guard
+    name: no-weekend-deploys
+    pipeline: release
+    stages: [deploy, deploy]
+    condition: timestamp(now).getDayOfWeek() in [1, 2, 3, 4, 5]
+    recheck_seconds: 21600
+  - kind: guard
+    name: audit-trail
+    enforce: false
+    pipeline: release
+    stages: [deploy]
+    condition: has(params.ticket)
+"""
+
+
+def _release(*policies_off: str) -> Catalog:
+    loaded = parse_specs(RELEASE, "release.yaml")
+    assert not loaded.problems
+    kept = [p for p in loaded.policies if p.name not in policies_off]
+    return Catalog.build(loaded.pipelines, policies=kept)
+
+
+def _build(day: str) -> CloudEvent:
+    return ExternalEvent(id=f"b-{day}", source="ci", type="build.done", data={"day": day})
+
+
+def _qc(status: str, day: str) -> CloudEvent:
+    ref = {"run_id": f"release/{day}", "stage": "quality_check", "attempt": 1}
+    if status == "succeeded":
+        return StageSucceeded(id=f"qc-{day}", source="x", data=ref)
+    return StageFailed(id=f"qc-{day}", source="x", data={**ref, "retryable": False})
+
+
+def _replay(catalog: Catalog, timed: list[tuple[datetime, CloudEvent]]) -> list[Any]:
+    return replay(catalog, timed).records
+
+
+def _deploys(records: list[Any]) -> list[tuple[str, str]]:
+    return [(r.timestamp.strftime("%a %H:%M"), c.event.data.run_id) for r in records
+            for c in r.step.commands
+            if isinstance(c, Publish) and isinstance(c.event, StageTrigger)
+            and c.event.data.stage == "deploy"]
+
+
+def _held(records: list[Any]) -> list[tuple[str, str]]:
+    return [(c.event.data.action, c.event.data.reason.split(":")[0]) for r in records
+            for c in r.step.commands
+            if isinstance(c, Publish) and isinstance(c.event, DecisionRecord)
+            and c.event.data.action in {"held", "would_hold"}]
+
+
+MONDAY = datetime(2026, 1, 5, 9, tzinfo=UTC)
+SATURDAY = datetime(2026, 1, 3, 9, tzinfo=UTC)
+
+
+def test_a_guard_on_the_upstream_outcome_holds_the_stage_and_explain_names_it() -> None:
+    catalog = _release("no-weekend-deploys")
+    records = _replay(catalog, [(MONDAY, _build("d1")), (MONDAY, _qc("failed", "d1")),
+                                (MONDAY, _build("d2")), (MONDAY, _qc("succeeded", "d2"))])
+    assert _deploys(records) == [("Mon 09:00", "release/d2")]
+    assert _held(records) == [("held", "guard quality-first"), ("would_hold", "guard audit-trail")]
+    final = replay(catalog, [(MONDAY, _build("d1")), (MONDAY, _qc("failed", "d1"))])
+    why = explain(catalog, final.states[0], "release/d1", "deploy")
+    assert why is not None
+    assert why.status == "pending"
+    assert why.holds == ("guard quality-first: run.stages.quality_check.status == 'succeeded'"
+                         " is not true",)
+
+
+def test_no_deploy_on_weekends_by_the_event_time_rechecked_until_monday() -> None:
+    records = _replay(_release("quality-first"), [
+        (SATURDAY, _build("w1")), (SATURDAY, _qc("succeeded", "w1"))])
+    # held on Saturday, checked every six hours, triggered at the first check on Monday
+    assert _deploys(records) == [("Mon 03:00", "release/w1")]
+    assert [h for h in _held(records) if h[0] == "held"] == [("held", "guard no-weekend-deploys")]
+
+
+def test_a_guard_that_cannot_be_evaluated_holds_the_stage() -> None:
+    broken = RELEASE.replace("run.stages.quality_check.status == 'succeeded'",
+                             "run.stages.nope.status == 'succeeded'")
+    loaded = parse_specs(broken, "release.yaml")
+    catalog = Catalog.build(loaded.pipelines, policies=loaded.policies[:1])
+    records = _replay(catalog, [(MONDAY, _build("d1")), (MONDAY, _qc("succeeded", "d1"))])
+    assert _deploys(records) == []
+    assert "could not be evaluated" in records[-1].step.violations[0].reason
+
+
+def test_guards_of_unknown_pipelines_or_stages_do_not_build_a_catalog() -> None:
+    loaded = parse_specs(RELEASE, "release.yaml")
+    guard = loaded.policies[0]
+    with pytest.raises(SpecError, match="pipeline 'release' has no stage 'ship'"):
+        Catalog.build(loaded.pipelines, policies=[guard.model_copy(update={"stages": ["ship"]})])
+    with pytest.raises(SpecError, match="unknown pipeline 'other'"):
+        Catalog.build(loaded.pipelines, policies=[guard.model_copy(update={"pipeline": "other"})])
