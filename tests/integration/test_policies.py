@@ -4,13 +4,14 @@ An order signed by the registered key (with the emitter API and with `streamcoor
 --signing-key`) runs; an unsigned one, one signed with another key and one whose data breaks the
 contract go to the dead-letter topic with their reason and the policy's name, start nothing,
 are recorded among the decisions of the run they would have started and are counted in the
-metrics; a dry-run policy only reports.
+metrics; a dry-run policy only reports. A guard holds a stage and records why.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -169,3 +170,57 @@ async def test_policies_reject_dead_letter_audit_and_count(
     assert sample(scraped, violations, policy="clicks-from-web", reason="emit_source_denied",
                   enforced="false") == 1
     assert sample(scraped, "streamcoord_dead_letters_total", reason="emit_bad_signature") == 1
+
+
+GUARDED = """\
+pipelines:
+  - name: release
+    run_key: event.data.build
+    triggers: [{kind: event, type: build.done}]
+    stages:
+      - {name: quality_check}
+      - {name: deploy, needs: [quality_check]}
+policies:
+  - kind: guard
+    name: no-weekend-deploys
+    pipeline: release
+    stages: [deploy]
+    condition: timestamp(event.time).getDayOfWeek() in [1, 2, 3, 4, 5]
+"""
+
+
+async def test_a_guard_holds_a_stage_on_the_broker_and_says_so(
+    kafka_bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    topics = TopicNames(prefix=f"{unique_name('guards')}.")
+    await create_topics(kafka_bootstrap, topics, partitions=2)
+    saturday, monday = datetime(2026, 1, 10, 9, tzinfo=UTC), datetime(2026, 1, 12, 9, tzinfo=UTC)
+    async with in_process(kafka_bootstrap, topics, unique_name("group"), spec=GUARDED) as harness:
+        for build, when in [("sat", saturday), ("mon", monday)]:
+            await harness.emit_event(ExternalEvent(id=build, source="ci", type="build.done",
+                                                   time=when, data={"build": build}))
+        await asyncio.wait_for(until_runs_succeeded(harness, 1), 90)
+        held = await asyncio.wait_for(_first_held(kafka_bootstrap, topics), 60)
+        # the Saturday run's quality check succeeded (its hold came after): still no deploy
+        triggered = sorted((t.data.run_id, t.data.stage) for t in harness.triggers)
+    assert triggered == [("release/mon", "deploy"), ("release/mon", "quality_check"),
+                         ("release/sat", "quality_check")]
+    assert held == ("release/sat", "deploy", "guard no-weekend-deploys: timestamp(event.time)"
+                    ".getDayOfWeek() in [1, 2, 3, 4, 5] is not true")
+
+
+async def _first_held(bootstrap: str, topics: TopicNames) -> tuple[str, str | None, str]:
+    """Follow the decisions topic to the first ``held`` decision."""
+    consumer = AIOKafkaConsumer(
+        topics.full("streamcoord.decisions"), bootstrap_servers=bootstrap, group_id=None,
+        auto_offset_reset="earliest", enable_auto_commit=False, isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        async for message in consumer:
+            event = decode(message.value, list(message.headers or ()))
+            if isinstance(event, DecisionRecord) and event.data.action == "held":
+                return event.data.run_id, event.data.stage, event.data.reason
+    finally:
+        await consumer.stop()
+    raise AssertionError("the decisions topic ended")
