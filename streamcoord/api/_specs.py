@@ -56,7 +56,9 @@ class LocalSpecs:
             listing = "\n".join(str(problem) for problem in report.problems)
             raise SpecError(f"the specs do not validate:\n{listing}",
                             hint="`streamcoord validate PATH...` shows the same list")  # fmt: skip
-        self._catalog = Catalog.build(report.specs.pipelines, report.specs.pools)
+        self._catalog = Catalog.build(
+            report.specs.pipelines, report.specs.pools, policies=report.specs.policies
+        )
         self._view = _view(report.specs.pipelines, report.specs.pools, self._catalog.version)
 
     def newest(self) -> SpecView:
