@@ -19,11 +19,8 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
-
+from streamcoord.kafka.ports import GroupConsumer, Record, TopicPartition, TransportError
 from streamcoord.runtime.partition import BatchOutcome, PartitionWorker
 
 __all__ = ["PartitionLane"]
@@ -37,7 +34,7 @@ class PartitionLane:
     def __init__(
         self,
         worker: PartitionWorker,
-        consumer: AIOKafkaConsumer,
+        consumer: GroupConsumer,
         *,
         max_batch: int,
         on_outcome: Callable[[BatchOutcome], None],
@@ -51,7 +48,7 @@ class PartitionLane:
         self._on_outcome = on_outcome
         self._on_retry = on_retry
         self._on_fatal = on_fatal
-        self._buffer: deque[Any] = deque()
+        self._buffer: deque[Record] = deque()
         self._wakeup = asyncio.Event()
         self._closing = False
         self._paused = False
@@ -75,7 +72,7 @@ class PartitionLane:
         committed = self.worker.next_offsets()
         return {tp: committed.get(tp) for tp in self.inputs}
 
-    def feed(self, records: Sequence[Any]) -> None:
+    def feed(self, records: Sequence[Record]) -> None:
         """Queue freshly fetched records of one input; pause fetching while too many wait."""
         topic = records[0].topic
         expected = self._expected.get(topic)
@@ -103,7 +100,7 @@ class PartitionLane:
             while self._buffer and not self._closing:
                 await self._process(self._take())
 
-    def _take(self) -> list[Any]:
+    def _take(self) -> list[Record]:
         count = min(self._max_batch, len(self._buffer))
         batch = [self._buffer.popleft() for _ in range(count)]
         if self._paused and len(self._buffer) < self._max_batch:
@@ -111,10 +108,10 @@ class PartitionLane:
             self._paused = False
         return batch
 
-    async def _process(self, batch: list[Any]) -> None:
+    async def _process(self, batch: list[Record]) -> None:
         try:
             outcome = await self.worker.process(batch)
-        except (KafkaError, TimeoutError) as exc:
+        except (TransportError, TimeoutError) as exc:
             # Decide the same records again from the committed state: drop what was queued
             # behind them and fetch again from the first of them.
             log.warning(
@@ -133,7 +130,7 @@ class PartitionLane:
         else:
             self._on_outcome(outcome)
 
-    def _rewind(self, dropped: Sequence[Any]) -> None:
+    def _rewind(self, dropped: Sequence[Record]) -> None:
         """Fetch every dropped record again: from the first dropped one of each input."""
         first: dict[str, int] = {}
         for record in dropped:
