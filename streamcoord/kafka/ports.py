@@ -25,6 +25,7 @@ from typing import NamedTuple, Protocol
 
 __all__ = [
     "AssignmentCallback",
+    "BatchWriter",
     "ChangelogContents",
     "ChangelogStore",
     "GroupConsumer",
@@ -143,7 +144,20 @@ class GroupConsumer(Protocol):
         ...
 
 
-class TransactionalSink(Protocol):
+class BatchWriter(Protocol):
+    """Takes records partition by partition (what an outbox is flushed into)."""
+
+    async def partition_count(self, topic: str) -> int:
+        """How many partitions ``topic`` has (what keyed records are placed over)."""
+        ...
+
+    async def write(self, records: Mapping[tuple[str, int], Sequence[OutRecord]]) -> None:
+        """Add records, per (topic, partition) in order; returns once the broker has them (in
+        a transaction: invisible until it commits)."""
+        ...
+
+
+class TransactionalSink(BatchWriter, Protocol):
     """One transactional producer: a batch's records become visible together or not at all."""
 
     async def start(self) -> None:
@@ -153,16 +167,7 @@ class TransactionalSink(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def partition_count(self, topic: str) -> int:
-        """How many partitions ``topic`` has (what keyed records are placed over)."""
-        ...
-
     async def begin(self) -> None: ...
-
-    async def write(self, records: Mapping[tuple[str, int], Sequence[OutRecord]]) -> None:
-        """Add records to the open transaction, per (topic, partition) in order; returns once
-        the broker has them (invisible until :meth:`commit`)."""
-        ...
 
     async def commit(self) -> None: ...
 

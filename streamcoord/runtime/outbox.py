@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from streamcoord.core import partition_for
-from streamcoord.kafka.ports import OutRecord, TransactionalSink
+from streamcoord.kafka.ports import BatchWriter, OutRecord
 
 __all__ = ["Outbox"]
 
@@ -55,8 +55,9 @@ class Outbox:
             out.setdefault(topic, []).extend((r.key, r.value, r.headers) for _, r in keyed)
         return out
 
-    async def flush(self, sink: TransactionalSink) -> None:
-        """Hand every record to the sink's open transaction (returns once the broker has them)."""
+    async def flush(self, sink: BatchWriter) -> None:
+        """Hand every record to the sink (its open transaction); returns once the broker has
+        them."""
         placed = dict(self._records)
         # A run's trigger, records and decisions share its key: hash each key once.
         homes: dict[tuple[str, int], int] = {}

@@ -432,6 +432,7 @@ class MemoryGroupConsumer:
             revoked, self.assigned = self.assigned, set()
             await _quietly(on_revoked, revoked)
             group.joined[self.member_id] = generation
+            self._cluster._notify()
             while group.generation == generation and set(group.joined) != set(group.members):
                 await self._cluster._wait(1.0)
             if group.generation != generation or self._transport.crashed:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -80,10 +80,10 @@ class Member:
 
 
 @pytest.fixture
-def cluster() -> Iterator[MemoryCluster]:
+def cluster() -> MemoryCluster:
     cluster = MemoryCluster()
     cluster.create_declared_topics(partitions=2)
-    yield cluster
+    return cluster
 
 
 @contextlib.asynccontextmanager
