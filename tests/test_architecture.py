@@ -92,7 +92,7 @@ def test_contracts_catch_each_kind_of_violation(tmp_path: Path) -> None:
     for module in ("demo", "errors"):
         (package / f"{module}.py").write_text("")
     for sub in ("cli", "devtools", "deploy", "runtime", "worker", "ingest", "emit", "integrations",
-                "core", "kafka", "telemetry", "spec", "events", "plugins"):  # fmt: skip
+                "core", "kafka", "telemetry", "spec", "events", "plugins", "testing"):  # fmt: skip
         (package / sub).mkdir()
         (package / sub / "__init__.py").write_text("")
     for path, text in _VIOLATIONS.items():

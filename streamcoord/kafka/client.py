@@ -28,6 +28,7 @@ from streamcoord.kafka.ports import (
     Transport,
     TransportError,
 )
+from streamcoord.kafka.records import topic_partitions
 from streamcoord.kafka.refusal import refusal
 from streamcoord.kafka.transactions import (
     TRANSACTION_RETRY_BACKOFF_MS,
@@ -38,6 +39,7 @@ __all__ = [
     "KafkaChangelog",
     "KafkaGroupConsumer",
     "KafkaProducer",
+    "KafkaTopicReader",
     "KafkaTransactionalSink",
     "KafkaTransport",
     "as_transport",
@@ -83,6 +85,9 @@ class KafkaTransport:
 
     def changelog(self, topic: str) -> KafkaChangelog:
         return KafkaChangelog(self.client_kwargs, topic)
+
+    def topic_reader(self, topic: str) -> KafkaTopicReader:
+        return KafkaTopicReader(self.client_kwargs, topic)
 
     async def end_offset(self, tp: TopicPartition) -> int:
         consumer = AIOKafkaConsumer(
@@ -287,6 +292,50 @@ async def write_batches(
                 )
         futures.append(await producer.send_batch(builder, topic, partition=partition))
     return futures
+
+
+class KafkaTopicReader:
+    """An ``AIOKafkaConsumer`` without a group, assigned every partition of one topic."""
+
+    def __init__(self, client_kwargs: Mapping[str, Any], topic: str) -> None:
+        self._topic = topic
+        self._consumer = AIOKafkaConsumer(
+            **client_kwargs,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+        )
+        self._ends: dict[KafkaTopicPartition, int] = {}
+
+    async def start(self) -> None:
+        with _translated():
+            await self._consumer.start()
+            try:
+                tps = await topic_partitions(self._consumer, self._topic)
+                self._consumer.assign(tps)
+                await self._consumer.seek_to_beginning(*tps)
+                self._ends = dict(await self._consumer.end_offsets(tps))
+            except BaseException:
+                await self._consumer.stop()
+                raise
+
+    async def stop(self) -> None:
+        with _translated():
+            await self._consumer.stop()
+
+    async def caught_up(self) -> bool:
+        with _translated():
+            return not any(
+                [await self._consumer.position(tp) < end for tp, end in self._ends.items()]
+            )
+
+    async def fetch(self, *, timeout_ms: int) -> Mapping[TopicPartition, Sequence[Record]]:
+        with _translated():
+            batch: Mapping[TopicPartition, Sequence[Record]] = await self._consumer.getmany(
+                timeout_ms=timeout_ms
+            )
+        return batch
 
 
 class KafkaChangelog:

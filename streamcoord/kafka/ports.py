@@ -11,6 +11,7 @@ them in memory, for fast tests without a broker. ``tests/contract`` runs one sui
   transaction.
 - :class:`ChangelogStore`: the last value of every key of one changelog partition.
 - :class:`Producer`: plain (non-transactional) sends, for timer and schedule events.
+- :class:`TopicReader`: a whole topic from its beginning, then followed (the specs topic).
 - :class:`Transport`: makes the above; one per process.
 
 Failures of the broker or of the connection leave every port as :class:`TransportError`: the
@@ -33,6 +34,7 @@ __all__ = [
     "Producer",
     "Record",
     "TopicPartition",
+    "TopicReader",
     "TransactionalSink",
     "Transport",
     "TransportError",
@@ -206,6 +208,25 @@ class ChangelogStore(Protocol):
         ...
 
 
+class TopicReader(Protocol):
+    """Every partition of one topic, read ``read_committed`` from the beginning and followed."""
+
+    async def start(self) -> None:
+        """Connect and take every partition from its beginning; raises ``ConfigError`` if the
+        topic does not exist."""
+        ...
+
+    async def stop(self) -> None: ...
+
+    async def caught_up(self) -> bool:
+        """Whether every partition is read up to where its stable end was at :meth:`start`."""
+        ...
+
+    async def fetch(self, *, timeout_ms: int) -> Mapping[TopicPartition, Sequence[Record]]:
+        """The next committed records (empty when none arrived within ``timeout_ms``)."""
+        ...
+
+
 class Transport(Protocol):
     """Makes the clients of one process."""
 
@@ -224,6 +245,8 @@ class Transport(Protocol):
         ...
 
     def changelog(self, topic: str) -> ChangelogStore: ...
+
+    def topic_reader(self, topic: str) -> TopicReader: ...
 
     async def end_offset(self, tp: TopicPartition) -> int:
         """The last stable offset of ``tp`` now."""

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from streamcoord.core import partition_for
+from streamcoord.errors import ConfigError
 from streamcoord.events.topics import PACKAGED_TOPICS_FILE, parse_topics
 from streamcoord.kafka.ports import (
     AssignmentCallback,
@@ -362,6 +363,9 @@ class MemoryTransport:
     def changelog(self, topic: str) -> MemoryChangelog:
         return MemoryChangelog(self, topic)
 
+    def topic_reader(self, topic: str) -> MemoryTopicReader:
+        return MemoryTopicReader(self, topic)
+
     async def end_offset(self, tp: TopicPartition) -> int:
         self.check()
         return self.cluster.stable_end(tp)
@@ -625,3 +629,48 @@ class MemoryChangelog:
             else:
                 items[key] = record.value
         return ChangelogContents(items, len(records))
+
+
+class MemoryTopicReader:
+    """A whole topic, followed (:class:`~streamcoord.kafka.ports.TopicReader`)."""
+
+    def __init__(self, transport: MemoryTransport, topic: str) -> None:
+        self._transport = transport
+        self._topic = topic
+        self._positions: dict[TopicPartition, int] = {}
+        self._ends: dict[TopicPartition, int] = {}
+
+    async def start(self) -> None:
+        self._transport.check()
+        cluster = self._transport.cluster
+        partitions = cluster.partitions(self._topic)
+        if not partitions:
+            raise ConfigError(
+                f"topic {self._topic} does not exist",
+                hint="create it with `streamcoord topics apply`",
+            )
+        tps = [TopicPartition(self._topic, p) for p in range(partitions)]
+        self._positions = dict.fromkeys(tps, 0)
+        self._ends = {tp: cluster.stable_end(tp) for tp in tps}
+
+    async def stop(self) -> None:
+        pass
+
+    async def caught_up(self) -> bool:
+        self._transport.check()
+        return all(self._positions[tp] >= end for tp, end in self._ends.items())
+
+    async def fetch(self, *, timeout_ms: int) -> Mapping[TopicPartition, Sequence[Record]]:
+        cluster = self._transport.cluster
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            self._transport.check()
+            batch: dict[TopicPartition, Sequence[Record]] = {}
+            for tp, position in self._positions.items():
+                records, self._positions[tp] = cluster.read_partition(tp, position)
+                if records:
+                    batch[tp] = records
+            remaining = deadline - time.monotonic()
+            if batch or remaining <= 0:
+                return batch
+            await cluster._wait(remaining)

@@ -9,16 +9,19 @@ import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pytest
 
 from streamcoord.core import Catalog, partition_key_for
 from streamcoord.events.codec import decode, encode
-from streamcoord.events.models import CloudEvent, ExternalEvent, StageTrigger
+from streamcoord.events.models import ExternalEvent, StageTrigger
+from streamcoord.events.specs import SpecsRecord
 from streamcoord.kafka.ports import OutRecord, TopicPartition
 from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
 from streamcoord.runtime.changelog import POSITION_KEY, Positions, read_changelog
 from streamcoord.runtime.outbox import Outbox
+from streamcoord.runtime.specs import SpecsFollower, version_of
 from streamcoord.spec.loader import parse_specs
 from streamcoord.testing import MemoryCluster, MemoryTransport, ProducerFenced
 
@@ -48,11 +51,6 @@ def _tick(n: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     event = ExternalEvent(id=f"tick-{n}", source="clock", type="steady.tick", data={"n": n})
     value, headers = encode(event)
     return partition_key_for(event).encode(), value, headers
-
-
-def _emit(cluster: MemoryCluster, event: CloudEvent) -> None:
-    value, headers = encode(event)
-    cluster.produce(TOPICS.events, partition_key_for(event).encode(), value, headers)
 
 
 def _trigger_counts(cluster: MemoryCluster) -> Counter[tuple[str, str, int]]:
@@ -223,3 +221,26 @@ async def test_the_changelog_restores_last_values_and_positions_of_committed_bat
     assert restored.items == {"a": b"2"}
     assert (restored.positions.events, restored.positions.internal) == (9, 4)
     assert restored.records == 6
+
+
+async def test_the_specs_follower_reads_every_version_and_follows_new_ones(
+    cluster: MemoryCluster,
+) -> None:
+    def publish(spec: str) -> str:
+        files = {"test.yaml": spec}
+        version = version_of(files)
+        record = SpecsRecord(version=version, applied_at=datetime(2026, 1, 1, tzinfo=UTC),
+                             applied_by="test", message=None, files=files)  # fmt: skip
+        cluster.produce(TOPICS.specs, version.encode(), record.to_bytes())
+        return version
+
+    first = publish(STEADY)
+    follower = SpecsFollower(cluster.transport(), TOPICS, wait_s=5)
+    await follower.start()
+    try:
+        assert set(follower.current().versions) == {first}
+        second = publish(STEADY.replace("steady.tick", "steady.tock"))
+        assert set((await follower.require([second])).versions) == {first, second}
+        assert follower.current().default.version == second
+    finally:
+        await follower.stop()
