@@ -17,7 +17,7 @@ where the runtime relies on it:
 :meth:`MemoryTransport.crash` stops a "process" dead: its clients fail from then on, it leaves
 its group at once, and its open transactions stay open until the next owner fences them.
 :meth:`MemoryTransport.hold_commits` holds chosen commits so a test can crash a member with a
-batch written but not committed. There is no compaction, retention, replication or timeout.
+batch written but not committed; :meth:`MemoryTransport.fail_commits` fails them. There is no compaction, retention, replication or timeout.
 """
 
 from __future__ import annotations
@@ -315,6 +315,8 @@ class MemoryTransport:
         self.crashed = False
         self._consumers: list[MemoryGroupConsumer] = []
         self._hold: Callable[[TransactionView], bool] | None = None
+        self._fail: Callable[[TransactionView], bool] | None = None
+        self._failures = 0
         self._release = asyncio.Event()
         #: Set once a commit is being held.
         self.holding = asyncio.Event()
@@ -337,6 +339,12 @@ class MemoryTransport:
     def release_commits(self) -> None:
         self._hold = None
         self._release.set()
+
+    def fail_commits(self, when: Callable[[TransactionView], bool], times: int = 1) -> None:
+        """Fail the next ``times`` commits ``when`` is true of, as a broker outage would (the
+        transaction stays open: the caller aborts it)."""
+        self._fail = when
+        self._failures = times
 
     def check(self) -> None:
         if self.crashed:
@@ -589,11 +597,14 @@ class MemorySink:
         transaction = self._transaction
         if transaction is None:
             raise TransportError("no transaction is open")
-        hold = self._transport._hold
-        if hold is not None and hold(TransactionView(self.transactional_id,
-                                                     tuple(self._written))):  # fmt: skip
-            self._transport.holding.set()
-            await self._transport._release.wait()
+        view = TransactionView(self.transactional_id, tuple(self._written))
+        transport = self._transport
+        if transport._failures and transport._fail is not None and transport._fail(view):
+            transport._failures -= 1
+            raise TransportError("the commit failed (MemoryTransport.fail_commits)")
+        if transport._hold is not None and transport._hold(view):
+            transport.holding.set()
+            await transport._release.wait()
             self._check()
         self._finish("committed")
 

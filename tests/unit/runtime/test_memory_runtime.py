@@ -15,7 +15,7 @@ import pytest
 
 from streamcoord.core import Catalog, partition_key_for
 from streamcoord.events.codec import decode, encode
-from streamcoord.events.models import ExternalEvent, StageTrigger
+from streamcoord.events.models import ExternalEvent, StageTrigger, TimerFired
 from streamcoord.events.specs import SpecsRecord
 from streamcoord.kafka.ports import OutRecord, TopicPartition
 from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
@@ -57,7 +57,8 @@ def _trigger_counts(cluster: MemoryCluster) -> Counter[tuple[str, str, int]]:
     counts: Counter[tuple[str, str, int]] = Counter()
     for record in cluster.read(TRIGGERS):
         trigger = decode(record.value, list(record.headers))
-        assert isinstance(trigger, StageTrigger)
+        if not isinstance(trigger, StageTrigger):
+            continue  # a cancel
         counts[trigger.data.run_id, trigger.data.stage, trigger.data.attempt] += 1
     return counts
 
@@ -244,3 +245,52 @@ async def test_the_specs_follower_reads_every_version_and_follows_new_ones(
         assert follower.current().default.version == second
     finally:
         await follower.stop()
+
+
+async def test_a_failed_commit_is_decided_again_from_the_committed_state(
+    cluster: MemoryCluster,
+) -> None:
+    async with members(cluster) as started:
+        a = _start(cluster, started, "a")
+        await asyncio.wait_for(a.coordinator.ready.wait(), 10)
+        a.transport.fail_commits(lambda txn: TRIGGERS in txn.topics, times=2)
+        cluster.produce(TOPICS.events, *_tick(3))
+        await cluster.wait_for(lambda: bool(_trigger_counts(cluster)))
+        await a.halt()
+    assert _trigger_counts(cluster) == {("steady/3", "first", 1): 1}
+    assert a.coordinator.status.errors == 2  # two retries, one trigger
+
+
+TIMED = """\
+pipelines:
+  - name: timed
+    run_key: string(event.data.n)
+    triggers:
+      - kind: event
+        type: steady.tick
+    stages:
+      - name: first
+        start_timeout_seconds: 0.2
+        retries:
+          max_attempts: 2
+          backoff: {initial_seconds: 0.1, jitter: 0}
+"""
+
+
+async def test_timers_fire_onto_the_internal_topic_and_time_out_an_unstarted_attempt(
+    cluster: MemoryCluster,
+) -> None:
+    settings = CoordinatorSettings(group_id="g")
+    transport = cluster.transport("a")
+    member = Member(Coordinator(_catalog(TIMED), settings, transport), transport)
+    member.task = asyncio.create_task(member.coordinator.run(member.stop))
+    try:
+        cluster.produce(TOPICS.events, *_tick(1))
+        # nobody reports `started`: attempt 1 times out, attempt 2 is triggered after backoff
+        await cluster.wait_for(lambda: len(_trigger_counts(cluster)) == 2)
+    finally:
+        await member.halt()
+    assert _trigger_counts(cluster) == {("timed/1", "first", 1): 1, ("timed/1", "first", 2): 1}
+    assert member.coordinator.status.timers_fired >= 2
+    fired = [decode(r.value, list(r.headers)).type for r in cluster.read(TOPICS.internal)]
+    assert fired.count(TimerFired.TYPE) >= 2
