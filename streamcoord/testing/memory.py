@@ -17,7 +17,8 @@ where the runtime relies on it:
 :meth:`MemoryTransport.crash` stops a "process" dead: its clients fail from then on, it leaves
 its group at once, and its open transactions stay open until the next owner fences them.
 :meth:`MemoryTransport.hold_commits` holds chosen commits so a test can crash a member with a
-batch written but not committed; :meth:`MemoryTransport.fail_commits` fails them. There is no compaction, retention, replication or timeout.
+batch written but not committed; :meth:`MemoryTransport.fail_commits` fails them. There is no
+compaction, retention, replication or timeout.
 """
 
 from __future__ import annotations
