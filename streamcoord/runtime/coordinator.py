@@ -163,7 +163,7 @@ class Coordinator:
             **self.status.as_dict(),
             "spec_version_default": default,
             "spec_versions": {
-                str(lane.worker.tp.partition): lane.worker.spec_version
+                str(lane.partition): lane.spec_version
                 for lane in list(self._lanes.values())
             },
         }
@@ -292,7 +292,7 @@ class Coordinator:
         offsets = {
             tp: position
             for lane in lanes
-            for tp, position in lane.worker.next_offsets().items()
+            for tp, position in lane.committed_offsets().items()
             if self._group_offsets.get(tp) != position
         }
         if consumer is None or not offsets:
@@ -307,7 +307,7 @@ class Coordinator:
     def _poll_timeout_ms(self) -> int:
         timeout = self.settings.poll_timeout_ms
         dues = [
-            d for lane in self._lanes.values() if (d := lane.worker.timers.next_due()) is not None
+            d for lane in self._lanes.values() if (d := lane.next_timer()) is not None
         ]
         if (tick := self._schedules.next_due()) is not None:
             dues.append(tick)
@@ -370,7 +370,7 @@ class Coordinator:
         """Produce every due timer's and schedule's event; the core dedups refires."""
         now = datetime.now(UTC)
         for lane in list(self._lanes.values()):
-            for event in lane.worker.timers.pop_due(now):
+            for event in lane.pop_due_timers(now):
                 await self._produce_time_event(event)
         for tick in self._schedules.pop_due(now):
             await self._produce_time_event(tick)
@@ -516,7 +516,7 @@ class Coordinator:
             for tp in revoked:
                 lane = self._lanes.pop(tp.partition, None)
                 if lane is not None:
-                    await _close_lane(lane)
+                    await lane.release()
                     closed.append(lane)
             await self._commit_group_offsets(closed)
             for lane in closed:
@@ -538,7 +538,7 @@ class Coordinator:
             self._stopping = True
             for lane in list(self._lanes.values()):
                 try:
-                    await _close_lane(lane)
+                    await lane.release()
                 except asyncio.CancelledError as exc:
                     cancelled = exc
             if cancelled is None:
@@ -557,15 +557,3 @@ class Coordinator:
                 pass
         if cancelled is not None:
             raise cancelled
-
-
-async def _close_lane(lane: PartitionLane) -> None:
-    """Finish the lane's batch in flight, then close its producer whatever that did: a lane
-    that failed must not leave a transactional producer (and its connections) behind."""
-    try:
-        await lane.close()
-    except Exception:
-        log.warning("closing the lane of %s failed", lane.worker.tp, exc_info=True)
-    finally:
-        with contextlib.suppress(Exception):
-            await lane.worker.close()

@@ -16,10 +16,13 @@ before a rewind) were already decided, or will be fetched again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
+from streamcoord.events.models import TimerFired
 from streamcoord.kafka.ports import GroupConsumer, Record, TopicPartition, TransportError
 from streamcoord.runtime.partition import BatchOutcome, PartitionWorker
 
@@ -63,6 +66,28 @@ class PartitionLane:
         return len(self._buffer)
 
     @property
+    def partition(self) -> int:
+        """The partition number of both inputs."""
+        return self.worker.tp.partition
+
+    @property
+    def spec_version(self) -> str:
+        """The spec version new runs of this partition start with."""
+        return self.worker.spec_version
+
+    def committed_offsets(self) -> dict[TopicPartition, int]:
+        """The committed next offset of each input that has one."""
+        return self.worker.next_offsets()
+
+    def next_timer(self) -> datetime | None:
+        """When the partition's earliest armed timer is due."""
+        return self.worker.timers.next_due()
+
+    def pop_due_timers(self, now: datetime) -> list[TimerFired]:
+        """Disarm and return the timers due at ``now``, earliest first."""
+        return self.worker.timers.pop_due(now)
+
+    @property
     def inputs(self) -> tuple[TopicPartition, TopicPartition]:
         """The events partition and the internal partition this lane consumes."""
         return self.worker.tp, self.worker.internal_tp
@@ -92,6 +117,17 @@ class PartitionLane:
         self._closing = True
         self._wakeup.set()
         await self._task
+
+    async def release(self) -> None:
+        """:meth:`close`, then close the worker's producer whatever that did: a lane that failed
+        must not leave a transactional producer (and its connections) behind."""
+        try:
+            await self.close()
+        except Exception:
+            log.warning("closing the lane of %s failed", self.worker.tp, exc_info=True)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.worker.close()
 
     async def _run(self) -> None:
         while not self._closing:
