@@ -193,9 +193,9 @@ class KafkaGroupConsumer:
 class KafkaProducer:
     """An idempotent ``AIOKafkaProducer``, ``acks=all``."""
 
-    def __init__(self, client_kwargs: Mapping[str, Any]) -> None:
+    def __init__(self, client_kwargs: Mapping[str, Any], *, linger_ms: int = 2) -> None:
         self._producer = AIOKafkaProducer(
-            **client_kwargs, enable_idempotence=True, acks="all", linger_ms=2
+            **client_kwargs, enable_idempotence=True, acks="all", linger_ms=linger_ms
         )
 
     async def start(self) -> None:
@@ -206,12 +206,19 @@ class KafkaProducer:
         with _translated():
             await self._producer.stop()
 
+    async def partition_count(self, topic: str) -> int | None:
+        with _translated():
+            partitions = await self._producer.partitions_for(topic)
+        return len(partitions) if partitions else None
+
     async def send(
         self, topic: str, key: bytes | None, value: bytes | None,
-        headers: Sequence[tuple[str, bytes]] = (),
+        headers: Sequence[tuple[str, bytes]] = (), *, partition: int | None = None,
     ) -> None:  # fmt: skip
         with _translated():
-            await self._producer.send_and_wait(topic, key=key, value=value, headers=list(headers))
+            await self._producer.send_and_wait(
+                topic, key=key, value=value, headers=list(headers), partition=partition
+            )
 
 
 class KafkaTransactionalSink:

@@ -183,11 +183,16 @@ class Producer(Protocol):
 
     async def stop(self) -> None: ...
 
+    async def partition_count(self, topic: str) -> int | None:
+        """How many partitions ``topic`` has (None: it does not exist)."""
+        ...
+
     async def send(
         self, topic: str, key: bytes | None, value: bytes | None,
-        headers: Sequence[tuple[str, bytes]] = (),
+        headers: Sequence[tuple[str, bytes]] = (), *, partition: int | None = None,
     ) -> None:
-        """Produce one record onto the partition of its key and wait for the acknowledgement."""
+        """Produce one record onto ``partition`` (default: the partition of its key) and wait
+        for the acknowledgement (sends awaited together travel together)."""
         ...
 
 

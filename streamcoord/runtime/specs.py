@@ -24,8 +24,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer
-
 from streamcoord.core import DEFAULT_RETENTION, Catalog, CatalogSet
 from streamcoord.core._partitioning import anchor_key
 from streamcoord.errors import ConfigError, EventError, SpecError
@@ -269,7 +267,7 @@ async def apply_specs(
 
 
 async def publish_specs(
-    client_kwargs: Mapping[str, Any],
+    connection: Transport | Mapping[str, Any],
     topics: TopicNames,
     record: SpecsRecord | None,
     *,
@@ -281,13 +279,12 @@ async def publish_specs(
     The record is acknowledged by every in-sync replica before any activate event is sent, so a
     member that meets the event can always find the version.
     """
-    producer = AIOKafkaProducer(**client_kwargs, acks="all", enable_idempotence=True)
+    producer = as_transport(connection).producer()
     await producer.start()
     try:
         if record is not None:
-            key = record.version.encode()
-            await producer.send_and_wait(topics.specs, key=key, value=record.to_bytes())
-        partitions = await producer.partitions_for(topics.events)
+            await producer.send(topics.specs, record.version.encode(), record.to_bytes())
+        partitions = await producer.partition_count(topics.events)
         if not partitions:
             raise ConfigError(
                 f"topic {topics.events} does not exist",
@@ -295,15 +292,13 @@ async def publish_specs(
             )
         version, applied_at = activate
         sends = []
-        for partition, anchor, event in activation_events(version, applied_at, len(partitions)):
+        for partition, anchor, event in activation_events(version, applied_at, partitions):
             value, headers = encode(event)
-            sent = await producer.send(
-                topics.events, key=anchor.encode(), value=value, headers=headers,
-                partition=partition,
-            )  # fmt: skip
-            sends.append(sent)
+            sends.append(producer.send(
+                topics.events, anchor.encode(), value, headers, partition=partition
+            ))  # fmt: skip
         await asyncio.gather(*sends)
-        return len(partitions)
+        return partitions
     finally:
         await producer.stop()
 

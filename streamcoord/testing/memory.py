@@ -531,12 +531,16 @@ class MemoryProducer:
     async def stop(self) -> None:
         pass
 
+    async def partition_count(self, topic: str) -> int | None:
+        self._transport.check()
+        return self._transport.cluster.partitions(topic)
+
     async def send(
         self, topic: str, key: bytes | None, value: bytes | None,
-        headers: Sequence[tuple[str, bytes]] = (),
+        headers: Sequence[tuple[str, bytes]] = (), *, partition: int | None = None,
     ) -> None:  # fmt: skip
         self._transport.check()
-        self._transport.cluster.produce(topic, key, value, headers)
+        self._transport.cluster.produce(topic, key, value, headers, partition=partition)
 
 
 class MemorySink:
