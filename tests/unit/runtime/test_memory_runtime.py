@@ -17,10 +17,12 @@ from streamcoord.core import Catalog, partition_key_for
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import ExternalEvent, StageTrigger, TimerFired
 from streamcoord.events.specs import SpecsRecord
-from streamcoord.kafka.ports import OutRecord, TopicPartition
+from streamcoord.kafka.ports import OutRecord, Record, TopicPartition
 from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
 from streamcoord.runtime.changelog import POSITION_KEY, Positions, read_changelog
+from streamcoord.runtime.lane import PartitionLane
 from streamcoord.runtime.outbox import Outbox
+from streamcoord.runtime.partition import BatchOutcome
 from streamcoord.runtime.specs import SpecsFollower, version_of
 from streamcoord.spec.loader import parse_specs
 from streamcoord.testing import MemoryCluster, MemoryTransport, ProducerFenced
@@ -294,3 +296,62 @@ async def test_timers_fire_onto_the_internal_topic_and_time_out_an_unstarted_att
     assert member.coordinator.status.timers_fired >= 2
     fired = [decode(r.value, list(r.headers)).type for r in cluster.read(TOPICS.internal)]
     assert fired.count(TimerFired.TYPE) >= 2
+
+
+class _SlowWorker:
+    """Stands in for a partition worker: each batch waits until the test lets it through."""
+
+    def __init__(self, tp: TopicPartition) -> None:
+        self.tp = tp
+        self.internal_tp = TopicPartition(TOPICS.internal, tp.partition)
+        self.gate = asyncio.Event()
+        self.batches: list[list[int]] = []
+
+    def next_offsets(self) -> dict[TopicPartition, int]:
+        return {}
+
+    async def process(self, records: list[Record]) -> BatchOutcome:
+        await self.gate.wait()
+        self.batches.append([record.offset for record in records])
+        return BatchOutcome(consumed=len(records))
+
+
+async def test_a_lane_that_falls_behind_pauses_its_partition_until_it_catches_up(
+    cluster: MemoryCluster,
+) -> None:
+    tp = TopicPartition(TOPICS.events, 0)
+    consumer = cluster.transport().group_consumer("g", instance_id=None, max_records=100)
+    assigned = asyncio.Event()
+
+    async def given(partitions: set[TopicPartition]) -> None:
+        assigned.set()
+
+    async def revoked(partitions: set[TopicPartition]) -> None:
+        pass
+
+    consumer.subscribe([TOPICS.events], on_revoked=revoked, on_assigned=given)
+    for n in range(12):
+        cluster.produce(TOPICS.events, b"k", f"{n}".encode(), partition=0)
+    worker = _SlowWorker(tp)
+    outcomes: list[BatchOutcome] = []
+    lane = PartitionLane(
+        worker, consumer, max_batch=2, on_outcome=outcomes.append,  # type: ignore[arg-type]
+        on_retry=lambda _: None, on_fatal=lambda exc: None,
+    )  # fmt: skip
+    try:
+        await asyncio.wait_for(assigned.wait(), 10)
+        # 8 = 4 x max_batch records waiting: the partition is paused, later records stay put
+        lane.feed(list((await consumer.fetch(timeout_ms=1000, max_records=8))[tp]))
+        assert await consumer.fetch(timeout_ms=50, max_records=100) == {}
+        worker.gate.set()  # the lane catches up and resumes its partition
+        for _ in range(100):  # bounded: a few fetches bring the rest
+            batch = await consumer.fetch(timeout_ms=100, max_records=100)
+            if tp in batch:
+                lane.feed(list(batch[tp]))
+            if sum(o.consumed for o in outcomes) == 12:
+                break
+    finally:
+        await lane.close()
+        await consumer.stop()
+    assert [offset for batch in worker.batches for offset in batch] == list(range(12))
+    assert max(len(batch) for batch in worker.batches) == 2
