@@ -22,7 +22,7 @@ from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
 from streamcoord.runtime.changelog import POSITION_KEY, Positions, read_changelog
 from streamcoord.runtime.lane import PartitionLane
 from streamcoord.runtime.outbox import Outbox
-from streamcoord.runtime.partition import BatchOutcome
+from streamcoord.runtime.partition import BatchOutcome, PartitionWorker
 from streamcoord.runtime.specs import SpecsFollower, version_of
 from streamcoord.spec.loader import parse_specs
 from streamcoord.testing import MemoryCluster, MemoryTransport, ProducerFenced
@@ -355,3 +355,30 @@ async def test_a_lane_that_falls_behind_pauses_its_partition_until_it_catches_up
         await consumer.stop()
     assert [offset for batch in worker.batches for offset in batch] == list(range(12))
     assert max(len(batch) for batch in worker.batches) == 2
+
+
+async def test_a_partition_admits_events_records_then_decides_the_copies() -> None:
+    cluster = MemoryCluster()
+    cluster.create_declared_topics(partitions=1)  # every run's messages stay on partition 0
+    transport = cluster.transport()
+    events, internal = TopicPartition(TOPICS.events, 0), TopicPartition(TOPICS.internal, 0)
+    cluster.produce(TOPICS.events, *_tick(4))
+    settings = CoordinatorSettings(group_id="g")
+    worker = await PartitionWorker.restore(events, 1, _catalog(), settings, transport)
+    decided = 0
+    try:
+        admitted = await worker.process(cluster.read_partition(events, 0)[0])
+        assert (admitted.admitted, admitted.published) == (1, 1)
+        assert _trigger_counts(cluster) == {}  # admitted, not decided yet
+        for _ in range(5):  # the core's own messages (a match) are decided in turn
+            records, _ = cluster.read_partition(internal, worker.positions.internal or 0)
+            if not records:
+                break
+            decided += (await worker.process(records)).consumed
+    finally:
+        await worker.close()
+    assert decided >= 1  # the admitted copy (and any message deciding it sent to the run)
+    assert _trigger_counts(cluster) == {("steady/4", "first", 1): 1}
+    restored = await read_changelog(transport.changelog(TOPICS.state), 0)
+    assert restored.positions == worker.positions
+    assert restored.positions.events == 1
