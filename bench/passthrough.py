@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.measure import Drain
+from streamcoord.kafka.client import write_batches
+from streamcoord.kafka.ports import OutRecord
 from streamcoord.kafka.transactions import cap_concurrent_transactions_backoff
 from streamcoord.runtime.changelog import POSITION_KEY, position_value
 from streamcoord.runtime.lane import PartitionLane
@@ -71,7 +74,23 @@ class _Forwarder:
             outbox.add(self._sink, record.key, record.value, record.headers or ())
         if self._transactional:
             outbox.add(self._sink, *position, partition=self.tp.partition)
-        return await outbox.flush(self._producer)
+        batches = _Batches(self._producer)
+        await outbox.flush(batches)
+        return batches.futures
+
+
+class _Batches:
+    """The outbox's writer over a plain producer: record batches, their delivery futures kept."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+        self.futures: list[Any] = []
+
+    async def partition_count(self, topic: str) -> int:
+        return len(await self._producer.partitions_for(topic))
+
+    async def write(self, records: Mapping[tuple[str, int], Sequence[OutRecord]]) -> None:
+        self.futures.extend(await write_batches(self._producer, records))
 
 
 async def passthrough(

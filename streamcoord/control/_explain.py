@@ -12,6 +12,7 @@ from streamcoord.core import Catalog, CatalogSet, CoordinatorState, Explanation,
 from streamcoord.core import explain as explain_in_state
 from streamcoord.core._partitioning import run_base
 from streamcoord.errors import ConfigError
+from streamcoord.kafka.client import KafkaTransport
 from streamcoord.kafka.records import topic_partitions
 from streamcoord.runtime.changelog import read_changelog, state_items
 from streamcoord.runtime.settings import TopicNames
@@ -41,7 +42,7 @@ async def explain_stage(
     if not partitions:
         return None
     home = partition_for(run_base(run_id), partitions)
-    restored = await read_changelog(client_kwargs, topics.state, home)
+    restored = await read_changelog(KafkaTransport(client_kwargs).changelog(topics.state), home)
     state = CoordinatorState.load(home, partitions, state_items(restored.items.items()))
     return explain_in_state(catalog, state, run_id, stage)
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from aiokafka.producer import sender as _sender
 
-__all__ = ["cap_concurrent_transactions_backoff"]
+__all__ = ["TRANSACTION_RETRY_BACKOFF_MS", "cap_concurrent_transactions_backoff"]
+
+#: How soon a partition's transactional producer retries (CONCURRENT_TRANSACTIONS right after a
+#: commit, KIP-890 verification): the default 100 ms would stall a partition for that long.
+TRANSACTION_RETRY_BACKOFF_MS = 3
 
 
 def cap_concurrent_transactions_backoff(seconds: float) -> None:

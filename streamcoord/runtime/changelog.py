@@ -7,26 +7,24 @@ of a batch, so they always agree, and a transaction needs no ``AddOffsetsToTxn``
 ``TxnOffsetCommit`` round trips to the group coordinator. A position written before the internal
 topic existed (state format 5 and older) names only the events offset.
 
-Under ``read_committed`` ``end_offsets()`` is the last stable offset, and transaction markers
-occupy offsets of their own, so the restore ends when the consumer's *position* reaches the end,
-not when a record with offset ``end - 1`` arrives (that record may be a marker).
+The store (:class:`~streamcoord.kafka.ports.ChangelogStore`) reads the partition up to its last
+stable offset.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streamcoord.kafka.ports import ChangelogStore
 
 __all__ = [
     "POSITION_KEY",
     "Positions",
     "RestoredChangelog",
-    "events_end",
     "position_value",
     "read_changelog",
     "state_items",
@@ -106,53 +104,12 @@ class RestoredChangelog:
 
 
 async def read_changelog(
-    client_kwargs: Mapping[str, Any], topic: str, partition: int, *, deadline_s: float = 300.0
+    store: ChangelogStore, partition: int, *, deadline_s: float = 300.0
 ) -> RestoredChangelog:
     """The last value of every live key in one changelog partition, up to the stable end."""
     started = time.monotonic()
-    tp = TopicPartition(topic, partition)
-    consumer = AIOKafkaConsumer(
-        **client_kwargs,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-    )
-    try:
-        await consumer.start()
-    except BaseException:
-        await consumer.stop()  # a half-started consumer still holds connections and tasks
-        raise
-    items: dict[str, bytes] = {}
-    records = 0
-    try:
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        while await consumer.position(tp) < end:
-            if time.monotonic() - started > deadline_s:
-                raise TimeoutError(f"restoring {topic}[{partition}] took over {deadline_s:.0f}s")
-            batch = await consumer.getmany(tp, timeout_ms=500, max_records=10_000)
-            for message in batch.get(tp, ()):
-                records += 1
-                key = message.key.decode() if message.key is not None else ""
-                if message.value is None:
-                    items.pop(key, None)
-                else:
-                    items[key] = message.value
-    finally:
-        await consumer.stop()
+    contents = await store.read(partition, deadline_s=deadline_s)
+    items = dict(contents.items)
     raw = items.pop(POSITION_KEY, None)
     positions = Positions() if raw is None else Positions.parse(raw)
-    return RestoredChangelog(items, records, time.monotonic() - started, positions)
-
-
-async def events_end(client_kwargs: Mapping[str, Any], tp: TopicPartition) -> int:
-    """The last stable offset of one input partition now."""
-    consumer = AIOKafkaConsumer(**client_kwargs, group_id=None, isolation_level="read_committed")
-    try:
-        await consumer.start()
-        return int((await consumer.end_offsets([tp]))[tp])
-    finally:
-        await consumer.stop()
+    return RestoredChangelog(items, contents.records, time.monotonic() - started, positions)

@@ -12,26 +12,29 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import KafkaError
 
 from streamcoord.core import Catalog, CatalogSet, partition_for, partition_key_for
 from streamcoord.errors import ConfigError, StreamcoordError
 from streamcoord.events.codec import encode
 from streamcoord.events.models import CloudEvent
-from streamcoord.kafka.refusal import refusal
-from streamcoord.kafka.transactions import cap_concurrent_transactions_backoff
+from streamcoord.kafka.client import as_transport
+from streamcoord.kafka.ports import (
+    GroupConsumer,
+    Producer,
+    Record,
+    TopicPartition,
+    Transport,
+    TransportError,
+)
 from streamcoord.runtime.lane import PartitionLane
 from streamcoord.runtime.metering import PartitionGauges, record_batch, record_restore
 from streamcoord.runtime.partition import BatchOutcome, PartitionWorker
 from streamcoord.runtime.schedule import Schedule, ScheduleQueue, schedules_of, tick_event
-from streamcoord.runtime.settings import TRANSACTION_RETRY_BACKOFF_MS, CoordinatorSettings
+from streamcoord.runtime.settings import CoordinatorSettings
 from streamcoord.runtime.specs import SpecSource, StaticSpecs
 from streamcoord.telemetry.metrics import GLOBAL_INSTRUMENTS, Instruments
 
@@ -90,29 +93,20 @@ class CoordinatorStatus:
         }
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
-    def __init__(self, coordinator: Coordinator) -> None:
-        self._coordinator = coordinator
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._coordinator.release(revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self._coordinator.adopt(assigned)
-
-
 class Coordinator:
     """Consume events, decide with the pure core, commit each batch exactly once.
 
     ``settings.retention_s`` replaces the catalog's retention: finished runs leave the state
-    that long after they finished.
+    that long after they finished. ``connection``: aiokafka client keyword arguments
+    (:meth:`KafkaSettings.client_kwargs`), or a transport (an in-memory cluster's, from
+    :mod:`streamcoord.testing`).
     """
 
     def __init__(
         self,
         specs: Catalog | CatalogSet | SpecSource,
         settings: CoordinatorSettings,
-        client_kwargs: Mapping[str, Any],
+        connection: Transport | Mapping[str, Any],
         *,
         instruments: Instruments = GLOBAL_INSTRUMENTS,
     ) -> None:
@@ -128,7 +122,7 @@ class Coordinator:
         self._gauges = PartitionGauges(instruments)
         self.settings = settings
         self.status = CoordinatorStatus()
-        self._client_kwargs = dict(client_kwargs)
+        self.transport = as_transport(connection)
         self._lanes: dict[int, PartitionLane] = {}
         self._stopping = False
         # Held while partitions change hands; each lane finishes its transaction in flight
@@ -136,9 +130,9 @@ class Coordinator:
         self._lock = asyncio.Lock()
         self._fatal: BaseException | None = None
         self._failed = asyncio.Event()
-        self._consumer: AIOKafkaConsumer | None = None
+        self._consumer: GroupConsumer | None = None
         self._group_offsets: dict[TopicPartition, int] = {}  # last positions shown to the group
-        self._timer_producer: AIOKafkaProducer | None = None
+        self._timer_producer: Producer | None = None
         self._partitions = 0
         self._schedules = ScheduleQueue()
         self._schedule_catalog: Catalog | None = None  # the version the owned schedules are of
@@ -146,8 +140,7 @@ class Coordinator:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then leave the group cleanly."""
-        # Back-to-back commits of one partition: 12-16 -> 3.5-4 ms each (see the function).
-        cap_concurrent_transactions_backoff(TRANSACTION_RETRY_BACKOFF_MS / 1000)
+        self.transport.prepare()
         await self.specs.start()
         self._schedule_catalog = self.catalog
         try:
@@ -170,37 +163,29 @@ class Coordinator:
             **self.status.as_dict(),
             "spec_version_default": default,
             "spec_versions": {
-                str(lane.worker.tp.partition): lane.worker.spec_version
+                str(lane.partition): lane.spec_version
                 for lane in list(self._lanes.values())
             },
         }
 
-    async def _connect(self, stop: asyncio.Event) -> AIOKafkaConsumer | None:
+    async def _connect(self, stop: asyncio.Event) -> GroupConsumer | None:
         """Start the group consumer and the timer producer, waiting (bounded) for a broker that
         is not up yet (a member started during a broker restart); None if stopped meanwhile."""
         delay = 0.5
         for attempt in range(1, CONNECT_ATTEMPTS + 1):
-            consumer = AIOKafkaConsumer(
-                **self._client_kwargs,
-                group_id=self.settings.group_id,
-                group_instance_id=self.settings.instance_id,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                isolation_level="read_committed",
-                max_poll_records=self.settings.max_batch,
-                # both inputs of a partition number to one member (see the module docstring)
-                partition_assignment_strategy=(RangePartitionAssignor,),
-            )
-            producer = AIOKafkaProducer(
-                **self._client_kwargs, enable_idempotence=True, acks="all", linger_ms=2
-            )
+            # both inputs of a partition number to one member (see the module docstring)
+            consumer = self.transport.group_consumer(
+                self.settings.group_id, instance_id=self.settings.instance_id,
+                max_records=self.settings.max_batch,
+            )  # fmt: skip
+            producer = self.transport.producer()
             try:
                 await producer.start()
                 await consumer.start()
-            except (KafkaError, OSError) as exc:
+            except (TransportError, OSError) as exc:
                 await producer.stop()  # half-started clients still hold connections and tasks
                 await consumer.stop()
-                refused = await refusal(self._client_kwargs)
+                refused = await self.transport.refusal()
                 if refused is not None:  # wrong credentials or CA: waiting will not help
                     raise refused from None
                 if attempt == CONNECT_ATTEMPTS:
@@ -233,7 +218,9 @@ class Coordinator:
                     hint="give both (and the state topic) the same count: edit topics.yaml and "
                     "run `streamcoord topics apply`",
                 )
-            consumer.subscribe([topics.events, topics.internal], listener=_Rebalance(self))
+            consumer.subscribe(
+                [topics.events, topics.internal], on_revoked=self.release, on_assigned=self.adopt
+            )
             self.status.consuming = True
             self.status.not_ready = "waiting for the group to assign partitions"
             showing = asyncio.create_task(self._show_positions(), name="group offsets")
@@ -249,23 +236,21 @@ class Coordinator:
                 self.status.not_ready = "stopping"
             await self._shutdown(consumer)
 
-    async def _partition_count(self, consumer: AIOKafkaConsumer, topic: str) -> int:
-        for _ in range(50):
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions:
-                return len(partitions)
-            await consumer._client.force_metadata_update()
+    async def _partition_count(self, consumer: GroupConsumer, topic: str) -> int:
+        partitions = await consumer.partition_count(topic)
+        if partitions:
+            return partitions
         raise ConfigError(
             f"topic {topic} does not exist", hint="create it with `streamcoord topics apply`"
         )
 
-    async def _loop(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+    async def _loop(self, consumer: GroupConsumer, stop: asyncio.Event) -> None:
         stopping = asyncio.ensure_future(stop.wait())
         failing = asyncio.ensure_future(self._failed.wait())
         try:
             while not stop.is_set() and self._fatal is None:
                 fetch = asyncio.ensure_future(
-                    consumer.getmany(
+                    consumer.fetch(
                         timeout_ms=self._poll_timeout_ms(), max_records=self.settings.max_batch
                     )
                 )
@@ -274,7 +259,7 @@ class Coordinator:
                 )
                 if fetch not in done:
                     fetch.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, KafkaError):
+                    with contextlib.suppress(asyncio.CancelledError, TransportError):
                         await fetch
                     break
                 # The consumer may hand out records of a partition whose assignment callback is
@@ -307,14 +292,14 @@ class Coordinator:
         offsets = {
             tp: position
             for lane in lanes
-            for tp, position in lane.worker.next_offsets().items()
+            for tp, position in lane.committed_offsets().items()
             if self._group_offsets.get(tp) != position
         }
         if consumer is None or not offsets:
             return
         try:
             await asyncio.wait_for(consumer.commit(offsets), self.settings.transaction_timeout_s)
-        except (KafkaError, TimeoutError) as exc:  # a rebalance or an outage: next time
+        except (TransportError, TimeoutError) as exc:  # a rebalance or an outage: next time
             log.debug("committing positions to the group failed: %s", exc)
             return
         self._group_offsets.update(offsets)
@@ -322,7 +307,7 @@ class Coordinator:
     def _poll_timeout_ms(self) -> int:
         timeout = self.settings.poll_timeout_ms
         dues = [
-            d for lane in self._lanes.values() if (d := lane.worker.timers.next_due()) is not None
+            d for lane in self._lanes.values() if (d := lane.next_timer()) is not None
         ]
         if (tick := self._schedules.next_due()) is not None:
             dues.append(tick)
@@ -335,7 +320,7 @@ class Coordinator:
         """The partitions this member owns now, with their state."""
         return [lane.worker for lane in self._lanes.values()]
 
-    def _dispatch(self, batch: Mapping[TopicPartition, list[Any]]) -> None:
+    def _dispatch(self, batch: Mapping[TopicPartition, Sequence[Record]]) -> None:
         """Hand each partition's records to its lane (none if revoked while fetching: the next
         owner reads them again from the committed offset)."""
         for tp, records in batch.items():
@@ -343,7 +328,7 @@ class Coordinator:
             if lane is not None and records:
                 lane.feed(records)
 
-    async def _lag(self, consumer: AIOKafkaConsumer) -> dict[int, int]:
+    async def _lag(self, consumer: GroupConsumer) -> dict[int, int]:
         """Records behind the last stable offset, per owned partition, both inputs together
         (known ones only)."""
         lag: dict[int, int] = {}
@@ -385,7 +370,7 @@ class Coordinator:
         """Produce every due timer's and schedule's event; the core dedups refires."""
         now = datetime.now(UTC)
         for lane in list(self._lanes.values()):
-            for event in lane.worker.timers.pop_due(now):
+            for event in lane.pop_due_timers(now):
                 await self._produce_time_event(event)
         for tick in self._schedules.pop_due(now):
             await self._produce_time_event(tick)
@@ -394,11 +379,8 @@ class Coordinator:
         if self._timer_producer is None:
             return
         value, headers = encode(event)
-        await self._timer_producer.send_and_wait(
-            self.settings.topics.internal,
-            key=partition_key_for(event).encode(),
-            value=value,
-            headers=headers,
+        await self._timer_producer.send(
+            self.settings.topics.internal, partition_key_for(event).encode(), value, headers
         )
         self.status.timers_fired += 1
 
@@ -504,7 +486,7 @@ class Coordinator:
                 return await self._restore_once(tp)
             # aiokafka asserts ("Did we not perform bootstrap?") when a coordinator lookup
             # meets empty cluster metadata, which a broker restart leaves for a moment.
-            except (KafkaError, OSError, TimeoutError, AssertionError) as exc:
+            except (TransportError, OSError, TimeoutError, AssertionError) as exc:
                 log.warning(
                     "restoring %s failed (%s); retrying in %.1fs", tp, exc, delay,
                     extra={"retrying": True},
@@ -515,7 +497,7 @@ class Coordinator:
 
     async def _restore_once(self, tp: TopicPartition) -> PartitionWorker:
         return await PartitionWorker.restore(
-            tp, self._partitions, self.specs, self.settings, self._client_kwargs
+            tp, self._partitions, self.specs, self.settings, self.transport
         )
 
     def _lane(self, worker: PartitionWorker) -> PartitionLane:
@@ -534,7 +516,7 @@ class Coordinator:
             for tp in revoked:
                 lane = self._lanes.pop(tp.partition, None)
                 if lane is not None:
-                    await _close_lane(lane)
+                    await lane.release()
                     closed.append(lane)
             await self._commit_group_offsets(closed)
             for lane in closed:
@@ -544,7 +526,7 @@ class Coordinator:
         gone = self._owned_schedules({tp.partition for tp in revoked})
         self._schedules.remove(schedule.pipeline for schedule in gone)
 
-    async def _shutdown(self, consumer: AIOKafkaConsumer) -> None:
+    async def _shutdown(self, consumer: GroupConsumer) -> None:
         # Lanes first: each finishes its transaction in flight (records still queued were not
         # committed and go to the next owner). Then leave the group.
         # A stop that is cancelled half-way (a supervisor's timeout) still closes every client:
@@ -556,7 +538,7 @@ class Coordinator:
             self._stopping = True
             for lane in list(self._lanes.values()):
                 try:
-                    await _close_lane(lane)
+                    await lane.release()
                 except asyncio.CancelledError as exc:
                     cancelled = exc
             if cancelled is None:
@@ -575,15 +557,3 @@ class Coordinator:
                 pass
         if cancelled is not None:
             raise cancelled
-
-
-async def _close_lane(lane: PartitionLane) -> None:
-    """Finish the lane's batch in flight, then close its producer whatever that did: a lane
-    that failed must not leave a transactional producer (and its connections) behind."""
-    try:
-        await lane.close()
-    except Exception:
-        log.warning("closing the lane of %s failed", lane.worker.tp, exc_info=True)
-    finally:
-        with contextlib.suppress(Exception):
-            await lane.worker.close()

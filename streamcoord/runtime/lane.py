@@ -16,14 +16,14 @@ before a rewind) were already decided, or will be fetched again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
-
+from streamcoord.events.models import TimerFired
+from streamcoord.kafka.ports import GroupConsumer, Record, TopicPartition, TransportError
 from streamcoord.runtime.partition import BatchOutcome, PartitionWorker
 
 __all__ = ["PartitionLane"]
@@ -37,7 +37,7 @@ class PartitionLane:
     def __init__(
         self,
         worker: PartitionWorker,
-        consumer: AIOKafkaConsumer,
+        consumer: GroupConsumer,
         *,
         max_batch: int,
         on_outcome: Callable[[BatchOutcome], None],
@@ -51,7 +51,7 @@ class PartitionLane:
         self._on_outcome = on_outcome
         self._on_retry = on_retry
         self._on_fatal = on_fatal
-        self._buffer: deque[Any] = deque()
+        self._buffer: deque[Record] = deque()
         self._wakeup = asyncio.Event()
         self._closing = False
         self._paused = False
@@ -66,6 +66,28 @@ class PartitionLane:
         return len(self._buffer)
 
     @property
+    def partition(self) -> int:
+        """The partition number of both inputs."""
+        return self.worker.tp.partition
+
+    @property
+    def spec_version(self) -> str:
+        """The spec version new runs of this partition start with."""
+        return self.worker.spec_version
+
+    def committed_offsets(self) -> dict[TopicPartition, int]:
+        """The committed next offset of each input that has one."""
+        return self.worker.next_offsets()
+
+    def next_timer(self) -> datetime | None:
+        """When the partition's earliest armed timer is due."""
+        return self.worker.timers.next_due()
+
+    def pop_due_timers(self, now: datetime) -> list[TimerFired]:
+        """Disarm and return the timers due at ``now``, earliest first."""
+        return self.worker.timers.pop_due(now)
+
+    @property
     def inputs(self) -> tuple[TopicPartition, TopicPartition]:
         """The events partition and the internal partition this lane consumes."""
         return self.worker.tp, self.worker.internal_tp
@@ -75,7 +97,7 @@ class PartitionLane:
         committed = self.worker.next_offsets()
         return {tp: committed.get(tp) for tp in self.inputs}
 
-    def feed(self, records: Sequence[Any]) -> None:
+    def feed(self, records: Sequence[Record]) -> None:
         """Queue freshly fetched records of one input; pause fetching while too many wait."""
         topic = records[0].topic
         expected = self._expected.get(topic)
@@ -96,6 +118,17 @@ class PartitionLane:
         self._wakeup.set()
         await self._task
 
+    async def release(self) -> None:
+        """:meth:`close`, then close the worker's producer whatever that did: a lane that failed
+        must not leave a transactional producer (and its connections) behind."""
+        try:
+            await self.close()
+        except Exception:
+            log.warning("closing the lane of %s failed", self.worker.tp, exc_info=True)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.worker.close()
+
     async def _run(self) -> None:
         while not self._closing:
             await self._wakeup.wait()
@@ -103,7 +136,7 @@ class PartitionLane:
             while self._buffer and not self._closing:
                 await self._process(self._take())
 
-    def _take(self) -> list[Any]:
+    def _take(self) -> list[Record]:
         count = min(self._max_batch, len(self._buffer))
         batch = [self._buffer.popleft() for _ in range(count)]
         if self._paused and len(self._buffer) < self._max_batch:
@@ -111,10 +144,10 @@ class PartitionLane:
             self._paused = False
         return batch
 
-    async def _process(self, batch: list[Any]) -> None:
+    async def _process(self, batch: list[Record]) -> None:
         try:
             outcome = await self.worker.process(batch)
-        except (KafkaError, TimeoutError) as exc:
+        except (TransportError, TimeoutError) as exc:
             # Decide the same records again from the committed state: drop what was queued
             # behind them and fetch again from the first of them.
             log.warning(
@@ -133,7 +166,7 @@ class PartitionLane:
         else:
             self._on_outcome(outcome)
 
-    def _rewind(self, dropped: Sequence[Any]) -> None:
+    def _rewind(self, dropped: Sequence[Record]) -> None:
         """Fetch every dropped record again: from the first dropped one of each input."""
         first: dict[str, int] = {}
         for record in dropped:

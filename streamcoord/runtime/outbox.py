@@ -1,33 +1,24 @@
-"""Everything one batch produces, gathered first and handed to the producer as record batches.
+"""Everything one batch produces, gathered first and handed to the sink per topic-partition.
 
-``AIOKafkaProducer.send`` costs tens of microseconds per record (a future, metadata checks, an
-accumulator lookup); a batch of decisions emits several records per event. Appending to one
-``BatchBuilder`` per topic-partition and submitting each builder once costs a fraction of that.
-Records are keyed exactly as ``send`` would place them: Kafka's murmur2 partitioner over the key.
+A batch of decisions emits several records per event; the sink takes them partition by
+partition (the Kafka one as record batches: see :func:`streamcoord.kafka.client.write_batches`).
+Keyed records are placed exactly as a Kafka producer's ``send`` would place them: Kafka's
+murmur2 partitioner over the key.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from aiokafka import AIOKafkaProducer
 
 from streamcoord.core import partition_for
+from streamcoord.kafka.ports import BatchWriter, OutRecord
 
 __all__ = ["Outbox"]
 
 
 Waiting = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
-
-
-@dataclass
-class _Record:
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-    timestamp: int | None = None  # ms; None: the producer's clock
+_Record = OutRecord
 
 
 @dataclass
@@ -64,39 +55,22 @@ class Outbox:
             out.setdefault(topic, []).extend((r.key, r.value, r.headers) for _, r in keyed)
         return out
 
-    async def flush(self, producer: AIOKafkaProducer) -> list[Any]:
-        """Submit every record; returns the delivery futures (await them before committing)."""
+    async def flush(self, sink: BatchWriter) -> None:
+        """Hand every record to the sink (its open transaction); returns once the broker has
+        them."""
         placed = dict(self._records)
         # A run's trigger, records and decisions share its key: hash each key once.
         homes: dict[tuple[str, int], int] = {}
         for topic, keyed in self._keyed.items():
-            partitions = await _partition_count(producer, topic)
+            partitions = await sink.partition_count(topic)
             for key, one in keyed:
                 home = homes.get((key, partitions))
                 if home is None:
                     home = homes[key, partitions] = partition_for(key, partitions)
                 placed.setdefault((topic, home), []).append(one)
-        futures: list[Any] = []
-        for (topic, partition), records in placed.items():
-            target = 0 if partition is None else partition
-            builder = producer.create_batch()
-            for record in records:
-                if builder.append(
-                    key=record.key, value=record.value, timestamp=record.timestamp,
-                    headers=record.headers,
-                ) is None:  # full: submit it and start the next one
-                    futures.append(await producer.send_batch(builder, topic, partition=target))
-                    builder = producer.create_batch()
-                    builder.append(
-                        key=record.key, value=record.value, timestamp=record.timestamp,
-                        headers=record.headers,
-                    )
-            futures.append(await producer.send_batch(builder, topic, partition=target))
         self._records.clear()
         self._keyed.clear()
-        return futures
-
-
-async def _partition_count(producer: AIOKafkaProducer, topic: str) -> int:
-    await producer.client._wait_on_metadata(topic)
-    return len(producer.client.cluster.partitions_for_topic(topic))
+        by_partition: dict[tuple[str, int], list[OutRecord]] = {}
+        for (topic, partition), records in placed.items():
+            by_partition.setdefault((topic, partition or 0), []).extend(records)
+        await sink.write(by_partition)

@@ -36,9 +36,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.structs import ConsumerRecord
-
 from streamcoord.core import (
     CancelTimer,
     Catalog,
@@ -60,7 +57,9 @@ from streamcoord.events.models import (
     SpecsActivate,
     StageTrigger,
 )
-from streamcoord.runtime.changelog import POSITION_KEY, Positions, events_end, read_changelog
+from streamcoord.kafka.client import as_transport
+from streamcoord.kafka.ports import Record, TopicPartition, TransactionalSink, Transport
+from streamcoord.runtime.changelog import POSITION_KEY, Positions, read_changelog
 from streamcoord.runtime.deadletter import DeadLetter, dead_letter_headers
 from streamcoord.runtime.outbox import Outbox
 from streamcoord.runtime.settings import CoordinatorSettings
@@ -148,7 +147,7 @@ class PartitionWorker:
         state: CoordinatorState,
         specs: SpecSource | Catalog | CatalogSet,
         settings: CoordinatorSettings,
-        client_kwargs: Mapping[str, Any],
+        transport: Transport | Mapping[str, Any],
     ) -> None:
         self.tp = tp
         #: The internal-topic partition decided here (the events partition's number).
@@ -166,8 +165,10 @@ class PartitionWorker:
         self.positions = Positions()
         #: Spec versions an admitted activate event may not name: never published.
         self._missing_versions: dict[str, str] = {}
-        self._client_kwargs = client_kwargs
-        self._producer: AIOKafkaProducer | None = None
+        #: The Kafka clients (aiokafka's, given client kwargs) or an in-memory cluster's.
+        self.transport = as_transport(transport)
+        self._changelog = self.transport.changelog(settings.topics.state)
+        self._sink: TransactionalSink | None = None
         #: True while ``state`` holds decisions of a batch that was not committed (its reload
         #: from the changelog failed too): it must be reloaded before anything is decided.
         self._uncommitted = False
@@ -183,17 +184,17 @@ class PartitionWorker:
         partitions: int,
         specs: SpecSource | Catalog | CatalogSet,
         settings: CoordinatorSettings,
-        client_kwargs: Mapping[str, Any],
+        transport: Transport | Mapping[str, Any],
     ) -> PartitionWorker:
         """Fence older producers of this partition, then rebuild its state from the changelog."""
         worker = cls(
-            tp, CoordinatorState.empty(tp.partition, partitions), specs, settings, client_kwargs
+            tp, CoordinatorState.empty(tp.partition, partitions), specs, settings, transport
         )
         # Starting the transactional producer first aborts a zombie's open transaction, so the
         # changelog read below ends at a stable offset that includes everything committed.
-        await worker._start_producer()
+        await worker._start_sink()
         try:
-            restored = await read_changelog(client_kwargs, settings.topics.state, tp.partition)
+            restored = await read_changelog(worker._changelog, tp.partition)
         except BaseException:
             await worker.close()
             raise
@@ -213,7 +214,7 @@ class PartitionWorker:
             # Written by a release that sent coordinator messages on the events topic: those
             # already there are genuine (every coordinator of that release has stopped).
             try:
-                legacy_until = await events_end(client_kwargs, tp)
+                legacy_until = await worker.transport.end_offset(tp)
             except BaseException:
                 await worker.close()
                 raise
@@ -247,43 +248,29 @@ class PartitionWorker:
         """The spec version new runs of this partition start with."""
         return self.catalogs.current(self.state.spec_version).version
 
-    async def _start_producer(self) -> None:
-        producer = AIOKafkaProducer(
-            **self._client_kwargs,
-            transactional_id=transactional_id(
-                self.settings.group_id, self.tp.topic, self.tp.partition
-            ),
-            enable_idempotence=True,
-            acks="all",
-            # The outbox hands over whole record batches, so waiting for more records only adds
-            # latency; and the broker answers CONCURRENT_TRANSACTIONS while the previous commit's
-            # markers are written, which the default 100 ms backoff turns into a long stall.
-            linger_ms=0,
-            retry_backoff_ms=3,
-            transaction_timeout_ms=int(self.settings.transaction_timeout_s * 2000),
+    async def _start_sink(self) -> None:
+        sink = self.transport.transactional_sink(
+            transactional_id(self.settings.group_id, self.tp.topic, self.tp.partition),
+            timeout_s=self.settings.transaction_timeout_s,
         )
-        try:
-            await producer.start()
-        except BaseException:
-            await producer.stop()  # a half-started producer still holds connections and tasks
-            raise
-        self._producer = producer
+        await sink.start()
+        self._sink = sink
 
     async def close(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        if self._sink is not None:
+            await self._sink.stop()
+            self._sink = None
 
-    async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> BatchOutcome:
+    async def process(self, records: Sequence[Record]) -> BatchOutcome:
         """Decide ``records`` and commit everything they caused in one transaction.
 
         Raises on a failed transaction after aborting it and reloading the committed state from
         the changelog; the caller rewinds the consumer to the batch's first record.
         """
-        if self._producer is None:
-            await self._start_producer()
-        producer = self._producer
-        assert producer is not None
+        if self._sink is None:
+            await self._start_sink()
+        sink = self._sink
+        assert sink is not None
         if self._uncommitted:
             self.state = await self._committed_state()
             self._uncommitted = False
@@ -301,18 +288,16 @@ class PartitionWorker:
                 self.settings.topics.state, POSITION_KEY.encode(), positions.value(),
                 partition=self.tp.partition,
             )  # fmt: skip
-            await producer.begin_transaction()
-            await asyncio.gather(*await outbox.flush(producer))
-            await asyncio.wait_for(
-                producer.commit_transaction(), self.settings.transaction_timeout_s
-            )
+            await sink.begin()
+            await outbox.flush(sink)
+            await asyncio.wait_for(sink.commit(), self.settings.transaction_timeout_s)
         except BaseException:
             # decide() changed the state in place; the changelog holds what was committed. If
             # reloading it fails too (the broker is down), deciding the batch again against the
             # changed state would see its events as done already and drop what they caused (a
             # run lost in the chaos suite): the next batch reloads first.
             self._uncommitted = True
-            await self._abandon(producer)
+            await self._abandon(sink)
             self.state = await self._committed_state()
             self._uncommitted = False
             raise
@@ -325,7 +310,7 @@ class PartitionWorker:
         self._apply_timer_changes(outcome.timer_changes)
         return outcome
 
-    def _positions_after(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> Positions:
+    def _positions_after(self, records: Sequence[Record]) -> Positions:
         """The positions once ``records`` are committed."""
         events, internal = self.positions.events, self.positions.internal
         for record in records:
@@ -335,7 +320,7 @@ class PartitionWorker:
                 events = record.offset + 1
         return self.positions.after(events, internal)
 
-    async def _check_activations(self, public: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+    async def _check_activations(self, public: Sequence[Record]) -> None:
         """Wait (bounded) for the versions the batch's activate events name; remember those that
         never reached the specs topic, so their events are refused rather than stop the
         partition. A version this member cannot load is not the record's fault: that raises."""
@@ -350,9 +335,7 @@ class PartitionWorker:
                 self._missing_versions[version] = exc.reason
 
     async def _committed_state(self) -> CoordinatorState:
-        restored = await read_changelog(
-            self._client_kwargs, self.settings.topics.state, self.tp.partition
-        )
+        restored = await read_changelog(self._changelog, self.tp.partition)
         positions = restored.positions
         if positions.older_release:  # nothing committed since the restore: keep its range
             positions = Positions(positions.events, None, self.positions.legacy_until)
@@ -360,7 +343,7 @@ class PartitionWorker:
         partitions = self.state.partitions
         return CoordinatorState.load(self.tp.partition, partitions, restored.items.items())
 
-    async def _decide_isolated(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> _Batch:
+    async def _decide_isolated(self, records: Sequence[Record]) -> _Batch:
         """Decide ``records``; a record whose decision fails is dead-lettered and the batch
         decided again from the committed state without it (see the module docstring)."""
         failed: dict[int, RecordFailed] = {}
@@ -381,7 +364,7 @@ class PartitionWorker:
 
     def decide_batch(
         self,
-        records: Sequence[ConsumerRecord[bytes, bytes]],
+        records: Sequence[Record],
         failed: Mapping[int, RecordFailed] | None = None,
         *,
         careful: bool = False,
@@ -431,7 +414,7 @@ class PartitionWorker:
 
     def _decide_one(
         self,
-        record: ConsumerRecord[bytes, bytes],
+        record: Record,
         state: CoordinatorState,
         batch: _Batch,
         careful: bool = False,
@@ -485,7 +468,7 @@ class PartitionWorker:
         )
 
     def _encode_step(
-        self, record: ConsumerRecord[bytes, bytes], step: Step, careful: bool
+        self, record: Record, step: Step, careful: bool
     ) -> list[tuple[str, bytes, bytes, list[tuple[str, bytes]], bool]]:
         """Every event ``step`` publishes, encoded (topic, key, value, headers, is a trigger);
         ``careful``: also the run records and state keys it changed."""
@@ -504,7 +487,7 @@ class PartitionWorker:
                 step.state.dump_key(key)
         return published
 
-    def _admit(self, record: ConsumerRecord[bytes, bytes], batch: _Batch) -> None:
+    def _admit(self, record: Record, batch: _Batch) -> None:
         """Copy an events record onto the internal partition of its run, or dead-letter it.
 
         The copy keeps the record's key, bytes, headers and timestamp (the core's ``now``), so
@@ -554,7 +537,7 @@ class PartitionWorker:
             batch.outcome.forwarded += 1
 
     def _dead_letter(
-        self, batch: _Batch, record: ConsumerRecord[bytes, bytes], reason: str, message: str,
+        self, batch: _Batch, record: Record, reason: str, message: str,
         *, policy: str | None = None,
     ) -> None:
         """The record as it came (key, value, headers), with the reason in headers."""
@@ -578,12 +561,10 @@ class PartitionWorker:
             else:
                 self.timers.cancel(change.timer_id)
 
-    async def _abandon(self, producer: AIOKafkaProducer) -> None:
+    async def _abandon(self, sink: TransactionalSink) -> None:
         """Abort the open transaction; if even that fails, drop the producer to rebuild it."""
         try:
-            await asyncio.wait_for(
-                producer.abort_transaction(), self.settings.transaction_timeout_s
-            )
+            await asyncio.wait_for(sink.abort(), self.settings.transaction_timeout_s)
         except Exception:
             log.warning("aborting the transaction of partition %s failed; rebuilding", self.tp)
             await self.close()

@@ -8,12 +8,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamcoord.events.codec import DecodeLimits
+from streamcoord.kafka.transactions import TRANSACTION_RETRY_BACKOFF_MS
 
 __all__ = ["TRANSACTION_RETRY_BACKOFF_MS", "CoordinatorSettings", "TopicNames"]
-
-#: How soon a partition's transactional producer retries (CONCURRENT_TRANSACTIONS right after a
-#: commit, KIP-890 verification): the default 100 ms would stall a partition for that long.
-TRANSACTION_RETRY_BACKOFF_MS = 3
 
 
 @dataclass(frozen=True)

@@ -24,16 +24,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError
-
 from streamcoord.core import DEFAULT_RETENTION, Catalog, CatalogSet
 from streamcoord.core._partitioning import anchor_key
 from streamcoord.errors import ConfigError, EventError, SpecError
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import SpecsActivate, SpecsActivateData
 from streamcoord.events.specs import SpecsRecord
-from streamcoord.kafka.records import read_topic, topic_partitions
+from streamcoord.kafka.client import as_transport
+from streamcoord.kafka.ports import TopicReader, Transport, TransportError
+from streamcoord.kafka.records import read_topic
 from streamcoord.runtime.settings import TopicNames
 from streamcoord.spec.loader import spec_files
 from streamcoord.spec.problem import Problem
@@ -270,7 +269,7 @@ async def apply_specs(
 
 
 async def publish_specs(
-    client_kwargs: Mapping[str, Any],
+    connection: Transport | Mapping[str, Any],
     topics: TopicNames,
     record: SpecsRecord | None,
     *,
@@ -282,13 +281,12 @@ async def publish_specs(
     The record is acknowledged by every in-sync replica before any activate event is sent, so a
     member that meets the event can always find the version.
     """
-    producer = AIOKafkaProducer(**client_kwargs, acks="all", enable_idempotence=True)
+    producer = as_transport(connection).producer()
     await producer.start()
     try:
         if record is not None:
-            key = record.version.encode()
-            await producer.send_and_wait(topics.specs, key=key, value=record.to_bytes())
-        partitions = await producer.partitions_for(topics.events)
+            await producer.send(topics.specs, record.version.encode(), record.to_bytes())
+        partitions = await producer.partition_count(topics.events)
         if not partitions:
             raise ConfigError(
                 f"topic {topics.events} does not exist",
@@ -296,15 +294,13 @@ async def publish_specs(
             )
         version, applied_at = activate
         sends = []
-        for partition, anchor, event in activation_events(version, applied_at, len(partitions)):
+        for partition, anchor, event in activation_events(version, applied_at, partitions):
             value, headers = encode(event)
-            sent = await producer.send(
-                topics.events, key=anchor.encode(), value=value, headers=headers,
-                partition=partition,
-            )  # fmt: skip
-            sends.append(sent)
+            sends.append(producer.send(
+                topics.events, anchor.encode(), value, headers, partition=partition
+            ))  # fmt: skip
         await asyncio.gather(*sends)
-        return len(partitions)
+        return partitions
     finally:
         await producer.stop()
 
@@ -397,7 +393,7 @@ class SpecsFollower:
 
     def __init__(
         self,
-        client_kwargs: Mapping[str, Any],
+        connection: Transport | Mapping[str, Any],
         topics: TopicNames,
         *,
         wait_s: float = ACTIVATE_WAIT_S,
@@ -405,7 +401,7 @@ class SpecsFollower:
         default_start_timeout_seconds: float | None = None,
         retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
-        self._client_kwargs = dict(client_kwargs)
+        self._transport = as_transport(connection)
         self._default_start_timeout_seconds = default_start_timeout_seconds
         self._retention = retention
         self._topic = topics.specs
@@ -415,7 +411,7 @@ class SpecsFollower:
         self._broken: dict[str, str] = {}  # version -> why this member cannot run it
         self._set: CatalogSet | None = None
         self._changed = asyncio.Event()
-        self._consumer: AIOKafkaConsumer | None = None
+        self._consumer: TopicReader | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -431,20 +427,10 @@ class SpecsFollower:
     async def start(self) -> None:
         """Read the topic to its end; raises ``SpecError`` if it holds no version this member
         can run. Then follow it in the background."""
-        consumer = AIOKafkaConsumer(
-            **self._client_kwargs,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-        )
+        consumer = self._transport.topic_reader(self._topic)
         await consumer.start()
         try:
-            tps = await topic_partitions(consumer, self._topic)
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            await self._read_to_end(consumer, ends)
+            await self._read_to_end(consumer)
         except BaseException:
             await consumer.stop()
             raise
@@ -469,12 +455,12 @@ class SpecsFollower:
         )  # fmt: skip
         self._task = asyncio.create_task(self._follow(consumer), name="specs follower")
 
-    async def _read_to_end(self, consumer: AIOKafkaConsumer, ends: Mapping[Any, int]) -> None:
+    async def _read_to_end(self, consumer: TopicReader) -> None:
         started = time.monotonic()
-        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+        while not await consumer.caught_up():
             if time.monotonic() - started > self._read_deadline_s:
                 raise TimeoutError(f"reading {self._topic} took over {self._read_deadline_s:.0f}s")
-            self._take(await consumer.getmany(timeout_ms=500))
+            self._take(await consumer.fetch(timeout_ms=500))
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -511,7 +497,7 @@ class SpecsFollower:
     async def for_batch(self, records: Sequence[Any]) -> CatalogSet:
         return await self.require(activated_versions(records))
 
-    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
+    async def _follow(self, consumer: TopicReader) -> None:
         try:
             await self._follow_forever(consumer)
         except Exception:  # a bug: say so, partitions then fail on the versions they wait for
@@ -519,11 +505,11 @@ class SpecsFollower:
                           self._topic)  # fmt: skip
             raise
 
-    async def _follow_forever(self, consumer: AIOKafkaConsumer) -> None:
+    async def _follow_forever(self, consumer: TopicReader) -> None:
         while True:
             try:
-                batch = await consumer.getmany(timeout_ms=1000)
-            except KafkaError as exc:  # the consumer reconnects by itself; keep asking
+                batch = await consumer.fetch(timeout_ms=1000)
+            except TransportError as exc:  # the consumer reconnects by itself; keep asking
                 log.warning("following %s: %s", self._topic, exc)
                 await asyncio.sleep(1.0)  # a pause between attempts, not a wait for an event
                 continue

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 
-from aiokafka.structs import ConsumerRecord
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
@@ -20,6 +19,7 @@ from opentelemetry.trace.span import TraceFlags
 
 from streamcoord.core import SpanRecord
 from streamcoord.events.models import CloudEvent
+from streamcoord.kafka.ports import Record
 from streamcoord.telemetry import (
     KafkaMessage,
     Operation,
@@ -51,7 +51,7 @@ class CoordinatorTracing:
         self.group_id = group_id
 
     def decision(
-        self, record: ConsumerRecord[bytes, bytes], event: CloudEvent
+        self, record: Record, event: CloudEvent
     ) -> AbstractContextManager[object]:
         """The ``process`` span of one consumed event, under the context it carried."""
         message = KafkaMessage(
@@ -124,7 +124,7 @@ def coordinator_tracing(group_id: str) -> CoordinatorTracing | None:
 
 def decision_span(
     tracing: CoordinatorTracing | None,
-    record: ConsumerRecord[bytes, bytes],
+    record: Record,
     event: CloudEvent,
 ) -> AbstractContextManager[object]:
     """``tracing.decision(...)``, or a shared no-op when tracing is off."""

@@ -14,6 +14,8 @@ from streamcoord.core import partition_key_for
 from streamcoord.devtools.consistency import run_statuses, trigger_counts
 from streamcoord.events.codec import encode
 from streamcoord.events.models import ExternalEvent
+from streamcoord.kafka.client import KafkaTransactionalSink
+from streamcoord.kafka.ports import TransportError
 from streamcoord.runtime import CoordinatorSettings, TopicNames
 from streamcoord.runtime import partition as partition_module
 from streamcoord.runtime.partition import PartitionWorker
@@ -66,12 +68,16 @@ async def test_retry_after_a_failed_reload_decides_from_the_committed_state(
         async def broker_gone(*args: object, **kwargs: object) -> Any:
             raise KafkaConnectionError("the broker is restarting")
 
+        async def changelog_gone(*args: object, **kwargs: object) -> Any:
+            raise TransportError("the broker is restarting")
+
         # The broker goes away after the batch is decided: the commit fails, and so does the
         # reload of the committed state from the changelog.
-        assert worker._producer is not None
-        monkeypatch.setattr(worker._producer, "commit_transaction", broker_gone)
-        monkeypatch.setattr(partition_module, "read_changelog", broker_gone)
-        with pytest.raises(KafkaConnectionError):
+        sink = worker._sink
+        assert isinstance(sink, KafkaTransactionalSink)
+        monkeypatch.setattr(sink._producer, "commit_transaction", broker_gone)
+        monkeypatch.setattr(partition_module, "read_changelog", changelog_gone)
+        with pytest.raises(TransportError):
             await worker.process(records)
         monkeypatch.undo()
         # The broker is back; the lane hands the same records over again.

@@ -1,0 +1,270 @@
+"""One contract for the runtime's Kafka ports, run on the in-memory cluster and on a real broker.
+
+What the runtime relies on: a committed transaction is read whole and an aborted one never; an
+open one holds back the last stable offset; a started sink fences the older sink of its
+transactional id and aborts its open transaction; the group gives the same partition numbers of
+equally sized topics to one member and hands every partition to exactly one; reading starts at
+a sought position and a paused partition is not read; keyed sends land where Kafka's partitioner
+puts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+import pytest
+
+from streamcoord.core import partition_for
+from streamcoord.kafka.client import KafkaTransport
+from streamcoord.kafka.ports import (
+    GroupConsumer,
+    OutRecord,
+    Record,
+    TopicPartition,
+    TransactionalSink,
+    Transport,
+    TransportError,
+)
+from streamcoord.testing import MemoryCluster
+from tests.kafka_fixtures import create_topics
+
+
+class Env(Protocol):
+    async def topics(self, *names: str, partitions: int) -> list[str]: ...
+
+    def transport(self, name: str) -> Transport: ...
+
+
+class MemoryEnv:
+    def __init__(self) -> None:
+        self.cluster = MemoryCluster()
+
+    async def topics(self, *names: str, partitions: int) -> list[str]:
+        self.cluster.create_topics(names, partitions)
+        return list(names)
+
+    def transport(self, name: str) -> Transport:
+        return self.cluster.transport(name)
+
+
+class KafkaEnv:
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.run = uuid.uuid4().hex[:8]
+
+    async def topics(self, *names: str, partitions: int) -> list[str]:
+        unique = [f"contract.{name}.{self.run}" for name in names]
+        await create_topics(self.bootstrap, unique, partitions=partitions)
+        return unique
+
+    def transport(self, name: str) -> Transport:
+        return KafkaTransport({"bootstrap_servers": self.bootstrap, "client_id": name})
+
+
+@pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.kafka)])
+def env(request: pytest.FixtureRequest) -> Env:
+    if request.param == "memory":
+        return MemoryEnv()
+    return KafkaEnv(request.getfixturevalue("kafka_bootstrap"))
+
+
+async def _read(transport: Transport, topic: str, partition: int = 0) -> dict[str, bytes]:
+    contents = await transport.changelog(topic).read(partition, deadline_s=30)
+    return contents.items
+
+
+async def test_a_committed_batch_is_read_whole_and_an_aborted_one_never(env: Env) -> None:
+    [topic] = await env.topics("state", partitions=1)
+    transport = env.transport("writer")
+    sink = transport.transactional_sink(f"{topic}.t", timeout_s=30)
+    await sink.start()
+    try:
+        await sink.begin()
+        await sink.write({(topic, 0): [OutRecord(b"a", b"1"), OutRecord(b"b", b"1")]})
+        await sink.commit()
+        await sink.begin()
+        await sink.write({(topic, 0): [OutRecord(b"a", b"2"), OutRecord(b"c", b"2")]})
+        await sink.abort()
+    finally:
+        await sink.stop()
+    assert await _read(transport, topic) == {"a": b"1", "b": b"1"}
+
+
+async def test_an_open_transaction_holds_back_the_stable_end(env: Env) -> None:
+    [topic] = await env.topics("state", partitions=1)
+    transport = env.transport("writer")
+    tp = TopicPartition(topic, 0)
+    sink = transport.transactional_sink(f"{topic}.t", timeout_s=30)
+    await sink.start()
+    try:
+        await sink.begin()
+        await sink.write({(topic, 0): [OutRecord(b"a", b"1")]})
+        assert await transport.end_offset(tp) == 0
+        assert await _read(transport, topic) == {}
+        await sink.commit()
+    finally:
+        await sink.stop()
+    assert await transport.end_offset(tp) == 2  # the record and the commit marker
+    assert await _read(transport, topic) == {"a": b"1"}
+
+
+async def test_a_started_sink_fences_the_older_one_and_aborts_its_open_batch(env: Env) -> None:
+    [topic] = await env.topics("state", partitions=1)
+    old = env.transport("old").transactional_sink(f"{topic}.t", timeout_s=30)
+    new = env.transport("new").transactional_sink(f"{topic}.t", timeout_s=30)
+    await old.start()
+    try:
+        await old.begin()
+        await old.write({(topic, 0): [OutRecord(b"zombie", b"1")]})
+        await new.start()
+        with pytest.raises(TransportError):  # on the write or at the latest on the commit
+            await _write_and_commit(old, topic, OutRecord(b"zombie", b"2"))
+        await new.begin()
+        await new.write({(topic, 0): [OutRecord(b"owner", b"1")]})
+        await new.commit()
+    finally:
+        with contextlib.suppress(Exception):
+            await old.stop()
+        await new.stop()
+    assert await _read(env.transport("reader"), topic) == {"owner": b"1"}
+
+
+async def _write_and_commit(sink: TransactionalSink, topic: str, record: OutRecord) -> None:
+    await sink.write({(topic, 0): [record]})
+    await sink.commit()
+
+
+@contextlib.asynccontextmanager
+async def _polling(consumer: GroupConsumer) -> AsyncIterator[list[Record]]:
+    """Keep ``consumer`` fetching in the background (a member that polls); yields what it got."""
+    got: list[Record] = []
+
+    async def poll() -> None:
+        while True:
+            for records in (await consumer.fetch(timeout_ms=100, max_records=100)).values():
+                got.extend(records)
+
+    task = asyncio.create_task(poll())
+    try:
+        yield got
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_the_group_gives_each_partition_number_of_both_topics_to_one_member(
+    env: Env,
+) -> None:
+    events, internal = await env.topics("events", "internal", partitions=4)
+    group = f"{events}.group"
+    assigned: dict[str, set[TopicPartition]] = {"a": set(), "b": set()}
+    settled = asyncio.Event()
+
+    def member(name: str) -> GroupConsumer:
+        consumer = env.transport(name).group_consumer(group, instance_id=None, max_records=100)
+
+        async def revoked(partitions: set[TopicPartition]) -> None:
+            assigned[name] -= partitions
+
+        async def given(partitions: set[TopicPartition]) -> None:
+            assigned[name] |= partitions
+            if len(assigned["a"]) == len(assigned["b"]) == 4:
+                settled.set()
+
+        consumer.subscribe([events, internal], on_revoked=revoked, on_assigned=given)
+        return consumer
+
+    first = member("a")
+    await first.start()
+    second = member("b")
+    await second.start()
+    try:
+        async with _polling(first), _polling(second):
+            await asyncio.wait_for(settled.wait(), 60)
+    finally:
+        await second.stop()
+        await first.stop()
+    numbers = {name: {(tp.partition, tp.topic) for tp in tps} for name, tps in assigned.items()}
+    assert numbers["a"].isdisjoint(numbers["b"])
+    for tps in assigned.values():
+        by_topic = {topic: {tp.partition for tp in tps if tp.topic == topic}
+                    for topic in (events, internal)}  # fmt: skip
+        assert by_topic[events] == by_topic[internal]
+    assert assigned["a"] | assigned["b"] == {
+        TopicPartition(topic, p) for topic in (events, internal) for p in range(4)
+    }
+
+
+async def _send(transport: Transport, topic: str, keys: Sequence[str]) -> None:
+    producer = transport.producer()
+    await producer.start()
+    try:
+        for key in keys:
+            await producer.send(topic, key.encode(), f"value-{key}".encode())
+    finally:
+        await producer.stop()
+
+
+async def test_reading_starts_at_a_sought_position_and_a_paused_partition_waits(
+    env: Env,
+) -> None:
+    [topic] = await env.topics("events", partitions=1)
+    transport = env.transport("member")
+    await _send(transport, topic, [str(n) for n in range(5)])
+    tp = TopicPartition(topic, 0)
+    ready = asyncio.Event()
+
+    async def given(partitions: set[TopicPartition]) -> None:
+        if tp in partitions:
+            consumer.seek(tp, 2)
+            ready.set()
+
+    async def revoked(partitions: set[TopicPartition]) -> None:
+        pass
+
+    consumer = transport.group_consumer(f"{topic}.group", instance_id=None, max_records=100)
+    await consumer.start()
+    try:
+        consumer.subscribe([topic], on_revoked=revoked, on_assigned=given)
+        got: list[Record] = []
+        for _ in range(600):  # bounded: the group assigns within seconds
+            if ready.is_set() and len(got) >= 3:
+                break
+            got.extend(r for rs in (await consumer.fetch(timeout_ms=100, max_records=100))
+                       .values() for r in rs)  # fmt: skip
+        assert [(r.offset, r.key) for r in got] == [(2, b"2"), (3, b"3"), (4, b"4")]
+        assert await consumer.position(tp) == 5
+        consumer.pause(tp)
+        await _send(transport, topic, ["5"])
+        assert await consumer.fetch(timeout_ms=500, max_records=100) == {}
+        consumer.resume(tp)
+        later: list[Record] = []
+        for _ in range(100):
+            if later:
+                break
+            later.extend(r for rs in (await consumer.fetch(timeout_ms=100, max_records=100))
+                         .values() for r in rs)  # fmt: skip
+        assert [r.key for r in later] == [b"5"]
+    finally:
+        await consumer.stop()
+
+
+async def test_keyed_sends_land_where_kafkas_partitioner_puts_them(env: Env) -> None:
+    [topic] = await env.topics("runs", partitions=3)
+    transport = env.transport("sender")
+    keys = [f"run-{n}" for n in range(12)]
+    await _send(transport, topic, keys)
+    for partition in range(3):
+        stored = await _read(transport, topic, partition)
+        assert sorted(stored) == sorted(k for k in keys if partition_for(k, 3) == partition)
+    sink = transport.transactional_sink(f"{topic}.t", timeout_s=30)
+    await sink.start()
+    try:
+        assert await sink.partition_count(topic) == 3
+    finally:
+        await sink.stop()
