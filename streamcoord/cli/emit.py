@@ -15,6 +15,7 @@ from streamcoord.emit import Emitter
 from streamcoord.emit.tracing import producer_span_hook
 from streamcoord.errors import ConfigError
 from streamcoord.events.codec import EncodeMode
+from streamcoord.events.principal import local_principal
 from streamcoord.telemetry import configure_tracing
 
 __all__ = ["emit_command", "parse_data"]
@@ -69,7 +70,8 @@ def emit_command(
 
     async def send() -> str:
         mode: EncodeMode = "binary" if binary else "structured"
-        async with Emitter(settings, mode=mode, hooks=hooks) as emitter:
+        who = local_principal()
+        async with Emitter(settings, mode=mode, hooks=hooks, principal=who) as emitter:
             event = await emitter.emit(
                 event_type, source=source, data=payload, subject=subject, id=event_id
             )

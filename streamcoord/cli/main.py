@@ -16,6 +16,7 @@ from rich.text import Text
 
 from streamcoord import __version__
 from streamcoord.cli import airflow as airflow_cli
+from streamcoord.cli import audit as audit_cli
 from streamcoord.cli import dbt as dbt_cli
 from streamcoord.cli import demo as demo_cli
 from streamcoord.cli import dev, docs, graph, operate, topics, validate
@@ -67,6 +68,7 @@ app.command("resume")(operate.resume)
 app.add_typer(specs_cli.app, name="specs")
 app.add_typer(dbt_cli.app, name="dbt")
 app.add_typer(airflow_cli.app, name="airflow")
+app.command("audit")(audit_cli.audit)
 # ---- end of command registrations ----------------------------------------------------------
 
 

@@ -41,6 +41,7 @@ from streamcoord.events.models import (
     RunRequested,
     StageRetry,
 )
+from streamcoord.events.principal import local_principal, with_principal
 from streamcoord.kafka.settings import KafkaSettings
 from streamcoord.runtime.settings import TopicNames
 
@@ -180,6 +181,7 @@ def _send(
 ) -> None:  # fmt: skip
     kafka = kafka_settings(bootstrap_servers, config)
     topics = TopicNames(topic_prefix if topic_prefix is not None else kafka.topic_prefix)
+    event = with_principal(event, local_principal())  # the audit trail names who sent it
     if not wait:
         delivery = asyncio.run(_deliver(kafka, topics, event))
         _print_sent(delivery, as_json)

@@ -24,6 +24,7 @@ from streamcoord.errors import StreamcoordError
 from streamcoord.events.codec import EncodeMode, encode
 from streamcoord.events.factory import make_event
 from streamcoord.events.models import CloudEvent
+from streamcoord.events.principal import with_principal
 from streamcoord.kafka.refusal import refusal
 from streamcoord.kafka.settings import KafkaSettings
 
@@ -67,12 +68,15 @@ class Emitter:
         mode: EncodeMode = "structured",
         hooks: Sequence[SendHook] = (),
         linger_ms: int = 5,
+        principal: str | None = None,
     ) -> None:
         self.settings = settings or KafkaSettings.load(bootstrap_servers=bootstrap_servers)
         self.topic = topic or self.settings.topic(EVENTS_TOPIC)
         self.mode: EncodeMode = mode
         self.hooks = list(hooks)
         self._linger_ms = linger_ms
+        # the identity stamped on every event sent (scprincipal), replacing any it claimed
+        self.principal = principal
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
@@ -160,6 +164,8 @@ class Emitter:
         return await self.send(event)
 
     def _prepare(self, event: CloudEvent) -> CloudEvent:
+        if self.principal is not None:
+            event = with_principal(event, self.principal)
         for hook in self.hooks:
             event = hook(event)
         return event

@@ -7,7 +7,7 @@ not acknowledge, the answer is 503 and the client sends again (event ids make re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
 from starlette.applications import Starlette
@@ -18,9 +18,10 @@ from starlette.routing import Route
 from streamcoord.emit import EmitError
 from streamcoord.events.codec import DEFAULT_MAX_BYTES
 from streamcoord.events.models import CloudEvent
+from streamcoord.events.principal import with_principal
 from streamcoord.ingest._binding import IngestError, events_from_request
 
-__all__ = ["EventWriter", "create_app"]
+__all__ = ["Authenticate", "EventWriter", "create_app"]
 
 #: A batch may hold many events, but a request body is read into memory: cap it.
 MAX_REQUEST_BYTES: Final = 16 * 1024 * 1024
@@ -34,8 +35,19 @@ class EventWriter(Protocol):
         ...
 
 
-def create_app(writer: EventWriter, *, max_event_bytes: int = DEFAULT_MAX_BYTES) -> Starlette:
-    """The Starlette app: ``POST /events`` and ``GET /healthz``."""
+#: Who sent a request, as the app's authentication established it (None: nobody vouched).
+Authenticate = Callable[[Request], str | None]
+
+
+def create_app(
+    writer: EventWriter, *, max_event_bytes: int = DEFAULT_MAX_BYTES,
+    authenticate: Authenticate | None = None,
+) -> Starlette:
+    """The Starlette app: ``POST /events`` and ``GET /healthz``.
+
+    Every accepted event is stamped with the caller ``authenticate`` names (the ``scprincipal``
+    extension the audit trail shows); a principal the event itself claimed is never kept.
+    """
 
     async def post_events(request: Request) -> JSONResponse:
         try:
@@ -43,6 +55,8 @@ def create_app(writer: EventWriter, *, max_event_bytes: int = DEFAULT_MAX_BYTES)
             events = events_from_request(request.headers, body, max_event_bytes=max_event_bytes)
         except IngestError as error:
             return _problem(error.status, error.reason, str(error))
+        caller = None if authenticate is None else authenticate(request)
+        events = [with_principal(event, caller) for event in events]
         try:
             sent = await writer.send_many(events)
         except EmitError as error:
