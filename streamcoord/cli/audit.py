@@ -78,7 +78,7 @@ def _verify(stored: list[StoredRecord], decisions: str, as_json: bool) -> None:
             "unreadable": [b.describe(decisions) for b in report.unreadable],
         }).decode())
     else:
-        console = Console(highlight=False)
+        console = Console(highlight=False, soft_wrap=True)
         for chain in report.chains:
             state = "[green]intact[/]" if chain.broken is None else "[red]BROKEN[/]"
             console.print(f"chain of partition {chain.chain}: seq {chain.first_seq}.."
@@ -94,7 +94,7 @@ def _verify(stored: list[StoredRecord], decisions: str, as_json: bool) -> None:
 
 
 def _print_story(document: dict[str, Any]) -> None:
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     outcome = document["outcome"]
     console.print(f"[bold]{escape(document['run_id'])}[/]")
     if outcome is not None:

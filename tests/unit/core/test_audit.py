@@ -66,7 +66,8 @@ def test_a_decision_names_the_principal_and_event_it_was_made_on() -> None:
     assert (triggered.data.event.type, triggered.data.event.source, triggered.data.event.id) == (
         "go", "app", "e1")
     run = state.run("p/k")
-    assert run is not None and run.principal == "alice@laptop"
+    assert run is not None
+    assert run.principal == "alice@laptop"
     assert record_of(run, "app", "e1", T0).data.principal == "alice@laptop"
 
 
@@ -74,7 +75,8 @@ def test_an_event_nobody_vouched_for_has_no_principal_and_the_coordinators_own_h
     state = CoordinatorState.empty()
     decide(CATALOG, state, _go("e1", "k"), T0)
     run = state.run("p/k")
-    assert run is not None and run.principal is None
+    assert run is not None
+    assert run.principal is None
     (timer_id,) = run.timers
     timer = state.timers()[0][2]
     assert timer.data.timer_id == timer_id
