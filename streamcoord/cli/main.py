@@ -17,6 +17,7 @@ from rich.text import Text
 from streamcoord import __version__
 from streamcoord.cli import airflow as airflow_cli
 from streamcoord.cli import audit as audit_cli
+from streamcoord.cli import backfill as backfill_cli
 from streamcoord.cli import dbt as dbt_cli
 from streamcoord.cli import demo as demo_cli
 from streamcoord.cli import dev, docs, graph, operate, topics, validate
@@ -69,6 +70,7 @@ app.add_typer(specs_cli.app, name="specs")
 app.add_typer(dbt_cli.app, name="dbt")
 app.add_typer(airflow_cli.app, name="airflow")
 app.command("audit")(audit_cli.audit)
+app.command("backfill")(backfill_cli.backfill)
 # ---- end of command registrations ----------------------------------------------------------
 
 
