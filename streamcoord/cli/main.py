@@ -24,6 +24,7 @@ from streamcoord.cli import dev, docs, graph, operate, topics, validate
 from streamcoord.cli import emit as emit_cli
 from streamcoord.cli import ingest as ingest_cli
 from streamcoord.cli import inspect as inspect_cli
+from streamcoord.cli import lineage as lineage_cli
 from streamcoord.cli import replay as replay_cli
 from streamcoord.cli import run as run_cli
 from streamcoord.cli import specs as specs_cli
@@ -71,6 +72,7 @@ app.add_typer(dbt_cli.app, name="dbt")
 app.add_typer(airflow_cli.app, name="airflow")
 app.command("audit")(audit_cli.audit)
 app.command("backfill")(backfill_cli.backfill)
+app.command("lineage")(lineage_cli.lineage)
 # ---- end of command registrations ----------------------------------------------------------
 
 
