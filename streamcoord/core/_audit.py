@@ -64,7 +64,10 @@ def principal_extra(event: CloudEvent) -> dict[str, Any]:
 
 
 def record_digest(record: DecisionRecord) -> str:
-    """sha256 (hex) of ``record``'s canonical JSON (sorted keys, no nulls) without its hash."""
+    """sha256 (hex) of ``record``'s canonical JSON (sorted keys, no nulls) without its hash.
+
+    Fields added to decision records later must default to None (left out here), so that the
+    records written before them keep their digest."""
     body = record.model_dump(mode="json", exclude_none=True)
     chain = body["data"].get("chain")
     if chain is not None:
