@@ -32,7 +32,7 @@ def backfill(
         help="lowest key first, or newest first.")] = "lowest",
     param: Annotated[list[str] | None, typer.Option(help="KEY=VALUE run parameter.")] = None,
     cancel: Annotated[bool, typer.Option(
-        "--cancel", help="Cancel the backfill's unfinished runs instead.")] = False,
+        "--cancel", help="Cancel the backfill's unfinished runs (stop its CLI first).")] = False,
     idle_timeout: Annotated[float, typer.Option(
         help="Give up after this many seconds without progress.")] = 600.0,
     as_json: Annotated[bool, typer.Option("--json", help="Progress as JSON lines.")] = False,

@@ -13,12 +13,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streamcoord.backfill import BackfillPlan, partition_keys, run_backfill
+from streamcoord.backfill import BackfillPlan, cancel_backfill, partition_keys, run_backfill
 from streamcoord.devtools import consistency
 from streamcoord.events.models import RunRecord
 from streamcoord.kafka.settings import KafkaSettings
 from streamcoord.runtime import TopicNames
-from tests.integration.coordination import create_topics, in_process
+from tests.integration.coordination import create_topics, in_process, run_record_with_status
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
@@ -90,3 +90,28 @@ async def test_a_thousand_daily_partitions_run_once_each_never_more_than_n_at_on
     assert process.returncode == 0, out
     last = orjson.loads(out.decode().strip().splitlines()[-1])
     assert (last["done"], last["requested"], last["succeeded"]) == (True, 0, 1000)
+
+
+async def test_cancel_stops_the_backfills_unfinished_runs_as_a_group(
+    kafka_bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    topics = TopicNames(prefix=f"{unique_name('backfill-cancel')}.")
+    await create_topics(kafka_bootstrap, topics, partitions=2)
+    settings = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    keys = partition_keys("2026-01-01", "2026-01-06")
+    plan = BackfillPlan("daily", keys, 3)
+    async with in_process(kafka_bootstrap, topics, unique_name("group"), spec=SPEC,
+                          executor=False) as harness:  # nobody answers: runs stay unfinished
+        progress = asyncio.create_task(
+            run_backfill(settings, topics.events, topics.runs, plan, idle_timeout_s=60))
+        for key in keys[:3]:
+            await asyncio.wait_for(run_record_with_status(harness, f"daily/{key}", "active"), 60)
+        progress.cancel()  # what Ctrl-C does to `streamcoord backfill`: it requests no more
+        await asyncio.gather(progress, return_exceptions=True)
+        cancelled = await cancel_backfill(settings, topics.events, topics.runs,
+                                          BackfillPlan("daily", keys, 3), principal="ops")
+        assert sorted(cancelled) == [f"daily/{k}" for k in keys[:3]]  # never more than 3 ran
+        for run_id in cancelled:
+            record = await asyncio.wait_for(
+                run_record_with_status(harness, run_id, "cancelled"), 60)
+            assert record.data.principal is None  # started by a request nobody stamped
