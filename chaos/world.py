@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 
 from streamcoord.core import Catalog, partition_key_for
 from streamcoord.devtools.kafka import BrokerSettings, LocalKafka, free_port
@@ -226,8 +226,6 @@ class Load:
             await self.producer.stop()
 
     async def emit(self, event: CloudEvent) -> None:
-        assert self.producer is not None
-        producer = self.producer
         value, headers = encode(event)
         key = partition_key_for(event).encode()
         attempts = 0
@@ -235,7 +233,18 @@ class Load:
         async def send() -> None:
             nonlocal attempts
             attempts += 1
-            await producer.send_and_wait(self.topics.events, key=key, value=value, headers=headers)
+            assert self.producer is not None
+            try:
+                await self.producer.send_and_wait(
+                    self.topics.events, key=key, value=value, headers=headers
+                )
+            except OutOfOrderSequenceNumber:
+                # The broker restarted and lost the producer's sequence: an idempotent producer
+                # cannot go on from there; a new one can (the retry may duplicate the tick,
+                # which the coordinator's dedup absorbs: tick ids are fixed).
+                await self.stop()
+                await self.start()
+                raise
 
         await retrying(send)
         self.send_retries += attempts - 1

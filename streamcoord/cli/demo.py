@@ -14,8 +14,15 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
+from streamcoord.cli._demo_serve import (
+    DemoServe,
+    start_demo_serve,
+    stop_demo_serve,
+    wait_ready,
+)
 from streamcoord.cli.common import BootstrapOption, ConfigOption, kafka_settings, load_catalog
 from streamcoord.cli.inspect import STATUS_STYLE
+from streamcoord.cli.serve import DEFAULT_PORT
 from streamcoord.demo import EXPECTED_RUNS, DemoProgress, run_demo
 from streamcoord.events.models import RunRecord
 
@@ -106,16 +113,30 @@ def demo(
         list[Path] | None, typer.Option(help="Spec files or directories (default examples/).")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds the whole demo may take.")] = 300.0,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve",
+                           help="Start `streamcoord serve` alongside (left running after).")
+    ] = True,
+    serve_port: Annotated[int, typer.Option(help="Port of the demo's API.")] = DEFAULT_PORT,
+    stop_serve: Annotated[
+        bool, typer.Option("--stop-serve", help="Stop the API a previous demo left, and exit.")
+    ] = False,
     bootstrap_servers: BootstrapOption = None,
     config: ConfigOption = None,
-) -> None:
+) -> None:  # fmt: skip
     """Run the example pipelines end to end on Kafka and show each run's progress live."""
+    if stop_serve:
+        stopped = stop_demo_serve()
+        typer.echo("demo API stopped." if stopped else "no demo API is running.")
+        return
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retried produce errors are noise here
-    catalog = load_catalog(spec or [Path("examples")])
+    spec_paths = spec or [Path("examples")]
+    catalog = load_catalog(spec_paths)
     kafka = kafka_settings(bootstrap_servers, config)
     console = Console()
     view = LiveView(console)
+    api = start_demo_serve(kafka, spec_paths, serve_port, config) if serve else None
 
     async def main() -> DemoProgress:
         task = asyncio.create_task(
@@ -133,6 +154,26 @@ def demo(
 
     progress = asyncio.run(main())
     _next_steps(console, progress, kafka.bootstrap_servers)
+    if api is not None:
+        _api_steps(console, api, progress)
+
+
+def _api_steps(console: Console, api: DemoServe, progress: DemoProgress) -> None:
+    if not wait_ready(api, 60):
+        console.print(f"[yellow]The demo API did not come up; its log: {api.log}[/]")
+        return
+    day = progress.day.isoformat()
+    state = "still running from an earlier demo" if api.reused else "started alongside"
+    console.print(f"\nThe HTTP API ({state}; `streamcoord demo --stop-serve` stops it):")
+    lines = [
+        f"  URL:   {api.url}/docs",
+        f"  token: {api.token}  (admin)",
+        f"  curl -H 'Authorization: Bearer {api.token}' '{api.url}/api/v1/runs?pipeline=ml'",
+        f"  curl -H 'Authorization: Bearer {api.token}' {api.url}/api/v1/runs/ml/{day}",
+        f"  web UI: {api.url}/  (sign in with the token above)",
+    ]
+    for line in lines:  # whole lines: they are copied into a shell
+        console.print(line, soft_wrap=True, highlight=False)
 
 
 def _next_steps(console: Console, progress: DemoProgress, bootstrap: str) -> None:

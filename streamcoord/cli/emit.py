@@ -15,7 +15,7 @@ from streamcoord.emit import Emitter
 from streamcoord.emit.tracing import producer_span_hook
 from streamcoord.errors import ConfigError
 from streamcoord.events.codec import EncodeMode
-from streamcoord.events.principal import local_principal
+from streamcoord.events.signing import load_signing_key
 from streamcoord.telemetry import configure_tracing
 
 __all__ = ["emit_command", "parse_data"]
@@ -55,6 +55,18 @@ def emit_command(
     binary: Annotated[
         bool, typer.Option("--binary", help="Binary content mode (ce_* headers).")
     ] = False,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--signing-key", metavar="PATH",
+            help="Sign the event with this Ed25519 private key (PEM), for policies that require"
+            " a signature.",
+        ),
+    ] = None,
+    principal: Annotated[
+        str | None,
+        typer.Option(help="Who sends the event (scprincipal); its key signs it."),
+    ] = None,
     bootstrap_servers: BootstrapOption = None,
     config: ConfigOption = None,
     topic_prefix: PrefixOption = None,
@@ -62,6 +74,10 @@ def emit_command(
     """Produce a CloudEvent (acks=all) and print its id once the broker acknowledged it."""
     settings = kafka_settings(bootstrap_servers, config, topic_prefix)
     payload = parse_data(data)
+    if principal is not None and signing_key is None:
+        raise ConfigError("--principal names who signs: it needs --signing-key",
+                          hint="give the principal's Ed25519 private key with --signing-key PATH")
+    key = load_signing_key(signing_key) if signing_key is not None else None
 
     # With OTEL_* asking for export, the event carries the context of a `send` span: the
     # parent of the run it starts, so the run's trace begins at the emitting system.
@@ -70,8 +86,9 @@ def emit_command(
 
     async def send() -> str:
         mode: EncodeMode = "binary" if binary else "structured"
-        who = local_principal()
-        async with Emitter(settings, mode=mode, hooks=hooks, principal=who) as emitter:
+        async with Emitter(
+            settings, mode=mode, hooks=hooks, signing_key=key, principal=principal
+        ) as emitter:
             event = await emitter.emit(
                 event_type, source=source, data=payload, subject=subject, id=event_id
             )

@@ -19,14 +19,12 @@ from streamcoord.cli.common import (
     kafka_settings,
     load_catalog,
 )
-from streamcoord.core import CoordinatorState, Explanation, partition_for
-from streamcoord.core import explain as explain_stage
-from streamcoord.core._partitioning import run_base
+from streamcoord.control import explain_stage
+from streamcoord.core import Explanation
 from streamcoord.errors import ConfigError, EventError
 from streamcoord.events.codec import decode
 from streamcoord.events.models import RunRecord
 from streamcoord.kafka.records import read_topic
-from streamcoord.runtime.changelog import state_items
 from streamcoord.runtime.settings import TopicNames
 
 __all__ = ["explain", "latest_runs", "runs", "status"]
@@ -156,12 +154,9 @@ def explain(
     catalog = load_catalog(spec or [Path("examples")])
     kafka = kafka_settings(bootstrap_servers, config)
     topics = TopicNames(topic_prefix if topic_prefix is not None else kafka.topic_prefix)
-    changelog = asyncio.run(read_topic(kafka.client_kwargs(), topics.state))
-    partitions = changelog.partitions
-    home = partition_for(run_base(run_id), partitions)
-    items = [(r.key.decode(), r.value) for r in changelog.records if r.partition == home and r.key]
-    state = CoordinatorState.load(home, partitions, state_items(items))
-    explanation = explain_stage(catalog, state, run_id, stage)
+    explanation = asyncio.run(
+        explain_stage(kafka.client_kwargs(), topics, catalog, run_id, stage)
+    )
     if explanation is None:
         raise ConfigError(
             f"no run {run_id!r} with a stage {stage!r} in the coordinator's state",

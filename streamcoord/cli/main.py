@@ -27,7 +27,9 @@ from streamcoord.cli import inspect as inspect_cli
 from streamcoord.cli import lineage as lineage_cli
 from streamcoord.cli import replay as replay_cli
 from streamcoord.cli import run as run_cli
+from streamcoord.cli import serve as serve_cli
 from streamcoord.cli import specs as specs_cli
+from streamcoord.cli import token as token_cli
 from streamcoord.cli import worker as worker_cli
 from streamcoord.errors import StreamcoordError
 
@@ -70,6 +72,8 @@ app.command("resume")(operate.resume)
 app.add_typer(specs_cli.app, name="specs")
 app.add_typer(dbt_cli.app, name="dbt")
 app.add_typer(airflow_cli.app, name="airflow")
+app.command("serve")(serve_cli.serve)
+app.add_typer(token_cli.app, name="token")
 app.command("audit")(audit_cli.audit)
 app.command("backfill")(backfill_cli.backfill)
 app.command("lineage")(lineage_cli.lineage)

@@ -1,7 +1,8 @@
 """Operator commands: ``trigger``, ``cancel``, ``retry``, ``pause`` and ``resume``.
 
 Each puts one command event on the events topic (keyed like every event, so it reaches the
-coordinator that owns the run or pipeline) and prints its event id. With ``--wait`` it follows
+coordinator that owns the run or pipeline), with ``user@host`` as its principal, and prints its
+event id. With ``--wait`` it follows
 the command to its outcome (see :mod:`streamcoord.cli._outcome`) and exits 0 on success, 1 when
 the run ended otherwise, 3 when the coordinator rejected the command, 4 on timeout.
 """
@@ -29,21 +30,20 @@ from streamcoord.cli._outcome import (
 )
 from streamcoord.cli.common import BootstrapOption, ConfigOption, kafka_settings
 from streamcoord.cli.inspect import latest_runs
+from streamcoord.control import (
+    cancel_run,
+    default_run_key,
+    pause_pipeline,
+    request_run,
+    resume_pipeline,
+    retry_stage,
+)
 from streamcoord.emit import Delivery, Emitter
 from streamcoord.errors import ConfigError
-from streamcoord.events.factory import make_event
-from streamcoord.events.models import (
-    CloudEvent,
-    PipelinePause,
-    PipelineResume,
-    RunCancel,
-    RunRecordData,
-    RunRequested,
-    StageRetry,
-)
-from streamcoord.events.principal import local_principal, with_principal
+from streamcoord.events.models import CloudEvent, RunRecordData
 from streamcoord.kafka.settings import KafkaSettings
 from streamcoord.runtime.settings import TopicNames
+from streamcoord.runtime.specs import applied_by
 
 __all__ = ["cancel", "parse_params", "pause", "resume", "retry", "trigger"]
 
@@ -95,9 +95,10 @@ def trigger(
 ) -> None:
     """Request a run of PIPELINE for a run key; prints the request's event id (with --wait, the
     run id and how the run ended)."""
-    run_key = key or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    data = {"pipeline": pipeline, "run_key": run_key, "params": parse_params(param or [])}
-    event = make_event(RunRequested.TYPE, SOURCE, data)
+    run_key = key or default_run_key(datetime.now(UTC))
+    event = request_run(
+        pipeline, run_key, parse_params(param or []), source=SOURCE, principal=applied_by()
+    )
     watch = RequestWatch(f"{pipeline}/{run_key}", event.id)
     _send(event, watch, wait, timeout, as_json, bootstrap_servers, config, topic_prefix)
 
@@ -113,7 +114,7 @@ def cancel(
     topic_prefix: PrefixOption = None,
 ) -> None:
     """Cancel a run and its unfinished stages; --wait succeeds once the run is cancelled."""
-    event = make_event(RunCancel.TYPE, SOURCE, {"run_id": run_id, "reason": reason})
+    event = cancel_run(run_id, reason, source=SOURCE, principal=applied_by())
 
     def watch(before: dict[str, RunRecordData]) -> Watch:
         return CancelWatch(run_id, before.get(run_id))
@@ -132,7 +133,7 @@ def retry(
     topic_prefix: PrefixOption = None,
 ) -> None:
     """Retry a failed stage of a run now; --wait follows the run to its end."""
-    event = make_event(StageRetry.TYPE, SOURCE, {"run_id": run_id, "stage": stage})
+    event = retry_stage(run_id, stage, source=SOURCE, principal=applied_by())
 
     def watch(before: dict[str, RunRecordData]) -> Watch:
         record = before.get(run_id)
@@ -151,7 +152,7 @@ def pause(
     topic_prefix: PrefixOption = None,
 ) -> None:
     """Start no new runs or stages of PIPELINE (matches are held) until it is resumed."""
-    event = make_event(PipelinePause.TYPE, SOURCE, {"pipeline": pipeline})
+    event = pause_pipeline(pipeline, source=SOURCE, principal=applied_by())
     watch = ControlWatch("paused")
     _send(event, watch, wait, timeout, as_json, bootstrap_servers, config, topic_prefix)
 
@@ -166,7 +167,7 @@ def resume(
     topic_prefix: PrefixOption = None,
 ) -> None:
     """Undo a pause: held matches are admitted in arrival order."""
-    event = make_event(PipelineResume.TYPE, SOURCE, {"pipeline": pipeline})
+    event = resume_pipeline(pipeline, source=SOURCE, principal=applied_by())
     watch = ControlWatch("resumed")
     _send(event, watch, wait, timeout, as_json, bootstrap_servers, config, topic_prefix)
 
@@ -181,7 +182,6 @@ def _send(
 ) -> None:  # fmt: skip
     kafka = kafka_settings(bootstrap_servers, config)
     topics = TopicNames(topic_prefix if topic_prefix is not None else kafka.topic_prefix)
-    event = with_principal(event, local_principal())  # the audit trail names who sent it
     if not wait:
         delivery = asyncio.run(_deliver(kafka, topics, event))
         _print_sent(delivery, as_json)

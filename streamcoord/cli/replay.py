@@ -74,6 +74,7 @@ def _catalog(
         listing = "\n".join(str(problem) for problem in loaded.problems)
         raise SpecError(f"the specs do not validate:\n{listing}", hint="fix them and replay again")
     return Catalog.build(
-        loaded.pipelines, loaded.pools, default_start_timeout_seconds=default_start_timeout,
+        loaded.pipelines, loaded.pools, policies=loaded.policies,
+        default_start_timeout_seconds=default_start_timeout,
         retention=retention,
     )

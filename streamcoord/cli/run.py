@@ -70,7 +70,8 @@ def run(
         if value is not None
     }  # fmt: skip
     kafka = kafka_settings(bootstrap_servers, config)
-    overrides.setdefault("topic_prefix", kafka.topic_prefix)
+    if kafka.topic_prefix:  # else STREAMCOORD_TOPIC_PREFIX (or none) applies
+        overrides.setdefault("topic_prefix", kafka.topic_prefix)
     settings = CoordinatorSettings(**overrides)
     start_timeout = settings.default_start_timeout_seconds
     retention = timedelta(seconds=settings.retention_s)

@@ -82,7 +82,9 @@ def apply(
             err.print(problem_text(problem))
         err.print(f"{len(report.problems)} problems: nothing published", style="bold red")
         raise typer.Exit(INVALID_EXIT_CODE)
-    version = Catalog.build(report.specs.pipelines, report.specs.pools).version
+    version = Catalog.build(
+        report.specs.pipelines, report.specs.pools, policies=report.specs.policies
+    ).version
     client_kwargs, names = _connection(bootstrap_servers, config, topic_prefix)
     applied = asyncio.run(
         apply_specs(

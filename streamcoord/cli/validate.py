@@ -60,6 +60,8 @@ def _summary(report: ValidationReport) -> str:
     counts = [
         _count(len(report.specs.pipelines), "pipeline"),
         _count(len(report.specs.pools), "pool"),
+        *([_count(len(report.specs.policies), "policy", "policies")]
+          if report.specs.policies else []),
         _count(len(report.problems), "problem"),
     ]
     if report.warnings:
@@ -68,5 +70,5 @@ def _summary(report: ValidationReport) -> str:
     return ", ".join(counts) + skipped
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" + ("" if number == 1 else "s")
+def _count(number: int, noun: str, plural: str | None = None) -> str:
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"

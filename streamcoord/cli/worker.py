@@ -57,25 +57,50 @@ class Engine(StrEnum):
     faust = "faust"
 
 
+#: CLI parameter of each worker setting a command passes (its default is the executor kind's).
+_PARAMETERS = {
+    "concurrency": "concurrency", "heartbeat_interval_s": "heartbeat_interval",
+    "shutdown_grace_s": "shutdown_grace",
+}  # fmt: skip
+
+
 def _worker(
+    ctx: typer.Context,
     kind: str,
     topics: list[str] | None,
     group_id: str | None,
     options: dict[str, float | int],
     kafka: tuple[str | None, Path | None, str | None],
 ) -> Worker:
+    """A worker of ``kind``: each setting from its option when given, else from the
+    environment or config (``STREAMCOORD_WORKER_*``), else the kind's default."""
     bootstrap_servers, config, topic_prefix = kafka
     settings = KafkaSettings.load(
         config, bootstrap_servers=bootstrap_servers, topic_prefix=topic_prefix
     )
-    values: dict[str, object] = {"group_id": group_id or f"streamcoord-worker-{kind}", **options}
+    given = _given_options(ctx, options)
+    if group_id:
+        given["group_id"] = group_id
     if topics:
-        values["topics"] = topics
-    worker_settings = WorkerSettings.model_validate(values)
+        given["topics"] = topics
+    worker_settings = WorkerSettings(**given)  # type: ignore[arg-type]  # pydantic validates
+    kind_defaults: dict[str, object] = {"group_id": f"streamcoord-worker-{kind}", **options}
+    worker_settings = worker_settings.model_copy(update={
+        name: value for name, value in kind_defaults.items()
+        if name not in worker_settings.model_fields_set
+    })  # fmt: skip
     tracing = WorkerTracing()
     return Worker(
         worker_settings, settings, middleware=[tracing.middleware], send_hooks=[tracing.send_hook]
     )
+
+
+def _given_options(ctx: typer.Context, options: dict[str, float | int]) -> dict[str, object]:
+    """The options the user typed (not left at the command's default)."""
+    return {
+        name: value for name, value in options.items()
+        if getattr(ctx.get_parameter_source(_PARAMETERS[name]), "name", "DEFAULT") != "DEFAULT"
+    }  # fmt: skip
 
 
 def serve(worker: Worker, handler: Handler) -> None:
@@ -118,6 +143,7 @@ async def _start_health(worker: Worker) -> HealthServer | None:
 
 @app.command("shell")
 def shell(
+    ctx: typer.Context,
     topic: TopicOption = None,
     concurrency: ConcurrencyOption = 4,
     group_id: GroupOption = None,
@@ -139,11 +165,13 @@ def shell(
     options = {"concurrency": concurrency, "heartbeat_interval_s": heartbeat_interval,
                "shutdown_grace_s": shutdown_grace}  # fmt: skip
     kafka = (bootstrap_servers, config, topic_prefix)
-    serve(_worker("shell", topic, group_id, options, kafka), ShellExecutor(kill_grace_s=kill_grace))
+    worker = _worker(ctx, "shell", topic, group_id, options, kafka)
+    serve(worker, ShellExecutor(kill_grace_s=kill_grace))
 
 
 @app.command("webhook")
 def webhook(
+    ctx: typer.Context,
     topic: TopicOption = None,
     concurrency: ConcurrencyOption = 16,
     group_id: GroupOption = None,
@@ -157,11 +185,12 @@ def webhook(
     options = {"concurrency": concurrency, "heartbeat_interval_s": heartbeat_interval,
                "shutdown_grace_s": shutdown_grace}  # fmt: skip
     kafka = (bootstrap_servers, config, topic_prefix)
-    serve(_worker("webhook", topic, group_id, options, kafka), WebhookExecutor())
+    serve(_worker(ctx, "webhook", topic, group_id, options, kafka), WebhookExecutor())
 
 
 @app.command("streaming")
 def streaming(
+    ctx: typer.Context,
     topic: TopicOption = None,
     concurrency: ConcurrencyOption = 8,
     group_id: GroupOption = None,
@@ -181,12 +210,13 @@ def streaming(
     options = {"concurrency": concurrency, "heartbeat_interval_s": heartbeat_interval,
                "shutdown_grace_s": shutdown_grace}  # fmt: skip
     kafka = (bootstrap_servers, config, topic_prefix)
-    worker = _worker("streaming", topic or [STREAMING_TOPIC], group_id, options, kafka)
+    worker = _worker(ctx, "streaming", topic or [STREAMING_TOPIC], group_id, options, kafka)
     serve(worker, _streaming_job(engine, worker.kafka, progress_interval))
 
 
 @app.command("dbt")
 def dbt(
+    ctx: typer.Context,
     topic: Annotated[
         list[str] | None,
         typer.Option("--topic", help=f"Executor topic (repeatable; default {DBT_TRIGGER_TOPIC})."),
@@ -207,12 +237,13 @@ def dbt(
     options = {"concurrency": concurrency, "heartbeat_interval_s": heartbeat_interval,
                "shutdown_grace_s": shutdown_grace}  # fmt: skip
     kafka = (bootstrap_servers, config, topic_prefix)
-    worker = _worker("dbt", topic or [DBT_TRIGGER_TOPIC], group_id, options, kafka)
+    worker = _worker(ctx, "dbt", topic or [DBT_TRIGGER_TOPIC], group_id, options, kafka)
     serve(worker, DbtExecutor(python=dbt_python, progress_interval_s=progress_interval))
 
 
 @app.command("airflow")
 def airflow(
+    ctx: typer.Context,
     topic: Annotated[
         list[str] | None,
         typer.Option(
@@ -231,7 +262,7 @@ def airflow(
     options = {"concurrency": concurrency, "heartbeat_interval_s": heartbeat_interval,
                "shutdown_grace_s": shutdown_grace}  # fmt: skip
     kafka = (bootstrap_servers, config, topic_prefix)
-    worker = _worker("airflow", topic or [AIRFLOW_TRIGGER_TOPIC], group_id, options, kafka)
+    worker = _worker(ctx, "airflow", topic or [AIRFLOW_TRIGGER_TOPIC], group_id, options, kafka)
     serve(worker, AirflowExecutor())
 
 

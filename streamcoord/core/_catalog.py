@@ -8,12 +8,14 @@ kind (:mod:`streamcoord.spec.triggers`) checks it, names its expressions and its
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from streamcoord.core._expressions import Compiled, compile_expression, compile_template
+from streamcoord.core._policies import CompiledPolicies, compile_policies
 from streamcoord.core._versions import spec_version
 from streamcoord.errors import SpecError
 from streamcoord.events.models import ExecutorBinding
@@ -23,7 +25,7 @@ from streamcoord.spec.expressions import (
     RUN_KEY_VARIABLES,
     CompiledTemplate,
 )
-from streamcoord.spec.models import Need, Pipeline, Pool, RetryPolicy, Stage
+from streamcoord.spec.models import Need, Pipeline, Policy, Pool, RetryPolicy, Stage
 from streamcoord.spec.problem import format_path
 from streamcoord.spec.triggers import kind_of
 from streamcoord.spec.triggers.kind import CompiledTrigger
@@ -100,6 +102,7 @@ class Catalog:
     )
     version: str = ""
     retention: timedelta = DEFAULT_RETENTION
+    policies: CompiledPolicies = field(default_factory=CompiledPolicies)
 
     def triggers(self, kind: str, key: str) -> tuple[CompiledTrigger[Any], ...]:
         """The triggers of ``kind`` indexed under ``key``, in spec order."""
@@ -109,14 +112,14 @@ class Catalog:
     def build(
         cls, pipelines: Sequence[Pipeline], pools: Sequence[Pool] = (), *,
         default_start_timeout_seconds: float | None = None,
-        retention: timedelta = DEFAULT_RETENTION,
+        retention: timedelta = DEFAULT_RETENTION, policies: Sequence[Policy] = (),
     ) -> Catalog:
         """Compile and index the specs; raises :class:`SpecError` listing every problem.
 
         ``default_start_timeout_seconds`` is the start timeout of stages whose spec sets none
         (None: such stages wait for ``started`` without a limit); the coordinator passes its
         setting, and a replay of its log must pass the same value. ``retention`` (positive) is
-        how long finished runs stay in the state.
+        how long finished runs stay in the state. ``policies`` are enforced by ``decide``.
         """
         if default_start_timeout_seconds is not None and default_start_timeout_seconds <= 0:
             raise SpecError(
@@ -145,7 +148,10 @@ class Catalog:
                 "invalid pipeline specs: " + "; ".join(problems),
                 hint="fix the specs and load them again",
             )
-        return _indexed(compiled, pool_map, spec_version(pipelines, pools), retention)
+        catalog = _indexed(compiled, pool_map, spec_version(pipelines, pools, policies), retention)
+        if not policies:
+            return catalog
+        return dataclasses.replace(catalog, policies=compile_policies(policies, pipelines))
 
 
 def _indexed(

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from streamcoord.core._records import RunChange
     from streamcoord.core._state import CoordinatorState
 
-__all__ = ["CancelTimer", "Command", "Publish", "Rejection", "SetTimer", "Step"]
+__all__ = ["CancelTimer", "Command", "Publish", "Rejection", "SetTimer", "Step", "Violation"]
 
 RUNS_TOPIC = "streamcoord.runs"
 DECISIONS_TOPIC = "streamcoord.decisions"
@@ -54,6 +54,17 @@ class Rejection:
 
     code: str
     reason: str
+    policy: str | None = None  # the policy that rejected it, if one did
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """A policy the event broke; ``enforced`` False: a dry run, the event was decided anyway."""
+
+    policy: str
+    code: str
+    reason: str
+    enforced: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +79,4 @@ class Step:
     changed_keys: tuple[str, ...]
     spans: tuple[SpanRecord, ...] = ()
     changed_runs: tuple[RunChange, ...] = ()
+    violations: tuple[Violation, ...] = ()

@@ -15,6 +15,7 @@ from streamcoord.core._commands import (
     Publish,
     Rejection,
     SetTimer,
+    Violation,
 )
 from streamcoord.core._models import build
 from streamcoord.core._partitioning import partition_for
@@ -36,7 +37,7 @@ class Context:
 
     __slots__ = (
         "_records", "catalog", "catalogs", "commands", "event", "now", "rejection", "spans",
-        "state",
+        "state", "violations",
     )
 
     def __init__(
@@ -51,6 +52,7 @@ class Context:
         self.rejection: Rejection | None = None
         self._records: dict[str, RunState] = {}
         self.spans: list[SpanRecord] = []
+        self.violations: list[Violation] = []  # policies the event broke (see _policies)
 
     def catalog_of(self, run: RunState) -> Catalog:
         """The spec version ``run`` follows: its own when loaded, else the partition's current."""
@@ -60,8 +62,8 @@ class Context:
         """``run``'s pipeline in :meth:`catalog_of`; None when that version has no such pipeline."""
         return self.catalog_of(run).pipelines.get(run.pipeline)
 
-    def reject(self, code: str, reason: str) -> None:
-        self.rejection = Rejection(code, reason)
+    def reject(self, code: str, reason: str, *, policy: str | None = None) -> None:
+        self.rejection = Rejection(code, reason, policy)
 
     def owns(self, key: str) -> bool:
         partitions = self.state.partitions

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from streamcoord.core import _enforcement, _limits, _pools, _respec, _retention, _subscriptions
 from streamcoord.core import _execution as ex
-from streamcoord.core import _limits, _pools, _respec, _retention, _subscriptions
 from streamcoord.core._admission import MATCH, admit, drop_run, pause, resume
 from streamcoord.core._catalog import Catalog, CompiledPipeline
 from streamcoord.core._commands import Step
@@ -78,12 +78,12 @@ def decide(
     """
     catalogs = catalog if isinstance(catalog, CatalogSet) else CatalogSet.of(catalog)
     ctx = Context(catalogs, state, event, now)
-    handler = _HANDLERS.get(event.type, _on_external)
-    handler(ctx)
+    if _enforcement.allows(ctx):
+        _HANDLERS.get(event.type, _on_external)(ctx)
     changed_runs = ctx.flush_records(publish=run_records)
     return Step(
         state, tuple(ctx.commands), ctx.rejection, state.take_touched(), tuple(ctx.spans),
-        changed_runs,
+        changed_runs, tuple(ctx.violations),
     )
 
 

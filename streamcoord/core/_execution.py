@@ -11,6 +11,7 @@ from streamcoord.core._admission import cancel_run
 from streamcoord.core._backoff import retry_delay
 from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._context import Context
+from streamcoord.core._guards import GUARD_TIMER
 from streamcoord.core._lifecycle import (
     cancel_attempt,
     complete_stage,
@@ -182,6 +183,9 @@ def on_timer(ctx: Context, cp: CompiledPipeline, run: RunState, data: Any) -> No
     name, purpose = timer[2], timer[1]
     if purpose == "retry":
         _retry_now(ctx, cp, run, name)
+        return
+    if purpose == GUARD_TIMER:  # a held stage: check its guards again
+        settle(ctx, cp, run, [name])
         return
     # timers of an attempt are cancelled when it ends: this attempt is still live
     label, cause = _TIMEOUTS[purpose]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from streamcoord.core._catalog import Catalog
+from streamcoord.core._guards import GUARD_PREFIX
 from streamcoord.core._partitioning import run_base
 from streamcoord.core._readiness import need_outcome, verdict
 from streamcoord.core._state import CoordinatorState
@@ -78,6 +79,8 @@ def explain(
                      + ", ".join(n.need for n in needs if n.status not in _ENDED))
     if st.status == "ready" and cs.pool is not None:
         holds.append(f"waiting for a slot in pool {cs.pool}")
+    if st.status == "pending" and st.reason.startswith(GUARD_PREFIX):
+        holds.append(st.reason)
     if st.status == "skipped" and cs.condition is not None:
         holds.append(f"condition: {cs.condition.source}")
     return Explanation(run.run_id, stage, st.status, st.attempt, cs.trigger_rule, tuple(needs),

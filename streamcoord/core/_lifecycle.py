@@ -6,7 +6,7 @@ import heapq
 from datetime import timedelta
 from typing import Any
 
-from streamcoord.core import _limits, _pools, _retention, _subscriptions
+from streamcoord.core import _guards, _limits, _pools, _retention, _subscriptions
 from streamcoord.core._catalog import CompiledPipeline, CompiledStage
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
 from streamcoord.core._expressions import ExpressionEvaluationError
@@ -101,9 +101,10 @@ def _evaluate(ctx: Context, cp: CompiledPipeline, run: RunState, cs: CompiledSta
         _end(ctx, run, cs.name, status=result, reason=f"trigger rule {cs.trigger_rule}: {result}",
              caused=caused)
         return True
+    env = variables(run, cp)
     if cs.condition is not None:
         try:
-            holds = cs.condition.evaluate(variables(run, cp)) is True
+            holds = cs.condition.evaluate(env) is True
         except ExpressionEvaluationError as exc:
             _end(ctx, run, cs.name, status="failed",
                  reason=f"condition could not be evaluated: {exc}", caused=caused)
@@ -112,6 +113,8 @@ def _evaluate(ctx: Context, cp: CompiledPipeline, run: RunState, cs: CompiledSta
             _end(ctx, run, cs.name, status="skipped",
                  reason=f"condition {cs.condition.source} is false", caused=caused)
             return True
+    if _guards.held(ctx, cp, run, cs, env=env, caused=caused):
+        return False
     stage = run.stages[cs.name]
     stage.status = "ready"
     stage.caused_by = caused

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from streamcoord.errors import SpecError
-from streamcoord.spec.models import Pipeline, Pool
+from streamcoord.spec.models import ContractPolicy, EmitPolicy, GuardPolicy, Pipeline, Policy, Pool
 
 if TYPE_CHECKING:
     from streamcoord.core._catalog import Catalog
@@ -18,18 +18,23 @@ if TYPE_CHECKING:
 __all__ = ["CatalogSet", "spec_version"]
 
 
-def spec_version(pipelines: Sequence[Pipeline], pools: Sequence[Pool] = ()) -> str:
+def spec_version(
+    pipelines: Sequence[Pipeline], pools: Sequence[Pool] = (), policies: Sequence[Policy] = ()
+) -> str:
     """``sha256:`` and 16 hex digits of the canonical JSON of the specs, sorted by name.
 
     Canonical: the models' JSON form without the values equal to their defaults (so an omitted
     default and the same value written out hash alike, and a release that adds a field with a
     default leaves every published version's hash as it was), with sorted keys and no
-    whitespace; order of files, pipelines and pools does not matter.
+    whitespace; order of files, pipelines and pools does not matter. Policies count only when
+    there are some, so specs without policies keep the version they had before policies existed.
     """
-    canonical = {
+    canonical: dict[str, object] = {
         "pipelines": [_canonical(p) for p in sorted(pipelines, key=_name)],
         "pools": [_canonical(p) for p in sorted(pools, key=_name)],
     }
+    if policies:
+        canonical["policies"] = [_policy(p) for p in sorted(policies, key=_name)]
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -38,7 +43,13 @@ def _canonical(model: Pipeline | Pool) -> object:
     return model.model_dump(mode="json", exclude_defaults=True)
 
 
-def _name(model: Pipeline | Pool) -> str:
+def _policy(policy: Policy) -> object:
+    # the kind is a default too, yet tells an emit policy from a contract of the same fields
+    return {"kind": policy.kind,
+            **policy.model_dump(mode="json", exclude_defaults=True, by_alias=True)}
+
+
+def _name(model: Pipeline | Pool | EmitPolicy | ContractPolicy | GuardPolicy) -> str:
     return model.name
 
 

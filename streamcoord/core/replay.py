@@ -159,12 +159,18 @@ def step_json(record: Record) -> bytes:
                   "id": record.event.id},
         "fed_back": record.fed_back,
         "rejection": None if step.rejection is None
-        else {"code": step.rejection.code, "reason": step.rejection.reason},
+        else {"code": step.rejection.code, "reason": step.rejection.reason,
+              **({"policy": step.rejection.policy} if step.rejection.policy else {})},
         "commands": [command_json(c) for c in step.commands],
         "changed_keys": list(step.changed_keys),
     }
     if step.spans:
         body["spans"] = [span_json(s) for s in step.spans]
+    if step.violations:
+        body["violations"] = [
+            {"policy": v.policy, "code": v.code, "reason": v.reason, "enforced": v.enforced}
+            for v in step.violations
+        ]
     return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 
 

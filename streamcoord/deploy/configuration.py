@@ -23,7 +23,6 @@ from streamcoord.worker import WorkerSettings
 __all__ = [
     "CONFIGURATION_REFERENCE",
     "SETTINGS_MODELS",
-    "SUPPLEMENTED_DESCRIPTIONS",
     "SettingsModel",
     "environment_variable",
     "render_configuration_reference",
@@ -57,40 +56,22 @@ SETTINGS_MODELS: Final[tuple[SettingsModel, ...]] = (
         CoordinatorSettings,
         "`streamcoord run`",
         "Command-line options of `streamcoord run` first, then the environment, then the "
-        "defaults. `topic_prefix` is taken from the Kafka settings' `topic_prefix` unless "
-        "`--topic-prefix` is given.",
+        "defaults. `topic_prefix`: `--topic-prefix`, else the Kafka settings' `topic_prefix` "
+        "when set, else `STREAMCOORD_TOPIC_PREFIX`.",
     ),
     SettingsModel(
         "Workers",
         WorkerSettings,
-        "`streamcoord worker shell|webhook|streaming` and your own `streamcoord.worker.Worker`",
+        "`streamcoord worker shell|webhook|streaming|dbt|airflow` and your own "
+        "`streamcoord.worker.Worker`",
         "Command-line options of `streamcoord worker ...` first, then the environment, then "
-        "the defaults. Those commands always pass `group_id` (`--group-id`, else "
-        "`streamcoord-worker-<kind>`), `concurrency`, `heartbeat_interval_s` and "
-        "`shutdown_grace_s` (their options' defaults included), so set those four with options "
-        "there; the environment sets the rest.",
+        "the executor kind's defaults (`group_id` `streamcoord-worker-<kind>`; `concurrency`, "
+        "`heartbeat_interval_s` and `shutdown_grace_s` as each command's `--help` shows), then "
+        "the defaults below.",
     ),
 )
 
-#: Descriptions of the fields whose model has none yet (the models in ``streamcoord/runtime`` are
-#: not this module's to change). A test fails once a model describes one of them itself: then the
-#: entry goes, and the model stays the single source.
-SUPPLEMENTED_DESCRIPTIONS: Final[dict[tuple[str, str], str]] = {
-    ("CoordinatorSettings", "group_id"): "Consumer group of the coordinators; it also prefixes "
-    "their transactional ids. One group per set of topics.",
-    ("CoordinatorSettings", "topic_prefix"): "Prefix of every topic name (see the Kafka "
-    "settings' topic_prefix, which `streamcoord run` uses unless --topic-prefix is given).",
-    ("CoordinatorSettings", "poll_timeout_ms"): "How long one poll of the events topic waits "
-    "for records.",
-    ("CoordinatorSettings", "max_event_bytes"): "Largest record of the events topic the "
-    "decoder accepts; larger ones go to the dead-letter topic.",
-    ("CoordinatorSettings", "transaction_timeout_s"): "Timeout of each partition's Kafka "
-    "transaction (transaction.timeout.ms).",
-    ("CoordinatorSettings", "health_host"): "Address the health endpoints (/livez, /readyz, "
-    "/healthz) bind; 0.0.0.0 in a container so that probes reach them.",
-    ("CoordinatorSettings", "health_port"): "Port of the health endpoints; unset serves none "
-    "(`streamcoord run --health-port`).",
-}
+
 
 _HEADER: Final = f"""# Configuration reference
 
@@ -153,7 +134,7 @@ def _row(model: type[BaseSettings], name: str, field: FieldInfo) -> str:
 
 
 def _description(model: type[BaseSettings], name: str, field: FieldInfo) -> str:
-    return field.description or SUPPLEMENTED_DESCRIPTIONS.get((model.__name__, name), "")
+    return field.description or ""
 
 
 def _type_name(annotation: Any) -> str:

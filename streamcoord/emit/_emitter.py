@@ -5,7 +5,9 @@ a partition with the coordinator that owns the run. The producer is idempotent w
 ``acks="all"``: when :meth:`Emitter.send` returns, the broker holds the event.
 
 One seam for telemetry: ``hooks`` are applied to each event just before it is encoded (a tracing
-hook sets ``traceparent``/``tracestate``; the codec copies them into Kafka headers).
+hook sets ``traceparent``/``tracestate``; the codec copies them into Kafka headers). Given a
+``signing_key``, the emitter signs each event last, after the hooks, so the signature covers
+every attribute sent (see :mod:`streamcoord.events.signing`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Final, Self
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from streamcoord.core import partition_key_for
 from streamcoord.errors import StreamcoordError
@@ -25,6 +28,7 @@ from streamcoord.events.codec import EncodeMode, encode
 from streamcoord.events.factory import make_event
 from streamcoord.events.models import CloudEvent
 from streamcoord.events.principal import with_principal
+from streamcoord.events.signing import sign_event
 from streamcoord.kafka.refusal import refusal
 from streamcoord.kafka.settings import KafkaSettings
 
@@ -68,16 +72,19 @@ class Emitter:
         mode: EncodeMode = "structured",
         hooks: Sequence[SendHook] = (),
         linger_ms: int = 5,
+        signing_key: Ed25519PrivateKey | None = None,
         principal: str | None = None,
     ) -> None:
+        """``signing_key``: sign every event (Ed25519, ``scsignature``) as ``principal``
+        (``scprincipal``; None: the principal the event already names, if any)."""
         self.settings = settings or KafkaSettings.load(bootstrap_servers=bootstrap_servers)
         self.topic = topic or self.settings.topic(EVENTS_TOPIC)
         self.mode: EncodeMode = mode
         self.hooks = list(hooks)
         self._linger_ms = linger_ms
-        # the identity stamped on every event sent (scprincipal), replacing any it claimed
-        self.principal = principal
         self._producer: AIOKafkaProducer | None = None
+        self._signing_key = signing_key
+        self._principal = principal
 
     async def start(self) -> None:
         """Connect to the cluster; raises :class:`EmitError` when it cannot be reached."""
@@ -164,10 +171,12 @@ class Emitter:
         return await self.send(event)
 
     def _prepare(self, event: CloudEvent) -> CloudEvent:
-        if self.principal is not None:
-            event = with_principal(event, self.principal)
         for hook in self.hooks:
             event = hook(event)
+        if self._signing_key is not None:  # last: nothing may change the event once signed
+            event = sign_event(event, self._signing_key, self._principal)
+        elif self._principal is not None:  # the configured identity, unproven (audit trail)
+            event = with_principal(event, self._principal)
         return event
 
     async def _enqueue(self, producer: AIOKafkaProducer, event: CloudEvent) -> asyncio.Future[Any]:
@@ -196,13 +205,20 @@ async def emit(
     bootstrap_servers: str | None = None,
     settings: KafkaSettings | None = None,
     mode: EncodeMode = "structured",
+    signing_key: Ed25519PrivateKey | None = None,
+    principal: str | None = None,
     **extensions: Any,
 ) -> CloudEvent:
     """Send one CloudEvent to the events topic and return it once the broker acknowledged it.
 
+    ``signing_key`` and ``principal``: see :class:`Emitter`.
+
     For many events, keep one :class:`Emitter` open instead: this connects and disconnects.
     """
-    async with Emitter(settings, bootstrap_servers=bootstrap_servers, mode=mode) as emitter:
+    async with Emitter(
+        settings, bootstrap_servers=bootstrap_servers, mode=mode, signing_key=signing_key,
+        principal=principal,
+    ) as emitter:
         return await emitter.emit(
             type, source=source, data=data, subject=subject, id=id, **extensions
         )

@@ -19,6 +19,7 @@ class DeadLetter:
     topic: str
     partition: int
     offset: int
+    policy: str = ""  # the policy that rejected the record, if one did
 
 
 def dead_letter_headers(
@@ -31,5 +32,6 @@ def dead_letter_headers(
         "topic": letter.topic,
         "partition": str(letter.partition),
         "offset": str(letter.offset),
+        **({"policy": letter.policy} if letter.policy else {}),
     }
     return [*original, *((HEADER_PREFIX + k, v.encode()) for k, v in ours.items())]

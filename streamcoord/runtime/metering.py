@@ -42,6 +42,10 @@ def record_batch(instruments: Instruments, outcome: BatchOutcome) -> None:
         instruments.dead_letters.add(count, {"reason": reason})
     if outcome.forwarded:
         instruments.events_forwarded.add(outcome.forwarded)
+    for (policy, code, enforced), count in outcome.policy_violations.items():
+        instruments.policy_violations.add(
+            count, {"policy": policy, "reason": code, "enforced": enforced}
+        )
 
 
 class PartitionGauges:

@@ -103,6 +103,8 @@ class BatchOutcome:
     trigger_event_times: list[int] = field(default_factory=list)  # record ms of each cause
     attempts: list[SpanRecord] = field(default_factory=list)
     runs_finished: int = 0
+    #: Policy violations by (policy, code, enforced); enforced ones are dead letters too.
+    policy_violations: Counter[tuple[str, str, bool]] = field(default_factory=Counter)
 
 
 class RecordFailed(Exception):  # noqa: N818  # a signal inside the batch loop, never raised out
@@ -467,7 +469,10 @@ class PartitionWorker:
                 outcome.runs_finished += 1
         batch.spans.extend(step.spans)
         if step.rejection is not None:
-            self._dead_letter(batch, record, step.rejection.code, step.rejection.reason)
+            self._dead_letter(batch, record, step.rejection.code, step.rejection.reason,
+                              policy=step.rejection.policy)
+        for violation in step.violations:
+            outcome.policy_violations[violation.policy, violation.code, violation.enforced] += 1
         batch.changed.update(step.changed_keys)
         for change in step.changed_runs:
             batch.run_changes[change.run.run_id] = change
@@ -549,10 +554,12 @@ class PartitionWorker:
             batch.outcome.forwarded += 1
 
     def _dead_letter(
-        self, batch: _Batch, record: ConsumerRecord[bytes, bytes], reason: str, message: str
+        self, batch: _Batch, record: ConsumerRecord[bytes, bytes], reason: str, message: str,
+        *, policy: str | None = None,
     ) -> None:
         """The record as it came (key, value, headers), with the reason in headers."""
-        letter = DeadLetter(reason, message, record.topic, record.partition, record.offset)
+        letter = DeadLetter(reason, message, record.topic, record.partition, record.offset,
+                            policy or "")
         log.warning(
             "dead letter %s[%d]@%d: %s: %s",
             record.topic, record.partition, record.offset, reason, message,

@@ -57,11 +57,24 @@ class CoordinatorSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="STREAMCOORD_", extra="ignore")
 
-    group_id: str = "streamcoord-coordinator"
-    topic_prefix: str = ""
+    group_id: str = Field(
+        "streamcoord-coordinator",
+        description="Consumer group of the coordinators; it also prefixes their transactional "
+        "ids. One group per set of topics.",
+    )
+    topic_prefix: str = Field(
+        "", description="Prefix of every topic name (`streamcoord run` takes the Kafka "
+        "settings' topic_prefix, or --topic-prefix).",
+    )  # fmt: skip
     max_batch: int = Field(500, ge=1, le=100_000, description="Records fed to the core per batch.")
-    poll_timeout_ms: int = Field(200, ge=1)
-    max_event_bytes: int = Field(1_048_576, ge=1024)
+    poll_timeout_ms: int = Field(
+        200, ge=1, description="How long one poll of the events and internal topics waits for "
+        "records (shorter when a timer is due sooner).",
+    )  # fmt: skip
+    max_event_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest events record the coordinator admits; larger "
+        "ones go to the dead-letter topic (`oversized`).",
+    )  # fmt: skip
     max_event_depth: int = Field(
         64, ge=4, le=200, description="How deeply an event's JSON may nest (docs/edges.md)."
     )
@@ -71,7 +84,10 @@ class CoordinatorSettings(BaseSettings):
     max_event_attributes: int = Field(
         64, ge=8, description="Attributes of a structured event; headers of a record."
     )
-    transaction_timeout_s: float = Field(30.0, gt=0)
+    transaction_timeout_s: float = Field(
+        30.0, gt=0, description="How long a partition waits for its transaction's commit or "
+        "abort; the broker's transaction.timeout.ms is twice it.",
+    )  # fmt: skip
     group_offsets_interval_s: float = Field(
         0.5, gt=0, description="How often decided positions are also committed to the group."
     )
@@ -84,8 +100,15 @@ class CoordinatorSettings(BaseSettings):
             " same value to `streamcoord replay --default-start-timeout` to replay a log."
         ),
     )
-    health_host: str = "127.0.0.1"
-    health_port: int | None = Field(None, ge=0, le=65535)
+    health_host: str = Field(
+        "127.0.0.1", description="Address the health endpoints (/livez, /readyz, /healthz) "
+        "bind; 0.0.0.0 in a container so that probes reach them.",
+    )  # fmt: skip
+    health_port: int | None = Field(
+        None, ge=0, le=65535,
+        description="Port of the health endpoints; unset serves none (`streamcoord run "
+        "--health-port`).",
+    )  # fmt: skip
     instance_id: str | None = Field(
         None, description="Static group membership: a quick restart keeps its partitions."
     )

@@ -101,7 +101,7 @@ def load_catalog(
         "`streamcoord validate PATH...` shows the same list",
     )  # fmt: skip
     return Catalog.build(
-        report.specs.pipelines, report.specs.pools,
+        report.specs.pipelines, report.specs.pools, policies=report.specs.policies,
         default_start_timeout_seconds=default_start_timeout_seconds, retention=retention,
     )
 
@@ -122,7 +122,7 @@ def catalog_of_record(
         f"`streamcoord specs show {record.version}` prints its files",
     )
     catalog = Catalog.build(
-        report.specs.pipelines, report.specs.pools,
+        report.specs.pipelines, report.specs.pools, policies=report.specs.policies,
         default_start_timeout_seconds=default_start_timeout_seconds, retention=retention,
     )
     if catalog.version != record.version:
@@ -236,7 +236,9 @@ def version_of(files: Mapping[str, str]) -> str:
         report.problems, "the specs do not validate",
         "`streamcoord validate` shows them located in the files",
     )  # fmt: skip
-    return Catalog.build(report.specs.pipelines, report.specs.pools).version
+    return Catalog.build(
+        report.specs.pipelines, report.specs.pools, policies=report.specs.policies
+    ).version
 
 
 async def apply_specs(

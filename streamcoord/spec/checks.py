@@ -25,6 +25,7 @@ from streamcoord.spec.expressions import (
 from streamcoord.spec.graph import StageRef, dependency_edges, find_cycles, need_target
 from streamcoord.spec.loader import LoadedSpecs, SpecDocument
 from streamcoord.spec.models import Need, Pipeline, Stage
+from streamcoord.spec.policy_checks import policy_problems
 from streamcoord.spec.problem import FieldPath, Problem, format_path, sorted_problems
 from streamcoord.spec.secret_checks import invalid_secret_refs
 from streamcoord.spec.triggers import kind_of
@@ -60,6 +61,7 @@ def check_specs(specs: LoadedSpecs, topics: Collection[str] | None = None) -> tu
         lambda: _pools(sites, {pool.name for pool in specs.pools}),
         lambda: invalid_secret_refs(specs),
         lambda: invalid_executor_configs(specs),
+        lambda: policy_problems(specs),
     ]
     if topics is not None:
         checks.append(lambda: _topics(sites, frozenset(topics)))

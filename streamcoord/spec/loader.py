@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from streamcoord.errors import ConfigError
-from streamcoord.spec.models import Pipeline, Pool, SpecFile
+from streamcoord.spec.models import Pipeline, Policy, Pool, SpecFile
 from streamcoord.spec.problem import FieldPath, Problem, sorted_problems
 from streamcoord.spec.schema_problems import schema_problems
 from streamcoord.spec.yaml_source import YamlDocument, parse_yaml
@@ -35,7 +35,8 @@ _M = TypeVar("_M", bound=BaseModel)
 
 @dataclass(frozen=True, slots=True)
 class SpecDocument:
-    """The valid part of one YAML document, and where each of its pipelines and pools came from.
+    """The valid part of one YAML document, and where each of its pipelines, pools and policies
+    came from.
 
     ``pipeline_paths[i]`` is the path of ``spec.pipelines[i]`` in ``source`` (invalid entries
     are left out of ``spec``, so indexes may differ from the file's).
@@ -45,6 +46,7 @@ class SpecDocument:
     spec: SpecFile
     pipeline_paths: tuple[FieldPath, ...]
     pool_paths: tuple[FieldPath, ...]
+    policy_paths: tuple[FieldPath, ...] = ()
 
     @property
     def file(self) -> str:
@@ -73,6 +75,11 @@ class LoadedSpecs:
     def pools(self) -> tuple[Pool, ...]:
         """Every valid pool, in file order."""
         return tuple(p for document in self.documents for p in document.spec.pools)
+
+    @property
+    def policies(self) -> tuple[Policy, ...]:
+        """Every valid policy, in file order."""
+        return tuple(p for document in self.documents for p in document.spec.policies)
 
     def merged(self, other: LoadedSpecs) -> LoadedSpecs:
         """These specs followed by ``other``'s."""
@@ -107,13 +114,22 @@ def _validate_document(source: YamlDocument) -> tuple[SpecDocument | None, list[
         return None, [Problem(source.file, line, col, "", "expected a mapping", hint)], set()
     # Each pipeline and pool is validated on its own, so one broken pipeline does not hide the
     # problems (or the valid cross-references) of its neighbours.
-    lists = {key: data[key] for key in ("pipelines", "pools") if isinstance(data.get(key), list)}
+    lists = {
+        key: data[key]
+        for key in ("pipelines", "pools", "policies") if isinstance(data.get(key), list)
+    }
     problems = _validate(SpecFile, {**data, **{key: [] for key in lists}}, source, ())
     pipelines = _validate_items(Pipeline, lists.get("pipelines"), source)
     pools = _validate_items(Pool, lists.get("pools"), source)
-    spec = SpecFile.model_construct(pipelines=pipelines.valid, pools=pools.valid)
-    document = SpecDocument(source, spec, tuple(pipelines.paths), tuple(pools.paths))
-    return document, problems + pipelines.problems + pools.problems, pipelines.invalid_names
+    policies = _validate_policies(lists.get("policies"), source)
+    spec = SpecFile.model_construct(
+        pipelines=pipelines.valid, pools=pools.valid, policies=policies.valid
+    )
+    document = SpecDocument(
+        source, spec, tuple(pipelines.paths), tuple(pools.paths), tuple(policies.paths)
+    )
+    found = problems + pipelines.problems + pools.problems + policies.problems
+    return document, found, pipelines.invalid_names
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +151,23 @@ def _validate_items(model: type[_M], items: list[Any] | None, source: YamlDocume
             result.problems.extend(schema_problems(error, model, source, path))
             if isinstance(item, dict) and isinstance(item.get("name"), str):
                 result.invalid_names.add(item["name"])
+    return result
+
+
+_POLICY: TypeAdapter[Policy] = TypeAdapter(Policy)
+
+
+def _validate_policies(items: list[Any] | None, source: YamlDocument) -> _Items[Policy]:
+    """Each policy on its own, like pipelines (a policy is a union over its ``kind``)."""
+    result: _Items[Policy] = _Items([], [], [], set())
+    for index, item in enumerate(items or []):
+        path: FieldPath = ("policies", index)
+        try:
+            result.valid.append(_POLICY.validate_python(item))
+            result.paths.append(path)
+        except ValidationError as error:
+            # schema_problems walks the union's branches from the policy's own type
+            result.problems.extend(schema_problems(error, Policy, source, path))  # type: ignore[arg-type]
     return result
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, JsonValue
 
 from streamcoord.spec._base import Expression, Name, SpecModel
+from streamcoord.spec.policies import ContractPolicy, EmitPolicy, GuardPolicy, Policy
 from streamcoord.spec.triggers import (
     DataArrivalTrigger,
     EventTrigger,
@@ -26,15 +27,19 @@ __all__ = [
     "DEFAULT_TRIGGER_TOPIC",
     "Backoff",
     "Concurrency",
+    "ContractPolicy",
     "DataArrivalTrigger",
+    "EmitPolicy",
     "EventTrigger",
     "Executor",
     "ExecutorKind",
+    "GuardPolicy",
     "ManualTrigger",
     "Need",
     "OverLimitPolicy",
     "Pipeline",
     "PipelineOutcomeTrigger",
+    "Policy",
     "Pool",
     "RetryPolicy",
     "ScheduleTrigger",
@@ -193,7 +198,10 @@ class Pool(SpecModel):
 
 
 class SpecFile(SpecModel):
-    """One YAML document: any number of pipelines and pools."""
+    """One YAML document: any number of pipelines, pools and policies."""
 
     pipelines: list[Pipeline] = Field(default_factory=list)
     pools: list[Pool] = Field(default_factory=list)
+    policies: list[Policy] = Field(
+        default_factory=list, description="Rules the core enforces (streamcoord.spec.policies)."
+    )

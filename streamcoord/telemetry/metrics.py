@@ -36,6 +36,7 @@ __all__ = [
     "event_to_trigger_latency",
     "events_consumed",
     "events_forwarded",
+    "policy_violations",
     "restore_duration",
     "stage_duration",
     "stage_outcomes",
@@ -91,6 +92,11 @@ class Instruments:
         self.dead_letters: Counter = meter.create_counter(
             "streamcoord.dead_letters", "{event}", "Records sent to the dead-letter topic"
         )
+        self.policy_violations: Counter = meter.create_counter(
+            "streamcoord.policy.violations", "{event}",
+            "Events that broke a policy, by policy, reason and whether it was enforced"
+            " (enforce: false counts what a dry run would have rejected)",
+        )
         self.events_forwarded: Counter = meter.create_counter(
             "streamcoord.events.forwarded", "{event}",
             "Events a producer put on another partition than their run's, forwarded there",
@@ -120,5 +126,6 @@ stage_duration = _global.stage_duration
 active_runs = _global.active_runs
 dead_letters = _global.dead_letters
 events_forwarded = _global.events_forwarded
+policy_violations = _global.policy_violations
 consumer_lag = _global.consumer_lag
 restore_duration = _global.restore_duration

@@ -38,7 +38,7 @@ def catalog_of(spec: str) -> Catalog:
     """A catalog from spec YAML, through the same loader `streamcoord run` uses."""
     loaded = parse_specs(spec, "test.yaml")
     assert not loaded.problems, loaded.problems
-    return Catalog.build(loaded.pipelines, loaded.pools)
+    return Catalog.build(loaded.pipelines, loaded.pools, policies=loaded.policies)
 
 
 async def create_topics(bootstrap: str, topics: TopicNames, partitions: int) -> None:

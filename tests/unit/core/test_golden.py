@@ -36,7 +36,7 @@ def _specs(case: Path) -> list[Path]:
 def _catalog(paths: list[Path]) -> Catalog:
     loaded = load_specs(paths)
     assert not loaded.problems
-    return Catalog.build(loaded.pipelines, loaded.pools)
+    return Catalog.build(loaded.pipelines, loaded.pools, policies=loaded.policies)
 
 
 def _catalogs(case: Path) -> CatalogSet:

@@ -218,3 +218,12 @@ def test_owned_schedules_follow_the_newest_version() -> None:
     assert {pipeline for pipeline, _ in times} == {"kept", "moved", "new"}  # "gone" is gone
     assert {t.data.scheduled_time.hour for t in ticks if t.data.pipeline == "moved"} == {2}
     assert ("new", 30) in times
+
+
+def test_policies_are_published_with_the_specs_and_change_their_version() -> None:
+    policy = "policies:\n  - {kind: contract, name: ab, type: a.b, schema: {type: object}}\n"
+    guarded = record(ONE + policy, name="specs/one.yaml")
+    assert guarded.version != version_of({"p.yaml": ONE})
+    catalog = catalog_of_record(SpecsRecord.from_bytes(guarded.to_bytes()))
+    assert catalog.version == guarded.version
+    assert [c.name for c in catalog.policies.contracts["a.b"]] == ["ab"]

@@ -86,6 +86,7 @@ def test_every_instrument_named_by_issue_7_exists_and_the_module_exposes_it(
         "events_consumed", "decision_duration", "event_to_trigger_latency", "triggers_published",
         "stage_outcomes", "stage_duration", "active_runs", "dead_letters", "consumer_lag",
         "restore_duration", "events_forwarded",
+        "policy_violations",  # issue 17
     ]  # fmt: skip
     assert sorted(names) == sorted(vars(endpoint.instruments))
     assert set(names) <= set(metrics.__all__)

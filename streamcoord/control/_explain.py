@@ -1,0 +1,47 @@
+"""``explain`` from the coordinator's changelog: the state of the run's partition, restored as
+the coordinator restores it, then asked :func:`streamcoord.core.explain`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from streamcoord.core import Catalog, CatalogSet, CoordinatorState, Explanation, partition_for
+from streamcoord.core import explain as explain_in_state
+from streamcoord.core._partitioning import run_base
+from streamcoord.errors import ConfigError
+from streamcoord.kafka.records import topic_partitions
+from streamcoord.runtime.changelog import read_changelog, state_items
+from streamcoord.runtime.settings import TopicNames
+
+__all__ = ["explain_stage", "partitions_of"]
+
+
+async def partitions_of(client_kwargs: Mapping[str, Any], topic: str) -> int:
+    """How many partitions ``topic`` has (0 when it does not exist)."""
+    consumer = AIOKafkaConsumer(**client_kwargs, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return len(await topic_partitions(consumer, topic))
+    except ConfigError:  # no such topic
+        return 0
+    finally:
+        await consumer.stop()
+
+
+async def explain_stage(
+    client_kwargs: Mapping[str, Any], topics: TopicNames, catalog: Catalog | CatalogSet,
+    run_id: str, stage: str,
+) -> Explanation | None:  # fmt: skip
+    """Why ``stage`` of ``run_id`` is, or is not yet, ready; None when the coordinator's state
+    holds no such run or stage (finished runs leave it after the retention period)."""
+    partitions = await partitions_of(client_kwargs, topics.state)
+    if not partitions:
+        return None
+    home = partition_for(run_base(run_id), partitions)
+    restored = await read_changelog(client_kwargs, topics.state, home)
+    state = CoordinatorState.load(home, partitions, state_items(restored.items.items()))
+    return explain_in_state(catalog, state, run_id, stage)
+
