@@ -30,7 +30,7 @@ __all__ = [
 #: Refused and allowed calls are logged here, one line each.
 AUDIT_LOGGER: Final = "streamcoord.audit"
 #: The CloudEvents extension attribute naming who sent an event (a command, an ingested event).
-PRINCIPAL_ATTRIBUTE: Final = "principal"
+PRINCIPAL_ATTRIBUTE: Final = "scprincipal"  # the one the core, signing and audit read
 #: Every generated token starts so (secret scanners and people recognise it).
 TOKEN_PREFIX: Final = "sct_"  # noqa: S105 - a prefix, not a secret
 

@@ -16,12 +16,15 @@ from rich.text import Text
 
 from streamcoord import __version__
 from streamcoord.cli import airflow as airflow_cli
+from streamcoord.cli import audit as audit_cli
+from streamcoord.cli import backfill as backfill_cli
 from streamcoord.cli import dbt as dbt_cli
 from streamcoord.cli import demo as demo_cli
 from streamcoord.cli import dev, docs, graph, operate, topics, validate
 from streamcoord.cli import emit as emit_cli
 from streamcoord.cli import ingest as ingest_cli
 from streamcoord.cli import inspect as inspect_cli
+from streamcoord.cli import lineage as lineage_cli
 from streamcoord.cli import replay as replay_cli
 from streamcoord.cli import run as run_cli
 from streamcoord.cli import serve as serve_cli
@@ -71,6 +74,9 @@ app.add_typer(dbt_cli.app, name="dbt")
 app.add_typer(airflow_cli.app, name="airflow")
 app.command("serve")(serve_cli.serve)
 app.add_typer(token_cli.app, name="token")
+app.command("audit")(audit_cli.audit)
+app.command("backfill")(backfill_cli.backfill)
+app.command("lineage")(lineage_cli.lineage)
 # ---- end of command registrations ----------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """The command events an operator sends: request, cancel, retry, pause, resume.
 
-Each carries who sent it in the ``principal`` extension attribute (the API's authenticated
+Each carries who sent it in the ``scprincipal`` extension attribute (the API's authenticated
 caller, the CLI's ``user@host``), so the audit trail says who, not only which tool.
 """
 
@@ -20,6 +20,7 @@ from streamcoord.events.models import (
     RunRequested,
     StageRetry,
 )
+from streamcoord.events.principal import with_principal
 
 __all__ = [
     "PRINCIPAL_ATTRIBUTE",
@@ -48,7 +49,7 @@ def principal_of(event: CloudEvent) -> str | None:
 
 def _command(type_: str, source: str, principal: str | None, data: object) -> CloudEvent:
     if principal:
-        return make_event(type_, source, data, principal=principal)
+        return with_principal(make_event(type_, source, data), principal)
     return make_event(type_, source, data)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamcoord.core import _limits, _pools, _respec, _retention
+from streamcoord.core._audit import principal_extra, principal_of
 from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
 from streamcoord.core._lifecycle import (
@@ -91,6 +92,7 @@ def _create(
     run.params = dict(m["params"])
     run.stages = new_stages(cp)
     run.spec_version = ctx.state.spec_version  # kept until the run ends (None: the default)
+    run.principal = principal_of(ctx.event)
     run.remember(digest)
     ctx.state.put_run(run)
     if cp.max_active_runs is None:
@@ -174,6 +176,7 @@ def _broadcast(ctx: Context, cp: CompiledPipeline) -> None:
         event = CloudEvent(
             id=f"{ctx.event.id}|p{p}", source=COORDINATOR_SOURCE, type=ctx.event.type,
             time=ctx.now, data={"pipeline": cp.name}, sckey=key, scbroadcast="1",
+            **principal_extra(ctx.event),
         )
         ctx.publish(None, key, event)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from streamcoord.core._audit import link, principal_extra, principal_of
 from streamcoord.core._catalog import Catalog, CompiledPipeline
 from streamcoord.core._commands import (
     DECISIONS_TOPIC,
@@ -22,7 +23,7 @@ from streamcoord.core._records import COORDINATOR_SOURCE, RunChange, record_of
 from streamcoord.core._state import CoordinatorState, RunState, timer_event
 from streamcoord.core._tracing import SpanRecord, attempt_span_id, run_span_id
 from streamcoord.core._versions import CatalogSet
-from streamcoord.events.models import CloudEvent, Decision, DecisionRecord
+from streamcoord.events.models import CloudEvent, Decision, DecisionCause, DecisionRecord
 
 __all__ = ["COORDINATOR_SOURCE", "Context"]
 
@@ -71,7 +72,7 @@ class Context:
     def route(self, key: str, type_: str, ident: str, data: dict[str, Any]) -> None:
         """Put an internal event back on the events topic for the partition that owns ``key``."""
         event = build(
-            CloudEvent, {"sckey": key},
+            CloudEvent, {"sckey": key, **principal_extra(self.event)},
             id=ident, source=COORDINATOR_SOURCE, type=type_, time=self.now, data=data,
         )
         self.commands.append(Publish(None, key, event))
@@ -87,8 +88,11 @@ class Context:
     def note(
         self, run_id: str, stage: str | None, action: str, reason: str, caused: list[str]
     ) -> None:
-        """Record a decision (also for runs that do not exist yet, e.g. held while paused)."""
-        ident = f"{self.event.source}|{self.event.id}|{run_id}|{stage or ''}|{action}"
+        """Record a decision (also for runs that do not exist yet, e.g. held while paused), with
+        the principal and identity of the event it was made on, as the partition's next link
+        (see ``_audit``)."""
+        event = self.event
+        ident = f"{event.source}|{event.id}|{run_id}|{stage or ''}|{action}"
         record = build(
             DecisionRecord, None,
             id=ident, source=COORDINATOR_SOURCE, time=self.now, subject=run_id,
@@ -96,10 +100,14 @@ class Context:
                 Decision,
                 None,
                 run_id=run_id, stage=stage, action=action, reason=reason,
-                caused_by=list(caused),
+                caused_by=list(caused), principal=principal_of(event),
+                event=build(DecisionCause, None, type=event.type, source=event.source,
+                            id=event.id),
             ),
         )
-        self.commands.append(Publish(DECISIONS_TOPIC, run_id.split("#", 1)[0], record))
+        self.commands.append(
+            Publish(DECISIONS_TOPIC, run_id.split("#", 1)[0], link(self.state, record))
+        )
 
     def run_record(self, run: RunState) -> None:
         """Publish the run's record once, as it stands when the step ends."""

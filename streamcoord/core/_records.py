@@ -60,6 +60,6 @@ def record_of(run: RunState, source: str, event_id: str, now: datetime) -> RunRe
             status=run.status, stages={n: s.status for n, s in stages.items()},
             attempts={n: s.attempt for n, s in stages.items()},
             caused_by=list(run.caused_by), trace_id=run.trace_id,
-            spec_version=run.spec_version,
+            spec_version=run.spec_version, principal=run.principal,
         ),
     )

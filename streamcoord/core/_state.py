@@ -7,8 +7,9 @@ Keys: ``run/<pipeline>/<run_key>`` (the latest generation of a run, its stages a
 (cross-pipeline subscribers of a run), ``arr/<pipeline>/<run_key>`` (data arrivals),
 ``wm/<pipeline>`` (data-trigger watermarks), ``spec`` (the partition's active spec version,
 absent until one is activated), ``gen/<pipeline>/<run_key>`` (the generation of a run that
-expired, see :mod:`~streamcoord.core._retention`) and ``expiry`` (the partition's pending
-retention sweep). Every value is orjson with a ``v`` version.
+expired, see :mod:`~streamcoord.core._retention`), ``expiry`` (the partition's pending
+retention sweep) and ``chain`` (the head of the partition's decision chain, see
+:mod:`~streamcoord.core._audit`). Every value is orjson with a ``v`` version.
 
 :func:`~streamcoord.core.decide` mutates the state in place and returns it; call
 :meth:`CoordinatorState.savepoint` before a batch and :meth:`CoordinatorState.rollback` to go
@@ -36,11 +37,13 @@ __all__ = [
     "run_id_of", "sweep_event",
 ]
 
-# 5: finished runs keep their finish time (fa), expired runs leave a gen/ marker;
+# 6: runs may name the principal that started them (pr, only when one did), the partition's
+# decision chain head is the ``chain`` key (see _audit); 5: finished runs keep their finish
+# time (fa), expired runs leave a gen/ marker;
 # 4: runs may name their spec version (sv), stages the pool they asked (a 9th field, only when
 # they did); 3: runs keep their trace (tr, tp, at) and stages their trigger time; 2: the dedup
 # window is one string of 8-byte digests (1: a list of ids). Every older version still loads.
-VERSION = 5
+VERSION = 6
 TERMINAL = frozenset(
     {"succeeded", "failed", "timed_out", "skipped", "cancelled", "upstream_failed"}
 )
@@ -101,7 +104,8 @@ class RunState:
 
     __slots__ = (
         "base", "caused_by", "created_at", "ext", "finished_at", "gen", "params", "parent_span",
-        "pipeline", "run_id", "run_key", "seen", "spec_version", "stages", "status", "timers",
+        "pipeline", "principal", "run_id", "run_key", "seen", "spec_version", "stages", "status",
+        "timers",
         "trace_id",
         "trigger",
     )
@@ -128,6 +132,7 @@ class RunState:
         # the spec version the run follows until it ends; None: the partition's current one
         self.spec_version: str | None = None
         self.finished_at: str | None = None  # ISO time it last finished (retention counts from it)
+        self.principal: str | None = None  # who started it (see _audit); None: nobody vouched
 
     def signature(self) -> tuple[object, ...]:
         """What a run record shows: generation, run status and every stage's status."""
@@ -157,6 +162,7 @@ class RunState:
             "tr": self.trace_id, "tp": self.parent_span, "at": self.created_at,
             **({"sv": self.spec_version} if self.spec_version is not None else {}),
             "fa": self.finished_at,
+            **({"pr": self.principal} if self.principal is not None else {}),
         }
 
     @classmethod
@@ -178,6 +184,7 @@ class RunState:
         run.parent_span = raw.get("tp")
         run.created_at = raw.get("at", "")
         run.spec_version = raw.get("sv")
+        run.principal = raw.get("pr")  # before version 6: not known
         # before version 5: a finished run counts as finished when it was created
         run.finished_at = raw.get("fa") or (
             (run.created_at or _LONG_AGO) if run.status in RUN_TERMINAL else None

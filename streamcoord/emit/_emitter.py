@@ -27,6 +27,7 @@ from streamcoord.errors import StreamcoordError
 from streamcoord.events.codec import EncodeMode, encode
 from streamcoord.events.factory import make_event
 from streamcoord.events.models import CloudEvent
+from streamcoord.events.principal import with_principal
 from streamcoord.events.signing import sign_event
 from streamcoord.kafka.refusal import refusal
 from streamcoord.kafka.settings import KafkaSettings
@@ -174,6 +175,8 @@ class Emitter:
             event = hook(event)
         if self._signing_key is not None:  # last: nothing may change the event once signed
             event = sign_event(event, self._signing_key, self._principal)
+        elif self._principal is not None:  # the configured identity, unproven (audit trail)
+            event = with_principal(event, self._principal)
         return event
 
     async def _enqueue(self, producer: AIOKafkaProducer, event: CloudEvent) -> asyncio.Future[Any]:

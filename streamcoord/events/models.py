@@ -15,8 +15,10 @@ __all__ = [
     "COORDINATOR_EVENT_TYPES",
     "OWN_EVENT_CLASSES",
     "OWN_EVENT_TYPES",
+    "ChainLink",
     "CloudEvent",
     "Decision",
+    "DecisionCause",
     "DecisionRecord",
     "ExecutorBinding",
     "ExternalEvent",
@@ -379,6 +381,9 @@ class RunRecordData(_Data):
     spec_version: str | None = Field(
         None, description="The spec version the run follows; absent: the partition's current one."
     )
+    principal: str | None = Field(
+        None, description="Who caused the run to start (see the scprincipal extension)."
+    )
 
 
 class RunRecord(CloudEvent):
@@ -389,6 +394,25 @@ class RunRecord(CloudEvent):
     data: RunRecordData
 
 
+class DecisionCause(_Data):
+    """The event a decision was made on."""
+
+    type: str
+    source: str
+    id: str
+
+
+class ChainLink(_Data):
+    """A decision record's place in its coordinator partition's hash chain (tamper evidence)."""
+
+    partition: int = Field(ge=0, description="The coordinator partition whose chain this is.")
+    seq: int = Field(ge=1, description="1 for the partition's first decision, then +1 each.")
+    prev: str = Field(description="The previous record's hash on this chain; empty for seq 1.")
+    hash: str = Field(
+        "", description="sha256 (hex) of this record's canonical JSON without this field."
+    )
+
+
 class Decision(_Data):
     """Why a stage changed state: the rule that held and the events that satisfied it."""
 
@@ -397,6 +421,11 @@ class Decision(_Data):
     action: str
     reason: str
     caused_by: list[str] = Field(default_factory=list)
+    principal: str | None = Field(
+        None, description="Who sent the event decided (None: nobody vouched for it)."
+    )
+    event: DecisionCause | None = None
+    chain: ChainLink | None = None
 
 
 class DecisionRecord(CloudEvent):

@@ -33,6 +33,7 @@ from streamcoord.events.models import (
     StageStarted,
     StageSucceeded,
 )
+from streamcoord.events.principal import PRINCIPAL_ATTRIBUTE
 from streamcoord.readmodel import _schema as t
 
 __all__ = [
@@ -487,7 +488,7 @@ def _run_id(event: CloudEvent) -> str | None:
 def _actor(event: CloudEvent) -> str:
     """The principal an event carries (extension attribute), else its source."""
     extra = event.__pydantic_extra__ or {}
-    principal = extra.get("principal")
+    principal = extra.get(PRINCIPAL_ATTRIBUTE)
     return principal if isinstance(principal, str) and principal else event.source
 
 

@@ -82,7 +82,7 @@ def run_story(
     request = RunRequested(
         id=f"req-{story.run_id}", source="streamcoord/api", time=story.tick(),
         data=RunRequestedData(pipeline=pipeline, run_key=run_key, params={"day": run_key}),
-        principal=principal,
+        scprincipal=principal,
     )
     story.cause = request.id
     story.trigger(stages[0])

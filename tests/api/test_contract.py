@@ -241,7 +241,7 @@ async def test_a_command_another_server_sent_is_answered_from_the_read_model(
     stack: Stack,
 ) -> None:
     request = RunRequested(
-        id="from-elsewhere-1", source="streamcoord/cli", principal="someone@host",
+        id="from-elsewhere-1", source="streamcoord/cli", scprincipal="someone@host",
         data=RunRequestedData(pipeline="manual", run_key="elsewhere"),
     )  # fmt: skip
     await stack.harness.emit_event(request)

@@ -67,7 +67,7 @@ async def test_no_token_401_viewer_403_operator_202_with_its_principal_stamped(
 ) -> None:
     missing = await post(secured, None, {**EVENT, "id": "a"})
     viewer = await post(secured, "viewer", {**EVENT, "id": "b"})
-    spoofed = {**EVENT, "id": "c", "principal": "someone-else"}
+    spoofed = {**EVENT, "id": "c", "scprincipal": "someone-else"}
     operator = await post(secured, "operator", spoofed)
     big = await post(secured, "operator", {**EVENT, "id": "d", "data": {"x": "y" * 5000}})
 
@@ -80,4 +80,4 @@ async def test_no_token_401_viewer_403_operator_202_with_its_principal_stamped(
     (record,) = await read(secured.bootstrap, secured.topic, 1)
     event = decode(record.value, record.headers)
     assert event.id == "c"
-    assert (event.__pydantic_extra__ or {})["principal"] == "operator-token"
+    assert (event.__pydantic_extra__ or {})["scprincipal"] == "operator-token"

@@ -47,13 +47,13 @@ async def produced(
     async with in_process(kafka_bootstrap, topics, module_name("group"), spec=SPEC) as harness:
         for n in range(RUNS):
             await harness.emit_event(RunRequested(
-                id=f"request-{n}", source="streamcoord/api", principal=f"user:u{n % 2}",
+                id=f"request-{n}", source="streamcoord/api", scprincipal=f"user:u{n % 2}",
                 data=RunRequestedData(pipeline="nightly", run_key=f"2026-11-0{n + 1}",
                                       params={"n": n}),
             ))  # fmt: skip
         await harness.emit(b"{not json", key=b"bad")
         await harness.emit_event(RunRequested(
-            id="request-unknown", source="streamcoord/api", principal="user:u0",
+            id="request-unknown", source="streamcoord/api", scprincipal="user:u0",
             data=RunRequestedData(pipeline="no-such-pipeline", run_key="k"),
         ))  # fmt: skip
         await asyncio.wait_for(until_runs_succeeded(harness, RUNS), 90)

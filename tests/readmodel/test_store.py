@@ -236,7 +236,7 @@ def test_an_unreachable_postgresql_is_a_config_error_without_the_password() -> N
 def test_a_command_is_unseen_received_decided_or_rejected(store: SqlStore) -> None:
     offsets = Offsets()
     records = run_story(offsets, "p", "k", T0, stages=("s",))
-    cancel = RunCancel(id="cancel-1", source="streamcoord/api", time=T0, principal="user:ops",
+    cancel = RunCancel(id="cancel-1", source="streamcoord/api", time=T0, scprincipal="user:ops",
                        data=RunCancelData(run_id="p/k", reason="not needed"))
     pause = PipelinePause(id="pause-1", source="streamcoord/api", time=T0,
                           data=PipelineRef(pipeline="p"))

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import TypeAdapter
 
 from streamcoord.core import Catalog, CoordinatorState, Publish, Step, decide, explain
+from streamcoord.core._audit import CHAIN_KEY
 from streamcoord.core._commands import DECISIONS_TOPIC
 from streamcoord.core.replay import replay
 from streamcoord.errors import SpecError
@@ -124,7 +125,7 @@ def test_an_event_the_emit_policy_does_not_allow_starts_nothing(
     assert (step.rejection.code, step.rejection.policy) == (code, "orders-from-erp")
     assert words in step.rejection.reason
     assert _triggered(step) == []
-    assert step.changed_keys == ()
+    assert step.changed_keys == (CHAIN_KEY,)  # only the audit chain: the rejection's record
     # the verdict is in the audit of each run the event would have started (once per run)
     assert [(run, action) for run, action, _ in _decisions(step)] == [
         ("orders/2026-01-03", "rejected"), ("audit/2026-01-03", "rejected")]

@@ -22,6 +22,7 @@ from streamcoord.core import (
     partition_for,
     partition_key_for,
 )
+from streamcoord.core._audit import CHAIN_KEY
 from streamcoord.core._retention import SWEEP_EVERY, SWEEP_LIMIT
 from streamcoord.core._state import SWEEP_KEY, sweep_event
 from streamcoord.errors import SpecError
@@ -125,7 +126,7 @@ def test_a_finished_run_leaves_the_state_a_retention_after_it_finished() -> None
     assert c.state.run("p/k") is None
     assert c.state.dump_key("run/p/k") is None  # the runtime writes a tombstone
     assert c.state.dump_key("gen/p/k") == b'{"v":1,"g":1}'
-    assert set(step.changed_keys) == {"run/p/k", "gen/p/k", SWEEP_KEY}
+    assert set(step.changed_keys) == {"run/p/k", "gen/p/k", SWEEP_KEY, CHAIN_KEY}
     assert _decisions([step]) == [
         ("p/k", "expired", f"succeeded at {T0.isoformat()}; kept 86400 s after it finished")]
     assert c.state.misc(SWEEP_KEY) is None  # nothing left to sweep

@@ -40,12 +40,12 @@ def _busy_state() -> CoordinatorState:
 def test_a_state_restored_from_its_changelog_is_the_same_state() -> None:
     state = _busy_state()
     snapshot = state.dump()
-    assert [k for k, _ in snapshot] == ["pipe/p", "run/p/k"]
+    assert [k for k, _ in snapshot] == ["chain", "pipe/p", "run/p/k"]
     restored = CoordinatorState.load(0, 1, snapshot)
     assert restored.dump() == snapshot
     assert [r.run_id for r in restored] == ["p/k"]
     tombstoned = CoordinatorState.load(0, 1, [*snapshot, ("pipe/p", None)])
-    assert tombstoned.keys() == ["run/p/k"]
+    assert tombstoned.keys() == ["chain", "run/p/k"]
     assert tombstoned.dump_key("pipe/p") is None
 
 

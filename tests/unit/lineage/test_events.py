@@ -1,0 +1,168 @@
+"""OpenLineage RunEvents from run records: the parent links of a cross-pipeline run, attempts,
+the trace facet and declared datasets, sent through the official client and its serializer."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+pytest.importorskip("openlineage.client", reason="the lineage extra is not installed")
+
+from openlineage.client import OpenLineageClient
+from openlineage.client.serde import Serde
+from openlineage.client.transport.transport import Transport
+
+from streamcoord.core import Catalog, CoordinatorState, Publish, decide
+from streamcoord.events.models import (
+    CloudEvent,
+    ExternalEvent,
+    RunRecord,
+    StageFailed,
+    StageFailedData,
+    StageSucceeded,
+    StageSucceededData,
+    StageTrigger,
+)
+from streamcoord.lineage import LineageTracker, attempt_uuid, run_uuid
+from streamcoord.spec.models import Pipeline
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+#: The OpenLineage JSON Schema (spec/OpenLineage.json of the OpenLineage project), beside this
+#: file or where STREAMCOORD_OPENLINEAGE_SCHEMA says: neither openlineage-python nor another
+#: package on the package index ships it.
+SCHEMA = Path(os.environ.get("STREAMCOORD_OPENLINEAGE_SCHEMA",
+                             Path(__file__).parent / "OpenLineage.json"))
+PIPELINES = [
+    Pipeline.model_validate({
+        "name": "up", "run_key": "event.data.day", "triggers": [{"kind": "event", "type": "go"}],
+        "stages": [{"name": "load", "params": {"inputs": ["raw/${ run_key }"],
+                                               "outputs": ["clean/${ run_key }"]},
+                    "retries": {"max_attempts": 2}}],
+    }),
+    Pipeline.model_validate({
+        "name": "down", "run_key": "event.data.run_key",
+        "triggers": [{"kind": "pipeline", "pipeline": "up", "outcomes": ["succeeded"]}],
+        "stages": [{"name": "report"}],
+    }),
+]
+
+
+class Captured(Transport):
+    """The client's transport seam: keep each event as the client serializes it."""
+
+    kind = "captured"
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def emit(self, event: Any) -> None:
+        self.sent.append(orjson.loads(Serde.to_json(event)))
+
+
+def _records() -> list[RunRecord]:
+    """Run records of: up/d1 (load fails once, then succeeds), which starts down/d1 (succeeds)."""
+    catalog = Catalog.build(PIPELINES)
+    state, now = CoordinatorState.empty(), T0
+    records: list[RunRecord] = []
+    queue: deque[CloudEvent] = deque([ExternalEvent(
+        id="e1", source="app", type="go", data={"day": "d1"}, scprincipal="svc")])
+    while queue:
+        event = queue.popleft()
+        now += timedelta(seconds=1)
+        step = decide(catalog, state, event, now)
+        for command in step.commands:
+            if not isinstance(command, Publish):
+                continue
+            sent = command.event
+            if isinstance(sent, RunRecord):
+                records.append(sent)
+            elif command.topic is None:
+                queue.append(sent)
+            elif isinstance(sent, StageTrigger):
+                queue.append(_answer(sent))
+        if not queue:  # the retry timer: fire what is due
+            queue.extend(timer for _, _, timer in state.timers()
+                         if timer.data.purpose == "retry")
+    return records
+
+
+def _answer(trigger: StageTrigger) -> CloudEvent:
+    d = trigger.data
+    ref = {"run_id": d.run_id, "stage": d.stage, "attempt": d.attempt}
+    if d.pipeline == "up" and d.attempt == 1:
+        return StageFailed(id=f"{d.idempotency_key}/f", source="exec",
+                           data=StageFailedData(**ref, error="flaky"))
+    return StageSucceeded(id=f"{d.idempotency_key}/s", source="exec",
+                          data=StageSucceededData(**ref))
+
+
+@pytest.fixture(scope="module")
+def sent() -> list[dict[str, Any]]:
+    transport = Captured()
+    client = OpenLineageClient(transport=transport)
+    tracker = LineageTracker("shop", PIPELINES)
+    for record in _records():
+        for event in tracker.events(record):
+            client.emit(event)
+    return transport.sent
+
+
+def _of(sent: list[dict[str, Any]], job: str) -> list[dict[str, Any]]:
+    return [e for e in sent if e["job"]["name"] == job]
+
+
+def test_runs_and_attempts_start_and_end(sent: list[dict[str, Any]]) -> None:
+    assert [e["eventType"] for e in _of(sent, "up")] == ["START", "COMPLETE"]
+    assert [(e["eventType"], e["run"]["runId"]) for e in _of(sent, "up.load")] == [
+        ("START", attempt_uuid("up/d1", "load", 1)), ("FAIL", attempt_uuid("up/d1", "load", 1)),
+        ("START", attempt_uuid("up/d1", "load", 2)),
+        ("COMPLETE", attempt_uuid("up/d1", "load", 2))]
+    assert [e["eventType"] for e in _of(sent, "down")] == ["START", "COMPLETE"]
+    assert all(e["job"]["namespace"] == "shop" for e in sent)
+    assert all(uuid.UUID(e["run"]["runId"]) for e in sent)
+
+
+def test_a_stage_attempts_parent_is_its_run_and_a_runs_is_the_upstream_run(
+    sent: list[dict[str, Any]]
+) -> None:
+    for event in _of(sent, "up.load"):
+        parent = event["run"]["facets"]["parent"]
+        assert parent["run"]["runId"] == run_uuid("up/d1")
+        assert (parent["job"]["namespace"], parent["job"]["name"]) == ("shop", "up")
+    (start, _) = _of(sent, "down")
+    parent = start["run"]["facets"]["parent"]
+    assert parent["run"]["runId"] == run_uuid("up/d1")  # down/d1 was caused by up/d1's end
+    assert parent["job"]["name"] == "up"
+    assert "parent" not in _of(sent, "up")[0]["run"]["facets"]  # nothing caused up/d1's run
+    (report, *_) = _of(sent, "down.report")
+    assert report["run"]["facets"]["parent"]["run"]["runId"] == run_uuid("down/d1")
+
+
+def test_the_trace_principal_and_declared_datasets_are_facets(
+    sent: list[dict[str, Any]]
+) -> None:
+    facet = _of(sent, "up")[0]["run"]["facets"]["streamcoord"]
+    assert (facet["runId"], facet["principal"]) == ("up/d1", "svc")
+    assert len(facet["traceId"]) == 32
+    (start, *_) = _of(sent, "up.load")
+    assert [d["name"] for d in start["inputs"]] == ["raw/d1"]
+    assert [d["name"] for d in start["outputs"]] == ["clean/d1"]
+
+
+def test_every_event_is_valid_against_the_openlineage_schema(sent: list[dict[str, Any]]) -> None:
+    if not SCHEMA.is_file():
+        pytest.skip(f"no OpenLineage JSON Schema at {SCHEMA}: neither openlineage-python nor a "
+                    "spec package on the package index ships it")
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(
+        orjson.loads(SCHEMA.read_bytes()), format_checker=jsonschema.FormatChecker())
+    for event in sent:
+        validator.validate(event)  # its root $ref is the RunEvent
