@@ -20,11 +20,13 @@ from streamcoord.core._lifecycle import (
 from streamcoord.core._partitioning import anchor_key
 from streamcoord.core._state import TERMINAL, RunState, event_digest, run_id_of
 from streamcoord.core._tracing import parse_traceparent, run_trace_id
-from streamcoord.events.models import CloudEvent
+from streamcoord.core._models import build
+from streamcoord.events.internal import RunMatch
+from streamcoord.events.models import CloudEvent, PipelinePause, PipelineRef, PipelineResume
 
 __all__ = ["MATCH", "Match", "admit", "cancel_run", "drop_run", "match", "pause", "resume"]
 
-MATCH = "streamcoord.run.match"
+MATCH = RunMatch.TYPE
 _POOLED = frozenset({"ready", "triggered", "running"})
 _LIVE = frozenset({"triggered", "running"})
 
@@ -171,9 +173,13 @@ def _broadcast(ctx: Context, cp: CompiledPipeline) -> None:
         if p == ctx.state.partition:
             continue
         key = anchor_key(f"pipeline/{cp.name}", p, ctx.state.partitions)
-        event = CloudEvent(
+        event = build(
+            _CONTROL[ctx.event.type], {"sckey": key, "scbroadcast": "1"},
             id=f"{ctx.event.id}|p{p}", source=COORDINATOR_SOURCE, type=ctx.event.type,
-            time=ctx.now, data={"pipeline": cp.name}, sckey=key, scbroadcast="1",
+            time=ctx.now, data=build(PipelineRef, None, pipeline=cp.name),
         )
         ctx.publish(None, key, event)
+
+
+_CONTROL: dict[str, type[CloudEvent]] = {cls.TYPE: cls for cls in (PipelinePause, PipelineResume)}
 

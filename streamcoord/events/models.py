@@ -56,6 +56,7 @@ __all__ = [
     "StageTriggerData",
     "TimerFired",
     "TimerFiredData",
+    "WireData",
 ]
 
 
@@ -85,7 +86,28 @@ class CloudEvent(BaseModel):
         return (self.source, self.id)
 
 
-class _Data(BaseModel):
+class WireData(BaseModel):
+    """An event's data, also readable as the JSON object it is on the wire (``data["run_id"]``,
+    ``data.get("reason", "")``): code that read routed dicts reads the models unchanged."""
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return getattr(self, name, default)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, dict):  # equal to the JSON object it is on the wire
+            return self.model_dump() == other
+        return super().__eq__(other)
+
+    __hash__ = BaseModel.__hash__
+
+
+class _Data(WireData):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
