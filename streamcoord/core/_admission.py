@@ -17,10 +17,10 @@ from streamcoord.core._lifecycle import (
     start_run,
     upstream_links,
 )
+from streamcoord.core._models import build
 from streamcoord.core._partitioning import anchor_key
 from streamcoord.core._state import TERMINAL, RunState, event_digest, run_id_of
 from streamcoord.core._tracing import parse_traceparent, run_trace_id
-from streamcoord.core._models import build
 from streamcoord.events.internal import RunMatch
 from streamcoord.events.models import CloudEvent, PipelinePause, PipelineRef, PipelineResume
 

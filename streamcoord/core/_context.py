@@ -173,13 +173,15 @@ class Context:
 
 def _data_model(cls: type[CloudEvent]) -> type[BaseModel]:
     model = cls.model_fields["data"].annotation
-    assert isinstance(model, type) and issubclass(model, BaseModel)  # every routed class has one
+    assert isinstance(model, type)  # every routed class declares its data model
+    assert issubclass(model, BaseModel)
     return model
 
 
 # What the core routes between partitions: the internal events, and a cancel (cancel_oldest).
+_ROUTED_CLASSES: tuple[type[CloudEvent], ...] = (*INTERNAL_EVENT_CLASSES, RunCancel)
 _ROUTED: dict[str, tuple[type[CloudEvent], type[BaseModel]]] = {
-    cls.TYPE: (cls, _data_model(cls)) for cls in (*INTERNAL_EVENT_CLASSES, RunCancel)
+    cls.TYPE: (cls, _data_model(cls)) for cls in _ROUTED_CLASSES
 }
 
 

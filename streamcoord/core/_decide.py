@@ -27,7 +27,6 @@ from streamcoord.core._partitioning import run_base
 from streamcoord.core._state import CoordinatorState, RunState, event_digest
 from streamcoord.core._versions import CatalogSet
 from streamcoord.events.internal import (
-    INTERNAL_EVENT_CLASSES,
     DataArrivalData,
     InternalData,
     LimitAcquireData,
@@ -68,7 +67,7 @@ __all__ = ["decide"]
 _UNFINISHED = frozenset({"active", "queued"})
 _DATA = DATA_KIND.name
 _RETRYABLE = frozenset({"failed", "timed_out"})
-I = TypeVar("I", bound=InternalData)
+D = TypeVar("D", bound=InternalData)
 P = TypeVar("P", bound=PoolSlot)
 L = TypeVar("L", bound=LimitRef)
 
@@ -250,15 +249,7 @@ def _pipeline_control(apply: Callable[[Context, CompiledPipeline], None]) -> Cal
     return handle
 
 
-# The data models of the events partitions send each other: they are JSON on a topic like any
-# other, so a producer other than streamcoord can get them wrong.
-_INTERNAL_DATA: dict[str, type[InternalData]] = {
-    cls.TYPE: cls.model_fields["data"].annotation  # type: ignore[misc]
-    for cls in INTERNAL_EVENT_CLASSES
-}
-
-
-def _internal(ctx: Context, model: type[I]) -> I | None:
+def _internal(ctx: Context, model: type[D]) -> D | None:
     """The data of an internal event as ``model`` (as routed in-process, or validated from its
     JSON: strictly, no bool for an int), else None after rejecting it."""
     data = ctx.event.data
@@ -271,6 +262,8 @@ def _internal(ctx: Context, model: type[I]) -> I | None:
         return None
 
 
+# The data of the events partitions send each other: JSON on a topic like any other, so a
+# producer other than streamcoord can get them wrong.
 def _invalid(type_: str, model: type[InternalData], exc: ValidationError) -> str:
     """What was wrong: an item of a list field, else the fields the data needs."""
     loc = exc.errors()[0]["loc"]

@@ -12,7 +12,13 @@ from streamcoord.core._catalog import CompiledStage
 from streamcoord.core._context import Context
 from streamcoord.core._models import build
 from streamcoord.core._state import RunState
-from streamcoord.events.internal import PoolAcquire, PoolAcquireData, PoolGrant, PoolRelease, PoolSlot
+from streamcoord.events.internal import (
+    PoolAcquire,
+    PoolAcquireData,
+    PoolGrant,
+    PoolRelease,
+    PoolSlot,
+)
 
 __all__ = [
     "ACQUIRE", "GRANT", "RELEASE", "give_back", "handle_acquire", "handle_release", "release",

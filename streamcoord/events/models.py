@@ -478,7 +478,8 @@ OWN_EVENT_CLASSES: tuple[type[CloudEvent], ...] = (
 OWN_EVENT_TYPES: frozenset[str] = frozenset(cls.TYPE for cls in OWN_EVENT_CLASSES)
 
 #: Types only the coordinator produces: what it routes between its own partitions (matches,
-#: arrivals, pool and need traffic; these have no model, they are decided as routed events),
+#: arrivals, pool, limit and need traffic; their models are in :mod:`streamcoord.events.internal`,
+#: which imports this module, so their names are spelled here and a test keeps them equal),
 #: fires (timers, schedule ticks), publishes to executors and records. Accepted from anyone else
 #: they would forge decisions, so HTTP ingest rejects them (``reserved_type``).
 COORDINATOR_EVENT_TYPES: frozenset[str] = frozenset({
