@@ -22,7 +22,7 @@ from streamcoord.core._partitioning import anchor_key
 from streamcoord.core._state import TERMINAL, RunState, event_digest, run_id_of
 from streamcoord.core._tracing import parse_traceparent, run_trace_id
 from streamcoord.events.internal import RunMatch
-from streamcoord.events.models import CloudEvent, PipelinePause, PipelineRef, PipelineResume
+from streamcoord.events.models import CloudEvent, PipelineRef
 
 __all__ = ["MATCH", "Match", "admit", "cancel_run", "drop_run", "match", "pause", "resume"]
 
@@ -173,13 +173,12 @@ def _broadcast(ctx: Context, cp: CompiledPipeline) -> None:
         if p == ctx.state.partition:
             continue
         key = anchor_key(f"pipeline/{cp.name}", p, ctx.state.partitions)
-        event = build(
-            _CONTROL[ctx.event.type], {"sckey": key, "scbroadcast": "1"},
+        # The command's data model in an envelope of no event class: encoded (attribute order)
+        # as forwarded commands always were.
+        event = CloudEvent(
             id=f"{ctx.event.id}|p{p}", source=COORDINATOR_SOURCE, type=ctx.event.type,
-            time=ctx.now, data=build(PipelineRef, None, pipeline=cp.name),
+            time=ctx.now, data=build(PipelineRef, None, pipeline=cp.name), sckey=key,
+            scbroadcast="1",
         )
         ctx.publish(None, key, event)
-
-
-_CONTROL: dict[str, type[CloudEvent]] = {cls.TYPE: cls for cls in (PipelinePause, PipelineResume)}
 

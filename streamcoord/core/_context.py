@@ -24,7 +24,13 @@ from streamcoord.core._state import CoordinatorState, RunState, timer_event
 from streamcoord.core._tracing import SpanRecord, attempt_span_id, run_span_id
 from streamcoord.core._versions import CatalogSet
 from streamcoord.events.internal import INTERNAL_EVENT_CLASSES
-from streamcoord.events.models import CloudEvent, Decision, DecisionRecord, RunCancel
+from streamcoord.events.models import (
+    CloudEvent,
+    Decision,
+    DecisionRecord,
+    RunCancel,
+    RunCancelData,
+)
 
 __all__ = ["COORDINATOR_SOURCE", "Context"]
 
@@ -178,10 +184,12 @@ def _data_model(cls: type[CloudEvent]) -> type[BaseModel]:
     return model
 
 
-# What the core routes between partitions: the internal events, and a cancel (cancel_oldest).
-_ROUTED_CLASSES: tuple[type[CloudEvent], ...] = (*INTERNAL_EVENT_CLASSES, RunCancel)
+# What the core routes between partitions: the internal events, and a cancel (cancel_oldest)
+# in an envelope of no event class, as it always had: RunCancel's defaulted ``type`` would move
+# that attribute on the wire.
 _ROUTED: dict[str, tuple[type[CloudEvent], type[BaseModel]]] = {
-    cls.TYPE: (cls, _data_model(cls)) for cls in _ROUTED_CLASSES
+    **{cls.TYPE: (cls, _data_model(cls)) for cls in INTERNAL_EVENT_CLASSES},
+    RunCancel.TYPE: (CloudEvent, RunCancelData),
 }
 
 

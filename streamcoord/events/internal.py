@@ -21,6 +21,7 @@ __all__ = [
     "DataArrival",
     "DataArrivalData",
     "InternalData",
+    "InternalEvent",
     "LimitAcquire",
     "LimitAcquireData",
     "LimitDeny",
@@ -45,6 +46,14 @@ class InternalData(WireData):
     model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
 
+class InternalEvent(CloudEvent):
+    """An event partitions route each other.
+
+    Its ``type`` has no default, unlike the public events': the core passes it, so it is
+    encoded where it always was (after ``source``), as when these events had no model.
+    """
+
+
 # --- admission ---------------------------------------------------------------------------------
 
 
@@ -60,11 +69,11 @@ class RunMatchData(InternalData):
     dedup: str = Field(description="Identity of the match: a redelivery admits nothing.")
 
 
-class RunMatch(CloudEvent):
+class RunMatch(InternalEvent):
     """Routed to the owner of ``<pipeline>/<run_key>``: admit a run for a trigger match."""
 
     TYPE: ClassVar[str] = "streamcoord.run.match"
-    type: Literal["streamcoord.run.match"] = "streamcoord.run.match"
+    type: Literal["streamcoord.run.match"]
     data: RunMatchData
 
 
@@ -80,11 +89,11 @@ class DataArrivalData(InternalData):
     dedup: str
 
 
-class DataArrival(CloudEvent):
+class DataArrival(InternalEvent):
     """Routed to the owner of the run key: count an arrival towards a data trigger."""
 
     TYPE: ClassVar[str] = "streamcoord.data.arrival"
-    type: Literal["streamcoord.data.arrival"] = "streamcoord.data.arrival"
+    type: Literal["streamcoord.data.arrival"]
     data: DataArrivalData
 
 
@@ -105,27 +114,27 @@ class PoolAcquireData(PoolSlot):
     reply: str = Field(description="Key the grant is routed to (the run's base).")
 
 
-class PoolAcquire(CloudEvent):
+class PoolAcquire(InternalEvent):
     """Routed to the owner of ``pool/<name>``: ask for a slot."""
 
     TYPE: ClassVar[str] = "streamcoord.pool.acquire"
-    type: Literal["streamcoord.pool.acquire"] = "streamcoord.pool.acquire"
+    type: Literal["streamcoord.pool.acquire"]
     data: PoolAcquireData
 
 
-class PoolGrant(CloudEvent):
+class PoolGrant(InternalEvent):
     """Routed back to the run: the slot is the attempt's."""
 
     TYPE: ClassVar[str] = "streamcoord.pool.grant"
-    type: Literal["streamcoord.pool.grant"] = "streamcoord.pool.grant"
+    type: Literal["streamcoord.pool.grant"]
     data: PoolSlot
 
 
-class PoolRelease(CloudEvent):
+class PoolRelease(InternalEvent):
     """Routed to the pool's owner: give the slot back (or withdraw the request)."""
 
     TYPE: ClassVar[str] = "streamcoord.pool.release"
-    type: Literal["streamcoord.pool.release"] = "streamcoord.pool.release"
+    type: Literal["streamcoord.pool.release"]
     data: PoolSlot
 
 
@@ -140,38 +149,43 @@ class LimitRef(InternalData):
 
 
 class LimitAcquireData(LimitRef):
-    force: bool = Field(False, description="Take a slot even above the limit (hand-over).")
+    # A factory, not a plain default: the core's builder then keeps the field after the others
+    # (plain defaults go first), where it always was on the wire.
+    force: bool = Field(
+        default_factory=lambda: False,
+        description="Take a slot even above the limit (hand-over); absent: false.",
+    )
 
 
-class LimitAcquire(CloudEvent):
+class LimitAcquire(InternalEvent):
     """Routed to the limit's owner: ask for a slot for a new run."""
 
     TYPE: ClassVar[str] = "streamcoord.limit.acquire"
-    type: Literal["streamcoord.limit.acquire"] = "streamcoord.limit.acquire"
+    type: Literal["streamcoord.limit.acquire"]
     data: LimitAcquireData
 
 
-class LimitGrant(CloudEvent):
+class LimitGrant(InternalEvent):
     """Routed back to the run: it may start."""
 
     TYPE: ClassVar[str] = "streamcoord.limit.grant"
-    type: Literal["streamcoord.limit.grant"] = "streamcoord.limit.grant"
+    type: Literal["streamcoord.limit.grant"]
     data: LimitRef
 
 
-class LimitDeny(CloudEvent):
+class LimitDeny(InternalEvent):
     """Routed back to the run: over the limit with ``over_limit: skip``; it is skipped."""
 
     TYPE: ClassVar[str] = "streamcoord.limit.deny"
-    type: Literal["streamcoord.limit.deny"] = "streamcoord.limit.deny"
+    type: Literal["streamcoord.limit.deny"]
     data: LimitRef
 
 
-class LimitRelease(CloudEvent):
+class LimitRelease(InternalEvent):
     """Routed to the limit's owner: the run ended (or gave up its request)."""
 
     TYPE: ClassVar[str] = "streamcoord.limit.release"
-    type: Literal["streamcoord.limit.release"] = "streamcoord.limit.release"
+    type: Literal["streamcoord.limit.release"]
     data: LimitRef
 
 
@@ -189,11 +203,11 @@ class NeedSubscribeData(InternalData):
     need: str = Field(description="The need's name in the subscriber's spec.")
 
 
-class NeedSubscribe(CloudEvent):
+class NeedSubscribe(InternalEvent):
     """Routed to the owner of ``<pipeline>/<run_key>``: subscribe to a stage's outcome."""
 
     TYPE: ClassVar[str] = "streamcoord.need.subscribe"
-    type: Literal["streamcoord.need.subscribe"] = "streamcoord.need.subscribe"
+    type: Literal["streamcoord.need.subscribe"]
     data: NeedSubscribeData
 
 
