@@ -262,10 +262,10 @@ def _internal(ctx: Context, model: type[D]) -> D | None:
         return None
 
 
-# The data of the events partitions send each other: JSON on a topic like any other, so a
-# producer other than streamcoord can get them wrong.
 def _invalid(type_: str, model: type[InternalData], exc: ValidationError) -> str:
-    """What was wrong: an item of a list field, else the fields the data needs."""
+    """What was wrong with an internal event's data (JSON on a topic like any other, so a
+    producer other than streamcoord can get it wrong): an item of a list field, else the
+    fields the data needs."""
     loc = exc.errors()[0]["loc"]
     field = model.model_fields.get(str(loc[0])) if len(loc) > 1 else None
     if field is not None and get_origin(field.annotation) is list:
