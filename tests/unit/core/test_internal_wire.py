@@ -19,7 +19,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _routed(type_: str, key: str, ident: str, data: dict[str, Any] | BaseModel) -> Publish:
-    ctx = Context(CatalogSet.of(Catalog.build([], {})), CoordinatorState.empty(),
+    ctx = Context(CatalogSet.of(Catalog.build([], [])), CoordinatorState.empty(),
                   ExternalEvent(id="e", source="s", type="t"), T0)
     ctx.route(key, type_, ident, data)
     [command] = ctx.commands
