@@ -40,7 +40,7 @@ test: lint typecheck core-coverage pytest pytest-kafka-3.9
 # ruff (the core's banned clock, randomness and environment APIs included: TID251) and the
 # import-linter contracts in pyproject.toml (layers, independence, a pure core).
 lint: $(INSTALLED)
-	$(BIN)/ruff check streamcoord tests
+	$(BIN)/ruff check streamcoord tests bench chaos
 	$(BIN)/lint-imports --no-cache
 
 typecheck: $(INSTALLED)

@@ -80,7 +80,9 @@ async def measure(store: Any, runs: int, repeat: int) -> None:
     async with httpx.AsyncClient(base_url=url, headers=headers) as client:
 
         async def page_two() -> None:
-            params = {"pipeline": rng.choice(PIPELINES), "status": "failed", "limit": 50}
+            params: dict[str, str | int] = {
+                "pipeline": rng.choice(PIPELINES), "status": "failed", "limit": 50,
+            }
             first = (await client.get("/api/v1/runs", params=params)).json()
             second = await client.get("/api/v1/runs",
                                       params={**params, "cursor": first["next_cursor"]})

@@ -123,8 +123,9 @@ def runtime_round(cat: Catalog, seeded: list[tuple[str, bytes]], recs: list[Reco
 
     def consumed(topic: str) -> list[ConsumerRecord[bytes, bytes]]:
         return [
-            ConsumerRecord(topic, 0, offset, timestamp, 0, b"k", value, None, 1, len(value),
-                           tuple(headers))  # fmt: skip
+            ConsumerRecord(
+                topic, 0, offset, timestamp, 0, b"k", value, None, 1, len(value), tuple(headers)
+            )
             for offset, (value, headers, timestamp) in enumerate(recs)
         ]
 

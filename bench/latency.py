@@ -27,7 +27,9 @@ async def measure_latency(
     fetch_max_wait_ms: int = 500,
 ) -> dict[str, Any]:
     """Hand-off latencies at ``rate`` hand-offs/s; the first ``warmup`` ones are left out."""
-    ready: collections.deque[tuple[str, int]] = collections.deque((run_id(n), 0) for n in range(runs))
+    ready: collections.deque[tuple[str, int]] = collections.deque(
+        (run_id(n), 0) for n in range(runs)
+    )
     sent_at: dict[tuple[str, int], float] = {}
     latencies: list[float] = []
     consumer = AIOKafkaConsumer(

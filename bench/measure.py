@@ -19,7 +19,10 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
     ordered = sorted(values)
     if not ordered:
         return {}
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
     return {"n": len(ordered), "p50_ms": pick(0.50), "p95_ms": pick(0.95),
             "p99_ms": pick(0.99), "max_ms": ordered[-1] * 1000}  # fmt: skip
 
@@ -77,7 +80,9 @@ async def follow_group(
     try:
         while time.perf_counter() - started < deadline_s:
             committed = await admin.list_consumer_group_offsets(group)
-            done = sum(min(committed[tp].offset, end) for tp, end in ends.items() if tp in committed)
+            done = sum(
+                min(committed[tp].offset, end) for tp, end in ends.items() if tp in committed
+            )
             now = time.perf_counter()
             if done and first is None:
                 first = now
@@ -144,7 +149,8 @@ class Child:
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
+        assert self.process is not None
+        assert self.process.stdout is not None
         async for raw in self.process.stdout:
             try:
                 line = orjson.loads(raw)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -93,6 +93,37 @@ class _Batches:
         self.futures.extend(await write_batches(self._producer, records))
 
 
+async def _producers(
+    bootstrap: str, source: str, group: str, ends: dict[TopicPartition, int], *,
+    transactional: bool,
+) -> dict[int, AIOKafkaProducer]:
+    """One transactional producer per partition (as the coordinator has), else one for all
+    (under key -1)."""
+    producers: dict[int, AIOKafkaProducer] = {}
+    for tp in ends if transactional else [TopicPartition(source, -1)]:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0,
+            transactional_id=f"{group}.{tp.partition}" if transactional else None,
+            retry_backoff_ms=TRANSACTION_RETRY_BACKOFF_MS if transactional else 100,
+        )  # fmt: skip
+        await producer.start()
+        producers[tp.partition] = producer
+    return producers
+
+
+async def _pump(
+    consumer: AIOKafkaConsumer, lanes: dict[TopicPartition, PartitionLane],
+    finished: asyncio.Event, deadline_s: float, max_batch: int,
+) -> None:
+    """Feed each lane its records until ``finished`` or the deadline."""
+    started = time.perf_counter()
+    while not finished.is_set() and time.perf_counter() - started < deadline_s:
+        batch = await consumer.getmany(timeout_ms=100, max_records=max_batch)
+        for tp, records in batch.items():
+            if records:
+                lanes[tp].feed(records)
+
+
 async def passthrough(
     bootstrap: str, source: str, sink: str, group: str, ends: dict[TopicPartition, int],
     *, transactional: bool, batches: bool, max_batch: int = 500, deadline_s: float = 120.0,
@@ -108,15 +139,7 @@ async def passthrough(
     )  # fmt: skip
     await consumer.start()
     consumer.assign(list(ends))
-    producers: dict[int, AIOKafkaProducer] = {}
-    for tp in ends if transactional else [TopicPartition(source, -1)]:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0,
-            transactional_id=f"{group}.{tp.partition}" if transactional else None,
-            retry_backoff_ms=TRANSACTION_RETRY_BACKOFF_MS if transactional else 100,
-        )  # fmt: skip
-        await producer.start()
-        producers[tp.partition] = producer
+    producers = await _producers(bootstrap, source, group, ends, transactional=transactional)
     drain = Drain(total)
     finished = asyncio.Event()
     failures: list[BaseException] = []
@@ -141,20 +164,20 @@ async def passthrough(
 
     lanes = {
         tp: PartitionLane(
-            _Forwarder(tp, producers[tp.partition if transactional else -1], consumer, sink,
-                       transactional=transactional, batches=batches),
-            consumer, max_batch=max_batch, on_outcome=counted, on_retry=lambda _: None,
+            # duck-typed: a lane only calls the worker's batch method, and hands what it
+            # returns (here a count of forwarded records) to on_outcome
+            cast(Any, _Forwarder(
+                tp, producers[tp.partition if transactional else -1], consumer, sink,
+                transactional=transactional, batches=batches,
+            )),
+            consumer, max_batch=max_batch, on_outcome=cast(Any, counted),
+            on_retry=lambda _: None,
             on_fatal=failed,
-        )  # fmt: skip
+        )
         for tp in ends
     }
-    started = time.perf_counter()
     try:
-        while not finished.is_set() and time.perf_counter() - started < deadline_s:
-            batch = await consumer.getmany(timeout_ms=100, max_records=max_batch)
-            for tp, records in batch.items():
-                if records:
-                    lanes[tp].feed(records)
+        await _pump(consumer, lanes, finished, deadline_s, max_batch)
         if failures:
             raise failures[0]
     finally:

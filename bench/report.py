@@ -12,7 +12,10 @@ def markdown(r: dict[str, Any]) -> str:
     base, txn = baselines["passthrough"], baselines["passthrough_txn"]
     send, send_txn = baselines["passthrough_send"], baselines["passthrough_send_txn"]
     one = r["throughput"][0]
-    rate = lambda d: d["events_per_s"]  # noqa: E731
+
+    def rate(d: dict[str, Any]) -> float:
+        return float(d["events_per_s"])
+
     lines = [
         f"Run {r['date']} on {r['machine']}; load average at start {r['load_start']}, "
         f"at end {r['load_end']}; {r['partitions']} partitions, batches of {r['max_batch']}, "
@@ -27,13 +30,13 @@ def markdown(r: dict[str, Any]) -> str:
         f"| passthrough, transactional, one send() per record (events/s) | {rate(send_txn):,.0f} "
         "| |",
     ]
-    for t in r["throughput"]:
-        lines.append(
-            f"| {t['processes']} coordinator process(es): events decided/s; stage transitions/s "
-            f"({t['events']:,} events, {t['triggers']:,} triggers in {t['seconds']:.1f} s) | "
-            f"{rate(t):,.0f}; {t['transitions_per_s']:,.0f} | "
-            + ("≥ 10,000 transitions/s" if t["processes"] == 1 else "") + " |"
-        )
+    lines.extend(
+        f"| {t['processes']} coordinator process(es): events decided/s; stage transitions/s "
+        f"({t['events']:,} events, {t['triggers']:,} triggers in {t['seconds']:.1f} s) | "
+        f"{rate(t):,.0f}; {t['transitions_per_s']:,.0f} | "
+        + ("≥ 10,000 transitions/s" if t["processes"] == 1 else "") + " |"
+        for t in r["throughput"]
+    )
     lines += [
         f"| 1 process ÷ plain passthrough, record batches / one send() each (events/s ÷ events/s)"
         f" | {rate(one) / rate(base):.2f} / {rate(one) / rate(send):.2f} | ≥ 0.5 |",
@@ -51,7 +54,8 @@ def markdown(r: dict[str, Any]) -> str:
     rec = r["recovery"]
     lines += [
         f"| restore {rec['restored_runs']:,} runs and process the first batch (s) | "
-        f"{rec['start_to_first_batch_s']:.2f} (restored at {rec['start_to_restored_s']:.2f}) | ≤ 10 |",
+        f"{rec['start_to_first_batch_s']:.2f} (restored at {rec['start_to_restored_s']:.2f})"
+        " | ≤ 10 |",
         f"| resident memory per 10,000 active runs (MB) | {rec['rss_mb_per_10k_runs']:.1f} | |",
     ]
     if "state_size" in r:  # results from before retention have none

@@ -34,6 +34,7 @@ from bench.measure import (
 )
 from bench.passthrough import passthrough
 from bench.report import markdown
+from streamcoord.events import topology
 from streamcoord.runtime import TopicNames
 
 RESULTS = Path(__file__).parent / "results"
@@ -57,7 +58,9 @@ async def fresh_topics(bootstrap: str, runs: int, *, preload: bool = True) -> To
     return topics
 
 
-async def coordinators(bootstrap: str, runs: int, processes: int, progress: Progress) -> dict[str, Any]:
+async def coordinators(
+    bootstrap: str, runs: int, processes: int, progress: Progress
+) -> dict[str, Any]:
     topics = await fresh_topics(bootstrap, runs)
     ends = await end_offsets(bootstrap, topics.events, PARTITIONS)
     group = f"{topics.prefix}coord"
@@ -65,8 +68,10 @@ async def coordinators(bootstrap: str, runs: int, processes: int, progress: Prog
     children = [Child(bootstrap, topics.prefix, group) for _ in range(processes)]
     for child in children:
         await child.start()
-    drain = await follow_group(bootstrap, group, ends, deadline_s=240,
-                               on_progress=lambda d: progress.update(task, completed=d))  # fmt: skip
+    drain = await follow_group(
+        bootstrap, group, ends, deadline_s=240,
+        on_progress=lambda d: progress.update(task, completed=d),
+    )
     drain = await follow_decisions(bootstrap, group, topics.internal, PARTITIONS, drain,
                                    deadline_s=120)  # fmt: skip
     statuses = [await child.stop() for child in children]
@@ -76,9 +81,10 @@ async def coordinators(bootstrap: str, runs: int, processes: int, progress: Prog
     triggers = sum(s.get("triggered", 0) for s in statuses)
     per_event = (drain.total + triggers) / drain.total
     return {"processes": processes, "events": drain.total, "seconds": drain.seconds,
-            "events_per_s": drain.rate, "steady_events_per_s": steady_rate(drain.samples, drain.total),
+            "events_per_s": drain.rate,
+            "steady_events_per_s": steady_rate(drain.samples, drain.total),
             "triggers": triggers, "records_published": sum(s.get("published", 0) for s in statuses),
-            "transitions_per_s": drain.rate * per_event, "load": load()}  # fmt: skip
+            "transitions_per_s": drain.rate * per_event, "load": load()}
 
 
 async def baselines(bootstrap: str, runs: int, progress: Progress) -> dict[str, Any]:
@@ -87,23 +93,26 @@ async def baselines(bootstrap: str, runs: int, progress: Progress) -> dict[str, 
     ends = await end_offsets(bootstrap, topics.events, PARTITIONS)
     out: dict[str, Any] = {}
     # Topics under this prefix that no passthrough reads (the coordinator never runs here).
-    sinks = {"passthrough": "streamcoord.decisions", "passthrough_txn": "streamcoord.runs",
-             "passthrough_send": "streamcoord.triggers", "passthrough_send_txn": "streamcoord.state"}
-    for name in sinks:
+    sinks = {"passthrough": topology.DECISIONS, "passthrough_txn": topology.RUNS,
+             "passthrough_send": topology.TRIGGERS, "passthrough_send_txn": topology.STATE}
+    for name, sink in sinks.items():
         txn, batches = name.endswith("_txn"), "_send" not in name
         task = progress.add_task(name, total=sum(ends.values()))
         drain = await passthrough(
-            bootstrap, topics.events, topics.full(sinks[name]), f"{topics.prefix}{name}",
+            bootstrap, topics.events, topics.full(sink), f"{topics.prefix}{name}",
             ends, transactional=txn, batches=batches,
             on_progress=lambda d, t=task: progress.update(t, completed=d),
         )  # fmt: skip
         out[name] = {"events": drain.total, "seconds": drain.seconds, "events_per_s": drain.rate,
-                     "steady_events_per_s": steady_rate(drain.samples, drain.total), "load": load()}  # fmt: skip
+                     "steady_events_per_s": steady_rate(drain.samples, drain.total),
+                     "load": load()}
     await workload.delete_topics(bootstrap, topics)
     return out
 
 
-async def latency(bootstrap: str, rate: float, handoffs: int, label: str, progress: Progress) -> dict[str, Any]:
+async def latency(
+    bootstrap: str, rate: float, handoffs: int, label: str, progress: Progress
+) -> dict[str, Any]:
     # Enough chains for every hand-off (19 per run), and enough in flight for the rate.
     runs = max(int(rate * 0.6), (handoffs + 300) // (workload.STAGES - 1) + 100)
     topics = await fresh_topics(bootstrap, runs, preload=False)
@@ -128,7 +137,8 @@ async def recovery(bootstrap: str, runs: int, progress: Progress) -> dict[str, A
     task = progress.add_task(f"recovery of {runs:,} runs", total=None)
     topics = TopicNames(f"b{uuid.uuid4().hex[:8]}.")
     await workload.create_topics(bootstrap, topics, PARTITIONS)
-    written = await workload.write_changelog(bootstrap, topics, workload.seeded_states(runs, PARTITIONS))
+    seeded = workload.seeded_states(runs, PARTITIONS)
+    written = await workload.write_changelog(bootstrap, topics, seeded)
     # One completion per partition, so "the first batch processed" happens right after restore.
     probes = [e for n in range(min(runs, 64)) for e in workload.completion(workload.run_id(n), 0)]
     await workload.produce_events(bootstrap, topics.events, probes)
@@ -142,8 +152,9 @@ async def recovery(bootstrap: str, runs: int, progress: Progress) -> dict[str, A
     rss = ready["rss_after"] - ready["rss_before"]
     return {"runs": runs, "changelog_records": written, "restored_runs": ready["runs"],
             "start_to_restored_s": ready["seconds"], "start_to_first_batch_s": first["seconds"],
-            "rss_delta_mb": rss / 2**20, "rss_mb_per_10k_runs": rss / 2**20 / (ready["runs"] / 10_000),
-            "load": load()}  # fmt: skip
+            "rss_delta_mb": rss / 2**20,
+            "rss_mb_per_10k_runs": rss / 2**20 / (ready["runs"] / 10_000),
+            "load": load()}
 
 
 async def state_size(runs: int, progress: Progress) -> dict[str, Any]:
@@ -170,8 +181,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "max_batch": 500, "stages_per_run": workload.STAGES,
     }  # fmt: skip
     started = time.perf_counter()
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total}"),
-                  TimeElapsedColumn(), console=console) as progress:  # fmt: skip
+    columns = (TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed:,}/{task.total}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
         # A freshly started broker serves transactions several times slower until its JIT has
         # compiled their paths (light-load p50 33 -> 21 -> 9 -> 6 -> 6 ms over five back-to-back
         # 20-second runs): warm it up with the latency workload first, and keep none of it.
@@ -182,11 +194,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         results["baselines"] = await baselines(args.bootstrap, args.runs, progress)
         results["throughput"] = [await coordinators(args.bootstrap, args.runs, n, progress)
                                  for n in (1, 2, 4)]  # fmt: skip
-        best = max(results["throughput"][0]["steady_events_per_s"], results["throughput"][0]["events_per_s"])
+        one = results["throughput"][0]
+        best = max(one["steady_events_per_s"], one["events_per_s"])
+        half = max(args.light_rate, best / 4)
         results["latency"] = [
-            light,
-            await latency(args.bootstrap, max(args.light_rate, best / 4), args.handoffs, "half of max", progress),
-        ]  # fmt: skip
+            light, await latency(args.bootstrap, half, args.handoffs, "half of max", progress),
+        ]
         results["recovery"] = await recovery(args.bootstrap, args.recovery_runs, progress)
         results["state_size"] = await state_size(args.state_runs, progress)
     results["seconds"] = time.perf_counter() - started
@@ -197,7 +210,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 async def with_broker(args: argparse.Namespace) -> dict[str, Any]:
     if args.bootstrap:
         return await bench(args)
-    from streamcoord.devtools.kafka import BrokerSettings, LocalKafka, free_port  # noqa: PLC0415
+    from streamcoord.devtools.kafka import BrokerSettings, LocalKafka, free_port
 
     with tempfile.TemporaryDirectory(prefix="streamcoord-bench-") as data:
         broker = LocalKafka(BrokerSettings(port=free_port(), data_dir=Path(data), version="4.4.0"))
@@ -213,12 +226,14 @@ async def with_broker(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bootstrap-servers", dest="bootstrap", default=None)
-    parser.add_argument("--runs", type=int, default=15_000, help="runs per throughput drain (2 events each)")
+    parser.add_argument("--runs", type=int, default=15_000,
+                        help="runs per throughput drain (2 events each)")
     parser.add_argument("--recovery-runs", type=int, default=100_000)
     parser.add_argument("--handoffs", type=int, default=10_000)
     parser.add_argument("--light-rate", type=float, default=300.0, help="hand-offs/s at light load")
     parser.add_argument("--warmup-handoffs", type=int, default=20_000,
-                        help="hand-offs at the light rate to warm up the broker first (not recorded)")
+                        help="hand-offs at the light rate to warm up the broker first"
+                             " (not recorded)")
     parser.add_argument("--state-runs", type=int, default=1_000_000,
                         help="finished runs in the state-size measurement (core only)")
     parser.add_argument("--quick", action="store_true", help="small sizes, to try the bench out")

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer
 from streamcoord.core import Catalog
 from streamcoord.emit import Emitter
 from streamcoord.errors import StreamcoordError
+from streamcoord.events import topology
 from streamcoord.events.codec import decode
 from streamcoord.events.models import (
     CloudEvent,
@@ -170,7 +171,7 @@ async def _services(
     streaming = Worker(
         WorkerSettings(
             group_id="streamcoord-worker-streaming",
-            topics=["streamcoord.triggers.streaming"],
+            topics=[topology.STREAMING_TRIGGERS],
             poll_timeout_ms=50,
         ),
         kafka,

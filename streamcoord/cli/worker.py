@@ -15,6 +15,7 @@ import typer
 from streamcoord.cli.common import BootstrapOption, ConfigOption, PrefixOption
 from streamcoord.cli.dbt import DbtPythonOption
 from streamcoord.cli.telemetry import telemetry
+from streamcoord.events import topology
 from streamcoord.kafka.settings import KafkaSettings
 from streamcoord.runtime.health import HealthServer
 from streamcoord.spec.executors import AIRFLOW_TRIGGER_TOPIC, DBT_TRIGGER_TOPIC
@@ -29,7 +30,7 @@ from streamcoord.worker.webhook import WebhookExecutor
 __all__ = ["STREAMING_TOPIC", "app", "serve"]
 
 #: Default executor topic of streaming stages (streamcoord/events/topics.yaml).
-STREAMING_TOPIC = "streamcoord.triggers.streaming"
+STREAMING_TOPIC = topology.STREAMING_TRIGGERS
 
 log = logging.getLogger("streamcoord")
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

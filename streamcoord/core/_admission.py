@@ -18,14 +18,16 @@ from streamcoord.core._lifecycle import (
     start_run,
     upstream_links,
 )
+from streamcoord.core._models import build
 from streamcoord.core._partitioning import anchor_key
 from streamcoord.core._state import TERMINAL, RunState, event_digest, run_id_of
 from streamcoord.core._tracing import parse_traceparent, run_trace_id
-from streamcoord.events.models import CloudEvent
+from streamcoord.events.internal import RunMatch
+from streamcoord.events.models import CloudEvent, PipelineRef
 
 __all__ = ["MATCH", "Match", "admit", "cancel_run", "drop_run", "match", "pause", "resume"]
 
-MATCH = "streamcoord.run.match"
+MATCH = RunMatch.TYPE
 _POOLED = frozenset({"ready", "triggered", "running"})
 _LIVE = frozenset({"triggered", "running"})
 
@@ -173,10 +175,12 @@ def _broadcast(ctx: Context, cp: CompiledPipeline) -> None:
         if p == ctx.state.partition:
             continue
         key = anchor_key(f"pipeline/{cp.name}", p, ctx.state.partitions)
+        # The command's data model in an envelope of no event class: encoded (attribute order)
+        # as forwarded commands always were.
         event = CloudEvent(
             id=f"{ctx.event.id}|p{p}", source=COORDINATOR_SOURCE, type=ctx.event.type,
-            time=ctx.now, data={"pipeline": cp.name}, sckey=key, scbroadcast="1",
-            **principal_extra(ctx.event),
+            time=ctx.now, data=build(PipelineRef, None, pipeline=cp.name), sckey=key,
+            scbroadcast="1", **principal_extra(ctx.event),
         )
         ctx.publish(None, key, event)
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from streamcoord.core._tracing import SpanRecord
+from streamcoord.events import topology
 from streamcoord.events.models import CloudEvent, TimerFired
 
 if TYPE_CHECKING:
@@ -15,8 +16,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CancelTimer", "Command", "Publish", "Rejection", "SetTimer", "Step", "Violation"]
 
-RUNS_TOPIC = "streamcoord.runs"
-DECISIONS_TOPIC = "streamcoord.decisions"
+RUNS_TOPIC = topology.RUNS
+DECISIONS_TOPIC = topology.DECISIONS
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel
+
 from streamcoord.core._audit import link, principal_extra, principal_of
 from streamcoord.core._catalog import Catalog, CompiledPipeline
 from streamcoord.core._commands import (
@@ -23,7 +25,15 @@ from streamcoord.core._records import COORDINATOR_SOURCE, RunChange, record_of
 from streamcoord.core._state import CoordinatorState, RunState, timer_event
 from streamcoord.core._tracing import SpanRecord, attempt_span_id, run_span_id
 from streamcoord.core._versions import CatalogSet
-from streamcoord.events.models import CloudEvent, Decision, DecisionCause, DecisionRecord
+from streamcoord.events.internal import INTERNAL_EVENT_CLASSES
+from streamcoord.events.models import (
+    CloudEvent,
+    Decision,
+    DecisionCause,
+    DecisionRecord,
+    RunCancel,
+    RunCancelData,
+)
 
 __all__ = ["COORDINATOR_SOURCE", "Context"]
 
@@ -69,11 +79,17 @@ class Context:
         partitions = self.state.partitions
         return partitions == 1 or partition_for(key, partitions) == self.state.partition
 
-    def route(self, key: str, type_: str, ident: str, data: dict[str, Any]) -> None:
-        """Put an internal event back on the events topic for the partition that owns ``key``."""
+    def route(
+        self, key: str, type_: str, ident: str, data: dict[str, Any] | BaseModel
+    ) -> None:
+        """Put an internal event back on the events topic for the partition that owns ``key``.
+
+        ``data`` is the event type's data model, or its fields (made by the core: trusted)."""
+        cls, model = _ROUTED[type_]
         event = build(
-            CloudEvent, {"sckey": key, **principal_extra(self.event)},
-            id=ident, source=COORDINATOR_SOURCE, type=type_, time=self.now, data=data,
+            cls, {"sckey": key, **principal_extra(self.event)},
+            id=ident, source=COORDINATOR_SOURCE, type=type_, time=self.now,
+            data=data if isinstance(data, BaseModel) else build(model, None, **data),
         )
         self.commands.append(Publish(None, key, event))
 
@@ -170,6 +186,22 @@ class Context:
         for timer_id in [t for t, v in run.timers.items() if stage is None or v[2] == stage]:
             del run.timers[timer_id]
             self.commands.append(CancelTimer(timer_id))
+
+
+def _data_model(cls: type[CloudEvent]) -> type[BaseModel]:
+    model = cls.model_fields["data"].annotation
+    assert isinstance(model, type)  # every routed class declares its data model
+    assert issubclass(model, BaseModel)
+    return model
+
+
+# What the core routes between partitions: the internal events, and a cancel (cancel_oldest)
+# in an envelope of no event class, as it always had: RunCancel's defaulted ``type`` would move
+# that attribute on the wire.
+_ROUTED: dict[str, tuple[type[CloudEvent], type[BaseModel]]] = {
+    **{cls.TYPE: (cls, _data_model(cls)) for cls in INTERNAL_EVENT_CLASSES},
+    RunCancel.TYPE: (CloudEvent, RunCancelData),
+}
 
 
 def _run_attributes(run: RunState) -> tuple[tuple[str, str | int], ...]:

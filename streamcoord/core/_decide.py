@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TypeVar, get_origin
+
+from pydantic import ValidationError
 
 from streamcoord.core import _enforcement, _limits, _pools, _respec, _retention, _subscriptions
 from streamcoord.core import _execution as ex
@@ -24,6 +26,16 @@ from streamcoord.core._matching import data_of as _data
 from streamcoord.core._partitioning import run_base
 from streamcoord.core._state import CoordinatorState, RunState, event_digest
 from streamcoord.core._versions import CatalogSet
+from streamcoord.events.internal import (
+    DataArrivalData,
+    InternalData,
+    LimitAcquireData,
+    LimitRef,
+    NeedSubscribeData,
+    PoolAcquireData,
+    PoolSlot,
+    RunMatchData,
+)
 from streamcoord.events.models import (
     CloudEvent,
     PipelinePause,
@@ -55,6 +67,9 @@ __all__ = ["decide"]
 _UNFINISHED = frozenset({"active", "queued"})
 _DATA = DATA_KIND.name
 _RETRYABLE = frozenset({"failed", "timed_out"})
+D = TypeVar("D", bound=InternalData)
+P = TypeVar("P", bound=PoolSlot)
+L = TypeVar("L", bound=LimitRef)
 
 
 def decide(
@@ -234,108 +249,103 @@ def _pipeline_control(apply: Callable[[Context, CompiledPipeline], None]) -> Cal
     return handle
 
 
-_POOL_FIELDS: dict[str, type] = {"pool": str, "run_id": str, "stage": str, "attempt": int}
-# The data of the events partitions send each other, field by field: they are JSON on the
-# events topic like any other, so a producer other than streamcoord can get them wrong.
-_INTERNAL_FIELDS: dict[str, dict[str, type]] = {
-    MATCH: {"pipeline": str, "run_key": str, "trigger": dict, "caused": list, "params": dict,
-            "rerun": bool, "dedup": str},
-    ARRIVAL: {"pipeline": str, "trigger": int, "run_key": str, "dataset": str, "partition": str,
-              "event": dict, "dedup": str},
-    _pools.ACQUIRE: {**_POOL_FIELDS, "priority": int, "reply": str},
-    _pools.RELEASE: _POOL_FIELDS,
-    _pools.GRANT: _POOL_FIELDS,
-    _subscriptions.SUBSCRIBE: {"pipeline": str, "run_key": str, "stage": str, "subscriber": str,
-                               "reply": str, "need": str},
-    _limits.ACQUIRE: {"pipeline": str, "run_id": str},  # and "force": true, optional
-    _limits.RELEASE: {"pipeline": str, "run_id": str},
-    _limits.GRANT: {"pipeline": str, "run_id": str},
-    _limits.DENY: {"pipeline": str, "run_id": str},
-}
-
-
-def _raw(ctx: Context) -> dict[str, Any] | None:
-    """The data of an internal event, if each field has its JSON type (exactly: no bool for
-    an int), else None after rejecting it."""
-    fields = _INTERNAL_FIELDS[ctx.event.type]
+def _internal(ctx: Context, model: type[D]) -> D | None:
+    """The data of an internal event as ``model`` (as routed in-process, or validated from its
+    JSON: strictly, no bool for an int), else None after rejecting it."""
     data = ctx.event.data
-    if not isinstance(data, dict) or any(type(data.get(f)) is not t for f, t in fields.items()):
-        wanted = ", ".join(f"{f} ({t.__name__})" for f, t in fields.items())
-        ctx.reject("invalid_data", f"{ctx.event.type}: data needs fields {wanted}")
+    if type(data) is model:
+        return data
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        ctx.reject("invalid_data", _invalid(ctx.event.type, model, exc))
         return None
-    return data
+
+
+def _invalid(type_: str, model: type[InternalData], exc: ValidationError) -> str:
+    """What was wrong with an internal event's data (JSON on a topic like any other, so a
+    producer other than streamcoord can get it wrong): an item of a list field, else the
+    fields the data needs."""
+    loc = exc.errors()[0]["loc"]
+    field = model.model_fields.get(str(loc[0])) if len(loc) > 1 else None
+    if field is not None and get_origin(field.annotation) is list:
+        return f"{type_}: {loc[0]} must list {field.description}"
+    wanted = ", ".join(
+        f"{name} ({(get_origin(f.annotation) or f.annotation).__name__})"  # type: ignore[union-attr]
+        for name, f in model.model_fields.items() if f.is_required()
+    )
+    return f"{type_}: data needs fields {wanted}"
 
 
 def _on_match(ctx: Context) -> None:
-    data = _raw(ctx)
-    if data is not None and not all(type(c) is str for c in data["caused"]):
-        ctx.reject("invalid_data", f"{MATCH}: caused must list event ids")
-        return
-    cp = None if data is None else _pipeline(ctx, data["pipeline"])
+    data = _internal(ctx, RunMatchData)
+    cp = None if data is None else _pipeline(ctx, data.pipeline)
     if data is not None and cp is not None:
-        admit(ctx, cp, data)
+        admit(ctx, cp, dict(data.__dict__))
 
 
 def _on_arrival(ctx: Context) -> None:
-    data = _raw(ctx)
-    cp = None if data is None else _pipeline(ctx, data["pipeline"])
+    data = _internal(ctx, DataArrivalData)
+    cp = None if data is None else _pipeline(ctx, data.pipeline)
     if data is None or cp is None:
         return
-    index = data["trigger"]
+    index = data.trigger
     if not (0 <= index < len(cp.triggers) and cp.triggers[index].spec.kind == _DATA):
         # routed from a partition on another spec version
         ctx.reject("unknown_trigger", f"pipeline {cp.name!r} has no data trigger {index!r} in"
                    f" spec version {ctx.catalog.version}; activate the same version everywhere")
         return
-    if type(data["event"].get("id")) is not str:
+    if type(data.event.get("id")) is not str:
         ctx.reject("invalid_data", f"{ARRIVAL}: the event has no id")
         return
-    on_arrival(ctx, cp.triggers[index], data)
+    on_arrival(ctx, cp.triggers[index], dict(data.__dict__))
 
 
-def _pool_event(apply: Callable[[Context, dict[str, Any], int], None]) -> Callable[
-        [Context], None]:
+def _pool_event(
+    model: type[P], apply: Callable[[Context, P, int], None]
+) -> Callable[[Context], None]:
     def handle(ctx: Context) -> None:
-        data = _raw(ctx)
-        pool = None if data is None else ctx.catalog.pools.get(data["pool"])
+        data = _internal(ctx, model)
+        pool = None if data is None else ctx.catalog.pools.get(data.pool)
         if data is not None and pool is None:
-            ctx.reject("unknown_pool", f"no pool named {data['pool']!r} is loaded")
+            ctx.reject("unknown_pool", f"no pool named {data.pool!r} is loaded")
         if data is not None and pool is not None:
             apply(ctx, data, pool.slots)
     return handle
 
 
-def _limit_event(apply: Callable[[Context, CompiledPipeline, dict[str, Any]], None]) -> Callable[
-        [Context], None]:
+def _limit_event(
+    model: type[L], apply: Callable[[Context, CompiledPipeline, L], None]
+) -> Callable[[Context], None]:
     def handle(ctx: Context) -> None:
-        data = _raw(ctx)
+        data = _internal(ctx, model)
         if data is None:
             return
-        pipeline = data["pipeline"]
+        pipeline = data.pipeline
         if ctx.event.type == _limits.RELEASE and pipeline not in ctx.catalog.pipelines:
             # a run of a pipeline the spec removed ended: its slot is freed, nothing admitted
-            _limits.forget(ctx, pipeline, str(data["run_id"]))
+            _limits.forget(ctx, pipeline, data.run_id)
             return
-        cp = _pipeline(ctx, data["pipeline"])
+        cp = _pipeline(ctx, pipeline)
         if cp is not None:
             apply(ctx, cp, data)
     return handle
 
 
 def _on_grant(ctx: Context) -> None:
-    data = _raw(ctx)
-    if data is not None and data["pool"] not in ctx.catalog.pools:
-        ctx.reject("unknown_pool", f"no pool named {data['pool']!r} is loaded")
+    data = _internal(ctx, PoolSlot)
+    if data is not None and data.pool not in ctx.catalog.pools:
+        ctx.reject("unknown_pool", f"no pool named {data.pool!r} is loaded")
         return
-    found = None if data is None else _run(ctx, data["run_id"], data["stage"])
+    found = None if data is None else _run(ctx, data.run_id, data.stage)
     if data is None or found is None:
         return
     cp, run = found
-    if data["stage"] in cp.stages:
+    if data.stage in cp.stages:
         ex.on_grant(ctx, cp, run, data)
         return
-    ctx.note(run.run_id, data["stage"], "ignored", "pool slot for a stage the spec removed", [])
-    _pools.give_back(ctx, data["pool"], run.run_id, data["stage"], data["attempt"])
+    ctx.note(run.run_id, data.stage, "ignored", "pool slot for a stage the spec removed", [])
+    _pools.give_back(ctx, data.pool, run.run_id, data.stage, data.attempt)
 
 
 def _on_activate(ctx: Context) -> None:
@@ -345,7 +355,7 @@ def _on_activate(ctx: Context) -> None:
 
 
 def _on_subscribe(ctx: Context) -> None:
-    data = _raw(ctx)
+    data = _internal(ctx, NeedSubscribeData)
     if data is not None:
         _subscriptions.handle_subscribe(ctx, data)
 
@@ -380,13 +390,13 @@ _HANDLERS: dict[str, Callable[[Context], None]] = {
     PipelineResume.TYPE: _pipeline_control(resume),
     MATCH: _on_match,
     ARRIVAL: _on_arrival,
-    _pools.ACQUIRE: _pool_event(_pools.handle_acquire),
-    _pools.RELEASE: _pool_event(_pools.handle_release),
+    _pools.ACQUIRE: _pool_event(PoolAcquireData, _pools.handle_acquire),
+    _pools.RELEASE: _pool_event(PoolSlot, _pools.handle_release),
     _pools.GRANT: _on_grant,
-    _limits.ACQUIRE: _limit_event(_limits.on_acquire),
-    _limits.RELEASE: _limit_event(_limits.on_release),
-    _limits.GRANT: _limit_event(_limits.on_grant),
-    _limits.DENY: _limit_event(_limits.on_deny),
+    _limits.ACQUIRE: _limit_event(LimitAcquireData, _limits.on_acquire),
+    _limits.RELEASE: _limit_event(LimitRef, _limits.on_release),
+    _limits.GRANT: _limit_event(LimitRef, _limits.on_grant),
+    _limits.DENY: _limit_event(LimitRef, _limits.on_deny),
     _subscriptions.SUBSCRIBE: _on_subscribe,
     StageOutcome.TYPE: _on_outcome,
     SpecsActivate.TYPE: _on_activate,

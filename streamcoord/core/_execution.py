@@ -20,6 +20,7 @@ from streamcoord.core._lifecycle import (
     upstream_links,
 )
 from streamcoord.core._state import TERMINAL, RunState
+from streamcoord.events.internal import PoolSlot
 
 __all__ = [
     "on_cancel",
@@ -204,16 +205,16 @@ def _retry_now(ctx: Context, cp: CompiledPipeline, run: RunState, name: str) -> 
         _pools.request(ctx, run, cs, stage.attempt + 1)
 
 
-def on_grant(ctx: Context, cp: CompiledPipeline, run: RunState, data: dict[str, Any]) -> None:
-    stage = run.stages[data["stage"]]
-    cs = cp.stages.get(data["stage"])
-    if cs is not None and cs.pool == data["pool"] and stage.status == "ready" \
-            and stage.attempt + 1 == data["attempt"]:
+def on_grant(ctx: Context, cp: CompiledPipeline, run: RunState, data: PoolSlot) -> None:
+    stage = run.stages[data.stage]
+    cs = cp.stages.get(data.stage)
+    if cs is not None and cs.pool == data.pool and stage.status == "ready" \
+            and stage.attempt + 1 == data.attempt:
         trigger_stage(ctx, cp, run, cs)
         return
-    ctx.note(run.run_id, data["stage"], "ignored", "pool slot no longer needed", [])
+    ctx.note(run.run_id, data.stage, "ignored", "pool slot no longer needed", [])
     # the slot goes back to the pool that granted it, whatever the stage's spec says now
-    _pools.give_back(ctx, data["pool"], run.run_id, data["stage"], int(data["attempt"]))
+    _pools.give_back(ctx, data.pool, run.run_id, data.stage, data.attempt)
 
 
 def on_retry(ctx: Context, cp: CompiledPipeline, run: RunState, name: str) -> None:

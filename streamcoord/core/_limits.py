@@ -23,18 +23,28 @@ from typing import Any
 from streamcoord.core import _admission, _lifecycle, _respec, _retention
 from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._context import Context
+from streamcoord.core._models import build
 from streamcoord.core._partitioning import run_base
 from streamcoord.core._state import event_digest
+from streamcoord.events.internal import (
+    LimitAcquire,
+    LimitAcquireData,
+    LimitDeny,
+    LimitGrant,
+    LimitRef,
+    LimitRelease,
+)
+from streamcoord.events.models import RunCancel, RunCancelData
 
 __all__ = [
     "ACQUIRE", "DENY", "GRANT", "RELEASE", "acquire", "forget", "handle_acquire", "handle_release",
     "on_acquire", "on_deny", "on_grant", "on_release", "owned", "release",
 ]
 
-ACQUIRE = "streamcoord.limit.acquire"
-GRANT = "streamcoord.limit.grant"
-DENY = "streamcoord.limit.deny"
-RELEASE = "streamcoord.limit.release"
+ACQUIRE = LimitAcquire.TYPE
+GRANT = LimitGrant.TYPE
+DENY = LimitDeny.TYPE
+RELEASE = LimitRelease.TYPE
 _SEEN = 64
 
 
@@ -51,7 +61,7 @@ def _cause(ctx: Context) -> str:
 
 def acquire(ctx: Context, cp: CompiledPipeline, run_id: str, *, force: bool = False) -> None:
     """Ask for a slot for ``run_id``; ``force`` takes one even above the limit."""
-    data = {"pipeline": cp.name, "run_id": run_id, "force": force}
+    data = build(LimitAcquireData, None, pipeline=cp.name, run_id=run_id, force=force)
     if ctx.owns(_key(cp.name)):
         handle_acquire(ctx, cp, data)
     else:
@@ -60,7 +70,7 @@ def acquire(ctx: Context, cp: CompiledPipeline, run_id: str, *, force: bool = Fa
 
 def release(ctx: Context, cp: CompiledPipeline, run_id: str) -> None:
     """Give back the slot of ``run_id``, or withdraw its request."""
-    data = {"pipeline": cp.name, "run_id": run_id}
+    data = build(LimitRef, None, pipeline=cp.name, run_id=run_id)
     if ctx.owns(_key(cp.name)):
         handle_release(ctx, cp, data)
         return
@@ -87,25 +97,25 @@ def _hand_over(ctx: Context, cp: CompiledPipeline, ended: str) -> None:
         acquire(ctx, cp, run_id)
 
 
-def on_grant(ctx: Context, cp: CompiledPipeline, data: dict[str, Any]) -> None:
-    run = ctx.state.run(run_base(data["run_id"]))
-    if run is not None and run.run_id == data["run_id"] and run.status == "queued":
+def on_grant(ctx: Context, cp: CompiledPipeline, data: LimitRef) -> None:
+    run = ctx.state.run(run_base(data.run_id))
+    if run is not None and run.run_id == data.run_id and run.status == "queued":
         # a queued run starts on its own spec version (the current one's when it lacks the
         # pipeline), aligned with it first
         run = ctx.state.run_for_update(run.base)
         own = ctx.pipeline_of(run) or cp
         _respec.adopt(ctx, own, run)
         _lifecycle.start_run(ctx, own, run)
-    elif run is None or run.run_id != data["run_id"] or run.status != "active":
+    elif run is None or run.run_id != data.run_id or run.status != "active":
         # cancelled while the grant was on its way, or a grant repeated after a release
-        ctx.note(data["run_id"], None, "ignored", "max_active_runs slot no longer needed", [])
-        release(ctx, cp, data["run_id"])
+        ctx.note(data.run_id, None, "ignored", "max_active_runs slot no longer needed", [])
+        release(ctx, cp, data.run_id)
 
 
-def on_deny(ctx: Context, cp: CompiledPipeline, data: dict[str, Any]) -> None:
-    run = ctx.state.run(run_base(data["run_id"]))
-    if run is None or run.run_id != data["run_id"] or run.status != "queued":
-        ctx.note(data["run_id"], None, "ignored", "skip for a run no longer queued", [])
+def on_deny(ctx: Context, cp: CompiledPipeline, data: LimitRef) -> None:
+    run = ctx.state.run(run_base(data.run_id))
+    if run is None or run.run_id != data.run_id or run.status != "queued":
+        ctx.note(data.run_id, None, "ignored", "skip for a run no longer queued", [])
         return
     run = ctx.state.run_for_update(run.base)
     run.status = "skipped"
@@ -119,7 +129,7 @@ def forget(ctx: Context, pipeline: str, run_id: str) -> None:
     """Give back the slot of ``run_id`` of a pipeline its spec no longer has: nothing is admitted
     (no run of it can start); the books only stop counting it."""
     if not ctx.owns(_key(pipeline)):
-        data = {"pipeline": pipeline, "run_id": run_id}
+        data = build(LimitRef, None, pipeline=pipeline, run_id=run_id)
         ctx.route(_key(pipeline), RELEASE, f"release|{run_id}|{_cause(ctx)}", data)
         return
     pipe = ctx.state.misc(_lifecycle.pipe_key(pipeline))
@@ -156,25 +166,25 @@ def _first_time(ctx: Context, cp: CompiledPipeline) -> bool:
     return True
 
 
-def on_acquire(ctx: Context, cp: CompiledPipeline, data: dict[str, Any]) -> None:
+def on_acquire(ctx: Context, cp: CompiledPipeline, data: LimitAcquireData) -> None:
     """A routed ``acquire``."""
     if _first_time(ctx, cp):
         handle_acquire(ctx, cp, data)
 
 
-def on_release(ctx: Context, cp: CompiledPipeline, data: dict[str, Any]) -> None:
+def on_release(ctx: Context, cp: CompiledPipeline, data: LimitRef) -> None:
     """A routed ``release``."""
     if _first_time(ctx, cp):
         handle_release(ctx, cp, data)
 
 
-def handle_acquire(ctx: Context, cp: CompiledPipeline, data: dict[str, Any]) -> None:
+def handle_acquire(ctx: Context, cp: CompiledPipeline, data: LimitAcquireData) -> None:
     pipe = _books(ctx, cp)
-    run_id = data["run_id"]
+    run_id = data.run_id
     if run_id in pipe["active"] or run_id in pipe["waiting"]:
         return
     limit = cp.max_active_runs
-    if data.get("force") is True or limit is None or len(pipe["active"]) < limit:
+    if data.force or limit is None or len(pipe["active"]) < limit:
         pipe["active"].append(run_id)
         _answer(ctx, cp, GRANT, run_id)
     elif cp.over_limit == "queue":
@@ -198,9 +208,9 @@ def _make_room(ctx: Context, cp: CompiledPipeline, pipe: dict[str, Any], run_id:
         _revoke(ctx, cp, pipe["waiting"].pop(0), run_id)
 
 
-def handle_release(ctx: Context, cp: CompiledPipeline, data: dict[str, Any]) -> None:
+def handle_release(ctx: Context, cp: CompiledPipeline, data: LimitRef) -> None:
     pipe = _books(ctx, cp)
-    run_id = data["run_id"]
+    run_id = data.run_id
     for books in (pipe["active"], pipe["waiting"], pipe["revoked"]):
         if run_id in books:
             books.remove(run_id)
@@ -212,7 +222,7 @@ def handle_release(ctx: Context, cp: CompiledPipeline, data: dict[str, Any]) -> 
 
 
 def _answer(ctx: Context, cp: CompiledPipeline, type_: str, run_id: str) -> None:
-    data = {"pipeline": cp.name, "run_id": run_id}
+    data = build(LimitRef, None, pipeline=cp.name, run_id=run_id)
     if not ctx.owns(run_base(run_id)):
         name = type_.rsplit(".", 1)[1]
         ctx.route(run_base(run_id), type_, f"{name}|{run_id}|{_cause(ctx)}", data)
@@ -225,11 +235,11 @@ def _answer(ctx: Context, cp: CompiledPipeline, type_: str, run_id: str) -> None
 def _revoke(ctx: Context, cp: CompiledPipeline, run_id: str, newer: str) -> None:
     reason = f"cancelled for {newer} (cancel_oldest)"
     if not ctx.owns(run_base(run_id)):
-        ctx.route(run_base(run_id), "streamcoord.run.cancel", f"revoke|{run_id}|{_cause(ctx)}",
-                  {"run_id": run_id, "reason": reason})
+        ctx.route(run_base(run_id), RunCancel.TYPE, f"revoke|{run_id}|{_cause(ctx)}",
+                  build(RunCancelData, None, run_id=run_id, reason=reason))
         return
     run = ctx.state.run(run_base(run_id))
     if run is not None and run.run_id == run_id and run.status in {"active", "queued"}:
         _admission.cancel_run(ctx, cp, ctx.state.run_for_update(run.base), reason)
     else:  # the books name a run that already ended here: its slot is free
-        handle_release(ctx, cp, {"run_id": run_id})
+        handle_release(ctx, cp, build(LimitRef, None, pipeline=cp.name, run_id=run_id))

@@ -8,12 +8,14 @@ from typing import Any
 from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
 from streamcoord.core._expressions import ExpressionEvaluationError
+from streamcoord.core._models import build
 from streamcoord.core._state import TERMINAL, RunState, run_id_of
+from streamcoord.events.internal import NeedSubscribe, NeedSubscribeData
 from streamcoord.events.models import StageOutcome, StageOutcomeData
 
 __all__ = ["SUBSCRIBE", "handle_subscribe", "notify", "subscribe_needs"]
 
-SUBSCRIBE = "streamcoord.need.subscribe"
+SUBSCRIBE = NeedSubscribe.TYPE
 
 
 def subscribe_needs(ctx: Context, cp: CompiledPipeline, run: RunState) -> None:
@@ -36,21 +38,21 @@ def subscribe_needs(ctx: Context, cp: CompiledPipeline, run: RunState) -> None:
                 run.ext[need.name] = ["failed", {}, None, None]
                 ctx.decision(run, cs.name, "need_failed", f"run key of {need.name}: {exc}", [])
                 continue
-            data = {"pipeline": need.pipeline, "run_key": key, "stage": need.stage,
-                    "subscriber": run.run_id, "reply": run.base, "need": need.name}
+            data = build(NeedSubscribeData, None, pipeline=need.pipeline, run_key=key,
+                         stage=need.stage, subscriber=run.run_id, reply=run.base, need=need.name)
             ctx.route(f"{need.pipeline}/{key}", SUBSCRIBE,
                       f"subscribe|{run.run_id}|{need.name}", data)
 
 
-def handle_subscribe(ctx: Context, data: dict[str, Any]) -> None:
+def handle_subscribe(ctx: Context, data: NeedSubscribeData) -> None:
     """Remember the subscriber; answer at once when the stage already has news."""
-    base = f"{data['pipeline']}/{data['run_key']}"
+    base = f"{data.pipeline}/{data.run_key}"
     gone = ctx.state.expired_gen(base) if ctx.state.run(base) is None else None
     if gone is not None:
         _answer_expired(ctx, data, run_id_of(base, gone))
         return
     subs = ctx.state.misc_for_update(f"subs/{base}", {"v": 1, "subs": []})
-    entry = [data["stage"], data["subscriber"], data["reply"], data["need"]]
+    entry = [data.stage, data.subscriber, data.reply, data.need]
     if entry not in subs["subs"]:
         subs["subs"].append(entry)
     run = ctx.state.run(base)
@@ -66,20 +68,20 @@ def notify(ctx: Context, run: RunState, stage: str) -> None:
             _answer(ctx, run, entry)
 
 
-def _answer_expired(ctx: Context, data: dict[str, Any], run_id: str) -> None:
+def _answer_expired(ctx: Context, data: NeedSubscribeData, run_id: str) -> None:
     """The upstream run left the state (retention): its stage's outcome is no longer known, so
     the answer is ``expired`` (counted as failed), not a subscription that would wait forever."""
-    subscriber, stage = data["subscriber"], data["stage"]
+    subscriber, stage = data.subscriber, data.stage
     ctx.note(subscriber, None, "need_expired",
-             f"need {data['need']}: upstream run {run_id} has expired; counted as failed", [])
+             f"need {data.need}: upstream run {run_id} has expired; counted as failed", [])
     event = StageOutcome(
         id=f"outcome|{run_id}|{stage}|expired|{subscriber}", source=COORDINATOR_SOURCE,
         time=ctx.now, subject=run_id,
-        data=StageOutcomeData(run_id=run_id, pipeline=data["pipeline"], run_key=data["run_key"],
+        data=StageOutcomeData(run_id=run_id, pipeline=data.pipeline, run_key=data.run_key,
                               stage=stage, outcome="expired"),
-        sckey=data["reply"], sctarget=subscriber, scneed=data["need"], scwatermark=None,
+        sckey=data.reply, sctarget=subscriber, scneed=data.need, scwatermark=None,
     )
-    ctx.publish(None, data["reply"], event)
+    ctx.publish(None, data.reply, event)
 
 
 def _answer(ctx: Context, run: RunState, entry: list[Any]) -> None:

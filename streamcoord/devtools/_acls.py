@@ -17,6 +17,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.admin import CreateAclsRequest
 
 from streamcoord.errors import BrokerStartError
+from streamcoord.events.topology import read_by, written_by
 
 __all__ = [
     "Acl",
@@ -29,15 +30,6 @@ __all__ = [
     "reader_acls",
     "worker_acls",
 ]
-
-# The topics as declared in topics.yaml; a deployment's --topic-prefix goes in front.
-EVENTS, INTERNAL, STATE, TRIGGERS, STREAMING = (
-    "streamcoord.events", "streamcoord.internal", "streamcoord.state", "streamcoord.triggers",
-    "streamcoord.triggers.streaming",
-)  # fmt: skip
-RUNS, DECISIONS, DEADLETTER = "streamcoord.runs", "streamcoord.decisions", "streamcoord.deadletter"
-DBT, AIRFLOW = "streamcoord.triggers.dbt", "streamcoord.triggers.airflow"
-
 
 class Resource(IntEnum):
     """Kafka's ResourceType codes."""
@@ -84,11 +76,11 @@ def _grants(
 
 
 def coordinator_acls(principal: str, group: str, prefix: str = "") -> list[Acl]:
-    """Read events, the internal topic and its state; write every output (the internal topic
-    only coordinators may write, never the events topic); its group; transactional ids
-    ``group.*``."""
-    outputs = (INTERNAL, STATE, TRIGGERS, STREAMING, DBT, AIRFLOW, RUNS, DECISIONS, DEADLETTER)
-    inputs = (EVENTS, INTERNAL, STATE)
+    """Read events, the internal topic, its state and the spec versions; write every output
+    (the internal topic only coordinators may write, never the events topic); its group;
+    transactional ids ``group.*``."""
+    # topic names as declared (streamcoord.events.topology); --topic-prefix goes in front
+    outputs, inputs = written_by("coordinator"), read_by("coordinator")
     return [
         *_grants(principal, Resource.TOPIC, (prefix + t for t in inputs), Operation.READ),
         *_grants(principal, Resource.TOPIC, (prefix + t for t in outputs), Operation.WRITE),
@@ -102,7 +94,7 @@ def worker_acls(principal: str, group_prefix: str, prefix: str = "") -> list[Acl
     """Read the executor topics (in groups named ``group_prefix*``); report on the events topic."""
     return [
         *_grants(principal, Resource.TOPIC,
-                 (prefix + t for t in (TRIGGERS, STREAMING, DBT, AIRFLOW)), Operation.READ),
+                 (prefix + t for t in read_by("worker")), Operation.READ),
         Acl(principal, Resource.GROUP, group_prefix, Operation.READ, Pattern.PREFIXED),
         *emitter_acls(principal, prefix),
     ]  # fmt: skip
@@ -110,13 +102,14 @@ def worker_acls(principal: str, group_prefix: str, prefix: str = "") -> list[Acl
 
 def emitter_acls(principal: str, prefix: str = "") -> list[Acl]:
     """Emitters and the HTTP ingest endpoint write the events topic, nothing else."""
-    return [Acl(principal, Resource.TOPIC, prefix + EVENTS, Operation.WRITE)]
+    return _grants(principal, Resource.TOPIC, (prefix + t for t in written_by("emitter")),
+                   Operation.WRITE)
 
 
 def reader_acls(principal: str, prefix: str = "") -> list[Acl]:
     """``streamcoord status``/``runs`` read the run and decision records (no group)."""
-    return _grants(principal, Resource.TOPIC, (prefix + t for t in (RUNS, DECISIONS)),
-                   Operation.READ)  # fmt: skip
+    return _grants(principal, Resource.TOPIC, (prefix + t for t in read_by("reader")),
+                   Operation.READ)
 
 
 async def create_acls(client_kwargs: dict[str, Any], acls: Sequence[Acl]) -> None:

@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from streamcoord.core import Catalog, CoordinatorState, decide
+from streamcoord.events import topology
 from streamcoord.events.codec import decode
 from streamcoord.events.models import CloudEvent, RunRecord, StageTrigger
 from streamcoord.kafka.records import read_topic
@@ -37,7 +38,7 @@ async def read_decoded(
 
 async def triggers(bootstrap: str, topics: TopicNames) -> list[StageTrigger]:
     """Every committed trigger, in offset order per partition."""
-    records = await read_decoded(bootstrap, topics.full("streamcoord.triggers"))
+    records = await read_decoded(bootstrap, topics.full(topology.TRIGGERS))
     return [t for *_, t in records if isinstance(t, StageTrigger)]
 
 

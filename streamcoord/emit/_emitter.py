@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from streamcoord.core import partition_key_for
 from streamcoord.errors import StreamcoordError
+from streamcoord.events import topology
 from streamcoord.events.codec import EncodeMode, encode
 from streamcoord.events.factory import make_event
 from streamcoord.events.models import CloudEvent
@@ -35,7 +36,7 @@ from streamcoord.kafka.settings import KafkaSettings
 __all__ = ["EVENTS_TOPIC", "Delivery", "EmitError", "Emitter", "SendHook", "emit"]
 
 #: The declared name of the inbound events topic (the settings' prefix is put in front).
-EVENTS_TOPIC: Final = "streamcoord.events"
+EVENTS_TOPIC: Final = topology.EVENTS
 
 #: Applied to every event before it is encoded; returns the event to send (e.g. with trace context).
 SendHook = Callable[[CloudEvent], CloudEvent]

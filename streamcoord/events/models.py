@@ -58,6 +58,7 @@ __all__ = [
     "StageTriggerData",
     "TimerFired",
     "TimerFiredData",
+    "WireData",
 ]
 
 
@@ -87,7 +88,28 @@ class CloudEvent(BaseModel):
         return (self.source, self.id)
 
 
-class _Data(BaseModel):
+class WireData(BaseModel):
+    """An event's data, also readable as the JSON object it is on the wire (``data["run_id"]``,
+    ``data.get("reason", "")``): code that read routed dicts reads the models unchanged."""
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return getattr(self, name, default)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, dict):  # equal to the JSON object it is on the wire
+            return self.model_dump() == other
+        return super().__eq__(other)
+
+    __hash__ = BaseModel.__hash__
+
+
+class _Data(WireData):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -485,7 +507,8 @@ OWN_EVENT_CLASSES: tuple[type[CloudEvent], ...] = (
 OWN_EVENT_TYPES: frozenset[str] = frozenset(cls.TYPE for cls in OWN_EVENT_CLASSES)
 
 #: Types only the coordinator produces: what it routes between its own partitions (matches,
-#: arrivals, pool and need traffic; these have no model, they are decided as routed events),
+#: arrivals, pool, limit and need traffic; their models are in :mod:`streamcoord.events.internal`,
+#: which imports this module, so their names are spelled here and a test keeps them equal),
 #: fires (timers, schedule ticks), publishes to executors and records. Accepted from anyone else
 #: they would forge decisions, so HTTP ingest rejects them (``reserved_type``).
 COORDINATOR_EVENT_TYPES: frozenset[str] = frozenset({

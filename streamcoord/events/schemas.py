@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import orjson
 
+from streamcoord.events.internal import INTERNAL_EVENT_CLASSES
 from streamcoord.events.models import OWN_EVENT_CLASSES, CloudEvent, ExternalEvent
 from streamcoord.events.specs import SPECS_RECORD_SCHEMA_FILE, SpecsRecord
 from streamcoord.events.topics import TopicsFile
@@ -30,7 +31,10 @@ def schema_file_name(event_type: str) -> str:
 
 def render_schemas() -> dict[str, str]:
     """Every schema file's name and text, in a stable order and format."""
-    files = {schema_file_name(cls.TYPE): _render(_event_schema(cls)) for cls in OWN_EVENT_CLASSES}
+    files = {
+        schema_file_name(cls.TYPE): _render(_event_schema(cls))
+        for cls in (*OWN_EVENT_CLASSES, *INTERNAL_EVENT_CLASSES)
+    }
     files[EXTERNAL_SCHEMA_FILE] = _render(_event_schema(ExternalEvent))
     files[TOPICS_SCHEMA_FILE] = _render(
         {"$schema": _DIALECT, **TopicsFile.model_json_schema(mode="validation")}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamcoord.events import topology
 from streamcoord.events.codec import DecodeLimits
 from streamcoord.kafka.transactions import TRANSACTION_RETRY_BACKOFF_MS
 
@@ -15,7 +16,8 @@ __all__ = ["TRANSACTION_RETRY_BACKOFF_MS", "CoordinatorSettings", "TopicNames"]
 
 @dataclass(frozen=True)
 class TopicNames:
-    """The topics the coordinator touches, with the shared-cluster prefix applied."""
+    """The topics the coordinator touches (:mod:`streamcoord.events.topology`), with the
+    shared-cluster prefix applied."""
 
     prefix: str = ""
 
@@ -25,28 +27,28 @@ class TopicNames:
 
     @property
     def events(self) -> str:
-        return self.full("streamcoord.events")
+        return self.full(topology.EVENTS)
 
     @property
     def internal(self) -> str:
         """What coordinators decide, in order: admitted events and their own messages."""
-        return self.full("streamcoord.internal")
+        return self.full(topology.INTERNAL)
 
     @property
     def state(self) -> str:
-        return self.full("streamcoord.state")
+        return self.full(topology.STATE)
 
     @property
     def runs(self) -> str:
-        return self.full("streamcoord.runs")
+        return self.full(topology.RUNS)
 
     @property
     def deadletter(self) -> str:
-        return self.full("streamcoord.deadletter")
+        return self.full(topology.DEADLETTER)
 
     @property
     def specs(self) -> str:
-        return self.full("streamcoord.specs")
+        return self.full(topology.SPECS)
 
 
 class CoordinatorSettings(BaseSettings):

@@ -14,6 +14,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from streamcoord.events import topology
 from streamcoord.spec.secrets import SecretReference
 
 __all__ = [
@@ -27,8 +28,8 @@ __all__ = [
 ]
 
 #: Default executor topics of the two workers (declared in ``streamcoord/events/topics.yaml``).
-DBT_TRIGGER_TOPIC: Final = "streamcoord.triggers.dbt"
-AIRFLOW_TRIGGER_TOPIC: Final = "streamcoord.triggers.airflow"
+DBT_TRIGGER_TOPIC: Final = topology.DBT_TRIGGERS
+AIRFLOW_TRIGGER_TOPIC: Final = topology.AIRFLOW_TRIGGERS
 
 DbtCommand = Literal["build", "run", "test", "seed", "snapshot"]
 #: A value of an environment map: plain, or a secret the worker reads.

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, JsonValue
 
+from streamcoord.events import topology
 from streamcoord.spec._base import Expression, Name, SpecModel
 from streamcoord.spec.policies import ContractPolicy, EmitPolicy, GuardPolicy, Policy
 from streamcoord.spec.triggers import (
@@ -50,7 +51,7 @@ __all__ = [
     "TriggerRule",
 ]
 
-DEFAULT_TRIGGER_TOPIC = "streamcoord.triggers"
+DEFAULT_TRIGGER_TOPIC = topology.TRIGGERS
 
 TriggerRule = Literal[
     "all_success", "all_done", "all_failed", "one_success", "one_failed", "none_failed"

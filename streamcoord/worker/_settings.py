@@ -7,10 +7,12 @@ from typing import Final
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamcoord.events import topology
+
 __all__ = ["TRIGGERS_TOPIC", "WorkerSettings"]
 
 #: The default executor topic of batch stages, before any topic prefix.
-TRIGGERS_TOPIC: Final = "streamcoord.triggers"
+TRIGGERS_TOPIC: Final = topology.TRIGGERS
 
 
 class WorkerSettings(BaseSettings):

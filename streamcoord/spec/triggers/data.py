@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from streamcoord.events.internal import DataArrival
 from streamcoord.spec._base import Expression, SpecModel
 from streamcoord.spec.expressions import EVENT_VARIABLES, ExpressionEvaluationError
 from streamcoord.spec.triggers.kind import (
@@ -26,7 +27,7 @@ from streamcoord.spec.triggers.kind import (
 __all__ = ["ARRIVAL", "KIND", "DataArrivalTrigger", "on_arrival"]
 
 #: The internal event an arrival travels in to the partition that owns its run.
-ARRIVAL = "streamcoord.data.arrival"
+ARRIVAL = DataArrival.TYPE
 
 
 class DataArrivalTrigger(SpecModel):
