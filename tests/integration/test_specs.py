@@ -496,7 +496,12 @@ async def test_streamcoord_run_exits_non_zero_saying_what_to_do(
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "STREAMCOORD_SPECS_WAIT_S": "1"},
     )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 90)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), 90)
+    finally:
+        if process.returncode is None:  # it did not stop: never leave it running
+            process.kill()
+            await process.wait()
     assert process.returncode == 1, (out + err).decode()
     last = err.decode().strip().splitlines()[-2:]
     assert last[0].startswith("error: spec version sha256:00future00 is not available here")
