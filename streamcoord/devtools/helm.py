@@ -15,10 +15,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from streamcoord.devtools._process import follow_command
-from streamcoord.devtools.jaeger import require_go
+from streamcoord.devtools._go import go_install
 from streamcoord.devtools.kafka import cache_root
-from streamcoord.errors import EnvironmentProblem
 
 __all__ = ["DEFAULT_HELM_VERSION", "HELM_PACKAGE", "binary_path", "build_helm", "helm_cached"]
 
@@ -56,22 +54,4 @@ def build_helm(
     target = binary_path(version, cache=cache)
     if helm_cached(version, cache=cache):
         return target
-    go = require_go()
-    gobin = target.parent / f"gobin-{os.getpid()}"
-    gobin.mkdir(parents=True, exist_ok=True)
-    log = target.parent / "build.log"
-    command = [go, "install", "-v", f"{HELM_PACKAGE}@{version}"]
-    with log.open("w") as out:
-        code, tail = follow_command(
-            command, cwd=target.parent, out=out, progress=progress,
-            env={**os.environ, "GOBIN": str(gobin)},
-        )  # fmt: skip
-    if code != 0:
-        raise EnvironmentProblem(
-            "`go install` of helm failed:\n" + "\n".join(tail),
-            hint=f"read {log}; check that Go reaches its module proxy",
-        )
-    # A rename is atomic: an interrupted build never leaves a half-written binary behind.
-    (gobin / "helm").replace(target)
-    gobin.rmdir()
-    return target
+    return go_install(HELM_PACKAGE, version, "helm", target, progress)

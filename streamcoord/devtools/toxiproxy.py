@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from streamcoord.devtools._process import follow_command, stop_service
-from streamcoord.devtools.jaeger import require_go
+from streamcoord.devtools._go import go_install
+from streamcoord.devtools._process import stop_service
 from streamcoord.devtools.kafka import cache_root, check_port_free, free_port
 from streamcoord.errors import EnvironmentProblem
 
@@ -75,25 +75,7 @@ def build_toxiproxy(
     target = binary_path(version, cache=cache)
     if toxiproxy_cached(version, cache=cache):
         return target
-    go = require_go()
-    gobin = target.parent / f"gobin-{os.getpid()}"
-    gobin.mkdir(parents=True, exist_ok=True)
-    log = target.parent / "build.log"
-    command = [go, "install", "-v", f"{TOXIPROXY_PACKAGE}@{version}"]
-    with log.open("w") as out:
-        code, tail = follow_command(
-            command, cwd=target.parent, out=out, progress=progress,
-            env={**os.environ, "GOBIN": str(gobin)},
-        )  # fmt: skip
-    if code != 0:
-        raise EnvironmentProblem(
-            "`go install` of toxiproxy failed:\n" + "\n".join(tail),
-            hint=f"read {log}; check that Go reaches its module proxy",
-        )
-    # A rename is atomic: an interrupted build never leaves a half-written binary behind.
-    (gobin / "server").replace(target)
-    gobin.rmdir()
-    return target
+    return go_install(TOXIPROXY_PACKAGE, version, "server", target, progress)
 
 
 class LocalToxiproxy:
