@@ -41,6 +41,7 @@ test: lint typecheck core-coverage pytest pytest-kafka-3.9
 # import-linter contracts in pyproject.toml (layers, independence, a pure core).
 lint: $(INSTALLED)
 	$(BIN)/ruff check streamcoord tests bench chaos
+	$(BIN)/ruff format --check streamcoord tests bench chaos
 	$(BIN)/lint-imports --no-cache
 
 typecheck: $(INSTALLED)

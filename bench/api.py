@@ -81,11 +81,14 @@ async def measure(store: Any, runs: int, repeat: int) -> None:
 
         async def page_two() -> None:
             params: dict[str, str | int] = {
-                "pipeline": rng.choice(PIPELINES), "status": "failed", "limit": 50,
+                "pipeline": rng.choice(PIPELINES),
+                "status": "failed",
+                "limit": 50,
             }
             first = (await client.get("/api/v1/runs", params=params)).json()
-            second = await client.get("/api/v1/runs",
-                                      params={**params, "cursor": first["next_cursor"]})
+            second = await client.get(
+                "/api/v1/runs", params={**params, "cursor": first["next_cursor"]}
+            )
             assert second.status_code == 200
 
         async def detail() -> None:
@@ -99,10 +102,12 @@ async def measure(store: Any, runs: int, repeat: int) -> None:
             response = await client.get("/api/v1/runs", headers={"authorization": "Bearer x"})
             assert response.status_code == 401
 
-        for label, call in (("GET /runs pipeline+status, page 1 and 2", page_two),
-                            ("GET /runs/{id} (detail)", detail),
-                            ("GET /runs/{id}/audit", audit),
-                            ("GET /runs with an unknown token (401)", refused)):
+        for label, call in (
+            ("GET /runs pipeline+status, page 1 and 2", page_two),
+            ("GET /runs/{id} (detail)", detail),
+            ("GET /runs/{id}/audit", audit),
+            ("GET /runs with an unknown token (401)", refused),
+        ):
             median, p95 = await _timed(call, repeat)
             print(f"  {label:42} median {median:7.2f} ms  p95 {p95:7.2f} ms")
     server.should_exit = True
@@ -110,11 +115,13 @@ async def measure(store: Any, runs: int, repeat: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=1_000_000)
-    parser.add_argument("--database", type=Path,
-                        default=Path(tempfile.gettempdir()) / "streamcoord-bench-readmodel")
+    parser.add_argument(
+        "--database", type=Path, default=Path(tempfile.gettempdir()) / "streamcoord-bench-readmodel"
+    )
     parser.add_argument("--repeat", type=int, default=200)
     args = parser.parse_args()
     logging.getLogger(AUDIT_LOGGER).setLevel(logging.ERROR)  # one line per 401: not measured

@@ -36,17 +36,23 @@ def _dag(stages: int) -> Pipeline:
         {"name": f"s{i}", "needs": [f"s{i - 1}"] + ([f"s{i // 2}"] if i // 2 != i - 1 else [])}
         for i in range(1, stages)
     ]
-    return Pipeline.model_validate({
-        "name": "big", "run_key": "event.data.key",
-        "triggers": [{"kind": "event", "type": "go"}], "stages": spec,
-    })
+    return Pipeline.model_validate(
+        {
+            "name": "big",
+            "run_key": "event.data.key",
+            "triggers": [{"kind": "event", "type": "go"}],
+            "stages": spec,
+        }
+    )
 
 
 def _batches(runs: int, stages: int) -> Iterator[list[CloudEvent]]:
     """Input events in waves (start every run, then answer stage i of every run), in batches."""
     for start in range(0, runs, BATCH):
-        yield [ExternalEvent(id=f"e{i}", source="bench", type="go", data={"key": f"k{i}"})
-               for i in range(start, min(runs, start + BATCH))]
+        yield [
+            ExternalEvent(id=f"e{i}", source="bench", type="go", data={"key": f"k{i}"})
+            for i in range(start, min(runs, start + BATCH))
+        ]
     for stage in range(stages):
         for start in range(0, runs, BATCH // 2):
             batch: list[CloudEvent] = []
@@ -94,8 +100,10 @@ def main() -> None:
             best = elapsed if best is None else min(best, elapsed)
         assert best is not None
         size = sum(len(v) for k, v in state.dump() if k.startswith("run/")) / runs
-        print(f"{label}: {events} events in {best:.3f}s CPU = {events / best:,.0f} events/s;"
-              f" state {size:,.0f} bytes per finished run")
+        print(
+            f"{label}: {events} events in {best:.3f}s CPU = {events / best:,.0f} events/s;"
+            f" state {size:,.0f} bytes per finished run"
+        )
 
 
 if __name__ == "__main__":

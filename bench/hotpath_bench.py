@@ -51,7 +51,10 @@ def records(runs: int) -> list[Record]:
 
 
 def one_round(
-    cat: Catalog, state: CoordinatorState, batch: list[Record], digest: hashlib._Hash | None = None,
+    cat: Catalog,
+    state: CoordinatorState,
+    batch: list[Record],
+    digest: hashlib._Hash | None = None,
     coalesce: bool = False,
 ) -> tuple[int, int]:
     """Decide ``batch`` as the runtime does; returns (records produced, bytes produced).
@@ -86,9 +89,7 @@ def one_round(
     return produced, size
 
 
-def _produce(
-    topic: str | None, key: str, event: CloudEvent, digest: hashlib._Hash | None
-) -> int:
+def _produce(topic: str | None, key: str, event: CloudEvent, digest: hashlib._Hash | None) -> int:
     """Encode ``event`` as the runtime sends it; returns its size."""
     out, out_headers = encode(event)
     key_bytes = key.encode()
@@ -164,10 +165,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--digest", action="store_true", help="print a hash of all outputs")
-    parser.add_argument("--coalesce", action="store_true",
-                        help="one run record per run per batch, as the runtime builds them")
-    parser.add_argument("--runtime", action="store_true",
-                        help="through PartitionWorker.decide_batch, as the coordinator decides")
+    parser.add_argument(
+        "--coalesce",
+        action="store_true",
+        help="one run record per run per batch, as the runtime builds them",
+    )
+    parser.add_argument(
+        "--runtime",
+        action="store_true",
+        help="through PartitionWorker.decide_batch, as the coordinator decides",
+    )
     args = parser.parse_args()
     cat = catalog()
     (seeded,) = seeded_states(args.runs, 1)
@@ -180,8 +187,10 @@ def main() -> None:
     else:
         best = min(timed_round(cat, seeded, recs, args.coalesce) for _ in range(rounds))
     per_event = best / len(recs) * 1e6
-    print(f"{len(recs)} events in {best:.3f}s CPU: {per_event:.1f} us/event, "
-          f"{len(recs) / best:,.0f} events/s")
+    print(
+        f"{len(recs)} events in {best:.3f}s CPU: {per_event:.1f} us/event, "
+        f"{len(recs) / best:,.0f} events/s"
+    )
 
 
 if __name__ == "__main__":

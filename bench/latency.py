@@ -22,8 +22,16 @@ from streamcoord.events.models import StageTrigger
 
 
 async def measure_latency(
-    bootstrap: str, events_topic: str, triggers_topic: str, runs: int, *, rate: float,
-    handoffs: int, warmup: int = 300, deadline_s: float = 90.0, on_progress: Any = None,
+    bootstrap: str,
+    events_topic: str,
+    triggers_topic: str,
+    runs: int,
+    *,
+    rate: float,
+    handoffs: int,
+    warmup: int = 300,
+    deadline_s: float = 90.0,
+    on_progress: Any = None,
     fetch_max_wait_ms: int = 500,
 ) -> dict[str, Any]:
     """Hand-off latencies at ``rate`` hand-offs/s; the first ``warmup`` ones are left out."""
@@ -73,8 +81,11 @@ async def measure_latency(
 
 
 async def _pace(
-    emitter: Emitter, ready: collections.deque[tuple[str, int]],
-    sent_at: dict[tuple[str, int], float], rate: float, stop: asyncio.Event,
+    emitter: Emitter,
+    ready: collections.deque[tuple[str, int]],
+    sent_at: dict[tuple[str, int], float],
+    rate: float,
+    stop: asyncio.Event,
 ) -> None:
     """Send up to ``rate`` completions a second, in ticks of 5 ms."""
     budget = 0.0

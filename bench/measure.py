@@ -66,7 +66,11 @@ class Drain:
 
 
 async def follow_group(
-    bootstrap: str, group: str, ends: dict[TopicPartition, int], *, deadline_s: float,
+    bootstrap: str,
+    group: str,
+    ends: dict[TopicPartition, int],
+    *,
+    deadline_s: float,
     on_progress: Any = None,
 ) -> Drain:
     """Poll the group's committed offsets until they reach ``ends``; time from first progress."""

@@ -94,7 +94,11 @@ class _Batches:
 
 
 async def _producers(
-    bootstrap: str, source: str, group: str, ends: dict[TopicPartition, int], *,
+    bootstrap: str,
+    source: str,
+    group: str,
+    ends: dict[TopicPartition, int],
+    *,
     transactional: bool,
 ) -> dict[int, AIOKafkaProducer]:
     """One transactional producer per partition (as the coordinator has), else one for all
@@ -112,8 +116,11 @@ async def _producers(
 
 
 async def _pump(
-    consumer: AIOKafkaConsumer, lanes: dict[TopicPartition, PartitionLane],
-    finished: asyncio.Event, deadline_s: float, max_batch: int,
+    consumer: AIOKafkaConsumer,
+    lanes: dict[TopicPartition, PartitionLane],
+    finished: asyncio.Event,
+    deadline_s: float,
+    max_batch: int,
 ) -> None:
     """Feed each lane its records until ``finished`` or the deadline."""
     started = time.perf_counter()
@@ -125,8 +132,16 @@ async def _pump(
 
 
 async def passthrough(
-    bootstrap: str, source: str, sink: str, group: str, ends: dict[TopicPartition, int],
-    *, transactional: bool, batches: bool, max_batch: int = 500, deadline_s: float = 120.0,
+    bootstrap: str,
+    source: str,
+    sink: str,
+    group: str,
+    ends: dict[TopicPartition, int],
+    *,
+    transactional: bool,
+    batches: bool,
+    max_batch: int = 500,
+    deadline_s: float = 120.0,
     on_progress: Any = None,
 ) -> Drain:
     total = sum(ends.values())
@@ -166,11 +181,20 @@ async def passthrough(
         tp: PartitionLane(
             # duck-typed: a lane only calls the worker's batch method, and hands what it
             # returns (here a count of forwarded records) to on_outcome
-            cast(Any, _Forwarder(
-                tp, producers[tp.partition if transactional else -1], consumer, sink,
-                transactional=transactional, batches=batches,
-            )),
-            consumer, max_batch=max_batch, on_outcome=cast(Any, counted),
+            cast(
+                Any,
+                _Forwarder(
+                    tp,
+                    producers[tp.partition if transactional else -1],
+                    consumer,
+                    sink,
+                    transactional=transactional,
+                    batches=batches,
+                ),
+            ),
+            consumer,
+            max_batch=max_batch,
+            on_outcome=cast(Any, counted),
             on_retry=lambda _: None,
             on_fatal=failed,
         )

@@ -28,17 +28,33 @@ from streamcoord.spec.models import Pipeline, Policy
 NOW = datetime(2026, 1, 5, tzinfo=UTC)
 CALLS = 2000
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
-PIPELINE = Pipeline.model_validate({
-    "name": "orders", "run_key": "event.data.day",
-    "triggers": [{"kind": "event", "type": "order.placed"}], "stages": [{"name": "load"}],
-})
+PIPELINE = Pipeline.model_validate(
+    {
+        "name": "orders",
+        "run_key": "event.data.day",
+        "triggers": [{"kind": "event", "type": "order.placed"}],
+        "stages": [{"name": "load"}],
+    }
+)
 POLICIES: dict[str, dict[str, object]] = {
-    "emit": {"kind": "emit", "name": "e", "types": ["order.placed"], "principals": ["erp"],
-             "require_signature": True, "keys": {"erp": public_key_text(KEY)}},
-    "contract": {"kind": "contract", "name": "c", "type": "order.placed",
-                 "schema": {"type": "object", "required": ["day", "amount"],
-                            "properties": {"day": {"type": "string"},
-                                           "amount": {"type": "number", "minimum": 0}}}},
+    "emit": {
+        "kind": "emit",
+        "name": "e",
+        "types": ["order.placed"],
+        "principals": ["erp"],
+        "require_signature": True,
+        "keys": {"erp": public_key_text(KEY)},
+    },
+    "contract": {
+        "kind": "contract",
+        "name": "c",
+        "type": "order.placed",
+        "schema": {
+            "type": "object",
+            "required": ["day", "amount"],
+            "properties": {"day": {"type": "string"}, "amount": {"type": "number", "minimum": 0}},
+        },
+    },
 }
 
 
@@ -57,16 +73,23 @@ def _decide_one(catalog: Catalog, event: CloudEvent) -> object:
 
 
 def main(repeat: int) -> None:
-    event = sign_event(ExternalEvent(id="o1", source="erp/eu", type="order.placed",
-                                     data={"day": "2026-01-05", "amount": 5}), KEY, "erp")
+    event = sign_event(
+        ExternalEvent(
+            id="o1", source="erp/eu", type="order.placed", data={"day": "2026-01-05", "amount": 5}
+        ),
+        KEY,
+        "erp",
+    )
     public = KEY.public_key()
     print(f"canonical bytes      {_per_call(lambda: canonical_bytes(event), repeat):8.1f} us")
     print(f"Ed25519 verification {_per_call(lambda: verify_event(event, public), repeat):8.1f} us")
     adapter: TypeAdapter[Policy] = TypeAdapter(Policy)
-    for name, policies in [("none", []), ("emit", [POLICIES["emit"]]),
-                           ("contract", [POLICIES["contract"]])]:
-        catalog = Catalog.build([PIPELINE],
-                                policies=[adapter.validate_python(p) for p in policies])
+    for name, policies in [
+        ("none", []),
+        ("emit", [POLICIES["emit"]]),
+        ("contract", [POLICIES["contract"]]),
+    ]:
+        catalog = Catalog.build([PIPELINE], policies=[adapter.validate_python(p) for p in policies])
         cost = _per_call(functools.partial(_decide_one, catalog, event), repeat)
         print(f"decide, policy {name:<6}{cost:8.1f} us")
 

@@ -51,7 +51,11 @@ def fill(store: SqlStore, runs: int, seed: int = 1) -> None:
             index.drop(conn)
         for start in range(0, runs, CHUNK):
             rows: dict[Any, list[dict[str, Any]]] = {
-                t.runs: [], t.status_changes: [], t.stages: [], t.attempts: []}
+                t.runs: [],
+                t.status_changes: [],
+                t.stages: [],
+                t.attempts: [],
+            }
             for n in range(start, min(start + CHUNK, runs)):
                 _one_run(rows, n, rng, base + rng.randrange(span))
             for table, batch in rows.items():
@@ -91,10 +95,17 @@ def _one_run(rows: dict[Any, list[dict[str, Any]]], n: int, rng: random.Random, 
          "position": f"streamcoord.runs:{n % 8}:{2 * n + 1}"},
     ]  # fmt: skip
     middle = (at + ends) // 2
-    for index, (stage, begun, done) in enumerate((("extract", at, middle),
-                                                  ("load", middle, ends))):
-        rows[t.stages].append({"run_id": run_id, "stage": stage, "position": index,
-                               "status": "succeeded", "attempts": 1, "ended_at": done})
+    for index, (stage, begun, done) in enumerate((("extract", at, middle), ("load", middle, ends))):
+        rows[t.stages].append(
+            {
+                "run_id": run_id,
+                "stage": stage,
+                "position": index,
+                "status": "succeeded",
+                "attempts": 1,
+                "ended_at": done,
+            }
+        )
         rows[t.attempts].append({
             "run_id": run_id, "stage": stage, "attempt": 1, "triggered_at": begun,
             "decided": None, "ended_at": None, "reason": None, "started_at": begun + 1000,
@@ -125,15 +136,23 @@ def measure_queries(store: SqlStore, runs: int, repeat: int) -> None:
     rng = random.Random(2)
 
     def filtered() -> object:
-        page = store.list_runs(RunQuery(pipeline=rng.choice(PIPELINES), status="failed",
-                                        limit=50))
-        return store.list_runs(RunQuery(pipeline=page.items[0].pipeline, status="failed",
-                                        limit=50, cursor=page.next_cursor))
+        page = store.list_runs(RunQuery(pipeline=rng.choice(PIPELINES), status="failed", limit=50))
+        return store.list_runs(
+            RunQuery(
+                pipeline=page.items[0].pipeline, status="failed", limit=50, cursor=page.next_cursor
+            )
+        )
 
     def by_person_in_window() -> object:
         since = T0 + timedelta(days=rng.randrange(50))
-        return store.list_runs(RunQuery(requested_by=rng.choice(PEOPLE), since=since,
-                                        until=since + timedelta(days=7), limit=50))
+        return store.list_runs(
+            RunQuery(
+                requested_by=rng.choice(PEOPLE),
+                since=since,
+                until=since + timedelta(days=7),
+                limit=50,
+            )
+        )
 
     def unfiltered() -> object:
         return store.list_runs(RunQuery(limit=50, sort="updated_at"))
@@ -141,8 +160,9 @@ def measure_queries(store: SqlStore, runs: int, repeat: int) -> None:
     def detail() -> object:
         n = rng.randrange(runs)
         with store.engine.connect() as conn:  # the id of a random run, outside the timing
-            run_id = conn.execute(select(t.runs.c.run_id).where(
-                t.runs.c.run_key == f"key-{n:07d}")).scalar_one()
+            run_id = conn.execute(
+                select(t.runs.c.run_id).where(t.runs.c.run_key == f"key-{n:07d}")
+            ).scalar_one()
         started = time.perf_counter()
         found = store.get_run(run_id)
         assert found is not None
@@ -154,24 +174,34 @@ def measure_queries(store: SqlStore, runs: int, repeat: int) -> None:
     def last_week_stats() -> object:
         return store.pipeline_stats(since=T0 + timedelta(days=53), recent=20)
 
-    for label, call in (("list: pipeline+status, page 2 (two queries)", filtered),
-                        ("list: requested_by + 7-day window", by_person_in_window),
-                        ("list: all, by updated_at", unfiltered),
-                        ("pipeline stats: 20 pipelines, last day", last_day_stats),
-                        ("pipeline stats: 20 pipelines, last 7 days", last_week_stats)):
+    for label, call in (
+        ("list: pipeline+status, page 2 (two queries)", filtered),
+        ("list: requested_by + 7-day window", by_person_in_window),
+        ("list: all, by updated_at", unfiltered),
+        ("pipeline stats: 20 pipelines, last day", last_day_stats),
+        ("pipeline stats: 20 pipelines, last 7 days", last_week_stats),
+    ):
         median, p95 = timings(call, repeat)
         print(f"  {label:44} median {median:7.2f} ms  p95 {p95:7.2f} ms")
     details = sorted(float(detail()) * 1000 for _ in range(repeat))  # type: ignore[arg-type]
-    print(f"  {'run detail (get_run)':44} median {statistics.median(details):7.2f} ms  "
-          f"p95 {details[int(len(details) * 0.95) - 1]:7.2f} ms")
+    print(
+        f"  {'run detail (get_run)':44} median {statistics.median(details):7.2f} ms  "
+        f"p95 {details[int(len(details) * 0.95) - 1]:7.2f} ms"
+    )
 
 
 def stories(runs: int, prefix: str = "") -> tuple[list[Consumed], Offsets]:
     offsets = Offsets(prefix)
     records: list[Consumed] = []
     for n in range(runs):
-        records += run_story(offsets, PIPELINES[n % 20], f"k{n}", T0 + timedelta(seconds=n),
-                             fail_first="extract" if n % 10 == 0 else None, partition=n % 8)
+        records += run_story(
+            offsets,
+            PIPELINES[n % 20],
+            f"k{n}",
+            T0 + timedelta(seconds=n),
+            fail_first="extract" if n % 10 == 0 else None,
+            partition=n % 8,
+        )
     return records, offsets
 
 
@@ -186,10 +216,12 @@ def measure_projection(runs: int, batch: int, url: str) -> None:
         store.apply(records[begin : begin + batch], positions)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     store.close()
-    print(f"  {store.engine.dialect.name}, decoded records, no Kafka: {len(records)} records "
-          f"({run_records} run records) "
-          f"in {elapsed:.2f} s ({cpu:.2f} s CPU): {run_records / elapsed:,.0f} run records/s, "
-          f"{len(records) / elapsed:,.0f} records/s")
+    print(
+        f"  {store.engine.dialect.name}, decoded records, no Kafka: {len(records)} records "
+        f"({run_records} run records) "
+        f"in {elapsed:.2f} s ({cpu:.2f} s CPU): {run_records / elapsed:,.0f} run records/s, "
+        f"{len(records) / elapsed:,.0f} records/s"
+    )
 
 
 async def measure_kafka(bootstrap: str, runs: int, workdir: Path) -> None:
@@ -210,17 +242,22 @@ async def measure_kafka(bootstrap: str, runs: int, workdir: Path) -> None:
                     "streamcoord.deadletter"}]  # fmt: skip
     await apply_topics(KafkaSettings(bootstrap_servers=bootstrap), declared)
     records, _ = stories(runs, topics.prefix)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
-                                max_batch_size=262_144)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=262_144
+    )
     await producer.start()
     try:
         for record in records:
             assert record.event is not None
             value, headers = encode(record.event)
             # keyed as the coordinator keys them (the runs topic is compacted: keys required)
-            await producer.send(record.topic, value, headers=headers,
-                                key=partition_key_for(record.event).encode(),
-                                partition=record.partition)
+            await producer.send(
+                record.topic,
+                value,
+                headers=headers,
+                key=partition_key_for(record.event).encode(),
+                partition=record.partition,
+            )
         await producer.flush()
     finally:
         await producer.stop()
@@ -228,8 +265,9 @@ async def measure_kafka(bootstrap: str, runs: int, workdir: Path) -> None:
     store = open_store(f"sqlite:///{workdir / 'kafka.db'}")
     stop, caught_up = asyncio.Event(), asyncio.Event()
     started, cpu = time.perf_counter(), time.process_time()
-    task = asyncio.create_task(project(store, {"bootstrap_servers": bootstrap}, topics, stop,
-                                       caught_up=caught_up))
+    task = asyncio.create_task(
+        project(store, {"bootstrap_servers": bootstrap}, topics, stop, caught_up=caught_up)
+    )
     await asyncio.wait_for(caught_up.wait(), 600)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     stop.set()
@@ -238,24 +276,31 @@ async def measure_kafka(bootstrap: str, runs: int, workdir: Path) -> None:
     with store.engine.connect() as conn:
         projected = conn.execute(select(func.count()).select_from(t.runs)).scalar_one()
     store.close()
-    print(f"  from Kafka (topics {topics.prefix}*): {len(records)} records "
-          f"({run_records} run records, {projected} runs) in {elapsed:.2f} s "
-          f"({cpu:.2f} s CPU): {run_records / elapsed:,.0f} run records/s, "
-          f"{len(records) / elapsed:,.0f} records/s")
+    print(
+        f"  from Kafka (topics {topics.prefix}*): {len(records)} records "
+        f"({run_records} run records, {projected} runs) in {elapsed:.2f} s "
+        f"({cpu:.2f} s CPU): {run_records / elapsed:,.0f} run records/s, "
+        f"{len(records) / elapsed:,.0f} records/s"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=1_000_000, help="runs in the query store")
-    parser.add_argument("--database", type=Path,
-                        default=Path(tempfile.gettempdir()) / "streamcoord-bench-readmodel")
+    parser.add_argument(
+        "--database", type=Path, default=Path(tempfile.gettempdir()) / "streamcoord-bench-readmodel"
+    )
     parser.add_argument("--repeat", type=int, default=100)
     parser.add_argument("--projected-runs", type=int, default=4000)
     parser.add_argument("--batch", type=int, default=5000, help="records per transaction")
     parser.add_argument("--bootstrap-servers", default=None)
-    parser.add_argument("--postgres-url", default=None,
-                        help="also project into this PostgreSQL database (emptied first)")
+    parser.add_argument(
+        "--postgres-url",
+        default=None,
+        help="also project into this PostgreSQL database (emptied first)",
+    )
     args = parser.parse_args()
     tune_garbage_collector()  # as a coordinator or `serve` process does
     args.database.mkdir(parents=True, exist_ok=True)
@@ -275,13 +320,13 @@ def main() -> None:
     store.close()
     print("projection:")
     with tempfile.TemporaryDirectory() as workdir:
-        measure_projection(args.projected_runs, args.batch,
-                           f"sqlite:///{Path(workdir) / 'projection.db'}")
+        measure_projection(
+            args.projected_runs, args.batch, f"sqlite:///{Path(workdir) / 'projection.db'}"
+        )
         if args.postgres_url:
             measure_projection(args.projected_runs, args.batch, args.postgres_url)
         if args.bootstrap_servers:
-            asyncio.run(measure_kafka(args.bootstrap_servers, args.projected_runs,
-                                      Path(workdir)))
+            asyncio.run(measure_kafka(args.bootstrap_servers, args.projected_runs, Path(workdir)))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"| {t['processes']} coordinator process(es): events decided/s; stage transitions/s "
         f"({t['events']:,} events, {t['triggers']:,} triggers in {t['seconds']:.1f} s) | "
         f"{rate(t):,.0f}; {t['transitions_per_s']:,.0f} | "
-        + ("≥ 10,000 transitions/s" if t["processes"] == 1 else "") + " |"
+        + ("≥ 10,000 transitions/s" if t["processes"] == 1 else "")
+        + " |"
         for t in r["throughput"]
     )
     lines += [

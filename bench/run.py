@@ -69,7 +69,10 @@ async def coordinators(
     for child in children:
         await child.start()
     drain = await follow_group(
-        bootstrap, group, ends, deadline_s=240,
+        bootstrap,
+        group,
+        ends,
+        deadline_s=240,
         on_progress=lambda d: progress.update(task, completed=d),
     )
     drain = await follow_decisions(bootstrap, group, topics.internal, PARTITIONS, drain,
@@ -80,11 +83,17 @@ async def coordinators(
     # succeeded) and every trigger it caused is one more (the next stage triggered).
     triggers = sum(s.get("triggered", 0) for s in statuses)
     per_event = (drain.total + triggers) / drain.total
-    return {"processes": processes, "events": drain.total, "seconds": drain.seconds,
-            "events_per_s": drain.rate,
-            "steady_events_per_s": steady_rate(drain.samples, drain.total),
-            "triggers": triggers, "records_published": sum(s.get("published", 0) for s in statuses),
-            "transitions_per_s": drain.rate * per_event, "load": load()}
+    return {
+        "processes": processes,
+        "events": drain.total,
+        "seconds": drain.seconds,
+        "events_per_s": drain.rate,
+        "steady_events_per_s": steady_rate(drain.samples, drain.total),
+        "triggers": triggers,
+        "records_published": sum(s.get("published", 0) for s in statuses),
+        "transitions_per_s": drain.rate * per_event,
+        "load": load(),
+    }
 
 
 async def baselines(bootstrap: str, runs: int, progress: Progress) -> dict[str, Any]:
@@ -93,8 +102,12 @@ async def baselines(bootstrap: str, runs: int, progress: Progress) -> dict[str, 
     ends = await end_offsets(bootstrap, topics.events, PARTITIONS)
     out: dict[str, Any] = {}
     # Topics under this prefix that no passthrough reads (the coordinator never runs here).
-    sinks = {"passthrough": topology.DECISIONS, "passthrough_txn": topology.RUNS,
-             "passthrough_send": topology.TRIGGERS, "passthrough_send_txn": topology.STATE}
+    sinks = {
+        "passthrough": topology.DECISIONS,
+        "passthrough_txn": topology.RUNS,
+        "passthrough_send": topology.TRIGGERS,
+        "passthrough_send_txn": topology.STATE,
+    }
     for name, sink in sinks.items():
         txn, batches = name.endswith("_txn"), "_send" not in name
         task = progress.add_task(name, total=sum(ends.values()))
@@ -103,9 +116,13 @@ async def baselines(bootstrap: str, runs: int, progress: Progress) -> dict[str, 
             ends, transactional=txn, batches=batches,
             on_progress=lambda d, t=task: progress.update(t, completed=d),
         )  # fmt: skip
-        out[name] = {"events": drain.total, "seconds": drain.seconds, "events_per_s": drain.rate,
-                     "steady_events_per_s": steady_rate(drain.samples, drain.total),
-                     "load": load()}
+        out[name] = {
+            "events": drain.total,
+            "seconds": drain.seconds,
+            "events_per_s": drain.rate,
+            "steady_events_per_s": steady_rate(drain.samples, drain.total),
+            "load": load(),
+        }
     await workload.delete_topics(bootstrap, topics)
     return out
 
@@ -150,18 +167,28 @@ async def recovery(bootstrap: str, runs: int, progress: Progress) -> dict[str, A
     progress.update(task, total=1, completed=1)
     ready, first = child.lines["ready"], child.lines["first_batch"]
     rss = ready["rss_after"] - ready["rss_before"]
-    return {"runs": runs, "changelog_records": written, "restored_runs": ready["runs"],
-            "start_to_restored_s": ready["seconds"], "start_to_first_batch_s": first["seconds"],
-            "rss_delta_mb": rss / 2**20,
-            "rss_mb_per_10k_runs": rss / 2**20 / (ready["runs"] / 10_000),
-            "load": load()}
+    return {
+        "runs": runs,
+        "changelog_records": written,
+        "restored_runs": ready["runs"],
+        "start_to_restored_s": ready["seconds"],
+        "start_to_first_batch_s": first["seconds"],
+        "rss_delta_mb": rss / 2**20,
+        "rss_mb_per_10k_runs": rss / 2**20 / (ready["runs"] / 10_000),
+        "load": load(),
+    }
 
 
 async def state_size(runs: int, progress: Progress) -> dict[str, Any]:
     """``bench/state_size.py`` in a process of its own (it holds every run in memory)."""
     task = progress.add_task(f"state size of {runs:,} finished runs", total=None)
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.state_size", "--runs", str(runs), "--json",
+        sys.executable,
+        "-m",
+        "bench.state_size",
+        "--runs",
+        str(runs),
+        "--json",
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await child.communicate()
@@ -181,8 +208,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "max_batch": 500, "stages_per_run": workload.STAGES,
     }  # fmt: skip
     started = time.perf_counter()
-    columns = (TextColumn("{task.description}"), BarColumn(),
-               TextColumn("{task.completed:,}/{task.total}"), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console) as progress:
         # A freshly started broker serves transactions several times slower until its JIT has
         # compiled their paths (light-load p50 33 -> 21 -> 9 -> 6 -> 6 ms over five back-to-back
@@ -198,7 +229,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         best = max(one["steady_events_per_s"], one["events_per_s"])
         half = max(args.light_rate, best / 4)
         results["latency"] = [
-            light, await latency(args.bootstrap, half, args.handoffs, "half of max", progress),
+            light,
+            await latency(args.bootstrap, half, args.handoffs, "half of max", progress),
         ]
         results["recovery"] = await recovery(args.bootstrap, args.recovery_runs, progress)
         results["state_size"] = await state_size(args.state_runs, progress)
@@ -226,16 +258,24 @@ async def with_broker(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bootstrap-servers", dest="bootstrap", default=None)
-    parser.add_argument("--runs", type=int, default=15_000,
-                        help="runs per throughput drain (2 events each)")
+    parser.add_argument(
+        "--runs", type=int, default=15_000, help="runs per throughput drain (2 events each)"
+    )
     parser.add_argument("--recovery-runs", type=int, default=100_000)
     parser.add_argument("--handoffs", type=int, default=10_000)
     parser.add_argument("--light-rate", type=float, default=300.0, help="hand-offs/s at light load")
-    parser.add_argument("--warmup-handoffs", type=int, default=20_000,
-                        help="hand-offs at the light rate to warm up the broker first"
-                             " (not recorded)")
-    parser.add_argument("--state-runs", type=int, default=1_000_000,
-                        help="finished runs in the state-size measurement (core only)")
+    parser.add_argument(
+        "--warmup-handoffs",
+        type=int,
+        default=20_000,
+        help="hand-offs at the light rate to warm up the broker first (not recorded)",
+    )
+    parser.add_argument(
+        "--state-runs",
+        type=int,
+        default=1_000_000,
+        help="finished runs in the state-size measurement (core only)",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, to try the bench out")
     args = parser.parse_args()
     if args.quick:

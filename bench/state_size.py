@@ -47,12 +47,23 @@ from streamcoord.spec.models import Pipeline
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 RETENTION = timedelta(days=7)
 PAGE = os.sysconf("SC_PAGE_SIZE")
-CATALOG = Catalog.build([Pipeline.model_validate({
-    "name": "orders", "run_key": "event.data.day",
-    "triggers": [{"kind": "event", "type": "shop.orders.landed"}],
-    "stages": [{"name": "extract"}, {"name": "transform", "needs": ["extract"]},
-               {"name": "load", "needs": ["transform"]}],
-})], retention=RETENTION)
+CATALOG = Catalog.build(
+    [
+        Pipeline.model_validate(
+            {
+                "name": "orders",
+                "run_key": "event.data.day",
+                "triggers": [{"kind": "event", "type": "shop.orders.landed"}],
+                "stages": [
+                    {"name": "extract"},
+                    {"name": "transform", "needs": ["extract"]},
+                    {"name": "load", "needs": ["transform"]},
+                ],
+            }
+        )
+    ],
+    retention=RETENTION,
+)
 
 
 def rss() -> int:
@@ -77,8 +88,14 @@ def template() -> dict[str, Any]:
     """The changelog value of one succeeded 3-stage run, decided by the core."""
     state = CoordinatorState.empty()
     day = "2026-01-01"
-    decide(CATALOG, state, ExternalEvent(id="landed-1", source="warehouse",
-                                         type="shop.orders.landed", data={"day": day}), T0)
+    decide(
+        CATALOG,
+        state,
+        ExternalEvent(
+            id="landed-1", source="warehouse", type="shop.orders.landed", data={"day": day}
+        ),
+        T0,
+    )
     for n, stage in enumerate(("extract", "transform", "load")):
         ref = {"run_id": f"orders/{day}", "stage": stage, "attempt": 1}
         decide(CATALOG, state, StageStarted(id=f"s{n}", source="worker", data=ref), T0)
@@ -96,15 +113,18 @@ def changelog(runs: int) -> Iterator[tuple[str, bytes]]:
     for n in range(runs):
         key = f"k{n:07d}"
         finished = (T0 + timedelta(milliseconds=n)).isoformat()
-        yield f"run/orders/{key}", orjson.dumps({**raw, "k": key, "at": finished,
-                                                 "fa": finished})
+        yield f"run/orders/{key}", orjson.dumps({**raw, "k": key, "at": finished, "fa": finished})
 
 
 def measure(state: CoordinatorState, baseline: int) -> dict[str, Any]:
     keys = state.keys()
     size = sum(len(k) + len(state.dump_key(k) or b"") for k in keys)
-    return {"keys": len(keys), "runs": sum(k.startswith("run/") for k in keys),
-            "state_bytes": size, "rss_bytes": settled_rss() - baseline}
+    return {
+        "keys": len(keys),
+        "runs": sum(k.startswith("run/") for k in keys),
+        "state_bytes": size,
+        "rss_bytes": settled_rss() - baseline,
+    }
 
 
 def restored_rss(state: CoordinatorState) -> int:
@@ -114,8 +134,12 @@ def restored_rss(state: CoordinatorState) -> int:
         for key in keys:
             dump.write(orjson.dumps([key, (state.dump_key(key) or b"").decode()]) + b"\n")
         dump.flush()
-        out = subprocess.run([sys.executable, "-m", "bench.state_size", "--restore", dump.name],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.state_size", "--restore", dump.name],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     return int(out)
 
 
@@ -157,8 +181,9 @@ def per_run_timer(sample: int = 100_000) -> dict[str, float]:
         timer_id = f"orders/k{n:07d}|||expiry"
         queue.arm(timer_id, T0 + RETENTION, timer_event(timer_id, f"orders/k{n:07d}", timer))
     armed = rss() - before
-    entry = orjson.dumps({"orders/k0000000|||expiry": [(T0 + RETENTION).isoformat(), "expiry",
-                                                      None, None]})
+    entry = orjson.dumps(
+        {"orders/k0000000|||expiry": [(T0 + RETENTION).isoformat(), "expiry", None, None]}
+    )
     del queue
     return {"armed_bytes_per_timer": armed / sample, "changelog_bytes_per_timer": len(entry) - 2}
 
@@ -175,10 +200,17 @@ def run(runs: int) -> dict[str, Any]:
     after = measure(state, baseline)
     assert after["runs"] == 0, "the sweeps left runs behind: the bench is broken"
     after["restored_rss_bytes"] = restored_rss(state)
-    return {"finished_runs": runs, "retention_s": RETENTION.total_seconds(),
-            "load_s": loaded_s, "before": before, "after": after, "sweeps": sweeps,
-            "expire_cpu_s": expire_cpu_s, "peak_rss_bytes": _peak(),
-            "per_run_timer": timers}
+    return {
+        "finished_runs": runs,
+        "retention_s": RETENTION.total_seconds(),
+        "load_s": loaded_s,
+        "before": before,
+        "after": after,
+        "sweeps": sweeps,
+        "expire_cpu_s": expire_cpu_s,
+        "peak_rss_bytes": _peak(),
+        "per_run_timer": timers,
+    }
 
 
 def _peak() -> int:

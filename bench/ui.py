@@ -90,11 +90,13 @@ async def measure(store: Any, spec_dir: Path, repeat: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=100_000)
-    parser.add_argument("--database", type=Path,
-                        default=Path(tempfile.gettempdir()) / "streamcoord-bench-readmodel")
+    parser.add_argument(
+        "--database", type=Path, default=Path(tempfile.gettempdir()) / "streamcoord-bench-readmodel"
+    )
     parser.add_argument("--repeat", type=int, default=10)
     args = parser.parse_args()
     logging.getLogger(AUDIT_LOGGER).setLevel(logging.ERROR)

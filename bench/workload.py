@@ -72,9 +72,7 @@ def completion(run: str, stage: int) -> list[CloudEvent]:
     base = f"x/{run}/s{stage}"
     return [
         StageStarted(id=f"{base}/a", source="bench", data=ref),
-        StageSucceeded(
-            id=f"{base}/b", source="bench", data=StageSucceededData(**ref.model_dump())
-        ),
+        StageSucceeded(id=f"{base}/b", source="bench", data=StageSucceededData(**ref.model_dump())),
     ]
 
 

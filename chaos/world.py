@@ -186,9 +186,7 @@ class Member:
             return None
 
 
-async def retrying(
-    send: Callable[[], Awaitable[object]], *, deadline_s: float = 180.0
-) -> None:
+async def retrying(send: Callable[[], Awaitable[object]], *, deadline_s: float = 180.0) -> None:
     """``send`` until it succeeds; a broker restart makes sends fail for a while."""
     started = time.monotonic()
     while True:

@@ -70,14 +70,15 @@ class PostgresCluster:
     def start(self) -> None:
         self._run(str(self.binaries / "initdb"), "-D", str(self.data), "-A", "trust",
                   "-U", "postgres", "--no-sync")  # fmt: skip
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
         self._run(str(self.binaries / "pg_ctl"), "-D", str(self.data), "-o", options,
                   "-l", str(self.data / "server.log"), "-w", "-t", "60", "start")  # fmt: skip
 
     def stop(self) -> None:
-        self._run(str(self.binaries / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
-                  "stop")
+        self._run(str(self.binaries / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def database(self) -> str:
         """The URL of a new, empty database."""
@@ -100,8 +101,10 @@ def provide_postgres() -> Iterator[PostgresCluster]:
     to root, where the ``postgres`` user could not reach it."""
     binaries = postgres_binaries()
     if binaries is None:
-        pytest.skip("PostgreSQL is not installed (no initdb/pg_ctl; .ci/run installs the "
-                    "postgresql package)")
+        pytest.skip(
+            "PostgreSQL is not installed (no initdb/pg_ctl; .ci/run installs the "
+            "postgresql package)"
+        )
     if os.geteuid() == 0 and not _user_exists("postgres"):
         pytest.skip("initdb refuses root and there is no postgres user to run it as")
     try:

@@ -140,12 +140,18 @@ def _banned(filename: str) -> list[str]:
     return sorted(line.split("`")[1] for line in result.stdout.splitlines() if "TID251" in line)
 
 
-@pytest.mark.parametrize("filename", ["streamcoord/core/_probe.py",
-                                      "streamcoord/spec/triggers/_probe.py"])
+@pytest.mark.parametrize(
+    "filename", ["streamcoord/core/_probe.py", "streamcoord/spec/triggers/_probe.py"]
+)
 def test_the_core_may_not_read_the_clock_randomness_or_the_environment(filename: str) -> None:
     assert _banned(filename) == [
-        "datetime.date.today", "datetime.datetime.now", "datetime.datetime.utcnow", "os",
-        "random", "time", "uuid",
+        "datetime.date.today",
+        "datetime.datetime.now",
+        "datetime.datetime.utcnow",
+        "os",
+        "random",
+        "time",
+        "uuid",
     ]
 
 

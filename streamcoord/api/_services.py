@@ -56,4 +56,3 @@ class ApiServices:
     tokens: TokenRegistry
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     ready: Callable[[], bool] = field(default=lambda: True)
-

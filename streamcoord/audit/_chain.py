@@ -73,12 +73,28 @@ def verify_chains(stored: Iterable[StoredRecord]) -> ChainReport:
         try:
             event = decode(record.value, record.headers)
         except EventError as error:
-            report.unreadable.append(Break(None, None, record.partition, record.offset, None,
-                                           f"not a readable event: {error.message}"))
+            report.unreadable.append(
+                Break(
+                    None,
+                    None,
+                    record.partition,
+                    record.offset,
+                    None,
+                    f"not a readable event: {error.message}",
+                )
+            )
             continue
         if not isinstance(event, DecisionRecord):
-            report.unreadable.append(Break(None, None, record.partition, record.offset, event.id,
-                                           f"a {event.type} event, not a decision record"))
+            report.unreadable.append(
+                Break(
+                    None,
+                    None,
+                    record.partition,
+                    record.offset,
+                    event.id,
+                    f"a {event.type} event, not a decision record",
+                )
+            )
         elif event.data.chain is None:
             report.unchained += 1
         else:
@@ -95,8 +111,9 @@ def _verify_one(chain: int, links: list[tuple[StoredRecord, DecisionRecord]]) ->
     for stored, event in links:
         problem = _problem(event, previous)
         if problem is not None:
-            broken = Break(chain, _link(event).seq, stored.partition, stored.offset, event.id,
-                           problem)
+            broken = Break(
+                chain, _link(event).seq, stored.partition, stored.offset, event.id, problem
+            )
             break
         previous = event
     first, last = _link(links[0][1]), _link(links[-1][1])

@@ -29,10 +29,14 @@ class StoryEntry:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "time": self.time, "seq": self.seq,
+            "time": self.time,
+            "seq": self.seq,
             "event": {"type": self.event_type, "source": self.event_source, "id": self.event_id},
-            "principal": self.principal, "stage": self.stage, "action": self.action,
-            "reason": self.reason, "caused_by": list(self.caused_by),
+            "principal": self.principal,
+            "stage": self.stage,
+            "action": self.action,
+            "reason": self.reason,
+            "caused_by": list(self.caused_by),
         }
 
 
@@ -53,7 +57,10 @@ def _entry(record: DecisionRecord) -> StoryEntry:
         event_type=None if cause is None else cause.type,
         event_source=None if cause is None else cause.source,
         event_id=None if cause is None else cause.id,
-        principal=data.principal, stage=data.stage, action=data.action, reason=data.reason,
+        principal=data.principal,
+        stage=data.stage,
+        action=data.action,
+        reason=data.reason,
         caused_by=tuple(data.caused_by),
     )
 
@@ -63,10 +70,15 @@ def story_json(run_id: str, entries: list[StoryEntry], outcome: RunRecord | None
     record = None if outcome is None else outcome.data
     return {
         "run_id": run_id,
-        "outcome": None if record is None else {
-            "status": record.status, "principal": record.principal,
-            "stages": record.stages, "attempts": record.attempts,
-            "spec_version": record.spec_version, "trace_id": record.trace_id,
+        "outcome": None
+        if record is None
+        else {
+            "status": record.status,
+            "principal": record.principal,
+            "stages": record.stages,
+            "attempts": record.attempts,
+            "spec_version": record.spec_version,
+            "trace_id": record.trace_id,
             "caused_by": record.caused_by,
         },
         "decisions": [entry.as_json() for entry in entries],

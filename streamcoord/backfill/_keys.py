@@ -25,12 +25,15 @@ def partition_keys(first: str, last: str, grain: Grain | None = None) -> list[st
     text, step = _FORMATS[grain]
     start, end = _parse(first, text, grain), _parse(last, text, grain)
     if end < start:
-        raise ConfigError(f"the range ends ({last}) before it starts ({first})",
-                          hint="give --from the lower key")
+        raise ConfigError(
+            f"the range ends ({last}) before it starts ({first})", hint="give --from the lower key"
+        )
     count = int((end - start) / step) + 1
     if count > MAX_KEYS:
-        raise ConfigError(f"{first}..{last} holds {count} {grain} keys, over {MAX_KEYS}",
-                          hint="split the backfill")
+        raise ConfigError(
+            f"{first}..{last} holds {count} {grain} keys, over {MAX_KEYS}",
+            hint="split the backfill",
+        )
     return [(start + i * step).strftime(text) for i in range(count)]
 
 

@@ -78,7 +78,9 @@ class BackfillPlan:
     def progress(self) -> Progress:
         statuses = list(self._status.values())
         return Progress(
-            total=len(self.keys), requested=len(self._requested), active=self._active(),
+            total=len(self.keys),
+            requested=len(self._requested),
+            active=self._active(),
             succeeded=statuses.count("succeeded"),
             failed=sum(s in FINISHED and s != "succeeded" for s in statuses),
             peak_active=self._peak,

@@ -30,23 +30,33 @@ def request_event(plan: BackfillPlan, key: str, params: Mapping[str, Any]) -> Cl
     """The request of ``key``'s run. Its id is the run id's, so a resent request (a backfill
     stopped between sending and seeing the run) is the same event and starts nothing twice."""
     return make_event(
-        RunRequested.TYPE, SOURCE,
+        RunRequested.TYPE,
+        SOURCE,
         {"pipeline": plan.pipeline, "run_key": key, "params": dict(params)},
         id=f"backfill/{plan.run_id(key)}",
     )
 
 
 async def run_backfill(
-    settings: KafkaSettings, events_topic: str, runs_topic: str, plan: BackfillPlan, *,
-    params: Mapping[str, Any] | None = None, principal: str | None = None,
-    on_progress: Callable[[Progress], None] = lambda _: None, idle_timeout_s: float = 600.0,
+    settings: KafkaSettings,
+    events_topic: str,
+    runs_topic: str,
+    plan: BackfillPlan,
+    *,
+    params: Mapping[str, Any] | None = None,
+    principal: str | None = None,
+    on_progress: Callable[[Progress], None] = lambda _: None,
+    idle_timeout_s: float = 600.0,
 ) -> Progress:
     """Request the plan's runs, never more than ``max_active`` unfinished, until every one has
     finished; returns the final progress. Raises :class:`BackfillStalledError` when nothing moves
     for ``idle_timeout_s`` (a request the coordinator refused: see the dead-letter topic)."""
     consumer = AIOKafkaConsumer(
-        **settings.client_kwargs(), group_id=None, enable_auto_commit=False,
-        isolation_level="read_committed", auto_offset_reset="earliest",
+        **settings.client_kwargs(),
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     try:
@@ -56,14 +66,22 @@ async def run_backfill(
         ends = await consumer.end_offsets(tps)
         await _catch_up(consumer, tps, ends, plan)  # runs that exist already are not requested
         async with Emitter(settings, topic=events_topic, principal=principal) as emitter:
-            return await _drive(consumer, emitter, plan, params or {},
-                                on_progress=on_progress, idle_timeout_s=idle_timeout_s)
+            return await _drive(
+                consumer,
+                emitter,
+                plan,
+                params or {},
+                on_progress=on_progress,
+                idle_timeout_s=idle_timeout_s,
+            )
     finally:
         await consumer.stop()
 
 
 async def _catch_up(
-    consumer: AIOKafkaConsumer, tps: list[TopicPartition], ends: dict[TopicPartition, int],
+    consumer: AIOKafkaConsumer,
+    tps: list[TopicPartition],
+    ends: dict[TopicPartition, int],
     plan: BackfillPlan,
 ) -> None:
     pending = [tp for tp in tps if await consumer.position(tp) < ends[tp]]
@@ -73,8 +91,13 @@ async def _catch_up(
 
 
 async def _drive(
-    consumer: AIOKafkaConsumer, emitter: Emitter, plan: BackfillPlan, params: Mapping[str, Any],
-    *, on_progress: Callable[[Progress], None], idle_timeout_s: float,
+    consumer: AIOKafkaConsumer,
+    emitter: Emitter,
+    plan: BackfillPlan,
+    params: Mapping[str, Any],
+    *,
+    on_progress: Callable[[Progress], None],
+    idle_timeout_s: float,
 ) -> Progress:
     last, moved = plan.progress(), time.monotonic()
     on_progress(last)
@@ -92,7 +115,7 @@ async def _drive(
                 f"no run of the backfill moved for {idle_timeout_s:.0f}s; unfinished: "
                 f"{', '.join(plan.unfinished()[:5])}",
                 hint="a pipeline needs a `manual` trigger to be backfilled; refused requests are "
-                     "on the dead-letter topic (`streamcoord topics tail`)",
+                "on the dead-letter topic (`streamcoord topics tail`)",
             )
     return last
 
@@ -109,13 +132,19 @@ def _observe(plan: BackfillPlan, batch: Mapping[TopicPartition, list[Any]]) -> N
 
 
 async def cancel_backfill(
-    settings: KafkaSettings, events_topic: str, runs_topic: str, plan: BackfillPlan,
+    settings: KafkaSettings,
+    events_topic: str,
+    runs_topic: str,
+    plan: BackfillPlan,
     principal: str | None = None,
 ) -> list[str]:
     """Cancel every unfinished run of the backfill's keys (and request no more); returns them."""
     consumer = AIOKafkaConsumer(
-        **settings.client_kwargs(), group_id=None, enable_auto_commit=False,
-        isolation_level="read_committed", auto_offset_reset="earliest",
+        **settings.client_kwargs(),
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     try:
@@ -127,8 +156,12 @@ async def cancel_backfill(
         await consumer.stop()
     unfinished = plan.unfinished()
     async with Emitter(settings, topic=events_topic, principal=principal) as emitter:
-        await emitter.send_many([
-            make_event(RunCancel.TYPE, SOURCE, {"run_id": run_id, "reason": "backfill cancelled"})
-            for run_id in unfinished
-        ])
+        await emitter.send_many(
+            [
+                make_event(
+                    RunCancel.TYPE, SOURCE, {"run_id": run_id, "reason": "backfill cancelled"}
+                )
+                for run_id in unfinished
+            ]
+        )
     return unfinished

@@ -59,7 +59,9 @@ class Follower:
             tps = [
                 tp
                 for topic in (
-                    self.topics.runs, self.topics.deadletter, self.topics.state,
+                    self.topics.runs,
+                    self.topics.deadletter,
+                    self.topics.state,
                     self.topics.internal,
                 )
                 for tp in await topic_partitions(consumer, topic)
@@ -135,7 +137,6 @@ class Follower:
             return False  # not a run record of ours to judge
         found = watch.on_run(run.data) if isinstance(run, RunRecord) else None
         return found or False
-
 
     def _copy_decided(self) -> bool:
         if self._copy is None:

@@ -26,10 +26,14 @@ VERIFY = "verify"
 
 
 def audit(
-    target: Annotated[str, typer.Argument(
-        metavar="verify | RUN_ID",
-        help="`verify`: check every decision chain; a run id (e.g. daily/2026-11-28): its story.",
-    )],
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="verify | RUN_ID",
+            help="`verify`: check every decision chain; a run id (e.g. daily/2026-11-28): "
+            "its story.",
+        ),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
     bootstrap_servers: BootstrapOption = None,
     config: ConfigOption = None,
@@ -54,11 +58,16 @@ def audit(
         if isinstance(event, DecisionRecord) and run_base(event.data.run_id) == run_base(target):
             records.append(event)
     entries = run_story(target, records)
-    outcomes = [r for r in asyncio.run(latest_runs(kafka.client_kwargs(), topics.runs))
-                if r.data.run_id == target]
+    outcomes = [
+        r
+        for r in asyncio.run(latest_runs(kafka.client_kwargs(), topics.runs))
+        if r.data.run_id == target
+    ]
     if not entries and not outcomes:
-        raise ConfigError(f"no decisions and no run record for run {target!r}",
-                          hint="`streamcoord runs` lists the run ids")
+        raise ConfigError(
+            f"no decisions and no run record for run {target!r}",
+            hint="`streamcoord runs` lists the run ids",
+        )
     document = story_json(target, entries, outcomes[0] if outcomes else None)
     if as_json:
         typer.echo(orjson.dumps(document).decode())
@@ -69,20 +78,34 @@ def audit(
 def _verify(stored: list[StoredRecord], decisions: str, as_json: bool) -> None:
     report = verify_chains(stored)
     if as_json:
-        typer.echo(orjson.dumps({
-            "ok": report.ok, "unchained": report.unchained,
-            "chains": [{"partition": c.chain, "first_seq": c.first_seq, "last_seq": c.last_seq,
-                        "records": c.records, "head": c.head,
-                        "broken": None if c.broken is None else c.broken.describe(decisions)}
-                       for c in report.chains],
-            "unreadable": [b.describe(decisions) for b in report.unreadable],
-        }).decode())
+        typer.echo(
+            orjson.dumps(
+                {
+                    "ok": report.ok,
+                    "unchained": report.unchained,
+                    "chains": [
+                        {
+                            "partition": c.chain,
+                            "first_seq": c.first_seq,
+                            "last_seq": c.last_seq,
+                            "records": c.records,
+                            "head": c.head,
+                            "broken": None if c.broken is None else c.broken.describe(decisions),
+                        }
+                        for c in report.chains
+                    ],
+                    "unreadable": [b.describe(decisions) for b in report.unreadable],
+                }
+            ).decode()
+        )
     else:
         console = Console(highlight=False, soft_wrap=True)
         for chain in report.chains:
             state = "[green]intact[/]" if chain.broken is None else "[red]BROKEN[/]"
-            console.print(f"chain of partition {chain.chain}: seq {chain.first_seq}.."
-                          f"{chain.last_seq} ({chain.records} records) {state}")
+            console.print(
+                f"chain of partition {chain.chain}: seq {chain.first_seq}.."
+                f"{chain.last_seq} ({chain.records} records) {state}"
+            )
         for broken in report.breaks:
             console.print(f"[red]first broken link:[/] {escape(broken.describe(decisions))}")
         if report.unchained:
@@ -98,9 +121,11 @@ def _print_story(document: dict[str, Any]) -> None:
     outcome = document["outcome"]
     console.print(f"[bold]{escape(document['run_id'])}[/]")
     if outcome is not None:
-        console.print(f"  outcome: [bold]{outcome['status']}[/], started by "
-                      f"{escape(outcome['principal'] or 'unauthenticated')}, trace "
-                      f"{outcome['trace_id'] or '-'}")
+        console.print(
+            f"  outcome: [bold]{outcome['status']}[/], started by "
+            f"{escape(outcome['principal'] or 'unauthenticated')}, trace "
+            f"{outcome['trace_id'] or '-'}"
+        )
         stages = ", ".join(f"{name} {status}" for name, status in outcome["stages"].items())
         console.print(f"  stages: {escape(stages)}")
     for entry in document["decisions"]:
@@ -112,5 +137,3 @@ def _print_story(document: dict[str, Any]) -> None:
             f"{escape(str(event['source']))} ({escape(who)}): [bold]{entry['action']}[/]"
             f"{escape(stage)}: {escape(entry['reason'])}"
         )
-
-

@@ -21,20 +21,30 @@ __all__ = ["backfill"]
 
 def backfill(
     pipeline: Annotated[str, typer.Argument(help="The pipeline (it needs a manual trigger).")],
-    first: Annotated[str | None, typer.Option("--from", help="First key: 2026-01-01 (daily) or "
-                                              "2026-01-01T00 (hourly).")] = None,
+    first: Annotated[
+        str | None,
+        typer.Option("--from", help="First key: 2026-01-01 (daily) or 2026-01-01T00 (hourly)."),
+    ] = None,
     last: Annotated[str | None, typer.Option("--to", help="Last key, inclusive.")] = None,
-    key: Annotated[list[str] | None, typer.Option(
-        "--key", help="A listed key instead of a range (repeat it).")] = None,
-    max_active: Annotated[int, typer.Option("--max-active", "-n", min=1,
-                                            help="At most this many runs unfinished.")] = 4,
-    order: Annotated[Literal["lowest", "newest"], typer.Option(
-        help="lowest key first, or newest first.")] = "lowest",
+    key: Annotated[
+        list[str] | None, typer.Option("--key", help="A listed key instead of a range (repeat it).")
+    ] = None,
+    max_active: Annotated[
+        int, typer.Option("--max-active", "-n", min=1, help="At most this many runs unfinished.")
+    ] = 4,
+    order: Annotated[
+        Literal["lowest", "newest"], typer.Option(help="lowest key first, or newest first.")
+    ] = "lowest",
     param: Annotated[list[str] | None, typer.Option(help="KEY=VALUE run parameter.")] = None,
-    cancel: Annotated[bool, typer.Option(
-        "--cancel", help="Cancel the backfill's unfinished runs (stop its CLI first).")] = False,
-    idle_timeout: Annotated[float, typer.Option(
-        help="Give up after this many seconds without progress.")] = 600.0,
+    cancel: Annotated[
+        bool,
+        typer.Option(
+            "--cancel", help="Cancel the backfill's unfinished runs (stop its CLI first)."
+        ),
+    ] = False,
+    idle_timeout: Annotated[
+        float, typer.Option(help="Give up after this many seconds without progress.")
+    ] = 600.0,
     as_json: Annotated[bool, typer.Option("--json", help="Progress as JSON lines.")] = False,
     bootstrap_servers: BootstrapOption = None,
     config: ConfigOption = None,
@@ -56,8 +66,11 @@ def backfill(
     who = local_principal()
     if cancel:
         cancelled = asyncio.run(cancel_backfill(kafka, topics.events, topics.runs, plan, who))
-        typer.echo(orjson.dumps({"cancelled": cancelled}).decode() if as_json
-                   else f"cancelled {len(cancelled)} run(s)")
+        typer.echo(
+            orjson.dumps({"cancelled": cancelled}).decode()
+            if as_json
+            else f"cancelled {len(cancelled)} run(s)"
+        )
         return
 
     def show(progress: Progress) -> None:
@@ -71,10 +84,18 @@ def backfill(
             )
 
     try:
-        final = asyncio.run(run_backfill(
-            kafka, topics.events, topics.runs, plan, params=parse_params(param or []),
-            principal=who, on_progress=show, idle_timeout_s=idle_timeout,
-        ))
+        final = asyncio.run(
+            run_backfill(
+                kafka,
+                topics.events,
+                topics.runs,
+                plan,
+                params=parse_params(param or []),
+                principal=who,
+                on_progress=show,
+                idle_timeout_s=idle_timeout,
+            )
+        )
     except KeyboardInterrupt:
         typer.echo("paused: the requested runs go on; run the same command to resume", err=True)
         raise typer.Exit(130) from None

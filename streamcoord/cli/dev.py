@@ -51,7 +51,6 @@ _console = Console(highlight=False, soft_wrap=True)
 _VERSIONS = ", ".join(SUPPORTED_KAFKA_VERSIONS)
 
 
-
 class Security(enum.StrEnum):
     """``--security`` choices: the entries of SECURITY_MODES."""
 

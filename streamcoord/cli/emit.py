@@ -58,7 +58,8 @@ def emit_command(
     signing_key: Annotated[
         Path | None,
         typer.Option(
-            "--signing-key", metavar="PATH",
+            "--signing-key",
+            metavar="PATH",
             help="Sign the event with this Ed25519 private key (PEM), for policies that require"
             " a signature.",
         ),
@@ -75,8 +76,10 @@ def emit_command(
     settings = kafka_settings(bootstrap_servers, config, topic_prefix)
     payload = parse_data(data)
     if principal is not None and signing_key is None:
-        raise ConfigError("--principal names who signs: it needs --signing-key",
-                          hint="give the principal's Ed25519 private key with --signing-key PATH")
+        raise ConfigError(
+            "--principal names who signs: it needs --signing-key",
+            hint="give the principal's Ed25519 private key with --signing-key PATH",
+        )
     key = load_signing_key(signing_key) if signing_key is not None else None
 
     # With OTEL_* asking for export, the event carries the context of a `send` span: the

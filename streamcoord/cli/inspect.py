@@ -154,9 +154,7 @@ def explain(
     catalog = load_catalog(spec or [Path("examples")])
     kafka = kafka_settings(bootstrap_servers, config)
     topics = TopicNames(topic_prefix if topic_prefix is not None else kafka.topic_prefix)
-    explanation = asyncio.run(
-        explain_stage(kafka.client_kwargs(), topics, catalog, run_id, stage)
-    )
+    explanation = asyncio.run(explain_stage(kafka.client_kwargs(), topics, catalog, run_id, stage))
     if explanation is None:
         raise ConfigError(
             f"no run {run_id!r} with a stage {stage!r} in the coordinator's state",

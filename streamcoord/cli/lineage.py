@@ -17,12 +17,19 @@ __all__ = ["lineage"]
 
 
 def lineage(
-    spec: Annotated[list[Path] | None, typer.Option(
-        help="Spec files: stage params inputs/outputs become datasets.")] = None,
-    namespace: Annotated[str, typer.Option(help="OpenLineage namespace of jobs and datasets.")]
-    = "streamcoord",
-    until_end: Annotated[bool, typer.Option(
-        "--until-end", help="Stop at the topic's current end instead of following it.")] = False,
+    spec: Annotated[
+        list[Path] | None,
+        typer.Option(help="Spec files: stage params inputs/outputs become datasets."),
+    ] = None,
+    namespace: Annotated[
+        str, typer.Option(help="OpenLineage namespace of jobs and datasets.")
+    ] = "streamcoord",
+    until_end: Annotated[
+        bool,
+        typer.Option(
+            "--until-end", help="Stop at the topic's current end instead of following it."
+        ),
+    ] = False,
     bootstrap_servers: BootstrapOption = None,
     config: ConfigOption = None,
     topic_prefix: PrefixOption = None,
@@ -36,19 +43,28 @@ def lineage(
         from streamcoord.lineage import LineageTracker  # noqa: PLC0415
         from streamcoord.lineage._follow import follow_runs  # noqa: PLC0415
     except ImportError:
-        raise ConfigError("the OpenLineage client is not installed",
-                          hint="pip install 'streamcoord[lineage]'") from None
+        raise ConfigError(
+            "the OpenLineage client is not installed", hint="pip install 'streamcoord[lineage]'"
+        ) from None
     pipelines = []
     if spec:
         loaded = load_specs(spec)
         if loaded.problems:
-            raise ConfigError(f"{len(loaded.problems)} problem(s) in the specs",
-                              hint="`streamcoord validate` lists them")
+            raise ConfigError(
+                f"{len(loaded.problems)} problem(s) in the specs",
+                hint="`streamcoord validate` lists them",
+            )
         pipelines = list(loaded.pipelines)
     kafka = kafka_settings(bootstrap_servers, config)
     topics = TopicNames(topic_prefix if topic_prefix is not None else kafka.topic_prefix)
     client = OpenLineageClient()
-    sent = asyncio.run(follow_runs(kafka.client_kwargs(), topics.runs,
-                                   LineageTracker(namespace, pipelines), client.emit,
-                                   until_end=until_end))
+    sent = asyncio.run(
+        follow_runs(
+            kafka.client_kwargs(),
+            topics.runs,
+            LineageTracker(namespace, pipelines),
+            client.emit,
+            until_end=until_end,
+        )
+    )
     typer.echo(f"sent {sent} OpenLineage event(s)", err=True)

@@ -21,8 +21,9 @@ def replay_command(
     log: Annotated[Path, typer.Argument(help="JSONL event log: {timestamp, event} per line.")],
     spec: Annotated[list[Path], typer.Option("--spec", "-s", help="Spec files or folders.")],
     partitions: Annotated[int, typer.Option(help="Partitions to simulate.", min=1)] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per decided event.")]
-    = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON line per decided event.")
+    ] = False,
     default_start_timeout: Annotated[
         float | None,
         typer.Option(
@@ -56,8 +57,10 @@ def _text_lines(record: Record) -> list[str]:
     step = record.step
     lines = []
     if step.rejection is not None:
-        lines.append(f"{at}  REJECTED {record.event.type} {record.event.id}:"
-                     f" {step.rejection.code}: {step.rejection.reason}")
+        lines.append(
+            f"{at}  REJECTED {record.event.type} {record.event.id}:"
+            f" {step.rejection.code}: {step.rejection.reason}"
+        )
     for command in step.commands:
         if isinstance(command, Publish) and isinstance(command.event.data, Decision):
             d = command.event.data
@@ -74,7 +77,9 @@ def _catalog(
         listing = "\n".join(str(problem) for problem in loaded.problems)
         raise SpecError(f"the specs do not validate:\n{listing}", hint="fix them and replay again")
     return Catalog.build(
-        loaded.pipelines, loaded.pools, policies=loaded.policies,
+        loaded.pipelines,
+        loaded.pools,
+        policies=loaded.policies,
         default_start_timeout_seconds=default_start_timeout,
         retention=retention,
     )

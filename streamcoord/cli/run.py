@@ -56,8 +56,9 @@ def run(
     ] = None,
     retention_s: Annotated[
         float | None,
-        typer.Option(help="Seconds a finished run stays in the state (default 604800, 7 days).",
-                     min=0.001),
+        typer.Option(
+            help="Seconds a finished run stays in the state (default 604800, 7 days).", min=0.001
+        ),
     ] = None,
 ) -> None:
     """Start the coordinator: consume events, decide, publish triggers exactly once."""
@@ -76,12 +77,16 @@ def run(
     start_timeout = settings.default_start_timeout_seconds
     retention = timedelta(seconds=settings.retention_s)
     specs: SpecSource = (
-        StaticSpecs(load_catalog(
-            paths, default_start_timeout_seconds=start_timeout, retention=retention))
+        StaticSpecs(
+            load_catalog(paths, default_start_timeout_seconds=start_timeout, retention=retention)
+        )
         if paths
         else SpecsFollower(
-            kafka.client_kwargs(), settings.topics, wait_s=settings.specs_wait_s,
-            default_start_timeout_seconds=start_timeout, retention=retention,
+            kafka.client_kwargs(),
+            settings.topics,
+            wait_s=settings.specs_wait_s,
+            default_start_timeout_seconds=start_timeout,
+            retention=retention,
         )
     )
     tune_garbage_collector()
@@ -101,14 +106,10 @@ async def _serve(coordinator: Coordinator, settings: CoordinatorSettings) -> Non
         log.info(
             "health checks on http://%s:%d/livez and /readyz", settings.health_host, health.port
         )
-    log.info(
-        "coordinator consuming %s as group %s", settings.topics.events, settings.group_id
-    )
+    log.info("coordinator consuming %s as group %s", settings.topics.events, settings.group_id)
     try:
         await coordinator.run(stop)
     finally:
         if health is not None:
             await health.stop()
     log.info("coordinator stopped cleanly")
-
-

@@ -87,9 +87,7 @@ def apply(
     ).version
     client_kwargs, names = _connection(bootstrap_servers, config, topic_prefix)
     applied = asyncio.run(
-        apply_specs(
-            client_kwargs, names, spec_texts(paths), version, message=message, force=force
-        )
+        apply_specs(client_kwargs, names, spec_texts(paths), version, message=message, force=force)
     )
     previous = applied.previous
     if not applied.partitions:

@@ -109,8 +109,9 @@ def render(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write to this file (default: standard output).",
-                     dir_okay=False),
+        typer.Option(
+            "--output", "-o", help="Write to this file (default: standard output).", dir_okay=False
+        ),
     ] = None,
     config: ConfigOption = None,
     prefix: PrefixOption = None,

@@ -60,8 +60,11 @@ def _summary(report: ValidationReport) -> str:
     counts = [
         _count(len(report.specs.pipelines), "pipeline"),
         _count(len(report.specs.pools), "pool"),
-        *([_count(len(report.specs.policies), "policy", "policies")]
-          if report.specs.policies else []),
+        *(
+            [_count(len(report.specs.policies), "policy", "policies")]
+            if report.specs.policies
+            else []
+        ),
         _count(len(report.problems), "problem"),
     ]
     if report.warnings:

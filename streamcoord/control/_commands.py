@@ -34,7 +34,6 @@ __all__ = [
 ]
 
 
-
 def default_run_key(now: datetime) -> str:
     """A manual run's key when none is given: the UTC time to the second."""
     return now.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -45,4 +45,3 @@ async def explain_stage(
     restored = await read_changelog(KafkaTransport(client_kwargs).changelog(topics.state), home)
     state = CoordinatorState.load(home, partitions, state_items(restored.items.items()))
     return explain_in_state(catalog, state, run_id, stage)
-

@@ -65,8 +65,13 @@ def admit(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
         return
     gone = ctx.state.expired_gen(base) if run is None else None
     if gone is not None and not m["rerun"]:
-        ctx.note(run_id_of(base, gone), None, "ignored", _retention.expired_reason(ctx, base, gone),
-                 m["caused"])
+        ctx.note(
+            run_id_of(base, gone),
+            None,
+            "ignored",
+            _retention.expired_reason(ctx, base, gone),
+            m["caused"],
+        )
         return
     _create(ctx, cp, m, run, digest)
 
@@ -104,8 +109,11 @@ def _create(
     _limits.acquire(ctx, cp, run.run_id)
     if run.status == "queued":
         limit = cp.max_active_runs
-        why = (f"max_active_runs {limit} reached" if _limits.owned(ctx, cp)
-               else f"waiting for a slot of max_active_runs {limit}")
+        why = (
+            f"max_active_runs {limit} reached"
+            if _limits.owned(ctx, cp)
+            else f"waiting for a slot of max_active_runs {limit}"
+        )
         ctx.run_record(run)
         ctx.decision(run, None, "queued", why, run.caused_by)
 
@@ -178,9 +186,13 @@ def _broadcast(ctx: Context, cp: CompiledPipeline) -> None:
         # The command's data model in an envelope of no event class: encoded (attribute order)
         # as forwarded commands always were.
         event = CloudEvent(
-            id=f"{ctx.event.id}|p{p}", source=COORDINATOR_SOURCE, type=ctx.event.type,
-            time=ctx.now, data=build(PipelineRef, None, pipeline=cp.name), sckey=key,
-            scbroadcast="1", **principal_extra(ctx.event),
+            id=f"{ctx.event.id}|p{p}",
+            source=COORDINATOR_SOURCE,
+            type=ctx.event.type,
+            time=ctx.now,
+            data=build(PipelineRef, None, pipeline=cp.name),
+            sckey=key,
+            scbroadcast="1",
+            **principal_extra(ctx.event),
         )
         ctx.publish(None, key, event)
-

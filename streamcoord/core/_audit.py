@@ -88,7 +88,11 @@ def link(state: CoordinatorState, record: DecisionRecord) -> DecisionRecord:
 
 def _with_chain(record: DecisionRecord, data: Decision, chain: ChainLink) -> DecisionRecord:
     return build(
-        DecisionRecord, record.__pydantic_extra__,
-        id=record.id, source=record.source, time=record.time, subject=record.subject,
+        DecisionRecord,
+        record.__pydantic_extra__,
+        id=record.id,
+        source=record.source,
+        time=record.time,
+        subject=record.subject,
         data=build(Decision, None, **{**data.__dict__, "chain": chain}),
     )

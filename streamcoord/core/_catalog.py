@@ -31,7 +31,11 @@ from streamcoord.spec.triggers import kind_of
 from streamcoord.spec.triggers.kind import CompiledTrigger
 
 __all__ = [
-    "DEFAULT_RETENTION", "Catalog", "CompiledNeed", "CompiledPipeline", "CompiledStage",
+    "DEFAULT_RETENTION",
+    "Catalog",
+    "CompiledNeed",
+    "CompiledPipeline",
+    "CompiledStage",
     "CompiledTrigger",
 ]
 
@@ -110,9 +114,13 @@ class Catalog:
 
     @classmethod
     def build(
-        cls, pipelines: Sequence[Pipeline], pools: Sequence[Pool] = (), *,
+        cls,
+        pipelines: Sequence[Pipeline],
+        pools: Sequence[Pool] = (),
+        *,
         default_start_timeout_seconds: float | None = None,
-        retention: timedelta = DEFAULT_RETENTION, policies: Sequence[Policy] = (),
+        retention: timedelta = DEFAULT_RETENTION,
+        policies: Sequence[Policy] = (),
     ) -> Catalog:
         """Compile and index the specs; raises :class:`SpecError` listing every problem.
 
@@ -127,8 +135,10 @@ class Catalog:
                 hint="leave it unset for no default start timeout",
             )
         if retention <= timedelta(0):
-            raise SpecError(f"retention must be positive, not {retention}",
-                            hint="give the seconds finished runs stay in the state, e.g. 604800")
+            raise SpecError(
+                f"retention must be positive, not {retention}",
+                hint="give the seconds finished runs stay in the state, e.g. 604800",
+            )
         names = [p.name for p in pipelines]
         problems = [
             f"pipeline {dup!r} is defined more than once"
@@ -155,7 +165,9 @@ class Catalog:
 
 
 def _indexed(
-    compiled: dict[str, CompiledPipeline], pools: dict[str, Pool], version: str,
+    compiled: dict[str, CompiledPipeline],
+    pools: dict[str, Pool],
+    version: str,
     retention: timedelta,
 ) -> Catalog:
     by_type: dict[str, list[CompiledTrigger[Any]]] = {}
@@ -176,8 +188,9 @@ def _indexed(
     )
 
 
-def _triggers(pipeline: Pipeline, pipelines: set[str], where: str) -> tuple[
-        CompiledTrigger[Any], ...]:
+def _triggers(
+    pipeline: Pipeline, pipelines: set[str], where: str
+) -> tuple[CompiledTrigger[Any], ...]:
     """Each trigger checked and compiled by its kind (the checks ``validate`` runs, unlocated)."""
     problems = [
         f"{where} {format_path(('triggers', index, *finding.path))}: {finding.message}"
@@ -206,15 +219,23 @@ def _need(raw: str | Need, pipeline: Pipeline, where: str) -> CompiledNeed:
         name=need.stage,
         pipeline=upstream,
         stage=stage,
-        run_key=None if need.run_key is None else compile_expression(
-            need.run_key, f"{where} need {need.stage!r} run_key", NEED_VARIABLES),
-        watermark=None if need.watermark is None else compile_expression(
-            need.watermark, f"{where} need {need.stage!r} watermark", CONDITION_VARIABLES),
+        run_key=None
+        if need.run_key is None
+        else compile_expression(
+            need.run_key, f"{where} need {need.stage!r} run_key", NEED_VARIABLES
+        ),
+        watermark=None
+        if need.watermark is None
+        else compile_expression(
+            need.watermark, f"{where} need {need.stage!r} watermark", CONDITION_VARIABLES
+        ),
     )
 
 
 def _compile_pipeline(
-    pipeline: Pipeline, pools: Mapping[str, Pool], pipelines: set[str],
+    pipeline: Pipeline,
+    pools: Mapping[str, Pool],
+    pipelines: set[str],
     start_timeout: float | None,
 ) -> CompiledPipeline:
     where = f"pipeline {pipeline.name!r}"
@@ -243,8 +264,14 @@ def _compile_pipeline(
     by_name = {s.name: s for s in pipeline.stages}
     stages = {
         name: _compile_stage(
-            pipeline, by_name[name], i, needs=needs[name], downstream=tuple(downstream[name]),
-            pools=pools, where=where, start_timeout=start_timeout,
+            pipeline,
+            by_name[name],
+            i,
+            needs=needs[name],
+            downstream=tuple(downstream[name]),
+            pools=pools,
+            where=where,
+            start_timeout=start_timeout,
         )
         for i, name in enumerate(order)
     }
@@ -301,12 +328,14 @@ def _compile_stage(
         needs=needs,
         local_needs=(
             tuple(n.stage for n in needs)
-            if all(n.pipeline is None and n.watermark is None for n in needs) else None
+            if all(n.pipeline is None and n.watermark is None for n in needs)
+            else None
         ),
         downstream=downstream,
         trigger_rule=stage.trigger_rule,
-        condition=None if stage.condition is None else compile_expression(
-            stage.condition, f"{where} condition", CONDITION_VARIABLES),
+        condition=None
+        if stage.condition is None
+        else compile_expression(stage.condition, f"{where} condition", CONDITION_VARIABLES),
         executor=ExecutorBinding(
             topic=executor.topic, kind=executor.kind, config=dict(executor.config)
         ),

@@ -46,8 +46,16 @@ class Context:
     """
 
     __slots__ = (
-        "_records", "catalog", "catalogs", "commands", "event", "now", "rejection", "spans",
-        "state", "violations",
+        "_records",
+        "catalog",
+        "catalogs",
+        "commands",
+        "event",
+        "now",
+        "rejection",
+        "spans",
+        "state",
+        "violations",
     )
 
     def __init__(
@@ -79,16 +87,18 @@ class Context:
         partitions = self.state.partitions
         return partitions == 1 or partition_for(key, partitions) == self.state.partition
 
-    def route(
-        self, key: str, type_: str, ident: str, data: dict[str, Any] | BaseModel
-    ) -> None:
+    def route(self, key: str, type_: str, ident: str, data: dict[str, Any] | BaseModel) -> None:
         """Put an internal event back on the events topic for the partition that owns ``key``.
 
         ``data`` is the event type's data model, or its fields (made by the core: trusted)."""
         cls, model = _ROUTED[type_]
         event = build(
-            cls, {"sckey": key, **principal_extra(self.event)},
-            id=ident, source=COORDINATOR_SOURCE, type=type_, time=self.now,
+            cls,
+            {"sckey": key, **principal_extra(self.event)},
+            id=ident,
+            source=COORDINATOR_SOURCE,
+            type=type_,
+            time=self.now,
             data=data if isinstance(data, BaseModel) else build(model, None, **data),
         )
         self.commands.append(Publish(None, key, event))
@@ -110,15 +120,22 @@ class Context:
         event = self.event
         ident = f"{event.source}|{event.id}|{run_id}|{stage or ''}|{action}"
         record = build(
-            DecisionRecord, None,
-            id=ident, source=COORDINATOR_SOURCE, time=self.now, subject=run_id,
+            DecisionRecord,
+            None,
+            id=ident,
+            source=COORDINATOR_SOURCE,
+            time=self.now,
+            subject=run_id,
             data=build(
                 Decision,
                 None,
-                run_id=run_id, stage=stage, action=action, reason=reason,
-                caused_by=list(caused), principal=principal_of(event),
-                event=build(DecisionCause, None, type=event.type, source=event.source,
-                            id=event.id),
+                run_id=run_id,
+                stage=stage,
+                action=action,
+                reason=reason,
+                caused_by=list(caused),
+                principal=principal_of(event),
+                event=build(DecisionCause, None, type=event.type, source=event.source, id=event.id),
             ),
         )
         self.commands.append(
@@ -143,29 +160,46 @@ class Context:
             self.commands.append(Publish(RUNS_TOPIC, run.run_id, record))
         return ()
 
-    def attempt_span(
-        self, run: RunState, stage: str, status: str, links: tuple[str, ...]
-    ) -> None:
+    def attempt_span(self, run: RunState, stage: str, status: str, links: tuple[str, ...]) -> None:
         """The span of the stage's current attempt, from its trigger to now (its outcome)."""
         state = run.stages[stage]
         if state.triggered_at is None:  # triggered before state version 3: no start known
             return
-        self.spans.append(SpanRecord(
-            "attempt", f"stage {stage}", run.trace_id,
-            attempt_span_id(run.run_id, stage, state.attempt), run_span_id(run.run_id),
-            datetime.fromisoformat(state.triggered_at), self.now, status,
-            (*_run_attributes(run), ("streamcoord.stage", stage),
-             ("streamcoord.attempt", state.attempt)),
-            links,
-        ))
+        self.spans.append(
+            SpanRecord(
+                "attempt",
+                f"stage {stage}",
+                run.trace_id,
+                attempt_span_id(run.run_id, stage, state.attempt),
+                run_span_id(run.run_id),
+                datetime.fromisoformat(state.triggered_at),
+                self.now,
+                status,
+                (
+                    *_run_attributes(run),
+                    ("streamcoord.stage", stage),
+                    ("streamcoord.attempt", state.attempt),
+                ),
+                links,
+            )
+        )
 
     def run_span(self, run: RunState) -> None:
         """The run's root span, from its creation to now (its end)."""
         start = datetime.fromisoformat(run.created_at) if run.created_at else self.now
-        self.spans.append(SpanRecord(
-            "run", f"run {run.pipeline}", run.trace_id, run_span_id(run.run_id),
-            run.parent_span, start, self.now, run.status, _run_attributes(run),
-        ))
+        self.spans.append(
+            SpanRecord(
+                "run",
+                f"run {run.pipeline}",
+                run.trace_id,
+                run_span_id(run.run_id),
+                run.parent_span,
+                start,
+                self.now,
+                run.status,
+                _run_attributes(run),
+            )
+        )
 
     def set_timer(
         self, run: RunState, stage: str, attempt: int, purpose: str, seconds: float
@@ -205,5 +239,8 @@ _ROUTED: dict[str, tuple[type[CloudEvent], type[BaseModel]]] = {
 
 
 def _run_attributes(run: RunState) -> tuple[tuple[str, str | int], ...]:
-    return (("streamcoord.pipeline", run.pipeline), ("streamcoord.run_id", run.run_id),
-            ("streamcoord.run_key", run.run_key))
+    return (
+        ("streamcoord.pipeline", run.pipeline),
+        ("streamcoord.run_id", run.run_id),
+        ("streamcoord.run_key", run.run_key),
+    )

@@ -73,7 +73,11 @@ L = TypeVar("L", bound=LimitRef)
 
 
 def decide(
-    catalog: Catalog | CatalogSet, state: CoordinatorState, event: CloudEvent, now: datetime, *,
+    catalog: Catalog | CatalogSet,
+    state: CoordinatorState,
+    event: CloudEvent,
+    now: datetime,
+    *,
     run_records: bool = True,
 ) -> Step:
     """Apply ``event`` (recorded at ``now``) to ``state``; never raises for bad input.
@@ -97,8 +101,13 @@ def decide(
         _HANDLERS.get(event.type, _on_external)(ctx)
     changed_runs = ctx.flush_records(publish=run_records)
     return Step(
-        state, tuple(ctx.commands), ctx.rejection, state.take_touched(), tuple(ctx.spans),
-        changed_runs, tuple(ctx.violations),
+        state,
+        tuple(ctx.commands),
+        ctx.rejection,
+        state.take_touched(),
+        tuple(ctx.spans),
+        changed_runs,
+        tuple(ctx.violations),
     )
 
 
@@ -109,8 +118,9 @@ def _pipeline(ctx: Context, name: str) -> CompiledPipeline | None:
     return cp
 
 
-def _run(ctx: Context, run_id: str, stage: str | None = None) -> tuple[CompiledPipeline,
-                                                                         RunState] | None:
+def _run(
+    ctx: Context, run_id: str, stage: str | None = None
+) -> tuple[CompiledPipeline, RunState] | None:
     """The run ``run_id`` names, ready to update, or None after rejecting or ignoring."""
     run = ctx.state.run(run_base(run_id))
     if run is None or (run.run_id != run_id and run.gen <= _gen(run_id)):
@@ -122,8 +132,11 @@ def _run(ctx: Context, run_id: str, stage: str | None = None) -> tuple[CompiledP
         return None
     cp = ctx.pipeline_of(run)
     if cp is None and run.status not in _UNFINISHED:
-        ctx.reject("unknown_pipeline", f"run {run_id!r} belongs to {run.pipeline!r}, which spec"
-                   f" version {ctx.catalog_of(run).version} does not have")
+        ctx.reject(
+            "unknown_pipeline",
+            f"run {run_id!r} belongs to {run.pipeline!r}, which spec"
+            f" version {ctx.catalog_of(run).version} does not have",
+        )
         return None
     if stage is not None and stage not in run.stages and cp is not None:
         ctx.reject("unknown_stage", f"run {run_id!r} has no stage {stage!r}")
@@ -177,25 +190,34 @@ def _stage_event(model: type[StageRef], apply: Callable[..., None]) -> Callable[
         found = _run(ctx, data.run_id, data.stage)
         if found is not None:
             apply(ctx, *found, data)
+
     return handle
 
 
 _on_started = _stage_event(
-    StageRef, lambda ctx, cp, run, d: ex.on_started(ctx, cp, run, d.stage, d.attempt))
+    StageRef, lambda ctx, cp, run, d: ex.on_started(ctx, cp, run, d.stage, d.attempt)
+)
 _on_heartbeat = _stage_event(
-    StageRef, lambda ctx, cp, run, d: ex.on_heartbeat(ctx, cp, run, d.stage, d.attempt))
+    StageRef, lambda ctx, cp, run, d: ex.on_heartbeat(ctx, cp, run, d.stage, d.attempt)
+)
 _on_succeeded = _stage_event(
     StageSucceededData,
-    lambda ctx, cp, run, d: ex.on_succeeded(ctx, cp, run, d.stage, attempt=d.attempt,
-                                            outputs=d.outputs))
+    lambda ctx, cp, run, d: ex.on_succeeded(
+        ctx, cp, run, d.stage, attempt=d.attempt, outputs=d.outputs
+    ),
+)
 _on_failed = _stage_event(
     StageFailedData,
-    lambda ctx, cp, run, d: ex.on_failed(ctx, cp, run, d.stage, attempt=d.attempt, error=d.error,
-                                         retryable=d.retryable))
+    lambda ctx, cp, run, d: ex.on_failed(
+        ctx, cp, run, d.stage, attempt=d.attempt, error=d.error, retryable=d.retryable
+    ),
+)
 _on_progress = _stage_event(
     StageProgressData,
-    lambda ctx, cp, run, d: ex.on_progress(ctx, cp, run, d.stage, attempt=d.attempt,
-                                           watermark=d.watermark))
+    lambda ctx, cp, run, d: ex.on_progress(
+        ctx, cp, run, d.stage, attempt=d.attempt, watermark=d.watermark
+    ),
+)
 
 
 def _on_timer(ctx: Context) -> None:
@@ -227,8 +249,11 @@ def _on_retry(ctx: Context) -> None:
         return
     cp, run = found
     if data.stage not in cp.stages:
-        ctx.reject("unknown_stage", f"stage {data.stage!r} of run {run.run_id!r} is not in"
-                   f" spec version {ctx.catalog_of(run).version}; it cannot be retried")
+        ctx.reject(
+            "unknown_stage",
+            f"stage {data.stage!r} of run {run.run_id!r} is not in"
+            f" spec version {ctx.catalog_of(run).version}; it cannot be retried",
+        )
         return
     # a finished run takes the stages of the spec it follows now (an unfinished one already did)
     adopted = run.stages[data.stage].status in _RETRYABLE and _respec.adopt(ctx, cp, run)
@@ -239,13 +264,15 @@ def _on_retry(ctx: Context) -> None:
         _restart(ctx, cp, run)
 
 
-def _pipeline_control(apply: Callable[[Context, CompiledPipeline], None]) -> Callable[
-        [Context], None]:
+def _pipeline_control(
+    apply: Callable[[Context, CompiledPipeline], None],
+) -> Callable[[Context], None]:
     def handle(ctx: Context) -> None:
         data = _data(ctx, PipelineRef)
         cp = None if data is None else _pipeline(ctx, data.pipeline)
         if cp is not None:
             apply(ctx, cp)
+
     return handle
 
 
@@ -272,7 +299,8 @@ def _invalid(type_: str, model: type[InternalData], exc: ValidationError) -> str
         return f"{type_}: {loc[0]} must list {field.description}"
     wanted = ", ".join(
         f"{name} ({(get_origin(f.annotation) or f.annotation).__name__})"  # type: ignore[union-attr]
-        for name, f in model.model_fields.items() if f.is_required()
+        for name, f in model.model_fields.items()
+        if f.is_required()
     )
     return f"{type_}: data needs fields {wanted}"
 
@@ -292,8 +320,11 @@ def _on_arrival(ctx: Context) -> None:
     index = data.trigger
     if not (0 <= index < len(cp.triggers) and cp.triggers[index].spec.kind == _DATA):
         # routed from a partition on another spec version
-        ctx.reject("unknown_trigger", f"pipeline {cp.name!r} has no data trigger {index!r} in"
-                   f" spec version {ctx.catalog.version}; activate the same version everywhere")
+        ctx.reject(
+            "unknown_trigger",
+            f"pipeline {cp.name!r} has no data trigger {index!r} in"
+            f" spec version {ctx.catalog.version}; activate the same version everywhere",
+        )
         return
     if type(data.event.get("id")) is not str:
         ctx.reject("invalid_data", f"{ARRIVAL}: the event has no id")
@@ -311,6 +342,7 @@ def _pool_event(
             ctx.reject("unknown_pool", f"no pool named {data.pool!r} is loaded")
         if data is not None and pool is not None:
             apply(ctx, data, pool.slots)
+
     return handle
 
 
@@ -329,6 +361,7 @@ def _limit_event(
         cp = _pipeline(ctx, pipeline)
         if cp is not None:
             apply(ctx, cp, data)
+
     return handle
 
 

@@ -33,10 +33,16 @@ def allows(ctx: Context) -> bool:
     event = ctx.event
     policies = ctx.catalog.policies
     verdicts = [
-        *((p.name, p.enforce, *v) for p in policies.emit.get(event.type, ())
-          for v in emit_violation(p, event)),
-        *((c.name, c.enforce, *v) for c in policies.contracts.get(event.type, ())
-          for v in contract_violation(c, event)),
+        *(
+            (p.name, p.enforce, *v)
+            for p in policies.emit.get(event.type, ())
+            for v in emit_violation(p, event)
+        ),
+        *(
+            (c.name, c.enforce, *v)
+            for c in policies.contracts.get(event.type, ())
+            for v in contract_violation(c, event)
+        ),
     ]
     for name, enforce, code, reason in verdicts:
         ctx.violations.append(Violation(name, code, reason, enforce))

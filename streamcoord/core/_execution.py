@@ -56,16 +56,25 @@ def _attempt_ok(ctx: Context, run: RunState, name: str, attempt: int, what: str)
         ctx.note(run.run_id, name, "ignored", f"{what} for superseded attempt {attempt}", [])
         return False
     if attempt > stage.attempt:
-        ctx.reject("unknown_attempt", f"{run.run_id} {name}: attempt {attempt} was never triggered"
-                   f" (current attempt {stage.attempt})")
+        ctx.reject(
+            "unknown_attempt",
+            f"{run.run_id} {name}: attempt {attempt} was never triggered"
+            f" (current attempt {stage.attempt})",
+        )
         return False
     if stage.status == "cancelled":
-        ctx.note(run.run_id, name, "ignored",
-                 f"attempt_cancelled: {what} after the attempt was cancelled", [])
+        ctx.note(
+            run.run_id,
+            name,
+            "ignored",
+            f"attempt_cancelled: {what} after the attempt was cancelled",
+            [],
+        )
         return False
     if stage.status in _AFTER_TIMEOUT and stage.reason in _TIMEOUT_REASONS:
-        ctx.note(run.run_id, name, "ignored",
-                 f"attempt_timed_out: {what} after the {stage.reason}", [])
+        ctx.note(
+            run.run_id, name, "ignored", f"attempt_timed_out: {what} after the {stage.reason}", []
+        )
         return False
     return True
 
@@ -108,7 +117,12 @@ def _arm_heartbeat(ctx: Context, cp: CompiledPipeline, run: RunState, name: str)
 
 
 def on_progress(
-    ctx: Context, cp: CompiledPipeline, run: RunState, name: str, *, attempt: int,
+    ctx: Context,
+    cp: CompiledPipeline,
+    run: RunState,
+    name: str,
+    *,
+    attempt: int,
     watermark: datetime | None,
 ) -> None:
     on_heartbeat(ctx, cp, run, name, attempt)
@@ -124,7 +138,12 @@ def on_progress(
 
 
 def on_succeeded(
-    ctx: Context, cp: CompiledPipeline, run: RunState, name: str, *, attempt: int,
+    ctx: Context,
+    cp: CompiledPipeline,
+    run: RunState,
+    name: str,
+    *,
+    attempt: int,
     outputs: dict[str, Any],
 ) -> None:
     if not _attempt_ok(ctx, run, name, attempt, "succeeded"):
@@ -140,8 +159,14 @@ def on_succeeded(
 
 
 def on_failed(
-    ctx: Context, cp: CompiledPipeline, run: RunState, name: str, *, attempt: int,
-    error: str, retryable: bool,
+    ctx: Context,
+    cp: CompiledPipeline,
+    run: RunState,
+    name: str,
+    *,
+    attempt: int,
+    error: str,
+    retryable: bool,
 ) -> None:
     if not _attempt_ok(ctx, run, name, attempt, "failed"):
         return
@@ -153,7 +178,13 @@ def on_failed(
 
 
 def _fail(
-    ctx: Context, cp: CompiledPipeline, run: RunState, name: str, *, status: str, error: str,
+    ctx: Context,
+    cp: CompiledPipeline,
+    run: RunState,
+    name: str,
+    *,
+    status: str,
+    error: str,
     retryable: bool,
 ) -> None:
     stage = run.stages[name]
@@ -208,8 +239,12 @@ def _retry_now(ctx: Context, cp: CompiledPipeline, run: RunState, name: str) -> 
 def on_grant(ctx: Context, cp: CompiledPipeline, run: RunState, data: PoolSlot) -> None:
     stage = run.stages[data.stage]
     cs = cp.stages.get(data.stage)
-    if cs is not None and cs.pool == data.pool and stage.status == "ready" \
-            and stage.attempt + 1 == data.attempt:
+    if (
+        cs is not None
+        and cs.pool == data.pool
+        and stage.status == "ready"
+        and stage.attempt + 1 == data.attempt
+    ):
         trigger_stage(ctx, cp, run, cs)
         return
     ctx.note(run.run_id, data.stage, "ignored", "pool slot no longer needed", [])
@@ -221,8 +256,10 @@ def on_retry(ctx: Context, cp: CompiledPipeline, run: RunState, name: str) -> No
     """Manual retry of a failed stage; its upstream-failed and skipped dependents wait again."""
     stage = run.stages[name]
     if stage.status not in {"failed", "timed_out"}:
-        ctx.reject("illegal_transition", f"{run.run_id} {name}: retry needs a failed stage,"
-                   f" it is {stage.status}")
+        ctx.reject(
+            "illegal_transition",
+            f"{run.run_id} {name}: retry needs a failed stage, it is {stage.status}",
+        )
         return
     _reopen(cp, run, name)
     if run.status != "active":
@@ -259,4 +296,3 @@ def on_outcome(ctx: Context, cp: CompiledPipeline, run: RunState, need: str, eve
     waiting = [cs.name for cs in cp.stages.values() if any(n.name == need for n in cs.needs)]
     if run.status == "active":
         settle(ctx, cp, run, waiting)
-

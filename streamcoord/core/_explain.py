@@ -75,17 +75,27 @@ def explain(
     if pipe is not None and pipe["paused"]:
         holds.append(f"pipeline {cp.name} is paused")
     if st.status == "pending" and verdict(cs, outcomes) == "wait":
-        holds.append(f"trigger rule {cs.trigger_rule}: waiting for "
-                     + ", ".join(n.need for n in needs if n.status not in _ENDED))
+        holds.append(
+            f"trigger rule {cs.trigger_rule}: waiting for "
+            + ", ".join(n.need for n in needs if n.status not in _ENDED)
+        )
     if st.status == "ready" and cs.pool is not None:
         holds.append(f"waiting for a slot in pool {cs.pool}")
     if st.status == "pending" and st.reason.startswith(GUARD_PREFIX):
         holds.append(st.reason)
     if st.status == "skipped" and cs.condition is not None:
         holds.append(f"condition: {cs.condition.source}")
-    return Explanation(run.run_id, stage, st.status, st.attempt, cs.trigger_rule, tuple(needs),
-                       tuple(holds), tuple(st.caused_by), st.reason)
+    return Explanation(
+        run.run_id,
+        stage,
+        st.status,
+        st.attempt,
+        cs.trigger_rule,
+        tuple(needs),
+        tuple(holds),
+        tuple(st.caused_by),
+        st.reason,
+    )
 
 
-_ENDED = frozenset({"succeeded", "failed", "timed_out", "skipped", "cancelled",
-                    "upstream_failed"})
+_ENDED = frozenset({"succeeded", "failed", "timed_out", "skipped", "cancelled", "upstream_failed"})

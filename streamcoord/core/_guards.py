@@ -31,8 +31,13 @@ HELD_CODE = "guard_held"
 
 
 def held(
-    ctx: Context, cp: CompiledPipeline, run: RunState, cs: CompiledStage, *,
-    env: dict[str, Any], caused: list[str],
+    ctx: Context,
+    cp: CompiledPipeline,
+    run: RunState,
+    cs: CompiledStage,
+    *,
+    env: dict[str, Any],
+    caused: list[str],
 ) -> bool:
     """Whether a guard holds ``cs`` back now (recorded once per reason); False lets it run."""
     guards = ctx.catalog_of(run).policies.guards.get((cp.name, cs.name), ())
@@ -80,7 +85,11 @@ def _recheck(ctx: Context, run: RunState, stage: str, seconds: float) -> None:
 
 def _run_view(run: RunState) -> dict[str, Any]:
     return {
-        "run_id": run.run_id, "run_key": run.run_key, "status": run.status,
-        "stages": {name: {"status": s.status, "attempt": s.attempt, "outputs": s.outputs}
-                   for name, s in run.stages.items()},
+        "run_id": run.run_id,
+        "run_key": run.run_key,
+        "status": run.status,
+        "stages": {
+            name: {"status": s.status, "attempt": s.attempt, "outputs": s.outputs}
+            for name, s in run.stages.items()
+        },
     }

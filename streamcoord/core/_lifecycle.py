@@ -52,8 +52,13 @@ def variables(run: RunState, cp: CompiledPipeline) -> dict[str, Any]:
     upstream = {n: s.outputs for n, s in run.stages.items() if s.status == "succeeded"}
     for name, ext in run.ext.items():
         upstream[name] = ext[1]
-    return {"run_key": run.run_key, "event": run.trigger, "upstream": upstream,
-            "params": run.params, "pipeline": cp.name}
+    return {
+        "run_key": run.run_key,
+        "event": run.trigger,
+        "upstream": upstream,
+        "params": run.params,
+        "pipeline": cp.name,
+    }
 
 
 def start_run(ctx: Context, cp: CompiledPipeline, run: RunState) -> None:
@@ -98,20 +103,38 @@ def _evaluate(ctx: Context, cp: CompiledPipeline, run: RunState, cs: CompiledSta
         return False
     caused = _causes(run, cs)
     if result != "ready":
-        _end(ctx, run, cs.name, status=result, reason=f"trigger rule {cs.trigger_rule}: {result}",
-             caused=caused)
+        _end(
+            ctx,
+            run,
+            cs.name,
+            status=result,
+            reason=f"trigger rule {cs.trigger_rule}: {result}",
+            caused=caused,
+        )
         return True
     env = variables(run, cp)
     if cs.condition is not None:
         try:
             holds = cs.condition.evaluate(env) is True
         except ExpressionEvaluationError as exc:
-            _end(ctx, run, cs.name, status="failed",
-                 reason=f"condition could not be evaluated: {exc}", caused=caused)
+            _end(
+                ctx,
+                run,
+                cs.name,
+                status="failed",
+                reason=f"condition could not be evaluated: {exc}",
+                caused=caused,
+            )
             return True
         if not holds:
-            _end(ctx, run, cs.name, status="skipped",
-                 reason=f"condition {cs.condition.source} is false", caused=caused)
+            _end(
+                ctx,
+                run,
+                cs.name,
+                status="skipped",
+                reason=f"condition {cs.condition.source} is false",
+                caused=caused,
+            )
             return True
     if _guards.held(ctx, cp, run, cs, env=env, caused=caused):
         return False
@@ -142,7 +165,8 @@ def _causes(run: RunState, cs: CompiledStage) -> list[str]:
     ids: list[str] = []
     for need in cs.needs:
         done_by = (
-            run.stages[need.stage].done_by if need.pipeline is None
+            run.stages[need.stage].done_by
+            if need.pipeline is None
             else (run.ext.get(need.name) or [None, None, None, None])[3]
         )
         if done_by is not None and done_by not in ids:
@@ -183,15 +207,28 @@ def trigger_stage(ctx: Context, cp: CompiledPipeline, run: RunState, cs: Compile
     if links:  # the worker links the upstream attempts too (fan-in)
         extra = {LINKS_ATTRIBUTE: ",".join(format_traceparent(run.trace_id, s) for s in links)}
     trigger = build(
-        StageTrigger, extra,
-        id=key, source=COORDINATOR_SOURCE, time=ctx.now, subject=run.run_id,
+        StageTrigger,
+        extra,
+        id=key,
+        source=COORDINATOR_SOURCE,
+        time=ctx.now,
+        subject=run.run_id,
         traceparent=format_traceparent(run.trace_id, span),
         data=build(
-            StageTriggerData, None,
-            run_id=run.run_id, pipeline=run.pipeline, run_key=run.run_key, stage=cs.name,
-            attempt=stage.attempt, params=params, idempotency_key=key, executor=cs.executor,
-            caused_by=list(stage.caused_by), timeout_seconds=cs.timeout_seconds,
-            deadline=None if cs.timeout_seconds is None
+            StageTriggerData,
+            None,
+            run_id=run.run_id,
+            pipeline=run.pipeline,
+            run_key=run.run_key,
+            stage=cs.name,
+            attempt=stage.attempt,
+            params=params,
+            idempotency_key=key,
+            executor=cs.executor,
+            caused_by=list(stage.caused_by),
+            timeout_seconds=cs.timeout_seconds,
+            deadline=None
+            if cs.timeout_seconds is None
             else ctx.now + timedelta(seconds=cs.timeout_seconds),
         ),
     )
@@ -215,13 +252,23 @@ def cancel_attempt(
     attempt = run.stages[name].attempt
     key = f"{run.run_id}/{name}/{attempt}"
     cancel = build(
-        StageCancel, None,
-        id=f"{key}|cancel", source=COORDINATOR_SOURCE, time=ctx.now, subject=run.run_id,
+        StageCancel,
+        None,
+        id=f"{key}|cancel",
+        source=COORDINATOR_SOURCE,
+        time=ctx.now,
+        subject=run.run_id,
         traceparent=format_traceparent(run.trace_id, attempt_span_id(run.run_id, name, attempt)),
         data=build(
-            StageCancelData, None,
-            run_id=run.run_id, pipeline=run.pipeline, stage=name, attempt=attempt,
-            idempotency_key=key, cause=cause, reason=reason,
+            StageCancelData,
+            None,
+            run_id=run.run_id,
+            pipeline=run.pipeline,
+            stage=name,
+            attempt=attempt,
+            idempotency_key=key,
+            cause=cause,
+            reason=reason,
         ),
     )
     ctx.publish(cs.executor.topic, run.base, cancel)
@@ -269,9 +316,7 @@ def finish_if_done(ctx: Context, cp: CompiledPipeline, run: RunState) -> None:
     finish_run(ctx, cp, run, "failed" if failed else "succeeded")
 
 
-def finish_run(
-    ctx: Context, cp: CompiledPipeline | None, run: RunState, outcome: str
-) -> None:
+def finish_run(ctx: Context, cp: CompiledPipeline | None, run: RunState, outcome: str) -> None:
     """Record the outcome, announce it, and give back the run's slot of the pipeline's limit.
 
     ``cp`` None: the run's spec has no such pipeline any more; its slot keeper is gone too.
@@ -282,10 +327,20 @@ def finish_run(
     ctx.run_record(run)
     ctx.run_span(run)
     finished = build(
-        RunFinished, {"sckey": f"pipeline/{run.pipeline}"},
-        id=f"{run.run_id}|finished", source=COORDINATOR_SOURCE, time=ctx.now, subject=run.run_id,
-        data=build(RunFinishedData, None, run_id=run.run_id, pipeline=run.pipeline,
-                   run_key=run.run_key, outcome=outcome),
+        RunFinished,
+        {"sckey": f"pipeline/{run.pipeline}"},
+        id=f"{run.run_id}|finished",
+        source=COORDINATOR_SOURCE,
+        time=ctx.now,
+        subject=run.run_id,
+        data=build(
+            RunFinishedData,
+            None,
+            run_id=run.run_id,
+            pipeline=run.pipeline,
+            run_key=run.run_key,
+            outcome=outcome,
+        ),
     )
     ctx.publish(None, f"pipeline/{run.pipeline}", finished)
     if cp is None:

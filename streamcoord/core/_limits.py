@@ -37,8 +37,20 @@ from streamcoord.events.internal import (
 from streamcoord.events.models import RunCancel, RunCancelData
 
 __all__ = [
-    "ACQUIRE", "DENY", "GRANT", "RELEASE", "acquire", "forget", "handle_acquire", "handle_release",
-    "on_acquire", "on_deny", "on_grant", "on_release", "owned", "release",
+    "ACQUIRE",
+    "DENY",
+    "GRANT",
+    "RELEASE",
+    "acquire",
+    "forget",
+    "handle_acquire",
+    "handle_release",
+    "on_acquire",
+    "on_deny",
+    "on_grant",
+    "on_release",
+    "owned",
+    "release",
 ]
 
 ACQUIRE = LimitAcquire.TYPE
@@ -121,8 +133,9 @@ def on_deny(ctx: Context, cp: CompiledPipeline, data: LimitRef) -> None:
     run.status = "skipped"
     _retention.on_finished(ctx, run)
     ctx.run_record(run)
-    ctx.decision(run, None, "skipped", f"max_active_runs {cp.max_active_runs} reached",
-                 run.caused_by)
+    ctx.decision(
+        run, None, "skipped", f"max_active_runs {cp.max_active_runs} reached", run.caused_by
+    )
 
 
 def forget(ctx: Context, pipeline: str, run_id: str) -> None:
@@ -162,7 +175,7 @@ def _first_time(ctx: Context, cp: CompiledPipeline) -> bool:
     digest = event_digest(_cause(ctx)).hex()
     if digest in pipe["seen"]:
         return False
-    pipe["seen"] = [*pipe["seen"][-(_SEEN - 1):], digest]
+    pipe["seen"] = [*pipe["seen"][-(_SEEN - 1) :], digest]
     return True
 
 
@@ -235,8 +248,12 @@ def _answer(ctx: Context, cp: CompiledPipeline, type_: str, run_id: str) -> None
 def _revoke(ctx: Context, cp: CompiledPipeline, run_id: str, newer: str) -> None:
     reason = f"cancelled for {newer} (cancel_oldest)"
     if not ctx.owns(run_base(run_id)):
-        ctx.route(run_base(run_id), RunCancel.TYPE, f"revoke|{run_id}|{_cause(ctx)}",
-                  build(RunCancelData, None, run_id=run_id, reason=reason))
+        ctx.route(
+            run_base(run_id),
+            RunCancel.TYPE,
+            f"revoke|{run_id}|{_cause(ctx)}",
+            build(RunCancelData, None, run_id=run_id, reason=reason),
+        )
         return
     run = ctx.state.run(run_base(run_id))
     if run is not None and run.run_id == run_id and run.status in {"active", "queued"}:

@@ -25,8 +25,15 @@ from streamcoord.spec.triggers.data import on_arrival as _count_arrival
 from streamcoord.spec.triggers.kind import Handler, Match
 
 __all__ = [
-    "ARRIVAL", "TriggerScope", "data_of", "dedup_of", "event_view", "on_arrival", "on_external",
-    "run_key_of", "trigger_event_handlers",
+    "ARRIVAL",
+    "TriggerScope",
+    "data_of",
+    "dedup_of",
+    "event_view",
+    "on_arrival",
+    "on_external",
+    "run_key_of",
+    "trigger_event_handlers",
 ]
 
 D = TypeVar("D", bound=BaseModel)
@@ -50,9 +57,7 @@ def event_view(ctx: Context) -> dict[str, Any]:
     return view
 
 
-def run_key_of(
-    ctx: Context, cp: CompiledPipeline, env: dict[str, Any]
-) -> str | None:
+def run_key_of(ctx: Context, cp: CompiledPipeline, env: dict[str, Any]) -> str | None:
     try:
         return str(cp.run_key.evaluate(env))
     except ExpressionEvaluationError as exc:
@@ -68,8 +73,11 @@ def data_of(ctx: Context, model: type[D]) -> D | None:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        ctx.reject("invalid_data", f"{ctx.event.type}: data does not validate: "
-                   f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}")
+        ctx.reject(
+            "invalid_data",
+            f"{ctx.event.type}: data does not validate: "
+            f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}",
+        )
         return None
 
 
@@ -139,8 +147,9 @@ class TriggerScope:
         gone = self._ctx.state.expired_gen(base)
         if gone is None:
             return False
-        self.note(run_id_of(base, gone), None, "ignored", expired_reason(self._ctx, base, gone),
-                  caused)
+        self.note(
+            run_id_of(base, gone), None, "ignored", expired_reason(self._ctx, base, gone), caused
+        )
         return True
 
 
@@ -163,4 +172,3 @@ def _decided_by(handler: Handler) -> Callable[[Context], None]:
 def trigger_event_handlers() -> dict[str, Callable[[Context], None]]:
     """The handlers of the events trigger kinds decide themselves, taking a :class:`Context`."""
     return {type_: _decided_by(handler) for type_, handler in trigger_handlers().items()}
-

@@ -19,14 +19,27 @@ from streamcoord.events.models import (
 )
 
 __all__ = [
-    "anchor_key", "home_partition", "murmur2", "partition_for", "partition_key_for", "run_base",
+    "anchor_key",
+    "home_partition",
+    "murmur2",
+    "partition_for",
+    "partition_key_for",
+    "run_base",
 ]
 
 # Events whose handler looks the run up in this partition's state by ``data.run_id``.
-_RUN_EVENTS = frozenset({
-    StageStarted.TYPE, StageHeartbeat.TYPE, StageSucceeded.TYPE, StageFailed.TYPE,
-    StageProgress.TYPE, TimerFired.TYPE, RunCancel.TYPE, StageRetry.TYPE,
-})
+_RUN_EVENTS = frozenset(
+    {
+        StageStarted.TYPE,
+        StageHeartbeat.TYPE,
+        StageSucceeded.TYPE,
+        StageFailed.TYPE,
+        StageProgress.TYPE,
+        TimerFired.TYPE,
+        RunCancel.TYPE,
+        StageRetry.TYPE,
+    }
+)
 
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF

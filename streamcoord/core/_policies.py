@@ -36,10 +36,14 @@ from streamcoord.spec.policies import (
 )
 
 __all__ = [
-    "CompiledContract", "CompiledEmit", "CompiledGuard", "CompiledPolicies", "compile_policies",
-    "contract_violation", "emit_violation",
+    "CompiledContract",
+    "CompiledEmit",
+    "CompiledGuard",
+    "CompiledPolicies",
+    "compile_policies",
+    "contract_violation",
+    "emit_violation",
 ]
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +87,30 @@ def compile_policies(
     """Check and index ``policies`` (guards against ``pipelines``); raises :class:`SpecError`
     listing every problem (the checks `streamcoord validate` runs, unlocated)."""
     names = [p.name for p in policies]
-    problems = [f"policy {n!r} is defined more than once"
-                for n in sorted({n for n in names if names.count(n) > 1})]
-    problems += [f"policy {p.name!r} {'.'.join(map(str, f.path))}: {f.message}"
-                 for p in policies for f in policy_findings(p)]
+    problems = [
+        f"policy {n!r} is defined more than once"
+        for n in sorted({n for n in names if names.count(n) > 1})
+    ]
+    problems += [
+        f"policy {p.name!r} {'.'.join(map(str, f.path))}: {f.message}"
+        for p in policies
+        for f in policy_findings(p)
+    ]
     stages = {p.name: {s.name for s in p.stages} for p in pipelines}
     problems += [
         f"policy {p.name!r}: pipeline {p.pipeline!r} has no stage {stage!r}"
-        if p.pipeline in stages else f"policy {p.name!r}: unknown pipeline {p.pipeline!r}"
-        for p in policies if isinstance(p, GuardPolicy)
-        for stage in p.stages if stage not in stages.get(p.pipeline, ())
+        if p.pipeline in stages
+        else f"policy {p.name!r}: unknown pipeline {p.pipeline!r}"
+        for p in policies
+        if isinstance(p, GuardPolicy)
+        for stage in p.stages
+        if stage not in stages.get(p.pipeline, ())
     ]
     if problems:
-        raise SpecError("invalid policies: " + "; ".join(problems),
-                        hint="`streamcoord validate` locates them in the files")
+        raise SpecError(
+            "invalid policies: " + "; ".join(problems),
+            hint="`streamcoord validate` locates them in the files",
+        )
     emit: dict[str, list[CompiledEmit]] = {}
     contracts: dict[str, list[CompiledContract]] = {}
     guards: dict[tuple[str, str], list[CompiledGuard]] = {}
@@ -112,7 +126,8 @@ def compile_policies(
         else:
             contracts.setdefault(policy.type, []).append(_contract(policy))
     return CompiledPolicies(
-        {k: tuple(v) for k, v in emit.items()}, {k: tuple(v) for k, v in contracts.items()},
+        {k: tuple(v) for k, v in emit.items()},
+        {k: tuple(v) for k, v in contracts.items()},
         {k: tuple(v) for k, v in guards.items()},
     )
 
@@ -126,7 +141,10 @@ def _guard(policy: GuardPolicy) -> CompiledGuard:
 
 def _emit(policy: EmitPolicy) -> CompiledEmit:
     return CompiledEmit(
-        policy.name, policy.enforce, tuple(policy.sources), frozenset(policy.principals),
+        policy.name,
+        policy.enforce,
+        tuple(policy.sources),
+        frozenset(policy.principals),
         policy.require_signature,
         {principal: parse_public_key(text) for principal, text in policy.keys.items()},
     )
@@ -139,9 +157,13 @@ def _contract(policy: ContractPolicy) -> CompiledContract:
 def emit_violation(policy: CompiledEmit, event: CloudEvent) -> Iterator[tuple[str, str]]:
     """The first rule of ``policy`` the event breaks: (code, reason); nothing if none."""
     if policy.sources and not any(fnmatch.fnmatchcase(event.source, g) for g in policy.sources):
-        yield "emit_source_denied", (
-            f"source {event.source!r} may not send {event.type} (allowed: "
-            f"{', '.join(policy.sources)})")
+        yield (
+            "emit_source_denied",
+            (
+                f"source {event.source!r} may not send {event.type} (allowed: "
+                f"{', '.join(policy.sources)})"
+            ),
+        )
         return
     claimed = (event.model_extra or {}).get(PRINCIPAL_ATTRIBUTE)
     principal = claimed if isinstance(claimed, str) else None
@@ -150,21 +172,31 @@ def emit_violation(policy: CompiledEmit, event: CloudEvent) -> Iterator[tuple[st
     if policy.require_signature and not signed:
         yield "emit_unsigned", f"{event.type} must be signed by its sender (scsignature)"
     elif policy.require_signature and key is None:
-        yield "emit_unknown_signer", (
-            f"no key is registered for principal {principal!r}" if principal is not None else
-            "a signed event must name its principal (scprincipal)")
+        yield (
+            "emit_unknown_signer",
+            (
+                f"no key is registered for principal {principal!r}"
+                if principal is not None
+                else "a signed event must name its principal (scprincipal)"
+            ),
+        )
     elif signed and key is not None and not verify_event(event, key):
-        yield "emit_bad_signature", (
-            f"the signature does not verify with the key of {principal!r}: the event was"
-            " altered or signed with another key")
+        yield (
+            "emit_bad_signature",
+            (
+                f"the signature does not verify with the key of {principal!r}: the event was"
+                " altered or signed with another key"
+            ),
+        )
     elif policy.principals and principal not in policy.principals:
         who = "no principal" if principal is None else f"principal {principal!r}"
-        yield "emit_principal_denied", (
-            f"{who} may not send {event.type} (allowed: {', '.join(sorted(policy.principals))})")
+        yield (
+            "emit_principal_denied",
+            (f"{who} may not send {event.type} (allowed: {', '.join(sorted(policy.principals))})"),
+        )
 
 
-def contract_violation(contract: CompiledContract, event: CloudEvent) -> Iterator[
-        tuple[str, str]]:
+def contract_violation(contract: CompiledContract, event: CloudEvent) -> Iterator[tuple[str, str]]:
     data: Any = event.data
     if isinstance(data, bytes):
         yield "contract_violated", "the data is binary, not JSON"

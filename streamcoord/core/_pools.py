@@ -21,7 +21,13 @@ from streamcoord.events.internal import (
 )
 
 __all__ = [
-    "ACQUIRE", "GRANT", "RELEASE", "give_back", "handle_acquire", "handle_release", "release",
+    "ACQUIRE",
+    "GRANT",
+    "RELEASE",
+    "give_back",
+    "handle_acquire",
+    "handle_release",
+    "release",
     "request",
 ]
 
@@ -39,8 +45,16 @@ def request(ctx: Context, run: RunState, cs: CompiledStage, attempt: int) -> Non
     assert cs.pool is not None  # only stages with a pool get here
     run.stages[cs.name].pool = cs.pool
     ident = f"acquire|{run.run_id}|{cs.name}|{attempt}"
-    data = build(PoolAcquireData, None, pool=cs.pool, run_id=run.run_id, stage=cs.name,
-                 attempt=attempt, priority=cs.priority, reply=run.base)
+    data = build(
+        PoolAcquireData,
+        None,
+        pool=cs.pool,
+        run_id=run.run_id,
+        stage=cs.name,
+        attempt=attempt,
+        priority=cs.priority,
+        reply=run.base,
+    )
     ctx.route(_key(cs.pool), ACQUIRE, ident, data)
 
 
@@ -94,5 +108,9 @@ def handle_release(ctx: Context, data: PoolSlot, slots: int) -> None:
 def _grant(ctx: Context, pool: str, entry: list[Any]) -> None:
     run_id, stage, attempt, reply = entry
     ident = f"grant|{pool}|{run_id}|{stage}|{attempt}"
-    ctx.route(reply, GRANT, ident,
-              build(PoolSlot, None, pool=pool, run_id=run_id, stage=stage, attempt=attempt))
+    ctx.route(
+        reply,
+        GRANT,
+        ident,
+        build(PoolSlot, None, pool=pool, run_id=run_id, stage=stage, attempt=attempt),
+    )

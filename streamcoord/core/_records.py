@@ -49,17 +49,24 @@ def record_of(run: RunState, source: str, event_id: str, now: datetime) -> RunRe
     (what :func:`run_record` builds, without a :class:`RunChange` in between)."""
     stages = run.stages
     return build(
-        RunRecord, None,
+        RunRecord,
+        None,
         id=f"{run.run_id}|{run.status}|{source}|{event_id}",
         source=COORDINATOR_SOURCE,
         time=now,
         subject=run.run_id,
         data=build(
-            RunRecordData, None,
-            run_id=run.run_id, pipeline=run.pipeline, run_key=run.run_key,
-            status=run.status, stages={n: s.status for n, s in stages.items()},
+            RunRecordData,
+            None,
+            run_id=run.run_id,
+            pipeline=run.pipeline,
+            run_key=run.run_key,
+            status=run.status,
+            stages={n: s.status for n, s in stages.items()},
             attempts={n: s.attempt for n, s in stages.items()},
-            caused_by=list(run.caused_by), trace_id=run.trace_id,
-            spec_version=run.spec_version, principal=run.principal,
+            caused_by=list(run.caused_by),
+            trace_id=run.trace_id,
+            spec_version=run.spec_version,
+            principal=run.principal,
         ),
     )

@@ -28,23 +28,33 @@ def activate(ctx: Context, version: str) -> None:
     subject = f"partition/{ctx.state.partition}"
     if target is None:
         loaded = ", ".join(sorted(ctx.catalogs.versions))
-        ctx.reject("unknown_spec_version", f"spec version {version} is not loaded here (loaded:"
-                   f" {loaded}); load the specs of that version on every coordinator, then"
-                   " activate it again")
+        ctx.reject(
+            "unknown_spec_version",
+            f"spec version {version} is not loaded here (loaded:"
+            f" {loaded}); load the specs of that version on every coordinator, then"
+            " activate it again",
+        )
         return
     _broadcast(ctx, version)
     previous = ctx.catalog.version
     if ctx.state.spec_version == version:
-        ctx.note(subject, None, "ignored", f"spec version {version} is already active",
-                 [ctx.event.id])
+        ctx.note(
+            subject, None, "ignored", f"spec version {version} is already active", [ctx.event.id]
+        )
         return
     for run in ctx.state.runs():
         if run.spec_version is None and run.status in _UNFINISHED:
             ctx.state.run_for_update(run.base).spec_version = previous
     ctx.state.spec_version = version
     ctx.catalog = target
-    ctx.note(subject, None, "spec_activated", f"spec version {version} is active for new runs"
-             f" (was {previous}); runs already started keep theirs", [ctx.event.id])
+    ctx.note(
+        subject,
+        None,
+        "spec_activated",
+        f"spec version {version} is active for new runs"
+        f" (was {previous}); runs already started keep theirs",
+        [ctx.event.id],
+    )
 
 
 def _broadcast(ctx: Context, version: str) -> None:
@@ -56,10 +66,18 @@ def _broadcast(ctx: Context, version: str) -> None:
     for p in range(partitions):
         if p != ctx.state.partition:
             key = anchor_key("specs", p, partitions)
-            ctx.publish(None, key, SpecsActivate(
-                id=f"{ctx.event.id}|p{p}", source=COORDINATOR_SOURCE, time=ctx.now,
-                data={"version": version}, sckey=key, scbroadcast="1",
-            ))
+            ctx.publish(
+                None,
+                key,
+                SpecsActivate(
+                    id=f"{ctx.event.id}|p{p}",
+                    source=COORDINATOR_SOURCE,
+                    time=ctx.now,
+                    data={"version": version},
+                    sckey=key,
+                    scbroadcast="1",
+                ),
+            )
 
 
 def adopt(ctx: Context, cp: CompiledPipeline, run: RunState) -> bool:
@@ -92,8 +110,13 @@ def _remove(ctx: Context, run: RunState, name: str, stage: StageState, why: str)
     stage.status = "cancelled"
     stage.reason = SPEC_REMOVED
     stage.done_by = ctx.event.id
-    ctx.decision(run, name, "cancelled", f"{SPEC_REMOVED}: {why} of spec version"
-                 f" {ctx.catalog_of(run).version}", [ctx.event.id])
+    ctx.decision(
+        run,
+        name,
+        "cancelled",
+        f"{SPEC_REMOVED}: {why} of spec version {ctx.catalog_of(run).version}",
+        [ctx.event.id],
+    )
     _subscriptions.notify(ctx, run, name)
 
 
@@ -102,7 +125,6 @@ def remove_stages(ctx: Context, run: RunState, why: str) -> None:
     for name, stage in run.stages.items():
         if stage.status not in TERMINAL:
             _remove(ctx, run, name, stage, why)
-
 
 
 def reopen(cp: CompiledPipeline, run: RunState, name: str) -> None:

@@ -77,8 +77,10 @@ def on_sweep(ctx: Context, data: TimerFiredData) -> None:
 
 def expired_reason(ctx: Context, base: str, gen: int) -> str:
     """Why an event about generation ``gen`` of the expired run ``base`` changes nothing."""
-    return (f"run {run_id_of(base, gen)} finished and left the state"
-            f" (retention {ctx.catalog.retention.total_seconds():g} s)")
+    return (
+        f"run {run_id_of(base, gen)} finished and left the state"
+        f" (retention {ctx.catalog.retention.total_seconds():g} s)"
+    )
 
 
 def _expire(ctx: Context, run: RunState) -> None:
@@ -87,9 +89,14 @@ def _expire(ctx: Context, run: RunState) -> None:
     # its subscribers were answered when its stages ended; its arrivals were counted
     state.drop_misc(f"subs/{run.base}")
     state.drop_misc(f"arr/{run.base}")
-    ctx.note(run.run_id, None, "expired",
-             f"{run.status} at {run.finished_at}; kept"
-             f" {ctx.catalog.retention.total_seconds():g} s after it finished", [])
+    ctx.note(
+        run.run_id,
+        None,
+        "expired",
+        f"{run.status} at {run.finished_at}; kept"
+        f" {ctx.catalog.retention.total_seconds():g} s after it finished",
+        [],
+    )
 
 
 def _arm(ctx: Context, due: datetime) -> None:

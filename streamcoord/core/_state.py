@@ -33,8 +33,14 @@ from streamcoord.core._tracing import run_trace_id
 from streamcoord.events.models import TimerFired, TimerFiredData
 
 __all__ = [
-    "SWEEP_KEY", "VERSION", "CoordinatorState", "RunState", "StageState", "event_digest",
-    "run_id_of", "sweep_event",
+    "SWEEP_KEY",
+    "VERSION",
+    "CoordinatorState",
+    "RunState",
+    "StageState",
+    "event_digest",
+    "run_id_of",
+    "sweep_event",
 ]
 
 # 6: runs may name the principal that started them (pr, only when one did), the partition's
@@ -61,7 +67,14 @@ class StageState:
     """One stage of one run."""
 
     __slots__ = (
-        "attempt", "caused_by", "done_by", "outputs", "pool", "reason", "status", "triggered_at",
+        "attempt",
+        "caused_by",
+        "done_by",
+        "outputs",
+        "pool",
+        "reason",
+        "status",
+        "triggered_at",
         "watermark",
     )
 
@@ -90,9 +103,17 @@ class StageState:
 
     def dump(self) -> list[Any]:
         # the pool only when the stage asked one: most stages never do
-        return [self.status, self.attempt, self.caused_by, self.outputs, self.reason,
-                self.watermark, self.done_by, self.triggered_at,
-                *((self.pool,) if self.pool else ())]
+        return [
+            self.status,
+            self.attempt,
+            self.caused_by,
+            self.outputs,
+            self.reason,
+            self.watermark,
+            self.done_by,
+            self.triggered_at,
+            *((self.pool,) if self.pool else ()),
+        ]
 
     @classmethod
     def load(cls, raw: list[Any]) -> StageState:
@@ -103,8 +124,22 @@ class RunState:
     """The latest generation of one run (older generations live only in run records)."""
 
     __slots__ = (
-        "base", "caused_by", "created_at", "ext", "finished_at", "gen", "params", "parent_span",
-        "pipeline", "principal", "run_id", "run_key", "seen", "spec_version", "stages", "status",
+        "base",
+        "caused_by",
+        "created_at",
+        "ext",
+        "finished_at",
+        "gen",
+        "params",
+        "parent_span",
+        "pipeline",
+        "principal",
+        "run_id",
+        "run_key",
+        "seen",
+        "spec_version",
+        "stages",
+        "status",
         "timers",
         "trace_id",
         "trigger",
@@ -147,19 +182,39 @@ class RunState:
         return found != -1
 
     def remember(self, digest: bytes) -> None:
-        self.seen = self.seen[-(SEEN_LIMIT - 1) * _DIGEST:] + digest
+        self.seen = self.seen[-(SEEN_LIMIT - 1) * _DIGEST :] + digest
 
     def dump(self) -> dict[str, Any]:
         return {
-            "v": VERSION, "p": self.pipeline, "k": self.run_key, "g": self.gen,
-            "s": self.status, "t": self.trigger, "c": self.caused_by, "a": self.params,
+            "v": VERSION,
+            "p": self.pipeline,
+            "k": self.run_key,
+            "g": self.gen,
+            "s": self.status,
+            "t": self.trigger,
+            "c": self.caused_by,
+            "a": self.params,
             "d": base64.b64encode(self.seen).decode(),
             # StageState.dump inlined: a run's stages are dumped on every change of the run
-            "st": {n: [s.status, s.attempt, s.caused_by, s.outputs, s.reason, s.watermark,
-                       s.done_by, s.triggered_at, *((s.pool,) if s.pool else ())]
-                   for n, s in self.stages.items()},
-            "tm": self.timers, "x": self.ext,
-            "tr": self.trace_id, "tp": self.parent_span, "at": self.created_at,
+            "st": {
+                n: [
+                    s.status,
+                    s.attempt,
+                    s.caused_by,
+                    s.outputs,
+                    s.reason,
+                    s.watermark,
+                    s.done_by,
+                    s.triggered_at,
+                    *((s.pool,) if s.pool else ()),
+                ]
+                for n, s in self.stages.items()
+            },
+            "tm": self.timers,
+            "x": self.ext,
+            "tr": self.trace_id,
+            "tp": self.parent_span,
+            "at": self.created_at,
             **({"sv": self.spec_version} if self.spec_version is not None else {}),
             "fa": self.finished_at,
             **({"pr": self.principal} if self.principal is not None else {}),
@@ -196,7 +251,14 @@ class CoordinatorState:
     """Runs and bookkeeping of one partition; see the module docstring for keys and mutation."""
 
     __slots__ = (
-        "_finished", "_gone", "_journal", "_misc", "_runs", "_touched", "_watched", "partition",
+        "_finished",
+        "_gone",
+        "_journal",
+        "_misc",
+        "_runs",
+        "_touched",
+        "_watched",
+        "partition",
         "partitions",
     )
 
@@ -337,8 +399,12 @@ class CoordinatorState:
         while heap:
             when, base = heap[0]
             run = self._runs.get(base)
-            if (run is not None and run.status in RUN_TERMINAL and run.finished_at is not None
-                    and datetime.fromisoformat(run.finished_at) == when):
+            if (
+                run is not None
+                and run.status in RUN_TERMINAL
+                and run.finished_at is not None
+                and datetime.fromisoformat(run.finished_at) == when
+            ):
                 return when, run
             heapq.heappop(heap)
         return None
@@ -420,10 +486,21 @@ def sweep_event(partition: int, partitions: int, due: datetime) -> TimerFired:
     """The event of a partition's retention sweep timer (keyed to land on that partition)."""
     timer_id = f"expiry|p{partition}"
     return build(
-        TimerFired, {"sckey": anchor_key("expiry", partition, partitions)},
-        id=timer_id, source=TIMER_SOURCE, time=due,
-        data=build(TimerFiredData, None, timer_id=timer_id, purpose="expiry", run_id=None,
-                   stage=None, attempt=None, due=due),
+        TimerFired,
+        {"sckey": anchor_key("expiry", partition, partitions)},
+        id=timer_id,
+        source=TIMER_SOURCE,
+        time=due,
+        data=build(
+            TimerFiredData,
+            None,
+            timer_id=timer_id,
+            purpose="expiry",
+            run_id=None,
+            stage=None,
+            attempt=None,
+            due=due,
+        ),
     )
 
 
@@ -431,8 +508,19 @@ def timer_event(timer_id: str, run_id: str, timer: list[Any]) -> TimerFired:
     """The event a timer produces when it fires."""
     due = datetime.fromisoformat(timer[0])
     return build(
-        TimerFired, {"sckey": run_id.split("#", 1)[0]},
-        id=timer_id, source=TIMER_SOURCE, time=due,
-        data=build(TimerFiredData, None, timer_id=timer_id, purpose=timer[1], run_id=run_id,
-                   stage=timer[2], attempt=timer[3], due=due),
+        TimerFired,
+        {"sckey": run_id.split("#", 1)[0]},
+        id=timer_id,
+        source=TIMER_SOURCE,
+        time=due,
+        data=build(
+            TimerFiredData,
+            None,
+            timer_id=timer_id,
+            purpose=timer[1],
+            run_id=run_id,
+            stage=timer[2],
+            attempt=timer[3],
+            due=due,
+        ),
     )

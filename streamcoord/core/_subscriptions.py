@@ -30,18 +30,31 @@ def subscribe_needs(ctx: Context, cp: CompiledPipeline, run: RunState) -> None:
             seen.add(need.name)
             try:
                 key = (
-                    run.run_key if need.run_key is None
-                    else str(need.run_key.evaluate({"run_key": run.run_key, "event": run.trigger,
-                                                    "params": run.params}))
+                    run.run_key
+                    if need.run_key is None
+                    else str(
+                        need.run_key.evaluate(
+                            {"run_key": run.run_key, "event": run.trigger, "params": run.params}
+                        )
+                    )
                 )
             except ExpressionEvaluationError as exc:
                 run.ext[need.name] = ["failed", {}, None, None]
                 ctx.decision(run, cs.name, "need_failed", f"run key of {need.name}: {exc}", [])
                 continue
-            data = build(NeedSubscribeData, None, pipeline=need.pipeline, run_key=key,
-                         stage=need.stage, subscriber=run.run_id, reply=run.base, need=need.name)
-            ctx.route(f"{need.pipeline}/{key}", SUBSCRIBE,
-                      f"subscribe|{run.run_id}|{need.name}", data)
+            data = build(
+                NeedSubscribeData,
+                None,
+                pipeline=need.pipeline,
+                run_key=key,
+                stage=need.stage,
+                subscriber=run.run_id,
+                reply=run.base,
+                need=need.name,
+            )
+            ctx.route(
+                f"{need.pipeline}/{key}", SUBSCRIBE, f"subscribe|{run.run_id}|{need.name}", data
+            )
 
 
 def handle_subscribe(ctx: Context, data: NeedSubscribeData) -> None:
@@ -72,14 +85,29 @@ def _answer_expired(ctx: Context, data: NeedSubscribeData, run_id: str) -> None:
     """The upstream run left the state (retention): its stage's outcome is no longer known, so
     the answer is ``expired`` (counted as failed), not a subscription that would wait forever."""
     subscriber, stage = data.subscriber, data.stage
-    ctx.note(subscriber, None, "need_expired",
-             f"need {data.need}: upstream run {run_id} has expired; counted as failed", [])
+    ctx.note(
+        subscriber,
+        None,
+        "need_expired",
+        f"need {data.need}: upstream run {run_id} has expired; counted as failed",
+        [],
+    )
     event = StageOutcome(
-        id=f"outcome|{run_id}|{stage}|expired|{subscriber}", source=COORDINATOR_SOURCE,
-        time=ctx.now, subject=run_id,
-        data=StageOutcomeData(run_id=run_id, pipeline=data.pipeline, run_key=data.run_key,
-                              stage=stage, outcome="expired"),
-        sckey=data.reply, sctarget=subscriber, scneed=data.need, scwatermark=None,
+        id=f"outcome|{run_id}|{stage}|expired|{subscriber}",
+        source=COORDINATOR_SOURCE,
+        time=ctx.now,
+        subject=run_id,
+        data=StageOutcomeData(
+            run_id=run_id,
+            pipeline=data.pipeline,
+            run_key=data.run_key,
+            stage=stage,
+            outcome="expired",
+        ),
+        sckey=data.reply,
+        sctarget=subscriber,
+        scneed=data.need,
+        scwatermark=None,
     )
     ctx.publish(None, data.reply, event)
 
@@ -91,11 +119,21 @@ def _answer(ctx: Context, run: RunState, entry: list[Any]) -> None:
         return
     ident = f"outcome|{run.run_id}|{stage_name}|{stage.status}|{stage.watermark}|{subscriber}"
     event = StageOutcome(
-        id=ident, source=COORDINATOR_SOURCE, time=ctx.now, subject=run.run_id,
+        id=ident,
+        source=COORDINATOR_SOURCE,
+        time=ctx.now,
+        subject=run.run_id,
         data=StageOutcomeData(
-            run_id=run.run_id, pipeline=run.pipeline, run_key=run.run_key, stage=stage_name,
-            outcome=stage.status, outputs=stage.outputs,
+            run_id=run.run_id,
+            pipeline=run.pipeline,
+            run_key=run.run_key,
+            stage=stage_name,
+            outcome=stage.status,
+            outputs=stage.outputs,
         ),
-        sckey=reply, sctarget=subscriber, scneed=need, scwatermark=stage.watermark,
+        sckey=reply,
+        sctarget=subscriber,
+        scneed=need,
+        scwatermark=stage.watermark,
     )
     ctx.publish(None, reply, event)

@@ -45,8 +45,10 @@ def _canonical(model: Pipeline | Pool) -> object:
 
 def _policy(policy: Policy) -> object:
     # the kind is a default too, yet tells an emit policy from a contract of the same fields
-    return {"kind": policy.kind,
-            **policy.model_dump(mode="json", exclude_defaults=True, by_alias=True)}
+    return {
+        "kind": policy.kind,
+        **policy.model_dump(mode="json", exclude_defaults=True, by_alias=True),
+    }
 
 
 def _name(model: Pipeline | Pool | EmitPolicy | ContractPolicy | GuardPolicy) -> str:

@@ -143,8 +143,11 @@ def _decide_chain(
 def command_json(command: Command) -> dict[str, Any]:
     """A JSON-ready form of a command, stable across runs."""
     if isinstance(command, Publish):
-        return {"publish": command.topic, "key": command.key,
-                "event": command.event.model_dump(mode="json", exclude_none=True)}
+        return {
+            "publish": command.topic,
+            "key": command.key,
+            "event": command.event.model_dump(mode="json", exclude_none=True),
+        }
     if isinstance(command, SetTimer):
         return {"set_timer": command.timer_id, "due": command.due.isoformat()}
     return {"cancel_timer": command.timer_id}
@@ -155,12 +158,15 @@ def step_json(record: Record) -> bytes:
     step = record.step
     body = {
         "at": record.timestamp.isoformat(),
-        "event": {"type": record.event.type, "source": record.event.source,
-                  "id": record.event.id},
+        "event": {"type": record.event.type, "source": record.event.source, "id": record.event.id},
         "fed_back": record.fed_back,
-        "rejection": None if step.rejection is None
-        else {"code": step.rejection.code, "reason": step.rejection.reason,
-              **({"policy": step.rejection.policy} if step.rejection.policy else {})},
+        "rejection": None
+        if step.rejection is None
+        else {
+            "code": step.rejection.code,
+            "reason": step.rejection.reason,
+            **({"policy": step.rejection.policy} if step.rejection.policy else {}),
+        },
         "commands": [command_json(c) for c in step.commands],
         "changed_keys": list(step.changed_keys),
     }
@@ -176,7 +182,15 @@ def step_json(record: Record) -> bytes:
 
 def span_json(span: SpanRecord) -> dict[str, Any]:
     """A JSON-ready form of a span record, stable across runs."""
-    return {"kind": span.kind, "name": span.name, "trace_id": span.trace_id,
-            "span_id": span.span_id, "parent_id": span.parent_id,
-            "start": span.start.isoformat(), "end": span.end.isoformat(), "status": span.status,
-            "attributes": dict(span.attributes), "links": list(span.links)}
+    return {
+        "kind": span.kind,
+        "name": span.name,
+        "trace_id": span.trace_id,
+        "span_id": span.span_id,
+        "parent_id": span.parent_id,
+        "start": span.start.isoformat(),
+        "end": span.end.isoformat(),
+        "status": span.status,
+        "attributes": dict(span.attributes),
+        "links": list(span.links),
+    }

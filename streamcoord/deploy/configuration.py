@@ -72,7 +72,6 @@ SETTINGS_MODELS: Final[tuple[SettingsModel, ...]] = (
 )
 
 
-
 _HEADER: Final = f"""# Configuration reference
 
 <!-- Generated from the settings models by `streamcoord docs configuration`; do not edit.

@@ -31,6 +31,7 @@ __all__ = [
     "worker_acls",
 ]
 
+
 class Resource(IntEnum):
     """Kafka's ResourceType codes."""
 
@@ -102,14 +103,16 @@ def worker_acls(principal: str, group_prefix: str, prefix: str = "") -> list[Acl
 
 def emitter_acls(principal: str, prefix: str = "") -> list[Acl]:
     """Emitters and the HTTP ingest endpoint write the events topic, nothing else."""
-    return _grants(principal, Resource.TOPIC, (prefix + t for t in written_by("emitter")),
-                   Operation.WRITE)
+    return _grants(
+        principal, Resource.TOPIC, (prefix + t for t in written_by("emitter")), Operation.WRITE
+    )
 
 
 def reader_acls(principal: str, prefix: str = "") -> list[Acl]:
     """``streamcoord status``/``runs`` read the run and decision records (no group)."""
-    return _grants(principal, Resource.TOPIC, (prefix + t for t in read_by("reader")),
-                   Operation.READ)
+    return _grants(
+        principal, Resource.TOPIC, (prefix + t for t in read_by("reader")), Operation.READ
+    )
 
 
 async def create_acls(client_kwargs: dict[str, Any], acls: Sequence[Acl]) -> None:

@@ -83,7 +83,7 @@ def follow_command(
         try:
             for line in process.stdout:
                 out.write(line)
-                tail = [*tail[-(TAIL_LINES - 1):], line.rstrip()]
+                tail = [*tail[-(TAIL_LINES - 1) :], line.rstrip()]
                 progress(line.rstrip())
         except BaseException:
             process.kill()

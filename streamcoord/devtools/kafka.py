@@ -84,8 +84,13 @@ rootLogger.appenderRef.file.ref = FILE
 #: 20 ms pause goal for G1 instead of its 200 ms default, which otherwise shows up as 30-60 ms
 #: stalls of every client every few seconds.
 KAFKA_JVM_PERFORMANCE_OPTS = (
-    "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
-    "-XX:+ExplicitGCInvokesConcurrent", "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true",
+    "-server",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:MaxInlineLevel=15",
+    "-Djava.awt.headless=true",
 )
 
 

@@ -217,7 +217,10 @@ async def emit(
     For many events, keep one :class:`Emitter` open instead: this connects and disconnects.
     """
     async with Emitter(
-        settings, bootstrap_servers=bootstrap_servers, mode=mode, signing_key=signing_key,
+        settings,
+        bootstrap_servers=bootstrap_servers,
+        mode=mode,
+        signing_key=signing_key,
         principal=principal,
     ) as emitter:
         return await emitter.emit(

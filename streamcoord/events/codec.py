@@ -492,7 +492,7 @@ def _structured_fast(event: CloudEvent) -> bytes | None:
                 return None
     head = orjson.dumps(envelope)
     # the envelope always has specversion, id, source and type: it is never "{}"
-    return b"%s,\"data\":%s}" % (head[:-1], data.__pydantic_serializer__.to_json(data))
+    return b'%s,"data":%s}' % (head[:-1], data.__pydantic_serializer__.to_json(data))
 
 
 def _declared_model(cls: type[CloudEvent]) -> type[BaseModel] | None:

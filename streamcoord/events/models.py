@@ -337,9 +337,9 @@ class StageCancelData(_Data):
     stage: str
     attempt: int = Field(ge=1)
     idempotency_key: str = Field(description="The cancelled attempt's trigger idempotency key.")
-    cause: Literal[
-        "run_cancelled", "start_timeout", "execution_timeout", "heartbeat_timeout"
-    ] = Field(description="Why the coordinator ended the attempt.")
+    cause: Literal["run_cancelled", "start_timeout", "execution_timeout", "heartbeat_timeout"] = (
+        Field(description="Why the coordinator ended the attempt.")
+    )
     reason: str = ""
 
 
@@ -511,24 +511,26 @@ OWN_EVENT_TYPES: frozenset[str] = frozenset(cls.TYPE for cls in OWN_EVENT_CLASSE
 #: which imports this module, so their names are spelled here and a test keeps them equal),
 #: fires (timers, schedule ticks), publishes to executors and records. Accepted from anyone else
 #: they would forge decisions, so HTTP ingest rejects them (``reserved_type``).
-COORDINATOR_EVENT_TYPES: frozenset[str] = frozenset({
-    "streamcoord.run.match",
-    "streamcoord.data.arrival",
-    "streamcoord.pool.acquire",
-    "streamcoord.pool.grant",
-    "streamcoord.pool.release",
-    "streamcoord.limit.acquire",
-    "streamcoord.limit.grant",
-    "streamcoord.limit.deny",
-    "streamcoord.limit.release",
-    "streamcoord.need.subscribe",
-    TimerFired.TYPE,
-    ScheduleTick.TYPE,
-    StageTrigger.TYPE,
-    StageCancel.TYPE,
-    StageOutcome.TYPE,
-    RunFinished.TYPE,
-    RunRecord.TYPE,
-    StageRecord.TYPE,
-    DecisionRecord.TYPE,
-})
+COORDINATOR_EVENT_TYPES: frozenset[str] = frozenset(
+    {
+        "streamcoord.run.match",
+        "streamcoord.data.arrival",
+        "streamcoord.pool.acquire",
+        "streamcoord.pool.grant",
+        "streamcoord.pool.release",
+        "streamcoord.limit.acquire",
+        "streamcoord.limit.grant",
+        "streamcoord.limit.deny",
+        "streamcoord.limit.release",
+        "streamcoord.need.subscribe",
+        TimerFired.TYPE,
+        ScheduleTick.TYPE,
+        StageTrigger.TYPE,
+        StageCancel.TYPE,
+        StageOutcome.TYPE,
+        RunFinished.TYPE,
+        RunRecord.TYPE,
+        StageRecord.TYPE,
+        DecisionRecord.TYPE,
+    }
+)

@@ -46,7 +46,8 @@ SIGNATURE_ATTRIBUTE = "scsignature"
 _UNSIGNED = frozenset({SIGNATURE_ATTRIBUTE, "sckey"})
 # The data model of each of streamcoord's own event types.
 _OWN_DATA: dict[str, type[BaseModel]] = {
-    cls.TYPE: annotation for cls in OWN_EVENT_CLASSES
+    cls.TYPE: annotation
+    for cls in OWN_EVENT_CLASSES
     if isinstance(annotation := cls.model_fields["data"].annotation, type)
     and issubclass(annotation, BaseModel)
 }
@@ -85,8 +86,9 @@ def _data_form(event: CloudEvent) -> Any:
     return to_jsonable_python(data)
 
 
-def sign_event(event: CloudEvent, key: Ed25519PrivateKey, principal: str | None = None) -> (
-        CloudEvent):
+def sign_event(
+    event: CloudEvent, key: Ed25519PrivateKey, principal: str | None = None
+) -> CloudEvent:
     """``event`` with ``principal`` (when given) and the signature of the result attached."""
     if principal is not None:
         event = event.model_copy(update={PRINCIPAL_ATTRIBUTE: principal})

@@ -35,7 +35,13 @@ __all__ = [
 ]
 
 Role = Literal[
-    "public_input", "internal", "changelog", "executor", "records", "decisions", "specs",
+    "public_input",
+    "internal",
+    "changelog",
+    "executor",
+    "records",
+    "decisions",
+    "specs",
     "dead_letters",
 ]
 #: Who touches topics, as the ACL docs name them: ``emitter`` (emit SDK, HTTP ingest, CLI
@@ -57,7 +63,10 @@ class Topic:
 
 
 def _topic(
-    name: str, role: Role, writers: set[Principal], readers: set[Principal],
+    name: str,
+    role: Role,
+    writers: set[Principal],
+    readers: set[Principal],
     partitions_as: str | None = None,
 ) -> Topic:
     return Topic(name, role, frozenset(writers), frozenset(readers), partitions_as)

@@ -46,6 +46,7 @@ __all__ = [
     "write_batches",
 ]
 
+
 @contextmanager
 def _translated() -> Iterator[None]:
     """aiokafka's errors as the ports' :class:`TransportError`."""
@@ -287,14 +288,21 @@ async def write_batches(
     for (topic, partition), placed in records.items():
         builder = producer.create_batch()
         for record in placed:
-            if builder.append(
-                key=record.key, value=record.value, timestamp=record.timestamp,
-                headers=record.headers,
-            ) is None:  # full: submit it and start the next one
+            if (
+                builder.append(
+                    key=record.key,
+                    value=record.value,
+                    timestamp=record.timestamp,
+                    headers=record.headers,
+                )
+                is None
+            ):  # full: submit it and start the next one
                 futures.append(await producer.send_batch(builder, topic, partition=partition))
                 builder = producer.create_batch()
                 builder.append(
-                    key=record.key, value=record.value, timestamp=record.timestamp,
+                    key=record.key,
+                    value=record.value,
+                    timestamp=record.timestamp,
                     headers=record.headers,
                 )
         futures.append(await producer.send_batch(builder, topic, partition=partition))

@@ -119,8 +119,9 @@ class GroupConsumer(Protocol):
         assigned partitions are handed out, revocation before assignment."""
         ...
 
-    async def fetch(self, *, timeout_ms: int, max_records: int) -> Mapping[TopicPartition,
-                                                                             Sequence[Record]]:
+    async def fetch(
+        self, *, timeout_ms: int, max_records: int
+    ) -> Mapping[TopicPartition, Sequence[Record]]:
         """Committed records of assigned, unpaused partitions from their positions (empty when
         none arrived within ``timeout_ms``)."""
         ...
@@ -188,8 +189,13 @@ class Producer(Protocol):
         ...
 
     async def send(
-        self, topic: str, key: bytes | None, value: bytes | None,
-        headers: Sequence[tuple[str, bytes]] = (), *, partition: int | None = None,
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        *,
+        partition: int | None = None,
     ) -> None:
         """Produce one record onto ``partition`` (default: the partition of its key) and wait
         for the acknowledgement (sends awaited together travel together)."""
@@ -260,4 +266,3 @@ class Transport(Protocol):
     async def refusal(self) -> Exception | None:
         """Why the cluster refuses this process's credentials (None: it does not refuse)."""
         ...
-

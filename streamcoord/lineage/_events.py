@@ -18,11 +18,19 @@ __all__ = ["PRODUCER", "LineageTracker", "StreamcoordRunFacet", "attempt_uuid", 
 
 PRODUCER = f"urn:streamcoord:coordinator:{version('streamcoord')}"
 _IDS = uuid.UUID("5c0a1d3e-2b7f-4e61-9a8d-0f3c5b6e7d21")  # the namespace of derived run ids
-_RUN_END = {"succeeded": RunState.COMPLETE, "skipped": RunState.COMPLETE,
-            "failed": RunState.FAIL, "cancelled": RunState.ABORT}
-_ATTEMPT_END = {"succeeded": RunState.COMPLETE, "failed": RunState.FAIL,
-                "timed_out": RunState.FAIL, "retry_wait": RunState.FAIL,
-                "cancelled": RunState.ABORT}
+_RUN_END = {
+    "succeeded": RunState.COMPLETE,
+    "skipped": RunState.COMPLETE,
+    "failed": RunState.FAIL,
+    "cancelled": RunState.ABORT,
+}
+_ATTEMPT_END = {
+    "succeeded": RunState.COMPLETE,
+    "failed": RunState.FAIL,
+    "timed_out": RunState.FAIL,
+    "retry_wait": RunState.FAIL,
+    "cancelled": RunState.ABORT,
+}
 _LIVE = frozenset({"triggered", "running"})
 _FINISHED_SUFFIX = "|finished"  # id of the run.finished event of a run: "<run id>|finished"
 
@@ -93,14 +101,21 @@ class LineageTracker:
         return out
 
     def _run_event(self, state: RunState, data: RunRecordData, when: str) -> RunEvent:
-        facets: dict[str, Any] = {"streamcoord": StreamcoordRunFacet(
-            runId=data.run_id, runKey=data.run_key, traceId=data.trace_id,
-            principal=data.principal)}
+        facets: dict[str, Any] = {
+            "streamcoord": StreamcoordRunFacet(
+                runId=data.run_id,
+                runKey=data.run_key,
+                traceId=data.trace_id,
+                principal=data.principal,
+            )
+        }
         upstream = _upstream(data)
         if upstream is not None:
             facets["parent"] = self._parent(upstream.split("/", 1)[0], upstream)
         return RunEvent(
-            eventType=state, eventTime=when, producer=PRODUCER,
+            eventType=state,
+            eventTime=when,
+            producer=PRODUCER,
             run=Run(runId=run_uuid(data.run_id), facets=facets),
             job=Job(namespace=self.namespace, name=data.pipeline),
         )
@@ -111,12 +126,17 @@ class LineageTracker:
         facets: dict[str, Any] = {
             "parent": self._parent(data.pipeline, data.run_id),
             "streamcoord": StreamcoordRunFacet(
-                runId=f"{data.run_id}/{stage}/{attempt}", runKey=data.run_key,
-                traceId=data.trace_id, principal=data.principal),
+                runId=f"{data.run_id}/{stage}/{attempt}",
+                runKey=data.run_key,
+                traceId=data.trace_id,
+                principal=data.principal,
+            ),
         }
         inputs, outputs = self._datasets(data, stage)
         return RunEvent(
-            eventType=state, eventTime=when, producer=PRODUCER,
+            eventType=state,
+            eventTime=when,
+            producer=PRODUCER,
             run=Run(runId=attempt_uuid(data.run_id, stage, attempt), facets=facets),
             job=Job(namespace=self.namespace, name=f"{data.pipeline}.{stage}"),
             inputs=[InputDataset(namespace=self.namespace, name=n) for n in inputs],
@@ -131,8 +151,10 @@ class LineageTracker:
 
     def _datasets(self, data: RunRecordData, stage: str) -> tuple[list[str], list[str]]:
         params = self._params.get((data.pipeline, stage), {})
-        return (_names(params.get("inputs"), data.run_key),
-                _names(params.get("outputs"), data.run_key))
+        return (
+            _names(params.get("inputs"), data.run_key),
+            _names(params.get("outputs"), data.run_key),
+        )
 
 
 def _names(value: object, run_key: str) -> list[str]:

@@ -18,14 +18,21 @@ __all__ = ["follow_runs"]
 
 
 async def follow_runs(
-    client_kwargs: Mapping[str, Any], runs_topic: str, tracker: LineageTracker,
-    send: Callable[[RunEvent], None], *, until_end: bool = False,
+    client_kwargs: Mapping[str, Any],
+    runs_topic: str,
+    tracker: LineageTracker,
+    send: Callable[[RunEvent], None],
+    *,
+    until_end: bool = False,
 ) -> int:
     """Send the RunEvents of every run record from the topic's beginning on; with
     ``until_end``, stop at the end the topic had when this began. Returns how many were sent."""
     consumer = AIOKafkaConsumer(
-        **client_kwargs, group_id=None, enable_auto_commit=False,
-        isolation_level="read_committed", auto_offset_reset="earliest",
+        **client_kwargs,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     sent = 0

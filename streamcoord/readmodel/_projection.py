@@ -37,15 +37,22 @@ from streamcoord.events.principal import PRINCIPAL_ATTRIBUTE
 from streamcoord.readmodel import _schema as t
 
 __all__ = [
-    "RUN_TERMINAL", "STAGE_TERMINAL", "Consumed", "TopicKind", "apply_batch", "insert_many",
-    "micros", "position_of",
+    "RUN_TERMINAL",
+    "STAGE_TERMINAL",
+    "Consumed",
+    "TopicKind",
+    "apply_batch",
+    "insert_many",
+    "micros",
+    "position_of",
 ]
 
 TopicKind = Literal["runs", "decisions", "events", "deadletter"]
 
 RUN_TERMINAL: Final = frozenset({"succeeded", "failed", "cancelled", "skipped"})
 STAGE_TERMINAL: Final = frozenset(
-    {"succeeded", "failed", "timed_out", "skipped", "cancelled", "upstream_failed"})
+    {"succeeded", "failed", "timed_out", "skipped", "cancelled", "upstream_failed"}
+)
 # decision actions that end the stage's current attempt, and the attempt status each means
 _ATTEMPT_ENDS: Final = {
     "succeeded": "succeeded", "failed": "failed", "timed_out": "timed_out",
@@ -54,7 +61,8 @@ _ATTEMPT_ENDS: Final = {
 # reports that say nothing an audit reader needs and come often, and the messages partitions of
 # the coordinator route to each other (matches, pool and limit traffic: they have no model)
 _NOT_AUDITED: Final = frozenset(
-    {StageHeartbeat.TYPE, StageProgress.TYPE, *(COORDINATOR_EVENT_TYPES - OWN_EVENT_TYPES)})
+    {StageHeartbeat.TYPE, StageProgress.TYPE, *(COORDINATOR_EVENT_TYPES - OWN_EVENT_TYPES)}
+)
 _CHUNK: Final = 500
 _DLQ: Final = "streamcoord.dlq."
 _PREVIEW: Final = 512
@@ -149,8 +157,12 @@ class _Fold:
         self.current: dict[tuple[str, str], int] = {}  # (run, stage) -> last triggered attempt
         self.new_causes: list[dict[str, Any]] = []
         self.inserts: dict[Table, list[dict[str, Any]]] = {
-            t.status_changes: [], t.events: [], t.decisions: [], t.decision_causes: [],
-            t.dead_letters: []}
+            t.status_changes: [],
+            t.events: [],
+            t.decisions: [],
+            t.decision_causes: [],
+            t.dead_letters: [],
+        }
         self.cause_events: list[dict[str, Any]] = []  # events that may have created a run
         self.first_cause_set: set[str] = set()  # runs whose first cause this batch learnt
         self.changed: set[str] = set()
@@ -171,7 +183,8 @@ class _Fold:
         for chunk in _chunks(recorded):
             self.runs.load(self.conn.execute(select(t.runs).where(t.runs.c.run_id.in_(chunk))))
             self.stages.load(
-                self.conn.execute(select(t.stages).where(t.stages.c.run_id.in_(chunk))))
+                self.conn.execute(select(t.stages).where(t.stages.c.run_id.in_(chunk)))
+            )
             sc = t.status_changes.c
             for run_id, seq in self.conn.execute(
                     select(sc.run_id, func.max(sc.seq)).where(sc.run_id.in_(chunk))
@@ -179,7 +192,8 @@ class _Fold:
                 self.seq[run_id] = seq
         for chunk in _chunks(touched | recorded):
             self.attempts.load(
-                self.conn.execute(select(t.attempts).where(t.attempts.c.run_id.in_(chunk))))
+                self.conn.execute(select(t.attempts).where(t.attempts.c.run_id.in_(chunk)))
+            )
         for (run_id, stage, attempt), row in self.attempts.rows.items():
             if row["triggered_at"] is not None:
                 key = (run_id, stage)
@@ -221,8 +235,12 @@ class _Fold:
                 known.add(event_id)
                 self.new_causes.append({"run_id": data.run_id, "event_id": event_id})
         run.update(
-            pipeline=data.pipeline, run_key=data.run_key, spec_version=data.spec_version,
-            trace_id=data.trace_id, caused_by=list(data.caused_by), updated_at=at,
+            pipeline=data.pipeline,
+            run_key=data.run_key,
+            spec_version=data.spec_version,
+            trace_id=data.trace_id,
+            caused_by=list(data.caused_by),
+            updated_at=at,
         )
         if data.status != run["status"]:
             self._status_change(record, event, run, at)
@@ -244,15 +262,22 @@ class _Fold:
         run["status"] = data.status
         run["finished_at"] = at if data.status in RUN_TERMINAL else None
 
-    def _stage(
-        self, run_id: str, name: str, index: int, state: tuple[str, int], at: int
-    ) -> None:
+    def _stage(self, run_id: str, name: str, index: int, state: tuple[str, int], at: int) -> None:
         status, attempts = state
         key = (run_id, name)
         row = self.stages.get(key)
         if row is None:
-            row = self.stages.add(key, {"run_id": run_id, "stage": name, "position": index,
-                                        "status": "", "attempts": attempts, "ended_at": None})
+            row = self.stages.add(
+                key,
+                {
+                    "run_id": run_id,
+                    "stage": name,
+                    "position": index,
+                    "status": "",
+                    "attempts": attempts,
+                    "ended_at": None,
+                },
+            )
         elif (row["status"], row["attempts"], row["position"]) == (status, attempts, index):
             return
         else:
@@ -274,7 +299,8 @@ class _Fold:
         })  # fmt: skip
         position = position_of(record)
         self.inserts[t.decision_causes].extend(
-            {"event_id": cause, "position": position} for cause in dict.fromkeys(data.caused_by))
+            {"event_id": cause, "position": position} for cause in dict.fromkeys(data.caused_by)
+        )
         if data.stage is None:
             return
         if data.action == "triggered":
@@ -305,10 +331,19 @@ class _Fold:
             "summary": _summary(event, fields), "data": data,
         })  # fmt: skip
         if run_id is None:
-            params = data.get("params", {}) if isinstance(data, dict) and isinstance(
-                event, RunRequested) else {}
-            self.cause_events.append({"eid": event.id, "requested_by": actor,
-                                      "trigger_type": event.type, "params": params})
+            params = (
+                data.get("params", {})
+                if isinstance(data, dict) and isinstance(event, RunRequested)
+                else {}
+            )
+            self.cause_events.append(
+                {
+                    "eid": event.id,
+                    "requested_by": actor,
+                    "trigger_type": event.type,
+                    "params": params,
+                }
+            )
             return
         self.changed.add(run_id)
         if isinstance(event, StageStarted | StageSucceeded | StageFailed):
@@ -396,8 +431,10 @@ class _Fold:
         e = t.events.c
         for chunk in _chunks(wanted):
             found = self.conn.execute(
-                select(e.event_id, e.type, e.actor, e.data).where(
-                    e.event_id.in_(chunk), e.run_id.is_(None)).order_by(e.position))
+                select(e.event_id, e.type, e.actor, e.data)
+                .where(e.event_id.in_(chunk), e.run_id.is_(None))
+                .order_by(e.position)
+            )
             for row in found:
                 for run in wanted.pop(row.event_id, ()):
                     params = row.data.get("params", {}) if row.type == RunRequested.TYPE else {}
@@ -435,8 +472,11 @@ def _compiled_insert(dialect: Any, table: Table) -> tuple[str, list[str], dict[s
     found = _INSERTS.get(key)
     if found is None:
         compiled = table.insert().compile(dialect=dialect)
-        names = list(compiled.positiontup or []) if dialect.positional else [
-            column.name for column in table.columns]
+        names = (
+            list(compiled.positiontup or [])
+            if dialect.positional
+            else [column.name for column in table.columns]
+        )
         processors = {
             column.name: processor for column in table.columns
             if (processor := column.type.bind_processor(dialect)) is not None
@@ -510,4 +550,3 @@ def _attempt_number(reason: str) -> int | None:
     """The attempt a ``triggered`` decision names (its reason reads ``attempt <n>``)."""
     head, _, number = reason.partition(" ")
     return int(number) if head == "attempt" and number.isdigit() else None
-

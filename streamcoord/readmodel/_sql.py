@@ -82,8 +82,10 @@ class SqlStore:
             except OperationalError as error:
                 shown = engine.url.render_as_string(hide_password=True)
                 engine.dispose()
-                raise ConfigError(f"cannot reach the read-model database {shown}: {error.orig}",
-                                  hint="check the URL and that the server runs") from None
+                raise ConfigError(
+                    f"cannot reach the read-model database {shown}: {error.orig}",
+                    hint="check the URL and that the server runs",
+                ) from None
         return cls(engine)
 
     # --- the projector's side -----------------------------------------------------------
@@ -117,8 +119,12 @@ class SqlStore:
         r = t.runs.c
         sort = r[query.sort]
         filters: list[ColumnElement[bool]] = []
-        for column, value in ((r.pipeline, query.pipeline), (r.status, query.status),
-                              (r.run_key, query.run_key), (r.requested_by, query.requested_by)):
+        for column, value in (
+            (r.pipeline, query.pipeline),
+            (r.status, query.status),
+            (r.run_key, query.run_key),
+            (r.requested_by, query.requested_by),
+        ):
             if value is not None:
                 filters.append(column == value)
         if query.since is not None:
@@ -129,8 +135,9 @@ class SqlStore:
         if query.cursor is not None:
             value, run_id = _read_cursor(query.cursor, fingerprint, (int, str))
             after = tuple_(sort, r.run_id)
-            filters.append(after < (value, run_id) if query.order == "desc"
-                           else after > (value, run_id))
+            filters.append(
+                after < (value, run_id) if query.order == "desc" else after > (value, run_id)
+            )
         order = (sort.desc(), r.run_id.desc()) if query.order == "desc" else (sort, r.run_id)
         stmt = select(*_SUMMARY).where(*filters).order_by(*order).limit(query.limit + 1)
         with self.engine.connect() as conn:
@@ -148,21 +155,29 @@ class SqlStore:
             if run is None:
                 return None
             sc, s, a = t.status_changes.c, t.stages.c, t.attempts.c
-            changes = conn.execute(select(sc.status, sc.at, sc.caused_by)
-                                   .where(sc.run_id == run_id).order_by(sc.seq)).all()
+            changes = conn.execute(
+                select(sc.status, sc.at, sc.caused_by).where(sc.run_id == run_id).order_by(sc.seq)
+            ).all()
             stage_rows = conn.execute(
-                select(t.stages).where(s.run_id == run_id).order_by(s.position)).all()
+                select(t.stages).where(s.run_id == run_id).order_by(s.position)
+            ).all()
             attempt_rows = conn.execute(
-                select(t.attempts).where(a.run_id == run_id).order_by(a.stage, a.attempt)).all()
+                select(t.attempts).where(a.run_id == run_id).order_by(a.stage, a.attempt)
+            ).all()
         current = {row.stage: row for row in stage_rows}
         by_stage: dict[str, list[StageAttempt]] = {}
         for row in attempt_rows:
             by_stage.setdefault(row.stage, []).append(
-                _attempt(row, current.get(row.stage), run.trace_id))
-        stages = [StageView(name=row.stage, status=row.status,
-                            attempts=by_stage.pop(row.stage, [])) for row in stage_rows]
-        stages += [StageView(name=name, status=found[-1].status, attempts=found)
-                   for name, found in sorted(by_stage.items())]
+                _attempt(row, current.get(row.stage), run.trace_id)
+            )
+        stages = [
+            StageView(name=row.stage, status=row.status, attempts=by_stage.pop(row.stage, []))
+            for row in stage_rows
+        ]
+        stages += [
+            StageView(name=name, status=found[-1].status, attempts=found)
+            for name, found in sorted(by_stage.items())
+        ]
         return RunDetail(
             **_summary(run).model_dump(), partition=run.partition, params=run.params or {},
             trigger_type=run.trigger_type, trace_id=run.trace_id, caused_by=run.caused_by,
@@ -175,8 +190,9 @@ class SqlStore:
         e, d, sc, c = t.events.c, t.decisions.c, t.status_changes.c, t.causes.c
         caused = select(c.event_id).where(c.run_id == run_id)
         with self.engine.connect() as conn:
-            events = conn.execute(select(t.events).where(
-                or_(e.run_id == run_id, e.event_id.in_(caused)))).all()
+            events = conn.execute(
+                select(t.events).where(or_(e.run_id == run_id, e.event_id.in_(caused)))
+            ).all()
             decisions = conn.execute(select(t.decisions).where(d.run_id == run_id)).all()
             changes = conn.execute(select(t.status_changes).where(sc.run_id == run_id)).all()
         entries = [_event_entry(row) for row in events]
@@ -192,8 +208,9 @@ class SqlStore:
         if cursor is not None:
             at, partition, offset = _read_cursor(cursor, "deadletters", (int, int, int))
             stmt = stmt.where(key < (at, partition, offset))
-        stmt = stmt.order_by(func.coalesce(dl.at, 0).desc(), dl.partition.desc(),
-                             dl.offset.desc()).limit(limit + 1)
+        stmt = stmt.order_by(
+            func.coalesce(dl.at, 0).desc(), dl.partition.desc(), dl.offset.desc()
+        ).limit(limit + 1)
         with self.engine.connect() as conn:
             rows = conn.execute(stmt).all()
         items = [_dead_letter(row) for row in rows[:limit]]
@@ -204,17 +221,33 @@ class SqlStore:
         return Page[DeadLetterEntry](items=items, next_cursor=after)
 
     def command_outcome(self, event_id: str) -> CommandOutcome:
-        e, d, dc, dl, c = (t.events.c, t.decisions.c, t.decision_causes.c, t.dead_letters.c,
-                           t.causes.c)
+        e, d, dc, dl, c = (
+            t.events.c,
+            t.decisions.c,
+            t.decision_causes.c,
+            t.dead_letters.c,
+            t.causes.c,
+        )
         with self.engine.connect() as conn:
-            received = conn.execute(select(t.events).where(e.event_id == event_id)
-                                    .order_by(e.position).limit(1)).first()
-            letter = conn.execute(select(t.dead_letters).where(dl.event_id == event_id)
-                                  .order_by(dl.partition, dl.offset).limit(1)).first()
-            decided = conn.execute(select(t.decisions).where(d.position.in_(
-                select(dc.position).where(dc.event_id == event_id)))).all()
-            runs = conn.execute(select(c.run_id).where(c.event_id == event_id)
-                                .order_by(c.run_id)).scalars().all()
+            received = conn.execute(
+                select(t.events).where(e.event_id == event_id).order_by(e.position).limit(1)
+            ).first()
+            letter = conn.execute(
+                select(t.dead_letters)
+                .where(dl.event_id == event_id)
+                .order_by(dl.partition, dl.offset)
+                .limit(1)
+            ).first()
+            decided = conn.execute(
+                select(t.decisions).where(
+                    d.position.in_(select(dc.position).where(dc.event_id == event_id))
+                )
+            ).all()
+            runs = (
+                conn.execute(select(c.run_id).where(c.event_id == event_id).order_by(c.run_id))
+                .scalars()
+                .all()
+            )
         decisions = sorted((_decision_entry(row) for row in decided), key=_audit_order)
         run_ids = sorted({*runs, *(row.run_id for row in decided)})
         status: CommandStatus = "unseen"
@@ -233,8 +266,11 @@ class SqlStore:
 
     def pipeline_stats(self, *, since: datetime, recent: int = 20) -> list[PipelineStats]:
         r = t.runs.c
-        counted = (select(r.pipeline, r.status, func.count())
-                   .where(r.created_at >= micros(since)).group_by(r.pipeline, r.status))
+        counted = (
+            select(r.pipeline, r.status, func.count())
+            .where(r.created_at >= micros(since))
+            .group_by(r.pipeline, r.status)
+        )
         counts: dict[str, dict[str, int]] = {}
         stats = []
         with self.engine.connect() as conn:
@@ -275,14 +311,18 @@ def _engine(url: str) -> Engine:
     if parsed.drivername not in {"sqlite", "sqlite+pysqlite", "postgresql+psycopg"}:
         raise ConfigError(f"unsupported read-model database {shown}", hint=_URLS)
     if parsed.drivername.startswith("sqlite") and parsed.database in {None, "", ":memory:"}:
-        raise ConfigError("an in-memory SQLite read model would be private to one connection",
-                          hint="use a file: sqlite:///path.db")
+        raise ConfigError(
+            "an in-memory SQLite read model would be private to one connection",
+            hint="use a file: sqlite:///path.db",
+        )
     try:
         # orjson for the JSON columns: the standard library's encoder is most of a write
         engine = create_engine(parsed, json_serializer=_json_text, json_deserializer=orjson.loads)
     except (ArgumentError, ImportError) as error:
-        raise ConfigError(f"cannot open the read-model database {shown}: {error}",
-                          hint="for PostgreSQL install streamcoord[postgres]") from None
+        raise ConfigError(
+            f"cannot open the read-model database {shown}: {error}",
+            hint="for PostgreSQL install streamcoord[postgres]",
+        ) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -310,8 +350,10 @@ def _save_positions(conn: Connection, positions: Mapping[Position, int]) -> None
         return
     o = t.offsets.c
     known = {(row.topic, row.partition) for row in conn.execute(select(o.topic, o.partition))}
-    rows = [{"topic": topic, "partition": partition, "next_offset": offset}
-            for (topic, partition), offset in sorted(positions.items())]
+    rows = [
+        {"topic": topic, "partition": partition, "next_offset": offset}
+        for (topic, partition), offset in sorted(positions.items())
+    ]
     fresh = [row for row in rows if (row["topic"], row["partition"]) not in known]
     moved = [row for row in rows if (row["topic"], row["partition"]) in known]
     if fresh:
@@ -353,8 +395,12 @@ def _attempt(row: Any, stage: Any, trace_id: str | None) -> StageAttempt:
     """An attempt's status and end: the coordinator's decision about it, else, for the stage's
     current attempt, what the latest run record shows (a success is recorded, not decided)."""
     status, ended_at = row.decided, row.ended_at
-    if status is None and stage is not None and stage.attempts == row.attempt and (
-            stage.status in STAGE_TERMINAL):
+    if (
+        status is None
+        and stage is not None
+        and stage.attempts == row.attempt
+        and (stage.status in STAGE_TERMINAL)
+    ):
         status, ended_at = stage.status, stage.ended_at
     if status is None:
         status = "running" if row.started_at is not None else "triggered"
@@ -372,20 +418,41 @@ def _attempt(row: Any, stage: Any, trace_id: str | None) -> StageAttempt:
 
 
 def _event_entry(row: Any) -> AuditEntry:
-    return AuditEntry(at=_time(row.at), kind="event", type=row.type, stage=row.stage,
-                      actor=row.actor, summary=row.summary, event_id=row.event_id,
-                      position=row.position, data=row.data)
+    return AuditEntry(
+        at=_time(row.at),
+        kind="event",
+        type=row.type,
+        stage=row.stage,
+        actor=row.actor,
+        summary=row.summary,
+        event_id=row.event_id,
+        position=row.position,
+        data=row.data,
+    )
 
 
 def _decision_entry(row: Any) -> AuditEntry:
-    return AuditEntry(at=_time(row.at), kind="decision", type=row.action, stage=row.stage,
-                      actor="coordinator", summary=row.reason, causes=row.causes,
-                      position=row.position)
+    return AuditEntry(
+        at=_time(row.at),
+        kind="decision",
+        type=row.action,
+        stage=row.stage,
+        actor="coordinator",
+        summary=row.reason,
+        causes=row.causes,
+        position=row.position,
+    )
 
 
 def _status_entry(row: Any) -> AuditEntry:
-    return AuditEntry(at=_time(row.at), kind="status", type=row.status, actor="coordinator",
-                      causes=[row.caused_by] if row.caused_by else [], position=row.position)
+    return AuditEntry(
+        at=_time(row.at),
+        kind="status",
+        type=row.status,
+        actor="coordinator",
+        causes=[row.caused_by] if row.caused_by else [],
+        position=row.position,
+    )
 
 
 def _audit_order(entry: AuditEntry) -> tuple[datetime, int, str, int, int]:
@@ -420,9 +487,14 @@ def _read_cursor(cursor: str, fingerprint: str, types: tuple[type, ...]) -> list
         decoded = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
         decoded = None
-    if not (isinstance(decoded, list) and len(decoded) == len(types) + 1
-            and decoded[0] == fingerprint
-            and all(type(v) is kind for v, kind in zip(decoded[1:], types, strict=True))):
-        raise CursorError("the page cursor is not one this list handed out",
-                          hint="pass next_cursor of the previous page with the same filters")
+    if not (
+        isinstance(decoded, list)
+        and len(decoded) == len(types) + 1
+        and decoded[0] == fingerprint
+        and all(type(v) is kind for v, kind in zip(decoded[1:], types, strict=True))
+    ):
+        raise CursorError(
+            "the page cursor is not one this list handed out",
+            hint="pass next_cursor of the previous page with the same filters",
+        )
     return decoded[1:]

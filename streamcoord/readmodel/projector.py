@@ -84,8 +84,17 @@ async def project(
         consumer.assign(partitions)
         saved = await _resume(consumer, store, partitions)
         ends = await consumer.end_offsets(partitions)
-        await _follow(consumer, store=store, kinds=kinds, saved=saved, ends=ends, stop=stop,
-                      caught_up=caught_up, on_change=on_change, limits=limits)
+        await _follow(
+            consumer,
+            store=store,
+            kinds=kinds,
+            saved=saved,
+            ends=ends,
+            stop=stop,
+            caught_up=caught_up,
+            on_change=on_change,
+            limits=limits,
+        )
     finally:
         await consumer.stop()
 
@@ -133,8 +142,10 @@ async def _follow(
             if records or moved:
                 await writer.submit(records, moved)
                 saved.update(moved)
-            if caught_up is not None and not caught_up.is_set() and all(
-                reached[(tp.topic, tp.partition)] >= end for tp, end in ends.items()
+            if (
+                caught_up is not None
+                and not caught_up.is_set()
+                and all(reached[(tp.topic, tp.partition)] >= end for tp, end in ends.items())
             ):
                 await writer.drain()  # caught up once it is in the store, not before
                 caught_up.set()
@@ -146,9 +157,7 @@ class _Writer:
     """Writes batches in a worker thread one after the other, while the loop fetches and
     decodes the next (SQLite and the network wait without holding the GIL)."""
 
-    def __init__(
-        self, store: SqlStore, on_change: Callable[[frozenset[str]], None] | None
-    ) -> None:
+    def __init__(self, store: SqlStore, on_change: Callable[[frozenset[str]], None] | None) -> None:
         self.store, self.on_change = store, on_change
         self.pending: asyncio.Task[frozenset[str]] | None = None
 
@@ -171,8 +180,17 @@ def decode_record(
     """One consumed Kafka record as the projection takes it (a dead letter stays raw)."""
     headers = tuple(message.headers or ())
     if kind == "deadletter":
-        return Consumed(kind, topic, partition, message.offset, message.timestamp, None,
-                        message.key, message.value, headers)
+        return Consumed(
+            kind,
+            topic,
+            partition,
+            message.offset,
+            message.timestamp,
+            None,
+            message.key,
+            message.value,
+            headers,
+        )
     try:
         event = decode(message.value, headers, limits=limits)
     except EventDecodeError as error:

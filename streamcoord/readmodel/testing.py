@@ -48,14 +48,14 @@ class Offsets:
     prefix: str = ""
     next: dict[tuple[TopicKind, int], int] = field(default_factory=dict)
 
-    def record(self, kind: TopicKind, partition: int, event: CloudEvent | None,
-               **raw: object) -> Consumed:
+    def record(
+        self, kind: TopicKind, partition: int, event: CloudEvent | None, **raw: object
+    ) -> Consumed:
         key = (kind, partition)
         offset = self.next.get(key, 0)
         self.next[key] = offset + 1
         millis = int(event.time.timestamp() * 1000) if event and event.time else 0
-        return Consumed(kind, self.prefix + _TOPICS[kind], partition, offset, millis, event,
-                        **raw)  # type: ignore[arg-type]  # key, value, headers
+        return Consumed(kind, self.prefix + _TOPICS[kind], partition, offset, millis, event, **raw)  # type: ignore[arg-type]  # key, value, headers
 
     def positions(self) -> dict[tuple[str, int], int]:
         return {(self.prefix + _TOPICS[kind], p): n for (kind, p), n in self.next.items()}
@@ -80,7 +80,9 @@ def run_story(
     last stage."""
     story = _Story(offsets, f"{pipeline}/{run_key}", pipeline, run_key, partition, start)
     request = RunRequested(
-        id=f"req-{story.run_id}", source="streamcoord/api", time=story.tick(),
+        id=f"req-{story.run_id}",
+        source="streamcoord/api",
+        time=story.tick(),
         data=RunRequestedData(pipeline=pipeline, run_key=run_key, params={"day": run_key}),
         scprincipal=principal,
     )
@@ -93,13 +95,23 @@ def run_story(
             ref = {"run_id": story.run_id, "stage": stage, "attempt": attempt}
             key = f"{story.run_id}-{stage}-{attempt}"
             story.status[stage] = "running"
-            story.step(StageStarted(id=f"s-{key}", source="worker/w1", time=story.tick(),
-                                    data=StageRef(**ref)), "active")
+            story.step(
+                StageStarted(
+                    id=f"s-{key}", source="worker/w1", time=story.tick(), data=StageRef(**ref)
+                ),
+                "active",
+            )
             last = index == len(stages) - 1
             if attempt < tries or (last and outcome == "failed"):
-                story.fail(StageFailed(id=f"f-{key}", source="worker/w1", time=story.tick(),
-                                       data=StageFailedData(**ref, error="disk full")),
-                           retry=attempt < tries)
+                story.fail(
+                    StageFailed(
+                        id=f"f-{key}",
+                        source="worker/w1",
+                        time=story.tick(),
+                        data=StageFailedData(**ref, error="disk full"),
+                    ),
+                    retry=attempt < tries,
+                )
                 continue
             story.status[stage] = "succeeded"  # a success is recorded, not decided
             if not last:
@@ -115,7 +127,12 @@ class _Story:
     """One run's records as they accumulate; the outputs of a step share its event's time."""
 
     def __init__(  # noqa: PLR0917  # private, called once above
-        self, offsets: Offsets, run_id: str, pipeline: str, run_key: str, partition: int,
+        self,
+        offsets: Offsets,
+        run_id: str,
+        pipeline: str,
+        run_key: str,
+        partition: int,
         start: datetime,
     ) -> None:
         self.offsets, self.run_id, self.pipeline, self.run_key = offsets, run_id, pipeline, run_key
@@ -178,7 +195,10 @@ class _Story:
 
 
 def dead_letter(
-    offsets: Offsets, reason: str, value: bytes, when: datetime,
+    offsets: Offsets,
+    reason: str,
+    value: bytes,
+    when: datetime,
     headers: tuple[tuple[str, bytes], ...] = (),
 ) -> Consumed:
     """A dead letter as the coordinator writes one: the refused record's value and ``headers``,
@@ -190,5 +210,14 @@ def dead_letter(
         ("streamcoord.dlq.offset", b"17"),
     )  # fmt: skip
     record = offsets.record("deadletter", 0, None, key=b"k", value=value, headers=headers)
-    return Consumed(record.kind, record.topic, record.partition, record.offset,
-                    int(when.timestamp() * 1000), None, b"k", value, headers)
+    return Consumed(
+        record.kind,
+        record.topic,
+        record.partition,
+        record.offset,
+        int(when.timestamp() * 1000),
+        None,
+        b"k",
+        value,
+        headers,
+    )

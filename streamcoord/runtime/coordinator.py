@@ -163,8 +163,7 @@ class Coordinator:
             **self.status.as_dict(),
             "spec_version_default": default,
             "spec_versions": {
-                str(lane.partition): lane.spec_version
-                for lane in list(self._lanes.values())
+                str(lane.partition): lane.spec_version for lane in list(self._lanes.values())
             },
         }
 
@@ -190,8 +189,12 @@ class Coordinator:
                     raise refused from None
                 if attempt == CONNECT_ATTEMPTS:
                     raise
-                log.warning("cannot reach Kafka yet (%s); retrying in %.1fs", exc, delay,
-                            extra={"retrying": True})
+                log.warning(
+                    "cannot reach Kafka yet (%s); retrying in %.1fs",
+                    exc,
+                    delay,
+                    extra={"retrying": True},
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 if stop.is_set():
@@ -306,9 +309,7 @@ class Coordinator:
 
     def _poll_timeout_ms(self) -> int:
         timeout = self.settings.poll_timeout_ms
-        dues = [
-            d for lane in self._lanes.values() if (d := lane.next_timer()) is not None
-        ]
+        dues = [d for lane in self._lanes.values() if (d := lane.next_timer()) is not None]
         if (tick := self._schedules.next_due()) is not None:
             dues.append(tick)
         if dues:

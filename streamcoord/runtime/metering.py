@@ -62,9 +62,7 @@ class PartitionGauges:
 
     def record(self, workers: Iterable[PartitionWorker], lag: dict[int, int]) -> None:
         self._next = time.monotonic() + self._interval_s
-        active = sum(
-            1 for worker in workers for run in worker.state.runs() if run.status in ACTIVE
-        )
+        active = sum(1 for worker in workers for run in worker.state.runs() if run.status in ACTIVE)
         self._instruments.active_runs.add(active - self._active_reported)
         self._active_reported = active
         for partition, behind in lag.items():

@@ -68,7 +68,11 @@ from streamcoord.runtime.timers import TimerQueue
 from streamcoord.runtime.tracing import coordinator_tracing, decision_span
 
 __all__ = [
-    "ADMITTED_HEADER", "BatchOutcome", "PartitionWorker", "RecordFailed", "transactional_id",
+    "ADMITTED_HEADER",
+    "BatchOutcome",
+    "PartitionWorker",
+    "RecordFailed",
+    "transactional_id",
 ]
 
 log = logging.getLogger(__name__)
@@ -355,8 +359,12 @@ class PartitionWorker:
                 if exc.index is None:
                     if careful:  # every record's state was checked: not a record's fault
                         raise
-                    log.warning("batch on %s failed at its end (%s); deciding it again, "
-                                "checking each record", self.tp, exc.message)
+                    log.warning(
+                        "batch on %s failed at its end (%s); deciding it again, "
+                        "checking each record",
+                        self.tp,
+                        exc.message,
+                    )
                 else:
                     failed[exc.index] = exc
                 careful = True
@@ -452,8 +460,13 @@ class PartitionWorker:
                 outcome.runs_finished += 1
         batch.spans.extend(step.spans)
         if step.rejection is not None:
-            self._dead_letter(batch, record, step.rejection.code, step.rejection.reason,
-                              policy=step.rejection.policy)
+            self._dead_letter(
+                batch,
+                record,
+                step.rejection.code,
+                step.rejection.reason,
+                policy=step.rejection.policy,
+            )
         for violation in step.violations:
             outcome.policy_violations[violation.policy, violation.code, violation.enforced] += 1
         batch.changed.update(step.changed_keys)
@@ -518,8 +531,12 @@ class PartitionWorker:
             return
         if isinstance(event, SpecsActivate) and event.data.version in self._missing_versions:
             missing = self._missing_versions[event.data.version]
-            self._dead_letter(batch, record, "unknown_spec_version",
-                              f"spec version {event.data.version} cannot be activated: {missing}")
+            self._dead_letter(
+                batch,
+                record,
+                "unknown_spec_version",
+                f"spec version {event.data.version} cannot be activated: {missing}",
+            )
             return
         try:
             home = home_partition(event, self.state.partitions)
@@ -537,12 +554,18 @@ class PartitionWorker:
             batch.outcome.forwarded += 1
 
     def _dead_letter(
-        self, batch: _Batch, record: Record, reason: str, message: str,
-        *, policy: str | None = None,
+        self,
+        batch: _Batch,
+        record: Record,
+        reason: str,
+        message: str,
+        *,
+        policy: str | None = None,
     ) -> None:
         """The record as it came (key, value, headers), with the reason in headers."""
-        letter = DeadLetter(reason, message, record.topic, record.partition, record.offset,
-                            policy or "")
+        letter = DeadLetter(
+            reason, message, record.topic, record.partition, record.offset, policy or ""
+        )
         log.warning(
             "dead letter %s[%d]@%d: %s: %s",
             record.topic, record.partition, record.offset, reason, message,

@@ -117,7 +117,8 @@ class CoordinatorSettings(BaseSettings):
         "before the member stops (specs from the topic only).",
     )  # fmt: skip
     retention_s: float = Field(
-        604_800.0, gt=0,
+        604_800.0,
+        gt=0,
         description="How long a finished run stays in the coordinator's state (7 days); its "
         "record stays in the runs topic. It becomes the catalog's retention, which decides "
         "expiry: replay a log with the same value.",

@@ -86,7 +86,9 @@ class SpecsUnavailable(SpecError):  # noqa: N818 - a state of the deployment, na
 
 
 def load_catalog(
-    paths: Iterable[Path | str], *, topics_file: Path | str | None = DEFAULT_TOPICS_FILE,
+    paths: Iterable[Path | str],
+    *,
+    topics_file: Path | str | None = DEFAULT_TOPICS_FILE,
     default_start_timeout_seconds: float | None = None,
     retention: timedelta = DEFAULT_RETENTION,
 ) -> Catalog:
@@ -100,13 +102,18 @@ def load_catalog(
         "`streamcoord validate PATH...` shows the same list",
     )  # fmt: skip
     return Catalog.build(
-        report.specs.pipelines, report.specs.pools, policies=report.specs.policies,
-        default_start_timeout_seconds=default_start_timeout_seconds, retention=retention,
+        report.specs.pipelines,
+        report.specs.pools,
+        policies=report.specs.policies,
+        default_start_timeout_seconds=default_start_timeout_seconds,
+        retention=retention,
     )
 
 
 def catalog_of_record(
-    record: SpecsRecord, *, default_start_timeout_seconds: float | None = None,
+    record: SpecsRecord,
+    *,
+    default_start_timeout_seconds: float | None = None,
     retention: timedelta = DEFAULT_RETENTION,
 ) -> Catalog:
     """The catalog a published version describes, checked by this member's own code.
@@ -121,8 +128,11 @@ def catalog_of_record(
         f"`streamcoord specs show {record.version}` prints its files",
     )
     catalog = Catalog.build(
-        report.specs.pipelines, report.specs.pools, policies=report.specs.policies,
-        default_start_timeout_seconds=default_start_timeout_seconds, retention=retention,
+        report.specs.pipelines,
+        report.specs.pools,
+        policies=report.specs.policies,
+        default_start_timeout_seconds=default_start_timeout_seconds,
+        retention=retention,
     )
     if catalog.version != record.version:
         # The published name is the one activate events and run records use; this member's code
@@ -540,7 +550,8 @@ class SpecsFollower:
             record = SpecsRecord.from_bytes(value, where=f"{self._topic}@{offset}")
             catalog = self._loaded[version].catalog if version in self._loaded else None
             catalog = catalog or catalog_of_record(
-                record, default_start_timeout_seconds=self._default_start_timeout_seconds,
+                record,
+                default_start_timeout_seconds=self._default_start_timeout_seconds,
                 retention=self._retention,
             )
         except (ConfigError, SpecError) as exc:
@@ -567,4 +578,3 @@ class SpecsFollower:
             )
         self._changed.set()
         self._changed = asyncio.Event()  # waiters hold the one that fired
-

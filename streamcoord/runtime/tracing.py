@@ -50,9 +50,7 @@ class CoordinatorTracing:
         self.tracer = provider.get_tracer("streamcoord.coordinator")
         self.group_id = group_id
 
-    def decision(
-        self, record: Record, event: CloudEvent
-    ) -> AbstractContextManager[object]:
+    def decision(self, record: Record, event: CloudEvent) -> AbstractContextManager[object]:
         """The ``process`` span of one consumed event, under the context it carried."""
         message = KafkaMessage(
             topic=record.topic, key=record.key, partition=record.partition, offset=record.offset,

@@ -33,6 +33,7 @@ from streamcoord.spec.triggers.kind import did_you_mean
 
 __all__ = ["check_specs"]
 
+
 @dataclass(frozen=True, slots=True)
 class _Site:
     """A pipeline with the document and path it came from, for locating problems."""

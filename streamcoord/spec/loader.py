@@ -116,7 +116,8 @@ def _validate_document(source: YamlDocument) -> tuple[SpecDocument | None, list[
     # problems (or the valid cross-references) of its neighbours.
     lists = {
         key: data[key]
-        for key in ("pipelines", "pools", "policies") if isinstance(data.get(key), list)
+        for key in ("pipelines", "pools", "policies")
+        if isinstance(data.get(key), list)
     }
     problems = _validate(SpecFile, {**data, **{key: [] for key in lists}}, source, ())
     pipelines = _validate_items(Pipeline, lists.get("pipelines"), source)

@@ -160,7 +160,8 @@ class Concurrency(SpecModel):
     """How many runs of the pipeline may be active at once, over every coordinator partition."""
 
     max_active_runs: int | None = Field(
-        None, ge=1,
+        None,
+        ge=1,
         description="Active runs of this pipeline at once, counted over the whole consumer group;"
         " none: no limit.",
     )

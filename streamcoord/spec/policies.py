@@ -33,7 +33,12 @@ from streamcoord.spec.expressions import CONDITION_VARIABLES, ExpressionError, c
 from streamcoord.spec.triggers.kind import Finding
 
 __all__ = [
-    "GUARD_VARIABLES", "ContractPolicy", "EmitPolicy", "GuardPolicy", "Policy", "policy_findings",
+    "GUARD_VARIABLES",
+    "ContractPolicy",
+    "EmitPolicy",
+    "GuardPolicy",
+    "Policy",
+    "policy_findings",
 ]
 
 #: Names a guard's condition sees: a stage condition's, and ``now`` (the time of the event being
@@ -41,9 +46,7 @@ __all__ = [
 #: outputs) and ``stage`` (the name of the stage it holds).
 GUARD_VARIABLES: frozenset[str] = CONDITION_VARIABLES | {"now", "run", "stage"}
 
-_ENFORCE = Field(
-    True, description="false: a dry run; violations are reported, never rejected."
-)
+_ENFORCE = Field(True, description="false: a dry run; violations are reported, never rejected.")
 
 
 class EmitPolicy(SpecModel):
@@ -105,7 +108,8 @@ class GuardPolicy(SpecModel):
         " trigger's time: `timestamp(event.time).getDayOfWeek() in [1, 2, 3, 4, 5]`."
     )
     recheck_seconds: float | None = Field(
-        None, gt=0,
+        None,
+        gt=0,
         description="While the stage is held, check again this often (a timer); none: only when"
         " the run changes.",
     )
@@ -130,8 +134,11 @@ def policy_findings(policy: EmitPolicy | ContractPolicy | GuardPolicy) -> Iterat
             Draft202012Validator.check_schema(policy.data_schema)
         except SchemaError as exc:
             path = ("schema", *exc.path)
-            yield Finding(path, f"not a valid JSON Schema: {exc.message}",
-                          "see https://json-schema.org/draft/2020-12")
+            yield Finding(
+                path,
+                f"not a valid JSON Schema: {exc.message}",
+                "see https://json-schema.org/draft/2020-12",
+            )
 
 
 def _emit_findings(policy: EmitPolicy) -> Iterator[Finding]:
@@ -141,18 +148,30 @@ def _emit_findings(policy: EmitPolicy) -> Iterator[Finding]:
         try:
             parse_public_key(text)
         except ValueError as exc:
-            yield Finding(("keys", principal), f"not an Ed25519 public key: {exc}",
-                          "write the base64 of the key's 32 raw bytes")
+            yield Finding(
+                ("keys", principal),
+                f"not an Ed25519 public key: {exc}",
+                "write the base64 of the key's 32 raw bytes",
+            )
     unkeyed = [p for p in policy.principals if p not in policy.keys]
     if policy.require_signature and not policy.keys:
-        yield Finding(("require_signature",), "a signature is required but no key is registered",
-                      "register each principal's public key under `keys`")
+        yield Finding(
+            ("require_signature",),
+            "a signature is required but no key is registered",
+            "register each principal's public key under `keys`",
+        )
     elif policy.require_signature and unkeyed:
-        yield Finding(("principals",), f"no key for {', '.join(map(repr, unkeyed))}, whose"
-                      " events could never be verified", "add their public keys under `keys`")
+        yield Finding(
+            ("principals",),
+            f"no key for {', '.join(map(repr, unkeyed))}, whose events could never be verified",
+            "add their public keys under `keys`",
+        )
 
 
 def _reserved(path: tuple[str | int, ...], type_: str) -> Iterator[Finding]:
     if type_ in COORDINATOR_EVENT_TYPES:
-        yield Finding(path, f"{type_} is a coordinator's own message: only coordinators send it",
-                      "govern the types other systems and people send")
+        yield Finding(
+            path,
+            f"{type_} is a coordinator's own message: only coordinators send it",
+            "govern the types other systems and people send",
+        )

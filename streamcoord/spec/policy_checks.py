@@ -26,11 +26,18 @@ def policy_problems(specs: LoadedSpecs) -> Iterator[Problem]:
         for policy, path in zip(document.spec.policies, document.policy_paths, strict=True):
             findings: list[tuple[FieldPath, str, str]] = []
             if policy.name in seen:
-                findings.append((("name",), f"policy {policy.name!r} is defined more than once",
-                                 "give every policy its own name"))
+                findings.append(
+                    (
+                        ("name",),
+                        f"policy {policy.name!r} is defined more than once",
+                        "give every policy its own name",
+                    )
+                )
             seen.add(policy.name)
-            found = [*policy_findings(policy),
-                     *_guarded(policy, pipelines, specs.unchecked_pipelines)]
+            found = [
+                *policy_findings(policy),
+                *_guarded(policy, pipelines, specs.unchecked_pipelines),
+            ]
             findings += [((*f.path,), f.message, f.hint) for f in found]
             for relative, message, hint in findings:
                 where = (*path, *relative)
@@ -46,11 +53,17 @@ def _guarded(
         return
     pipeline = pipelines.get(policy.pipeline)
     if pipeline is None:
-        yield Finding(("pipeline",), f"unknown pipeline {policy.pipeline!r}",
-                      did_you_mean(policy.pipeline, pipelines))
+        yield Finding(
+            ("pipeline",),
+            f"unknown pipeline {policy.pipeline!r}",
+            did_you_mean(policy.pipeline, pipelines),
+        )
         return
     names = [stage.name for stage in pipeline.stages]
     for index, stage in enumerate(policy.stages):
         if stage not in names:
-            yield Finding(("stages", index), f"pipeline {pipeline.name!r} has no stage {stage!r}",
-                          did_you_mean(stage, names))
+            yield Finding(
+                ("stages", index),
+                f"pipeline {pipeline.name!r} has no stage {stage!r}",
+                did_you_mean(stage, names),
+            )

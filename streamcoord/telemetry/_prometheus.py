@@ -109,9 +109,7 @@ def _quieten(server: WSGIServer) -> None:
     """Time out idle clients and log broken connections without a traceback."""
     handler = server.RequestHandlerClass
     if isinstance(handler, type):  # always (typeshed only promises a callable)
-        server.RequestHandlerClass = type(
-            handler.__name__, (handler,), {"timeout": READ_TIMEOUT_S}
-        )
+        server.RequestHandlerClass = type(handler.__name__, (handler,), {"timeout": READ_TIMEOUT_S})
     server.handle_error = _log_request_error  # type: ignore[method-assign]  # per instance
 
 

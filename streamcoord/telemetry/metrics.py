@@ -93,12 +93,14 @@ class Instruments:
             "streamcoord.dead_letters", "{event}", "Records sent to the dead-letter topic"
         )
         self.policy_violations: Counter = meter.create_counter(
-            "streamcoord.policy.violations", "{event}",
+            "streamcoord.policy.violations",
+            "{event}",
             "Events that broke a policy, by policy, reason and whether it was enforced"
             " (enforce: false counts what a dry run would have rejected)",
         )
         self.events_forwarded: Counter = meter.create_counter(
-            "streamcoord.events.forwarded", "{event}",
+            "streamcoord.events.forwarded",
+            "{event}",
             "Events a producer put on another partition than their run's, forwarded there",
         )
         self.consumer_lag: Gauge = meter.create_gauge(

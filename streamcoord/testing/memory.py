@@ -300,9 +300,7 @@ class _Group:
             start = 0
             for index, member in enumerate(members):
                 size = share + (1 if index < extra else 0)
-                result[member].update(
-                    TopicPartition(topic, p) for p in range(start, start + size)
-                )
+                result[member].update(TopicPartition(topic, p) for p in range(start, start + size))
                 start += size
         return result
 

@@ -39,8 +39,13 @@ from streamcoord.worker._errors import NonRetryableError, StageError
 from streamcoord.worker.secrets import Secrets
 
 __all__ = [
-    "KILL_GRACE_SECONDS", "TAIL_BYTES", "OutputTail", "ShellExecutor", "group_running",
-    "render_command", "stop_group",
+    "KILL_GRACE_SECONDS",
+    "TAIL_BYTES",
+    "OutputTail",
+    "ShellExecutor",
+    "group_running",
+    "render_command",
+    "stop_group",
 ]
 
 log = logging.getLogger(__name__)
@@ -239,7 +244,7 @@ def group_running(group: int) -> bool:
         except OSError:  # ended meanwhile
             continue
         # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[2]) == group and fields[0] not in {"Z", "X"}:
             return True
     return False

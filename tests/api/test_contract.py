@@ -131,7 +131,8 @@ async def test_a_requested_run_is_accepted_listed_detailed_audited_and_explained
     assert run["params"] == {"n": 3}
     assert run["requested_by"] == "test-operator"
     assert [(s["name"], s["status"]) for s in run["stages"]] == [
-        ("first", "succeeded"), ("second", "succeeded")
+        ("first", "succeeded"),
+        ("second", "succeeded"),
     ]
     attempt = run["stages"][0]["attempts"][0]
     assert (attempt["attempt"], attempt["status"], attempt["outputs"]) == (1, "succeeded",
@@ -215,8 +216,12 @@ async def test_run_list_filters_sorts_and_pages(stack: Stack) -> None:
             client, "/api/v1/runs", lambda page: len(page["items"]) >= 3,
             params={"pipeline": "manual", "status": "succeeded", "requested_by": "test-operator"},
         )  # fmt: skip
-        first = (await client.get("/api/v1/runs", params={
-            "pipeline": "manual", "limit": 2, "sort": "created_at", "order": "asc"})).json()
+        first = (
+            await client.get(
+                "/api/v1/runs",
+                params={"pipeline": "manual", "limit": 2, "sort": "created_at", "order": "asc"},
+            )
+        ).json()
         second = (await client.get("/api/v1/runs", params={
             "pipeline": "manual", "limit": 2, "sort": "created_at", "order": "asc",
             "cursor": first["next_cursor"]})).json()  # fmt: skip
@@ -233,7 +238,8 @@ async def test_run_list_filters_sorts_and_pages(stack: Stack) -> None:
     assert none["items"] == []
     assert_problem(bad_cursor, 400, "invalid-cursor")
     assert assert_problem(bad_limit, 422, "invalid-request")["errors"][0]["loc"] == [
-        "query", "limit"
+        "query",
+        "limit",
     ]
 
 
@@ -258,8 +264,9 @@ async def test_pipeline_stats_count_runs_by_status(stack: Stack) -> None:
     await request_run(stack, "manual", "st1")
     async with stack.client("viewer") as client:
         await eventually(client, run_path("manual/st1"), lambda r: r["status"] == "succeeded")
-        stats = (await client.get("/api/v1/pipeline-stats",
-                                  params={"since": "2000-01-01T00:00:00Z"})).json()
+        stats = (
+            await client.get("/api/v1/pipeline-stats", params={"since": "2000-01-01T00:00:00Z"})
+        ).json()
         missing = await client.get("/api/v1/pipeline-stats")
     manual = next(s for s in stats if s["pipeline"] == "manual")
     assert manual["counts"]["succeeded"] >= 1
@@ -310,9 +317,10 @@ async def test_the_stream_sends_run_and_stage_changes_of_one_pipeline(stack: Sta
     seen: list[tuple[str, dict[str, Any]]] = []
 
     async def listen() -> None:
-        async with stack.client("viewer") as client, client.stream(
-            "GET", "/api/v1/stream", params={"pipeline": "manual"}
-        ) as response:
+        async with (
+            stack.client("viewer") as client,
+            client.stream("GET", "/api/v1/stream", params={"pipeline": "manual"}) as response,
+        ):
             assert response.headers["content-type"].startswith("text/event-stream")
             kind = ""
             async for line in response.aiter_lines():

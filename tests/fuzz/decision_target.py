@@ -41,8 +41,13 @@ with atheris.instrument_imports(include=["streamcoord"]):
     from tests.fuzz.path import OfflineWorker, decide_records, example_catalog, record
     from tests.fuzz.strategies import FIELDS, PIPELINES, RUN_IDS, RUN_KEYS, STAGES, TYPES
 
-CONTENT_TYPES = (b"application/json", b"text/plain", b"application/octet-stream",
-                 b"application/cloudevents+json", b"text/x+json; charset=utf-8")
+CONTENT_TYPES = (
+    b"application/json",
+    b"text/plain",
+    b"application/octet-stream",
+    b"application/cloudevents+json",
+    b"text/x+json; charset=utf-8",
+)
 BUGS = frozenset({"decode_failed", "decide_failed", "encode_failed"})
 FUZZ_DIR = Path(".fuzz")
 SETTINGS = CoordinatorSettings(max_event_bytes=16_384, max_event_string=1024)
@@ -50,7 +55,10 @@ SETTINGS = CoordinatorSettings(max_event_bytes=16_384, max_event_string=1024)
 
 def _seed_events() -> list[CloudEvent]:
     landed = ExternalEvent(
-        id="l1", source="s3://landing/a", type="dataset.landed", time="2024-05-01T01:00:00Z",
+        id="l1",
+        source="s3://landing/a",
+        type="dataset.landed",
+        time="2024-05-01T01:00:00Z",
         data={"dataset": "clicks", "partition": "2024-05-01T01", "date": "2024-05-01"},
     )
     ref = {"run_id": "ingest/clicks/2024-05-01T01", "stage": "check_raw", "attempt": 1}
@@ -91,17 +99,22 @@ def _value(fdp: atheris.FuzzedDataProvider, depth: int = 0) -> Any:
 
 
 def _fields(fdp: atheris.FuzzedDataProvider, depth: int = 0) -> dict[str, Any]:
-    return {FIELDS[fdp.ConsumeIntInRange(0, len(FIELDS) - 1)]: _value(fdp, depth)
-            for _ in range(fdp.ConsumeIntInRange(0, 8))}
+    return {
+        FIELDS[fdp.ConsumeIntInRange(0, len(FIELDS) - 1)]: _value(fdp, depth)
+        for _ in range(fdp.ConsumeIntInRange(0, 8))
+    }
 
 
 def _built(data: bytes) -> bytes:
     """A structured event assembled from the input: a known type, data from known field names
     (mutations of raw JSON rarely stay JSON long enough to reach the core)."""
     fdp = atheris.FuzzedDataProvider(data)
-    event: dict[str, Any] = {"specversion": "1.0", "id": f"f{fdp.ConsumeIntInRange(0, 9)}",
-                             "source": "fuzz", "type": TYPES[fdp.ConsumeIntInRange(
-                                 0, len(TYPES) - 1)]}
+    event: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": f"f{fdp.ConsumeIntInRange(0, 9)}",
+        "source": "fuzz",
+        "type": TYPES[fdp.ConsumeIntInRange(0, len(TYPES) - 1)],
+    }
     if fdp.ConsumeBool():
         event["time"] = f"2024-05-01T0{fdp.ConsumeIntInRange(0, 9)}:00:00Z"
     if fdp.ConsumeBool():
@@ -121,8 +134,13 @@ def to_record(data: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
         return data[1:], [("content-type", b"application/cloudevents+json")]
     kind = TYPES[data[1] % len(TYPES)].encode() if len(data) > 1 else b"x"
     content_type = CONTENT_TYPES[data[2] % len(CONTENT_TYPES)] if len(data) > 2 else None
-    headers = [("ce_specversion", b"1.0"), ("ce_id", b"f1"), ("ce_source", b"fuzz"),
-               ("ce_type", kind), ("ce_sckey", b"ingest/clicks/2024-05-01T01")]
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", b"f1"),
+        ("ce_source", b"fuzz"),
+        ("ce_type", kind),
+        ("ce_sckey", b"ingest/clicks/2024-05-01T01"),
+    ]
     if content_type is not None:
         headers.append(("content-type", content_type))
     return data[3:], headers

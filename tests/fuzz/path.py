@@ -32,14 +32,27 @@ def example_catalog() -> Catalog:
 
 
 def record(
-    value: bytes | None, headers: Headers = (), key: bytes | None = b"k", offset: int = 0,
-    timestamp: int = 1_767_225_600_000, *, topic: str = EVENTS_TOPIC,
+    value: bytes | None,
+    headers: Headers = (),
+    key: bytes | None = b"k",
+    offset: int = 0,
+    timestamp: int = 1_767_225_600_000,
+    *,
+    topic: str = EVENTS_TOPIC,
 ) -> ConsumerRecord[bytes, bytes]:
     """A consumed events-topic record, as aiokafka hands it over."""
     return ConsumerRecord(
-        topic=topic, partition=0, offset=offset, timestamp=timestamp, timestamp_type=0,
-        key=key, value=value, checksum=None, serialized_key_size=len(key or b""),
-        serialized_value_size=len(value or b""), headers=tuple(headers),
+        topic=topic,
+        partition=0,
+        offset=offset,
+        timestamp=timestamp,
+        timestamp_type=0,
+        key=key,
+        value=value,
+        checksum=None,
+        serialized_key_size=len(key or b""),
+        serialized_value_size=len(value or b""),
+        headers=tuple(headers),
     )
 
 
@@ -48,8 +61,11 @@ class OfflineWorker(PartitionWorker):
 
     def __init__(self, catalog: Catalog, settings: CoordinatorSettings | None = None) -> None:
         super().__init__(
-            TopicPartition(EVENTS_TOPIC, 0), CoordinatorState.empty(), catalog,
-            settings or CoordinatorSettings(), {},
+            TopicPartition(EVENTS_TOPIC, 0),
+            CoordinatorState.empty(),
+            catalog,
+            settings or CoordinatorSettings(),
+            {},
         )
         self.committed: list[tuple[str, bytes]] = []
 

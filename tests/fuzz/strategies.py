@@ -15,33 +15,93 @@ Headers = list[tuple[str, bytes]]
 Raw = tuple[bytes | None, Headers, bytes | None]  # value, headers, key
 
 INTERNAL_TYPES = (
-    "streamcoord.run.match", "streamcoord.data.arrival", "streamcoord.pool.acquire",
-    "streamcoord.pool.release", "streamcoord.pool.grant", "streamcoord.need.subscribe",
+    "streamcoord.run.match",
+    "streamcoord.data.arrival",
+    "streamcoord.pool.acquire",
+    "streamcoord.pool.release",
+    "streamcoord.pool.grant",
+    "streamcoord.need.subscribe",
 )
 EXTERNAL_TYPES = ("dataset.landed", "streamcoord.stage.outcome", "other.thing")
 TYPES = (*sorted(OWN_EVENT_TYPES), *INTERNAL_TYPES, *EXTERNAL_TYPES)
 PIPELINES = ("ingest", "daily", "ml", "features", "nope")
-STAGES = ("check_raw", "load", "index", "transform", "quality_check", "publish", "train",
-          "evaluate", "deploy", "stream_features", "nope")
+STAGES = (
+    "check_raw",
+    "load",
+    "index",
+    "transform",
+    "quality_check",
+    "publish",
+    "train",
+    "evaluate",
+    "deploy",
+    "stream_features",
+    "nope",
+)
 RUN_KEYS = ("clicks/2024-05-01T01", "2024-05-01", "online", "k")
 RUN_IDS = (*(f"{p}/{k}" for p in PIPELINES[:4] for k in RUN_KEYS), "ingest/k#2", "x")
 # Field names the data of streamcoord's events use, to be filled with right or wrong values.
-FIELDS = ("run_id", "stage", "attempt", "pipeline", "run_key", "params", "outputs", "error",
-          "retryable", "watermark", "reason", "timer_id", "purpose", "due", "scheduled_time",
-          "outcome", "trigger", "caused", "rerun", "dedup", "dataset", "partition", "event",
-          "pool", "priority", "reply", "subscriber", "need", "date", "uri", "x")
+FIELDS = (
+    "run_id",
+    "stage",
+    "attempt",
+    "pipeline",
+    "run_key",
+    "params",
+    "outputs",
+    "error",
+    "retryable",
+    "watermark",
+    "reason",
+    "timer_id",
+    "purpose",
+    "due",
+    "scheduled_time",
+    "outcome",
+    "trigger",
+    "caused",
+    "rerun",
+    "dedup",
+    "dataset",
+    "partition",
+    "event",
+    "pool",
+    "priority",
+    "reply",
+    "subscriber",
+    "need",
+    "date",
+    "uri",
+    "x",
+)
 
 scalars = st.one_of(
-    st.none(), st.booleans(),
+    st.none(),
+    st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),  # beyond 64 bits too
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=20),
-    st.sampled_from(["", "2024-05-01", "2026-01-01T00:00:00Z", "yesterday", "retry", "succeeded",
-                     "clicks", "orders", *PIPELINES, *STAGES, *RUN_IDS]),
+    st.sampled_from(
+        [
+            "",
+            "2024-05-01",
+            "2026-01-01T00:00:00Z",
+            "yesterday",
+            "retry",
+            "succeeded",
+            "clicks",
+            "orders",
+            *PIPELINES,
+            *STAGES,
+            *RUN_IDS,
+        ]
+    ),
 )
 json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8),
-                                                                         inner, max_size=4),
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -58,12 +118,18 @@ hostile = st.one_of(
     st.sampled_from([float("nan"), float("inf"), 2**80, -(2**80), "\ud800"]),
 )
 values = st.one_of(
-    st.sampled_from(RUN_IDS), st.sampled_from(STAGES), st.sampled_from(PIPELINES),
-    st.integers(1, 3), json_values, hostile,
+    st.sampled_from(RUN_IDS),
+    st.sampled_from(STAGES),
+    st.sampled_from(PIPELINES),
+    st.integers(1, 3),
+    json_values,
+    hostile,
 )
 data_strategy = st.one_of(
     st.dictionaries(st.sampled_from(FIELDS), values, max_size=8),
-    json_values, hostile, st.binary(max_size=30),
+    json_values,
+    hostile,
+    st.binary(max_size=30),
 )
 
 
@@ -76,15 +142,20 @@ def attributes(draw: st.DrawFn) -> dict[str, Any]:
         "source": draw(st.sampled_from(["s3://landing/a", "cli", "streamcoord/coordinator", ""])),
         "type": draw(st.sampled_from(TYPES) | st.text(max_size=10) | json_values),
     }
-    for name in draw(st.lists(st.sampled_from(["specversion", "id", "source", "type"]),
-                              max_size=1)):
+    for name in draw(
+        st.lists(st.sampled_from(["specversion", "id", "source", "type"]), max_size=1)
+    ):
         attrs.pop(name, None)
     optional = {
         "time": st.sampled_from(["2024-05-01T03:00:00Z", "not a time", 5]),
-        "subject": st.text(max_size=8), "datacontenttype": st.sampled_from(
-            ["application/json", "text/plain", "application/octet-stream", "application/x+json"]),
-        "sckey": st.sampled_from(RUN_IDS), "sctarget": st.sampled_from(RUN_IDS),
-        "scneed": st.text(max_size=5), "traceparent": st.text(max_size=60),
+        "subject": st.text(max_size=8),
+        "datacontenttype": st.sampled_from(
+            ["application/json", "text/plain", "application/octet-stream", "application/x+json"]
+        ),
+        "sckey": st.sampled_from(RUN_IDS),
+        "sctarget": st.sampled_from(RUN_IDS),
+        "scneed": st.text(max_size=5),
+        "traceparent": st.text(max_size=60),
         "ext": json_values,
     }
     for name in draw(st.lists(st.sampled_from(sorted(optional)), max_size=3, unique=True)):
@@ -123,7 +194,13 @@ def records(draw: st.DrawFn) -> Raw:
         if name == "datacontenttype":
             headers.append(("content-type", raw))
         else:
-            headers.append((f"ce_{name}", draw(st.just(raw) | st.binary(max_size=6))
-                            if draw(st.integers(0, 9)) == 0 else raw))
+            headers.append(
+                (
+                    f"ce_{name}",
+                    draw(st.just(raw) | st.binary(max_size=6))
+                    if draw(st.integers(0, 9)) == 0
+                    else raw,
+                )
+            )
     value = data if isinstance(data, bytes) else _json(data)
     return value, [*headers, *extra], key

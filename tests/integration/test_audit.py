@@ -48,8 +48,7 @@ async def test_verify_names_the_one_altered_record_of_a_copied_topic(
     for life in range(2):
         async with in_process(kafka_bootstrap, topics, group) as harness:
             for n in range(life * RUNS // 2, (life + 1) * RUNS // 2):
-                tick = ExternalEvent(id=f"t{n}", source="ticker", type="steady.tick",
-                                     data={"n": n})
+                tick = ExternalEvent(id=f"t{n}", source="ticker", type="steady.tick", data={"n": n})
                 await harness.emit_event(with_principal(tick, "svc-ticker"))
             await asyncio.wait_for(until_runs_succeeded(harness, (life + 1) * RUNS // 2), 90)
     code, out = await _cli(kafka_bootstrap, topics, "verify", "--json")
@@ -65,7 +64,9 @@ async def test_verify_names_the_one_altered_record_of_a_copied_topic(
     assert story["outcome"]["status"] == "succeeded"
     assert story["outcome"]["principal"] == "svc-ticker"
     assert [(d["action"], d["stage"]) for d in story["decisions"]] == [
-        ("triggered", "first"), ("triggered", "second")]
+        ("triggered", "first"),
+        ("triggered", "second"),
+    ]
     started, then = story["decisions"]
     # the tick itself, or the match its partition routed to the run's (it keeps the principal)
     assert started["event"]["type"] in {"steady.tick", "streamcoord.run.match"}
@@ -89,9 +90,13 @@ async def test_verify_names_the_one_altered_record_of_a_copied_topic(
                 body = orjson.loads(value)
                 body["data"]["reason"] = "attempt 9"
                 value = orjson.dumps(body)
-            await producer.send_and_wait(copy.full("streamcoord.decisions"), value,
-                                         key=record.key, partition=record.partition,
-                                         headers=record.headers)
+            await producer.send_and_wait(
+                copy.full("streamcoord.decisions"),
+                value,
+                key=record.key,
+                partition=record.partition,
+                headers=record.headers,
+            )
     finally:
         await producer.stop()
     code, out = await _cli(kafka_bootstrap, copy, "verify")

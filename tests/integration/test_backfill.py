@@ -45,8 +45,10 @@ def _peak_unfinished(records: list[RunRecord]) -> int:
         start.setdefault(record.data.run_id, record.time)
         if record.data.status in {"succeeded", "failed", "cancelled"}:
             end[record.data.run_id] = record.time
-    moments = sorted([(t, 1) for t in start.values()] + [(t, -1) for t in end.values()],
-                     key=lambda m: (m[0], m[1]))  # at a tie, an end before a start
+    moments = sorted(
+        [(t, 1) for t in start.values()] + [(t, -1) for t in end.values()],
+        key=lambda m: (m[0], m[1]),
+    )  # at a tie, an end before a start
     peak = level = 0
     for _, change in moments:
         level += change
@@ -65,15 +67,19 @@ async def test_a_thousand_daily_partitions_run_once_each_never_more_than_n_at_on
     plan = BackfillPlan("daily", keys, MAX_ACTIVE)
     async with in_process(kafka_bootstrap, topics, unique_name("group"), spec=SPEC):
         final = await asyncio.wait_for(
-            run_backfill(settings, topics.events, topics.runs, plan, principal="tester"), 480)
+            run_backfill(settings, topics.events, topics.runs, plan, principal="tester"), 480
+        )
     assert (final.succeeded, final.failed, final.requested) == (1000, 0, 1000)
     assert final.peak_active <= MAX_ACTIVE
 
     triggers = await consistency.trigger_counts(kafka_bootstrap, topics)
     assert len(triggers) == 1000
     assert set(triggers.values()) == {1}  # every run's stage triggered exactly once
-    records = [e for _, _, e in await consistency.read_decoded(kafka_bootstrap, topics.runs)
-               if isinstance(e, RunRecord)]
+    records = [
+        e
+        for _, _, e in await consistency.read_decoded(kafka_bootstrap, topics.runs)
+        if isinstance(e, RunRecord)
+    ]
     assert {r.data.run_id for r in records} == {f"daily/{k}" for k in keys}  # no #2
     assert {r.data.principal for r in records} == {"tester"}
     assert _peak_unfinished(records) <= MAX_ACTIVE
@@ -100,18 +106,22 @@ async def test_cancel_stops_the_backfills_unfinished_runs_as_a_group(
     settings = KafkaSettings(bootstrap_servers=kafka_bootstrap)
     keys = partition_keys("2026-01-01", "2026-01-06")
     plan = BackfillPlan("daily", keys, 3)
-    async with in_process(kafka_bootstrap, topics, unique_name("group"), spec=SPEC,
-                          executor=False) as harness:  # nobody answers: runs stay unfinished
+    async with in_process(
+        kafka_bootstrap, topics, unique_name("group"), spec=SPEC, executor=False
+    ) as harness:  # nobody answers: runs stay unfinished
         progress = asyncio.create_task(
-            run_backfill(settings, topics.events, topics.runs, plan, idle_timeout_s=60))
+            run_backfill(settings, topics.events, topics.runs, plan, idle_timeout_s=60)
+        )
         for key in keys[:3]:
             await asyncio.wait_for(run_record_with_status(harness, f"daily/{key}", "active"), 60)
         progress.cancel()  # what Ctrl-C does to `streamcoord backfill`: it requests no more
         await asyncio.gather(progress, return_exceptions=True)
-        cancelled = await cancel_backfill(settings, topics.events, topics.runs,
-                                          BackfillPlan("daily", keys, 3), principal="ops")
+        cancelled = await cancel_backfill(
+            settings, topics.events, topics.runs, BackfillPlan("daily", keys, 3), principal="ops"
+        )
         assert sorted(cancelled) == [f"daily/{k}" for k in keys[:3]]  # never more than 3 ran
         for run_id in cancelled:
             record = await asyncio.wait_for(
-                run_record_with_status(harness, run_id, "cancelled"), 60)
+                run_record_with_status(harness, run_id, "cancelled"), 60
+            )
             assert record.data.principal is None  # started by a request nobody stamped

@@ -110,8 +110,9 @@ async def topics(kafka_bootstrap: str, unique_name: Callable[[str], str]) -> Top
 
 
 def spec(tmp_path: Path, *, start_timeout: float, backoff: float) -> str:
-    command = COMMAND.format(attempt="{attempt}", log=tmp_path / "log",
-                             pidfile=tmp_path / "child.pid")
+    command = COMMAND.format(
+        attempt="{attempt}", log=tmp_path / "log", pidfile=tmp_path / "child.pid"
+    )
     return SPEC.format(start_timeout=start_timeout, backoff=backoff, command=f'"{command}"')
 
 
@@ -145,22 +146,27 @@ async def test_a_cancelled_run_leaves_no_process_behind(
     kafka_bootstrap: str, topics: TopicNames, unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
     text = spec(tmp_path, start_timeout=60, backoff=1)
-    async with coordinator(kafka_bootstrap, topics, unique_name("coord"), text) as harness, \
-            shell_worker(kafka_bootstrap, topics, unique_name("shell")) as worker:
-        await harness.emit_event(ExternalEvent(id="go-1", source="test", type="job.go",
-                                          data={"key": "a"}))
+    async with (
+        coordinator(kafka_bootstrap, topics, unique_name("coord"), text) as harness,
+        shell_worker(kafka_bootstrap, topics, unique_name("shell")) as worker,
+    ):
+        await harness.emit_event(
+            ExternalEvent(id="go-1", source="test", type="job.go", data={"key": "a"})
+        )
         child = await child_pid(tmp_path / "child.pid")
         group = os.getpgid(child)
         assert group_running(group)
-        await harness.emit_event(RunCancel(id="cancel-1", source="test",
-                                      data={"run_id": "jobs/a", "reason": "operator"}))
+        await harness.emit_event(
+            RunCancel(id="cancel-1", source="test", data={"run_id": "jobs/a", "reason": "operator"})
+        )
         async with asyncio.timeout(30):  # the attempt ends only once its process group is gone
             await worker.status.wait_until(lambda s: s.finished == 1)
         assert not group_running(group)
         assert worker.status.cancelled == 1
         await asyncio.wait_for(run_record_with_status(harness, "jobs/a", "cancelled"), 30)
         events, partitions = await on_trigger_topic(
-            harness, lambda es: any(isinstance(e, StageCancel) for e in es))
+            harness, lambda es: any(isinstance(e, StageCancel) for e in es)
+        )
     assert [type(e) for e in events] == [StageTrigger, StageCancel]  # in order
     assert len(partitions) == 1  # the trigger's key
     cancel = events[1]
@@ -177,12 +183,14 @@ async def test_an_attempt_no_worker_started_times_out_and_its_retry_runs_alone(
     # start timeout 4 s, then the retry 8 s later: the worker joins its group in between
     text = spec(tmp_path, start_timeout=4, backoff=10)
     async with coordinator(kafka_bootstrap, topics, unique_name("coord"), text) as harness:
-        await harness.emit_event(ExternalEvent(id="go-1", source="test", type="job.go",
-                                          data={"key": "b"}))
+        await harness.emit_event(
+            ExternalEvent(id="go-1", source="test", type="job.go", data={"key": "b"})
+        )
         await on_trigger_topic(harness, lambda es: any(isinstance(e, StageCancel) for e in es))
         async with shell_worker(kafka_bootstrap, topics, unique_name("shell")):
             record = await asyncio.wait_for(
-                run_record_with_status(harness, "jobs/b", "succeeded"), 60)
+                run_record_with_status(harness, "jobs/b", "succeeded"), 60
+            )
         events, partitions = await on_trigger_topic(harness, lambda es: len(es) >= 3)
     attempts = [(type(e).__name__, e.data.attempt) for e in events]
     assert attempts[:3] == [("StageTrigger", 1), ("StageCancel", 1), ("StageTrigger", 2)]

@@ -78,10 +78,14 @@ async def _execute_by_hand(harness: Harness) -> None:
             ref = StageRef(run_id=data.run_id, stage=data.stage, attempt=data.attempt)
             where = _partitions_for(data.run_id.removeprefix("byhand/"))
             base = f"byhand/{data.idempotency_key}"
-            await _produce(harness, StageStarted(id=f"{base}/started", source="kcat", data=ref),
-                           where)
-            await _produce(harness, StageSucceeded(id=f"{base}/ok", source="kcat",
-                                                   data=ref.model_dump()), where)
+            await _produce(
+                harness, StageStarted(id=f"{base}/started", source="kcat", data=ref), where
+            )
+            await _produce(
+                harness,
+                StageSucceeded(id=f"{base}/ok", source="kcat", data=ref.model_dump()),
+                where,
+            )
     finally:
         await consumer.stop()
 
@@ -109,7 +113,9 @@ async def _all_decided(harness: Harness) -> list[ConsumerRecord[bytes, bytes]]:
     for round_ in (1, 2):
         for partition in range(PARTITIONS):
             await harness.producer.send_and_wait(
-                harness.topics.events, key=b"end", value=b"end of round %d" % round_,
+                harness.topics.events,
+                key=b"end",
+                value=b"end of round %d" % round_,
                 partition=partition,
             )
         letters = await _dead_letters(harness, round_ * PARTITIONS)
@@ -128,8 +134,11 @@ async def test_events_on_every_partition_reach_their_run_and_trigger_exactly_onc
         executor = asyncio.create_task(_execute_by_hand(harness))
         try:
             for run_key in (EVERYWHERE, OFF):
-                request = RunRequested(id=f"request-{run_key}", source="kcat",
-                                       data={"pipeline": "byhand", "run_key": run_key})
+                request = RunRequested(
+                    id=f"request-{run_key}",
+                    source="kcat",
+                    data={"pipeline": "byhand", "run_key": run_key},
+                )
                 await _produce(harness, request, _partitions_for(run_key))
             await asyncio.wait_for(until_runs_succeeded(harness, 2), 90)
             letters = await asyncio.wait_for(_all_decided(harness), 90)
@@ -143,8 +152,9 @@ async def test_events_on_every_partition_reach_their_run_and_trigger_exactly_onc
     reasons = [dict(letter.headers)["streamcoord.dlq.reason"] for letter in letters]
     assert reasons == [b"not_json"] * (2 * PARTITIONS)  # only the end marks: no unknown_run
     counts = await trigger_counts(harness)
-    assert counts == {(f"byhand/{key}", stage, 1): 1
-                      for key in (EVERYWHERE, OFF) for stage in ("first", "second")}
+    assert counts == {
+        (f"byhand/{key}", stage, 1): 1 for key in (EVERYWHERE, OFF) for stage in ("first", "second")
+    }
     # stage reports only (requests are routed as matches by the core): 2 stages x 2 reports,
     # 2 misplaced copies each for EVERYWHERE and 1 for OFF
     assert status.forwarded == 2 * 2 * (PARTITIONS - 1) + 2 * 2

@@ -77,9 +77,7 @@ async def test_a_forged_match_on_the_events_topic_is_refused_and_decides_nothing
     statuses = await consistency.run_statuses(kafka_bootstrap, topics)
     assert statuses == {"steady/2": "succeeded"}  # the forged match started nothing
     # what was decided is on the internal topic, and replaying it gives the changelog
-    assert await consistency.replay_mismatches(
-        kafka_bootstrap, topics, CATALOG, PARTITIONS
-    ) == []
+    assert await consistency.replay_mismatches(kafka_bootstrap, topics, CATALOG, PARTITIONS) == []
 
 
 async def test_after_an_upgrade_matches_the_older_release_left_on_the_events_topic_are_decided(

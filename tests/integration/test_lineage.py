@@ -53,12 +53,17 @@ async def test_a_cross_pipeline_run_reaches_lineage_with_its_parents(
     await create_topics(kafka_bootstrap, topics, partitions=2)
     async with in_process(kafka_bootstrap, topics, unique_name("group"), spec=SPEC) as harness:
         await harness.emit_event(
-            ExternalEvent(id="g1", source="app", type="up.go", data={"day": "d1"}))
+            ExternalEvent(id="g1", source="app", type="up.go", data={"day": "d1"})
+        )
         await asyncio.wait_for(until_runs_succeeded(harness, 2), 90)
     out = tmp_path / "lineage.jsonl"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENLINEAGE__TRANSPORT__TYPE": "file",
-           "OPENLINEAGE__TRANSPORT__LOG_FILE_PATH": str(out),
-           "OPENLINEAGE__TRANSPORT__APPEND": "true"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OPENLINEAGE__TRANSPORT__TYPE": "file",
+        "OPENLINEAGE__TRANSPORT__LOG_FILE_PATH": str(out),
+        "OPENLINEAGE__TRANSPORT__APPEND": "true",
+    }
     env.pop("OPENLINEAGE_URL", None)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "streamcoord.cli.main", "lineage", "--until-end",
@@ -72,9 +77,20 @@ async def test_a_cross_pipeline_run_reaches_lineage_with_its_parents(
     by_job: dict[str, list[str]] = {}
     for event in events:
         by_job.setdefault(event["job"]["name"], []).append(event["eventType"])
-    assert by_job == {"up": ["START", "COMPLETE"], "up.load": ["START", "COMPLETE"],
-                      "down": ["START", "COMPLETE"], "down.report": ["START", "COMPLETE"]}
-    parents = {e["job"]["name"]: e["run"]["facets"].get("parent", {}).get("run", {}).get("runId")
-               for e in events if e["eventType"] == "START"}
-    assert parents == {"up": None, "up.load": run_uuid("up/d1"),
-                       "down": run_uuid("up/d1"), "down.report": run_uuid("down/d1")}
+    assert by_job == {
+        "up": ["START", "COMPLETE"],
+        "up.load": ["START", "COMPLETE"],
+        "down": ["START", "COMPLETE"],
+        "down.report": ["START", "COMPLETE"],
+    }
+    parents = {
+        e["job"]["name"]: e["run"]["facets"].get("parent", {}).get("run", {}).get("runId")
+        for e in events
+        if e["eventType"] == "START"
+    }
+    assert parents == {
+        "up": None,
+        "up.load": run_uuid("up/d1"),
+        "down": run_uuid("up/d1"),
+        "down.report": run_uuid("down/d1"),
+    }

@@ -66,15 +66,19 @@ def _active_spans(records: list[RunRecord]) -> dict[str, tuple[datetime, datetim
 async def test_a_burst_over_four_partitions_runs_one_at_a_time(harness: Harness) -> None:
     keys = [f"k{i}" for i in range(RUNS)]
     assert {partition_for(f"serial/{k}", PARTITIONS) for k in keys} == set(range(PARTITIONS))
-    await asyncio.gather(*(
-        harness.emit_event(ExternalEvent(id=f"go-{k}", source=f"app-{k}", type="serial.go",
-                                         data={"key": k}))
-        for k in keys
-    ))
+    await asyncio.gather(
+        *(
+            harness.emit_event(
+                ExternalEvent(id=f"go-{k}", source=f"app-{k}", type="serial.go", data={"key": k})
+            )
+            for k in keys
+        )
+    )
     await asyncio.wait_for(until_runs_succeeded(harness, RUNS), 150)
 
-    records = [e for *_, e in await read_all(harness, harness.topics.runs)
-               if isinstance(e, RunRecord)]
+    records = [
+        e for *_, e in await read_all(harness, harness.topics.runs) if isinstance(e, RunRecord)
+    ]
     spans = sorted(_active_spans(records).values())
     assert len(spans) == RUNS
     for (_, ended), (started, _) in itertools.pairwise(spans):

@@ -75,16 +75,22 @@ policies:
 
 
 def _order(ident: str, day: str, amount: float = 1) -> ExternalEvent:
-    return ExternalEvent(id=ident, source="erp/eu", type="order.placed",
-                         data={"day": day, "amount": amount})
+    return ExternalEvent(
+        id=ident, source="erp/eu", type="order.placed", data={"day": day, "amount": amount}
+    )
 
 
-async def _read(harness_bootstrap: str, topic: str, count: int) -> list[tuple[object, dict[
-        str, bytes]]]:
+async def _read(
+    harness_bootstrap: str, topic: str, count: int
+) -> list[tuple[object, dict[str, bytes]]]:
     """The first ``count`` records of ``topic``, decoded, with their headers."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=harness_bootstrap, group_id=None, auto_offset_reset="earliest",
-        enable_auto_commit=False, isolation_level="read_committed",
+        topic,
+        bootstrap_servers=harness_bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
     )
     await consumer.start()
     found: list[tuple[object, dict[str, bytes]]] = []
@@ -105,33 +111,60 @@ async def test_policies_reject_dead_letter_audit_and_count(
     topics = TopicNames(prefix=f"{unique_name('policies')}.")
     await create_topics(kafka_bootstrap, topics, partitions=2)
     key_file = tmp_path / "erp.pem"
-    key_file.write_bytes(ERP.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    key_file.write_bytes(
+        ERP.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     handle = configure_metrics("streamcoord-test", port=0, set_global=False)
     try:
-        async with in_process(kafka_bootstrap, topics, unique_name("group"), spec=SPEC,
-                              instruments=handle.instruments) as harness:
+        async with in_process(
+            kafka_bootstrap, topics, unique_name("group"), spec=SPEC, instruments=handle.instruments
+        ) as harness:
+
             def emitter(key: Ed25519PrivateKey | None = None) -> Emitter:
-                return Emitter(bootstrap_servers=kafka_bootstrap, topic=topics.events,
-                               signing_key=key, principal="erp" if key else None)
+                return Emitter(
+                    bootstrap_servers=kafka_bootstrap,
+                    topic=topics.events,
+                    signing_key=key,
+                    principal="erp" if key else None,
+                )
 
             async with emitter(ERP) as signed:
                 await signed.send(_order("ok-1", "2026-01-05"))
                 await signed.send(_order("bad-amount", "2026-01-07", amount=-5))
             async with emitter() as plain:
                 await plain.send(_order("unsigned", "2026-01-08"))
-                await plain.send(ExternalEvent(id="k1", source="mobile/app",
-                                               type="click.tracked", data={"day": "d1"}))
+                await plain.send(
+                    ExternalEvent(
+                        id="k1", source="mobile/app", type="click.tracked", data={"day": "d1"}
+                    )
+                )
             async with emitter(INTRUDER) as bad:
                 await bad.send(_order("forged", "2026-01-09"))
             # and through the CLI, as an operator would
-            result = await asyncio.to_thread(CliRunner().invoke, app, [
-                "emit", "order.placed", "--source", "erp/cli", "--data",
-                '{"day": "2026-01-06", "amount": 2}', "--signing-key", str(key_file),
-                "--principal", "erp", "--bootstrap-servers", kafka_bootstrap,
-                "--topic-prefix", topics.prefix,
-            ])
+            result = await asyncio.to_thread(
+                CliRunner().invoke,
+                app,
+                [
+                    "emit",
+                    "order.placed",
+                    "--source",
+                    "erp/cli",
+                    "--data",
+                    '{"day": "2026-01-06", "amount": 2}',
+                    "--signing-key",
+                    str(key_file),
+                    "--principal",
+                    "erp",
+                    "--bootstrap-servers",
+                    kafka_bootstrap,
+                    "--topic-prefix",
+                    topics.prefix,
+                ],
+            )
             assert result.exit_code == 0, result.output
             # the two signed orders and the (dry-run) click run to the end
             await asyncio.wait_for(until_runs_succeeded(harness, 3), 90)
@@ -145,7 +178,9 @@ async def test_policies_reject_dead_letter_audit_and_count(
 
     refused = {
         decode(value, list(headers.items())).id: (  # type: ignore[arg-type]
-            headers["streamcoord.dlq.reason"].decode(), headers["streamcoord.dlq.policy"].decode())
+            headers["streamcoord.dlq.reason"].decode(),
+            headers["streamcoord.dlq.policy"].decode(),
+        )
         for value, headers in letters
     }
     assert refused == {
@@ -167,8 +202,16 @@ async def test_policies_reject_dead_letter_audit_and_count(
     violations = "streamcoord_policy_violations_total"
     assert sample(scraped, violations, policy="orders-from-erp", reason="emit_unsigned") == 1
     assert sample(scraped, violations, policy="order-shape", reason="contract_violated") == 1
-    assert sample(scraped, violations, policy="clicks-from-web", reason="emit_source_denied",
-                  enforced="false") == 1
+    assert (
+        sample(
+            scraped,
+            violations,
+            policy="clicks-from-web",
+            reason="emit_source_denied",
+            enforced="false",
+        )
+        == 1
+    )
     assert sample(scraped, "streamcoord_dead_letters_total", reason="emit_bad_signature") == 1
 
 
@@ -197,23 +240,37 @@ async def test_a_guard_holds_a_stage_on_the_broker_and_says_so(
     saturday, monday = datetime(2026, 1, 10, 9, tzinfo=UTC), datetime(2026, 1, 12, 9, tzinfo=UTC)
     async with in_process(kafka_bootstrap, topics, unique_name("group"), spec=GUARDED) as harness:
         for build, when in [("sat", saturday), ("mon", monday)]:
-            await harness.emit_event(ExternalEvent(id=build, source="ci", type="build.done",
-                                                   time=when, data={"build": build}))
+            await harness.emit_event(
+                ExternalEvent(
+                    id=build, source="ci", type="build.done", time=when, data={"build": build}
+                )
+            )
         await asyncio.wait_for(until_runs_succeeded(harness, 1), 90)
         held = await asyncio.wait_for(_first_held(kafka_bootstrap, topics), 60)
         # the Saturday run's quality check succeeded (its hold came after): still no deploy
         triggered = sorted((t.data.run_id, t.data.stage) for t in harness.triggers)
-    assert triggered == [("release/mon", "deploy"), ("release/mon", "quality_check"),
-                         ("release/sat", "quality_check")]
-    assert held == ("release/sat", "deploy", "guard no-weekend-deploys: timestamp(event.time)"
-                    ".getDayOfWeek() in [1, 2, 3, 4, 5] is not true")
+    assert triggered == [
+        ("release/mon", "deploy"),
+        ("release/mon", "quality_check"),
+        ("release/sat", "quality_check"),
+    ]
+    assert held == (
+        "release/sat",
+        "deploy",
+        "guard no-weekend-deploys: timestamp(event.time)"
+        ".getDayOfWeek() in [1, 2, 3, 4, 5] is not true",
+    )
 
 
 async def _first_held(bootstrap: str, topics: TopicNames) -> tuple[str, str | None, str]:
     """Follow the decisions topic to the first ``held`` decision."""
     consumer = AIOKafkaConsumer(
-        topics.full("streamcoord.decisions"), bootstrap_servers=bootstrap, group_id=None,
-        auto_offset_reset="earliest", enable_auto_commit=False, isolation_level="read_committed",
+        topics.full("streamcoord.decisions"),
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
     )
     await consumer.start()
     try:

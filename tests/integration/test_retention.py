@@ -57,8 +57,11 @@ async def decision(harness: Harness, run_id: str, action: str) -> str:
     try:
         async for message in consumer:
             record = decode(message.value, list(message.headers or ()))
-            if (isinstance(record, DecisionRecord) and record.data.run_id == run_id
-                    and record.data.action == action):
+            if (
+                isinstance(record, DecisionRecord)
+                and record.data.run_id == run_id
+                and record.data.action == action
+            ):
                 return record.data.reason
     finally:
         await consumer.stop()
@@ -73,15 +76,22 @@ async def test_finished_runs_expire_and_a_restart_restores_without_them(
     group = unique_name("group")
     async with in_process(kafka_bootstrap, topics, group, spec=SPEC, retention_s=2) as first:
         for day in DAYS:
-            await first.emit_event(ExternalEvent(
-                id=f"landed-{day}", source="warehouse", type="shop.orders.landed",
-                data={"day": day},
-            ))
+            await first.emit_event(
+                ExternalEvent(
+                    id=f"landed-{day}",
+                    source="warehouse",
+                    type="shop.orders.landed",
+                    data={"day": day},
+                )
+            )
         await asyncio.wait_for(until_runs_succeeded(first, len(DAYS)), 60)
         await asyncio.wait_for(tombstones(first, {f"run/orders/{d}" for d in DAYS}), 60)
         # a late duplicate for an expired run: ignored with the reason, not dead-lettered
-        late = StageSucceeded(id="late", source="test",
-                              data={"run_id": f"orders/{DAYS[0]}", "stage": "load", "attempt": 1})
+        late = StageSucceeded(
+            id="late",
+            source="test",
+            data={"run_id": f"orders/{DAYS[0]}", "stage": "load", "attempt": 1},
+        )
         await first.emit_event(late)
         reason = await asyncio.wait_for(decision(first, f"orders/{DAYS[0]}", "ignored"), 30)
         assert "left the state" in reason

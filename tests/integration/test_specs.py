@@ -53,10 +53,13 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 runner = CliRunner()
 
 V1_STAGES = {"first", "second"}
-STEADY_V2 = STEADY_SPEC + """\
+STEADY_V2 = (
+    STEADY_SPEC
+    + """\
       - name: third
         needs: [second]
 """
+)
 
 
 def tick(n: int) -> ExternalEvent:

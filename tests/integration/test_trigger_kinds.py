@@ -51,8 +51,9 @@ async def harness(
         yield harness
 
 
-async def succeeded_runs(harness: Harness, until: Callable[[list[RunRecordData]], bool]) -> list[
-        RunRecordData]:
+async def succeeded_runs(
+    harness: Harness, until: Callable[[list[RunRecordData]], bool]
+) -> list[RunRecordData]:
     """The run records that say succeeded, read until ``until`` holds for them."""
     done: list[RunRecordData] = []
     consumer = harness.reader(harness.topics.runs)
@@ -71,8 +72,12 @@ async def succeeded_runs(harness: Harness, until: Callable[[list[RunRecordData]]
 
 
 def arrival(dataset: str, event_id: str) -> ExternalEvent:
-    return ExternalEvent(id=event_id, source="lake", type="dataset.landed",
-                         data={"dataset": dataset, "partition": "0", "day": "2026-11-28"})
+    return ExternalEvent(
+        id=event_id,
+        source="lake",
+        type="dataset.landed",
+        data={"dataset": dataset, "partition": "0", "day": "2026-11-28"},
+    )
 
 
 async def test_a_schedule_ticks_and_its_end_starts_the_pipeline_that_follows_it(

@@ -73,9 +73,17 @@ async def project_all(
     the runs it reported changed."""
     stop, caught_up = asyncio.Event(), asyncio.Event()
     changed: set[str] = set()
-    task = asyncio.create_task(project(store, {"bootstrap_servers": bootstrap}, topics, stop,
-                                       caught_up=caught_up, rebuild=rebuild,
-                                       on_change=changed.update))
+    task = asyncio.create_task(
+        project(
+            store,
+            {"bootstrap_servers": bootstrap},
+            topics,
+            stop,
+            caught_up=caught_up,
+            rebuild=rebuild,
+            on_change=changed.update,
+        )
+    )
     waiting = asyncio.create_task(caught_up.wait())
     await asyncio.wait({task, waiting}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
     waiting.cancel()
@@ -101,7 +109,9 @@ async def test_runs_are_projected_with_stages_attempts_and_requesters(
     assert (run.params, run.requested_by) == ({"n": 1}, "user:u1")
     assert run.status_changes[-1].status == "succeeded"
     assert [(s.name, s.status, len(s.attempts)) for s in run.stages] == [
-        ("extract", "succeeded", 1), ("load", "succeeded", 1)]
+        ("extract", "succeeded", 1),
+        ("load", "succeeded", 1),
+    ]
     attempt = run.stages[1].attempts[0]
     assert (attempt.status, attempt.worker, attempt.outputs) == ("succeeded", "test", {"rows": 3})
     assert attempt.triggered_at is not None
@@ -134,8 +144,9 @@ async def test_a_projection_cut_off_and_restarted_or_rebuilt_gives_the_same_rows
 
     cut = open_store(f"sqlite:///{tmp_path / 'cut.db'}")
     stop = asyncio.Event()
-    task = asyncio.create_task(project(cut, {"bootstrap_servers": bootstrap}, topics, stop,
-                                       max_records=2))
+    task = asyncio.create_task(
+        project(cut, {"bootstrap_servers": bootstrap}, topics, stop, max_records=2)
+    )
     for _ in range(600):  # bounded: about 30 s
         if len(cut.positions()) >= 3:
             break

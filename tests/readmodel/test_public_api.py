@@ -11,8 +11,19 @@ def test_every_exported_name_exists() -> None:
 
 
 def test_the_api_entry_points_are_exported() -> None:
-    wanted = {"open_store", "project", "Store", "SqlStore", "RunQuery", "Page", "RunDetail",
-              "AuditEntry", "DeadLetterEntry", "PipelineStats", "CursorError"}
+    wanted = {
+        "open_store",
+        "project",
+        "Store",
+        "SqlStore",
+        "RunQuery",
+        "Page",
+        "RunDetail",
+        "AuditEntry",
+        "DeadLetterEntry",
+        "PipelineStats",
+        "CursorError",
+    }
     assert wanted <= set(readmodel.__all__)
 
 

@@ -41,8 +41,15 @@ def fill(store: SqlStore, records: list[Consumed], offsets: Offsets, batch: int 
 def three_runs(offsets: Offsets) -> list[Consumed]:
     return [
         *run_story(offsets, "daily", "2026-11-01", T0, fail_first="extract"),
-        *run_story(offsets, "daily", "2026-11-02", T0 + timedelta(hours=1), outcome="failed",
-                   principal="user:bob", partition=1),
+        *run_story(
+            offsets,
+            "daily",
+            "2026-11-02",
+            T0 + timedelta(hours=1),
+            outcome="failed",
+            principal="user:bob",
+            partition=1,
+        ),
         *run_story(offsets, "hourly", "h1", T0 + timedelta(hours=2), stages=("only",)),
     ]
 
@@ -68,7 +75,9 @@ def test_a_run_shows_every_attempt_with_its_times_outputs_error_and_worker(
     assert run.status_changes[0].caused_by == "req-daily/2026-11-01"
     assert run.duration_seconds == pytest.approx(1.75)
     assert [(s.name, s.status) for s in run.stages] == [
-        ("extract", "succeeded"), ("load", "succeeded")]
+        ("extract", "succeeded"),
+        ("load", "succeeded"),
+    ]
     first, second = run.stages[0].attempts
     assert (first.attempt, first.status, first.error) == (1, "failed", "disk full")
     assert (second.attempt, second.status, second.outputs) == (2, "succeeded", {"rows": 20})
@@ -98,7 +107,8 @@ def test_runs_filter_by_pipeline_status_key_requester_and_time(store: SqlStore) 
     assert ids(run_key="h1") == ["hourly/h1"]
     assert ids(requested_by="user:bob") == ["daily/2026-11-02"]
     assert ids(since=T0 + timedelta(minutes=30), until=T0 + timedelta(hours=2)) == [
-        "daily/2026-11-02"]
+        "daily/2026-11-02"
+    ]
     assert ids(sort="updated_at", pipeline="hourly", status="succeeded") == ["hourly/h1"]
 
 
@@ -154,8 +164,9 @@ def test_the_audit_trail_tells_the_run_in_order_with_who_caused_what(store: SqlS
 
 def test_dead_letters_come_latest_first_with_their_reason(store: SqlStore) -> None:
     offsets = Offsets()
-    letters = [dead_letter(offsets, f"reason{n}", b"{bad" * n, T0 + timedelta(minutes=n))
-               for n in range(5)]
+    letters = [
+        dead_letter(offsets, f"reason{n}", b"{bad" * n, T0 + timedelta(minutes=n)) for n in range(5)
+    ]
     store.apply(letters, offsets.positions())
     first = store.dead_letters(limit=3)
     assert [d.reason for d in first.items] == ["reason4", "reason3", "reason2"]
@@ -171,7 +182,9 @@ def test_pipeline_stats_count_runs_by_status_and_list_recent_durations(store: Sq
     fill(store, three_runs(offsets), offsets)
     stats = store.pipeline_stats(since=T0 - timedelta(days=1), recent=1)
     assert [(s.pipeline, s.counts) for s in stats] == [
-        ("daily", {"succeeded": 1, "failed": 1}), ("hourly", {"succeeded": 1})]
+        ("daily", {"succeeded": 1, "failed": 1}),
+        ("hourly", {"succeeded": 1}),
+    ]
     assert [r.run_id for r in stats[0].recent] == ["daily/2026-11-02"]
     assert stats[0].recent[0].duration_seconds == pytest.approx(1.0)
     assert store.pipeline_stats(since=T0 + timedelta(days=1)) == []
@@ -184,11 +197,15 @@ def test_rows_do_not_depend_on_how_topics_interleave_or_batches_split(
     records = three_runs(offsets)
     fill(store, records, offsets, batch=1000)
     expected = all_rows(store)
-    for batch, order in ((1, records), (3, sorted(records, key=lambda r: r.kind)),
-                         (5, sorted(records, key=lambda r: r.kind, reverse=True))):
+    for batch, order in (
+        (1, records),
+        (3, sorted(records, key=lambda r: r.kind)),
+        (5, sorted(records, key=lambda r: r.kind, reverse=True)),
+    ):
         store.reset()
-        assert all_rows(store, offsets=False) == {name: [] for name in all_rows(
-            store, offsets=False)}
+        assert all_rows(store, offsets=False) == {
+            name: [] for name in all_rows(store, offsets=False)
+        }
         fill(store, order, offsets, batch=batch)
         assert all_rows(store) == expected
 
@@ -207,10 +224,19 @@ def test_coordinator_internal_traffic_and_heartbeats_stay_out_of_the_audit(
     offsets = Offsets()
     records = run_story(offsets, "p", "k", T0, stages=("s",))
     noise = [
-        CloudEvent(id="pool-1", source="streamcoord/coordinator", type="streamcoord.pool.acquire",
-                   time=T0, data={"pool": "db", "run_id": "p/k", "stage": "s", "attempt": 1}),
-        StageHeartbeat(id="hb-1", source="worker/w1", time=T0,
-                       data=StageRef(run_id="p/k", stage="s", attempt=1)),
+        CloudEvent(
+            id="pool-1",
+            source="streamcoord/coordinator",
+            type="streamcoord.pool.acquire",
+            time=T0,
+            data={"pool": "db", "run_id": "p/k", "stage": "s", "attempt": 1},
+        ),
+        StageHeartbeat(
+            id="hb-1",
+            source="worker/w1",
+            time=T0,
+            data=StageRef(run_id="p/k", stage="s", attempt=1),
+        ),
     ]
     records += [offsets.record("events", 0, event) for event in noise]
     store.apply(records, offsets.positions())
@@ -236,12 +262,22 @@ def test_an_unreachable_postgresql_is_a_config_error_without_the_password() -> N
 def test_a_command_is_unseen_received_decided_or_rejected(store: SqlStore) -> None:
     offsets = Offsets()
     records = run_story(offsets, "p", "k", T0, stages=("s",))
-    cancel = RunCancel(id="cancel-1", source="streamcoord/api", time=T0, scprincipal="user:ops",
-                       data=RunCancelData(run_id="p/k", reason="not needed"))
-    pause = PipelinePause(id="pause-1", source="streamcoord/api", time=T0,
-                          data=PipelineRef(pipeline="p"))
-    refused = RunRequested(id="request-9", source="streamcoord/api", time=T0,
-                           data=RunRequestedData(pipeline="nightly", run_key="x"))
+    cancel = RunCancel(
+        id="cancel-1",
+        source="streamcoord/api",
+        time=T0,
+        scprincipal="user:ops",
+        data=RunCancelData(run_id="p/k", reason="not needed"),
+    )
+    pause = PipelinePause(
+        id="pause-1", source="streamcoord/api", time=T0, data=PipelineRef(pipeline="p")
+    )
+    refused = RunRequested(
+        id="request-9",
+        source="streamcoord/api",
+        time=T0,
+        data=RunRequestedData(pipeline="nightly", run_key="x"),
+    )
     value, headers = encode(refused)
     records += [
         offsets.record("events", 0, cancel), offsets.record("events", 0, pause),
@@ -261,7 +297,8 @@ def test_a_command_is_unseen_received_decided_or_rejected(store: SqlStore) -> No
     assert cancelled.received is not None
     assert cancelled.received.actor == "user:ops"
     assert [(d.type, d.summary) for d in cancelled.decisions] == [
-        ("ignored", "cancel of a run already succeeded")]
+        ("ignored", "cancel of a run already succeeded")
+    ]
     assert cancelled.runs == ["p/k"]
     rejected = store.command_outcome("request-9")
     assert rejected.status == "rejected"
@@ -288,8 +325,10 @@ def test_readers_see_committed_batches_while_the_projector_writes(store: SqlStor
     import threading
 
     offsets = Offsets()
-    batches = [run_story(offsets, "p", f"k{n:03d}", T0 + timedelta(seconds=n), stages=("s",))
-               for n in range(60)]
+    batches = [
+        run_story(offsets, "p", f"k{n:03d}", T0 + timedelta(seconds=n), stages=("s",))
+        for n in range(60)
+    ]
     positions = offsets.positions()
     failures: list[BaseException] = []
     seen: list[int] = []

@@ -56,9 +56,7 @@ def test_server_properties_proxied_listener_advertises_the_proxy_port() -> None:
     settings = BrokerSettings(port=9999, proxied_listener=(9997, 9996))
     props = parse_properties(server_properties(settings, 9998, Path("/d/logs")))
     assert props["listeners"].split(",")[-1] == "PROXIED://127.0.0.1:9997"
-    assert props["advertised.listeners"] == (
-        "PLAINTEXT://127.0.0.1:9999,PROXIED://127.0.0.1:9996"
-    )
+    assert props["advertised.listeners"] == ("PLAINTEXT://127.0.0.1:9999,PROXIED://127.0.0.1:9996")
     assert "PROXIED:PLAINTEXT" in props["listener.security.protocol.map"].split(",")
     assert props["inter.broker.listener.name"] == "PLAINTEXT"
 

@@ -81,9 +81,15 @@ class _DataKind(TriggerKind[DataArrivalTrigger]):
         run_key = ctx.run_key(pipeline, env)
         if run_key is None or _late(ctx, trigger, when, f"{pipeline}/{run_key}"):
             return
-        data = {"pipeline": pipeline, "trigger": trigger.index, "run_key": run_key,
-                "dataset": dataset, "partition": partition, "event": ctx.view,
-                "dedup": ctx.dedup}
+        data = {
+            "pipeline": pipeline,
+            "trigger": trigger.index,
+            "run_key": run_key,
+            "dataset": dataset,
+            "partition": partition,
+            "event": ctx.view,
+            "dedup": ctx.dedup,
+        }
         base = f"{pipeline}/{run_key}"
         if ctx.owns(base):
             on_arrival(ctx, spec, data)
@@ -102,7 +108,9 @@ def _time(value: Any) -> datetime:
 
 
 def _late(
-    ctx: TriggerContext, trigger: CompiledTrigger[DataArrivalTrigger], when: datetime | None,
+    ctx: TriggerContext,
+    trigger: CompiledTrigger[DataArrivalTrigger],
+    when: datetime | None,
     run_id: str,
 ) -> bool:
     """Track the watermark (max event time seen here); True when ``when`` is too late."""
@@ -115,8 +123,13 @@ def _late(
         lateness = timedelta(seconds=trigger.spec.allowed_lateness_seconds)
         if when < datetime.fromisoformat(mark) - lateness:
             wm["late"] = [*wm["late"][-99:], ctx.event.id]
-            ctx.note(run_id, None, "late", f"arrival at {when.isoformat()} is before"
-                     f" watermark {mark} minus lateness", [ctx.event.id])
+            ctx.note(
+                run_id,
+                None,
+                "late",
+                f"arrival at {when.isoformat()} is before watermark {mark} minus lateness",
+                [ctx.event.id],
+            )
             return True
     if mark is None or when > datetime.fromisoformat(mark):
         wm["marks"][slot] = when.isoformat()
@@ -140,9 +153,17 @@ def on_arrival(ctx: TriggerContext, spec: DataArrivalTrigger, data: dict[str, An
         arr["ids"].append(event_id)
     if all(len(arr["sets"].get(d, [])) >= spec.partitions_per_run for d in spec.datasets):
         arr["done"] = True
-        ctx.admit({"pipeline": pipeline, "run_key": run_key, "trigger": data["event"],
-                   "caused": list(arr["ids"]), "params": {}, "rerun": False,
-                   "dedup": data["dedup"]})
+        ctx.admit(
+            {
+                "pipeline": pipeline,
+                "run_key": run_key,
+                "trigger": data["event"],
+                "caused": list(arr["ids"]),
+                "params": {},
+                "rerun": False,
+                "dedup": data["dedup"],
+            }
+        )
 
 
 KIND = _DataKind()

@@ -59,7 +59,6 @@ class Evaluator(Protocol):
     def evaluate(self, variables: Mapping[str, Any]) -> Any: ...
 
 
-
 @dataclass(frozen=True, slots=True)
 class CompiledTrigger(Generic[S]):
     """Trigger ``index`` of ``pipeline``, indexed under ``key``, its expressions compiled."""
@@ -148,14 +147,24 @@ def did_you_mean(name: str, options: Collection[str]) -> str:
 
 
 def new_match(
-    ctx: TriggerContext, pipeline: str, run_key: str, *, params: dict[str, Any] | None = None,
+    ctx: TriggerContext,
+    pipeline: str,
+    run_key: str,
+    *,
+    params: dict[str, Any] | None = None,
     rerun: bool = False,
 ) -> Match:
     """A match caused by the event being decided, whose view becomes the run's trigger."""
     # The key order is part of a routed match's bytes (and so of the golden logs): keep it.
-    return {"pipeline": pipeline, "run_key": run_key, "trigger": ctx.view,
-            "caused": [ctx.event.id], "params": {} if params is None else params,
-            "rerun": rerun, "dedup": ctx.dedup}
+    return {
+        "pipeline": pipeline,
+        "run_key": run_key,
+        "trigger": ctx.view,
+        "caused": [ctx.event.id],
+        "params": {} if params is None else params,
+        "rerun": rerun,
+        "dedup": ctx.dedup,
+    }
 
 
 class TriggerKind(Generic[S]):

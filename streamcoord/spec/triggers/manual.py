@@ -31,8 +31,11 @@ def _on_requested(ctx: TriggerContext) -> None:
     if data is None or not ctx.has_pipeline(data.pipeline):
         return
     if not ctx.triggers(KIND.name, data.pipeline):
-        ctx.reject("manual_not_allowed", f"pipeline {data.pipeline!r} has no manual trigger;"
-                   " add `- kind: manual` to its triggers to allow requested runs")
+        ctx.reject(
+            "manual_not_allowed",
+            f"pipeline {data.pipeline!r} has no manual trigger;"
+            " add `- kind: manual` to its triggers to allow requested runs",
+        )
         return
     ctx.match(new_match(ctx, data.pipeline, data.run_key, params=data.params, rerun=True))
 

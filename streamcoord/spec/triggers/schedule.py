@@ -30,7 +30,12 @@ from streamcoord.spec.triggers.kind import (
 )
 
 __all__ = [
-    "KIND", "Schedule", "ScheduleTrigger", "latest_due", "next_due", "tick_event",
+    "KIND",
+    "Schedule",
+    "ScheduleTrigger",
+    "latest_due",
+    "next_due",
+    "tick_event",
 ]
 
 # Any fixed instant does: cronsim needs a start to parse against, and checks use no clock.
@@ -71,8 +76,10 @@ def _on_tick(ctx: TriggerContext) -> None:
     if not ctx.triggers(KIND.name, data.pipeline):
         ctx.reject("not_scheduled", f"pipeline {data.pipeline!r} has no schedule trigger")
         return
-    env = {"event": ctx.view, "schedule": {"pipeline": data.pipeline,
-                                           "scheduled_time": data.scheduled_time.isoformat()}}
+    env = {
+        "event": ctx.view,
+        "schedule": {"pipeline": data.pipeline, "scheduled_time": data.scheduled_time.isoformat()},
+    }
     run_key = ctx.run_key(data.pipeline, env)
     if run_key is not None:
         ctx.match(new_match(ctx, data.pipeline, run_key))

@@ -29,5 +29,6 @@ def test_own_stages_in_spec_order_then_neighbours_and_cross_edges() -> None:
     assert [n.own for n in graph.nodes] == [True, True, False, False]
     assert [(e.source, e.target) for e in graph.edges] == [("a.one", "a.two")]
     assert [(e.source, e.target) for e in graph.cross_pipeline_edges] == [
-        ("a.two", "b.later"), ("c.x", "a.two")
+        ("a.two", "b.later"),
+        ("c.x", "a.two"),
     ]

@@ -17,10 +17,18 @@ from streamcoord.kafka.records import StoredRecord
 from streamcoord.spec.models import Pipeline
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-CATALOG = Catalog.build([Pipeline.model_validate({
-    "name": "p", "run_key": "event.data.key", "triggers": [{"kind": "event", "type": "go"}],
-    "stages": [{"name": "a"}, {"name": "b", "needs": ["a"]}],
-})])
+CATALOG = Catalog.build(
+    [
+        Pipeline.model_validate(
+            {
+                "name": "p",
+                "run_key": "event.data.key",
+                "triggers": [{"kind": "event", "type": "go"}],
+                "stages": [{"name": "a"}, {"name": "b", "needs": ["a"]}],
+            }
+        )
+    ]
+)
 
 
 def _topic(partitions: int = 2) -> list[StoredRecord]:
@@ -28,8 +36,9 @@ def _topic(partitions: int = 2) -> list[StoredRecord]:
     on a one-partition decisions topic in the order they were made."""
     states = [CoordinatorState.empty(p, partitions) for p in range(partitions)]
     queue: deque[CloudEvent] = deque(
-        ExternalEvent(id=f"e{n}", source="app", type="go", data={"key": f"k{n}"},
-                      scprincipal="svc") for n in range(6))
+        ExternalEvent(id=f"e{n}", source="app", type="go", data={"key": f"k{n}"}, scprincipal="svc")
+        for n in range(6)
+    )
     stored: list[StoredRecord] = []
     while queue:
         event = queue.popleft()
@@ -46,8 +55,11 @@ def _topic(partitions: int = 2) -> list[StoredRecord]:
 
 def _replace(stored: list[StoredRecord], index: int, value: bytes | None) -> list[StoredRecord]:
     old = stored[index]
-    return [*stored[:index], StoredRecord(old.partition, old.offset, old.timestamp, old.key,
-                                          value, old.headers), *stored[index + 1:]]
+    return [
+        *stored[:index],
+        StoredRecord(old.partition, old.offset, old.timestamp, old.key, value, old.headers),
+        *stored[index + 1 :],
+    ]
 
 
 def _edit(record: StoredRecord, reason: str, *, rehash: bool = False) -> bytes:

@@ -10,9 +10,17 @@ from streamcoord.errors import ConfigError
 
 def test_daily_and_hourly_ranges_are_inclusive_and_follow_the_calendar() -> None:
     assert partition_keys("2024-02-27", "2024-03-01") == [
-        "2024-02-27", "2024-02-28", "2024-02-29", "2024-03-01"]
+        "2024-02-27",
+        "2024-02-28",
+        "2024-02-29",
+        "2024-03-01",
+    ]
     assert partition_keys("2026-01-01T22", "2026-01-02T01") == [
-        "2026-01-01T22", "2026-01-01T23", "2026-01-02T00", "2026-01-02T01"]
+        "2026-01-01T22",
+        "2026-01-01T23",
+        "2026-01-02T00",
+        "2026-01-02T01",
+    ]
     assert len(partition_keys("2024-01-01", "2026-09-26")) == 1000
 
 
@@ -43,7 +51,11 @@ def test_at_most_n_runs_are_unfinished_and_each_key_is_requested_once() -> None:
     plan.observe("p/5", "succeeded")
     progress = plan.progress()
     assert (progress.done, progress.succeeded, progress.failed, progress.requested) == (
-        True, 4, 1, 5)
+        True,
+        4,
+        1,
+        5,
+    )
     assert progress.peak_active == 2
 
 

@@ -25,17 +25,26 @@ from streamcoord.events.models import (
 from streamcoord.spec.models import Pipeline
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-CATALOG = Catalog.build([
-    Pipeline.model_validate({
-        "name": "p", "run_key": "event.data.key",
-        "triggers": [{"kind": "event", "type": "go"}],
-        "stages": [{"name": "a", "timeout_seconds": 60}],
-    }),
-    Pipeline.model_validate({
-        "name": "q", "run_key": "event.data.key",
-        "triggers": [{"kind": "event", "type": "go"}], "stages": [{"name": "b"}],
-    }),
-])
+CATALOG = Catalog.build(
+    [
+        Pipeline.model_validate(
+            {
+                "name": "p",
+                "run_key": "event.data.key",
+                "triggers": [{"kind": "event", "type": "go"}],
+                "stages": [{"name": "a", "timeout_seconds": 60}],
+            }
+        ),
+        Pipeline.model_validate(
+            {
+                "name": "q",
+                "run_key": "event.data.key",
+                "triggers": [{"kind": "event", "type": "go"}],
+                "stages": [{"name": "b"}],
+            }
+        ),
+    ]
+)
 
 
 def _go(ident: str, key: str, **extensions: Any) -> ExternalEvent:
@@ -43,8 +52,11 @@ def _go(ident: str, key: str, **extensions: Any) -> ExternalEvent:
 
 
 def _decisions(step: Step) -> list[DecisionRecord]:
-    return [c.event for c in step.commands
-            if isinstance(c, Publish) and isinstance(c.event, DecisionRecord)]
+    return [
+        c.event
+        for c in step.commands
+        if isinstance(c, Publish) and isinstance(c.event, DecisionRecord)
+    ]
 
 
 def _drive(state: CoordinatorState, events: list[CloudEvent]) -> list[Step]:
@@ -64,7 +76,10 @@ def test_a_decision_names_the_principal_and_event_it_was_made_on() -> None:
     assert triggered.data.principal == "alice@laptop"
     assert triggered.data.event is not None
     assert (triggered.data.event.type, triggered.data.event.source, triggered.data.event.id) == (
-        "go", "app", "e1")
+        "go",
+        "app",
+        "e1",
+    )
     run = state.run("p/k")
     assert run is not None
     assert run.principal == "alice@laptop"
@@ -103,8 +118,14 @@ def test_routed_and_broadcast_events_carry_the_principal_of_their_cause() -> Non
 
 def test_each_partitions_decisions_form_a_hash_chain() -> None:
     state = CoordinatorState.empty()
-    steps = _drive(state, [_go("e1", "k"), _go("e2", "k2"), StageStarted(
-        id="s1", source="exec", data=StageRef(run_id="p/k", stage="a", attempt=1))])
+    steps = _drive(
+        state,
+        [
+            _go("e1", "k"),
+            _go("e2", "k2"),
+            StageStarted(id="s1", source="exec", data=StageRef(run_id="p/k", stage="a", attempt=1)),
+        ],
+    )
     chain = [d for step in steps for d in _decisions(step)]
     assert len(chain) >= 4
     previous = ""

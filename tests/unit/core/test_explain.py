@@ -18,21 +18,28 @@ from streamcoord.spec.models import Pipeline, Pool
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CATALOG = Catalog.build(
     [
-        Pipeline.model_validate({
-            "name": "p", "run_key": "event.data.key",
-            "concurrency": {"max_active_runs": 1, "over_limit": "queue"},
-            "triggers": [{"kind": "event", "type": "go"}, {"kind": "manual"}],
-            "stages": [
-                {"name": "a"},
-                {"name": "pooled", "needs": ["a"], "pool": "db"},
-                {"name": "never", "needs": ["a"], "condition": "run_key == 'other'"},
-                {"name": "cross", "needs": ["up.x"]},
-            ],
-        }),
-        Pipeline.model_validate({
-            "name": "up", "run_key": "event.data.key",
-            "triggers": [{"kind": "event", "type": "up.go"}], "stages": [{"name": "x"}],
-        }),
+        Pipeline.model_validate(
+            {
+                "name": "p",
+                "run_key": "event.data.key",
+                "concurrency": {"max_active_runs": 1, "over_limit": "queue"},
+                "triggers": [{"kind": "event", "type": "go"}, {"kind": "manual"}],
+                "stages": [
+                    {"name": "a"},
+                    {"name": "pooled", "needs": ["a"], "pool": "db"},
+                    {"name": "never", "needs": ["a"], "condition": "run_key == 'other'"},
+                    {"name": "cross", "needs": ["up.x"]},
+                ],
+            }
+        ),
+        Pipeline.model_validate(
+            {
+                "name": "up",
+                "run_key": "event.data.key",
+                "triggers": [{"kind": "event", "type": "up.go"}],
+                "stages": [{"name": "x"}],
+            }
+        ),
     ],
     [Pool(name="db", slots=1)],
 )
@@ -43,8 +50,9 @@ def _go(key: str, type_: str = "go") -> ExternalEvent:
 
 
 def _ok(run: str, stage: str) -> StageSucceeded:
-    return StageSucceeded(id=f"ok-{run}-{stage}", source="x",
-                          data={"run_id": run, "stage": stage, "attempt": 1})
+    return StageSucceeded(
+        id=f"ok-{run}-{stage}", source="x", data={"run_id": run, "stage": stage, "attempt": 1}
+    )
 
 
 def _state(events: list[CloudEvent]) -> CoordinatorState:
@@ -65,7 +73,9 @@ def _fields(why: Explanation) -> dict[str, Any]:
 def test_a_queued_run_is_held_by_the_pipelines_limit() -> None:
     state = _state([_go("k"), _go("j")])
     assert _fields(_why(state, "p/j", "a")) == {
-        "status": "pending", "holds": ("max_active_runs 1 of pipeline p",)}
+        "status": "pending",
+        "holds": ("max_active_runs 1 of pipeline p",),
+    }
 
 
 def test_a_paused_pipeline_is_named_as_the_hold() -> None:
@@ -85,7 +95,9 @@ def test_a_stage_waiting_for_its_needs_names_them_and_the_events_that_settled_th
 def test_a_skipped_stage_shows_the_condition_that_was_false() -> None:
     state = _state([_go("k"), _ok("p/k", "a")])
     assert _fields(_why(state, "p/k", "never")) == {
-        "status": "skipped", "holds": ("condition: run_key == 'other'",)}
+        "status": "skipped",
+        "holds": ("condition: run_key == 'other'",),
+    }
 
 
 def test_a_need_on_another_pipeline_shows_the_outcome_event_that_met_it() -> None:
@@ -96,9 +108,14 @@ def test_a_need_on_another_pipeline_shows_the_outcome_event_that_met_it() -> Non
 
 
 def test_a_stage_waiting_for_a_pool_slot_says_so() -> None:
-    pipeline = Pipeline.model_validate({
-        "name": "q", "run_key": "event.data.key", "triggers": [{"kind": "event", "type": "go"}],
-        "stages": [{"name": "s", "pool": "db"}]})
+    pipeline = Pipeline.model_validate(
+        {
+            "name": "q",
+            "run_key": "event.data.key",
+            "triggers": [{"kind": "event", "type": "go"}],
+            "stages": [{"name": "s", "pool": "db"}],
+        }
+    )
     catalog = Catalog.build([pipeline], [Pool(name="db", slots=1)])
     result = replay(catalog, [(T0, _go("k1")), (T0, _go("k2"))], fire_timers=False)
     why = explain(catalog, result.states[0], "q/k2", "s")

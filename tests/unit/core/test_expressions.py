@@ -17,10 +17,14 @@ from streamcoord.core._expressions import (
 from streamcoord.errors import SpecError
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=5)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.text(max_size=5)
     | st.floats(allow_nan=False),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("abk"), inner,
-                                                                max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("abk"), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 PATHS = ["event", "event.data", "event.data.k", "event.data.k.a", "event . data . b"]

@@ -41,8 +41,9 @@ def _catalog(paths: list[Path]) -> Catalog:
 
 def _catalogs(case: Path) -> CatalogSet:
     """The case's specs as the default version, and each ``spec.<name>.yaml`` as another."""
-    return CatalogSet.of(_catalog(_specs(case)),
-                         *[_catalog([p]) for p in sorted(case.glob("spec.*.yaml"))])
+    return CatalogSet.of(
+        _catalog(_specs(case)), *[_catalog([p]) for p in sorted(case.glob("spec.*.yaml"))]
+    )
 
 
 def _output(case: Path, partitions: int) -> str:

@@ -58,8 +58,18 @@ def test_events_naming_a_run_belong_to_the_run_s_partition() -> None:
         StageProgress(id="5", source="w", data={**_ref("p/k"), "watermark": T0}),
         RunCancel(id="6", source="cli", data={"run_id": "p/k"}),
         StageRetry(id="7", source="cli", data={"run_id": "p/k#2", "stage": "a"}),
-        TimerFired(id="8", source="sc", data={"timer_id": "t", "purpose": "start", "due": T0,
-                                              "run_id": "p/k", "stage": "a", "attempt": 1}),
+        TimerFired(
+            id="8",
+            source="sc",
+            data={
+                "timer_id": "t",
+                "purpose": "start",
+                "due": T0,
+                "run_id": "p/k",
+                "stage": "a",
+                "attempt": 1,
+            },
+        ),
     ]
     for partitions in (1, 2, 7, 12):
         for event in events:
@@ -67,8 +77,9 @@ def test_events_naming_a_run_belong_to_the_run_s_partition() -> None:
 
 
 def test_routed_events_belong_where_their_key_hashes() -> None:
-    routed = CloudEvent(id="m", source="sc", type="streamcoord.run.match", data={},
-                        sckey="pool/gpu")
+    routed = CloudEvent(
+        id="m", source="sc", type="streamcoord.run.match", data={}, sckey="pool/gpu"
+    )
     assert home_partition(routed, 12) == partition_for("pool/gpu", 12)
     for partition in range(4):  # broadcast copies and sweeps are anchored to one partition each
         assert home_partition(sweep_event(partition, 4, T0), 4) == partition
@@ -78,8 +89,11 @@ def test_events_the_core_routes_itself_are_decidable_anywhere() -> None:
     anywhere: list[CloudEvent] = [
         RunRequested(id="1", source="cli", data={"pipeline": "p", "run_key": "k"}),
         ScheduleTick(id="2", source="sc", data={"pipeline": "p", "scheduled_time": T0}),
-        RunFinished(id="3", source="sc", data={"run_id": "q/k", "pipeline": "q", "run_key": "k",
-                                               "outcome": "succeeded"}),
+        RunFinished(
+            id="3",
+            source="sc",
+            data={"run_id": "q/k", "pipeline": "q", "run_key": "k", "outcome": "succeeded"},
+        ),
         PipelinePause(id="4", source="cli", data={"pipeline": "p"}),
         PipelineResume(id="5", source="cli", data={"pipeline": "p"}),
         SpecsActivate(id="6", source="cli", data={"version": "v"}),
@@ -90,15 +104,17 @@ def test_events_the_core_routes_itself_are_decidable_anywhere() -> None:
 
 
 def test_an_event_without_a_run_id_is_left_to_the_core_to_reject() -> None:
-    no_run = TimerFired(id="t", source="sc", data={"timer_id": "t", "purpose": "start",
-                                                           "due": T0})
+    no_run = TimerFired(id="t", source="sc", data={"timer_id": "t", "purpose": "start", "due": T0})
     malformed = CloudEvent(id="x", source="w", type=StageStarted.TYPE, data={"stage": "a"})
     assert home_partition(no_run, 12) is None
     assert home_partition(malformed, 12) is None
 
 
-@given(run=st.text(min_size=1, max_size=20).filter(lambda s: "#" not in s),
-       gen=st.integers(1, 5), partitions=st.integers(1, 64))
+@given(
+    run=st.text(min_size=1, max_size=20).filter(lambda s: "#" not in s),
+    gen=st.integers(1, 5),
+    partitions=st.integers(1, 64),
+)
 def test_home_agrees_with_the_key_the_runtime_gives(run: str, gen: int, partitions: int) -> None:
     run_id = run if gen == 1 else f"{run}#{gen}"
     event = StageSucceeded(id="e", source="w", data=_ref(run_id))
@@ -107,11 +123,14 @@ def test_home_agrees_with_the_key_the_runtime_gives(run: str, gen: int, partitio
 
 # --- the rule is enough: every event a producer makes lands on a wrong partition ---------------
 
-_PIPELINE = Pipeline.model_validate({
-    "name": "p", "run_key": "event.data.key",
-    "triggers": [{"kind": "event", "type": "go"}, {"kind": "manual"}],
-    "stages": [{"name": "a"}, {"name": "b", "needs": ["a"]}],
-})
+_PIPELINE = Pipeline.model_validate(
+    {
+        "name": "p",
+        "run_key": "event.data.key",
+        "triggers": [{"kind": "event", "type": "go"}, {"kind": "manual"}],
+        "stages": [{"name": "a"}, {"name": "b", "needs": ["a"]}],
+    }
+)
 
 
 class _Partitions:
@@ -157,10 +176,12 @@ class _Partitions:
 def _run_everything_misplaced(*, forward: bool) -> _Partitions:
     world = _Partitions(forward=forward)
     for key in ("k1", "k2", "k3", "k4"):
-        world.produce_misplaced(ExternalEvent(id=f"go-{key}", source="s", type="go",
-                                              data={"key": key}))
-    world.produce_misplaced(RunRequested(id="req", source="cli",
-                                         data={"pipeline": "p", "run_key": "k5"}))
+        world.produce_misplaced(
+            ExternalEvent(id=f"go-{key}", source="s", type="go", data={"key": key})
+        )
+    world.produce_misplaced(
+        RunRequested(id="req", source="cli", data={"pipeline": "p", "run_key": "k5"})
+    )
     world.drain()
     done = 0
     for _ in range(2):  # stage a, then stage b once a succeeded

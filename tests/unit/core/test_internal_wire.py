@@ -19,8 +19,12 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _routed(type_: str, key: str, ident: str, data: dict[str, Any] | BaseModel) -> Publish:
-    ctx = Context(CatalogSet.of(Catalog.build([], [])), CoordinatorState.empty(),
-                  ExternalEvent(id="e", source="s", type="t"), T0)
+    ctx = Context(
+        CatalogSet.of(Catalog.build([], [])),
+        CoordinatorState.empty(),
+        ExternalEvent(id="e", source="s", type="t"),
+        T0,
+    )
     ctx.route(key, type_, ident, data)
     [command] = ctx.commands
     assert isinstance(command, Publish)
@@ -40,8 +44,14 @@ def test_a_routed_limit_request_has_the_bytes_it_always_had() -> None:
 
 
 def test_routed_fields_are_typed_by_the_model_and_decode_as_the_same_data() -> None:
-    fields = {"pool": "warehouse", "run_id": "p/k", "stage": "load", "attempt": 1,
-              "priority": 0, "reply": "p/k"}
+    fields = {
+        "pool": "warehouse",
+        "run_id": "p/k",
+        "stage": "load",
+        "attempt": 1,
+        "priority": 0,
+        "reply": "p/k",
+    }
     command = _routed(PoolAcquire.TYPE, "pool/warehouse", "acquire|p/k|load|1", fields)
     assert isinstance(command.event.data, PoolAcquireData)
     decoded = decode(*encode(command.event))

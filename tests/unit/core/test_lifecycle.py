@@ -29,9 +29,12 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _pipeline(name: str = "p", **extra: Any) -> Pipeline:
-    spec: dict[str, Any] = {"name": name, "run_key": "event.data.key",
-                            "triggers": [{"kind": "event", "type": "go"}],
-                            "stages": [{"name": "a"}]}
+    spec: dict[str, Any] = {
+        "name": name,
+        "run_key": "event.data.key",
+        "triggers": [{"kind": "event", "type": "go"}],
+        "stages": [{"name": "a"}],
+    }
     spec.update(extra)
     return Pipeline.model_validate(spec)
 
@@ -51,20 +54,28 @@ def _ref(stage: str, attempt: int = 1, run: str = "p/k") -> dict[str, Any]:
 
 
 def _ok(stage: str, run: str = "p/k", attempt: int = 1, **outputs: Any) -> StageSucceeded:
-    return StageSucceeded(id=f"ok-{run}-{stage}-{attempt}", source="x",
-                          data={**_ref(stage, attempt, run), "outputs": outputs})
+    return StageSucceeded(
+        id=f"ok-{run}-{stage}-{attempt}",
+        source="x",
+        data={**_ref(stage, attempt, run), "outputs": outputs},
+    )
 
 
 def _triggered(result: ReplayResult) -> list[tuple[str, str, int]]:
-    return [(c.event.data.run_id, c.event.data.stage, c.event.data.attempt)
-            for r in result.records for c in r.step.commands
-            if isinstance(c, Publish) and isinstance(c.event, StageTrigger)]
+    return [
+        (c.event.data.run_id, c.event.data.stage, c.event.data.attempt)
+        for r in result.records
+        for c in r.step.commands
+        if isinstance(c, Publish) and isinstance(c.event, StageTrigger)
+    ]
 
 
 def _decisions(step: Step) -> list[tuple[str | None, str, str]]:
-    return [(c.event.data.stage, c.event.data.action, c.event.data.reason)
-            for c in step.commands
-            if isinstance(c, Publish) and isinstance(c.event.data, Decision)]
+    return [
+        (c.event.data.stage, c.event.data.action, c.event.data.reason)
+        for c in step.commands
+        if isinstance(c, Publish) and isinstance(c.event.data, Decision)
+    ]
 
 
 def _stage(result: ReplayResult, stage: str, run: str = "p/k") -> tuple[str, str]:
@@ -76,11 +87,13 @@ def _stage(result: ReplayResult, stage: str, run: str = "p/k") -> tuple[str, str
 # --- streaming watermarks ------------------------------------------------------------------------
 
 
-STREAM = _pipeline(stages=[
-    {"name": "s", "executor": {"topic": "t", "kind": "streaming"}},
-    {"name": "d", "needs": [{"stage": "s", "watermark": "'2026-01-01T10:00:00+00:00'"}]},
-    {"name": "e", "needs": [{"stage": "s", "watermark": "upstream.nothing.here"}]},
-])
+STREAM = _pipeline(
+    stages=[
+        {"name": "s", "executor": {"topic": "t", "kind": "streaming"}},
+        {"name": "d", "needs": [{"stage": "s", "watermark": "'2026-01-01T10:00:00+00:00'"}]},
+        {"name": "e", "needs": [{"stage": "s", "watermark": "upstream.nothing.here"}]},
+    ]
+)
 
 
 def _progress(ident: str, mark: str) -> StageProgress:
@@ -90,9 +103,15 @@ def _progress(ident: str, mark: str) -> StageProgress:
 def test_a_watermark_need_is_met_while_the_streaming_stage_keeps_running() -> None:
     early = _replay([STREAM], [_go(), _progress("p1", "2026-01-01T09:00:00Z")])
     assert _triggered(early) == [("p/k", "s", 1)]
-    reached = _replay([STREAM], [_go(), _progress("p1", "2026-01-01T09:00:00Z"),
-                                 _progress("p2", "2026-01-01T10:00:00Z"),
-                                 _progress("p3", "2026-01-01T09:30:00Z")])
+    reached = _replay(
+        [STREAM],
+        [
+            _go(),
+            _progress("p1", "2026-01-01T09:00:00Z"),
+            _progress("p2", "2026-01-01T10:00:00Z"),
+            _progress("p3", "2026-01-01T09:30:00Z"),
+        ],
+    )
     assert _triggered(reached) == [("p/k", "s", 1), ("p/k", "d", 1)]
     assert _stage(reached, "s")[0] == "running"
     # a target that cannot be computed falls back to waiting for the stage to succeed
@@ -100,15 +119,17 @@ def test_a_watermark_need_is_met_while_the_streaming_stage_keeps_running() -> No
     done = _replay([STREAM], [_go(), _ok("s"), _progress("p4", "2026-01-01T11:00:00Z")])
     assert ("p/k", "e", 1) in _triggered(done)
     assert _decisions(done.records[-1].step) == [
-        ("s", "ignored", "heartbeat after the stage succeeded")]
+        ("s", "ignored", "heartbeat after the stage succeeded")
+    ]
 
 
 # --- conditions and params that cannot be evaluated --------------------------------------------
 
 
 def test_a_condition_that_cannot_be_evaluated_fails_the_stage_with_the_reason() -> None:
-    pipeline = _pipeline(stages=[{"name": "a"},
-                                 {"name": "b", "needs": ["a"], "condition": "upstream.a.flag"}])
+    pipeline = _pipeline(
+        stages=[{"name": "a"}, {"name": "b", "needs": ["a"], "condition": "upstream.a.flag"}]
+    )
     result = _replay([pipeline], [_go(), _ok("a")])
     status, reason = _stage(result, "b")
     assert status == "failed"
@@ -117,27 +138,47 @@ def test_a_condition_that_cannot_be_evaluated_fails_the_stage_with_the_reason() 
 
 
 def test_params_that_cannot_be_rendered_fail_the_last_stage_and_the_run_once() -> None:
-    pipeline = _pipeline(stages=[{"name": "a"},
-                                 {"name": "b", "needs": ["a"],
-                                  "params": {"rows": "${ upstream.a.rows }"}}])
+    pipeline = _pipeline(
+        stages=[
+            {"name": "a"},
+            {"name": "b", "needs": ["a"], "params": {"rows": "${ upstream.a.rows }"}},
+        ]
+    )
     result = _replay([pipeline], [_go(), _ok("a")])
     status, reason = _stage(result, "b")
     assert (status, reason.split(":")[0]) == ("failed", "params could not be rendered")
-    finished = [c for r in result.records for c in r.step.commands
-                if isinstance(c, Publish) and isinstance(c.event, RunFinished)]
+    finished = [
+        c
+        for r in result.records
+        for c in r.step.commands
+        if isinstance(c, Publish) and isinstance(c.event, RunFinished)
+    ]
     assert [c.event.data.outcome for c in finished] == ["failed"]
 
 
 def test_params_render_typed_values_and_literal_dollar_braces() -> None:
-    pipeline = _pipeline(stages=[{"name": "a"},
-                                 {"name": "b", "needs": ["a"],
-                                  "params": {"rows": "${ upstream.a.rows }", "n": 3,
-                                             "text": "day ${ run_key }, $${ kept }"}},
-                                 {"name": "c", "params": {"raw": "$${ not an expression }"}}])
+    pipeline = _pipeline(
+        stages=[
+            {"name": "a"},
+            {
+                "name": "b",
+                "needs": ["a"],
+                "params": {
+                    "rows": "${ upstream.a.rows }",
+                    "n": 3,
+                    "text": "day ${ run_key }, $${ kept }",
+                },
+            },
+            {"name": "c", "params": {"raw": "$${ not an expression }"}},
+        ]
+    )
     result = _replay([pipeline], [_go(), _ok("a", rows=42)])
-    params = {c.event.data.stage: c.event.data.params for r in result.records
-              for c in r.step.commands
-              if isinstance(c, Publish) and isinstance(c.event, StageTrigger)}
+    params = {
+        c.event.data.stage: c.event.data.params
+        for r in result.records
+        for c in r.step.commands
+        if isinstance(c, Publish) and isinstance(c.event, StageTrigger)
+    }
     assert params["b"] == {"rows": 42, "n": 3, "text": "day k, ${ kept }"}
     assert params["c"] == {"raw": "${ not an expression }"}
 
@@ -153,10 +194,13 @@ def test_a_second_started_is_a_no_op_and_an_old_attempts_started_is_ignored() ->
     assert result.records[-1].step.commands == ()
     assert result.records[-1].step.rejection is None
     failed = StageFailed(id="f", source="x", data=_ref("a"))
-    retried = replay(Catalog.build([pipeline]), [(T0, _go()), (T0, started), (T0, failed),
-                                                 (T0 + timedelta(hours=1), again)])
+    retried = replay(
+        Catalog.build([pipeline]),
+        [(T0, _go()), (T0, started), (T0, failed), (T0 + timedelta(hours=1), again)],
+    )
     assert _decisions(retried.records[-1].step) == [
-        ("a", "ignored", "started for superseded attempt 1")]
+        ("a", "ignored", "started for superseded attempt 1")
+    ]
 
 
 def test_a_pool_grant_for_a_stage_that_moved_on_gives_the_slot_back() -> None:
@@ -165,12 +209,19 @@ def test_a_pool_grant_for_a_stage_that_moved_on_gives_the_slot_back() -> None:
     state = CoordinatorState.empty()
     decide(catalog, state, _go(), T0)  # acquire routed (not fed back here)
     decide(catalog, state, RunCancel(id="c", source="cli", data={"run_id": "p/k"}), T0)
-    grant = CloudEvent(id="g", source="streamcoord/coordinator", type="streamcoord.pool.grant",
-                       data={"pool": "db", "run_id": "p/k", "stage": "a", "attempt": 1})
+    grant = CloudEvent(
+        id="g",
+        source="streamcoord/coordinator",
+        type="streamcoord.pool.grant",
+        data={"pool": "db", "run_id": "p/k", "stage": "a", "attempt": 1},
+    )
     step = decide(catalog, state, grant, T0)
     assert _decisions(step) == [("a", "ignored", "pool slot no longer needed")]
-    release = [c.event for c in step.commands
-               if isinstance(c, Publish) and c.event.type == "streamcoord.pool.release"]
+    release = [
+        c.event
+        for c in step.commands
+        if isinstance(c, Publish) and c.event.type == "streamcoord.pool.release"
+    ]
     assert [e.data["attempt"] for e in release] == [1]
 
 
@@ -178,14 +229,23 @@ def test_a_pool_grant_for_a_stage_that_moved_on_gives_the_slot_back() -> None:
 
 
 def test_manual_retry_while_the_run_is_still_active_retries_only_that_stage() -> None:
-    pipeline = _pipeline(stages=[{"name": "a"}, {"name": "b"},
-                                 {"name": "c", "needs": ["a"]},
-                                 {"name": "d", "needs": ["a"], "trigger_rule": "all_done"}])
+    pipeline = _pipeline(
+        stages=[
+            {"name": "a"},
+            {"name": "b"},
+            {"name": "c", "needs": ["a"]},
+            {"name": "d", "needs": ["a"], "trigger_rule": "all_done"},
+        ]
+    )
     fail = StageFailed(id="f", source="x", data={**_ref("a"), "retryable": False})
     retry = StageRetry(id="r", source="cli", data={"run_id": "p/k", "stage": "a"})
     result = _replay([pipeline], [_go(), fail, retry])
-    assert _triggered(result) == [("p/k", "a", 1), ("p/k", "b", 1), ("p/k", "d", 1),
-                                  ("p/k", "a", 2)]
+    assert _triggered(result) == [
+        ("p/k", "a", 1),
+        ("p/k", "b", 1),
+        ("p/k", "d", 1),
+        ("p/k", "a", 2),
+    ]
     assert _stage(result, "c")[0] == "pending"  # reopened: waits for the new attempt
     assert _stage(result, "d")[0] == "triggered"  # already ran on all_done: left alone
 
@@ -203,8 +263,9 @@ def test_manual_retry_reactivates_a_failed_run_even_at_its_limit() -> None:
 
 def test_cancel_keeps_finished_stages_and_ends_the_others() -> None:
     pipeline = _pipeline(stages=[{"name": "a"}, {"name": "b", "needs": ["a"]}])
-    result = _replay([pipeline], [_go(), _ok("a"),
-                                  RunCancel(id="c", source="cli", data={"run_id": "p/k"})])
+    result = _replay(
+        [pipeline], [_go(), _ok("a"), RunCancel(id="c", source="cli", data={"run_id": "p/k"})]
+    )
     assert _stage(result, "a")[0] == "succeeded"
     assert _stage(result, "b") == ("cancelled", "cancelled on request")
 
@@ -216,8 +277,9 @@ UP = _pipeline("up", triggers=[{"kind": "event", "type": "up.go"}], stages=[{"na
 
 
 def test_a_need_whose_run_key_cannot_be_computed_fails_the_stage_that_needs_it() -> None:
-    down = _pipeline(stages=[{"name": "a", "needs": [{"stage": "up.x",
-                                                      "run_key": "params.upstream_key"}]}])
+    down = _pipeline(
+        stages=[{"name": "a", "needs": [{"stage": "up.x", "run_key": "params.upstream_key"}]}]
+    )
     result = _replay([UP, down], [_go()])
     assert _decisions(result.records[0].step)[0][:2] == ("a", "need_failed")
     assert _stage(result, "a")[0] == "upstream_failed"
@@ -229,14 +291,24 @@ def test_a_need_is_answered_when_the_upstream_stage_ends_even_if_asked_twice() -
     state = CoordinatorState.empty()
     decide(catalog, state, _go(type_="up.go"), T0)
     subscribe = CloudEvent(
-        id="sub", source="streamcoord/coordinator", type="streamcoord.need.subscribe",
-        data={"pipeline": "up", "run_key": "k", "stage": "x", "subscriber": "p/k",
-              "reply": "p/k", "need": "up.x"})
+        id="sub",
+        source="streamcoord/coordinator",
+        type="streamcoord.need.subscribe",
+        data={
+            "pipeline": "up",
+            "run_key": "k",
+            "stage": "x",
+            "subscriber": "p/k",
+            "reply": "p/k",
+            "need": "up.x",
+        },
+    )
     assert decide(catalog, state, subscribe, T0).commands == ()  # x still running: no news
     decide(catalog, state, subscribe.model_copy(update={"id": "sub-again"}), T0)
     step = decide(catalog, state, _ok("x", run="up/k"), T0)
-    answers = [c for c in step.commands if isinstance(c, Publish)
-               and isinstance(c.event, StageOutcome)]
+    answers = [
+        c for c in step.commands if isinstance(c, Publish) and isinstance(c.event, StageOutcome)
+    ]
     assert [(c.key, c.event.data.outcome) for c in answers] == [("p/k", "succeeded")]
 
 
@@ -249,18 +321,29 @@ def test_an_upstream_outcome_for_a_run_that_already_ended_changes_nothing() -> N
 
 
 def test_an_outcome_for_an_unknown_subscriber_is_rejected() -> None:
-    outcome = StageOutcome(id="o", source="streamcoord/coordinator",
-                           data={"run_id": "up/k", "pipeline": "up", "run_key": "k",
-                                 "stage": "x", "outcome": "succeeded"},
-                           sctarget="p/gone", scneed="up.x")
+    outcome = StageOutcome(
+        id="o",
+        source="streamcoord/coordinator",
+        data={
+            "run_id": "up/k",
+            "pipeline": "up",
+            "run_key": "k",
+            "stage": "x",
+            "outcome": "succeeded",
+        },
+        sctarget="p/gone",
+        scneed="up.x",
+    )
     step = decide(Catalog.build([UP]), CoordinatorState.empty(), outcome, T0)
     assert step.rejection is not None
     assert step.rejection.code == "unknown_run"
 
 
 def test_a_pipeline_trigger_fires_only_on_the_outcomes_it_names() -> None:
-    down = _pipeline(run_key="event.data.run_key",
-                     triggers=[{"kind": "pipeline", "pipeline": "up", "outcomes": ["succeeded"]}])
+    down = _pipeline(
+        run_key="event.data.run_key",
+        triggers=[{"kind": "pipeline", "pipeline": "up", "outcomes": ["succeeded"]}],
+    )
     fail = StageFailed(id="f", source="x", data={**_ref("x", run="up/k"), "retryable": False})
     assert _triggered(_replay([UP, down], [_go(type_="up.go"), fail])) == [("up/k", "x", 1)]
     ok = _triggered(_replay([UP, down], [_go(type_="up.go"), _ok("x", run="up/k")]))
@@ -275,17 +358,30 @@ def test_a_pipeline_trigger_fires_only_on_the_outcomes_it_names() -> None:
 
 
 def test_source_and_subject_patterns_and_filters_select_events() -> None:
-    pipeline = _pipeline(triggers=[{"kind": "event", "type": "go", "source": "app",
-                                    "subject": "orders/*", "filter": "event.data.n > 3"}])
+    pipeline = _pipeline(
+        triggers=[
+            {
+                "kind": "event",
+                "type": "go",
+                "source": "app",
+                "subject": "orders/*",
+                "filter": "event.data.n > 3",
+            }
+        ]
+    )
 
     def go(ident: str, source: str, subject: str | None, **data: Any) -> ExternalEvent:
-        return ExternalEvent(id=ident, source=source, type="go", subject=subject,
-                             data={"key": ident, **data})
+        return ExternalEvent(
+            id=ident, source=source, type="go", subject=subject, data={"key": ident, **data}
+        )
 
     events: list[CloudEvent] = [
-        go("no-subject", "app", None, n=5), go("other-source", "app2", "orders/1", n=5),
-        go("small", "app", "orders/1", n=1), go("no-n", "app", "orders/1"),
-        go("yes", "app", "orders/1", n=5), ExternalEvent(id="u", source="app", type="unknown"),
+        go("no-subject", "app", None, n=5),
+        go("other-source", "app2", "orders/1", n=5),
+        go("small", "app", "orders/1", n=1),
+        go("no-n", "app", "orders/1"),
+        go("yes", "app", "orders/1", n=5),
+        ExternalEvent(id="u", source="app", type="unknown"),
     ]
     result = _replay([pipeline], events)
     assert _triggered(result) == [("p/yes", "a", 1)]
@@ -293,18 +389,26 @@ def test_source_and_subject_patterns_and_filters_select_events() -> None:
 
 
 def test_a_data_trigger_without_event_time_never_calls_an_arrival_late() -> None:
-    pipeline = _pipeline(run_key="event.data.day",
-                         triggers=[{"kind": "data", "datasets": ["orders"]}])
-    landed = [ExternalEvent(id=f"l{i}", source="lake", type="dataset.landed",
-                            data={"dataset": "orders", "partition": str(i), "day": day})
-              for i, day in enumerate(["d2", "d1"])]
+    pipeline = _pipeline(
+        run_key="event.data.day", triggers=[{"kind": "data", "datasets": ["orders"]}]
+    )
+    landed = [
+        ExternalEvent(
+            id=f"l{i}",
+            source="lake",
+            type="dataset.landed",
+            data={"dataset": "orders", "partition": str(i), "day": day},
+        )
+        for i, day in enumerate(["d2", "d1"])
+    ]
     assert _triggered(_replay([pipeline], landed)) == [("p/d2", "a", 1), ("p/d1", "a", 1)]
 
 
 def test_a_schedule_tick_whose_run_key_cannot_be_computed_is_rejected() -> None:
     pipeline = _pipeline(triggers=[{"kind": "schedule", "cron": "* * * * *"}])
-    tick = ScheduleTick(id="t", source="cron",
-                        data={"pipeline": "p", "scheduled_time": "2026-01-01T00:00:00Z"})
+    tick = ScheduleTick(
+        id="t", source="cron", data={"pipeline": "p", "scheduled_time": "2026-01-01T00:00:00Z"}
+    )
     step = decide(Catalog.build([pipeline]), CoordinatorState.empty(), tick, T0)
     assert step.rejection is not None
     assert step.rejection.code == "run_key_error"

@@ -37,12 +37,19 @@ OWNER = partition_for("active/p", PARTS)
 
 
 def _catalog(policy: str = "queue", limit: int = 1) -> Catalog:
-    return Catalog.build([Pipeline.model_validate({
-        "name": "p", "run_key": "event.data.key",
-        "triggers": [{"kind": "event", "type": "go"}],
-        "concurrency": {"max_active_runs": limit, "over_limit": policy},
-        "stages": [{"name": "a"}],
-    })])
+    return Catalog.build(
+        [
+            Pipeline.model_validate(
+                {
+                    "name": "p",
+                    "run_key": "event.data.key",
+                    "triggers": [{"kind": "event", "type": "go"}],
+                    "concurrency": {"max_active_runs": limit, "over_limit": policy},
+                    "stages": [{"name": "a"}],
+                }
+            )
+        ]
+    )
 
 
 def _go(key: str) -> ExternalEvent:
@@ -50,8 +57,11 @@ def _go(key: str) -> ExternalEvent:
 
 
 def _ok(key: str, attempt: int = 1) -> StageSucceeded:
-    return StageSucceeded(id=f"ok-{key}-{attempt}", source="x",
-                          data={"run_id": f"p/{key}", "stage": "a", "attempt": attempt})
+    return StageSucceeded(
+        id=f"ok-{key}-{attempt}",
+        source="x",
+        data={"run_id": f"p/{key}", "stage": "a", "attempt": attempt},
+    )
 
 
 def _replay(catalog: Catalog, events: list[CloudEvent]) -> ReplayResult:
@@ -60,8 +70,12 @@ def _replay(catalog: Catalog, events: list[CloudEvent]) -> ReplayResult:
 
 
 def _triggered(result: ReplayResult) -> list[str]:
-    return [c.event.data.run_id for r in result.records for c in r.step.commands
-            if isinstance(c, Publish) and isinstance(c.event, StageTrigger)]
+    return [
+        c.event.data.run_id
+        for r in result.records
+        for c in r.step.commands
+        if isinstance(c, Publish) and isinstance(c.event, StageTrigger)
+    ]
 
 
 def _status(result: ReplayResult, key: str) -> str:
@@ -71,10 +85,14 @@ def _status(result: ReplayResult, key: str) -> str:
 
 
 def _decisions(result: ReplayResult, run_id: str) -> list[tuple[str, str]]:
-    return [(c.event.data.action, c.event.data.reason) for r in result.records
-            for c in r.step.commands
-            if isinstance(c, Publish) and isinstance(c.event.data, Decision)
-            and c.event.data.run_id == run_id]
+    return [
+        (c.event.data.action, c.event.data.reason)
+        for r in result.records
+        for c in r.step.commands
+        if isinstance(c, Publish)
+        and isinstance(c.event.data, Decision)
+        and c.event.data.run_id == run_id
+    ]
 
 
 def _books(state: CoordinatorState) -> tuple[list[str], list[str]]:
@@ -132,18 +150,27 @@ def test_cancel_oldest_starts_the_new_run_only_once_the_old_one_gave_its_slot_ba
     assert ("cancelled", "cancelled for p/k1 (cancel_oldest)") in _decisions(result, "p/k0")
     order = [r.event.type for r in result.records]
     cancelled = order.index("streamcoord.run.cancel")
-    trigger = next(i for i, r in enumerate(result.records)
-                   if any(isinstance(c, Publish) and isinstance(c.event, StageTrigger)
-                          and c.event.data.run_id == "p/k1" for c in r.step.commands))
+    trigger = next(
+        i
+        for i, r in enumerate(result.records)
+        if any(
+            isinstance(c, Publish)
+            and isinstance(c.event, StageTrigger)
+            and c.event.data.run_id == "p/k1"
+            for c in r.step.commands
+        )
+    )
     assert cancelled < order.index("streamcoord.limit.release") < trigger
 
 
 def test_a_manual_retry_takes_a_slot_above_the_limit_and_gives_it_back_once() -> None:
-    fail = StageFailed(id="f", source="x",
-                       data={"run_id": "p/k0", "stage": "a", "retryable": False})
+    fail = StageFailed(
+        id="f", source="x", data={"run_id": "p/k0", "stage": "a", "retryable": False}
+    )
     retry = StageRetry(id="r", source="cli", data={"run_id": "p/k0", "stage": "a"})
-    result = _replay(_catalog(), [_go("k0"), fail, _go("k1"), retry, _go("k4"), _ok("k0", 2),
-                                  _ok("k1")])
+    result = _replay(
+        _catalog(), [_go("k0"), fail, _go("k1"), retry, _go("k4"), _ok("k0", 2), _ok("k1")]
+    )
     assert _triggered(result) == ["p/k0", "p/k1", "p/k0", "p/k4"]
     assert _books(result.states[OWNER]) == (["p/k4"], [])
 
@@ -152,26 +179,31 @@ def test_a_manual_retry_takes_a_slot_above_the_limit_and_gives_it_back_once() ->
 
 
 def _limit(type_: str, run_id: str, ident: str | None = None) -> CloudEvent:
-    return CloudEvent(id=ident or f"{type_}-{run_id}", source="streamcoord/coordinator",
-                      type=f"streamcoord.limit.{type_}", sckey="active/p",
-                      data={"pipeline": "p", "run_id": run_id})
+    return CloudEvent(
+        id=ident or f"{type_}-{run_id}",
+        source="streamcoord/coordinator",
+        type=f"streamcoord.limit.{type_}",
+        sckey="active/p",
+        data={"pipeline": "p", "run_id": run_id},
+    )
 
 
 def _routed(step: Any) -> list[tuple[str, str, str]]:
-    return [(c.event.type.rsplit(".", 1)[1], c.key, (c.event.data or {}).get("reason", ""))
-            for c in step.commands if isinstance(c, Publish) and c.topic is None]
+    return [
+        (c.event.type.rsplit(".", 1)[1], c.key, (c.event.data or {}).get("reason", ""))
+        for c in step.commands
+        if isinstance(c, Publish) and c.topic is None
+    ]
 
 
 def test_a_redelivered_request_changes_nothing() -> None:
     catalog, state = _catalog(), CoordinatorState.empty(OWNER, PARTS)
-    assert _routed(decide(catalog, state, _limit("acquire", "p/k0"), T0)) == [
-        ("grant", "p/k0", "")]
+    assert _routed(decide(catalog, state, _limit("acquire", "p/k0"), T0)) == [("grant", "p/k0", "")]
     assert decide(catalog, state, _limit("acquire", "p/k0"), T0).commands == ()
     # a second request for a run the books already hold, past the window of remembered ids
     assert decide(catalog, state, _limit("acquire", "p/k0", "other"), T0).commands == ()
     decide(catalog, state, _limit("acquire", "p/k1"), T0)
-    assert _routed(decide(catalog, state, _limit("release", "p/k0"), T0)) == [
-        ("grant", "p/k1", "")]
+    assert _routed(decide(catalog, state, _limit("release", "p/k0"), T0)) == [("grant", "p/k1", "")]
     assert decide(catalog, state, _limit("release", "p/k0"), T0).commands == ()
     assert _books(state) == (["p/k1"], [])
 
@@ -180,12 +212,13 @@ def test_cancel_oldest_under_a_burst_cancels_each_holder_once() -> None:
     catalog, state = _catalog("cancel_oldest"), CoordinatorState.empty(OWNER, PARTS)
     decide(catalog, state, _limit("acquire", "p/k0"), T0)
     assert _routed(decide(catalog, state, _limit("acquire", "p/k1"), T0)) == [
-        ("cancel", "p/k0", "cancelled for p/k1 (cancel_oldest)")]
+        ("cancel", "p/k0", "cancelled for p/k1 (cancel_oldest)")
+    ]
     # the holder is already on its way out: the run still waiting for its slot gives way
     assert _routed(decide(catalog, state, _limit("acquire", "p/k4"), T0)) == [
-        ("cancel", "p/k1", "cancelled for p/k4 (cancel_oldest)")]
-    assert _routed(decide(catalog, state, _limit("release", "p/k0"), T0)) == [
-        ("grant", "p/k4", "")]
+        ("cancel", "p/k1", "cancelled for p/k4 (cancel_oldest)")
+    ]
+    assert _routed(decide(catalog, state, _limit("release", "p/k0"), T0)) == [("grant", "p/k4", "")]
     assert _books(state) == (["p/k4"], [])
 
 
@@ -195,18 +228,18 @@ def test_cancel_oldest_does_not_cancel_twice_for_one_slot() -> None:
     decide(catalog, state, _limit("acquire", "p/k1"), T0)
     decide(catalog, state, _limit("acquire", "p/k4"), T0)  # k0 is asked to go
     assert _routed(decide(catalog, state, _limit("release", "p/k1"), T0)) == [
-        ("grant", "p/k4", "")]  # k1 ended by itself first
+        ("grant", "p/k4", "")
+    ]  # k1 ended by itself first
     assert decide(catalog, state, _limit("acquire", "p/k5"), T0).commands == ()  # k0's slot
-    assert _routed(decide(catalog, state, _limit("release", "p/k0"), T0)) == [
-        ("grant", "p/k5", "")]
+    assert _routed(decide(catalog, state, _limit("release", "p/k0"), T0)) == [("grant", "p/k5", "")]
 
 
 def test_a_holder_that_already_ended_on_the_owning_partition_frees_its_slot() -> None:
     catalog, state = _catalog("cancel_oldest"), CoordinatorState.empty(OWNER, PARTS)
-    state.misc_for_update("pipe/p", {"v": 1, "paused": False, "held": [], "active": ["p/k3"],
-                                     "waiting": []})  # books older than the run's end
-    assert _routed(decide(catalog, state, _limit("acquire", "p/k0"), T0)) == [
-        ("grant", "p/k0", "")]
+    state.misc_for_update(
+        "pipe/p", {"v": 1, "paused": False, "held": [], "active": ["p/k3"], "waiting": []}
+    )  # books older than the run's end
+    assert _routed(decide(catalog, state, _limit("acquire", "p/k0"), T0)) == [("grant", "p/k0", "")]
 
 
 def test_answers_for_a_run_no_longer_queued_are_noted_and_a_grant_is_given_back() -> None:
@@ -215,9 +248,11 @@ def test_answers_for_a_run_no_longer_queued_are_noted_and_a_grant_is_given_back(
     step = decide(catalog, done, _limit("grant", "p/k0", "late"), T0)
     assert _routed(step) == [("release", "active/p", "")]
     denied = decide(catalog, done, _limit("deny", "p/k0"), T0)
-    assert [(c.event.data.action, c.event.data.reason) for c in denied.commands
-            if isinstance(c, Publish) and isinstance(c.event.data, Decision)] == [
-        ("ignored", "skip for a run no longer queued")]
+    assert [
+        (c.event.data.action, c.event.data.reason)
+        for c in denied.commands
+        if isinstance(c, Publish) and isinstance(c.event.data, Decision)
+    ] == [("ignored", "skip for a run no longer queued")]
     running = _replay(catalog, [_go("k0")]).states[partition_for("p/k0", PARTS)]
     assert decide(catalog, running, _limit("grant", "p/k0", "again"), T0).commands == ()
 
@@ -250,9 +285,13 @@ class Cluster:
                 self.send(c.event)
             elif isinstance(c, Publish) and isinstance(c.event, StageTrigger):
                 d = c.event.data
-                self.executor.append(StageSucceeded(
-                    id=f"ok-{d.run_id}-{d.stage}-{d.attempt}", source="worker",
-                    data={"run_id": d.run_id, "stage": d.stage, "attempt": d.attempt}))
+                self.executor.append(
+                    StageSucceeded(
+                        id=f"ok-{d.run_id}-{d.stage}-{d.attempt}",
+                        source="worker",
+                        data={"run_id": d.run_id, "stage": d.stage, "attempt": d.attempt},
+                    )
+                )
 
     def active(self) -> list[str]:
         return [r.run_id for s in self.states for r in s.runs() if r.status == "active"]
@@ -277,22 +316,33 @@ ALLOWED = {"illegal_transition", "unknown_run"}
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(["queue", "queue", "skip", "cancel_oldest"]), st.integers(1, 3),
-       st.integers(2, 5), st.integers(2, 7), st.data())
+@given(
+    st.sampled_from(["queue", "queue", "skip", "cancel_oldest"]),
+    st.integers(1, 3),
+    st.integers(2, 5),
+    st.integers(2, 7),
+    st.data(),
+)
 def test_never_more_active_runs_than_the_limit_and_every_queued_run_starts(
     policy: str, limit: int, partitions: int, runs: int, data: st.DataObject
 ) -> None:
     cluster = Cluster(_catalog(policy, limit), partitions)
     for i in range(runs):
-        cluster.send(ExternalEvent(id=f"go-{i}", source=f"app{i}", type="go",
-                                   data={"key": f"k{i}"}))
-    cancels = [RunCancel(id=f"c{i}", source="cli", data={"run_id": f"p/k{i}"})
-               for i in range(runs) if data.draw(st.booleans(), label=f"cancel k{i}")]
+        cluster.send(
+            ExternalEvent(id=f"go-{i}", source=f"app{i}", type="go", data={"key": f"k{i}"})
+        )
+    cancels = [
+        RunCancel(id=f"c{i}", source="cli", data={"run_id": f"p/k{i}"})
+        for i in range(runs)
+        if data.draw(st.booleans(), label=f"cancel k{i}")
+    ]
     waited = False
     for _ in range(250):
         busy = [p for p, inbox in enumerate(cluster.inboxes) if inbox]
-        moves = [*(("deliver", p) for p in busy), *(("answer", i) for i in
-                                                     range(len(cluster.executor)))]
+        moves = [
+            *(("deliver", p) for p in busy),
+            *(("answer", i) for i in range(len(cluster.executor))),
+        ]
         if cancels:
             moves.append(("cancel", 0))
         if cluster.delivered:
@@ -349,17 +399,22 @@ def test_runs_a_partition_counted_itself_before_the_upgrade_are_handed_to_the_ow
 
 
 def test_a_run_of_a_removed_pipeline_gives_its_slot_back_to_the_owner() -> None:
-    key = next(k for k in (f"k{i}" for i in range(100))
-               if partition_for(f"p/{k}", PARTS) != OWNER)
+    key = next(k for k in (f"k{i}" for i in range(100)) if partition_for(f"p/{k}", PARTS) != OWNER)
     result = _replay(_catalog(), [_go(key)])
     assert _books(result.states[OWNER])[0] == [f"p/{key}"]
-    gone = CatalogSet.of(Catalog.build([Pipeline.model_validate({
-        "name": "q", "run_key": "'x'", "stages": [{"name": "a"}]})]))
+    gone = CatalogSet.of(
+        Catalog.build(
+            [Pipeline.model_validate({"name": "q", "run_key": "'x'", "stages": [{"name": "a"}]})]
+        )
+    )
     home = result.states[partition_for(f"p/{key}", PARTS)]
     step = decide(gone, home, RunCancel(id="c", source="ops", data={"run_id": f"p/{key}"}), T0)
     assert step.rejection is None
-    released = [c for c in step.commands
-                if isinstance(c, Publish) and c.event.type == "streamcoord.limit.release"]
+    released = [
+        c
+        for c in step.commands
+        if isinstance(c, Publish) and c.event.type == "streamcoord.limit.release"
+    ]
     assert len(released) == 1
     assert partition_for(released[0].key, PARTS) == OWNER
     owner = result.states[OWNER]

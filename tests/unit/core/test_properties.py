@@ -30,15 +30,23 @@ def pipelines(draw: st.DrawFn) -> Pipeline:
     stages: list[dict[str, Any]] = []
     for i in range(n):
         needs = sorted(draw(st.sets(st.integers(0, i - 1), max_size=3))) if i else []
-        stage: dict[str, Any] = {"name": f"s{i}", "needs": [f"s{j}" for j in needs],
-                                 "trigger_rule": draw(st.sampled_from(RULES)),
-                                 "retries": {"max_attempts": draw(st.integers(1, 2))}}
+        stage: dict[str, Any] = {
+            "name": f"s{i}",
+            "needs": [f"s{j}" for j in needs],
+            "trigger_rule": draw(st.sampled_from(RULES)),
+            "retries": {"max_attempts": draw(st.integers(1, 2))},
+        }
         if draw(st.booleans()):
             stage["condition"] = draw(st.sampled_from(["true", "false", "run_key == 'k0'"]))
         stages.append(stage)
-    return Pipeline.model_validate({"name": "p", "run_key": "event.data.key",
-                                    "triggers": [{"kind": "event", "type": "go"}],
-                                    "stages": stages})
+    return Pipeline.model_validate(
+        {
+            "name": "p",
+            "run_key": "event.data.key",
+            "triggers": [{"kind": "event", "type": "go"}],
+            "stages": stages,
+        }
+    )
 
 
 class Harness:
@@ -79,10 +87,16 @@ class Harness:
 
 
 def _answers(trigger: StageTrigger, fail: bool, n: int) -> list[CloudEvent]:
-    ref = {"run_id": trigger.data.run_id, "stage": trigger.data.stage,
-           "attempt": trigger.data.attempt}
-    end: CloudEvent = (StageFailed(id=f"f{n}", source="x", data=ref) if fail
-                       else StageSucceeded(id=f"s{n}", source="x", data=ref))
+    ref = {
+        "run_id": trigger.data.run_id,
+        "stage": trigger.data.stage,
+        "attempt": trigger.data.attempt,
+    }
+    end: CloudEvent = (
+        StageFailed(id=f"f{n}", source="x", data=ref)
+        if fail
+        else StageSucceeded(id=f"s{n}", source="x", data=ref)
+    )
     return [StageStarted(id=f"b{n}", source="x", data=ref), end]
 
 
@@ -144,9 +158,14 @@ def test_replay_and_restore_give_identical_decisions(
 
 
 def test_the_same_event_twice_changes_nothing() -> None:
-    pipeline = Pipeline.model_validate({"name": "p", "run_key": "event.data.key",
-                                        "triggers": [{"kind": "event", "type": "go"}],
-                                        "stages": [{"name": "a"}]})
+    pipeline = Pipeline.model_validate(
+        {
+            "name": "p",
+            "run_key": "event.data.key",
+            "triggers": [{"kind": "event", "type": "go"}],
+            "stages": [{"name": "a"}],
+        }
+    )
     h = Harness(pipeline)
     go = ExternalEvent(id="e", source="src", type="go", data={"key": "k"})
     first = h.feed(go)

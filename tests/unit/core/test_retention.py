@@ -44,22 +44,39 @@ DAY = timedelta(days=1)
 
 
 def _spec(name: str, **extra: Any) -> Pipeline:
-    spec: dict[str, Any] = {"name": name, "run_key": "event.data.key",
-                            "triggers": [{"kind": "event", "type": "go"}, {"kind": "manual"}],
-                            "stages": [{"name": "a"}]}
+    spec: dict[str, Any] = {
+        "name": name,
+        "run_key": "event.data.key",
+        "triggers": [{"kind": "event", "type": "go"}, {"kind": "manual"}],
+        "stages": [{"name": "a"}],
+    }
     spec.update(extra)
     return Pipeline.model_validate(spec)
 
 
-ARRIVALS = {"kind": "data", "type": "landed", "datasets": ["x"], "dataset": "event.data.ds",
-            "partition": "event.data.part", "partitions_per_run": 1}
+ARRIVALS = {
+    "kind": "data",
+    "type": "landed",
+    "datasets": ["x"],
+    "dataset": "event.data.ds",
+    "partition": "event.data.part",
+    "partitions_per_run": 1,
+}
 CATALOG = Catalog.build(
-    [_spec("p"),
-     _spec("q", triggers=[{"kind": "event", "type": "go2"}], stages=[{"name": "b",
-                                                                      "needs": ["p.a"]}]),
-     _spec("d", triggers=[ARRIVALS]),
-     _spec("z", triggers=[{"kind": "event", "type": "goz"}],
-           concurrency={"max_active_runs": 1, "over_limit": "skip"})],
+    [
+        _spec("p"),
+        _spec(
+            "q",
+            triggers=[{"kind": "event", "type": "go2"}],
+            stages=[{"name": "b", "needs": ["p.a"]}],
+        ),
+        _spec("d", triggers=[ARRIVALS]),
+        _spec(
+            "z",
+            triggers=[{"kind": "event", "type": "goz"}],
+            concurrency={"max_active_runs": 1, "over_limit": "skip"},
+        ),
+    ],
     retention=DAY,
 )
 
@@ -95,8 +112,11 @@ class Coordinator:
 
 
 def _ok(run_id: str, stage: str = "a", event_id: str | None = None) -> StageSucceeded:
-    return StageSucceeded(id=event_id or f"ok-{run_id}", source="x",
-                          data={"run_id": run_id, "stage": stage, "attempt": 1})
+    return StageSucceeded(
+        id=event_id or f"ok-{run_id}",
+        source="x",
+        data={"run_id": run_id, "stage": stage, "attempt": 1},
+    )
 
 
 def _run(c: Coordinator, base: str) -> RunState:
@@ -110,9 +130,12 @@ def _ids(c: Coordinator) -> list[str]:
 
 
 def _decisions(steps: list[Step]) -> list[tuple[str, str, str]]:
-    return [(c.event.data.run_id, c.event.data.action, c.event.data.reason)
-            for step in steps for c in step.commands
-            if isinstance(c, Publish) and isinstance(c.event.data, Decision)]
+    return [
+        (c.event.data.run_id, c.event.data.action, c.event.data.reason)
+        for step in steps
+        for c in step.commands
+        if isinstance(c, Publish) and isinstance(c.event.data, Decision)
+    ]
 
 
 def test_a_finished_run_leaves_the_state_a_retention_after_it_finished() -> None:
@@ -128,7 +151,8 @@ def test_a_finished_run_leaves_the_state_a_retention_after_it_finished() -> None
     assert c.state.dump_key("gen/p/k") == b'{"v":1,"g":1}'
     assert set(step.changed_keys) == {"run/p/k", "gen/p/k", SWEEP_KEY, CHAIN_KEY}
     assert _decisions([step]) == [
-        ("p/k", "expired", f"succeeded at {T0.isoformat()}; kept 86400 s after it finished")]
+        ("p/k", "expired", f"succeeded at {T0.isoformat()}; kept 86400 s after it finished")
+    ]
     assert c.state.misc(SWEEP_KEY) is None  # nothing left to sweep
     assert c.state.timers() == []
 
@@ -178,20 +202,21 @@ def test_a_late_event_for_an_expired_run_is_ignored_with_the_reason() -> None:
     late = c.feed(_ok("p/k", event_id="ok-again"), T0 + 2 * DAY)
     assert late[0].rejection is None
     assert _decisions(late) == [
-        ("p/k", "ignored", "run p/k finished and left the state (retention 86400 s)")]
+        ("p/k", "ignored", "run p/k finished and left the state (retention 86400 s)")
+    ]
     assert c.state.run("p/k") is None  # not resurrected
     unknown = c.feed(_ok("p/k#2"), T0 + 2 * DAY)[0]  # a generation that never existed
     assert unknown.rejection is not None
     assert unknown.rejection.code == "unknown_run"
 
 
-def test_a_trigger_for_an_expired_run_is_ignored_and_a_manual_request_takes_the_next_generation(
-) -> None:
+def test_a_trigger_for_an_expired_run_is_ignored_and_a_request_takes_the_next_generation() -> None:
     c = Coordinator()
     c.finish("k", T0)
     c.sweep()
-    again = c.feed(ExternalEvent(id="go-k-again", source="app", type="go", data={"key": "k"}),
-                   T0 + 2 * DAY)
+    again = c.feed(
+        ExternalEvent(id="go-k-again", source="app", type="go", data={"key": "k"}), T0 + 2 * DAY
+    )
     assert _decisions(again)[0][:2] == ("p/k", "ignored")
     assert c.state.run("p/k") is None
     request = RunRequested(id="r", source="cli", data={"pipeline": "p", "run_key": "k"})
@@ -207,28 +232,38 @@ def test_a_subscription_to_an_expired_run_is_answered_as_expired() -> None:
     c = Coordinator()
     c.finish("k", T0)
     c.sweep()
-    steps = c.feed(ExternalEvent(id="go2-k", source="app", type="go2", data={"key": "k"}),
-                   T0 + 2 * DAY)
-    outcomes = [cmd.event for s in steps for cmd in s.commands
-                if isinstance(cmd, Publish) and isinstance(cmd.event, StageOutcome)]
+    steps = c.feed(
+        ExternalEvent(id="go2-k", source="app", type="go2", data={"key": "k"}), T0 + 2 * DAY
+    )
+    outcomes = [
+        cmd.event
+        for s in steps
+        for cmd in s.commands
+        if isinstance(cmd, Publish) and isinstance(cmd.event, StageOutcome)
+    ]
     assert [o.data.outcome for o in outcomes] == ["expired"]
-    assert ("q/k", "need_expired", "need p.a: upstream run p/k has expired; counted as failed") \
-        in _decisions(steps)
+    assert (
+        "q/k",
+        "need_expired",
+        "need p.a: upstream run p/k has expired; counted as failed",
+    ) in _decisions(steps)
     assert _run(c, "q/k").stages["b"].status == "upstream_failed"
     assert c.state.misc("subs/p/k") is None  # nothing waits on it
 
 
 def test_a_late_arrival_for_an_expired_run_is_ignored() -> None:
     c = Coordinator()
-    land = ExternalEvent(id="l1", source="lake", type="landed",
-                         data={"key": "k", "ds": "x", "part": "0"})
+    land = ExternalEvent(
+        id="l1", source="lake", type="landed", data={"key": "k", "ds": "x", "part": "0"}
+    )
     c.feed(land, T0)
     c.feed(_ok("d/k"), T0)
     assert c.state.misc("arr/d/k") is not None
     c.sweep()
     assert c.state.misc("arr/d/k") is None
-    late = ExternalEvent(id="l2", source="lake", type="landed",
-                         data={"key": "k", "ds": "x", "part": "1"})
+    late = ExternalEvent(
+        id="l2", source="lake", type="landed", data={"key": "k", "ds": "x", "part": "1"}
+    )
     steps = c.feed(late, T0 + 2 * DAY)
     assert _decisions(steps)[0][:2] == ("d/k", "ignored")
     assert c.state.misc("arr/d/k") is None
@@ -246,12 +281,22 @@ def test_a_run_skipped_over_the_pipelines_limit_expires_too() -> None:
 def test_a_run_retried_after_it_finished_expires_from_its_second_end() -> None:
     c = Coordinator()
     c.feed(ExternalEvent(id="go-k", source="app", type="go", data={"key": "k"}), T0)
-    c.feed(StageFailed(id="f", source="x", data={"run_id": "p/k", "stage": "a", "attempt": 1,
-                                                 "error": "boom", "retryable": False}), T0)
-    c.feed(StageRetry(id="r", source="cli", data={"run_id": "p/k", "stage": "a"}),
-           T0 + timedelta(hours=12))
-    c.feed(StageSucceeded(id="ok2", source="x", data={"run_id": "p/k", "stage": "a",
-                                                      "attempt": 2}), T0 + timedelta(hours=13))
+    c.feed(
+        StageFailed(
+            id="f",
+            source="x",
+            data={"run_id": "p/k", "stage": "a", "attempt": 1, "error": "boom", "retryable": False},
+        ),
+        T0,
+    )
+    c.feed(
+        StageRetry(id="r", source="cli", data={"run_id": "p/k", "stage": "a"}),
+        T0 + timedelta(hours=12),
+    )
+    c.feed(
+        StageSucceeded(id="ok2", source="x", data={"run_id": "p/k", "stage": "a", "attempt": 2}),
+        T0 + timedelta(hours=13),
+    )
     c.sweep()  # due a day after the first end
     assert _run(c, "p/k").status == "succeeded"
     assert c.timers["expiry|p0"].due == T0 + DAY + timedelta(hours=13)
@@ -262,8 +307,14 @@ def test_a_run_retried_after_it_finished_expires_from_its_second_end() -> None:
 def test_a_sweep_that_finds_only_reopened_runs_ends() -> None:
     c = Coordinator()
     c.feed(ExternalEvent(id="go-k", source="app", type="go", data={"key": "k"}), T0)
-    c.feed(StageFailed(id="f", source="x", data={"run_id": "p/k", "stage": "a", "attempt": 1,
-                                                 "error": "boom", "retryable": False}), T0)
+    c.feed(
+        StageFailed(
+            id="f",
+            source="x",
+            data={"run_id": "p/k", "stage": "a", "attempt": 1, "error": "boom", "retryable": False},
+        ),
+        T0,
+    )
     c.feed(StageRetry(id="r", source="cli", data={"run_id": "p/k", "stage": "a"}), T0)
     c.sweep()
     assert c.state.misc(SWEEP_KEY) is None  # the run is active: no sweep until it ends again
@@ -276,8 +327,12 @@ def test_a_restored_state_expires_the_same_runs() -> None:
     c.sweep()
     restored = Coordinator()
     # the changelog as the runtime wrote it: values, then a tombstone for the expired run
-    items: list[tuple[str, bytes | None]] = [*c.state.dump(), ("run/p/k1", None),
-                                             ("gen/p/gone", b'{"v":1,"g":3}'), ("gen/p/gone", None)]
+    items: list[tuple[str, bytes | None]] = [
+        *c.state.dump(),
+        ("run/p/k1", None),
+        ("gen/p/gone", b'{"v":1,"g":3}'),
+        ("gen/p/gone", None),
+    ]
     restored.state = CoordinatorState.load(0, 1, items)
     restored.timers = dict(c.timers)
     assert restored.state.dump() == c.state.dump()
@@ -290,9 +345,14 @@ def test_runs_finished_before_retention_existed_expire_by_their_creation_time() 
     c.finish("k", T0)
     raw = orjson.loads(c.state.dump_key("run/p/k") or b"")
     old = {key: value for key, value in raw.items() if key != "fa"}
-    restored = CoordinatorState.load(0, 1, [("run/p/k", orjson.dumps({**old, "v": 3})),
-                                            ("run/p/j", orjson.dumps({**old, "k": "j", "at": "",
-                                                                      "v": 2}))])
+    restored = CoordinatorState.load(
+        0,
+        1,
+        [
+            ("run/p/k", orjson.dumps({**old, "v": 3})),
+            ("run/p/j", orjson.dumps({**old, "k": "j", "at": "", "v": 2})),
+        ],
+    )
     found = [(run.run_key, run.finished_at) for run in restored.runs()]
     assert found == [("j", "1970-01-01T00:00:00+00:00"), ("k", T0.isoformat())]
 
@@ -323,8 +383,10 @@ def test_a_rolled_back_sweep_leaves_the_run_to_expire_again() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.integers(0, 6 * 3600), min_size=1, max_size=12),
-       st.sampled_from([timedelta(seconds=5), timedelta(minutes=30), DAY]))
+@given(
+    st.lists(st.integers(0, 6 * 3600), min_size=1, max_size=12),
+    st.sampled_from([timedelta(seconds=5), timedelta(minutes=30), DAY]),
+)
 def test_every_run_expires_within_a_sweep_interval_after_its_retention(
     gaps: list[int], retention: timedelta
 ) -> None:

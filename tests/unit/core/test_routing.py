@@ -24,9 +24,12 @@ KEYS = [f"k{i}" for i in range(8)]
 
 
 def _catalog(**extra: Any) -> Catalog:
-    spec: dict[str, Any] = {"name": "p", "run_key": "event.data.key",
-                            "triggers": [{"kind": "event", "type": "go"}],
-                            "stages": [{"name": "a"}]}
+    spec: dict[str, Any] = {
+        "name": "p",
+        "run_key": "event.data.key",
+        "triggers": [{"kind": "event", "type": "go"}],
+        "stages": [{"name": "a"}],
+    }
     spec.update(extra)
     return Catalog.build([Pipeline.model_validate(spec)], [Pool(name="db", slots=1)])
 
@@ -37,8 +40,12 @@ def _replay(catalog: Catalog, events: list[CloudEvent], partitions: int) -> Repl
 
 
 def _triggered(result: ReplayResult) -> list[str]:
-    return [c.event.data.run_id for r in result.records for c in r.step.commands
-            if isinstance(c, Publish) and isinstance(c.event, StageTrigger)]
+    return [
+        c.event.data.run_id
+        for r in result.records
+        for c in r.step.commands
+        if isinstance(c, Publish) and isinstance(c.event, StageTrigger)
+    ]
 
 
 def _go(key: str) -> ExternalEvent:
@@ -57,8 +64,10 @@ def test_pause_reaches_every_partition_and_resume_releases_every_held_match() ->
     assert _triggered(paused) == []
     broadcast = [c for c in paused.records[0].step.commands if isinstance(c, Publish)]
     assert len(broadcast) == 2  # once to each other partition, and not forwarded again
-    assert all(c.topic is None and c.event.model_extra == {"sckey": c.key, "scbroadcast": "1"}
-               for c in broadcast)
+    assert all(
+        c.topic is None and c.event.model_extra == {"sckey": c.key, "scbroadcast": "1"}
+        for c in broadcast
+    )
     resumed = _replay(catalog, [pause, *[_go(k) for k in KEYS], resume], partitions=3)
     assert sorted(_triggered(resumed)) == [f"p/{k}" for k in KEYS]
 
@@ -76,10 +85,16 @@ def test_a_schedule_tick_starts_the_run_its_time_names_once() -> None:
         run_key="string(schedule.scheduled_time)",
         triggers=[{"kind": "schedule", "cron": "0 * * * *"}],
     )
-    tick = ScheduleTick(id="t1", source="scheduler",
-                        data={"pipeline": "p", "scheduled_time": "2026-01-01T01:00:00Z"})
-    again = ScheduleTick(id="t1-redelivered", source="scheduler",
-                         data={"pipeline": "p", "scheduled_time": "2026-01-01T01:00:00Z"})
+    tick = ScheduleTick(
+        id="t1",
+        source="scheduler",
+        data={"pipeline": "p", "scheduled_time": "2026-01-01T01:00:00Z"},
+    )
+    again = ScheduleTick(
+        id="t1-redelivered",
+        source="scheduler",
+        data={"pipeline": "p", "scheduled_time": "2026-01-01T01:00:00Z"},
+    )
     result = _replay(catalog, [tick, again], partitions=3)
     assert _triggered(result) == ["p/2026-01-01T01:00:00+00:00"]
 
@@ -104,13 +119,27 @@ def test_cancelling_a_run_still_waiting_for_a_slot_withdraws_its_request() -> No
 def test_a_redelivered_pool_request_is_counted_once() -> None:
     catalog = _catalog(stages=[{"name": "a", "pool": "db"}])
     state = CoordinatorState.empty()
-    acquire = CloudEvent(id="acq", source="streamcoord/coordinator",
-                         type="streamcoord.pool.acquire", sckey="pool/db",
-                         data={"pool": "db", "run_id": "p/x", "stage": "a", "attempt": 1,
-                               "priority": 0, "reply": "p/x"})
+    acquire = CloudEvent(
+        id="acq",
+        source="streamcoord/coordinator",
+        type="streamcoord.pool.acquire",
+        sckey="pool/db",
+        data={
+            "pool": "db",
+            "run_id": "p/x",
+            "stage": "a",
+            "attempt": 1,
+            "priority": 0,
+            "reply": "p/x",
+        },
+    )
     first = decide(catalog, state, acquire, T0)
     second = decide(catalog, state, acquire.model_copy(update={"id": "acq-again"}), T0)
     assert len(first.commands) == 1  # the grant
     assert second.commands == ()
-    assert state.misc("pool/db") == {"v": 1, "holders": [["p/x", "a", 1, "p/x"]],
-                                     "waiting": [], "seq": 0}
+    assert state.misc("pool/db") == {
+        "v": 1,
+        "holders": [["p/x", "a", 1, "p/x"]],
+        "waiting": [],
+        "seq": 0,
+    }

@@ -47,14 +47,26 @@ def pipelines(draw: st.DrawFn) -> Pipeline:
     stages: list[dict[str, Any]] = []
     for i in range(n):
         needs = sorted(draw(st.sets(st.integers(0, i - 1), max_size=2))) if i else []
-        stages.append({"name": f"s{i}", "needs": [f"s{j}" for j in needs],
-                       "retries": {"max_attempts": draw(st.integers(1, 3)),
-                                   "backoff": {"initial_seconds": 1}}})
+        stages.append(
+            {
+                "name": f"s{i}",
+                "needs": [f"s{j}" for j in needs],
+                "retries": {
+                    "max_attempts": draw(st.integers(1, 3)),
+                    "backoff": {"initial_seconds": 1},
+                },
+            }
+        )
     limit = draw(st.sampled_from([None, 1]))
-    return Pipeline.model_validate({"name": "p", "run_key": "event.data.key",
-                                    "concurrency": {"max_active_runs": limit},
-                                    "triggers": [{"kind": "event", "type": "go"}],
-                                    "stages": stages})
+    return Pipeline.model_validate(
+        {
+            "name": "p",
+            "run_key": "event.data.key",
+            "concurrency": {"max_active_runs": limit},
+            "triggers": [{"kind": "event", "type": "go"}],
+            "stages": stages,
+        }
+    )
 
 
 class TwoPaths:
@@ -117,10 +129,16 @@ def _bytes(record: CloudEvent) -> tuple[bytes, list[tuple[str, bytes]]]:
 
 
 def _answers(trigger: StageTrigger, fail: bool, n: int) -> list[CloudEvent]:
-    ref = {"run_id": trigger.data.run_id, "stage": trigger.data.stage,
-           "attempt": trigger.data.attempt}
-    end: CloudEvent = (StageFailed(id=f"f{n}", source="x", data=ref)
-                       if fail else StageSucceeded(id=f"s{n}", source="x", data=ref))
+    ref = {
+        "run_id": trigger.data.run_id,
+        "stage": trigger.data.stage,
+        "attempt": trigger.data.attempt,
+    }
+    end: CloudEvent = (
+        StageFailed(id=f"f{n}", source="x", data=ref)
+        if fail
+        else StageSucceeded(id=f"s{n}", source="x", data=ref)
+    )
     return [StageStarted(id=f"b{n}", source="x", data=ref), end]
 
 
@@ -160,9 +178,14 @@ def test_one_record_per_run_per_batch_matches_the_default_paths_last(
 
 
 def test_a_fold_after_the_last_change_shows_in_the_batchs_record() -> None:
-    pipeline = Pipeline.model_validate({"name": "p", "run_key": "event.data.key",
-                                        "triggers": [{"kind": "event", "type": "go"}],
-                                        "stages": [{"name": "a"}]})
+    pipeline = Pipeline.model_validate(
+        {
+            "name": "p",
+            "run_key": "event.data.key",
+            "triggers": [{"kind": "event", "type": "go"}],
+            "stages": [{"name": "a"}],
+        }
+    )
     paths = TwoPaths(pipeline)
     paths.feed(_go("first", "k"))
     paths.feed(_go("second", "k"))
@@ -174,15 +197,23 @@ def test_a_fold_after_the_last_change_shows_in_the_batchs_record() -> None:
 
 
 def test_without_run_records_no_record_is_published_and_changes_are_listed() -> None:
-    pipeline = Pipeline.model_validate({"name": "p", "run_key": "event.data.key",
-                                        "triggers": [{"kind": "event", "type": "go"}],
-                                        "stages": [{"name": "a"}]})
+    pipeline = Pipeline.model_validate(
+        {
+            "name": "p",
+            "run_key": "event.data.key",
+            "triggers": [{"kind": "event", "type": "go"}],
+            "stages": [{"name": "a"}],
+        }
+    )
     state = CoordinatorState.empty()
     catalog = Catalog.build([pipeline], [])
     step = decide(catalog, state, _go("e", "k"), T0, run_records=False)
-    assert not any(isinstance(c.event, RunRecord) for c in step.commands
-                   if isinstance(c, Publish))
+    assert not any(isinstance(c.event, RunRecord) for c in step.commands if isinstance(c, Publish))
     (change,) = step.changed_runs
     assert (change.run.run_id, change.source, change.event_id, change.now) == (
-        "p/k", "src", "e", T0)
+        "p/k",
+        "src",
+        "e",
+        T0,
+    )
     assert run_record(change).data.stages == {"a": "triggered"}

@@ -42,19 +42,32 @@ RULES = ["all_success", "all_done", "one_success", "none_failed"]
 KEYS = ["k0", "k1"]
 LIMITS = [None, "queue", "skip", "cancel_oldest"]
 UNFINISHED = frozenset({"active", "queued"})
-ABOUT_A_RUN = frozenset({
-    "streamcoord.stage.started", "streamcoord.stage.succeeded", "streamcoord.stage.failed",
-    "streamcoord.stage.retry", "streamcoord.run.cancel", "streamcoord.timer.fired",
-    "streamcoord.pool.grant",
-})
+ABOUT_A_RUN = frozenset(
+    {
+        "streamcoord.stage.started",
+        "streamcoord.stage.succeeded",
+        "streamcoord.stage.failed",
+        "streamcoord.stage.retry",
+        "streamcoord.run.cancel",
+        "streamcoord.timer.fired",
+        "streamcoord.pool.grant",
+    }
+)
 
 
 @st.composite
 def variants(draw: st.DrawFn) -> Catalog:
     """One version of the specs: pipeline ``p`` (random stages, needs, pools, limits) or none."""
-    pipelines = [Pipeline.model_validate({
-        "name": "q", "run_key": "event.data.key", "triggers": [{"kind": "event", "type": "go"}],
-        "stages": [{"name": "a", "pool": "db"}]})]
+    pipelines = [
+        Pipeline.model_validate(
+            {
+                "name": "q",
+                "run_key": "event.data.key",
+                "triggers": [{"kind": "event", "type": "go"}],
+                "stages": [{"name": "a", "pool": "db"}],
+            }
+        )
+    ]
     if draw(st.integers(0, 4)):  # one version in five has lost pipeline p
         # "a" always, so that events about a run often name a stage every version has
         names = ["a", *draw(st.lists(st.sampled_from(NAMES[1:]), max_size=3, unique=True))]
@@ -63,7 +76,8 @@ def variants(draw: st.DrawFn) -> Catalog:
             stage: dict[str, Any] = {
                 "name": name,
                 "needs": draw(st.lists(st.sampled_from(names[:i]), unique=True, max_size=2))
-                if i else [],
+                if i
+                else [],
                 "trigger_rule": draw(st.sampled_from(RULES)),
                 "retries": {"max_attempts": draw(st.integers(1, 2))},
             }
@@ -76,7 +90,9 @@ def variants(draw: st.DrawFn) -> Catalog:
             stages.append(stage)
         limit = draw(st.sampled_from(LIMITS))
         spec: dict[str, Any] = {
-            "name": "p", "run_key": "event.data.key", "stages": stages,
+            "name": "p",
+            "run_key": "event.data.key",
+            "stages": stages,
             "triggers": [{"kind": "event", "type": "go"}, {"kind": "manual"}],
         }
         if limit is not None:
@@ -88,8 +104,12 @@ def variants(draw: st.DrawFn) -> Catalog:
 ACTIONS = st.one_of(
     st.tuples(st.just("go"), st.sampled_from(KEYS)),
     st.tuples(st.just("request"), st.sampled_from(KEYS)),
-    st.tuples(st.sampled_from(["started", "succeeded", "failed", "retry"]),
-              st.sampled_from(KEYS), st.sampled_from(["a", *NAMES]), st.integers(1, 2)),
+    st.tuples(
+        st.sampled_from(["started", "succeeded", "failed", "retry"]),
+        st.sampled_from(KEYS),
+        st.sampled_from(["a", *NAMES]),
+        st.integers(1, 2),
+    ),
     st.tuples(st.just("cancel"), st.sampled_from(KEYS)),
     st.tuples(st.just("timer"), st.integers(0, 3)),
     st.tuples(st.just("activate"), st.integers(0, 3)),  # 3: a version not loaded
@@ -124,7 +144,8 @@ class World:
             if not self.timers:
                 return
             timer = sorted(self.timers.values(), key=lambda t: (t.due, t.timer_id))[
-                action[1] % len(self.timers)]
+                action[1] % len(self.timers)
+            ]
             del self.timers[timer.timer_id]
             self.now = max(self.now, timer.due)
             self.feed(timer.event)
@@ -134,8 +155,11 @@ class World:
     def event(self, action: tuple[Any, ...]) -> CloudEvent:
         self.n += 1
         if action[0] == "activate":
-            version = (self.versions[action[1]].version if action[1] < len(self.versions)
-                       else "sha256:0000000000000000")
+            version = (
+                self.versions[action[1]].version
+                if action[1] < len(self.versions)
+                else "sha256:0000000000000000"
+            )
             return SpecsActivate(id=f"e{self.n}", source="ops", data={"version": version})
         return _BUILD[action[0]](f"e{self.n}", action)
 
@@ -174,23 +198,31 @@ class World:
         assert set(cp.stages) <= set(run.stages), f"{run.run_id} lacks stages of its spec"
         for name, stage in run.stages.items():
             if name not in cp.stages:
-                assert stage.status in {"succeeded", "failed", "timed_out", "skipped",
-                                        "cancelled", "upstream_failed"}, (run.run_id, name)
+                assert stage.status in {
+                    "succeeded",
+                    "failed",
+                    "timed_out",
+                    "skipped",
+                    "cancelled",
+                    "upstream_failed",
+                }, (run.run_id, name)
 
 
 def _stage_event(cls: type[CloudEvent]) -> Callable[[str, tuple[Any, ...]], CloudEvent]:
-    return lambda ident, a: cls(id=ident, source="x", data={
-        "run_id": f"p/{a[1]}", "stage": a[2], "attempt": a[3]})
+    return lambda ident, a: cls(
+        id=ident, source="x", data={"run_id": f"p/{a[1]}", "stage": a[2], "attempt": a[3]}
+    )
 
 
 _BUILD: dict[str, Callable[[str, tuple[Any, ...]], CloudEvent]] = {
-    "go": lambda ident, a: ExternalEvent(id=ident, source="app", type="go",
-                                         data={"key": a[1]}),
-    "request": lambda ident, a: RunRequested(id=ident, source="ops",
-                                             data={"pipeline": "p", "run_key": a[1]}),
+    "go": lambda ident, a: ExternalEvent(id=ident, source="app", type="go", data={"key": a[1]}),
+    "request": lambda ident, a: RunRequested(
+        id=ident, source="ops", data={"pipeline": "p", "run_key": a[1]}
+    ),
     "cancel": lambda ident, a: RunCancel(id=ident, source="ops", data={"run_id": f"p/{a[1]}"}),
-    "retry": lambda ident, a: StageRetry(id=ident, source="ops",
-                                         data={"run_id": f"p/{a[1]}", "stage": a[2]}),
+    "retry": lambda ident, a: StageRetry(
+        id=ident, source="ops", data={"run_id": f"p/{a[1]}", "stage": a[2]}
+    ),
     "started": _stage_event(StageStarted),
     "succeeded": _stage_event(StageSucceeded),
     "failed": _stage_event(StageFailed),
@@ -199,8 +231,10 @@ _BUILD: dict[str, Callable[[str, tuple[Any, ...]], CloudEvent]] = {
 
 def _replayed(log: list[tuple[Catalog | CatalogSet, datetime, CloudEvent]]) -> list[bytes]:
     state = CoordinatorState.empty()
-    return [step_json(Record(now, event, decide(catalogs, state, event, now), False))
-            for catalogs, now, event in log]
+    return [
+        step_json(Record(now, event, decide(catalogs, state, event, now), False))
+        for catalogs, now, event in log
+    ]
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -211,21 +245,33 @@ def test_decide_never_raises_and_runs_end_with_their_pipeline(
     world = World(versions)
     for action in actions:
         world.act(action)
-    ended = {r.status for r in world.state.runs()
-             if any(s.reason == "spec_removed" for s in r.stages.values())}
+    ended = {
+        r.status
+        for r in world.state.runs()
+        if any(s.reason == "spec_removed" for s in r.stages.values())
+    }
     event(f"runs with a spec_removed stage: {sorted(ended)}")  # --hypothesis-show-statistics
     first = _replayed(world.log)
     assert first == _replayed(world.log)
     # the replay output is what the world saw, step for step
-    assert [orjson.loads(line)["event"]["id"] for line in first] == [
-        e.id for _, _, e in world.log]
+    assert [orjson.loads(line)["event"]["id"] for line in first] == [e.id for _, _, e in world.log]
 
 
 def test_a_timer_of_a_run_whose_spec_lost_the_pipeline_ends_it() -> None:
     """A deterministic instance of the property: only a timer touches the run."""
-    with_p = Catalog.build([Pipeline.model_validate({
-        "name": "p", "run_key": "event.data.key", "triggers": [{"kind": "event", "type": "go"}],
-        "stages": [{"name": "a", "timeout_seconds": 5}]})], [])
+    with_p = Catalog.build(
+        [
+            Pipeline.model_validate(
+                {
+                    "name": "p",
+                    "run_key": "event.data.key",
+                    "triggers": [{"kind": "event", "type": "go"}],
+                    "stages": [{"name": "a", "timeout_seconds": 5}],
+                }
+            )
+        ],
+        [],
+    )
     without = Catalog.build([], [])
     world = World([with_p, without])
     world.act(("go", "k0"))

@@ -44,18 +44,35 @@ POOLS = [Pool(name="db", slots=1)]
 
 
 def _pipeline(stages: list[dict[str, Any]], name: str = "p", **extra: Any) -> Pipeline:
-    return Pipeline.model_validate({
-        "name": name, "run_key": "event.data.key",
-        "triggers": [{"kind": "event", "type": "go"}, {"kind": "manual"}], "stages": stages,
-        **extra,
-    })
+    return Pipeline.model_validate(
+        {
+            "name": name,
+            "run_key": "event.data.key",
+            "triggers": [{"kind": "event", "type": "go"}, {"kind": "manual"}],
+            "stages": stages,
+            **extra,
+        }
+    )
 
 
-V1 = Catalog.build([_pipeline([{"name": "a"}, {"name": "b", "needs": ["a"]},
-                               {"name": "c", "needs": ["b"]}])], POOLS)
+V1 = Catalog.build(
+    [_pipeline([{"name": "a"}, {"name": "b", "needs": ["a"]}, {"name": "c", "needs": ["b"]}])],
+    POOLS,
+)
 # b renamed b2, d added
-V2 = Catalog.build([_pipeline([{"name": "a"}, {"name": "b2", "needs": ["a"]},
-                               {"name": "c", "needs": ["b2"]}, {"name": "d"}])], POOLS)
+V2 = Catalog.build(
+    [
+        _pipeline(
+            [
+                {"name": "a"},
+                {"name": "b2", "needs": ["a"]},
+                {"name": "c", "needs": ["b2"]},
+                {"name": "d"},
+            ]
+        )
+    ],
+    POOLS,
+)
 OTHER = Catalog.build([_pipeline([{"name": "x"}], name="other")], POOLS)
 BOTH = CatalogSet.of(V1, V2)
 
@@ -91,30 +108,42 @@ def _ref(stage: str, run: str = "p/k", attempt: int = 1) -> dict[str, Any]:
 
 
 def _ok(stage: str, run: str = "p/k", attempt: int = 1) -> StageSucceeded:
-    return StageSucceeded(id=f"ok-{run}-{stage}-{attempt}", source="x",
-                          data=_ref(stage, run, attempt))
+    return StageSucceeded(
+        id=f"ok-{run}-{stage}-{attempt}", source="x", data=_ref(stage, run, attempt)
+    )
 
 
 def _grant(stage: str, attempt: int = 1, run: str = "p/k") -> CloudEvent:
-    return CloudEvent(id=f"grant-{stage}-{attempt}", source="streamcoord/coordinator",
-                      type="streamcoord.pool.grant",
-                      data={"pool": "db", "run_id": run, "stage": stage, "attempt": attempt})
+    return CloudEvent(
+        id=f"grant-{stage}-{attempt}",
+        source="streamcoord/coordinator",
+        type="streamcoord.pool.grant",
+        data={"pool": "db", "run_id": run, "stage": stage, "attempt": attempt},
+    )
 
 
 def _decisions(step: Step) -> list[tuple[str | None, str, str]]:
-    return [(c.event.data.stage, c.event.data.action, c.event.data.reason)
-            for c in step.commands
-            if isinstance(c, Publish) and isinstance(c.event.data, Decision)]
+    return [
+        (c.event.data.stage, c.event.data.action, c.event.data.reason)
+        for c in step.commands
+        if isinstance(c, Publish) and isinstance(c.event.data, Decision)
+    ]
 
 
 def _triggered(step: Step) -> list[str]:
-    return [c.event.data.stage for c in step.commands
-            if isinstance(c, Publish) and isinstance(c.event, StageTrigger)]
+    return [
+        c.event.data.stage
+        for c in step.commands
+        if isinstance(c, Publish) and isinstance(c.event, StageTrigger)
+    ]
 
 
 def _routed(step: Step, type_: str) -> list[dict[str, Any]]:
-    return [c.event.data for c in step.commands
-            if isinstance(c, Publish) and c.topic is None and c.event.type == type_]
+    return [
+        c.event.data
+        for c in step.commands
+        if isinstance(c, Publish) and c.topic is None and c.event.type == type_
+    ]
 
 
 def _statuses(run: Any) -> dict[str, str]:
@@ -133,8 +162,10 @@ def test_a_spec_version_is_a_content_hash_of_the_specs_whatever_their_order() ->
     assert spec_version([p, q], [Pool(name="db", slots=2)]) != version
     assert spec_version([p, _pipeline([{"name": "a", "priority": 3}], name="q")], POOLS) != version
     # an omitted default and the same value written out are one spec
-    assert spec_version([_pipeline([{"name": "a", "trigger_rule": "all_success"}]), q],
-                        POOLS) == version
+    assert (
+        spec_version([_pipeline([{"name": "a", "trigger_rule": "all_success"}]), q], POOLS)
+        == version
+    )
 
 
 def test_a_catalog_set_holds_its_default_and_looks_versions_up() -> None:
@@ -152,9 +183,15 @@ def test_activating_a_loaded_version_persists_it_and_says_so() -> None:
     step = part.feed(BOTH, _activate(V2.version))
     assert step.rejection is None
     assert "spec" in step.changed_keys
-    assert _decisions(step) == [(None, "spec_activated", f"spec version {V2.version} is active"
-                                 f" for new runs (was {V1.version}); runs already started keep"
-                                 " theirs")]
+    assert _decisions(step) == [
+        (
+            None,
+            "spec_activated",
+            f"spec version {V2.version} is active"
+            f" for new runs (was {V1.version}); runs already started keep"
+            " theirs",
+        )
+    ]
     restored = CoordinatorState.load(0, 1, part.state.dump())
     assert restored.spec_version == V2.version
     again = part.feed(BOTH, _activate(V2.version, "again"))
@@ -182,14 +219,18 @@ def test_an_activation_without_a_version_is_rejected() -> None:
 def test_activation_is_forwarded_once_to_every_other_partition() -> None:
     part = Partition(partition=1, partitions=3)
     step = part.feed(BOTH, _activate(V2.version))
-    forwarded = [c.event for c in step.commands
-                 if isinstance(c, Publish) and isinstance(c.event, SpecsActivate)]
+    forwarded = [
+        c.event
+        for c in step.commands
+        if isinstance(c, Publish) and isinstance(c.event, SpecsActivate)
+    ]
     assert [e.id for e in forwarded] == [f"act-{V2.version}|p0", f"act-{V2.version}|p2"]
     other = Partition(partition=0, partitions=3)
     step = other.feed(BOTH, forwarded[0])
     assert other.state.spec_version == V2.version
-    assert not [c for c in step.commands
-                if isinstance(c, Publish) and isinstance(c.event, SpecsActivate)]
+    assert not [
+        c for c in step.commands if isinstance(c, Publish) and isinstance(c.event, SpecsActivate)
+    ]
 
 
 # --- a run keeps its version ------------------------------------------------------------------
@@ -210,8 +251,9 @@ def test_a_run_finishes_on_its_version_while_new_runs_use_the_active_one() -> No
     assert _triggered(part.feed(BOTH, _ok("b", "p/old"))) == ["c"]
     step = part.feed(BOTH, _ok("c", "p/old"))
     assert part.run("p/old").status == "succeeded"
-    records = [c.event for c in step.commands
-               if isinstance(c, Publish) and isinstance(c.event, RunRecord)]
+    records = [
+        c.event for c in step.commands if isinstance(c, Publish) and isinstance(c.event, RunRecord)
+    ]
     assert records[0].data.spec_version == V1.version
     assert records[0].data.stages == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
 
@@ -249,11 +291,17 @@ def test_a_run_whose_version_is_gone_takes_the_current_stages() -> None:
     only_v2 = CatalogSet.of(V2)  # a restart with changed spec files
     step = part.feed(only_v2, StageHeartbeat(id="hb", source="x", data=_ref("b")))
     run = part.run()
-    assert _statuses(run) == {"a": "succeeded", "b2": "triggered", "c": "pending",
-                              "d": "triggered", "b": "cancelled"}
+    assert _statuses(run) == {
+        "a": "succeeded",
+        "b2": "triggered",
+        "c": "pending",
+        "d": "triggered",
+        "b": "cancelled",
+    }
     assert run.stages["b"].reason == "spec_removed"
     assert (
-        "b", "cancelled",
+        "b",
+        "cancelled",
         f"spec_removed: stage b is not in pipeline p of spec version {V2.version}",
     ) in _decisions(step)
     assert _triggered(step) == ["d", "b2"]  # in the current spec's topological order
@@ -269,8 +317,14 @@ def test_a_run_whose_version_is_gone_takes_the_current_stages() -> None:
 
 
 def test_a_removed_stage_gives_back_its_pool_slot_and_timers() -> None:
-    pooled = Catalog.build([_pipeline([{"name": "a", "pool": "db", "timeout_seconds": 60},
-                                       {"name": "w", "pool": "db"}])], POOLS)
+    pooled = Catalog.build(
+        [
+            _pipeline(
+                [{"name": "a", "pool": "db", "timeout_seconds": 60}, {"name": "w", "pool": "db"}]
+            )
+        ],
+        POOLS,
+    )
     part = Partition()
     part.feed(pooled, _go())
     part.feed(pooled, _grant("a"))  # a triggered with a timeout, w still waits for a slot
@@ -285,28 +339,34 @@ def test_a_removed_stage_gives_back_its_pool_slot_and_timers() -> None:
 
 
 def test_a_removed_stage_cannot_be_retried() -> None:
-    part = _started_on_v1(StageFailed(id="f", source="x",
-                                      data={**_ref("a"), "retryable": False}))
+    part = _started_on_v1(StageFailed(id="f", source="x", data={**_ref("a"), "retryable": False}))
     assert part.run().status == "failed"
-    step = part.feed(CatalogSet.of(V2), StageRetry(id="r", source="ops",
-                                                   data={"run_id": "p/k", "stage": "b"}))
+    step = part.feed(
+        CatalogSet.of(V2), StageRetry(id="r", source="ops", data={"run_id": "p/k", "stage": "b"})
+    )
     assert step.rejection is not None
     assert step.rejection.code == "unknown_stage"
     assert "it cannot be retried" in step.rejection.reason
 
 
 def test_retrying_a_finished_run_under_a_new_spec_gives_it_the_new_stages() -> None:
-    part = _started_on_v1(StageFailed(id="f", source="x",
-                                      data={**_ref("a"), "retryable": False}))
-    step = part.feed(CatalogSet.of(V2), StageRetry(id="r", source="ops",
-                                                   data={"run_id": "p/k", "stage": "a"}))
+    part = _started_on_v1(StageFailed(id="f", source="x", data={**_ref("a"), "retryable": False}))
+    step = part.feed(
+        CatalogSet.of(V2), StageRetry(id="r", source="ops", data={"run_id": "p/k", "stage": "a"})
+    )
     assert step.rejection is None
     assert _triggered(step) == ["a", "d"]
     # what the failure decided downstream in the new spec waits again (c needs b2 now)
-    assert _statuses(part.run()) == {"a": "triggered", "b2": "pending", "c": "pending",
-                                     "d": "triggered", "b": "upstream_failed"}
-    refused = part.feed(CatalogSet.of(V2), StageRetry(id="r2", source="ops",
-                                                      data={"run_id": "p/k", "stage": "d"}))
+    assert _statuses(part.run()) == {
+        "a": "triggered",
+        "b2": "pending",
+        "c": "pending",
+        "d": "triggered",
+        "b": "upstream_failed",
+    }
+    refused = part.feed(
+        CatalogSet.of(V2), StageRetry(id="r2", source="ops", data={"run_id": "p/k", "stage": "d"})
+    )
     assert refused.rejection is not None  # not a failed stage: nothing adopted, nothing settled
 
 
@@ -325,9 +385,15 @@ def test_a_retry_under_a_new_spec_leaves_finished_downstream_stages_alone() -> N
 
 
 def test_a_run_whose_pipeline_is_gone_ends_cancelled_and_frees_what_it_holds() -> None:
-    limited = Catalog.build([_pipeline(
-        [{"name": "a", "pool": "db", "timeout_seconds": 60}, {"name": "b", "needs": ["a"]}],
-        concurrency={"max_active_runs": 1, "over_limit": "queue"})], POOLS)
+    limited = Catalog.build(
+        [
+            _pipeline(
+                [{"name": "a", "pool": "db", "timeout_seconds": 60}, {"name": "b", "needs": ["a"]}],
+                concurrency={"max_active_runs": 1, "over_limit": "queue"},
+            )
+        ],
+        POOLS,
+    )
     part = Partition()
     part.feed(limited, _go())
     part.feed(limited, _grant("a"))
@@ -339,17 +405,22 @@ def test_a_run_whose_pipeline_is_gone_ends_cancelled_and_frees_what_it_holds() -
     assert _statuses(run) == {"a": "cancelled", "b": "cancelled"}
     assert {s.reason for s in run.stages.values()} == {"spec_removed"}
     assert [(r["stage"], r["attempt"]) for r in _routed(step, "streamcoord.pool.release")] == [
-        ("a", 1)]
+        ("a", 1)
+    ]
     assert any(isinstance(c, CancelTimer) for c in step.commands)
     assert any(isinstance(c.event, RunFinished) for c in step.commands if isinstance(c, Publish))
-    assert (None, "cancelled", f"spec_removed: pipeline p is not in spec version {OTHER.version}"
-            ) in _decisions(step)
+    assert (
+        None,
+        "cancelled",
+        f"spec_removed: pipeline p is not in spec version {OTHER.version}",
+    ) in _decisions(step)
     pipe = part.state.misc("pipe/p")
     assert pipe is not None
     assert pipe["active"] == []
     assert pipe["waiting"] == ["p/queued"]  # admitted by nothing: its pipeline is gone too
-    cancel = part.feed(CatalogSet.of(OTHER), RunCancel(id="c", source="ops",
-                                                       data={"run_id": "p/queued"}))
+    cancel = part.feed(
+        CatalogSet.of(OTHER), RunCancel(id="c", source="ops", data={"run_id": "p/queued"})
+    )
     assert cancel.rejection is None
     assert part.run("p/queued").status == "cancelled"
     assert part.state.misc("pipe/p") == {**pipe, "waiting": []}
@@ -357,8 +428,10 @@ def test_a_run_whose_pipeline_is_gone_ends_cancelled_and_frees_what_it_holds() -
 
 def test_a_queued_run_starts_on_its_own_version() -> None:
     def limited(stages: list[dict[str, Any]]) -> Catalog:
-        return Catalog.build([_pipeline(stages, concurrency={"max_active_runs": 1,
-                                                             "over_limit": "queue"})], POOLS)
+        return Catalog.build(
+            [_pipeline(stages, concurrency={"max_active_runs": 1, "over_limit": "queue"})], POOLS
+        )
+
     old, new = limited([{"name": "a"}]), limited([{"name": "a2"}])
     versions = CatalogSet.of(old, new)
     part = Partition()
@@ -377,9 +450,11 @@ def test_a_queued_run_starts_on_its_own_version() -> None:
 
 def test_cancel_oldest_cancels_a_run_of_another_version_with_its_own_stages() -> None:
     def oldest(stages: list[dict[str, Any]]) -> Catalog:
-        return Catalog.build([_pipeline(stages, concurrency={"max_active_runs": 1,
-                                                             "over_limit": "cancel_oldest"})],
-                             POOLS)
+        return Catalog.build(
+            [_pipeline(stages, concurrency={"max_active_runs": 1, "over_limit": "cancel_oldest"})],
+            POOLS,
+        )
+
     old, new = oldest([{"name": "a", "pool": "db"}]), oldest([{"name": "a2"}])
     part = Partition()
     part.feed(old, _go())
@@ -392,8 +467,7 @@ def test_cancel_oldest_cancels_a_run_of_another_version_with_its_own_stages() ->
 
 def test_a_removed_stage_without_a_pool_and_finished_ones_are_left_alone() -> None:
     part = _started_on_v1(_ok("a"), StageStarted(id="s", source="x", data=_ref("b")))
-    step = part.feed(CatalogSet.of(OTHER), RunCancel(id="c", source="ops",
-                                                     data={"run_id": "p/k"}))
+    step = part.feed(CatalogSet.of(OTHER), RunCancel(id="c", source="ops", data={"run_id": "p/k"}))
     assert step.rejection is None
     assert [d[0] for d in _decisions(step)] == ["b", "c", None]  # a had succeeded already
     assert _statuses(part.run()) == {"a": "succeeded", "b": "cancelled", "c": "cancelled"}
@@ -402,10 +476,20 @@ def test_a_removed_stage_without_a_pool_and_finished_ones_are_left_alone() -> No
 
 def test_a_routed_arrival_for_a_trigger_this_version_lacks_is_rejected() -> None:
     part = Partition()
-    arrival = CloudEvent(id="arr", source="streamcoord/coordinator",
-                         type="streamcoord.data.arrival",
-                         data={"pipeline": "p", "trigger": 0, "run_key": "k", "dataset": "d",
-                               "partition": "0", "event": {"id": "e"}, "dedup": "x e"})
+    arrival = CloudEvent(
+        id="arr",
+        source="streamcoord/coordinator",
+        type="streamcoord.data.arrival",
+        data={
+            "pipeline": "p",
+            "trigger": 0,
+            "run_key": "k",
+            "dataset": "d",
+            "partition": "0",
+            "event": {"id": "e"},
+            "dedup": "x e",
+        },
+    )
     step = part.feed(V1, arrival)
     assert step.rejection is not None
     assert step.rejection.code == "unknown_trigger"
@@ -447,12 +531,20 @@ def test_the_pool_a_stage_asked_survives_the_changelog() -> None:
 def test_a_stage_a_new_spec_adds_subscribes_to_its_cross_pipeline_need() -> None:
     up = _pipeline([{"name": "s"}], name="up")
     old = Catalog.build([_pipeline([{"name": "a"}, {"name": "b", "needs": ["a"]}]), up], POOLS)
-    new = Catalog.build([_pipeline([{"name": "a"}, {"name": "b", "needs": ["a"]},
-                                    {"name": "x", "needs": ["up.s"]}]), up], POOLS)
+    new = Catalog.build(
+        [
+            _pipeline(
+                [{"name": "a"}, {"name": "b", "needs": ["a"]}, {"name": "x", "needs": ["up.s"]}]
+            ),
+            up,
+        ],
+        POOLS,
+    )
     part = Partition()
     part.feed(old, _go())
     step = part.feed(new, _ok("a"))
     subscribed = _routed(step, "streamcoord.need.subscribe")
     assert [(d["pipeline"], d["stage"], d["subscriber"]) for d in subscribed] == [
-        ("up", "s", "p/k")]
+        ("up", "s", "p/k")
+    ]
     assert _statuses(part.run()) == {"a": "succeeded", "b": "triggered", "x": "pending"}

@@ -22,10 +22,18 @@ from streamcoord.events.models import (
 from streamcoord.spec.models import Pipeline
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-CATALOG = Catalog.build([Pipeline.model_validate({
-    "name": "p", "run_key": "event.data.key", "triggers": [{"kind": "event", "type": "go"}],
-    "stages": [{"name": "a", "timeout_seconds": 60, "heartbeat_timeout_seconds": 10}],
-})])
+CATALOG = Catalog.build(
+    [
+        Pipeline.model_validate(
+            {
+                "name": "p",
+                "run_key": "event.data.key",
+                "triggers": [{"kind": "event", "type": "go"}],
+                "stages": [{"name": "a", "timeout_seconds": 60, "heartbeat_timeout_seconds": 10}],
+            }
+        )
+    ]
+)
 REF = {"run_id": "p/k", "stage": "a", "attempt": 1}
 
 
@@ -86,9 +94,11 @@ def test_replay_can_leave_timers_unfired_and_bounds_endless_firing() -> None:
     assert len(unfired.records) == 1
     fired = replay(CATALOG, [(T0, go)])
     # the stage's timeout, the run's end, and a week later the retention sweep that expires it
-    assert [r.event.type for r in fired.records[1:]] == ["streamcoord.timer.fired",
-                                                         "streamcoord.run.finished",
-                                                         "streamcoord.timer.fired"]
+    assert [r.event.type for r in fired.records[1:]] == [
+        "streamcoord.timer.fired",
+        "streamcoord.run.finished",
+        "streamcoord.timer.fired",
+    ]
     assert fired.states[0].runs() == []
     with pytest.raises(EventError, match="timers kept firing past the replay's limit"):
         replay(CATALOG, [(T0, go)], max_timer_firings=0)

@@ -26,15 +26,23 @@ from streamcoord.spec.models import Pipeline
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 EMITTER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-CATALOG = Catalog.build([Pipeline.model_validate({
-    "name": "p", "run_key": "event.data.key", "triggers": [{"kind": "event", "type": "go"}],
-    "stages": [
-        {"name": "a"},
-        {"name": "b", "needs": ["a"], "retries": {"max_attempts": 2}},
-        {"name": "c", "needs": ["a"]},
-        {"name": "d", "needs": ["b", "c"]},
-    ],
-})])
+CATALOG = Catalog.build(
+    [
+        Pipeline.model_validate(
+            {
+                "name": "p",
+                "run_key": "event.data.key",
+                "triggers": [{"kind": "event", "type": "go"}],
+                "stages": [
+                    {"name": "a"},
+                    {"name": "b", "needs": ["a"], "retries": {"max_attempts": 2}},
+                    {"name": "c", "needs": ["a"]},
+                    {"name": "d", "needs": ["b", "c"]},
+                ],
+            }
+        )
+    ]
+)
 
 
 def _triggers(step: Step) -> dict[str, StageTrigger]:
@@ -47,14 +55,14 @@ def _triggers(step: Step) -> dict[str, StageTrigger]:
 
 def _done(stage: str, attempt: int = 1) -> StageSucceeded:
     return StageSucceeded(
-        id=f"{stage}{attempt}", source="w",
+        id=f"{stage}{attempt}",
+        source="w",
         data={"run_id": "p/k", "stage": stage, "attempt": attempt},
     )
 
 
 def _start(state: CoordinatorState, traceparent: str | None = EMITTER) -> Step:
-    go = ExternalEvent(id="g", source="app", type="go", data={"key": "k"},
-                       traceparent=traceparent)
+    go = ExternalEvent(id="g", source="app", type="go", data={"key": "k"}, traceparent=traceparent)
     return decide(CATALOG, state, go, T0)
 
 
@@ -65,8 +73,7 @@ def test_a_run_joins_the_emitters_trace_and_its_triggers_carry_the_attempt_span(
         "0af7651916cd43dd8448eb211c80319c", attempt_span_id("p/k", "a", 1)
     )
     records = [
-        c.event for c in step.commands
-        if isinstance(c, Publish) and isinstance(c.event, RunRecord)
+        c.event for c in step.commands if isinstance(c, Publish) and isinstance(c.event, RunRecord)
     ]
     assert records[-1].data.trace_id == "0af7651916cd43dd8448eb211c80319c"
 
@@ -84,12 +91,17 @@ def test_attempts_and_runs_end_as_spans_with_deterministic_ids_and_fan_in_links(
     d_trigger = _triggers(decide(CATALOG, state, _done("c"), later))["d"]
     links = (d_trigger.model_extra or {})["sclinks"].split(",")
     assert [parse_traceparent(link)[1] for link in links] == [  # type: ignore[index]
-        attempt_span_id("p/k", "b", 1), attempt_span_id("p/k", "c", 1)]
+        attempt_span_id("p/k", "b", 1),
+        attempt_span_id("p/k", "c", 1),
+    ]
     end = decide(CATALOG, state, _done("d"), later + timedelta(seconds=1))
     d_span, run_span = end.spans
     assert d_span.links == (attempt_span_id("p/k", "b", 1), attempt_span_id("p/k", "c", 1))
     assert (run_span.kind, run_span.span_id, run_span.parent_id) == (
-        "run", run_span_id("p/k"), "b7ad6b7169203331")
+        "run",
+        run_span_id("p/k"),
+        "b7ad6b7169203331",
+    )
     assert (run_span.start, run_span.status) == (T0, "succeeded")
 
 
@@ -97,14 +109,17 @@ def test_failures_retries_and_cancels_end_the_attempt_span() -> None:
     state = CoordinatorState.empty()
     _start(state, None)
     decide(CATALOG, state, _done("a"), T0)
-    failed = StageFailed(id="f", source="w",
-                         data={"run_id": "p/k", "stage": "b", "attempt": 1, "error": "boom"})
+    failed = StageFailed(
+        id="f", source="w", data={"run_id": "p/k", "stage": "b", "attempt": 1, "error": "boom"}
+    )
     (retry_span,) = decide(CATALOG, state, failed, T0).spans
     assert retry_span.status == "failed"
     cancel = RunCancel(id="x", source="cli", data={"run_id": "p/k"})
     spans = decide(CATALOG, state, cancel, T0).spans
     assert [(s.kind, s.name, s.status) for s in spans] == [
-        ("attempt", "stage c", "cancelled"), ("run", "run p", "cancelled")]
+        ("attempt", "stage c", "cancelled"),
+        ("run", "run p", "cancelled"),
+    ]
     assert spans[-1].parent_id is None
     assert spans[-1].trace_id == run_trace_id("p/k", None)
 

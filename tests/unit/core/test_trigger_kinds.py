@@ -37,16 +37,31 @@ def test_every_kind_is_registered_under_the_kind_its_model_declares() -> None:
         assert kind.model.model_fields["kind"].default == name
 
 
-@pytest.mark.parametrize(("trigger", "problem", "hint"), [
-    ({"kind": "schedule", "cron": "61 * * * *"}, "triggers[0].cron: invalid cron '61 * * * *'",
-     "five fields"),
-    ({"kind": "schedule", "cron": "0 * * * *", "timezone": "Europe/Pari"},
-     "triggers[0].timezone: unknown time zone 'Europe/Pari'", "did you mean 'Europe/Paris'?"),
-    ({"kind": "schedule", "cron": "0 * * * *", "timezone": "Nowhere/At-All-1234"},
-     "triggers[0].timezone: unknown time zone 'Nowhere/At-All-1234'", "e.g. Europe/Paris"),
-    ({"kind": "pipeline", "pipeline": "upstreem"},
-     "triggers[0].pipeline: unknown pipeline 'upstreem'", "did you mean 'upstream'?"),
-])
+@pytest.mark.parametrize(
+    ("trigger", "problem", "hint"),
+    [
+        (
+            {"kind": "schedule", "cron": "61 * * * *"},
+            "triggers[0].cron: invalid cron '61 * * * *'",
+            "five fields",
+        ),
+        (
+            {"kind": "schedule", "cron": "0 * * * *", "timezone": "Europe/Pari"},
+            "triggers[0].timezone: unknown time zone 'Europe/Pari'",
+            "did you mean 'Europe/Paris'?",
+        ),
+        (
+            {"kind": "schedule", "cron": "0 * * * *", "timezone": "Nowhere/At-All-1234"},
+            "triggers[0].timezone: unknown time zone 'Nowhere/At-All-1234'",
+            "e.g. Europe/Paris",
+        ),
+        (
+            {"kind": "pipeline", "pipeline": "upstreem"},
+            "triggers[0].pipeline: unknown pipeline 'upstreem'",
+            "did you mean 'upstream'?",
+        ),
+    ],
+)
 def test_validate_and_the_catalog_report_the_same_finding(
     trigger: dict[str, Any], problem: str, hint: str
 ) -> None:
@@ -54,8 +69,10 @@ def test_validate_and_the_catalog_report_the_same_finding(
     with pytest.raises(SpecError) as raised:
         Catalog.build([upstream, _pipeline([trigger])])
     assert f"pipeline 'p' {problem}" in raised.value.message
-    text = ("pipelines:\n  - name: upstream\n    stages: [{name: a}]\n"
-            "  - name: p\n    triggers:\n      - " + _flow(trigger) + "\n    stages: [{name: a}]\n")
+    text = (
+        "pipelines:\n  - name: upstream\n    stages: [{name: a}]\n"
+        "  - name: p\n    triggers:\n      - " + _flow(trigger) + "\n    stages: [{name: a}]\n"
+    )
     report = validate_texts({"specs.yaml": text})
     [located] = report.problems
     assert f"{located.path}: {located.message}".startswith(f"pipelines[1].{problem}")
@@ -68,11 +85,18 @@ def _flow(mapping: dict[str, Any]) -> str:
 
 
 def test_the_catalog_indexes_each_trigger_under_its_kinds_key() -> None:
-    catalog = Catalog.build([
-        _pipeline([{"kind": "manual"}], name="upstream"),
-        _pipeline([{"kind": "event", "type": "go"}, {"kind": "pipeline", "pipeline": "upstream"},
-                   {"kind": "schedule", "cron": "0 * * * *"}]),
-    ])
+    catalog = Catalog.build(
+        [
+            _pipeline([{"kind": "manual"}], name="upstream"),
+            _pipeline(
+                [
+                    {"kind": "event", "type": "go"},
+                    {"kind": "pipeline", "pipeline": "upstream"},
+                    {"kind": "schedule", "cron": "0 * * * *"},
+                ]
+            ),
+        ]
+    )
     assert [t.index for t in catalog.by_type["go"]] == [0]
     assert [t.pipeline for t in catalog.triggers("pipeline", "upstream")] == ["p"]
     assert [t.pipeline for t in catalog.triggers("schedule", "p")] == ["p"]

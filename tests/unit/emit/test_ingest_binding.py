@@ -154,6 +154,11 @@ def test_a_batch_with_one_coordinator_only_event_is_rejected_naming_it() -> None
 
 
 def test_commands_an_operator_sends_are_not_coordinator_only() -> None:
-    for kind in ("streamcoord.run.requested", "streamcoord.run.cancel", "streamcoord.stage.retry",
-                 "streamcoord.pipeline.pause", "streamcoord.stage.succeeded"):
+    for kind in (
+        "streamcoord.run.requested",
+        "streamcoord.run.cancel",
+        "streamcoord.stage.retry",
+        "streamcoord.pipeline.pause",
+        "streamcoord.stage.succeeded",
+    ):
         assert kind not in COORDINATOR_EVENT_TYPES

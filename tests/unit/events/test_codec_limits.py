@@ -28,9 +28,10 @@ def _reason(value: bytes, headers: list[tuple[str, bytes]] = [], **limits: int) 
 
 
 def test_the_defaults_are_the_documented_ones() -> None:
-    assert DecodeLimits(
-        max_bytes=1024 * 1024, max_depth=64, max_string=65_536, max_attributes=64
-    ) == DEFAULT_LIMITS
+    assert (
+        DecodeLimits(max_bytes=1024 * 1024, max_depth=64, max_string=65_536, max_attributes=64)
+        == DEFAULT_LIMITS
+    )
 
 
 def test_data_nested_beyond_the_depth_limit_is_too_deep_in_both_modes() -> None:
@@ -41,8 +42,9 @@ def test_data_nested_beyond_the_depth_limit_is_too_deep_in_both_modes() -> None:
 
 def test_nesting_up_to_the_limit_is_accepted() -> None:
     # the envelope is level 1: data may nest max_depth - 1 levels in structured mode
-    event = decode(_structured()[:-1] + b',"data":' + _nested(7) + b"}", limits=DecodeLimits(
-        max_depth=8))
+    event = decode(
+        _structured()[:-1] + b',"data":' + _nested(7) + b"}", limits=DecodeLimits(max_depth=8)
+    )
     assert event.data is not None
     assert decode(_nested(8), BINARY, limits=DecodeLimits(max_depth=8)).data is not None
     assert _reason(_nested(9), BINARY, max_depth=8) == "too_deep"

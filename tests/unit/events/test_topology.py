@@ -35,8 +35,11 @@ def test_a_state_topic_sized_apart_from_events_is_a_problem() -> None:
 
 def test_only_coordinators_write_the_internal_topic() -> None:
     assert topic(INTERNAL).writers == {"coordinator"}
-    writes = {a.name for a in coordinator_acls("User:c", "g")
-              if a.resource is Resource.TOPIC and a.operation is Operation.WRITE}
+    writes = {
+        a.name
+        for a in coordinator_acls("User:c", "g")
+        if a.resource is Resource.TOPIC and a.operation is Operation.WRITE
+    }
     assert writes == set(written_by("coordinator"))
     assert {a.name for a in emitter_acls("User:e", "p.")} == {"p.streamcoord.events"}
 

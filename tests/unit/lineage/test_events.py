@@ -37,20 +37,32 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 #: The OpenLineage JSON Schema (spec/OpenLineage.json of the OpenLineage project), beside this
 #: file or where STREAMCOORD_OPENLINEAGE_SCHEMA says: neither openlineage-python nor another
 #: package on the package index ships it.
-SCHEMA = Path(os.environ.get("STREAMCOORD_OPENLINEAGE_SCHEMA",
-                             Path(__file__).parent / "OpenLineage.json"))
+SCHEMA = Path(
+    os.environ.get("STREAMCOORD_OPENLINEAGE_SCHEMA", Path(__file__).parent / "OpenLineage.json")
+)
 PIPELINES = [
-    Pipeline.model_validate({
-        "name": "up", "run_key": "event.data.day", "triggers": [{"kind": "event", "type": "go"}],
-        "stages": [{"name": "load", "params": {"inputs": ["raw/${ run_key }"],
-                                               "outputs": ["clean/${ run_key }"]},
-                    "retries": {"max_attempts": 2}}],
-    }),
-    Pipeline.model_validate({
-        "name": "down", "run_key": "event.data.run_key",
-        "triggers": [{"kind": "pipeline", "pipeline": "up", "outcomes": ["succeeded"]}],
-        "stages": [{"name": "report"}],
-    }),
+    Pipeline.model_validate(
+        {
+            "name": "up",
+            "run_key": "event.data.day",
+            "triggers": [{"kind": "event", "type": "go"}],
+            "stages": [
+                {
+                    "name": "load",
+                    "params": {"inputs": ["raw/${ run_key }"], "outputs": ["clean/${ run_key }"]},
+                    "retries": {"max_attempts": 2},
+                }
+            ],
+        }
+    ),
+    Pipeline.model_validate(
+        {
+            "name": "down",
+            "run_key": "event.data.run_key",
+            "triggers": [{"kind": "pipeline", "pipeline": "up", "outcomes": ["succeeded"]}],
+            "stages": [{"name": "report"}],
+        }
+    ),
 ]
 
 
@@ -71,8 +83,9 @@ def _records() -> list[RunRecord]:
     catalog = Catalog.build(PIPELINES)
     state, now = CoordinatorState.empty(), T0
     records: list[RunRecord] = []
-    queue: deque[CloudEvent] = deque([ExternalEvent(
-        id="e1", source="app", type="go", data={"day": "d1"}, scprincipal="svc")])
+    queue: deque[CloudEvent] = deque(
+        [ExternalEvent(id="e1", source="app", type="go", data={"day": "d1"}, scprincipal="svc")]
+    )
     while queue:
         event = queue.popleft()
         now += timedelta(seconds=1)
@@ -88,8 +101,7 @@ def _records() -> list[RunRecord]:
             elif isinstance(sent, StageTrigger):
                 queue.append(_answer(sent))
         if not queue:  # the retry timer: fire what is due
-            queue.extend(timer for _, _, timer in state.timers()
-                         if timer.data.purpose == "retry")
+            queue.extend(timer for _, _, timer in state.timers() if timer.data.purpose == "retry")
     return records
 
 
@@ -97,10 +109,12 @@ def _answer(trigger: StageTrigger) -> CloudEvent:
     d = trigger.data
     ref = {"run_id": d.run_id, "stage": d.stage, "attempt": d.attempt}
     if d.pipeline == "up" and d.attempt == 1:
-        return StageFailed(id=f"{d.idempotency_key}/f", source="exec",
-                           data=StageFailedData(**ref, error="flaky"))
-    return StageSucceeded(id=f"{d.idempotency_key}/s", source="exec",
-                          data=StageSucceededData(**ref))
+        return StageFailed(
+            id=f"{d.idempotency_key}/f", source="exec", data=StageFailedData(**ref, error="flaky")
+        )
+    return StageSucceeded(
+        id=f"{d.idempotency_key}/s", source="exec", data=StageSucceededData(**ref)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -121,16 +135,18 @@ def _of(sent: list[dict[str, Any]], job: str) -> list[dict[str, Any]]:
 def test_runs_and_attempts_start_and_end(sent: list[dict[str, Any]]) -> None:
     assert [e["eventType"] for e in _of(sent, "up")] == ["START", "COMPLETE"]
     assert [(e["eventType"], e["run"]["runId"]) for e in _of(sent, "up.load")] == [
-        ("START", attempt_uuid("up/d1", "load", 1)), ("FAIL", attempt_uuid("up/d1", "load", 1)),
+        ("START", attempt_uuid("up/d1", "load", 1)),
+        ("FAIL", attempt_uuid("up/d1", "load", 1)),
         ("START", attempt_uuid("up/d1", "load", 2)),
-        ("COMPLETE", attempt_uuid("up/d1", "load", 2))]
+        ("COMPLETE", attempt_uuid("up/d1", "load", 2)),
+    ]
     assert [e["eventType"] for e in _of(sent, "down")] == ["START", "COMPLETE"]
     assert all(e["job"]["namespace"] == "shop" for e in sent)
     assert all(uuid.UUID(e["run"]["runId"]) for e in sent)
 
 
 def test_a_stage_attempts_parent_is_its_run_and_a_runs_is_the_upstream_run(
-    sent: list[dict[str, Any]]
+    sent: list[dict[str, Any]],
 ) -> None:
     for event in _of(sent, "up.load"):
         parent = event["run"]["facets"]["parent"]
@@ -145,9 +161,7 @@ def test_a_stage_attempts_parent_is_its_run_and_a_runs_is_the_upstream_run(
     assert report["run"]["facets"]["parent"]["run"]["runId"] == run_uuid("down/d1")
 
 
-def test_the_trace_principal_and_declared_datasets_are_facets(
-    sent: list[dict[str, Any]]
-) -> None:
+def test_the_trace_principal_and_declared_datasets_are_facets(sent: list[dict[str, Any]]) -> None:
     facet = _of(sent, "up")[0]["run"]["facets"]["streamcoord"]
     assert (facet["runId"], facet["principal"]) == ("up/d1", "svc")
     assert len(facet["traceId"]) == 32
@@ -158,11 +172,14 @@ def test_the_trace_principal_and_declared_datasets_are_facets(
 
 def test_every_event_is_valid_against_the_openlineage_schema(sent: list[dict[str, Any]]) -> None:
     if not SCHEMA.is_file():
-        pytest.skip(f"no OpenLineage JSON Schema at {SCHEMA}: neither openlineage-python nor a "
-                    "spec package on the package index ships it")
+        pytest.skip(
+            f"no OpenLineage JSON Schema at {SCHEMA}: neither openlineage-python nor a "
+            "spec package on the package index ships it"
+        )
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(
-        orjson.loads(SCHEMA.read_bytes()), format_checker=jsonschema.FormatChecker())
+        orjson.loads(SCHEMA.read_bytes()), format_checker=jsonschema.FormatChecker()
+    )
     for event in sent:
         validator.validate(event)  # its root $ref is the RunEvent

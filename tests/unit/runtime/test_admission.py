@@ -37,15 +37,22 @@ HERE = 1
 SETTINGS = CoordinatorSettings(topic_prefix="t.")
 EVENTS = SETTINGS.topics.events
 INTERNAL = SETTINGS.topics.internal
-CATALOG = Catalog.build([Pipeline.model_validate(
-    {"name": "p", "triggers": [{"kind": "manual"}], "stages": [{"name": "a"}]}
-)])
+CATALOG = Catalog.build(
+    [
+        Pipeline.model_validate(
+            {"name": "p", "triggers": [{"kind": "manual"}], "stages": [{"name": "a"}]}
+        )
+    ]
+)
 
 
 def _worker(specs: Any = None) -> PartitionWorker:
     return PartitionWorker(
-        TopicPartition(EVENTS, HERE), CoordinatorState.empty(HERE, PARTITIONS),
-        specs or StaticSpecs(CATALOG), SETTINGS, {},
+        TopicPartition(EVENTS, HERE),
+        CoordinatorState.empty(HERE, PARTITIONS),
+        specs or StaticSpecs(CATALOG),
+        SETTINGS,
+        {},
     )
 
 
@@ -57,8 +64,9 @@ def _run_key(*, home: bool) -> str:
 
 
 def _succeeded(run_id: str) -> StageSucceeded:
-    return StageSucceeded(id="ok-1", source="worker",
-                          data={"run_id": run_id, "stage": "a", "attempt": 1})
+    return StageSucceeded(
+        id="ok-1", source="worker", data={"run_id": run_id, "stage": "a", "attempt": 1}
+    )
 
 
 def _record(
@@ -66,9 +74,17 @@ def _record(
 ) -> ConsumerRecord[bytes, bytes]:
     value, headers = encode(event)
     return ConsumerRecord(
-        topic=topic, partition=HERE, offset=41, timestamp=1_700_000_000_000, timestamp_type=0,
-        key=b"crc32-keyed", value=value, checksum=None, serialized_key_size=11,
-        serialized_value_size=len(value), headers=[*headers, *extra],
+        topic=topic,
+        partition=HERE,
+        offset=41,
+        timestamp=1_700_000_000_000,
+        timestamp_type=0,
+        key=b"crc32-keyed",
+        value=value,
+        checksum=None,
+        serialized_key_size=11,
+        serialized_value_size=len(value),
+        headers=[*headers, *extra],
     )
 
 
@@ -100,9 +116,7 @@ def test_a_record_on_its_run_s_partition_is_copied_to_the_same_internal_partitio
 
 
 def test_internal_records_are_decided() -> None:
-    batch = _worker().decide_batch(
-        [_record(_succeeded(_run_key(home=True)), topic=INTERNAL)]
-    )
+    batch = _worker().decide_batch([_record(_succeeded(_run_key(home=True)), topic=INTERNAL)])
     assert batch.outcome.types == {StageSucceeded.TYPE: 1}
     assert batch.outcome.admitted == 0
     assert batch.outcome.dead_letter_reasons == {"unknown_run": 1}  # the run never started
@@ -110,9 +124,17 @@ def test_internal_records_are_decided() -> None:
 
 def _forged_timer() -> TimerFired:
     return TimerFired(
-        id="forged", source="streamcoord/timer", time=datetime(2026, 1, 1, tzinfo=UTC),
-        data=TimerFiredData(timer_id="p/k1:timeout:a:1", run_id="p/k1", purpose="timeout",
-                            due=datetime(2026, 1, 1, tzinfo=UTC), stage="a", attempt=1),
+        id="forged",
+        source="streamcoord/timer",
+        time=datetime(2026, 1, 1, tzinfo=UTC),
+        data=TimerFiredData(
+            timer_id="p/k1:timeout:a:1",
+            run_id="p/k1",
+            purpose="timeout",
+            due=datetime(2026, 1, 1, tzinfo=UTC),
+            stage="a",
+            attempt=1,
+        ),
     )
 
 
@@ -147,8 +169,11 @@ class _Published:
 
 
 def _activate(version: str) -> SpecsActivate:
-    return SpecsActivate(id=f"act-{version}", source="streamcoord/specs-apply",
-                         data=SpecsActivateData(version=version))
+    return SpecsActivate(
+        id=f"act-{version}",
+        source="streamcoord/specs-apply",
+        data=SpecsActivateData(version=version),
+    )
 
 
 def test_activating_a_version_never_published_is_refused_once_waited_for() -> None:

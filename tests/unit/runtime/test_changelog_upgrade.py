@@ -113,14 +113,15 @@ def test_decisions_carry_on_from_a_v3_changelog() -> None:
     catalog, state = _catalog(V3), _restore(V3)
     at = "2026-03-01T00:00:30+00:00"
     # what the runtime re-arms after the restore: the one pending retry timer
-    (due, timer_id, fired), = state.timers()
+    ((due, timer_id, fired),) = state.timers()
     assert timer_id == "ingest/d2|extract|1|retry"
 
     # the dedup windows survived: a redelivered match changes neither the queued run nor the
     # matches the paused pipeline holds
     held = state.dump_key("pipe/archive")
-    (now, again), = [e for e in parse_log((V3 / "log.jsonl").read_text().splitlines())
-                     if e[1].id == "e15"]
+    ((now, again),) = [
+        e for e in parse_log((V3 / "log.jsonl").read_text().splitlines()) if e[1].id == "e15"
+    ]
     redelivered = decide(catalog, state, again, now)
     assert redelivered.commands == ()
     assert "run/ingest/d5" not in redelivered.changed_keys
@@ -128,13 +129,24 @@ def test_decisions_carry_on_from_a_v3_changelog() -> None:
 
     # the running load ends: its run succeeds, the pool slot goes to the waiter, the
     # cross-pipeline subscriber is told, and the queued run is admitted
-    now, done = _event({"timestamp": at, "event": {
-        "specversion": "1.0", "id": "c1", "source": "exec", "type": "streamcoord.stage.succeeded",
-        "data": {"run_id": "ingest/d3", "stage": "load", "attempt": 1}}})
+    now, done = _event(
+        {
+            "timestamp": at,
+            "event": {
+                "specversion": "1.0",
+                "id": "c1",
+                "source": "exec",
+                "type": "streamcoord.stage.succeeded",
+                "data": {"run_id": "ingest/d3", "stage": "load", "attempt": 1},
+            },
+        }
+    )
     step = _chain(catalog, state, done, now)
     assert step.rejection is None
     assert sorted(_triggered(step)) == [
-        ("ingest/d4", "load", 1), ("ingest/d5", "extract", 1), ("report/d3", "publish", 1),
+        ("ingest/d4", "load", 1),
+        ("ingest/d5", "extract", 1),
+        ("report/d3", "publish", 1),
     ]
     finished = state.run("ingest/d3")
     assert finished is not None
@@ -144,9 +156,18 @@ def test_decisions_carry_on_from_a_v3_changelog() -> None:
     assert _triggered(_chain(catalog, state, fired, due)) == [("ingest/d2", "extract", 2)]
 
     # the paused pipeline's held matches start on resume, in arrival order
-    now, resume = _event({"timestamp": at, "event": {
-        "specversion": "1.0", "id": "c2", "source": "cli", "type": "streamcoord.pipeline.resume",
-        "data": {"pipeline": "archive"}}})
+    now, resume = _event(
+        {
+            "timestamp": at,
+            "event": {
+                "specversion": "1.0",
+                "id": "c2",
+                "source": "cli",
+                "type": "streamcoord.pipeline.resume",
+                "data": {"pipeline": "archive"},
+            },
+        }
+    )
     assert _triggered(_chain(catalog, state, resume, now)) == [
         (f"archive/d{n}", "copy", 1) for n in range(1, 6)
     ]

@@ -26,8 +26,9 @@ class _StopWhenWaiting(logging.Handler):
 
 
 async def test_a_member_started_before_the_broker_retries_then_stops_cleanly() -> None:
-    catalog = Catalog.build([Pipeline.model_validate(
-        {"name": "p", "run_key": "'k'", "stages": [{"name": "a"}]})])
+    catalog = Catalog.build(
+        [Pipeline.model_validate({"name": "p", "run_key": "'k'", "stages": [{"name": "a"}]})]
+    )
     settings = CoordinatorSettings(group_id="g")
     nobody = f"127.0.0.1:{free_port()}"  # nothing listens there
     coordinator = Coordinator(catalog, settings, {"bootstrap_servers": nobody})

@@ -29,27 +29,36 @@ EXAMPLES = int(os.environ.get("STREAMCOORD_FUZZ_EXAMPLES", "60"))
 def _seed() -> list[Raw]:
     """Valid records first, so hostile ones meet existing runs, pools and pauses."""
     events = [
-        ExternalEvent(id="l1", source="s3://landing/a", type="dataset.landed",
-                      time=datetime(2024, 5, 1, 1, tzinfo=UTC),
-                      data={"dataset": "clicks", "partition": "2024-05-01T01",
-                            "date": "2024-05-01"}),
+        ExternalEvent(
+            id="l1",
+            source="s3://landing/a",
+            type="dataset.landed",
+            time=datetime(2024, 5, 1, 1, tzinfo=UTC),
+            data={"dataset": "clicks", "partition": "2024-05-01T01", "date": "2024-05-01"},
+        ),
         RunRequested(id="r1", source="cli", data=RunRequestedData(pipeline="ml", run_key="k")),
-        RunRequested(id="r2", source="cli",
-                     data=RunRequestedData(pipeline="features", run_key="online")),
+        RunRequested(
+            id="r2", source="cli", data=RunRequestedData(pipeline="features", run_key="online")
+        ),
     ]
     return [(*encode(event), b"k") for event in events]
 
 
-@settings(max_examples=EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(st.lists(records(), min_size=1, max_size=6), st.lists(records(), max_size=4))
 def test_every_record_is_decided_or_dead_lettered_and_nothing_raises(
-    first: list[Raw], second: list[Raw],
+    first: list[Raw],
+    second: list[Raw],
 ) -> None:
     worker = OfflineWorker(CATALOG, SETTINGS)
     for raws in (_seed() + first, second):
-        batch = [record(value, headers, key, offset) for offset, (value, headers, key)
-                 in enumerate(raws)]
+        batch = [
+            record(value, headers, key, offset) for offset, (value, headers, key) in enumerate(raws)
+        ]
         decided = decide_records(worker, batch)
         assert decided.consumed == len(batch)
         # a record that was not decided has a dead letter, and each has a reason

@@ -23,10 +23,13 @@ INTERNAL = OfflineWorker(CATALOG).internal_tp.topic
 
 
 def _landed(n: int) -> ExternalEvent:
-    return ExternalEvent(id=f"landed-{n}", source="s3://landing/x", type="dataset.landed",
-                         time=datetime(2024, 5, 1, n, tzinfo=UTC),
-                         data={"dataset": "clicks", "partition": f"2024-05-01T{n:02d}",
-                               "date": "2024-05-01"})
+    return ExternalEvent(
+        id=f"landed-{n}",
+        source="s3://landing/x",
+        type="dataset.landed",
+        time=datetime(2024, 5, 1, n, tzinfo=UTC),
+        data={"dataset": "clicks", "partition": f"2024-05-01T{n:02d}", "date": "2024-05-01"},
+    )
 
 
 def _records(events: list[CloudEvent]) -> list[Any]:
@@ -39,12 +42,15 @@ def _records(events: list[CloudEvent]) -> list[Any]:
 
 def _poisoned_decide(poison: str) -> Any:
     """decide, except that the event ``poison`` changes the state and then raises: a bug."""
-    def decide(catalog: Catalog, state: CoordinatorState, event: CloudEvent, now: datetime,
-               **kwargs: Any) -> Step:
+
+    def decide(
+        catalog: Catalog, state: CoordinatorState, event: CloudEvent, now: datetime, **kwargs: Any
+    ) -> Step:
         step = real_decide(catalog, state, event, now, **kwargs)
         if event.id == poison:
             raise RuntimeError("a bug in the core")
         return step
+
     return decide
 
 
@@ -110,40 +116,65 @@ def test_a_decoder_bug_is_a_dead_letter(monkeypatch: pytest.MonkeyPatch) -> None
 
 # The four records of issue 13 that each stopped a partition for good.
 def _binary(data: bytes, content_type: str) -> tuple[bytes, list[tuple[str, bytes]]]:
-    return data, [("ce_specversion", b"1.0"), ("ce_id", b"b1"), ("ce_source", b"s3://landing/a"),
-                  ("ce_type", b"dataset.landed"), ("content-type", content_type.encode())]
+    return data, [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", b"b1"),
+        ("ce_source", b"s3://landing/a"),
+        ("ce_type", b"dataset.landed"),
+        ("content-type", content_type.encode()),
+    ]
 
 
 def _deep(levels: int) -> bytes:
     inner = b"[" * levels + b"1" + b"]" * levels
-    return (b'{"specversion":"1.0","id":"deep","source":"s3://landing/a","type":"dataset.landed",'
-            b'"data":{"dataset":"clicks","partition":"p","x":' + inner + b"}}")
+    return (
+        b'{"specversion":"1.0","id":"deep","source":"s3://landing/a","type":"dataset.landed",'
+        b'"data":{"dataset":"clicks","partition":"p","x":' + inner + b"}}"
+    )
 
 
 def _internal(type_: str, data: dict[str, Any]) -> bytes:
-    return orjson.dumps({"specversion": "1.0", "id": "i", "source": "x", "type": type_,
-                         "data": data})
+    return orjson.dumps(
+        {"specversion": "1.0", "id": "i", "source": "x", "type": type_, "data": data}
+    )
 
 
 REPRODUCERS = [
-    ("binary non-UTF-8 data, JSON content type", *_binary(b"\xff\xfe\x00", "application/json"),
-     "not_utf8"),
-    ("binary non-UTF-8 data, octet-stream", *_binary(b"\xff\xfe\x00", "application/octet-stream"),
-     "arrival_error"),  # decided: the data trigger's dataset expression finds no data.dataset
+    (
+        "binary non-UTF-8 data, JSON content type",
+        *_binary(b"\xff\xfe\x00", "application/json"),
+        "not_utf8",
+    ),
+    (
+        "binary non-UTF-8 data, octet-stream",
+        *_binary(b"\xff\xfe\x00", "application/octet-stream"),
+        "arrival_error",
+    ),  # decided: the data trigger's dataset expression finds no data.dataset
     ("data nested 300 levels", _deep(300), [], "too_deep"),
 ]
 # A coordinator's own message: refused on the events topic; even on the internal topic (a
 # coordinator's bug) it only fails itself.
 RUN_MATCH_WITH_A_LIST = _internal(
-    "streamcoord.run.match", {"pipeline": ["ingest"], "run_key": "k", "trigger": {}, "caused": [],
-                              "params": {}, "rerun": False, "dedup": "d"},
+    "streamcoord.run.match",
+    {
+        "pipeline": ["ingest"],
+        "run_key": "k",
+        "trigger": {},
+        "caused": [],
+        "params": {},
+        "rerun": False,
+        "dedup": "d",
+    },
 )
 
 
-@pytest.mark.parametrize(("value", "headers", "reason"), [r[1:] for r in REPRODUCERS],
-                         ids=[r[0] for r in REPRODUCERS])
+@pytest.mark.parametrize(
+    ("value", "headers", "reason"), [r[1:] for r in REPRODUCERS], ids=[r[0] for r in REPRODUCERS]
+)
 def test_the_issue_13_records_are_rejected_with_a_reason(
-    value: bytes, headers: list[tuple[str, bytes]], reason: str,
+    value: bytes,
+    headers: list[tuple[str, bytes]],
+    reason: str,
 ) -> None:
     decided = decide_records(OfflineWorker(CATALOG), [record(value, headers)])
     assert decided.reasons == [reason]
@@ -160,11 +191,15 @@ def test_a_pool_grant_in_a_catalog_without_pools_is_rejected() -> None:
     loaded = load_specs([EXAMPLES / "ml.yaml"])
     catalog = Catalog.build([p for p in loaded.pipelines if p.name == "features"])
     worker = OfflineWorker(catalog)
-    requested = RunRequested(id="r", source="cli",
-                             data=RunRequestedData(pipeline="features", run_key="online"))
-    grant = _internal("streamcoord.pool.grant", {"pool": "gpu", "run_id": "features/online",
-                                                  "stage": "stream_features", "attempt": 1})
+    requested = RunRequested(
+        id="r", source="cli", data=RunRequestedData(pipeline="features", run_key="online")
+    )
+    grant = _internal(
+        "streamcoord.pool.grant",
+        {"pool": "gpu", "run_id": "features/online", "stage": "stream_features", "attempt": 1},
+    )
     value, headers = encode(requested)
-    decided = decide_records(worker, [record(value, headers, topic=INTERNAL),
-                                      record(grant, offset=1, topic=INTERNAL)])
+    decided = decide_records(
+        worker, [record(value, headers, topic=INTERNAL), record(grant, offset=1, topic=INTERNAL)]
+    )
     assert decided.reasons == ["unknown_pool"]

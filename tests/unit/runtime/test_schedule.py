@@ -32,13 +32,20 @@ def test_schedules_of_lists_every_schedule_trigger_in_declaration_order() -> Non
     pipelines = [
         Pipeline.model_validate({"name": name, "stages": [{"name": "a"}], "triggers": triggers})
         for name, triggers in [
-            ("b", [{"kind": "schedule", "cron": "0 * * * *"}, {"kind": "manual"},
-                   {"kind": "schedule", "cron": "0 2 * * *", "timezone": "Europe/Berlin"}]),
+            (
+                "b",
+                [
+                    {"kind": "schedule", "cron": "0 * * * *"},
+                    {"kind": "manual"},
+                    {"kind": "schedule", "cron": "0 2 * * *", "timezone": "Europe/Berlin"},
+                ],
+            ),
             ("a", [{"kind": "event", "type": "go"}]),
             ("c", [{"kind": "schedule", "cron": "5 * * * *"}]),
         ]
     ]
     assert schedules_of(Catalog.build(pipelines)) == [
-        Schedule("b", "0 * * * *", "UTC"), Schedule("b", "0 2 * * *", "Europe/Berlin"),
+        Schedule("b", "0 * * * *", "UTC"),
+        Schedule("b", "0 2 * * *", "Europe/Berlin"),
         Schedule("c", "5 * * * *", "UTC"),
     ]

@@ -114,7 +114,7 @@ def test_activated_versions_finds_activate_events_among_records() -> None:
         return message
 
     (_, _, first), (_, _, second) = activation_events("sha256:1", AT, 2)
-    (_, _, binary), = activation_events("sha256:2", AT, 1)
+    ((_, _, binary),) = activation_events("sha256:2", AT, 1)
     other = ExternalEvent(id="1", source="s", type="a.b", data={"v": "streamcoord.specs.activate"})
     records = [kafka_record(other), kafka_record(first), kafka_record(second), _Message(None, None)]
     assert activated_versions(records) == ["sha256:1"]

@@ -62,9 +62,7 @@ def test_an_outage_logs_its_start_a_summary_per_period_and_its_end(
         clock.now = 1000.0 + tick / 100
         feed(summary, lines, record("aiokafka.client", UNREACHABLE, "127.0.0.1", 9092, tick))
     messages = [line.getMessage() for line in lines]
-    assert messages[0] == (
-        'Unable connect to "127.0.0.1:9092": 0 (repeats summarised every 30s)'
-    )
+    assert messages[0] == ('Unable connect to "127.0.0.1:9092": 0 (repeats summarised every 30s)')
     assert len(messages) == 4  # the start, then one line per 30 s
     assert messages[1] == (
         'Unable connect to "127.0.0.1:9092": 3000 (x3000 in the last 30s, 3001 since the first '

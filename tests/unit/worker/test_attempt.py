@@ -255,7 +255,8 @@ async def test_a_cancelled_async_handler_is_interrupted_and_fails_for_good(
     assert isinstance(failed, StageFailed)
     assert failed.data.retryable is False
     assert failed.data.error == (
-        "cancelled (start_timeout: start timeout): the handler was cancelled")
+        "cancelled (start_timeout: start timeout): the handler was cancelled"
+    )
 
 
 async def test_a_sync_handler_sees_the_cancellation_and_is_waited_for(
@@ -293,8 +294,9 @@ async def test_the_triggers_deadline_cancels_the_attempt_retryably(
         return None
 
     base = make_trigger()
-    data = base.data.model_copy(update={"timeout_seconds": 0.05,
-                                        "deadline": NOW + timedelta(seconds=0.05)})
+    data = base.data.model_copy(
+        update={"timeout_seconds": 0.05, "deadline": NOW + timedelta(seconds=0.05)}
+    )
     ctx = context(base.model_copy(update={"data": data}), run)
     assert ctx.deadline == NOW + timedelta(seconds=0.05)
     async with asyncio.timeout(10):

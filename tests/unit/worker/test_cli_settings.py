@@ -26,7 +26,8 @@ def _settings(monkeypatch: pytest.MonkeyPatch, *args: str) -> Worker:
 def test_the_kind_s_defaults_apply_when_nothing_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
     worker = _settings(monkeypatch)
     assert (worker.settings.concurrency, worker.settings.group_id) == (
-        16, "streamcoord-worker-webhook"
+        16,
+        "streamcoord-worker-webhook",
     )
 
 

@@ -75,9 +75,7 @@ def _resolved(*values: str) -> Secrets:
 def test_redaction_replaces_every_value_longest_first() -> None:
     secrets = _resolved("abc", "abcdef")
     assert secrets.redact("x abcdef y abc") == f"x {REDACTED} y {REDACTED}"
-    assert secrets.redact_outputs({"k": ["abc"], "abcdef": 1}) == {
-        "k": [REDACTED], REDACTED: 1
-    }
+    assert secrets.redact_outputs({"k": ["abc"], "abcdef": 1}) == {"k": [REDACTED], REDACTED: 1}
 
 
 def test_a_value_cut_at_the_start_of_a_tail_is_dropped_too() -> None:

@@ -71,8 +71,9 @@ async def call(server: Server, path: str, deadline_s: float | None = None) -> Li
         trigger = make_trigger(url=f"http://127.0.0.1:{server.port}{path}")
         if deadline_s is not None:  # the webhook reads the wall clock, the runner its own
             deadline = datetime.now(UTC) + timedelta(seconds=deadline_s)
-            data = trigger.data.model_copy(update={"timeout_seconds": deadline_s,
-                                                   "deadline": deadline})
+            data = trigger.data.model_copy(
+                update={"timeout_seconds": deadline_s, "deadline": deadline}
+            )
             trigger = trigger.model_copy(update={"data": data})
         await runner.run(context(trigger, runner), WebhookExecutor())
     return sink

@@ -105,8 +105,9 @@ policies:
 
 
 def _order(ident: str, day: str, amount: object = 10, source: str = "erp/eu") -> ExternalEvent:
-    return ExternalEvent(id=ident, source=source, type="order.placed",
-                         data={"day": day, "amount": amount})
+    return ExternalEvent(
+        id=ident, source=source, type="order.placed", data={"day": day, "amount": amount}
+    )
 
 
 def _events() -> list[CloudEvent]:
@@ -116,18 +117,20 @@ def _events() -> list[CloudEvent]:
         _order("o2", "2026-01-06"),  # unsigned: rejected, no run
         sign_event(_order("o3", "2026-01-06"), INTRUDER, "erp"),  # wrong key
         sign_event(_order("o4", "2026-01-06"), ERP, "erp").model_copy(
-            update={"data": {"day": "2026-01-06", "amount": 10_000}}),  # altered after signing
+            update={"data": {"day": "2026-01-06", "amount": 10_000}}
+        ),  # altered after signing
         sign_event(_order("o5", "2026-01-06", source="web/shop"), ERP, "erp"),  # wrong source
         sign_event(_order("o6", "2026-01-06", amount=-3), ERP, "erp"),  # breaks the contract
         sign_event(_order("o7", "06/01/2026"), ERP, "erp"),  # breaks the contract
         sign_event(_order("o8", "2026-01-06"), ERP, "erp"),  # allowed: starts a second run
         RunCancel(id="c1", source="cli/someone", data={"run_id": "orders/2026-01-06"}),
-        sign_event(RunCancel(id="c2", source="cli/ops", data={"run_id": "orders/2026-01-06"}),
-                   OPS, "ops"),  # allowed: cancels it
-        ExternalEvent(id="k1", source="mobile/app", type="click.tracked",
-                      data={"day": "2026-01-05"}),  # dry run: reported, then decided
-        ExternalEvent(id="k2", source="web/site", type="click.tracked",
-                      data={"day": "2026-01-05"}),
+        sign_event(
+            RunCancel(id="c2", source="cli/ops", data={"run_id": "orders/2026-01-06"}), OPS, "ops"
+        ),  # allowed: cancels it
+        ExternalEvent(
+            id="k1", source="mobile/app", type="click.tracked", data={"day": "2026-01-05"}
+        ),  # dry run: reported, then decided
+        ExternalEvent(id="k2", source="web/site", type="click.tracked", data={"day": "2026-01-05"}),
     ]
 
 
@@ -154,10 +157,13 @@ def _release() -> list[tuple[datetime, CloudEvent]]:
 def main() -> None:
     (HERE / "spec.yaml").write_text(SPEC)
     lines = [
-        orjson.dumps({"timestamp": at.isoformat(),
-                      "event": event.model_dump(mode="json", exclude_none=True)}).decode()
-        for at, event in [*((T0 + timedelta(seconds=i), e) for i, e in enumerate(_events())),
-                          *_release()]
+        orjson.dumps(
+            {"timestamp": at.isoformat(), "event": event.model_dump(mode="json", exclude_none=True)}
+        ).decode()
+        for at, event in [
+            *((T0 + timedelta(seconds=i), e) for i, e in enumerate(_events())),
+            *_release(),
+        ]
     ]
     (HERE / "log.jsonl").write_text("\n".join(lines) + "\n")
 
