@@ -505,9 +505,9 @@ class PartitionWorker:
 
         The copy keeps the record's key, bytes, headers and timestamp (the core's ``now``), so
         deciding it is deciding the original, and a dead letter of it shows the record as it
-        came. Partitioners other than murmur2 (kcat's and
-        librdkafka's consistent_random) put a run's events on other partitions: the copy goes
-        to the run's partition all the same, in this batch's transaction.
+        came. Partitioners other than murmur2 (kcat's and librdkafka's consistent_random) put a
+        run's events on other partitions: the copy goes to the run's partition all the same, in
+        this batch's transaction.
         """
         headers = list(record.headers or ())
         try:
