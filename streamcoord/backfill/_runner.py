@@ -51,6 +51,26 @@ async def run_backfill(
     """Request the plan's runs, never more than ``max_active`` unfinished, until every one has
     finished; returns the final progress. Raises :class:`BackfillStalledError` when nothing moves
     for ``idle_timeout_s`` (a request the coordinator refused: see the dead-letter topic)."""
+    consumer = await _caught_up(settings, runs_topic, plan)
+    try:
+        async with Emitter(settings, topic=events_topic, principal=principal) as emitter:
+            return await _drive(
+                consumer,
+                emitter,
+                plan,
+                params or {},
+                on_progress=on_progress,
+                idle_timeout_s=idle_timeout_s,
+            )
+    finally:
+        await consumer.stop()
+
+
+async def _caught_up(
+    settings: KafkaSettings, runs_topic: str, plan: BackfillPlan
+) -> AIOKafkaConsumer:
+    """A consumer of the runs topic that has read it to its end into ``plan`` (runs that exist
+    already are not requested again); the caller stops it."""
     consumer = AIOKafkaConsumer(
         **settings.client_kwargs(),
         group_id=None,
@@ -63,19 +83,11 @@ async def run_backfill(
         tps = await topic_partitions(consumer, runs_topic)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        await _catch_up(consumer, tps, ends, plan)  # runs that exist already are not requested
-        async with Emitter(settings, topic=events_topic, principal=principal) as emitter:
-            return await _drive(
-                consumer,
-                emitter,
-                plan,
-                params or {},
-                on_progress=on_progress,
-                idle_timeout_s=idle_timeout_s,
-            )
-    finally:
+        await _catch_up(consumer, tps, await consumer.end_offsets(tps), plan)
+    except BaseException:
         await consumer.stop()
+        raise
+    return consumer
 
 
 async def _catch_up(
@@ -139,21 +151,8 @@ async def cancel_backfill(
     principal: str | None = None,
 ) -> list[str]:
     """Cancel every unfinished run of the backfill's keys (and request no more); returns them."""
-    consumer = AIOKafkaConsumer(
-        **settings.client_kwargs(),
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        tps = await topic_partitions(consumer, runs_topic)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        await _catch_up(consumer, tps, await consumer.end_offsets(tps), plan)
-    finally:
-        await consumer.stop()
+    consumer = await _caught_up(settings, runs_topic, plan)
+    await consumer.stop()
     unfinished = plan.unfinished()
     async with Emitter(settings, topic=events_topic, principal=principal) as emitter:
         await emitter.send_many(
