@@ -122,12 +122,18 @@ async def test_send_offsets_to_transaction_commits_the_group_offset(
                 await writer.send(sink, message.value.upper())
             await writer.send_offsets_to_transaction({tp: messages[-1].offset + 1}, group)
 
+    # The group coordinator applies a transaction's offsets when it writes the commit marker,
+    # which can land just after EndTxn answers: ask again (bounded) until they show.
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(group)
+        for _ in range(50):
+            offsets = await admin.list_consumer_group_offsets(group)
+            if tp in offsets:
+                break
+            await asyncio.sleep(0.1)  # bounded: 50 tries, 5 s
     finally:
         await admin.close()
-    assert offsets[TopicPartition(source, 0)].offset == 2
+    assert offsets[tp].offset == 2
     async with consumer(kafka_bootstrap, sink, unique_name("check")) as reader:
         assert await read_until(reader, b"B") == [b"A", b"B"]
