@@ -53,7 +53,7 @@ async def serve(args: argparse.Namespace) -> None:
     ready = time.perf_counter() - started
     gc.collect()
     say(event="ready", seconds=ready, rss_before=rss_before, rss_after=rss_bytes(),
-        runs=sum(len(w.state.runs()) for w in coordinator.workers()))  # fmt: skip
+        runs=sum(len(w.state.runs()) for w in coordinator.processors()))  # fmt: skip
     for _ in range(6000):
         if coordinator.status.batches or service.done():
             break

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 from streamcoord.core import Catalog, CoordinatorState, decide
 from streamcoord.events.models import CloudEvent, ExternalEvent, StageStarted, StageSucceeded
-from streamcoord.spec.models import Pipeline
+from streamcoord.pipelines.models import Pipeline
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 BATCH = 500

@@ -1,6 +1,6 @@
 """The coordinator's per-event CPU path without a broker: ``python bench/hotpath_bench.py``.
 
-What :meth:`PartitionWorker._decide_one` and the per-batch changelog dump do for each record of
+What :meth:`PartitionProcessor._decide_one` and the per-batch changelog dump do for each record of
 the end-to-end bench workload (``bench/workload.py``: a 20-stage chain, ``stage.started`` and
 ``stage.succeeded`` of ``s0`` for many seeded runs, each success triggering ``s1``):
 decode(value, headers) -> decide -> encode every published event -> per batch of 500,
@@ -13,7 +13,7 @@ for py-spy or pyinstrument to look at), ``--digest`` (a hash of every produced k
 header: an optimisation must leave it unchanged), ``--coalesce`` (as the runtime does it:
 ``decide(..., run_records=False)`` and one run record per run per batch, built and encoded after
 the batch; its digest differs from the default's, which encodes every step's run records),
-``--runtime`` (the records go through ``PartitionWorker.decide_batch`` itself, Kafka records in
+``--runtime`` (the records go through ``PartitionProcessor.decide_batch`` itself, Kafka records in
 and an outbox out: the coordinator's real per-record path, admission and failure isolation
 included).
 """
@@ -118,7 +118,7 @@ def runtime_round(cat: Catalog, seeded: list[tuple[str, bytes]], recs: list[Reco
     from aiokafka.structs import ConsumerRecord
 
     from streamcoord.runtime import CoordinatorSettings
-    from streamcoord.runtime.partition import PartitionWorker
+    from streamcoord.runtime.partition import PartitionProcessor
 
     settings = CoordinatorSettings()
 
@@ -132,7 +132,7 @@ def runtime_round(cat: Catalog, seeded: list[tuple[str, bytes]], recs: list[Reco
 
     events, internal = consumed(settings.topics.events), consumed(settings.topics.internal)
     state = CoordinatorState.load(0, 1, seeded)
-    worker = PartitionWorker(TopicPartition(settings.topics.events, 0), state, cat, settings, {})
+    worker = PartitionProcessor(TopicPartition(settings.topics.events, 0), state, cat, settings, {})
     started = time.process_time()
     for start in range(0, len(recs), BATCH):
         worker.decide_batch(events[start : start + BATCH])
@@ -173,7 +173,7 @@ def main() -> None:
     parser.add_argument(
         "--runtime",
         action="store_true",
-        help="through PartitionWorker.decide_batch, as the coordinator decides",
+        help="through PartitionProcessor.decide_batch, as the coordinator decides",
     )
     args = parser.parse_args()
     cat = catalog()

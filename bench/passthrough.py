@@ -4,7 +4,7 @@ All run through the coordinator's own :class:`~streamcoord.runtime.lane.Partitio
 per partition, batches of up to 500 records). Plain: one idempotent ``acks=all`` producer, the
 batch's offset committed to the group after its records are acknowledged (at-least-once).
 Transactional: one transactional producer per partition, one transaction per batch holding the
-records and the position record, exactly as :class:`~streamcoord.runtime.PartitionWorker`
+records and the position record, exactly as :class:`~streamcoord.runtime.PartitionProcessor`
 commits. Records are handed to the producer either one ``send()`` each (the usual aiokafka loop)
 or as record batches through :class:`~streamcoord.runtime.outbox.Outbox`, the coordinator's own
 path; the second leaves decoding, deciding and encoding as the only difference to a coordinator.
@@ -30,7 +30,7 @@ from streamcoord.runtime.settings import TRANSACTION_RETRY_BACKOFF_MS
 
 
 class _Forwarder:
-    """Stands in for a PartitionWorker: forwards each batch as it is."""
+    """Stands in for a PartitionProcessor: forwards each batch as it is."""
 
     def __init__(
         self, tp: TopicPartition, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer,

@@ -23,7 +23,7 @@ from pydantic import TypeAdapter
 from streamcoord.core import Catalog, CoordinatorState, decide
 from streamcoord.events.models import CloudEvent, ExternalEvent
 from streamcoord.events.signing import canonical_bytes, public_key_text, sign_event, verify_event
-from streamcoord.spec.models import Pipeline, Policy
+from streamcoord.pipelines.models import Pipeline, Policy
 
 NOW = datetime(2026, 1, 5, tzinfo=UTC)
 CALLS = 2000

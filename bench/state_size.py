@@ -41,8 +41,8 @@ import orjson
 from streamcoord.core import Catalog, CoordinatorState, SetTimer, decide
 from streamcoord.core._state import sweep_event, timer_event
 from streamcoord.events.models import ExternalEvent, StageStarted, StageSucceeded
+from streamcoord.pipelines.models import Pipeline
 from streamcoord.runtime.timers import TimerQueue
-from streamcoord.spec.models import Pipeline
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 RETENTION = timedelta(days=7)

@@ -28,8 +28,8 @@ from streamcoord.events.models import (
 )
 from streamcoord.kafka.admin import apply_topics, load_topics
 from streamcoord.kafka.settings import KafkaSettings
+from streamcoord.pipelines.loader import parse_specs
 from streamcoord.runtime import TopicNames
-from streamcoord.spec.loader import parse_specs
 
 PIPELINE = "chain"
 STAGES = 20

@@ -2,7 +2,7 @@
 
 ::
 
-    StreamcoordError                 (retriable: bool, hint: str)
+    StreamcoordError                 (retryable: bool, hint: str)
     ├── ConfigError                  settings, spec files or CLI input a user must fix
     ├── SpecError                    a pipeline spec that does not validate (every problem)
     ├── EventError                   an event that cannot be decoded or accepted (dead-lettered)
@@ -28,7 +28,7 @@ __all__ = [
 class StreamcoordError(Exception):
     """Root of every streamcoord error."""
 
-    retriable: bool = False
+    retryable: bool = False
 
     def __init__(self, message: str, *, hint: str = "") -> None:
         super().__init__(message)
@@ -58,4 +58,4 @@ class EnvironmentProblem(StreamcoordError):  # noqa: N818 - a missing tool is a 
 class BrokerStartError(EnvironmentProblem):
     """The local Kafka broker did not come up."""
 
-    retriable = True
+    retryable = True

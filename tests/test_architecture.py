@@ -77,7 +77,7 @@ _MODULE_KEYS = ("source_modules", "forbidden_modules", "modules", "containers")
 # One violation per contract, in a throwaway package laid out like streamcoord.
 _VIOLATIONS = {
     "core/__init__.py": "import asyncio\nimport aiokafka\n",  # forbidden: the core is pure
-    "spec/__init__.py": "from fakeroot.kafka import x\n",  # forbidden, and a layer upward
+    "pipelines/__init__.py": "from fakeroot.kafka import x\n",  # forbidden, and a layer upward
     "events/__init__.py": "from fakeroot.core import y\n",  # a layer upward
     "runtime/__init__.py": "from fakeroot.worker import z\n",  # independent shells
     "kafka/__init__.py": "from fakeroot.telemetry import w\n",  # independent siblings
@@ -112,7 +112,7 @@ def test_contracts_catch_each_kind_of_violation(tmp_path: Path) -> None:
     flat = " ".join(output.split())
     assert f"0 kept, {len(config['contracts'])} broken" in flat, output  # each contract caught one
     for text in ("fakeroot.core -> asyncio", "fakeroot.core -> aiokafka",
-                 "fakeroot.spec -> fakeroot.kafka", "fakeroot.events -> fakeroot.core",
+                 "fakeroot.pipelines -> fakeroot.kafka", "fakeroot.events -> fakeroot.core",
                  "fakeroot.runtime -> fakeroot.worker", "fakeroot.kafka -> fakeroot.telemetry",
                  "fakeroot.plugins"):  # fmt: skip
         assert text in flat, output
@@ -141,7 +141,7 @@ def _banned(filename: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "filename", ["streamcoord/core/_probe.py", "streamcoord/spec/triggers/_probe.py"]
+    "filename", ["streamcoord/core/_probe.py", "streamcoord/pipelines/triggers/_probe.py"]
 )
 def test_the_core_may_not_read_the_clock_randomness_or_the_environment(filename: str) -> None:
     assert _banned(filename) == [

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from streamcoord.api._schemas import GraphEdge, GraphNode, PipelineGraph
-from streamcoord.spec.graph import StageRef, need_target
-from streamcoord.spec.models import Pipeline
+from streamcoord.pipelines.graph import StageRef, need_target
+from streamcoord.pipelines.models import Pipeline
 
 __all__ = ["pipeline_graph"]
 

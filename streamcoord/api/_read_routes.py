@@ -14,6 +14,7 @@ from streamcoord.api._schemas import ExplanationView, NeedView, PipelineGraph, P
 from streamcoord.api._security import require, services_of
 from streamcoord.api._services import ApiServices
 from streamcoord.auth import Principal, Role
+from streamcoord.pipelines.models import Pipeline
 from streamcoord.readmodel import (
     AuditEntry,
     CursorError,
@@ -26,7 +27,6 @@ from streamcoord.readmodel import (
     RunSummary,
     SortOrder,
 )
-from streamcoord.spec.models import Pipeline
 
 __all__ = ["router"]
 

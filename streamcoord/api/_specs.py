@@ -10,9 +10,9 @@ from typing import Protocol
 
 from streamcoord.core import Catalog, CatalogSet
 from streamcoord.errors import SpecError
+from streamcoord.pipelines.models import Pipeline, Pool
+from streamcoord.pipelines.validation import DEFAULT_TOPICS_FILE, validate_paths, validate_texts
 from streamcoord.runtime.specs import SpecsFollower
-from streamcoord.spec.models import Pipeline, Pool
-from streamcoord.spec.validation import DEFAULT_TOPICS_FILE, validate_paths, validate_texts
 
 __all__ = ["FollowedSpecs", "LocalSpecs", "SpecView", "SpecViews"]
 

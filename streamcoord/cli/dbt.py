@@ -20,7 +20,7 @@ from streamcoord.integrations.dbt_manifest import (
     spec_from_groups,
     spec_from_manifest,
 )
-from streamcoord.spec.executors import DBT_TRIGGER_TOPIC, DbtCommand
+from streamcoord.pipelines.executors import DBT_TRIGGER_TOPIC, DbtCommand
 from streamcoord.worker.dbt_process import invoke_dbt
 
 __all__ = ["DBT_PYTHON_ENV", "DbtPythonOption", "app", "import_project"]

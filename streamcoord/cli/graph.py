@@ -10,7 +10,7 @@ from rich.console import Console
 
 from streamcoord.cli.validate import problem_text
 from streamcoord.errors import SpecError
-from streamcoord.spec import DiagramFormat, render_diagram, validate_paths
+from streamcoord.pipelines import DiagramFormat, render_diagram, validate_paths
 
 __all__ = ["graph"]
 

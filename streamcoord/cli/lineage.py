@@ -10,8 +10,8 @@ import typer
 
 from streamcoord.cli.common import BootstrapOption, ConfigOption, PrefixOption, kafka_settings
 from streamcoord.errors import ConfigError
+from streamcoord.pipelines.loader import load_specs
 from streamcoord.runtime.settings import TopicNames
-from streamcoord.spec.loader import load_specs
 
 __all__ = ["lineage"]
 

@@ -12,7 +12,7 @@ from streamcoord.core import Catalog, Publish
 from streamcoord.core.replay import Record, parse_log, replay, step_json
 from streamcoord.errors import ConfigError, SpecError
 from streamcoord.events.models import Decision
-from streamcoord.spec.loader import load_specs
+from streamcoord.pipelines.loader import load_specs
 
 __all__ = ["replay_command"]
 

@@ -23,9 +23,9 @@ from streamcoord.cli.validate import INVALID_EXIT_CODE, problem_text
 from streamcoord.core import Catalog
 from streamcoord.errors import ConfigError
 from streamcoord.events.specs import SpecsRecord
+from streamcoord.pipelines.validation import DEFAULT_TOPICS_FILE, validate_paths, validate_texts
 from streamcoord.runtime.settings import TopicNames
 from streamcoord.runtime.specs import apply_specs, read_specs, spec_texts
-from streamcoord.spec.validation import DEFAULT_TOPICS_FILE, validate_paths, validate_texts
 
 __all__ = ["app", "apply", "diff", "history", "show"]
 

@@ -33,7 +33,7 @@ def telemetry(service_name: str, metrics_port: int | None = None) -> Iterator[No
     configure_logging()
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     # Kafka 3.6+ brokers verify that a transactional produce's partition was added to the
-    # transaction (KIP-890) and answer clients as old as aiokafka's protocol with a retriable
+    # transaction (KIP-890) and answer clients as old as aiokafka's protocol with a retryable
     # NOT_ENOUGH_REPLICAS until it is; aiokafka retries and logs each one as a warning.
     logging.getLogger("aiokafka.producer.sender").setLevel(logging.ERROR)
     # Tracing costs about a third of the coordinator's throughput; it is on only when the

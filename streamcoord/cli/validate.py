@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from streamcoord.spec import DEFAULT_TOPICS_FILE, Problem, ValidationReport, validate_paths
+from streamcoord.pipelines import DEFAULT_TOPICS_FILE, Problem, ValidationReport, validate_paths
 
 __all__ = ["problem_text", "validate"]
 

@@ -17,8 +17,8 @@ from streamcoord.cli.dbt import DbtPythonOption
 from streamcoord.cli.telemetry import telemetry
 from streamcoord.events import topology
 from streamcoord.kafka.settings import KafkaSettings
+from streamcoord.pipelines.executors import AIRFLOW_TRIGGER_TOPIC, DBT_TRIGGER_TOPIC
 from streamcoord.runtime.health import HealthServer
-from streamcoord.spec.executors import AIRFLOW_TRIGGER_TOPIC, DBT_TRIGGER_TOPIC
 from streamcoord.worker import Handler, Worker, WorkerSettings
 from streamcoord.worker.airflow import AirflowExecutor
 from streamcoord.worker.dbt import DbtExecutor

@@ -16,7 +16,7 @@ Public surface::
     records = [run_record(change) for change in latest.values()]          # after the batch
 
 Expressions (run keys, filters, conditions, params) are compiled and evaluated by
-:mod:`streamcoord.spec.expressions`, the one implementation of the spec language's rules.
+:mod:`streamcoord.pipelines.expressions`, the one implementation of the spec language's rules.
 
 Determinism rules (a written contract, checked by the replay and property tests):
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from streamcoord.spec.models import Backoff
+from streamcoord.pipelines.models import Backoff
 
 __all__ = ["retry_delay"]
 

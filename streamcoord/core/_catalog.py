@@ -3,7 +3,7 @@
 Built once: CEL is compiled here, stages are put in topological order and triggers are indexed
 (by CloudEvents type for the kinds that match external events, by each kind's own key for the
 others) so matching an event costs a dict lookup, not a scan of every pipeline. Each trigger's
-kind (:mod:`streamcoord.spec.triggers`) checks it, names its expressions and its index key.
+kind (:mod:`streamcoord.pipelines.triggers`) checks it, names its expressions and its index key.
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ from streamcoord.core._policies import CompiledPolicies, compile_policies
 from streamcoord.core._versions import spec_version
 from streamcoord.errors import SpecError
 from streamcoord.events.models import ExecutorBinding
-from streamcoord.spec.expressions import (
+from streamcoord.pipelines.expressions import (
     CONDITION_VARIABLES,
     NEED_VARIABLES,
     RUN_KEY_VARIABLES,
     CompiledTemplate,
 )
-from streamcoord.spec.models import Need, Pipeline, Policy, Pool, RetryPolicy, Stage
-from streamcoord.spec.problem import format_path
-from streamcoord.spec.triggers import kind_of
-from streamcoord.spec.triggers.kind import CompiledTrigger
+from streamcoord.pipelines.models import Need, Pipeline, Policy, Pool, RetryPolicy, Stage
+from streamcoord.pipelines.problem import format_path
+from streamcoord.pipelines.triggers import kind_of
+from streamcoord.pipelines.triggers.kind import CompiledTrigger
 
 __all__ = [
     "DEFAULT_RETENTION",

@@ -60,7 +60,7 @@ from streamcoord.events.models import (
     TimerFired,
     TimerFiredData,
 )
-from streamcoord.spec.triggers.data import KIND as DATA_KIND
+from streamcoord.pipelines.triggers.data import KIND as DATA_KIND
 
 __all__ = ["decide"]
 

@@ -1,4 +1,4 @@
-"""The core's handle on spec expressions: compiling is :mod:`streamcoord.spec.expressions`'.
+"""The core's handle on spec expressions: compiling is :mod:`streamcoord.pipelines.expressions`'.
 
 One expression language, one implementation of its rules: the spec module compiles and checks
 every expression and template, and evaluates them. This adapter adds two things the hot path
@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamcoord.errors import SpecError
-from streamcoord.spec.expressions import (
+from streamcoord.pipelines.expressions import (
     CompiledExpression,
     CompiledTemplate,
     ExpressionError,
     ExpressionEvaluationError,
 )
-from streamcoord.spec.expressions import compile_expression as _compile
-from streamcoord.spec.expressions import compile_template as _compile_template
+from streamcoord.pipelines.expressions import compile_expression as _compile
+from streamcoord.pipelines.expressions import compile_template as _compile_template
 
 __all__ = ["Compiled", "ExpressionEvaluationError", "compile_expression", "compile_template"]
 

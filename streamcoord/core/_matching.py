@@ -1,7 +1,7 @@
-"""Trigger matching: the core's side of the trigger kinds (:mod:`streamcoord.spec.triggers`).
+"""Trigger matching: the core's side of the trigger kinds (:mod:`streamcoord.pipelines.triggers`).
 
 The kinds decide which pipelines an event starts or feeds; :class:`TriggerScope` is the
-:class:`~streamcoord.spec.triggers.kind.TriggerContext` they do it through, one per decision.
+:class:`~streamcoord.pipelines.triggers.kind.TriggerContext` they do it through, one per decision.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from streamcoord.core._expressions import ExpressionEvaluationError
 from streamcoord.core._retention import expired_reason
 from streamcoord.core._state import CoordinatorState, run_id_of
 from streamcoord.events.models import CloudEvent
-from streamcoord.spec.triggers import kind_of, trigger_handlers
-from streamcoord.spec.triggers.data import ARRIVAL
-from streamcoord.spec.triggers.data import on_arrival as _count_arrival
-from streamcoord.spec.triggers.kind import Handler, Match
+from streamcoord.pipelines.triggers import kind_of, trigger_handlers
+from streamcoord.pipelines.triggers.data import ARRIVAL
+from streamcoord.pipelines.triggers.data import on_arrival as _count_arrival
+from streamcoord.pipelines.triggers.kind import Handler, Match
 
 __all__ = [
     "ARRIVAL",

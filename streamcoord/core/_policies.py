@@ -25,8 +25,8 @@ from streamcoord.events.signing import (
     signature_of,
     verify_event,
 )
-from streamcoord.spec.models import Pipeline
-from streamcoord.spec.policies import (
+from streamcoord.pipelines.models import Pipeline
+from streamcoord.pipelines.policies import (
     GUARD_VARIABLES,
     ContractPolicy,
     EmitPolicy,

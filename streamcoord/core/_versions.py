@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from streamcoord.errors import SpecError
-from streamcoord.spec.models import ContractPolicy, EmitPolicy, GuardPolicy, Pipeline, Policy, Pool
+from streamcoord.pipelines.models import (
+    ContractPolicy,
+    EmitPolicy,
+    GuardPolicy,
+    Pipeline,
+    Policy,
+    Pool,
+)
 
 if TYPE_CHECKING:
     from streamcoord.core._catalog import Catalog

@@ -55,7 +55,7 @@ class Delivery:
 class EmitError(StreamcoordError):
     """The broker did not acknowledge an event; nothing is known to have been stored."""
 
-    retriable = True
+    retryable = True
 
 
 class Emitter:

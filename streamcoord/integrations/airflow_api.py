@@ -31,7 +31,7 @@ class AirflowApiError(StreamcoordError):
     def __init__(self, message: str, *, status: int | None = None, hint: str = "") -> None:
         super().__init__(message, hint=hint)
         self.status = status
-        self.retriable = status is None or status in _RETRYABLE_STATUS
+        self.retryable = status is None or status in _RETRYABLE_STATUS
 
 
 def dag_run_url(base_url: str, dag_id: str, run_id: str) -> str:

@@ -18,9 +18,9 @@ from pydantic import JsonValue
 from ruamel.yaml import YAML
 
 from streamcoord.errors import ConfigError
-from streamcoord.spec.executors import DBT_TRIGGER_TOPIC, DbtCommand
-from streamcoord.spec.graph import dependency_edges, find_cycles
-from streamcoord.spec.models import Executor, Pipeline, Pool, SpecFile, Stage, StageDefaults
+from streamcoord.pipelines.executors import DBT_TRIGGER_TOPIC, DbtCommand
+from streamcoord.pipelines.graph import dependency_edges, find_cycles
+from streamcoord.pipelines.models import Executor, Pipeline, Pool, SpecFile, Stage, StageDefaults
 
 __all__ = ["ImportOptions", "render_spec", "spec_from_groups", "spec_from_manifest"]
 

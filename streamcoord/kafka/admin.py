@@ -50,7 +50,7 @@ _VISIBLE_POLL_S: Final = 0.05
 class KafkaAdminError(EnvironmentProblem):
     """The cluster refused or failed an admin request."""
 
-    retriable = True
+    retryable = True
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, R
 from openlineage.client.facet_v2 import RunFacet, parent_run
 
 from streamcoord.events.models import RunRecord, RunRecordData
-from streamcoord.spec.models import Pipeline
+from streamcoord.pipelines.models import Pipeline
 
 __all__ = ["PRODUCER", "LineageTracker", "StreamcoordRunFacet", "attempt_uuid", "run_uuid"]
 

@@ -1,4 +1,4 @@
-"""The coordinator service: one consumer group member, many partition workers, durable timers.
+"""The coordinator service: one consumer group member, many partition processors, durable timers.
 
 The group consumes the events topic and the internal topic, which have as many partitions as each
 other and as the changelog. The range assignor gives every member the same partition numbers of
@@ -32,7 +32,7 @@ from streamcoord.kafka.ports import (
 )
 from streamcoord.runtime.lane import PartitionLane
 from streamcoord.runtime.metering import PartitionGauges, record_batch, record_restore
-from streamcoord.runtime.partition import BatchOutcome, PartitionWorker
+from streamcoord.runtime.partition import BatchOutcome, PartitionProcessor
 from streamcoord.runtime.schedule import Schedule, ScheduleQueue, schedules_of, tick_event
 from streamcoord.runtime.settings import CoordinatorSettings
 from streamcoord.runtime.specs import SpecSource, StaticSpecs
@@ -272,7 +272,7 @@ class Coordinator:
                 await self._fire_due_timers()
                 self._follow_schedules()
                 if self._gauges.due():
-                    self._gauges.record(self.workers(), await self._lag(consumer))
+                    self._gauges.record(self.processors(), await self._lag(consumer))
         finally:
             stopping.cancel()
             failing.cancel()
@@ -317,9 +317,9 @@ class Coordinator:
             timeout = max(0, min(timeout, int(wait_ms)))
         return timeout
 
-    def workers(self) -> list[PartitionWorker]:
+    def processors(self) -> list[PartitionProcessor]:
         """The partitions this member owns now, with their state."""
-        return [lane.worker for lane in self._lanes.values()]
+        return [lane.processor for lane in self._lanes.values()]
 
     def _dispatch(self, batch: Mapping[TopicPartition, Sequence[Record]]) -> None:
         """Hand each partition's records to its lane (none if revoked while fetching: the next
@@ -433,26 +433,26 @@ class Coordinator:
             results = await asyncio.gather(
                 *(self._restore(tp) for tp in new), return_exceptions=True
             )
-            workers = [r for r in results if isinstance(r, PartitionWorker)]
+            processors = [r for r in results if isinstance(r, PartitionProcessor)]
             failure = next((r for r in results if isinstance(r, BaseException)), None)
             if failure is not None:
                 # The restores that did finish hold transactional producers: close them.
-                for worker in workers:
+                for processor in processors:
                     with contextlib.suppress(Exception):
-                        await worker.close()
+                        await processor.close()
                 if not isinstance(failure, Exception):
                     raise failure  # cancelled: the member is stopping
                 # Owning partitions that are never processed is worse than stopping: exit and
                 # let the supervisor start a fresh member.
                 self._fail(failure)
                 raise failure
-            for worker in workers:
-                self._lanes[worker.tp.partition] = self._lane(worker)
+            for processor in processors:
+                self._lanes[processor.tp.partition] = self._lane(processor)
                 if self._consumer is not None:
                     # The changelog's positions are the committed ones; the group's may lag.
-                    for tp, offset in worker.next_offsets().items():
+                    for tp, offset in processor.next_offsets().items():
                         self._consumer.seek(tp, offset)
-                record_restore(self._instruments, worker)
+                record_restore(self._instruments, processor)
             self.status.assigned = sorted(self._lanes)
             if self._fatal is None:
                 self.status.not_ready = None
@@ -478,7 +478,7 @@ class Coordinator:
                 topics.events, sorted(events), topics.internal, sorted(internal),
             )  # fmt: skip
 
-    async def _restore(self, tp: TopicPartition) -> PartitionWorker:
+    async def _restore(self, tp: TopicPartition) -> PartitionProcessor:
         """Restore one partition, retrying while the broker is unreachable (a restart): an
         assignment that failed would leave the partition owned but never processed."""
         delay = 0.5
@@ -496,15 +496,15 @@ class Coordinator:
                 delay = min(delay * 2, 5.0)
         return await self._restore_once(tp)
 
-    async def _restore_once(self, tp: TopicPartition) -> PartitionWorker:
-        return await PartitionWorker.restore(
+    async def _restore_once(self, tp: TopicPartition) -> PartitionProcessor:
+        return await PartitionProcessor.restore(
             tp, self._partitions, self.specs, self.settings, self.transport
         )
 
-    def _lane(self, worker: PartitionWorker) -> PartitionLane:
+    def _lane(self, processor: PartitionProcessor) -> PartitionLane:
         assert self._consumer is not None
         return PartitionLane(
-            worker, self._consumer, max_batch=self.settings.max_batch,
+            processor, self._consumer, max_batch=self.settings.max_batch,
             on_outcome=self._count, on_retry=self._retry, on_fatal=self._fail,
         )  # fmt: skip
 

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from streamcoord.events.models import TimerFired
 from streamcoord.kafka.ports import GroupConsumer, Record, TopicPartition, TransportError
-from streamcoord.runtime.partition import BatchOutcome, PartitionWorker
+from streamcoord.runtime.partition import BatchOutcome, PartitionProcessor
 
 __all__ = ["PartitionLane"]
 
@@ -32,11 +32,11 @@ log = logging.getLogger(__name__)
 
 
 class PartitionLane:
-    """Feeds one :class:`PartitionWorker` from the shared consumer."""
+    """Feeds one :class:`PartitionProcessor` from the shared consumer."""
 
     def __init__(
         self,
-        worker: PartitionWorker,
+        processor: PartitionProcessor,
         consumer: GroupConsumer,
         *,
         max_batch: int,
@@ -44,7 +44,7 @@ class PartitionLane:
         on_retry: Callable[[BaseException], None],
         on_fatal: Callable[[BaseException], None],
     ) -> None:
-        self.worker = worker
+        self.processor = processor
         self._consumer = consumer
         self._max_batch = max_batch
         self._high_water = 4 * max_batch
@@ -59,7 +59,7 @@ class PartitionLane:
         self._expected: dict[str, int | None] = {
             tp.topic: offset for tp, offset in self.positions().items()
         }
-        self._task = asyncio.create_task(self._run(), name=f"lane {worker.tp}")
+        self._task = asyncio.create_task(self._run(), name=f"lane {processor.tp}")
 
     @property
     def buffered(self) -> int:
@@ -68,33 +68,33 @@ class PartitionLane:
     @property
     def partition(self) -> int:
         """The partition number of both inputs."""
-        return self.worker.tp.partition
+        return self.processor.tp.partition
 
     @property
     def spec_version(self) -> str:
         """The spec version new runs of this partition start with."""
-        return self.worker.spec_version
+        return self.processor.spec_version
 
     def committed_offsets(self) -> dict[TopicPartition, int]:
         """The committed next offset of each input that has one."""
-        return self.worker.next_offsets()
+        return self.processor.next_offsets()
 
     def next_timer(self) -> datetime | None:
         """When the partition's earliest armed timer is due."""
-        return self.worker.timers.next_due()
+        return self.processor.timers.next_due()
 
     def pop_due_timers(self, now: datetime) -> list[TimerFired]:
         """Disarm and return the timers due at ``now``, earliest first."""
-        return self.worker.timers.pop_due(now)
+        return self.processor.timers.pop_due(now)
 
     @property
     def inputs(self) -> tuple[TopicPartition, TopicPartition]:
         """The events partition and the internal partition this lane consumes."""
-        return self.worker.tp, self.worker.internal_tp
+        return self.processor.tp, self.processor.internal_tp
 
     def positions(self) -> dict[TopicPartition, int | None]:
         """The committed next offset of each input (None: never committed)."""
-        committed = self.worker.next_offsets()
+        committed = self.processor.next_offsets()
         return {tp: committed.get(tp) for tp in self.inputs}
 
     def feed(self, records: Sequence[Record]) -> None:
@@ -119,15 +119,15 @@ class PartitionLane:
         await self._task
 
     async def release(self) -> None:
-        """:meth:`close`, then close the worker's producer whatever that did: a lane that failed
+        """:meth:`close`, then close the processor's producer whatever that did: a lane that failed
         must not leave a transactional producer (and its connections) behind."""
         try:
             await self.close()
         except Exception:
-            log.warning("closing the lane of %s failed", self.worker.tp, exc_info=True)
+            log.warning("closing the lane of %s failed", self.processor.tp, exc_info=True)
         finally:
             with contextlib.suppress(Exception):
-                await self.worker.close()
+                await self.processor.close()
 
     async def _run(self) -> None:
         while not self._closing:
@@ -146,12 +146,12 @@ class PartitionLane:
 
     async def _process(self, batch: list[Record]) -> None:
         try:
-            outcome = await self.worker.process(batch)
+            outcome = await self.processor.process(batch)
         except (TransportError, TimeoutError) as exc:
             # Decide the same records again from the committed state: drop what was queued
             # behind them and fetch again from the first of them.
             log.warning(
-                "batch on %s failed (%s); deciding it again", self.worker.tp, exc,
+                "batch on %s failed (%s); deciding it again", self.processor.tp, exc,
                 extra={"retrying": True},
             )  # fmt: skip
             self._on_retry(exc)

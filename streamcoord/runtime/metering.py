@@ -1,7 +1,7 @@
 """What the coordinator records in its metrics, from committed batches and a periodic look.
 
 Batches are metered after they commit (a batch that is decided again is counted once), from
-numbers the partition worker gathered while deciding, so the hot path adds no metric calls.
+numbers the partition processor gathered while deciding, so the hot path adds no metric calls.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from streamcoord.runtime.partition import BatchOutcome, PartitionWorker
+from streamcoord.runtime.partition import BatchOutcome, PartitionProcessor
 from streamcoord.telemetry.metrics import Instruments
 
 __all__ = ["PartitionGauges", "record_batch", "record_restore"]
@@ -60,15 +60,17 @@ class PartitionGauges:
     def due(self) -> bool:
         return time.monotonic() >= self._next
 
-    def record(self, workers: Iterable[PartitionWorker], lag: dict[int, int]) -> None:
+    def record(self, processors: Iterable[PartitionProcessor], lag: dict[int, int]) -> None:
         self._next = time.monotonic() + self._interval_s
-        active = sum(1 for worker in workers for run in worker.state.runs() if run.status in ACTIVE)
+        active = sum(
+            1 for processor in processors for run in processor.state.runs() if run.status in ACTIVE
+        )
         self._instruments.active_runs.add(active - self._active_reported)
         self._active_reported = active
         for partition, behind in lag.items():
             self._instruments.consumer_lag.set(behind, {"partition": str(partition)})
 
 
-def record_restore(instruments: Instruments, worker: PartitionWorker) -> None:
+def record_restore(instruments: Instruments, processor: PartitionProcessor) -> None:
     """How long a newly assigned partition took to restore from the changelog."""
-    instruments.restore_duration.record(worker.restore_seconds)
+    instruments.restore_duration.record(processor.restore_seconds)

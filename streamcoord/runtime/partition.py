@@ -22,7 +22,7 @@ is that record's failure. It is dead-lettered with a reason code (``decode_faile
 again without it, so nothing it half did is committed. The retry checks each record's state
 and run records as it goes, which also pins a failure that only shows at the end of a batch
 on the record that caused it. Only failures of the environment (broker, fencing, transactions)
-leave :meth:`PartitionWorker.process`.
+leave :meth:`PartitionProcessor.process`.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ from streamcoord.runtime.tracing import coordinator_tracing, decision_span
 __all__ = [
     "ADMITTED_HEADER",
     "BatchOutcome",
-    "PartitionWorker",
+    "PartitionProcessor",
     "RecordFailed",
     "transactional_id",
 ]
@@ -141,7 +141,7 @@ class _Batch:
     spans: list[SpanRecord] = field(default_factory=list)  # exported once the batch commits
 
 
-class PartitionWorker:
+class PartitionProcessor:
     """Admits the records of one events-topic partition, decides those of the internal-topic
     partition of the same number, and commits both in one transaction per batch."""
 
@@ -189,40 +189,42 @@ class PartitionWorker:
         specs: SpecSource | Catalog | CatalogSet,
         settings: CoordinatorSettings,
         transport: Transport | Mapping[str, Any],
-    ) -> PartitionWorker:
+    ) -> PartitionProcessor:
         """Fence older producers of this partition, then rebuild its state from the changelog."""
-        worker = cls(
+        processor = cls(
             tp, CoordinatorState.empty(tp.partition, partitions), specs, settings, transport
         )
         # Starting the transactional producer first aborts a zombie's open transaction, so the
         # changelog read below ends at a stable offset that includes everything committed.
-        await worker._start_sink()
+        await processor._start_sink()
         try:
-            restored = await read_changelog(worker._changelog, tp.partition)
+            restored = await read_changelog(processor._changelog, tp.partition)
         except BaseException:
-            await worker.close()
+            await processor.close()
             raise
-        worker.state = CoordinatorState.load(tp.partition, partitions, restored.items.items())
+        processor.state = CoordinatorState.load(tp.partition, partitions, restored.items.items())
         try:
             # The version the partition switched to must be loaded: never decide on another.
-            active = worker.state.spec_version
-            worker.catalogs = await worker.specs.require([active] if active is not None else [])
+            active = processor.state.spec_version
+            processor.catalogs = await processor.specs.require(
+                [active] if active is not None else []
+            )
         except BaseException:
-            await worker.close()
+            await processor.close()
             raise
-        for due, timer_id, event in worker.state.timers():
-            worker.timers.arm(timer_id, due, event)
-        worker.restore_seconds = restored.seconds
-        worker.positions = restored.positions
+        for due, timer_id, event in processor.state.timers():
+            processor.timers.arm(timer_id, due, event)
+        processor.restore_seconds = restored.seconds
+        processor.positions = restored.positions
         if restored.positions.older_release:
             # Written by a release that sent coordinator messages on the events topic: those
             # already there are genuine (every coordinator of that release has stopped).
             try:
-                legacy_until = await worker.transport.end_offset(tp)
+                legacy_until = await processor.transport.end_offset(tp)
             except BaseException:
-                await worker.close()
+                await processor.close()
                 raise
-            worker.positions = Positions(restored.positions.events, None, legacy_until)
+            processor.positions = Positions(restored.positions.events, None, legacy_until)
             log.warning(
                 "partition %s was last committed by an older release: coordinator messages "
                 "below events offset %d are admitted as that release sent them",
@@ -232,10 +234,10 @@ class PartitionWorker:
             "restored partition %s: %d keys from %d changelog records in %.3fs, %d timers, "
             "next offsets %s (events) %s (internal), spec version %s",
             tp.partition, len(restored.items), restored.records, restored.seconds,
-            len(worker.timers), restored.positions.events, restored.positions.internal,
-            worker.spec_version,
+            len(processor.timers), restored.positions.events, restored.positions.internal,
+            processor.spec_version,
         )  # fmt: skip
-        return worker
+        return processor
 
     @property
     def position(self) -> int | None:

@@ -1,6 +1,6 @@
 """Cron schedules as the runtime drives them: the schedules this process owns, earliest first.
 
-The schedule trigger kind (:mod:`streamcoord.spec.triggers.schedule`) owns the pure half: when
+The schedule trigger kind (:mod:`streamcoord.pipelines.triggers.schedule`) owns the pure half: when
 a schedule is due and the tick event that says so, the clock an argument. The coordinator that
 owns a pipeline's partition passes the clock and produces the ticks. After downtime only the
 latest missed tick fires (no backfill of every occurrence).
@@ -15,7 +15,7 @@ from datetime import datetime
 
 from streamcoord.core import Catalog
 from streamcoord.events.models import ScheduleTick
-from streamcoord.spec.triggers.schedule import (
+from streamcoord.pipelines.triggers.schedule import (
     KIND,
     Schedule,
     ScheduleTrigger,

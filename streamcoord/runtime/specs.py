@@ -33,14 +33,14 @@ from streamcoord.events.specs import SpecsRecord
 from streamcoord.kafka.client import as_transport
 from streamcoord.kafka.ports import TopicReader, Transport, TransportError
 from streamcoord.kafka.records import read_topic
-from streamcoord.runtime.settings import TopicNames
-from streamcoord.spec.loader import spec_files
-from streamcoord.spec.problem import Problem
-from streamcoord.spec.validation import (
+from streamcoord.pipelines.loader import spec_files
+from streamcoord.pipelines.problem import Problem
+from streamcoord.pipelines.validation import (
     DEFAULT_TOPICS_FILE,
     validate_paths,
     validate_texts,
 )
+from streamcoord.runtime.settings import TopicNames
 
 __all__ = [
     "ACTIVATE_WAIT_S",
@@ -352,7 +352,7 @@ class SpecSource(Protocol):
     """Where a coordinator's partitions get their catalogs."""
 
     def current(self) -> CatalogSet:
-        """Every version loaded now (the partition workers take it at each batch)."""
+        """Every version loaded now (the partition processors take it at each batch)."""
         ...
 
     async def require(self, versions: Iterable[str]) -> CatalogSet:

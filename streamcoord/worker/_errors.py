@@ -8,20 +8,20 @@ __all__ = ["NonRetryableError", "StageError", "retryable"]
 
 
 class StageError(StreamcoordError):
-    """A stage attempt failed; ``retriable`` (default True) lets the stage's retry policy apply.
+    """A stage attempt failed; ``retryable`` (default True) lets the stage's retry policy apply.
 
     Any other exception from a handler counts as retryable too.
     """
 
-    retriable = True
+    retryable = True
 
 
 class NonRetryableError(StageError):
     """A failure retrying cannot fix (bad input, missing config): the stage fails for good."""
 
-    retriable = False
+    retryable = False
 
 
 def retryable(error: BaseException) -> bool:
     """Whether a failed attempt may be retried: False only when the error says so."""
-    return bool(getattr(error, "retriable", True))
+    return bool(getattr(error, "retryable", True))

@@ -63,7 +63,7 @@ KeyState = Literal["running", "done"]
 class WorkerError(StreamcoordError):
     """The worker cannot go on (reports not acknowledged); uncommitted triggers come back."""
 
-    retriable = True
+    retryable = True
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Built-in executor: trigger an Airflow DAG run through Airflow 3's REST API and follow it.
 
-Config: :class:`~streamcoord.spec.executors.AirflowExecutorConfig` (``base_url``, ``dag_id``,
+Config: :class:`~streamcoord.pipelines.executors.AirflowExecutorConfig` (``base_url``, ``dag_id``,
 ``conf``, ``username`` + ``password`` or ``token`` as secret references, ...). The DAG run's
 conf is ``conf`` with the stage's params on top.
 
@@ -35,7 +35,7 @@ from streamcoord.integrations.airflow_api import (
     AirflowClient,
     dag_run_url,
 )
-from streamcoord.spec.executors import AirflowExecutorConfig
+from streamcoord.pipelines.executors import AirflowExecutorConfig
 from streamcoord.worker._config import parse_config
 from streamcoord.worker._context import StageContext
 from streamcoord.worker._errors import NonRetryableError, StageError
@@ -78,7 +78,7 @@ class AirflowExecutor:
             async with client:
                 return await self._run(ctx, config, client)
         except AirflowApiError as error:
-            kind = StageError if error.retriable else NonRetryableError
+            kind = StageError if error.retryable else NonRetryableError
             raise secrets.redacted(kind(error.message, hint=error.hint)) from None
         except StageError as error:
             raise secrets.redacted(error) from None
@@ -135,7 +135,7 @@ async def _until_finished(
         try:
             run = await client.dag_run(config.dag_id, run_id)
         except AirflowApiError as error:
-            if not error.retriable:
+            if not error.retryable:
                 raise
             log.warning("looking at DAG run %s failed (%s); trying again", run_id, error,
                         extra={"retrying": True})  # fmt: skip

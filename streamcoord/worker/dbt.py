@@ -1,6 +1,6 @@
 """Built-in executor: run ``dbt build`` (or run, test, seed, snapshot) for a stage's selection.
 
-Config: :class:`~streamcoord.spec.executors.DbtExecutorConfig` (``project_dir``, ``select``,
+Config: :class:`~streamcoord.pipelines.executors.DbtExecutorConfig` (``project_dir``, ``select``,
 ``exclude``, ``selector``, ``target``, ``vars``, ``env``, ...). The stage's params become dbt
 vars (on top of ``vars``) unless ``params_as_vars: false``. dbt-core runs as a library
 (``dbtRunner().invoke``) in a child process, with the worker's Python or ``--dbt-python``.
@@ -36,7 +36,7 @@ from typing import Any, Final
 import orjson
 from pydantic import JsonValue
 
-from streamcoord.spec.executors import DbtExecutorConfig
+from streamcoord.pipelines.executors import DbtExecutorConfig
 from streamcoord.worker._config import parse_config
 from streamcoord.worker._context import StageContext
 from streamcoord.worker._errors import NonRetryableError, StageError

@@ -189,7 +189,7 @@ async def _committed(admin: AIOKafkaAdminClient, group: str) -> Mapping[TopicPar
         try:
             return await admin.list_consumer_group_offsets(group)  # type: ignore[no-any-return]
         except KafkaError as error:
-            if not error.retriable or attempt == _COORDINATOR_ATTEMPTS - 1:
+            if not error.retryable or attempt == _COORDINATOR_ATTEMPTS - 1:
                 raise
             await asyncio.sleep(_TICK_S)
     raise AssertionError("unreachable")

@@ -1,7 +1,7 @@
 """Resolving secret references on the worker, and keeping the values out of what it reports.
 
 Executor config names secrets (``{secret: {env: NAME}}``, ``{secret: {file: /path}}``, see
-:mod:`streamcoord.spec.secrets`); only that reference travels in the trigger. Just before an
+:mod:`streamcoord.pipelines.secrets`); only that reference travels in the trigger. Just before an
 attempt runs, its executor asks a :class:`Secrets` for the values: a variable of the worker's
 environment, or a file the worker can read (a mounted Kubernetes Secret). A missing secret fails
 the attempt for good, naming the reference, never a value.
@@ -27,7 +27,7 @@ from typing import Final, TypeVar
 
 from pydantic import JsonValue
 
-from streamcoord.spec.secrets import SecretRef, SecretRefError, secret_ref
+from streamcoord.pipelines.secrets import SecretRef, SecretRefError, secret_ref
 from streamcoord.worker._errors import NonRetryableError, StageError
 
 __all__ = ["REDACTED", "SecretNotFoundError", "Secrets"]

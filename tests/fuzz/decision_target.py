@@ -5,7 +5,7 @@
 Each input is one events-topic record, by byte 0: 2 mod 4 builds a structured event from the
 rest (a known type, data from the field names and values the example runs use), otherwise
 even is structured mode (the rest is the value) and odd binary mode (byte 1 picks ``ce_type``,
-byte 2 the content-type, the rest is the data). It is decided by a real partition worker,
+byte 2 the content-type, the rest is the data). It is decided by a real partition processor,
 without Kafka, against a state that already holds runs of the example pipelines. A finding is
 anything raising out of the path, a dead letter saying the path itself failed
 (``decode_failed``, ``decide_failed``, ``encode_failed``), or a committed state that does not
@@ -38,7 +38,7 @@ with atheris.instrument_imports(include=["streamcoord"]):
         StageSucceeded,
     )
     from streamcoord.runtime import CoordinatorSettings
-    from tests.fuzz.path import OfflineWorker, decide_records, example_catalog, record
+    from tests.fuzz.path import OfflineProcessor, decide_records, example_catalog, record
     from tests.fuzz.strategies import FIELDS, PIPELINES, RUN_IDS, RUN_KEYS, STAGES, TYPES
 
 CONTENT_TYPES = (
@@ -71,7 +71,7 @@ def _seed_events() -> list[CloudEvent]:
 
 
 def _initial_state() -> list[tuple[str, bytes]]:
-    worker = OfflineWorker(example_catalog(), SETTINGS)
+    worker = OfflineProcessor(example_catalog(), SETTINGS)
     seeds = [record(*encode(e), key=b"k", offset=n) for n, e in enumerate(_seed_events())]
     decide_records(worker, seeds[:2])
     return worker.committed
@@ -148,7 +148,7 @@ def to_record(data: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
 
 def test_one_input(data: bytes) -> None:
     value, headers = to_record(data)
-    worker = OfflineWorker(CATALOG, SETTINGS)
+    worker = OfflineProcessor(CATALOG, SETTINGS)
     worker.state = CoordinatorState.load(0, 1, COMMITTED)
     decided = decide_records(worker, [record(value, headers, key=b"k")])
     bugs = BUGS.intersection(decided.reasons)

@@ -1,4 +1,4 @@
-"""The coordinator's decision path without Kafka: a real :class:`PartitionWorker` admitting
+"""The coordinator's decision path without Kafka: a real :class:`PartitionProcessor` admitting
 events records and deciding their admitted copies in memory, the committed state kept as a
 snapshot instead of a changelog."""
 
@@ -13,10 +13,10 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from streamcoord.core import Catalog, CoordinatorState
+from streamcoord.pipelines.loader import load_specs
 from streamcoord.runtime import CoordinatorSettings
 from streamcoord.runtime.deadletter import HEADER_PREFIX
-from streamcoord.runtime.partition import ADMITTED_HEADER, PartitionWorker
-from streamcoord.spec.loader import load_specs
+from streamcoord.runtime.partition import ADMITTED_HEADER, PartitionProcessor
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EVENTS_TOPIC = "streamcoord.events"
@@ -56,8 +56,8 @@ def record(
     )
 
 
-class OfflineWorker(PartitionWorker):
-    """A partition worker whose committed state is a snapshot taken by :meth:`commit`."""
+class OfflineProcessor(PartitionProcessor):
+    """A partition processor whose committed state is a snapshot taken by :meth:`commit`."""
 
     def __init__(self, catalog: Catalog, settings: CoordinatorSettings | None = None) -> None:
         super().__init__(
@@ -95,10 +95,10 @@ class Decided:
 
 
 def decide_records(
-    worker: OfflineWorker, records: Sequence[ConsumerRecord[bytes, bytes]]
+    worker: OfflineProcessor, records: Sequence[ConsumerRecord[bytes, bytes]]
 ) -> Decided:
     """Admit events ``records`` as one batch and decide their admitted copies as the next, the
-    way :meth:`PartitionWorker.process` does (failed records dead-lettered, the batch decided
+    way :meth:`PartitionProcessor.process` does (failed records dead-lettered, the batch decided
     again), then take the state as committed. A copy keeps its original's offset, so a dead
     letter names the offset of the record it came from."""
     admitted = _finished(worker._decide_isolated(records))  # the seam under test
@@ -113,7 +113,7 @@ def decide_records(
     return Decided(len(records), sum(decided.outcome.types.values()), letters)
 
 
-def admitted_copies(worker: OfflineWorker, outbox: Any) -> list[ConsumerRecord[bytes, bytes]]:
+def admitted_copies(worker: OfflineProcessor, outbox: Any) -> list[ConsumerRecord[bytes, bytes]]:
     """The internal-topic records an admitting batch wrote, as the consumer would hand them
     over (the offset of each is its original's)."""
     internal = worker.internal_tp.topic

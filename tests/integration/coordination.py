@@ -28,9 +28,9 @@ from streamcoord.events.models import (
 )
 from streamcoord.kafka.admin import apply_topics, load_topics
 from streamcoord.kafka.settings import KafkaSettings
+from streamcoord.pipelines.loader import parse_specs
 from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
 from streamcoord.runtime.specs import SpecSource
-from streamcoord.spec.loader import parse_specs
 from streamcoord.telemetry.metrics import GLOBAL_INSTRUMENTS, Instruments
 
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from streamcoord.cli.main import app
-from streamcoord.spec import validate_paths
+from streamcoord.pipelines import validate_paths
 from streamcoord.worker.dbt_process import invoke_dbt
 from streamcoord.worker.shell import group_running
 

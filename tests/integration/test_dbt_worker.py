@@ -24,8 +24,8 @@ from streamcoord.events.models import (
     StageSucceeded,
 )
 from streamcoord.kafka.settings import KafkaSettings
+from streamcoord.pipelines.validation import validate_paths
 from streamcoord.runtime import TopicNames
-from streamcoord.spec.validation import validate_paths
 from streamcoord.worker import Worker, WorkerSettings
 from streamcoord.worker.dbt import DbtExecutor
 from tests.integration.coordination import Harness, create_topics, in_process, read_all

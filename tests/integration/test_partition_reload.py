@@ -18,7 +18,7 @@ from streamcoord.kafka.client import KafkaTransactionalSink
 from streamcoord.kafka.ports import TransportError
 from streamcoord.runtime import CoordinatorSettings, TopicNames
 from streamcoord.runtime import partition as partition_module
-from streamcoord.runtime.partition import PartitionWorker
+from streamcoord.runtime.partition import PartitionProcessor
 from tests.integration.coordination import STEADY_SPEC, catalog_of, create_topics
 
 pytestmark = [pytest.mark.kafka]
@@ -59,7 +59,7 @@ async def test_retry_after_a_failed_reload_decides_from_the_committed_state(
     records = await one_tick(kafka_bootstrap, topics)
     assert len(records) == 1
     settings = CoordinatorSettings(group_id=unique_name("group"), topic_prefix=topics.prefix)
-    worker = await PartitionWorker.restore(
+    worker = await PartitionProcessor.restore(
         TopicPartition(topics.events, 0), 1, catalog_of(STEADY_SPEC), settings,
         {"bootstrap_servers": kafka_bootstrap},
     )  # fmt: skip

@@ -101,7 +101,7 @@ async def test_finished_runs_expire_and_a_restart_restores_without_them(
     async with in_process(kafka_bootstrap, topics, group, spec=SPEC, retention_s=2) as second:
         assert second.coordinator is not None
         await asyncio.wait_for(second.coordinator.ready.wait(), 60)
-        states = [worker.state for worker in second.coordinator.workers()]
+        states = [worker.state for worker in second.coordinator.processors()]
         assert len(states) == 2
         assert [run.run_id for state in states for run in state.runs()] == []
         markers = sorted(k for state in states for k, _ in state.dump() if k.startswith("gen/"))

@@ -24,8 +24,8 @@ from streamcoord.core import Catalog, CoordinatorState, Publish, decide
 from streamcoord.core._state import VERSION
 from streamcoord.core.replay import parse_log
 from streamcoord.events.models import CloudEvent
+from streamcoord.pipelines.loader import load_specs
 from streamcoord.runtime.changelog import POSITION_KEY, position_value
-from streamcoord.spec.loader import load_specs
 
 
 def changelog(catalog: Catalog, folder: Path) -> list[tuple[str, bytes | None]]:

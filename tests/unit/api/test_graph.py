@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streamcoord.api._graph import pipeline_graph
-from streamcoord.spec.loader import parse_specs
+from streamcoord.pipelines.loader import parse_specs
 
 SPEC = """\
 pipelines:

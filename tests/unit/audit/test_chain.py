@@ -14,7 +14,7 @@ from streamcoord.core._audit import record_digest
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import CloudEvent, DecisionRecord, ExternalEvent
 from streamcoord.kafka.records import StoredRecord
-from streamcoord.spec.models import Pipeline
+from streamcoord.pipelines.models import Pipeline
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CATALOG = Catalog.build(

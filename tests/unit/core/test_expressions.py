@@ -1,5 +1,5 @@
-"""The core evaluates spec expressions through streamcoord.spec.expressions, with a shortcut for
-plain field paths that must never disagree with CEL."""
+"""The core evaluates spec expressions through streamcoord.pipelines.expressions, with a
+shortcut for plain field paths that must never disagree with CEL."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from streamcoord.core import Catalog, CatalogSet, Publish
 from streamcoord.core.replay import parse_log, replay, step_json
 from streamcoord.errors import EventError
 from streamcoord.events.models import StageTrigger
-from streamcoord.spec.loader import load_specs
+from streamcoord.pipelines.loader import load_specs
 
 ROOT = Path(__file__).parents[3]
 GOLDEN = ROOT / "tests" / "golden" / "core"

@@ -39,7 +39,7 @@ from streamcoord.events.models import (
     StageTrigger,
     TimerFired,
 )
-from streamcoord.spec.models import Pipeline
+from streamcoord.pipelines.models import Pipeline
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 N = 3

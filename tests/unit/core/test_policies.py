@@ -27,8 +27,8 @@ from streamcoord.events.models import (
     StageTrigger,
 )
 from streamcoord.events.signing import public_key_text, sign_event
-from streamcoord.spec.loader import parse_specs
-from streamcoord.spec.models import Pipeline, Policy
+from streamcoord.pipelines.loader import parse_specs
+from streamcoord.pipelines.models import Pipeline, Policy
 
 T0 = datetime(2026, 1, 3, tzinfo=UTC)  # a Saturday
 ALICE = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))

@@ -18,7 +18,7 @@ from streamcoord.events.models import (
     StageSucceeded,
     StageTrigger,
 )
-from streamcoord.spec.models import Pipeline
+from streamcoord.pipelines.models import Pipeline
 
 RULES = ["all_success", "all_done", "all_failed", "one_success", "one_failed", "none_failed"]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

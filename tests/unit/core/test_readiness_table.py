@@ -9,7 +9,7 @@ import pytest
 
 from streamcoord.core import Catalog
 from streamcoord.core._readiness import verdict
-from streamcoord.spec.models import Pipeline
+from streamcoord.pipelines.models import Pipeline
 
 _STAGE = (
     Catalog.build(

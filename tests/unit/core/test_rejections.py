@@ -26,7 +26,7 @@ from streamcoord.events.models import (
     StageTrigger,
     TimerFired,
 )
-from streamcoord.spec.models import Pipeline, Pool
+from streamcoord.pipelines.models import Pipeline, Pool
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CATALOG = Catalog.build(

@@ -37,7 +37,7 @@ from streamcoord.events.models import (
     StageSucceeded,
     TimerFired,
 )
-from streamcoord.spec.models import Pipeline
+from streamcoord.pipelines.models import Pipeline
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -17,7 +17,7 @@ from streamcoord.events.models import (
     StageStarted,
     StageTrigger,
 )
-from streamcoord.spec.models import Pipeline, Pool
+from streamcoord.pipelines.models import Pipeline, Pool
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 KEYS = [f"k{i}" for i in range(8)]

@@ -36,7 +36,7 @@ from streamcoord.events.models import (
     StageSucceeded,
     StageTrigger,
 )
-from streamcoord.spec.models import Pipeline
+from streamcoord.pipelines.models import Pipeline
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

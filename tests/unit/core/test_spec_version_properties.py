@@ -34,7 +34,7 @@ from streamcoord.events.models import (
     StageSucceeded,
     TimerFired,
 )
-from streamcoord.spec.models import Pipeline, Pool
+from streamcoord.pipelines.models import Pipeline, Pool
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NAMES = ["a", "b", "c", "d", "e"]

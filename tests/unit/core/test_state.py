@@ -19,7 +19,7 @@ from streamcoord.events.models import (
     StageStarted,
     TimerFired,
 )
-from streamcoord.spec.models import Pipeline
+from streamcoord.pipelines.models import Pipeline
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CATALOG = Catalog.build(

@@ -33,7 +33,7 @@ from streamcoord.events.models import (
     StageSucceeded,
     StageTrigger,
 )
-from streamcoord.spec.models import Pipeline, Pool
+from streamcoord.pipelines.models import Pipeline, Pool
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TOPIC = "streamcoord.triggers"

@@ -22,7 +22,7 @@ from streamcoord.events.models import (
     StageSucceeded,
     StageTrigger,
 )
-from streamcoord.spec.models import Pipeline
+from streamcoord.pipelines.models import Pipeline
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 EMITTER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

@@ -13,11 +13,11 @@ import pytest
 
 from streamcoord.core import Catalog
 from streamcoord.errors import SpecError
-from streamcoord.spec.models import Pipeline
-from streamcoord.spec.triggers import KINDS, kind_of
-from streamcoord.spec.triggers.kind import CompiledTrigger, TriggerContext
-from streamcoord.spec.triggers.schedule import Schedule, latest_due, next_due, tick_event
-from streamcoord.spec.validation import validate_texts
+from streamcoord.pipelines.models import Pipeline
+from streamcoord.pipelines.triggers import KINDS, kind_of
+from streamcoord.pipelines.triggers.kind import CompiledTrigger, TriggerContext
+from streamcoord.pipelines.triggers.schedule import Schedule, latest_due, next_due, tick_event
+from streamcoord.pipelines.validation import validate_texts
 
 HOURLY = Schedule("ingest", "0 * * * *", "UTC")
 BERLIN_2AM = Schedule("daily", "0 2 * * *", "Europe/Berlin")

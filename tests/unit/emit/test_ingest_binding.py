@@ -17,7 +17,7 @@ from streamcoord.events.models import (
     RunRequested,
 )
 from streamcoord.ingest import IngestError, events_from_request
-from streamcoord.spec.loader import load_specs
+from streamcoord.pipelines.loader import load_specs
 
 EVENT = {
     "specversion": "1.0", "id": "e-1", "source": "shop/etl", "type": "shop.orders.landed",

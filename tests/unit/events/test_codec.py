@@ -345,10 +345,10 @@ def test_oversized_records_are_refused_before_parsing() -> None:
     assert "2000 bytes" in caught.value.message
 
 
-def test_decode_errors_are_event_errors_and_not_retriable() -> None:
+def test_decode_errors_are_event_errors_and_not_retryable() -> None:
     with pytest.raises(EventDecodeError) as caught:
         decode(b"nope", [])
-    assert not caught.value.retriable
+    assert not caught.value.retryable
 
 
 @given(st.binary(max_size=200))

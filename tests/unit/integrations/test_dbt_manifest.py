@@ -17,7 +17,7 @@ from streamcoord.integrations.dbt_manifest import (
     spec_from_groups,
     spec_from_manifest,
 )
-from streamcoord.spec import validate_paths
+from streamcoord.pipelines import validate_paths
 
 
 def node(kind: str, name: str, *parents: str, package: str = "shop") -> dict[str, Any]:

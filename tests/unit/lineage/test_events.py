@@ -31,7 +31,7 @@ from streamcoord.events.models import (
     StageTrigger,
 )
 from streamcoord.lineage import LineageTracker, attempt_uuid, run_uuid
-from streamcoord.spec.models import Pipeline
+from streamcoord.pipelines.models import Pipeline
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 #: The OpenLineage JSON Schema (spec/OpenLineage.json of the OpenLineage project), beside this

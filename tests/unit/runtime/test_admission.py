@@ -1,7 +1,7 @@
 """Admission (issue 13): an events record is copied, whole, onto its run's internal partition,
 and only internal records are decided; coordinator messages on the events topic are refused.
 
-Without a broker: one partition worker decides hand-made records into its batch's outbox. The
+Without a broker: one partition processor decides hand-made records into its batch's outbox. The
 end-to-end behaviour on a real broker is in tests/integration/test_forwarding.py and
 tests/integration/test_internal_topic.py.
 """
@@ -26,11 +26,11 @@ from streamcoord.events.models import (
     TimerFired,
     TimerFiredData,
 )
+from streamcoord.pipelines.models import Pipeline
 from streamcoord.runtime import CoordinatorSettings
 from streamcoord.runtime.deadletter import HEADER_PREFIX
-from streamcoord.runtime.partition import ADMITTED_HEADER, PartitionWorker
+from streamcoord.runtime.partition import ADMITTED_HEADER, PartitionProcessor
 from streamcoord.runtime.specs import SpecsUnavailable, StaticSpecs
-from streamcoord.spec.models import Pipeline
 
 PARTITIONS = 4
 HERE = 1
@@ -46,8 +46,8 @@ CATALOG = Catalog.build(
 )
 
 
-def _worker(specs: Any = None) -> PartitionWorker:
-    return PartitionWorker(
+def _worker(specs: Any = None) -> PartitionProcessor:
+    return PartitionProcessor(
         TopicPartition(EVENTS, HERE),
         CoordinatorState.empty(HERE, PARTITIONS),
         specs or StaticSpecs(CATALOG),
@@ -88,7 +88,7 @@ def _record(
     )
 
 
-def _reasons(worker: PartitionWorker, records: list[ConsumerRecord[bytes, bytes]]) -> list[str]:
+def _reasons(worker: PartitionProcessor, records: list[ConsumerRecord[bytes, bytes]]) -> list[str]:
     batch = worker.decide_batch(records)
     letters = batch.outbox.by_topic().get(SETTINGS.topics.deadletter, [])
     return [dict(headers)[HEADER_PREFIX + "reason"].decode() for _, _, headers in letters]

@@ -20,8 +20,8 @@ from streamcoord.core import Catalog, CoordinatorState, Publish, Step, decide
 from streamcoord.core._state import VERSION
 from streamcoord.core.replay import parse_log
 from streamcoord.events.models import CloudEvent, StageTrigger
+from streamcoord.pipelines.loader import load_specs
 from streamcoord.runtime.changelog import POSITION_KEY, state_items
-from streamcoord.spec.loader import load_specs
 
 GOLDEN = Path(__file__).parents[2] / "golden" / "changelog"
 FORMATS = sorted(p for p in GOLDEN.iterdir() if (p / "changelog.jsonl").exists())

@@ -7,9 +7,9 @@ import logging
 
 from streamcoord.core import Catalog
 from streamcoord.devtools.kafka import free_port
+from streamcoord.pipelines.models import Pipeline
 from streamcoord.runtime.coordinator import Coordinator
 from streamcoord.runtime.settings import CoordinatorSettings
-from streamcoord.spec.models import Pipeline
 
 
 class _StopWhenWaiting(logging.Handler):

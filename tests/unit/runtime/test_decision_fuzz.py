@@ -16,7 +16,7 @@ from streamcoord.core import CoordinatorState
 from streamcoord.events.codec import encode
 from streamcoord.events.models import ExternalEvent, RunRequested, RunRequestedData
 from streamcoord.runtime import CoordinatorSettings
-from tests.fuzz.path import OfflineWorker, decide_records, example_catalog, record
+from tests.fuzz.path import OfflineProcessor, decide_records, example_catalog, record
 from tests.fuzz.strategies import Raw, records
 
 CATALOG = example_catalog()
@@ -54,7 +54,7 @@ def test_every_record_is_decided_or_dead_lettered_and_nothing_raises(
     first: list[Raw],
     second: list[Raw],
 ) -> None:
-    worker = OfflineWorker(CATALOG, SETTINGS)
+    worker = OfflineProcessor(CATALOG, SETTINGS)
     for raws in (_seed() + first, second):
         batch = [
             record(value, headers, key, offset) for offset, (value, headers, key) in enumerate(raws)

@@ -1,5 +1,5 @@
 """The coordinator runtime on the in-memory cluster: a whole coordinator (group consumer, lanes,
-partition workers, outbox, changelog, timers) without a broker, including a member that crashes
+partition processors, outbox, changelog, timers) without a broker, including a member that crashes
 with a batch written but not committed, and members joining and leaving the group."""
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import ExternalEvent, StageTrigger, TimerFired
 from streamcoord.events.specs import SpecsRecord
 from streamcoord.kafka.ports import OutRecord, Record, TopicPartition
+from streamcoord.pipelines.loader import parse_specs
 from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
 from streamcoord.runtime.changelog import POSITION_KEY, Positions, read_changelog
 from streamcoord.runtime.lane import PartitionLane
 from streamcoord.runtime.outbox import Outbox
-from streamcoord.runtime.partition import BatchOutcome, PartitionWorker
+from streamcoord.runtime.partition import BatchOutcome, PartitionProcessor
 from streamcoord.runtime.specs import SpecsFollower, version_of
-from streamcoord.spec.loader import parse_specs
 from streamcoord.testing import MemoryCluster, MemoryTransport, ProducerFenced
 
 TOPICS = TopicNames()
@@ -299,7 +299,7 @@ async def test_timers_fire_onto_the_internal_topic_and_time_out_an_unstarted_att
 
 
 class _SlowWorker:
-    """Stands in for a partition worker: each batch waits until the test lets it through."""
+    """Stands in for a partition processor: each batch waits until the test lets it through."""
 
     def __init__(self, tp: TopicPartition) -> None:
         self.tp = tp
@@ -364,7 +364,7 @@ async def test_a_partition_admits_events_records_then_decides_the_copies() -> No
     events, internal = TopicPartition(TOPICS.events, 0), TopicPartition(TOPICS.internal, 0)
     cluster.produce(TOPICS.events, *_tick(4))
     settings = CoordinatorSettings(group_id="g")
-    worker = await PartitionWorker.restore(events, 1, _catalog(), settings, transport)
+    worker = await PartitionProcessor.restore(events, 1, _catalog(), settings, transport)
     decided = 0
     try:
         admitted = await worker.process(cluster.read_partition(events, 0)[0])

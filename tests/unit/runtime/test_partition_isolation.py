@@ -13,13 +13,13 @@ from streamcoord.core import Catalog, CoordinatorState, Step
 from streamcoord.core import decide as real_decide
 from streamcoord.events.codec import encode
 from streamcoord.events.models import CloudEvent, ExternalEvent, RunRequested, RunRequestedData
+from streamcoord.pipelines.loader import load_specs
 from streamcoord.runtime import partition
 from streamcoord.runtime.deadletter import HEADER_PREFIX
-from streamcoord.spec.loader import load_specs
-from tests.fuzz.path import EXAMPLES, OfflineWorker, decide_records, example_catalog, record
+from tests.fuzz.path import EXAMPLES, OfflineProcessor, decide_records, example_catalog, record
 
 CATALOG = example_catalog()
-INTERNAL = OfflineWorker(CATALOG).internal_tp.topic
+INTERNAL = OfflineProcessor(CATALOG).internal_tp.topic
 
 
 def _landed(n: int) -> ExternalEvent:
@@ -59,11 +59,11 @@ def test_a_failing_decision_is_dead_lettered_and_undone_and_the_rest_is_decided(
 ) -> None:
     events: list[CloudEvent] = [_landed(n) for n in range(5)]
     records = _records(events)
-    clean = OfflineWorker(CATALOG)
+    clean = OfflineProcessor(CATALOG)
     decide_records(clean, records[:2] + records[3:])  # as if the poison never came
 
     monkeypatch.setattr(partition, "decide", _poisoned_decide("landed-2"))
-    worker = OfflineWorker(CATALOG)
+    worker = OfflineProcessor(CATALOG)
     decided = decide_records(worker, records)
 
     assert decided.reasons == ["decide_failed"]
@@ -79,7 +79,7 @@ def test_a_failing_decision_is_dead_lettered_and_undone_and_the_rest_is_decided(
 
 def test_the_partition_goes_on_after_a_failing_record(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(partition, "decide", _poisoned_decide("landed-0"))
-    worker = OfflineWorker(CATALOG)
+    worker = OfflineProcessor(CATALOG)
     first = decide_records(worker, _records([_landed(0)]))
     second = decide_records(worker, _records([_landed(1), _landed(0)]))
     assert first.reasons == ["decide_failed"]
@@ -98,7 +98,7 @@ def test_a_failure_at_the_end_of_a_batch_is_pinned_on_the_record_that_caused_it(
         return real_run_record(change)
 
     monkeypatch.setattr(partition, "run_record", run_record)
-    worker = OfflineWorker(CATALOG)
+    worker = OfflineProcessor(CATALOG)
     decided = decide_records(worker, _records([_landed(n) for n in range(5)]))
     assert decided.reasons == ["encode_failed"]
     assert decided.dead_letters[0][0] == b"landed-3"
@@ -110,7 +110,7 @@ def test_a_decoder_bug_is_a_dead_letter(monkeypatch: pytest.MonkeyPatch) -> None
         raise KeyError("oops")
 
     monkeypatch.setattr(partition, "decode", decode)
-    decided = decide_records(OfflineWorker(CATALOG), _records([_landed(0)]))
+    decided = decide_records(OfflineProcessor(CATALOG), _records([_landed(0)]))
     assert decided.reasons == ["decode_failed"]
 
 
@@ -176,12 +176,12 @@ def test_the_issue_13_records_are_rejected_with_a_reason(
     headers: list[tuple[str, bytes]],
     reason: str,
 ) -> None:
-    decided = decide_records(OfflineWorker(CATALOG), [record(value, headers)])
+    decided = decide_records(OfflineProcessor(CATALOG), [record(value, headers)])
     assert decided.reasons == [reason]
 
 
 def test_a_run_match_whose_pipeline_is_a_list_is_refused_on_both_topics() -> None:
-    worker = OfflineWorker(CATALOG)
+    worker = OfflineProcessor(CATALOG)
     public = decide_records(worker, [record(RUN_MATCH_WITH_A_LIST)])
     internal = decide_records(worker, [record(RUN_MATCH_WITH_A_LIST, topic=INTERNAL)])
     assert (public.reasons, internal.reasons) == (["reserved_type"], ["invalid_data"])
@@ -190,7 +190,7 @@ def test_a_run_match_whose_pipeline_is_a_list_is_refused_on_both_topics() -> Non
 def test_a_pool_grant_in_a_catalog_without_pools_is_rejected() -> None:
     loaded = load_specs([EXAMPLES / "ml.yaml"])
     catalog = Catalog.build([p for p in loaded.pipelines if p.name == "features"])
-    worker = OfflineWorker(catalog)
+    worker = OfflineProcessor(catalog)
     requested = RunRequested(
         id="r", source="cli", data=RunRequestedData(pipeline="features", run_key="online")
     )

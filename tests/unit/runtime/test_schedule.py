@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from streamcoord.core import Catalog
+from streamcoord.pipelines.models import Pipeline
 from streamcoord.runtime.schedule import Schedule, ScheduleQueue, schedules_of
-from streamcoord.spec.models import Pipeline
 
 HOURLY = Schedule("ingest", "0 * * * *", "UTC")
 

@@ -15,6 +15,7 @@ from streamcoord.errors import ConfigError, SpecError
 from streamcoord.events.codec import EncodeMode, encode
 from streamcoord.events.models import ExternalEvent, SpecsActivate
 from streamcoord.events.specs import SpecsRecord
+from streamcoord.pipelines import validate_texts
 from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
 from streamcoord.runtime.specs import (
     SpecsFollower,
@@ -26,7 +27,6 @@ from streamcoord.runtime.specs import (
     spec_texts,
     version_of,
 )
-from streamcoord.spec import validate_texts
 
 ONE = """\
 pipelines:

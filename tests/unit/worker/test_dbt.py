@@ -7,7 +7,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from streamcoord.events.models import StageFailed
-from streamcoord.spec.executors import DbtExecutorConfig
+from streamcoord.pipelines.executors import DbtExecutorConfig
 from streamcoord.worker._attempt import AttemptRunner
 from streamcoord.worker.dbt import DbtExecutor, dbt_args
 from tests.unit.worker.helpers import NOW, ListSink, context, make_trigger

@@ -13,7 +13,7 @@ from streamcoord.core import Catalog, Publish
 from streamcoord.core.replay import replay
 from streamcoord.events.codec import encode
 from streamcoord.events.models import ExternalEvent, StageFailed, StageSucceeded, StageTrigger
-from streamcoord.spec.models import Pipeline
+from streamcoord.pipelines.models import Pipeline
 from streamcoord.worker import NonRetryableError, StageError
 from streamcoord.worker._attempt import AttemptRunner
 from streamcoord.worker.secrets import REDACTED, SecretNotFoundError, Secrets
@@ -45,7 +45,7 @@ def test_a_file_reference_reads_the_file_without_its_trailing_newline(tmp_path: 
 def test_a_missing_variable_fails_for_good_naming_the_reference() -> None:
     with pytest.raises(SecretNotFoundError) as caught:
         Secrets({}).resolve({"T": {"secret": {"env": "API_TOKEN"}}}, "executor.config.env")
-    assert caught.value.retriable is False
+    assert caught.value.retryable is False
     assert "secret {secret: {env: API_TOKEN}} for executor.config.env.T is not set" in str(
         caught.value
     )

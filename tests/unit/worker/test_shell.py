@@ -136,7 +136,7 @@ async def test_cancellation_stops_the_process() -> None:
     assert isinstance(outcome, StageFailed)
     assert outcome.data.retryable is False
     assert outcome.data.error.startswith("cancelled (run cancelled)")
-    assert StageError.retriable is True
+    assert StageError.retryable is True
 
 
 async def _pid_in(path: Path) -> int:
