@@ -444,7 +444,7 @@ class PartitionProcessor:
         started = time.perf_counter()
         try:
             with decision_span(self._tracing, record, event):
-                step = decide(self.catalogs, state, event, now, run_records=False)
+                step = decide(self.catalogs, state, event, now)
         except Exception as exc:  # a core bug: this record's failure only
             raise RecordFailed("decide_failed", _describe(exc)) from exc
         elapsed = time.perf_counter() - started
