@@ -1,7 +1,8 @@
 """The coordinator's per-event CPU path without a broker: ``python bench/hotpath_bench.py``.
 
-What :meth:`PartitionProcessor._decide_one` and the per-batch changelog dump do for each record of
-the end-to-end bench workload (``bench/workload.py``: a 20-stage chain, ``stage.started`` and
+What the decide and route stages (:meth:`PartitionProcessor._decide`, ``_route``) and the
+per-batch changelog dump do for each record of the end-to-end bench workload
+(``bench/workload.py``: a 20-stage chain, ``stage.started`` and
 ``stage.succeeded`` of ``s0`` for many seeded runs, each success triggering ``s1``):
 decode(value, headers) -> decide -> encode every published event -> per batch of 500,
 ``dump_key`` of every changed key. Records are encoded with the codec before timing; state is
