@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from streamcoord.kafka.ports import GroupConsumer, Record, TopicPartition, Transport, TransportError
 from streamcoord.runtime.batch import BatchOutcome
@@ -30,18 +31,13 @@ log = logging.getLogger(__name__)
 RESTORE_ATTEMPTS = 64
 
 
+@dataclass(frozen=True)
 class LaneCallbacks:
     """What a lane reports: a committed batch, a batch to retry, a failure that stops."""
 
-    def __init__(
-        self,
-        on_outcome: Callable[[BatchOutcome], None],
-        on_retry: Callable[[BaseException], None],
-        on_fatal: Callable[[BaseException], None],
-    ) -> None:
-        self.on_outcome = on_outcome
-        self.on_retry = on_retry
-        self.on_fatal = on_fatal
+    on_outcome: Callable[[BatchOutcome], None]
+    on_retry: Callable[[BaseException], None]
+    on_fatal: Callable[[BaseException], None]
 
 
 class OwnedPartitions:
