@@ -77,8 +77,6 @@ def decide(
     state: CoordinatorState,
     event: CloudEvent,
     now: datetime,
-    *,
-    run_records: bool = True,
 ) -> Step:
     """Apply ``event`` (recorded at ``now``) to ``state``; never raises for bad input.
 
@@ -87,19 +85,18 @@ def decide(
     keeps the version it started with while that version is loaded (see the core docstring for
     runs whose version is not).
 
-    ``state`` is changed in place and returned as ``step.state``; take a
-    :meth:`~CoordinatorState.savepoint` first if you may need to undo it.
+    ``state`` is changed in place and returned as ``step.state`` (the runtime undoes a batch
+    by reloading the committed state).
 
-    By default the step ends with a ``RunRecord`` publish for every run it changed. A caller
-    that keeps only the last record per run of a batch passes ``run_records=False``: the step
-    then lists those runs in ``step.changed_runs`` instead, and the caller builds the records
-    it keeps with :func:`run_record` (see there for what a later call shows).
+    The runs whose status or stages the event changed are listed in ``step.changed_runs``; the
+    caller builds a ``RunRecord`` of each with :func:`run_record` when its batch ends (one per
+    run per batch), or right away with :func:`publish_run_records` (a batch of one event).
     """
     catalogs = catalog if isinstance(catalog, CatalogSet) else CatalogSet.of(catalog)
     ctx = Context(catalogs, state, event, now)
     if _enforcement.allows(ctx):
         _HANDLERS.get(event.type, _on_external)(ctx)
-    changed_runs = ctx.flush_records(publish=run_records)
+    changed_runs = ctx.changed_runs()
     return Step(
         state,
         tuple(ctx.commands),

@@ -11,9 +11,9 @@ expired, see :mod:`~streamcoord.core._retention`), ``expiry`` (the partition's p
 retention sweep) and ``chain`` (the head of the partition's decision chain, see
 :mod:`~streamcoord.core._audit`). Every value is orjson with a ``v`` version.
 
-:func:`~streamcoord.core.decide` mutates the state in place and returns it; call
-:meth:`CoordinatorState.savepoint` before a batch and :meth:`CoordinatorState.rollback` to go
-back to it (the runtime does this when it aborts a Kafka transaction).
+:func:`~streamcoord.core.decide` mutates the state in place and returns it; the runtime undoes
+a batch whose Kafka transaction it aborts by loading the committed state again
+(:meth:`CoordinatorState.load` from the changelog).
 """
 
 from __future__ import annotations
@@ -253,7 +253,6 @@ class CoordinatorState:
     __slots__ = (
         "_finished",
         "_gone",
-        "_journal",
         "_misc",
         "_runs",
         "_touched",
@@ -276,7 +275,6 @@ class CoordinatorState:
         self._touched: dict[str, None] = {}
         # run base -> its status signature before this step changed it (None: new run)
         self._watched: dict[str, tuple[object, ...] | None] = {}
-        self._journal: dict[str, bytes | None] | None = None
 
     @classmethod
     def empty(cls, partition: int = 0, partitions: int = 1) -> CoordinatorState:
@@ -329,24 +327,10 @@ class CoordinatorState:
         """Every key and value, sorted by key (a full snapshot)."""
         return [(k, v) for k in self.keys() if (v := self.dump_key(k)) is not None]
 
-    # --- savepoints ------------------------------------------------------------------------
-
-    def savepoint(self) -> None:
-        """Start recording changes so :meth:`rollback` can undo everything after this point."""
-        self._journal = {}
-
-    def rollback(self) -> None:
-        """Undo every change since :meth:`savepoint` (a no-op without one)."""
-        for key, value in (self._journal or {}).items():
-            self._put(key, value)
-        self._journal = None
-
     # --- used by decide ----------------------------------------------------------------------
 
     def touch(self, key: str) -> None:
-        """Note that ``key`` is about to change (journal its old value once per savepoint)."""
-        if self._journal is not None and key not in self._journal:
-            self._journal[key] = self.dump_key(key)
+        """Note that ``key`` is about to change (its new value goes to the changelog)."""
         self._touched[key] = None
 
     def take_status_changes(self) -> list[RunState]:

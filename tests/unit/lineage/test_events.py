@@ -19,7 +19,7 @@ from openlineage.client import OpenLineageClient
 from openlineage.client.serde import Serde
 from openlineage.client.transport.transport import Transport
 
-from streamcoord.core import Catalog, CoordinatorState, Publish, decide
+from streamcoord.core import Catalog, CoordinatorState, Publish, decide, publish_run_records
 from streamcoord.events.models import (
     CloudEvent,
     ExternalEvent,
@@ -89,7 +89,7 @@ def _records() -> list[RunRecord]:
     while queue:
         event = queue.popleft()
         now += timedelta(seconds=1)
-        step = decide(catalog, state, event, now)
+        step = publish_run_records(decide(catalog, state, event, now))
         for command in step.commands:
             if not isinstance(command, Publish):
                 continue
