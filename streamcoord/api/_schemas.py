@@ -179,12 +179,18 @@ class BackfillBody(_Body):
 class BackfillProgress(_Body):
     planned: int = Field(description="Keys of the backfill.")
     started: int = Field(description="Keys whose run was requested or exists.")
-    requested: int = Field(description="Runs this backfill requested (others existed before).")
+    requested: int = Field(
+        description="Runs requested since the backfill was last started or resumed (keys whose "
+        "run existed are not requested again)."
+    )
     active: int = Field(description="Started and not finished.")
     succeeded: int
     failed: int = Field(description="Failed or skipped.")
     cancelled: int
-    peak_active: int = Field(description="The most unfinished at once, as this server saw it.")
+    peak_active: int = Field(
+        description="The most unfinished at once since it was last started, resumed, paused or "
+        "cancelled, as this server saw it."
+    )
     done: bool = Field(description="Every key's run finished.")
 
 

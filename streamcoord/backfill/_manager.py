@@ -67,8 +67,10 @@ class BackfillManager:
         events_topic: str,
         runs_topic: str,
         *,
-        idle_timeout_s: float = 600.0,
+        idle_timeout_s: float = 3600.0,
     ) -> None:
+        """``idle_timeout_s``: a backfill none of whose runs moved for this long is ``stalled``
+        (requests the coordinator refused, or stages that run longer: resume it)."""
         self._settings = settings
         self._events = events_topic
         self._runs = runs_topic
