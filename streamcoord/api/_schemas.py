@@ -146,7 +146,12 @@ class StreamEvent(_Body):
 class BackfillBody(_Body):
     """Which keys: ``from`` and ``to`` (inclusive), or a listed set in ``keys``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        json_schema_extra={"oneOf": [{"required": ["from", "to"]}, {"required": ["keys"]}]},
+    )
 
     from_key: str | None = Field(
         None, alias="from", min_length=1, max_length=40,
