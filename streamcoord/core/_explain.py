@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from streamcoord.core._catalog import Catalog
+from streamcoord.core._catalog import Catalog, CompiledPipeline
 from streamcoord.core._guards import GUARD_PREFIX
 from streamcoord.core._partitioning import run_base
+from streamcoord.core._quotas import held_reason
 from streamcoord.core._readiness import need_outcome, verdict
 from streamcoord.core._state import CoordinatorState
 from streamcoord.core._versions import CatalogSet
@@ -71,7 +73,7 @@ def explain(
     holds: list[str] = []
     pipe = state.misc(f"pipe/{cp.name}")
     if run.status == "queued":
-        holds.append(f"max_active_runs {cp.max_active_runs} of pipeline {cp.name}")
+        holds.append(_queued_hold(own, cp, pipe, run.run_id))
     if pipe is not None and pipe["paused"]:
         holds.append(f"pipeline {cp.name} is paused")
     if st.status == "pending" and verdict(cs, outcomes) == "wait":
@@ -96,6 +98,20 @@ def explain(
         tuple(st.caused_by),
         st.reason,
     )
+
+
+def _queued_hold(
+    catalog: Catalog, cp: CompiledPipeline, pipe: dict[str, Any] | None, run_id: str
+) -> str:
+    """What holds a queued run back: the quota that holds the queue when this partition keeps
+    the pipeline's books, else the limits the run waits for."""
+    held = held_reason(pipe, run_id)
+    if held is not None:
+        return held
+    quotas = [q.name for q in catalog.policies.quotas.get(cp.name, ())]
+    what = [f"max_active_runs {cp.max_active_runs}"] if cp.max_active_runs is not None else []
+    what += [f"quota {', '.join(quotas)}"] if quotas else []
+    return f"{' and '.join(what)} of pipeline {cp.name}"
 
 
 _ENDED = frozenset({"succeeded", "failed", "timed_out", "skipped", "cancelled", "upstream_failed"})

@@ -39,6 +39,7 @@ __all__ = [
     "RunState",
     "StageState",
     "event_digest",
+    "quota_timer_event",
     "run_id_of",
     "sweep_event",
 ]
@@ -59,6 +60,7 @@ _DIGEST = 8  # bytes per remembered event: 128 events cost 1 KiB, whatever the i
 TIMER_SOURCE = "streamcoord/timer"
 SPEC_KEY = "spec"
 SWEEP_KEY = "expiry"  # {"v": 1, "due": ISO time of the partition's next retention sweep}
+QUOTA_TIMER = "quota"  # purpose of the timer that moves a pipeline's quota queue (see _quotas)
 # what a terminal run saved before version 5 counts as its finish time when it has no creation time
 _LONG_AGO = "1970-01-01T00:00:00+00:00"
 
@@ -457,6 +459,12 @@ class CoordinatorState:
             for run in self._runs.values()
             for tid, t in run.timers.items()
         ]
+        out += [
+            (datetime.fromisoformat(due), event.data.timer_id, event)
+            for key, value in self._misc.items()
+            if key.startswith("pipe/") and (due := value.get("quota_due")) is not None
+            for event in (quota_timer_event(key[5:], due),)
+        ]
         sweep = self._misc.get(SWEEP_KEY)
         if sweep is not None:
             due = datetime.fromisoformat(sweep["due"])
@@ -500,6 +508,31 @@ def sweep_event(partition: int, partitions: int, due: datetime) -> TimerFired:
             stage=None,
             attempt=None,
             due=due,
+        ),
+    )
+
+
+def quota_timer_event(pipeline: str, due: str) -> TimerFired:
+    """The event of the timer that moves ``pipeline``'s quota queue at ``due`` (ISO), keyed to
+    land on the partition that keeps the pipeline's slots; its id names when it is due, so that
+    each firing is a new event."""
+    timer_id = f"{QUOTA_TIMER}|{pipeline}@{due}"
+    when = datetime.fromisoformat(due)
+    return build(
+        TimerFired,
+        {"sckey": f"active/{pipeline}"},
+        id=timer_id,
+        source=TIMER_SOURCE,
+        time=when,
+        data=build(
+            TimerFiredData,
+            None,
+            timer_id=timer_id,
+            purpose=QUOTA_TIMER,
+            run_id=None,
+            stage=None,
+            attempt=None,
+            due=when,
         ),
     )
 
