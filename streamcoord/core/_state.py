@@ -2,7 +2,8 @@
 
 Keys: ``run/<pipeline>/<run_key>`` (the latest generation of a run, its stages and timers),
 ``pipe/<pipeline>`` (pause flag, matches held while paused; on the partition of
-``active/<pipeline>`` also the pipeline's run slots: holders and queued runs), ``pool/<name>``
+``active/<pipeline>`` also the pipeline's run slots: holders and queued runs, and its quotas'
+books, see :mod:`~streamcoord.core._quotas`), ``pool/<name>``
 (holders and waiters, on the pool's owning partition), ``subs/<pipeline>/<run_key>``
 (cross-pipeline subscribers of a run), ``arr/<pipeline>/<run_key>`` (data arrivals),
 ``wm/<pipeline>`` (data-trigger watermarks), ``spec`` (the partition's active spec version,
@@ -44,13 +45,15 @@ __all__ = [
     "sweep_event",
 ]
 
+# 7: ``pipe/`` records of a pipeline with a quota policy keep its books (``starts``, the times
+# of the runs started in its windows, ``quota_held``, ``quota_due``: the queue's hold and timer);
 # 6: runs may name the principal that started them (pr, only when one did), the partition's
 # decision chain head is the ``chain`` key (see _audit); 5: finished runs keep their finish
 # time (fa), expired runs leave a gen/ marker;
 # 4: runs may name their spec version (sv), stages the pool they asked (a 9th field, only when
 # they did); 3: runs keep their trace (tr, tp, at) and stages their trigger time; 2: the dedup
 # window is one string of 8-byte digests (1: a list of ids). Every older version still loads.
-VERSION = 6
+VERSION = 7
 TERMINAL = frozenset(
     {"succeeded", "failed", "timed_out", "skipped", "cancelled", "upstream_failed"}
 )

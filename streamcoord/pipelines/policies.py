@@ -42,6 +42,7 @@ from streamcoord.pipelines.triggers.kind import Finding
 
 __all__ = [
     "GUARD_VARIABLES",
+    "WINDOW_PATTERN",
     "ContractPolicy",
     "EmitPolicy",
     "GuardPolicy",
@@ -125,7 +126,8 @@ class GuardPolicy(SpecModel):
     )
 
 
-_WINDOW = r"^([0-9]+[smhd])+$"
+#: How a quota's window is written: ``1h``, ``30m``, ``1d``, ``1h30m``.
+WINDOW_PATTERN = r"^([0-9]+[smhd])+$"
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -147,7 +149,7 @@ class QuotaPolicy(SpecModel):
     pipeline: Name
     max_runs: int = Field(ge=1, description="Runs that may start in any one window.")
     window: str = Field(
-        pattern=_WINDOW,
+        pattern=WINDOW_PATTERN,
         description="The sliding window, as a duration: `1h`, `1d`, `30m`, `1h30m` (s, m, h, d)."
         " A start counts until one window after it (by the times of the decided events).",
     )
