@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from streamcoord.core._catalog import Catalog, CompiledPipeline
 from streamcoord.core._guards import GUARD_PREFIX
-from streamcoord.core._partitioning import run_base
+from streamcoord.core._partitioning import partition_for, run_base
 from streamcoord.core._quotas import held_reason
 from streamcoord.core._readiness import need_outcome, verdict
 from streamcoord.core._state import CoordinatorState
@@ -73,7 +72,7 @@ def explain(
     holds: list[str] = []
     pipe = state.misc(f"pipe/{cp.name}")
     if run.status == "queued":
-        holds.append(_queued_hold(own, cp, pipe, run.run_id))
+        holds.append(_queued_hold(own, cp, state, run.run_id))
     if pipe is not None and pipe["paused"]:
         holds.append(f"pipeline {cp.name} is paused")
     if st.status == "pending" and verdict(cs, outcomes) == "wait":
@@ -101,13 +100,15 @@ def explain(
 
 
 def _queued_hold(
-    catalog: Catalog, cp: CompiledPipeline, pipe: dict[str, Any] | None, run_id: str
+    catalog: Catalog, cp: CompiledPipeline, state: CoordinatorState, run_id: str
 ) -> str:
-    """What holds a queued run back: the quota that holds the queue when this partition keeps
-    the pipeline's books, else the limits the run waits for."""
-    held = held_reason(pipe, run_id)
-    if held is not None:
-        return held
+    """What holds a queued run back: on the partition that keeps the pipeline's slots, the quota
+    that holds the queue, else max_active_runs; elsewhere, the limits the run waits for."""
+    if state.partitions == 1 or partition_for(f"active/{cp.name}", state.partitions) == (
+        state.partition
+    ):
+        held = held_reason(state.misc(f"pipe/{cp.name}"), run_id)
+        return held or f"max_active_runs {cp.max_active_runs} of pipeline {cp.name}"
     quotas = [q.name for q in catalog.policies.quotas.get(cp.name, ())]
     what = [f"max_active_runs {cp.max_active_runs}"] if cp.max_active_runs is not None else []
     what += [f"quota {', '.join(quotas)}"] if quotas else []

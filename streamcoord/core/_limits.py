@@ -224,8 +224,8 @@ def handle_acquire(ctx: Context, cp: CompiledPipeline, data: LimitAcquireData) -
             )
         )
         _answer(ctx, cp, DENY, run_id, policy=rejecting[0].name)
-    elif full or (pipe.get("quota_held") and not data.force):  # in order behind the held ones
-        _quotas.queue(ctx, cp, pipe, run_id)
+    elif full:  # behind the runs the quota holds already (they were admitted above if it freed)
+        _quotas.queue(ctx, cp, pipe, run_id, full[0])
     elif data.force or limit is None or len(pipe["active"]) < limit:
         pipe["active"].append(run_id)
         if not data.force:

@@ -40,9 +40,12 @@ __all__ = [
     "held_reason",
     "iso",
     "limited",
+    "queue",
     "quotas",
     "rearm",
+    "reason",
     "room",
+    "timer_pipeline",
 ]
 
 #: Violation codes (metrics, dead letters) of a run a quota held back or refused.
@@ -62,7 +65,8 @@ def limited(ctx: Context, cp: CompiledPipeline) -> bool:
 
 
 def reason(cp: CompiledPipeline, quota: CompiledQuota) -> str:
-    return f"quota {quota.name}: {quota.max_runs} runs of {cp.name} per {quota.window_text} reached"
+    runs = "1 run" if quota.max_runs == 1 else f"{quota.max_runs} runs"
+    return f"quota {quota.name}: {runs} of {cp.name} per {quota.window_text} reached"
 
 
 def _starts(ctx: Context, cp: CompiledPipeline, pipe: dict[str, Any]) -> list[str]:
@@ -117,10 +121,9 @@ def count(ctx: Context, cp: CompiledPipeline, pipe: dict[str, Any], run_id: str)
 
 def held_reason(pipe: dict[str, Any] | None, run_id: str) -> str | None:
     """Why the owner's queue holds ``run_id`` back when a quota does (for explain)."""
-    if pipe is None or run_id not in pipe.get("waiting", ()):
-        return None
-    held = pipe.get("quota_held")
-    return held if isinstance(held, str) else None
+    books = pipe or {}
+    held = books.get("quota_held")
+    return held if isinstance(held, str) and run_id in books.get("waiting", ()) else None
 
 
 def rearm(ctx: Context, cp: CompiledPipeline, pipe: dict[str, Any]) -> CompiledQuota | None:
@@ -149,12 +152,12 @@ def rearm(ctx: Context, cp: CompiledPipeline, pipe: dict[str, Any]) -> CompiledQ
     return blocking[0] if blocking else None
 
 
-def queue(ctx: Context, cp: CompiledPipeline, pipe: dict[str, Any], run_id: str) -> None:
-    """Queue ``run_id`` behind the runs a quota holds back; recorded on the run."""
+def queue(
+    ctx: Context, cp: CompiledPipeline, pipe: dict[str, Any], run_id: str, quota: CompiledQuota
+) -> None:
+    """Queue ``run_id`` behind the runs ``quota`` (full) holds back; recorded on the run."""
     pipe["waiting"].append(run_id)
-    quota = rearm(ctx, cp, pipe)
-    if quota is None:  # queued behind others whose quota left (a spec change): it waits its turn
-        return
+    rearm(ctx, cp, pipe)
     why = pipe["quota_held"]
     ctx.violations.append(Violation(quota.name, QUEUED_CODE, why, True))
     if not ctx.owns(run_base(run_id)):  # else the run's own queued decision names the quota
