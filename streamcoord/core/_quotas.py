@@ -3,7 +3,8 @@
 A pipeline with a quota is limited like one with ``max_active_runs``: its new runs start
 ``queued`` and ask the owner of ``active/<pipeline>`` for a slot (see :mod:`._limits`, which
 calls in here). The owner keeps the start times of the pipeline's runs in its books
-(``pipe/<pipeline>``: ``starts``, ISO times, as long as the longest window needs them) and
+(``pipe/<pipeline>``: ``starts``, microseconds since the epoch, the latest ``max_runs`` within
+the longest window) and
 answers a request by the quotas first:
 
 - an enforced quota whose window holds ``max_runs`` starts is *full*: with ``over_quota: reject``
@@ -52,6 +53,8 @@ __all__ = [
 QUEUED_CODE = "quota_queued"
 REJECTED_CODE = "quota_exceeded"
 _WOULD = {"queue": "would_queue", "reject": "would_reject"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def quotas(ctx: Context, cp: CompiledPipeline) -> tuple[CompiledQuota, ...]:
@@ -69,24 +72,29 @@ def reason(cp: CompiledPipeline, quota: CompiledQuota) -> str:
     return f"quota {quota.name}: {runs} of {cp.name} per {quota.window_text} reached"
 
 
-def _starts(ctx: Context, cp: CompiledPipeline, pipe: dict[str, Any]) -> list[str]:
+def _starts(ctx: Context, cp: CompiledPipeline, pipe: dict[str, Any]) -> list[int]:
     """The starts the windows still count (older ones dropped from the books)."""
-    starts: list[str] = pipe.setdefault("starts", [])
+    starts: list[int] = pipe.setdefault("starts", [])
     found = quotas(ctx, cp)
     longest = max((q.window for q in found), default=timedelta(0))
-    cut = bisect.bisect_right(starts, iso(ctx.now - longest))
+    cut = bisect.bisect_right(starts, _micros(ctx.now - longest))
     if cut:
         del starts[:cut]
     return starts
 
 
-def _in_window(ctx: Context, starts: list[str], quota: CompiledQuota) -> list[str]:
+def _in_window(ctx: Context, starts: list[int], quota: CompiledQuota) -> list[int]:
     """The starts within ``quota``'s window ending now (a start counts for one window)."""
-    return starts[bisect.bisect_right(starts, iso(ctx.now - quota.window)) :]
+    return starts[bisect.bisect_right(starts, _micros(ctx.now - quota.window)) :]
+
+
+def _micros(when: datetime) -> int:
+    """A time as the books keep it: microseconds since the epoch (exact, compact, ordered)."""
+    return (when - _EPOCH) // _MICROSECOND
 
 
 def iso(when: datetime) -> str:
-    """A time as the books keep it: ISO in UTC, so that the strings sort as the times do."""
+    """A timer's due time as the books name it: ISO in UTC."""
     return when.astimezone(UTC).isoformat()
 
 
@@ -116,7 +124,10 @@ def count(ctx: Context, cp: CompiledPipeline, pipe: dict[str, Any], run_id: str)
         code = REJECTED_CODE if quota.over_quota == "reject" else QUEUED_CODE
         ctx.violations.append(Violation(quota.name, code, why, False))
         ctx.note(run_id, None, _WOULD[quota.over_quota], why, [ctx.event.id])
-    bisect.insort(pipe["starts"], iso(ctx.now))
+    starts = pipe["starts"]
+    bisect.insort(starts, _micros(ctx.now))
+    # whether a window holds max_runs starts is told by the latest max_runs starts alone
+    del starts[: -max(q.max_runs for q in quotas(ctx, cp))]
 
 
 def held_reason(pipe: dict[str, Any] | None, run_id: str) -> str | None:
@@ -135,7 +146,7 @@ def rearm(ctx: Context, cp: CompiledPipeline, pipe: dict[str, Any]) -> CompiledQ
     if blocking:
         starts = pipe["starts"]
         due = max(
-            datetime.fromisoformat(_in_window(ctx, starts, q)[0]) + q.window for q in blocking
+            _EPOCH + _in_window(ctx, starts, q)[0] * _MICROSECOND + q.window for q in blocking
         )
     text = None if due is None else iso(due)
     before = pipe.get("quota_due")

@@ -341,3 +341,55 @@ def test_the_quota_timer_lands_on_the_partition_that_keeps_the_books() -> None:
     where = partition_for(partition_key_for(timer.event), partitions)
     assert where == partition_for("active/p", partitions)
     assert [t for _, t, _ in result.states[where].timers()] == [timer.timer_id]
+
+
+def test_two_quotas_on_one_pipeline_both_must_have_room() -> None:
+    per_hour = QuotaPolicy.model_validate(
+        {"kind": "quota", "name": "hourly", "pipeline": "p", "max_runs": 2, "window": "1h"}
+    )
+    per_day = QuotaPolicy.model_validate(
+        {"kind": "quota", "name": "daily", "pipeline": "p", "max_runs": 3, "window": "1d"}
+    )
+    catalog = Catalog.build(
+        [
+            Pipeline.model_validate(
+                {
+                    "name": "p",
+                    "run_key": "event.data.key",
+                    "triggers": [{"kind": "event", "type": "go"}],
+                    "stages": [{"name": "a"}],
+                }
+            )
+        ],
+        policies=[per_hour, per_day],
+    )
+    log: list[tuple[datetime, CloudEvent]] = [
+        (T0 + timedelta(minutes=n), _go(f"k{n}")) for n in range(4)
+    ]
+    result = _replay(catalog, log, 3, fire_timers=False)
+    assert [run for _, run in _starts(result)] == ["p/k0", "p/k1"]
+    # a request after the hour freed lets one more start; the fourth waits for the day
+    later = _replay(catalog, [*log, (T0 + timedelta(hours=2), _go("k9"))], 3, fire_timers=False)
+    assert _starts(later) == [
+        (T0, "p/k0"),
+        (T0 + timedelta(minutes=1), "p/k1"),
+        (T0 + timedelta(hours=2), "p/k2"),
+    ]
+    (owner,) = [s for s in later.states if s.misc("pipe/p") and "starts" in s.misc("pipe/p")]
+    held = owner.misc("pipe/p")
+    assert held is not None
+    assert held["waiting"] == ["p/k3", "p/k9"]
+    assert held["quota_held"].startswith("quota daily: 3 runs of p per 1d reached")
+
+
+def test_the_books_keep_only_the_starts_a_window_can_count() -> None:
+    catalog = _catalog(2, "1h", enforce=False)
+    log: list[tuple[datetime, CloudEvent]] = [
+        (T0 + timedelta(minutes=n), _go(f"k{n}")) for n in range(6)
+    ]
+    result = _replay(catalog, log, fire_timers=False)
+    assert len(_starts(result)) == 6
+    books = result.states[0].misc("pipe/p")
+    assert books is not None
+    assert len(books["starts"]) == 2
+    assert len(_decisions(result, "would_queue")) == 4
