@@ -102,11 +102,12 @@ def full(
     ctx: Context, cp: CompiledPipeline, pipe: dict[str, Any], *, enforced: bool = True
 ) -> list[CompiledQuota]:
     """The quotas (enforced ones, or dry runs) whose window has no room for another start."""
+    found = quotas(ctx, cp)
+    if not found:  # the books of a pipeline without quotas stay as they were
+        return []
     starts = _starts(ctx, cp, pipe)
     return [
-        q
-        for q in quotas(ctx, cp)
-        if q.enforce == enforced and len(_in_window(ctx, starts, q)) >= q.max_runs
+        q for q in found if q.enforce == enforced and len(_in_window(ctx, starts, q)) >= q.max_runs
     ]
 
 
