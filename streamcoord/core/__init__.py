@@ -101,6 +101,10 @@ Routing between partitions (all through the events topic, never shared memory):
   oldest holder gets a ``streamcoord.run.cancel`` and the new run its slot once given back);
   grants in request order; a run gives its slot back (``release``) when it ends, queued or not.
   Where the owner is the partition at hand this happens in the same step, without routing.
+- quota policies (runs per sliding window): kept by the same owner with the same events; it
+  counts the starts it grants by the times it decides at, queues a run over a quota (a
+  ``quota`` timer keyed to ``active/<pipeline>`` moves the queue when the window frees) or
+  denies it (``deny`` naming the policy: the run is skipped, the event dead-lettered).
 - cross-pipeline needs: the downstream run routes ``streamcoord.need.subscribe`` to the upstream
   run's key; the upstream partition answers with ``StageOutcome`` (extension attributes
   ``sctarget``/``scneed``/``scwatermark``) when the stage ends or its watermark advances.

@@ -24,12 +24,13 @@ from streamcoord.core._matching import (
 )
 from streamcoord.core._matching import data_of as _data
 from streamcoord.core._partitioning import run_base
-from streamcoord.core._state import CoordinatorState, RunState, event_digest
+from streamcoord.core._state import QUOTA_TIMER, CoordinatorState, RunState, event_digest
 from streamcoord.core._versions import CatalogSet
 from streamcoord.events.internal import (
     DataArrivalData,
     InternalData,
     LimitAcquireData,
+    LimitDenyData,
     LimitRef,
     NeedSubscribeData,
     PoolAcquireData,
@@ -223,6 +224,9 @@ def _on_timer(ctx: Context) -> None:
         return
     if data.purpose == "expiry":
         _retention.on_sweep(ctx, data)
+        return
+    if data.purpose == QUOTA_TIMER:
+        _limits.on_quota_timer(ctx, data)
         return
     if data.run_id is None:
         ctx.reject("unknown_timer", f"timer {data.timer_id!r} names no run")
@@ -426,7 +430,7 @@ _HANDLERS: dict[str, Callable[[Context], None]] = {
     _limits.ACQUIRE: _limit_event(LimitAcquireData, _limits.on_acquire),
     _limits.RELEASE: _limit_event(LimitRef, _limits.on_release),
     _limits.GRANT: _limit_event(LimitRef, _limits.on_grant),
-    _limits.DENY: _limit_event(LimitRef, _limits.on_deny),
+    _limits.DENY: _limit_event(LimitDenyData, _limits.on_deny),
     _subscriptions.SUBSCRIBE: _on_subscribe,
     StageOutcome.TYPE: _on_outcome,
     SpecsActivate.TYPE: _on_activate,

@@ -286,7 +286,9 @@ class SpecsActivate(CloudEvent):
 
 class TimerFiredData(_Data):
     timer_id: str = Field(min_length=1)
-    purpose: Literal["retry", "timeout", "heartbeat", "start", "lateness", "wakeup", "expiry"]
+    purpose: Literal[
+        "retry", "timeout", "heartbeat", "start", "lateness", "wakeup", "expiry", "quota"
+    ]
     run_id: str | None = None
     stage: str | None = None
     attempt: int | None = None
