@@ -36,9 +36,11 @@ __all__ = [
     "SWEEP_KEY",
     "VERSION",
     "CoordinatorState",
+    "ParkedRun",
     "RunState",
     "StageState",
     "event_digest",
+    "finished_at_of",
     "run_id_of",
     "sweep_event",
 ]
@@ -240,11 +242,31 @@ class RunState:
         run.created_at = raw.get("at", "")
         run.spec_version = raw.get("sv")
         run.principal = raw.get("pr")  # before version 6: not known
-        # before version 5: a finished run counts as finished when it was created
-        run.finished_at = raw.get("fa") or (
-            (run.created_at or _LONG_AGO) if run.status in RUN_TERMINAL else None
-        )
+        run.finished_at = finished_at_of(raw)
         return run
+
+
+def finished_at_of(raw: dict[str, Any]) -> str | None:
+    """The finish time of the run stored as ``raw`` (None while it is unfinished)."""
+    # before version 5: a finished run counts as finished when it was created
+    return raw.get("fa") or ((raw.get("at") or _LONG_AGO) if raw["s"] in RUN_TERMINAL else None)
+
+
+class ParkedRun:
+    """A restored run not yet asked for: its changelog value, and its status for scans.
+
+    A restore holds most runs idle; kept as their value (a fifth of the memory of a
+    :class:`RunState`, and no objects for the collector to walk) they are decoded when an event
+    first needs them."""
+
+    __slots__ = ("status", "value")
+
+    def __init__(self, status: str, value: bytes) -> None:
+        self.status = status
+        self.value = value
+
+    def load(self) -> RunState:
+        return RunState.load(orjson.loads(self.value))
 
 
 class CoordinatorState:
@@ -265,7 +287,8 @@ class CoordinatorState:
     def __init__(self, partition: int, partitions: int) -> None:
         self.partition = partition
         self.partitions = partitions
-        self._runs: dict[str, RunState] = {}
+        # runs by base; restored ones stay parked until an event or a reader asks for them
+        self._runs: dict[str, RunState | ParkedRun] = {}
         self._misc: dict[str, dict[str, Any]] = {}
         # run base -> generation of the run that expired (``gen/`` keys)
         self._gone: dict[str, int] = {}
@@ -297,8 +320,7 @@ class CoordinatorState:
         if key.startswith("run/"):
             self._runs.pop(key[4:], None)
             if value is not None:
-                run = self._runs[key[4:]] = RunState.load(orjson.loads(value))
-                self.index_finished(run)
+                self._park(key[4:], value)
         elif key.startswith("gen/"):
             self._gone.pop(key[4:], None)
             if value is not None:
@@ -308,10 +330,31 @@ class CoordinatorState:
             if value is not None:
                 self._misc[key] = orjson.loads(value)
 
+    def _park(self, base: str, value: bytes) -> None:
+        """Hold the run stored as ``value`` undecoded, unless it has timers to re-arm (then it is
+        about to be needed); a finished one goes into the retention index either way."""
+        raw = orjson.loads(value)
+        finished_at = finished_at_of(raw)
+        if finished_at is not None and raw["s"] in RUN_TERMINAL:
+            heapq.heappush(self._finished, (datetime.fromisoformat(finished_at), base))
+        self._runs[base] = RunState.load(raw) if raw["tm"] else ParkedRun(raw["s"], value)
+
+    def _decoded(self, base: str) -> RunState:
+        """The run ``base`` (which must exist), decoded now if it was parked."""
+        run = self._runs[base]
+        if isinstance(run, ParkedRun):
+            run = self._runs[base] = run.load()
+        return run
+
+    def _unparked(self, base: str) -> RunState | None:
+        return self._decoded(base) if base in self._runs else None
+
     def dump_key(self, key: str) -> bytes | None:
         """The serialized value of ``key``; None means deleted (write a tombstone)."""
         if key.startswith("run/"):
             run = self._runs.get(key[4:])
+            if isinstance(run, ParkedRun):  # in the current version, as a decoded one would be
+                run = run.load()
             return None if run is None else orjson.dumps(run.dump())
         if key.startswith("gen/"):
             gen = self._gone.get(key[4:])
@@ -354,7 +397,7 @@ class CoordinatorState:
         changed = [
             run
             for base, before in self._watched.items()
-            if (run := self._runs.get(base)) is not None and run.signature() != before
+            if (run := self._unparked(base)) is not None and run.signature() != before
         ]
         self._watched = {}
         return changed
@@ -365,11 +408,11 @@ class CoordinatorState:
         return keys
 
     def run(self, base: str) -> RunState | None:
-        return self._runs.get(base)
+        return self._unparked(base)
 
     def run_for_update(self, base: str) -> RunState:
         """The run ``base`` (which must exist), noted as changing."""
-        run = self._runs[base]
+        run = self._decoded(base)
         self.touch(f"run/{base}")
         self._watched.setdefault(base, run.signature())
         return run
@@ -388,17 +431,16 @@ class CoordinatorState:
         """The generation of the run ``base`` if it expired (and no newer one began since)."""
         return self._gone.get(base)
 
-    def index_finished(self, run: RunState) -> None:
-        """Note a finished run for expiry (its ``finished_at`` set)."""
-        if run.finished_at is not None and run.status in RUN_TERMINAL:
-            heapq.heappush(self._finished, (datetime.fromisoformat(run.finished_at), run.base))
+    def index_finished(self, run: RunState, finished_at: datetime) -> None:
+        """Note that ``run`` finished at ``finished_at``, for expiry."""
+        heapq.heappush(self._finished, (finished_at, run.base))
 
     def oldest_finished(self) -> tuple[datetime, RunState] | None:
         """The finished run that finished first, with its finish time (stale entries dropped)."""
         heap = self._finished
         while heap:
             when, base = heap[0]
-            run = self._runs.get(base)
+            run = self._unparked(base)
             if (
                 run is not None
                 and run.status in RUN_TERMINAL
@@ -447,14 +489,19 @@ class CoordinatorState:
     # --- read side ---------------------------------------------------------------------------
 
     def runs(self) -> list[RunState]:
-        """Every run this partition holds, by run id."""
-        return [self._runs[b] for b in sorted(self._runs)]
+        """Every run this partition holds, by run id (parked ones decoded for good)."""
+        return [self._decoded(b) for b in sorted(self._runs)]
+
+    def run_statuses(self) -> Iterator[str]:
+        """The status of every run this partition holds, without decoding parked ones."""
+        return (run.status for run in self._runs.values())
 
     def timers(self) -> list[tuple[datetime, str, TimerFired]]:
         """Pending durable timers, by due time then id, for re-arming after a restart."""
         out = [
             (datetime.fromisoformat(t[0]), tid, timer_event(tid, run.run_id, t))
             for run in self._runs.values()
+            if isinstance(run, RunState)  # a parked run has no timers
             for tid, t in run.timers.items()
         ]
         sweep = self._misc.get(SWEEP_KEY)

@@ -63,7 +63,10 @@ class PartitionGauges:
     def record(self, processors: Iterable[PartitionProcessor], lag: dict[int, int]) -> None:
         self._next = time.monotonic() + self._interval_s
         active = sum(
-            1 for processor in processors for run in processor.state.runs() if run.status in ACTIVE
+            1
+            for processor in processors
+            for status in processor.state.run_statuses()  # parked runs stay parked
+            if status in ACTIVE
         )
         self._instruments.active_runs.add(active - self._active_reported)
         self._active_reported = active
