@@ -76,7 +76,8 @@ def test_restored_runs_without_timers_are_decoded_only_when_an_event_needs_them(
         run_id for _, run_id, _ in state.timers()
     ]
     oldest = restored.oldest_finished()
-    assert oldest is not None and oldest[1].run_id == "p/q"
+    assert oldest is not None
+    assert oldest[1].run_id == "p/q"
     assert [r.run_id for r in restored.runs()] == ["p/k", "p/q"]
     assert restored.dump() == snapshot
 
