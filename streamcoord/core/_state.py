@@ -21,7 +21,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import heapq
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -63,6 +64,10 @@ SPEC_KEY = "spec"
 SWEEP_KEY = "expiry"  # {"v": 1, "due": ISO time of the partition's next retention sweep}
 # what a terminal run saved before version 5 counts as its finish time when it has no creation time
 _LONG_AGO = "1970-01-01T00:00:00+00:00"
+# What most stages hold (every pending one): shared, never changed in place (a stage's causes and
+# outputs are replaced, never mutated: the read-only types keep it so), a few hundred bytes a run.
+_NO_CAUSES: Sequence[str] = ()
+_NO_OUTPUTS: Mapping[str, Any] = {}
 
 
 class StageState:
@@ -84,8 +89,8 @@ class StageState:
         self,
         status: str = "pending",
         attempt: int = 0,
-        caused_by: list[str] | None = None,
-        outputs: dict[str, Any] | None = None,
+        caused_by: Sequence[str] | None = None,
+        outputs: Mapping[str, Any] | None = None,
         reason: str = "",
         watermark: str | None = None,
         done_by: str | None = None,
@@ -94,8 +99,8 @@ class StageState:
     ) -> None:
         self.status = status
         self.attempt = attempt
-        self.caused_by = caused_by if caused_by is not None else []
-        self.outputs = outputs if outputs is not None else {}
+        self.caused_by = caused_by or _NO_CAUSES
+        self.outputs = outputs or _NO_OUTPUTS
         self.reason = reason
         self.watermark = watermark
         self.done_by = done_by  # id of the event that ended the stage
@@ -119,7 +124,9 @@ class StageState:
 
     @classmethod
     def load(cls, raw: list[Any]) -> StageState:
-        return cls(*raw)
+        stage = cls(*raw)
+        stage.status = sys.intern(stage.status)  # one string per status, not one per stage
+        return stage
 
 
 class RunState:
