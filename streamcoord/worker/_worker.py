@@ -6,6 +6,10 @@ Delivery guarantee, stated plainly:
   offset is committed only after its outcome event was acknowledged by the broker (offsets of a
   partition are committed up to the oldest attempt still running), so a crash re-delivers every
   trigger whose outcome is not durable: at-least-once.
+* A handler starts as soon as its trigger has a slot; its ``started`` report is sent meanwhile
+  and acknowledged before any other report of the attempt (heartbeat, progress, outcome), so
+  the events topic always shows ``started`` first. If it is not acknowledged, the attempt is
+  cancelled and nothing else is reported for it (the worker stops, as for any lost report).
 * Within one worker's lifetime a trigger whose idempotency key was already taken (running or
   done) is skipped, never run twice.
 * Across a crash or a rebalance an attempt may run again elsewhere. Its reports carry ids
@@ -20,7 +24,8 @@ Delivery guarantee, stated plainly:
   A trigger still waiting for a slot is dropped; a cancel delivered again changes nothing.
   The trigger's ``deadline`` cancels the attempt the same way (a retryable failure).
   To keep cancels flowing while every slot is busy, up to ``concurrency`` triggers wait in
-  memory; fetching pauses beyond that. :meth:`Worker.cancel` cancels a run's attempts by hand.
+  memory; fetching pauses beyond that and resumes the moment a slot frees (not after the poll
+  timeout). :meth:`Worker.cancel` cancels a run's attempts by hand.
 * SIGTERM (``stop`` set): fetching stops at once, running attempts get ``shutdown_grace_s`` to
   finish; the rest are reported ``failed`` (retryable, "worker shut down") before offsets are
   committed and the group is left. Nothing is dropped silently.
@@ -150,6 +155,8 @@ class Worker:
         # triggers read while every slot was busy, in order (see the module docstring)
         self._waiting: deque[tuple[StageTrigger, Handler, _Slot]] = deque()
         self._fatal: BaseException | None = None
+        # set whenever an attempt ends: wakes a consume loop whose fetching is paused
+        self._slot_freed = asyncio.Event()
 
     # ---- registration ---------------------------------------------------------------------
 
@@ -240,36 +247,49 @@ class Worker:
         stopping = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set() and self._fatal is None:
+                self._slot_freed.clear()
                 self._start_waiting(runner)
                 free = self.settings.concurrency - len(self._running)
-                self._throttle(consumer, free)
+                paused = self._throttle(consumer, free)
                 fetch = asyncio.ensure_future(
                     consumer.getmany(
                         timeout_ms=self.settings.poll_timeout_ms, max_records=max(free, 1)
                     )
                 )
-                await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                # Paused, the poll would wait out its whole timeout: a freed slot ends it.
+                freed = asyncio.ensure_future(self._slot_freed.wait()) if paused else None
+                waits = {fetch, stopping} if freed is None else {fetch, stopping, freed}
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if freed is not None:
+                        freed.cancel()
                 if not fetch.done():
+                    # Cancelling getmany loses nothing: records are only taken on its return.
                     fetch.cancel()
                     with contextlib.suppress(asyncio.CancelledError, KafkaError):
                         await fetch
-                    break
-                for tp, records in fetch.result().items():
-                    for record in records:
-                        self._accept(tp, record, runner)
+                    if stop.is_set():
+                        break
+                else:
+                    for tp, records in fetch.result().items():
+                        for record in records:
+                            self._accept(tp, record, runner)
                 await self._commit(consumer)
         finally:
             stopping.cancel()
 
-    def _throttle(self, consumer: AIOKafkaConsumer, free: int) -> None:
+    def _throttle(self, consumer: AIOKafkaConsumer, free: int) -> bool:
+        """Pause or resume fetching; returns whether it is paused."""
         # Paused partitions keep the member alive in the group without fetching more work.
         # With every slot busy, fetching goes on (one record at a time) until as many
         # triggers wait: cancels behind them must still arrive.
         assignment = consumer.assignment()
         if free <= 0 and len(self._waiting) >= self.settings.concurrency:
             consumer.pause(*assignment)
-        else:
-            consumer.resume(*assignment)
+            return True
+        consumer.resume(*assignment)
+        return False
 
     def _accept(self, tp: TopicPartition, record: ConsumerRecord, runner: AttemptRunner) -> None:
         tracker = self._trackers.setdefault(tp, OffsetTracker())
@@ -384,6 +404,7 @@ class Worker:
             return
         finally:
             self._running.pop(asyncio.current_task(), None)  # type: ignore[arg-type]  # in a task
+            self._slot_freed.set()
         self._remember(ctx.idempotency_key, "done")
         self.status.bump("finished")
         if self._trackers.get(slot.tp) is slot.tracker:  # not handed over to another member
