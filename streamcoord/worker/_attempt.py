@@ -83,8 +83,16 @@ class AttemptRunner:
 
         return report
 
-    async def run(self, ctx: StageContext, handler: Handler) -> None:
+    async def run(
+        self,
+        ctx: StageContext,
+        handler: Handler,
+        on_returned: Callable[[], None] | None = None,
+    ) -> None:
         """Report started, run the handler, report the outcome; never raises for handler errors.
+
+        ``on_returned`` is called once the handler is over (returned, failed or was cancelled),
+        before its reports are acknowledged: the worker gives its slot to the next trigger then.
 
         The handler starts while ``started`` is on its way: the broker's acknowledgement is
         awaited before any other report of the attempt (progress, heartbeat, outcome) is sent
@@ -110,6 +118,8 @@ class AttemptRunner:
                 beats.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await beats
+            if on_returned is not None:
+                on_returned()
             await asyncio.shield(started)  # shielded: a shutdown still lets it be delivered
             if outcome is not None:
                 await self._sink.send(outcome)

@@ -25,7 +25,9 @@ Delivery guarantee, stated plainly:
   The trigger's ``deadline`` cancels the attempt the same way (a retryable failure).
   To keep cancels flowing while every slot is busy, up to ``concurrency`` triggers wait in
   memory; fetching pauses beyond that and resumes the moment a slot frees (not after the poll
-  timeout). :meth:`Worker.cancel` cancels a run's attempts by hand.
+  timeout). A slot frees when the handler returns: its reports are delivered meanwhile (the
+  offset still waits for them), and at most ``concurrency`` attempts may be delivering before
+  their slots count as busy again. :meth:`Worker.cancel` cancels a run's attempts by hand.
 * SIGTERM (``stop`` set): fetching stops at once, running attempts get ``shutdown_grace_s`` to
   finish; the rest are reported ``failed`` (retryable, "worker shut down") before offsets are
   committed and the group is left. Nothing is dropped silently.
@@ -151,7 +153,8 @@ class Worker:
         self._clock = clock
         self._keys: OrderedDict[str, KeyState] = OrderedDict()
         self._trackers: dict[TopicPartition, OffsetTracker] = {}
-        self._running: dict[asyncio.Task[None], StageContext] = {}
+        self._running: dict[asyncio.Task[None], StageContext] = {}  # handlers running
+        self._reporting: set[asyncio.Task[None]] = set()  # handlers over, reports in flight
         # triggers read while every slot was busy, in order (see the module docstring)
         self._waiting: deque[tuple[StageTrigger, Handler, _Slot]] = deque()
         self._fatal: BaseException | None = None
@@ -249,7 +252,7 @@ class Worker:
             while not stop.is_set() and self._fatal is None:
                 self._slot_freed.clear()
                 self._start_waiting(runner)
-                free = self.settings.concurrency - len(self._running)
+                free = self._free_slots()
                 paused = self._throttle(consumer, free)
                 fetch = asyncio.ensure_future(
                     consumer.getmany(
@@ -312,7 +315,7 @@ class Worker:
         stage of one run never runs twice at once on this worker."""
         loop = asyncio.get_running_loop()
         for entry in list(self._waiting):
-            if len(self._running) >= self.settings.concurrency:
+            if self._free_slots() <= 0:
                 return
             trigger, handler, slot = entry
             if self._busy(trigger):
@@ -325,6 +328,12 @@ class Worker:
             task = asyncio.create_task(self._attempt(runner, ctx, handler, slot))
             self._running[task] = ctx
             self.status.bump("started")
+
+    def _free_slots(self) -> int:
+        """Slots for new handlers: ``concurrency`` less the handlers running, less the
+        attempts delivering their reports beyond ``concurrency`` (a slow broker slows intake)."""
+        backlog = max(0, len(self._reporting) - self.settings.concurrency)
+        return self.settings.concurrency - len(self._running) - backlog
 
     def _busy(self, trigger: StageTrigger) -> bool:
         data = trigger.data
@@ -395,15 +404,24 @@ class Worker:
     async def _attempt(
         self, runner: AttemptRunner, ctx: StageContext, handler: Handler, slot: _Slot
     ) -> None:
+        task: asyncio.Task[None] = asyncio.current_task()  # type: ignore[assignment]  # in a task
+
+        def returned() -> None:  # the handler is over: its slot goes to the next trigger now
+            if self._running.pop(task, None) is not None:
+                self._reporting.add(task)
+                self._slot_freed.set()
+                self._start_waiting(runner)
+
         try:
-            await runner.run(ctx, handler)
+            await runner.run(ctx, handler, returned)
         except Exception as error:  # the report was not acknowledged: stop, commit nothing past it
             log.exception("reports for %s were not acknowledged", ctx.idempotency_key)
             self._fatal = error
             self._keys.pop(ctx.idempotency_key, None)
             return
         finally:
-            self._running.pop(asyncio.current_task(), None)  # type: ignore[arg-type]  # in a task
+            self._running.pop(task, None)
+            self._reporting.discard(task)
             self._slot_freed.set()
         self._remember(ctx.idempotency_key, "done")
         self.status.bump("finished")
@@ -439,12 +457,11 @@ class Worker:
         self._waiting.clear()  # not started: their offsets stay uncommitted, read again later
         with contextlib.suppress(Exception):
             consumer.pause(*consumer.assignment())
-        if self._running:
+        attempts = set(self._running) | self._reporting
+        if attempts:
             log.info("waiting up to %.0fs for %d attempt(s)", self.settings.shutdown_grace_s,
-                     len(self._running))  # fmt: skip
-            _, late = await asyncio.wait(
-                set(self._running), timeout=self.settings.shutdown_grace_s or None
-            )
+                     len(attempts))  # fmt: skip
+            _, late = await asyncio.wait(attempts, timeout=self.settings.shutdown_grace_s or None)
             for task in late:
                 task.cancel()  # the runner reports a retryable "worker shut down" failure
             for _ in late:
