@@ -288,15 +288,17 @@ async def test_with_one_slot_a_burst_runs_back_to_back_not_one_poll_timeout_apar
 
 
 class HeldStartedEmitter(Emitter):
-    """The real emitter, holding back the acknowledgement of ``started`` until ``release``."""
+    """The real emitter, holding back the acknowledgement of ``held`` events until
+    ``release``."""
 
-    def __init__(self, kafka: KafkaSettings) -> None:
+    def __init__(self, kafka: KafkaSettings, held: type[CloudEvent] = StageStarted) -> None:
         super().__init__(kafka)
+        self.held = held
         self.release = asyncio.Event()
 
     async def send(self, event: CloudEvent) -> CloudEvent:
         sent = await super().send(event)
-        if isinstance(event, StageStarted):
+        if isinstance(event, self.held):
             await self.release.wait()
         return sent
 
@@ -321,3 +323,32 @@ async def test_the_handler_runs_before_started_is_acknowledged_and_started_comes
         emitter.release.set()
         seen = await broker.reports(count(StageSucceeded))
     assert [type(e) for _, e in seen] == [StageStarted, StageSucceeded]
+
+
+async def test_a_slot_frees_when_the_handler_returns_and_the_offset_waits_for_the_outcome(
+    broker: Broker,
+) -> None:
+    emitter = HeldStartedEmitter(broker.kafka, held=StageSucceeded)
+    worker = Worker(
+        WorkerSettings(group_id=broker.group, concurrency=1), broker.kafka, sink=emitter
+    )
+    started: list[str] = []
+    both = asyncio.Event()
+
+    @worker.stage("extract")
+    async def extract(ctx: StageContext) -> None:
+        started.append(ctx.run_id)
+        if len(started) == 2:
+            both.set()
+
+    async with emitter, running(worker):
+        await broker.send_triggers(trigger("orders/first"), trigger("orders/second"))
+        async with asyncio.timeout(20):
+            await both.wait()  # the second ran while the first's outcome was unacknowledged
+        assert worker.status.finished == 0
+        emitter.release.set()
+        seen = await broker.reports(count(StageSucceeded, 2))
+        async with asyncio.timeout(20):
+            await worker.status.wait_until(lambda status: status.finished == 2)
+    assert sorted(started) == ["orders/first", "orders/second"]
+    assert sum(isinstance(e, StageSucceeded) for _, e in seen) == 2
