@@ -160,6 +160,7 @@ class Worker:
         self._fatal: BaseException | None = None
         # set whenever an attempt ends: wakes a consume loop whose fetching is paused
         self._slot_freed = asyncio.Event()
+        self._committing: asyncio.Task[None] | None = None  # the offset commit in flight
 
     # ---- registration ---------------------------------------------------------------------
 
@@ -254,9 +255,11 @@ class Worker:
                 self._start_waiting(runner)
                 free = self._free_slots()
                 paused = self._throttle(consumer, free)
+                # as many as can start now plus as many as may wait (cancels must get through)
+                room = max(free, 0) + max(self.settings.concurrency - len(self._waiting), 0)
                 fetch = asyncio.ensure_future(
                     consumer.getmany(
-                        timeout_ms=self.settings.poll_timeout_ms, max_records=max(free, 1)
+                        timeout_ms=self.settings.poll_timeout_ms, max_records=max(room, 1)
                     )
                 )
                 # Paused, the poll would wait out its whole timeout: a freed slot ends it.
@@ -278,9 +281,14 @@ class Worker:
                     for tp, records in fetch.result().items():
                         for record in records:
                             self._accept(tp, record, runner)
-                await self._commit(consumer)
+                # In the background, one at a time: intake does not wait for a broker round trip
+                # per poll (what is committed is durable either way; _drain commits the rest).
+                if self._committing is None or self._committing.done():
+                    self._committing = asyncio.create_task(self._commit(consumer))
         finally:
             stopping.cancel()
+            if self._committing is not None:
+                await asyncio.gather(self._committing, return_exceptions=True)
 
     def _throttle(self, consumer: AIOKafkaConsumer, free: int) -> bool:
         """Pause or resume fetching; returns whether it is paused."""
