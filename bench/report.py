@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import user_path
 from bench.state_size import markdown_rows
 
 
@@ -61,4 +62,6 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     if "state_size" in r:  # results from before retention have none
         lines += markdown_rows(r["state_size"])
+    if "user_path" in r:  # the path a user feels: emitter API -> coordinator -> worker
+        lines += user_path.markdown_rows(r["user_path"])
     return "\n".join(lines) + "\n"

@@ -34,6 +34,7 @@ from bench.measure import (
 )
 from bench.passthrough import passthrough
 from bench.report import markdown
+from bench.user_path import user_path
 from streamcoord.events import topology
 from streamcoord.runtime import TopicNames
 
@@ -234,6 +235,16 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         ]
         results["recovery"] = await recovery(args.bootstrap, args.recovery_runs, progress)
         results["state_size"] = await state_size(args.state_runs, progress)
+        tasks: dict[str, Any] = {}
+
+        def advance(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = progress.add_task(label, total=total)
+            progress.update(tasks[label], completed=done)
+
+        results["user_path"] = await user_path(
+            args.bootstrap, args.user_samples, args.bursts, advance
+        )
     results["seconds"] = time.perf_counter() - started
     results["load_end"] = load()
     return results
@@ -276,12 +287,22 @@ def main() -> None:
         default=1_000_000,
         help="finished runs in the state-size measurement (core only)",
     )
+    parser.add_argument(
+        "--user-samples",
+        type=int,
+        default=1000,
+        help="samples of each per-event figure of the user's path (bench/user_path.py)",
+    )
+    parser.add_argument(
+        "--bursts", type=int, default=1000, help="bursts of 20 runs emitted at once"
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, to try the bench out")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.recovery_runs, args.handoffs = 3000, 10_000, 1000
         args.warmup_handoffs = 2000
         args.state_runs = 20_000
+        args.user_samples, args.bursts = 200, 50
     results = asyncio.run(with_broker(args))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))

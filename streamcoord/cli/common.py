@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from streamcoord.kafka.settings import KafkaSettings
-from streamcoord.runtime.specs import load_catalog
+if TYPE_CHECKING:  # imported by the functions below: `--help` of a command needs neither
+    from streamcoord.core import Catalog
+    from streamcoord.kafka.settings import KafkaSettings
 
 __all__ = ["BootstrapOption", "ConfigOption", "PrefixOption", "kafka_settings", "load_catalog"]
 
@@ -46,6 +48,15 @@ def kafka_settings(
     bootstrap_servers: str | None, config: Path | None, topic_prefix: str | None = None
 ) -> KafkaSettings:
     """Settings from the config file and environment, with the command line on top."""
+    from streamcoord.kafka.settings import KafkaSettings  # noqa: PLC0415
+
     return KafkaSettings.load(
         config, bootstrap_servers=bootstrap_servers, topic_prefix=topic_prefix
     )
+
+
+def load_catalog(paths: Iterable[Path | str], **options: Any) -> Catalog:
+    """:func:`streamcoord.runtime.specs.load_catalog`, imported when a command needs specs."""
+    from streamcoord.runtime.specs import load_catalog as load  # noqa: PLC0415
+
+    return load(paths, **options)

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
 from streamcoord.cli.common import BootstrapOption, ConfigOption, PrefixOption, kafka_settings
 from streamcoord.cli.telemetry import tracing_requested
-from streamcoord.emit import Emitter
-from streamcoord.emit.tracing import producer_span_hook
 from streamcoord.errors import ConfigError
-from streamcoord.events.codec import EncodeMode
-from streamcoord.events.signing import load_signing_key
-from streamcoord.telemetry import configure_tracing
+
+if TYPE_CHECKING:
+    from streamcoord.events.codec import EncodeMode
 
 __all__ = ["emit_command", "parse_data"]
 
@@ -73,6 +71,10 @@ def emit_command(
     topic_prefix: PrefixOption = None,
 ) -> None:
     """Produce a CloudEvent (acks=all) and print its id once the broker acknowledged it."""
+    # The Kafka client, the event models and OpenTelemetry load here, not for `--help`.
+    from streamcoord.emit import Emitter  # noqa: PLC0415
+    from streamcoord.events.signing import load_signing_key  # noqa: PLC0415
+
     settings = kafka_settings(bootstrap_servers, config, topic_prefix)
     payload = parse_data(data)
     if principal is not None and signing_key is None:
@@ -84,8 +86,14 @@ def emit_command(
 
     # With OTEL_* asking for export, the event carries the context of a `send` span: the
     # parent of the run it starts, so the run's trace begins at the emitting system.
-    tracing = configure_tracing("streamcoord-emit") if tracing_requested() else None
-    hooks = [producer_span_hook()] if tracing is not None else []
+    tracing = None
+    hooks = []
+    if tracing_requested():
+        from streamcoord.emit.tracing import producer_span_hook  # noqa: PLC0415
+        from streamcoord.telemetry import configure_tracing  # noqa: PLC0415
+
+        tracing = configure_tracing("streamcoord-emit")
+        hooks = [producer_span_hook()]
 
     async def send() -> str:
         mode: EncodeMode = "binary" if binary else "structured"

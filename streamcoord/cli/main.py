@@ -7,77 +7,103 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.text import Text
+from typer._click import Context
+from typer.core import TyperGroup
 
 from streamcoord import __version__
-from streamcoord.cli import airflow as airflow_cli
-from streamcoord.cli import audit as audit_cli
-from streamcoord.cli import backfill as backfill_cli
-from streamcoord.cli import dbt as dbt_cli
-from streamcoord.cli import demo as demo_cli
-from streamcoord.cli import dev, docs, graph, operate, topics, validate
-from streamcoord.cli import emit as emit_cli
-from streamcoord.cli import ingest as ingest_cli
-from streamcoord.cli import inspect as inspect_cli
-from streamcoord.cli import lineage as lineage_cli
-from streamcoord.cli import replay as replay_cli
-from streamcoord.cli import run as run_cli
-from streamcoord.cli import serve as serve_cli
-from streamcoord.cli import specs as specs_cli
-from streamcoord.cli import token as token_cli
-from streamcoord.cli import worker as worker_cli
 from streamcoord.errors import StreamcoordError
 
-__all__ = ["app", "main"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# Commands are imported when invoked, not to start the program: a command module may pull in
+# aiokafka, FastAPI, OpenTelemetry or the spec models, and `streamcoord emit` must not pay for
+# them all (see tests/unit/test_cli_startup.py). Nothing heavy at module level here.
+
+__all__ = ["COMMANDS", "app", "main"]
 
 #: Exit code for a ``StreamcoordError`` (usage errors keep Click's 2).
 ERROR_EXIT_CODE = 1
 
+# ---- Command registrations: one line per command, in the order `--help` lists them -----------
+#   "name": ("module", "function")   a single command: streamcoord.cli.<module>.<function>
+#   "name": ("module", "app")        a command group: a typer.Typer in streamcoord.cli.<module>
+COMMANDS: dict[str, tuple[str, str]] = {
+    "dev": ("dev", "app"),
+    "topics": ("topics", "app"),
+    "docs": ("docs", "app"),
+    "validate": ("validate", "validate"),
+    "graph": ("graph", "graph"),
+    "replay": ("replay", "replay_command"),
+    "run": ("run", "run"),
+    "demo": ("demo", "demo"),
+    "status": ("inspect", "status"),
+    "runs": ("inspect", "runs"),
+    "explain": ("inspect", "explain"),
+    "worker": ("worker", "app"),
+    "emit": ("emit", "emit_command"),
+    "ingest": ("ingest", "ingest"),
+    "trigger": ("operate", "trigger"),
+    "cancel": ("operate", "cancel"),
+    "retry": ("operate", "retry"),
+    "pause": ("operate", "pause"),
+    "resume": ("operate", "resume"),
+    "specs": ("specs", "app"),
+    "dbt": ("dbt", "app"),
+    "airflow": ("airflow", "app"),
+    "serve": ("serve", "serve"),
+    "token": ("token", "app"),
+    "audit": ("audit", "audit"),
+    "backfill": ("backfill", "backfill"),
+    "lineage": ("lineage", "lineage"),
+}
+# ---- end of command registrations ----------------------------------------------------------
+
+_MARKUP: Any = "markdown"
+
+
+def load_command(name: str) -> typer.core.TyperCommand | TyperGroup:
+    """The click command of ``name``, its module imported now."""
+    module_name, attribute = COMMANDS[name]
+    target = getattr(importlib.import_module(f"streamcoord.cli.{module_name}"), attribute)
+    if isinstance(target, typer.Typer):
+        group = typer.main.get_group(target)
+        group.name = name
+        return group
+    single = typer.Typer(rich_markup_mode=_MARKUP, add_completion=False)
+    single.command(name)(target)
+    command = typer.main.get_command(single)
+    assert isinstance(command, typer.core.TyperCommand)  # one command, no callback
+    return command
+
+
+class _LazyGroup(TyperGroup):
+    """The root group: lists every command, imports one only when it is asked for."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        eager = [name for name in super().list_commands(ctx) if name not in COMMANDS]
+        return [*COMMANDS, *eager]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Any:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            self.commands[cmd_name] = load_command(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
 app = typer.Typer(
     name="streamcoord",
+    cls=_LazyGroup,
     help="Event-driven pipeline coordinator on Kafka.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
+    rich_markup_mode=_MARKUP,
 )
-
-# ---- Command registrations: one line per command module, e.g. ------------------------------
-#   app.command()(validate.validate)           a single command (import it above)
-#   app.add_typer(topics.app, name="topics")   a command group
-app.add_typer(dev.app, name="dev")
-app.add_typer(topics.app, name="topics")
-app.add_typer(docs.app, name="docs")
-app.command("validate")(validate.validate)
-app.command("graph")(graph.graph)
-app.command("replay")(replay_cli.replay_command)
-app.command("run")(run_cli.run)
-app.command("demo")(demo_cli.demo)
-app.command("status")(inspect_cli.status)
-app.command("runs")(inspect_cli.runs)
-app.command("explain")(inspect_cli.explain)
-app.add_typer(worker_cli.app, name="worker")
-app.command("emit")(emit_cli.emit_command)
-app.command("ingest")(ingest_cli.ingest)
-app.command("trigger")(operate.trigger)
-app.command("cancel")(operate.cancel)
-app.command("retry")(operate.retry)
-app.command("pause")(operate.pause)
-app.command("resume")(operate.resume)
-app.add_typer(specs_cli.app, name="specs")
-app.add_typer(dbt_cli.app, name="dbt")
-app.add_typer(airflow_cli.app, name="airflow")
-app.command("serve")(serve_cli.serve)
-app.add_typer(token_cli.app, name="token")
-app.command("audit")(audit_cli.audit)
-app.command("backfill")(backfill_cli.backfill)
-app.command("lineage")(lineage_cli.lineage)
-# ---- end of command registrations ----------------------------------------------------------
 
 
 def _show_version(value: bool) -> None:
@@ -100,6 +126,9 @@ def _root(
 
 def report(error: StreamcoordError, console: Console | None = None) -> None:
     """Print ``error`` as one red line, and its hint on the next, to stderr."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
     out = console or Console(stderr=True, highlight=False, soft_wrap=True)
     out.print(Text("error: ", style="bold red") + Text(error.message, style="red"))
     if error.hint:

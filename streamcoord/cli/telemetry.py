@@ -9,8 +9,6 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from streamcoord.telemetry import configure_logging, configure_metrics, configure_tracing
-
 __all__ = ["telemetry", "tracing_requested"]
 
 log = logging.getLogger("streamcoord")
@@ -30,6 +28,9 @@ def tracing_requested(environ: Mapping[str, str] = os.environ) -> bool:
 @contextmanager
 def telemetry(service_name: str, metrics_port: int | None = None) -> Iterator[None]:
     """Configure tracing, logs and (with ``metrics_port``) metrics around a command's work."""
+    # OpenTelemetry is imported by the commands that run, not by every command's start.
+    from streamcoord.telemetry import configure_logging, configure_metrics, configure_tracing  # noqa: PLC0415
+
     configure_logging()
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     # Kafka 3.6+ brokers verify that a transactional produce's partition was added to the

@@ -64,6 +64,9 @@ class AttemptRunner:
         self._interval = heartbeat_interval_s
         self._middleware = list(middleware)
         self._clock = clock
+        # idempotency key -> the delivery of that attempt's ``started`` report, while it runs:
+        # every later report of the attempt waits for it (see :meth:`run`)
+        self._started: dict[str, asyncio.Future[CloudEvent]] = {}
 
     def reporter(self, trigger: StageTrigger) -> Callable[..., Awaitable[None]]:
         """A progress reporter for one attempt, numbering its reports from 1."""
@@ -75,30 +78,60 @@ class AttemptRunner:
             event = _outcomes.progress(
                 trigger, count, self._clock(), watermark=watermark, offsets=offsets
             )
+            await self._after_started(trigger)
             await self._sink.send(event)
 
         return report
 
-    async def run(self, ctx: StageContext, handler: Handler) -> None:
+    async def run(
+        self,
+        ctx: StageContext,
+        handler: Handler,
+        on_returned: Callable[[], None] | None = None,
+    ) -> None:
         """Report started, run the handler, report the outcome; never raises for handler errors.
 
+        ``on_returned`` is called once the handler is over (returned, failed or was cancelled),
+        before its reports are acknowledged: the worker gives its slot to the next trigger then.
+
+        The handler starts while ``started`` is on its way: the broker's acknowledgement is
+        awaited before any other report of the attempt (progress, heartbeat, outcome) is sent
+        and before this returns, so ``started`` is durable and first. Should it not be
+        acknowledged, the attempt is cancelled and the error propagates with no outcome sent.
+
         Cancelling this coroutine (worker shutdown) reports a retryable failure, then returns.
-        Errors of the sink (the broker did not acknowledge) propagate: nothing was reported.
+        Errors of the sink (the broker did not acknowledge) propagate: nothing more was reported.
         """
         trigger = ctx.trigger
-        await self._sink.send(_outcomes.started(trigger, self._clock()))
-        beats = asyncio.create_task(self._heartbeats(trigger))
-        deadline = self._arm_deadline(ctx)
+        key = trigger.data.idempotency_key
+        started = asyncio.ensure_future(self._sink.send(_outcomes.started(trigger, self._clock())))
+        started.add_done_callback(partial(_cancel_unless_delivered, ctx))
+        self._started[key] = started
         try:
-            outcome = await self._outcome(ctx, handler)
+            beats = asyncio.create_task(self._heartbeats(trigger))
+            deadline = self._arm_deadline(ctx)
+            try:
+                outcome = await self._outcome(ctx, handler)
+            finally:
+                if deadline is not None:
+                    deadline.cancel()
+                beats.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beats
+            if on_returned is not None:
+                on_returned()
+            await asyncio.shield(started)  # shielded: a shutdown still lets it be delivered
+            if outcome is not None:
+                await self._sink.send(outcome)
         finally:
-            if deadline is not None:
-                deadline.cancel()
-            beats.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beats
-        if outcome is not None:
-            await self._sink.send(outcome)
+            if self._started.get(key) is started:
+                del self._started[key]
+
+    async def _after_started(self, trigger: StageTrigger) -> None:
+        """Wait until the attempt's ``started`` report is acknowledged (when it still runs)."""
+        started = self._started.get(trigger.data.idempotency_key)
+        if started is not None:
+            await asyncio.shield(started)
 
     def _arm_deadline(self, ctx: StageContext) -> asyncio.TimerHandle | None:
         """Cancel the attempt at the trigger's deadline, as the coordinator times it out then
@@ -181,12 +214,19 @@ class AttemptRunner:
             await asyncio.sleep(self._interval)
             sequence += 1
             try:
+                await self._after_started(trigger)
                 await self._sink.send(_outcomes.heartbeat(trigger, sequence, self._clock()))
             except Exception as error:  # a lost heartbeat must not end the work
                 log.warning(
                     "heartbeat for %s not sent: %s", trigger.data.idempotency_key, error,
                     extra={"retrying": True},
                 )  # fmt: skip
+
+
+def _cancel_unless_delivered(ctx: StageContext, started: asyncio.Future[CloudEvent]) -> None:
+    """Stop the handler when its ``started`` report failed: its outcome could not be sent."""
+    if started.cancelled() or started.exception() is not None:
+        ctx.cancel("the started report was not acknowledged", retryable=True)
 
 
 class HandlerCancelled(Exception):  # noqa: N818  # reads as what happened to the handler

@@ -6,6 +6,10 @@ Delivery guarantee, stated plainly:
   offset is committed only after its outcome event was acknowledged by the broker (offsets of a
   partition are committed up to the oldest attempt still running), so a crash re-delivers every
   trigger whose outcome is not durable: at-least-once.
+* A handler starts as soon as its trigger has a slot; its ``started`` report is sent meanwhile
+  and acknowledged before any other report of the attempt (heartbeat, progress, outcome), so
+  the events topic always shows ``started`` first. If it is not acknowledged, the attempt is
+  cancelled and nothing else is reported for it (the worker stops, as for any lost report).
 * Within one worker's lifetime a trigger whose idempotency key was already taken (running or
   done) is skipped, never run twice.
 * Across a crash or a rebalance an attempt may run again elsewhere. Its reports carry ids
@@ -20,7 +24,10 @@ Delivery guarantee, stated plainly:
   A trigger still waiting for a slot is dropped; a cancel delivered again changes nothing.
   The trigger's ``deadline`` cancels the attempt the same way (a retryable failure).
   To keep cancels flowing while every slot is busy, up to ``concurrency`` triggers wait in
-  memory; fetching pauses beyond that. :meth:`Worker.cancel` cancels a run's attempts by hand.
+  memory; fetching pauses beyond that and resumes the moment a slot frees (not after the poll
+  timeout). A slot frees when the handler returns: its reports are delivered meanwhile (the
+  offset still waits for them), and at most ``concurrency`` attempts may be delivering before
+  their slots count as busy again. :meth:`Worker.cancel` cancels a run's attempts by hand.
 * SIGTERM (``stop`` set): fetching stops at once, running attempts get ``shutdown_grace_s`` to
   finish; the rest are reported ``failed`` (retryable, "worker shut down") before offsets are
   committed and the group is left. Nothing is dropped silently.
@@ -146,10 +153,14 @@ class Worker:
         self._clock = clock
         self._keys: OrderedDict[str, KeyState] = OrderedDict()
         self._trackers: dict[TopicPartition, OffsetTracker] = {}
-        self._running: dict[asyncio.Task[None], StageContext] = {}
+        self._running: dict[asyncio.Task[None], StageContext] = {}  # handlers running
+        self._reporting: set[asyncio.Task[None]] = set()  # handlers over, reports in flight
         # triggers read while every slot was busy, in order (see the module docstring)
         self._waiting: deque[tuple[StageTrigger, Handler, _Slot]] = deque()
         self._fatal: BaseException | None = None
+        # set whenever an attempt ends: wakes a consume loop whose fetching is paused
+        self._slot_freed = asyncio.Event()
+        self._committing: asyncio.Task[None] | None = None  # the offset commit in flight
 
     # ---- registration ---------------------------------------------------------------------
 
@@ -240,36 +251,56 @@ class Worker:
         stopping = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set() and self._fatal is None:
+                self._slot_freed.clear()
                 self._start_waiting(runner)
-                free = self.settings.concurrency - len(self._running)
-                self._throttle(consumer, free)
+                free = self._free_slots()
+                paused = self._throttle(consumer, free)
+                # as many as can start now plus as many as may wait (cancels must get through)
+                room = max(free, 0) + max(self.settings.concurrency - len(self._waiting), 0)
                 fetch = asyncio.ensure_future(
                     consumer.getmany(
-                        timeout_ms=self.settings.poll_timeout_ms, max_records=max(free, 1)
+                        timeout_ms=self.settings.poll_timeout_ms, max_records=max(room, 1)
                     )
                 )
-                await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                # Paused, the poll would wait out its whole timeout: a freed slot ends it.
+                freed = asyncio.ensure_future(self._slot_freed.wait()) if paused else None
+                waits = {fetch, stopping} if freed is None else {fetch, stopping, freed}
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if freed is not None:
+                        freed.cancel()
                 if not fetch.done():
+                    # Cancelling getmany loses nothing: records are only taken on its return.
                     fetch.cancel()
                     with contextlib.suppress(asyncio.CancelledError, KafkaError):
                         await fetch
-                    break
-                for tp, records in fetch.result().items():
-                    for record in records:
-                        self._accept(tp, record, runner)
-                await self._commit(consumer)
+                    if stop.is_set():
+                        break
+                else:
+                    for tp, records in fetch.result().items():
+                        for record in records:
+                            self._accept(tp, record, runner)
+                # In the background, one at a time: intake does not wait for a broker round trip
+                # per poll (what is committed is durable either way; _drain commits the rest).
+                if self._committing is None or self._committing.done():
+                    self._committing = asyncio.create_task(self._commit(consumer))
         finally:
             stopping.cancel()
+            if self._committing is not None:
+                await asyncio.gather(self._committing, return_exceptions=True)
 
-    def _throttle(self, consumer: AIOKafkaConsumer, free: int) -> None:
+    def _throttle(self, consumer: AIOKafkaConsumer, free: int) -> bool:
+        """Pause or resume fetching; returns whether it is paused."""
         # Paused partitions keep the member alive in the group without fetching more work.
         # With every slot busy, fetching goes on (one record at a time) until as many
         # triggers wait: cancels behind them must still arrive.
         assignment = consumer.assignment()
         if free <= 0 and len(self._waiting) >= self.settings.concurrency:
             consumer.pause(*assignment)
-        else:
-            consumer.resume(*assignment)
+            return True
+        consumer.resume(*assignment)
+        return False
 
     def _accept(self, tp: TopicPartition, record: ConsumerRecord, runner: AttemptRunner) -> None:
         tracker = self._trackers.setdefault(tp, OffsetTracker())
@@ -292,7 +323,7 @@ class Worker:
         stage of one run never runs twice at once on this worker."""
         loop = asyncio.get_running_loop()
         for entry in list(self._waiting):
-            if len(self._running) >= self.settings.concurrency:
+            if self._free_slots() <= 0:
                 return
             trigger, handler, slot = entry
             if self._busy(trigger):
@@ -305,6 +336,12 @@ class Worker:
             task = asyncio.create_task(self._attempt(runner, ctx, handler, slot))
             self._running[task] = ctx
             self.status.bump("started")
+
+    def _free_slots(self) -> int:
+        """Slots for new handlers: ``concurrency`` less the handlers running, less the
+        attempts delivering their reports beyond ``concurrency`` (a slow broker slows intake)."""
+        backlog = max(0, len(self._reporting) - self.settings.concurrency)
+        return self.settings.concurrency - len(self._running) - backlog
 
     def _busy(self, trigger: StageTrigger) -> bool:
         data = trigger.data
@@ -375,15 +412,25 @@ class Worker:
     async def _attempt(
         self, runner: AttemptRunner, ctx: StageContext, handler: Handler, slot: _Slot
     ) -> None:
+        task: asyncio.Task[None] = asyncio.current_task()  # type: ignore[assignment]  # in a task
+
+        def returned() -> None:  # the handler is over: its slot goes to the next trigger now
+            if self._running.pop(task, None) is not None:
+                self._reporting.add(task)
+                self._slot_freed.set()
+                self._start_waiting(runner)
+
         try:
-            await runner.run(ctx, handler)
+            await runner.run(ctx, handler, returned)
         except Exception as error:  # the report was not acknowledged: stop, commit nothing past it
             log.exception("reports for %s were not acknowledged", ctx.idempotency_key)
             self._fatal = error
             self._keys.pop(ctx.idempotency_key, None)
             return
         finally:
-            self._running.pop(asyncio.current_task(), None)  # type: ignore[arg-type]  # in a task
+            self._running.pop(task, None)
+            self._reporting.discard(task)
+            self._slot_freed.set()
         self._remember(ctx.idempotency_key, "done")
         self.status.bump("finished")
         if self._trackers.get(slot.tp) is slot.tracker:  # not handed over to another member
@@ -418,12 +465,11 @@ class Worker:
         self._waiting.clear()  # not started: their offsets stay uncommitted, read again later
         with contextlib.suppress(Exception):
             consumer.pause(*consumer.assignment())
-        if self._running:
+        attempts = set(self._running) | self._reporting
+        if attempts:
             log.info("waiting up to %.0fs for %d attempt(s)", self.settings.shutdown_grace_s,
-                     len(self._running))  # fmt: skip
-            _, late = await asyncio.wait(
-                set(self._running), timeout=self.settings.shutdown_grace_s or None
-            )
+                     len(attempts))  # fmt: skip
+            _, late = await asyncio.wait(attempts, timeout=self.settings.shutdown_grace_s or None)
             for task in late:
                 task.cancel()  # the runner reports a retryable "worker shut down" failure
             for _ in late:

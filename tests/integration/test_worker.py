@@ -11,6 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streamcoord.core import partition_key_for
+from streamcoord.emit import Emitter
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import (
     CloudEvent,
@@ -253,3 +254,101 @@ async def test_a_streaming_stage_reports_offsets_and_watermark_then_succeeds(
     assert progress[-1].data.watermark.isoformat() == "2024-01-01T00:00:04+00:00"
     succeeded = next(e for _, e in seen if isinstance(e, StageSucceeded))
     assert succeeded.data.outputs["offsets"] == {"0": 5}
+
+
+async def test_with_one_slot_a_burst_runs_back_to_back_not_one_poll_timeout_apart(
+    broker: Broker,
+) -> None:
+    # A poll timeout far beyond the test's bound: a worker that waited it out with its
+    # fetching paused (every slot busy, a trigger waiting) would not start the next handler.
+    worker = broker.worker(concurrency=1, poll_timeout_ms=60_000)
+    started: list[str] = []
+    entered = asyncio.Event()
+    release = asyncio.Event()
+
+    @worker.stage("extract")
+    async def extract(ctx: StageContext) -> None:
+        started.append(ctx.run_id)
+        entered.set()
+        await release.wait()
+        release.clear()
+
+    burst = [trigger("orders/burst") if n == 0 else trigger(f"orders/burst{n}") for n in range(6)]
+    async with running(worker):
+        await broker.send_triggers(*burst)
+        for n in range(len(burst)):
+            async with asyncio.timeout(15):  # a bound, far below the 60 s poll timeout
+                await entered.wait()
+            entered.clear()
+            assert len(started) == n + 1
+            release.set()  # the handler returns: the next trigger takes its slot
+        seen = await broker.reports(count(StageSucceeded, len(burst)))
+    assert sorted(started) == sorted(t.data.run_id for t in burst)
+    assert sum(isinstance(e, StageSucceeded) for _, e in seen) == len(burst)
+
+
+class HeldStartedEmitter(Emitter):
+    """The real emitter, holding back the acknowledgement of ``held`` events until
+    ``release``."""
+
+    def __init__(self, kafka: KafkaSettings, held: type[CloudEvent] = StageStarted) -> None:
+        super().__init__(kafka)
+        self.held = held
+        self.release = asyncio.Event()
+
+    async def send(self, event: CloudEvent) -> CloudEvent:
+        sent = await super().send(event)
+        if isinstance(event, self.held):
+            await self.release.wait()
+        return sent
+
+
+async def test_the_handler_runs_before_started_is_acknowledged_and_started_comes_first(
+    broker: Broker,
+) -> None:
+    emitter = HeldStartedEmitter(broker.kafka)
+    worker = Worker(WorkerSettings(group_id=broker.group), broker.kafka, sink=emitter)
+    entered = asyncio.Event()
+
+    @worker.stage("extract")
+    async def extract(ctx: StageContext) -> dict[str, object]:
+        entered.set()  # `started` is not acknowledged yet
+        return {"rows": 1}
+
+    async with emitter, running(worker):
+        await broker.send_triggers(trigger("orders/early"))
+        async with asyncio.timeout(20):
+            await entered.wait()
+        assert worker.status.finished == 0  # the outcome waits for `started`
+        emitter.release.set()
+        seen = await broker.reports(count(StageSucceeded))
+    assert [type(e) for _, e in seen] == [StageStarted, StageSucceeded]
+
+
+async def test_a_slot_frees_when_the_handler_returns_and_the_offset_waits_for_the_outcome(
+    broker: Broker,
+) -> None:
+    emitter = HeldStartedEmitter(broker.kafka, held=StageSucceeded)
+    worker = Worker(
+        WorkerSettings(group_id=broker.group, concurrency=1), broker.kafka, sink=emitter
+    )
+    started: list[str] = []
+    both = asyncio.Event()
+
+    @worker.stage("extract")
+    async def extract(ctx: StageContext) -> None:
+        started.append(ctx.run_id)
+        if len(started) == 2:
+            both.set()
+
+    async with emitter, running(worker):
+        await broker.send_triggers(trigger("orders/first"), trigger("orders/second"))
+        async with asyncio.timeout(20):
+            await both.wait()  # the second ran while the first's outcome was unacknowledged
+        assert worker.status.finished == 0
+        emitter.release.set()
+        seen = await broker.reports(count(StageSucceeded, 2))
+        async with asyncio.timeout(20):
+            await worker.status.wait_until(lambda status: status.finished == 2)
+    assert sorted(started) == ["orders/first", "orders/second"]
+    assert sum(isinstance(e, StageSucceeded) for _, e in seen) == 2

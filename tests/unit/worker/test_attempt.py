@@ -13,6 +13,7 @@ import pytest
 
 from streamcoord.errors import ConfigError
 from streamcoord.events.models import (
+    CloudEvent,
     StageFailed,
     StageHeartbeat,
     StageProgress,
@@ -305,3 +306,63 @@ async def test_the_triggers_deadline_cancels_the_attempt_retryably(
     assert isinstance(failed, StageFailed)
     assert failed.data.retryable is True
     assert failed.data.error.startswith("cancelled (execution timeout (0.05s))")
+
+
+class HeldStartedSink(ListSink):
+    """Acknowledges ``started`` only once ``release`` is set (or fails it with ``error``)."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.error = error
+
+    async def send(self, event: CloudEvent) -> CloudEvent:
+        if isinstance(event, StageStarted):
+            await self.release.wait()
+            if self.error is not None:
+                raise self.error
+        return await super().send(event)
+
+
+async def test_the_handler_starts_before_started_is_acknowledged_and_reports_wait_for_it(
+    threads: ThreadPoolExecutor,
+) -> None:
+    sink = HeldStartedSink()
+    run = runner(sink, threads)
+    entered = asyncio.Event()
+
+    async def handler(ctx: StageContext) -> Outputs:
+        entered.set()  # runs while the broker has not acknowledged `started` yet
+        await ctx.progress(offsets={"0": 1})  # waits for `started`, then goes out
+        return {"rows": 1}
+
+    task = asyncio.create_task(run.run(context(make_trigger(), run), handler))
+    async with asyncio.timeout(10):
+        await entered.wait()
+    assert sink.events == []
+    sink.release.set()
+    await task
+    assert [type(e) for e in sink.events] == [StageStarted, StageProgress, StageSucceeded]
+
+
+async def test_an_unacknowledged_started_cancels_the_handler_and_sends_no_outcome(
+    threads: ThreadPoolExecutor,
+) -> None:
+    sink = HeldStartedSink(error=RuntimeError("broker unreachable"))
+    run = runner(sink, threads)
+    entered = asyncio.Event()
+
+    async def handler(ctx: StageContext) -> Outputs:
+        entered.set()
+        await asyncio.Event().wait()  # long work, stopped by the cancellation
+        return None
+
+    ctx = context(make_trigger(), run)
+    task = asyncio.create_task(run.run(ctx, handler))
+    async with asyncio.timeout(10):
+        await entered.wait()
+    sink.release.set()
+    with pytest.raises(RuntimeError, match="broker unreachable"):
+        await task
+    assert ctx.cancelled
+    assert sink.events == []  # no outcome without a durable `started` before it
