@@ -132,6 +132,18 @@ def _records(messages: Sequence[Message]) -> dict[TopicPartition, list[Record]]:
     return batch
 
 
+def _take(consumer: Consumer, max_records: int, timeout_s: float) -> list[Message]:
+    """Up to ``max_records`` messages, as soon as there is one: ``consume()`` would wait for a
+    full batch or the whole timeout; ``poll()`` returns with the first message."""
+    first = consumer.poll(timeout_s)
+    if first is None:
+        return []
+    messages = [first]
+    if max_records > 1:
+        messages.extend(consumer.consume(max_records - 1, 0))
+    return messages
+
+
 def _partition_count(client: Consumer | RdProducer, topic: str) -> int | None:
     metadata = client.list_topics(topic, timeout=_REQUEST_TIMEOUT_S)
     described = metadata.topics.get(topic)
@@ -406,14 +418,7 @@ class ConfluentGroupConsumer:
         self, consumer: Consumer, timeout_s: float, max_records: int
     ) -> dict[TopicPartition, list[Record]]:
         self._apply(consumer, self._drain())
-        # poll() returns with the first record; consume() waits for a full batch or the timeout
-        first = consumer.poll(timeout_s)
-        if first is None:
-            return {}
-        messages = [first]
-        if max_records > 1:
-            messages.extend(consumer.consume(max_records - 1, 0))
-        return _records(messages)
+        return _records(_take(consumer, max_records, timeout_s))
 
     def _drain(self) -> list[tuple[str, TopicPartition, int]]:
         ops = []
@@ -724,7 +729,7 @@ class ConfluentTopicReader:
         if consumer is None:
             raise TransportError("the topic reader is not started")
         with _translated():
-            messages = await asyncio.to_thread(consumer.consume, 500, timeout_ms / 1000)
+            messages = await asyncio.to_thread(_take, consumer, 500, timeout_ms / 1000)
         for message in messages:
             error = message.error()
             if error is not None and error.code() == KafkaError._PARTITION_EOF:
@@ -747,18 +752,28 @@ class ConfluentChangelog:
     def _read(self, partition: int, deadline_s: float) -> ChangelogContents:
         started = time.monotonic()
         consumer = _reader(
-            self._config, **{"enable.partition.eof": True, "fetch.max.bytes": 8 * 1024 * 1024}
+            self._config,
+            **{
+                "enable.partition.eof": True,
+                "fetch.max.bytes": 8 * 1024 * 1024,
+                # the end shows as an empty fetch: a broker holding it back for new records
+                # (500 ms by default) would only delay the restore
+                "fetch.wait.max.ms": 5,
+            },
         )
         items: dict[str, bytes] = {}
         records = 0
         try:
+            # Leaders known first: an assignment without them retries its offset query only
+            # after a fixed 500 ms.
+            consumer.list_topics(self._topic, timeout=_REQUEST_TIMEOUT_S)
             consumer.assign([RdTopicPartition(self._topic, partition, OFFSET_BEGINNING)])
             while True:
                 if time.monotonic() - started > deadline_s:
                     raise TimeoutError(
                         f"restoring {self._topic}[{partition}] took over {deadline_s:.0f}s"
                     )
-                for message in consumer.consume(10_000, 0.5):
+                for message in _take(consumer, 10_000, 0.5):
                     error = message.error()
                     if error is not None:
                         if error.code() == KafkaError._PARTITION_EOF:
