@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -104,10 +104,16 @@ def _record(message: Message) -> ConfluentRecord:
         message.partition() or 0,
         message.offset() or 0,
         message.timestamp()[1],
-        message.key(),  # type: ignore[arg-type]  # bytes: no deserializer is configured
-        message.value(),  # type: ignore[arg-type]
-        [(k, v or b"") for k, v in headers] if headers else (),
+        message.key(),
+        message.value(),
+        [(k, _header_bytes(v)) for k, v in headers] if isinstance(headers, list) else (),
     )
+
+
+def _header_bytes(value: str | bytes | None) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return (value or "").encode()
 
 
 def _records(messages: Sequence[Message]) -> dict[TopicPartition, list[Record]]:
@@ -268,7 +274,9 @@ class _ClientThread:
                 self._run(job)
 
     @staticmethod
-    def _run(job: tuple[Callable[..., Any], tuple[Any, ...], concurrent.futures.Future[Any]]) -> None:
+    def _run(
+        job: tuple[Callable[..., Any], tuple[Any, ...], concurrent.futures.Future[Any]],
+    ) -> None:
         fn, args, future = job
         if not future.set_running_or_notify_cancel():
             return
@@ -366,7 +374,11 @@ class ConfluentGroupConsumer:
         consumer calls it makes meanwhile."""
         if callback is None or self._loop is None or self._thread is None:
             return
-        future = asyncio.run_coroutine_threadsafe(callback(tps), self._loop)
+
+        async def run(callback: AssignmentCallback) -> None:
+            await callback(tps)
+
+        future = asyncio.run_coroutine_threadsafe(run(callback), self._loop)
         try:
             self._thread.wait_serving(future)
         except Exception:  # as aiokafka does with a failing listener: log it, go on
@@ -672,7 +684,7 @@ class ConfluentTransactionalSink(_Producing):
                         record.value,
                         record.key,
                         partition=partition,
-                        headers=record.headers or None,
+                        headers=cast(Any, record.headers) or None,
                         timestamp=record.timestamp or 0,
                     )
         remaining = await self._blocking(producer.flush, self._timeout_s)
@@ -701,17 +713,16 @@ class ConfluentTopicReader:
         try:
             with _translated():
                 count = await asyncio.to_thread(_partition_count, consumer, self._topic)
-            if not count:
-                raise ConfigError(
-                    f"topic {self._topic} does not exist",
-                    hint="create it with `streamcoord topics apply`",
-                )
-            consumer.assign(
-                [RdTopicPartition(self._topic, p, OFFSET_BEGINNING) for p in range(count)]
-            )
         except BaseException:
             await asyncio.to_thread(consumer.close)
             raise
+        if not count:
+            await asyncio.to_thread(consumer.close)
+            raise ConfigError(
+                f"topic {self._topic} does not exist",
+                hint="create it with `streamcoord topics apply`",
+            )
+        consumer.assign([RdTopicPartition(self._topic, p, OFFSET_BEGINNING) for p in range(count)])
         self._consumer = consumer
         self._behind = set(range(count))
 
@@ -788,6 +799,6 @@ class ConfluentChangelog:
                     if value is None:
                         items.pop(key, None)
                     else:
-                        items[key] = value  # type: ignore[assignment]  # bytes: no deserializer
+                        items[key] = value
         finally:
             consumer.close()
