@@ -12,8 +12,10 @@ from aiokafka import AIOKafkaProducer
 
 from streamcoord.devtools.consistency import replay_mismatches
 from streamcoord.events.models import ExternalEvent
+from streamcoord.kafka.settings import KafkaClient
 from streamcoord.runtime import TopicNames
 from tests.integration.coordination import (
+    BOTH_CLIENTS,
     STEADY_SPEC,
     CoordinatorProcess,
     Harness,
@@ -30,8 +32,9 @@ RUNS = 200
 KILLS = 10
 
 
+@BOTH_CLIENTS
 async def test_kill_9_ten_times_loses_and_duplicates_nothing(
-    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path, client: KafkaClient
 ) -> None:
     topics = TopicNames(prefix=f"{unique_name('crash')}.")
     await create_topics(kafka_bootstrap, topics, partitions=2)
@@ -42,7 +45,7 @@ async def test_kill_9_ten_times_loses_and_duplicates_nothing(
     harness = Harness(kafka_bootstrap, topics, producer)
     executor = asyncio.create_task(answer_triggers(harness))
     coordinator = CoordinatorProcess(
-        spec, kafka_bootstrap, topics, unique_name("group"), instance_id="only"
+        spec, kafka_bootstrap, topics, unique_name("group"), instance_id="only", client=client
     )
     log = tmp_path / "coordinator.log"
     chooser = random.Random(20261128)

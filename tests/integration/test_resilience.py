@@ -17,8 +17,10 @@ from streamcoord.devtools.kafka import BrokerSettings, LocalKafka, free_port
 from streamcoord.events.codec import encode
 from streamcoord.events.models import ExternalEvent, StageSucceeded, StageSucceededData
 from streamcoord.kafka.records import read_topic
+from streamcoord.kafka.settings import KafkaClient
 from streamcoord.runtime import TopicNames
 from tests.integration.coordination import (
+    BOTH_CLIENTS,
     STEADY_SPEC,
     CoordinatorProcess,
     Harness,
@@ -105,16 +107,17 @@ async def test_a_thousand_hostile_events_are_dead_lettered_and_nothing_stops(
     await assert_each_trigger_once(harness, runs)
 
 
+@BOTH_CLIENTS
 async def test_a_peer_killed_mid_stream_hands_its_partitions_over(
-    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path, client: KafkaClient
 ) -> None:
     topics = TopicNames(prefix=f"{unique_name('takeover')}.")
     await create_topics(kafka_bootstrap, topics, partitions=2)
     spec = tmp_path / "steady.yaml"
     spec.write_text(STEADY_SPEC)
     group = unique_name("group")
-    first = CoordinatorProcess(spec, kafka_bootstrap, topics, group)
-    second = CoordinatorProcess(spec, kafka_bootstrap, topics, group)
+    first = CoordinatorProcess(spec, kafka_bootstrap, topics, group, client=client)
+    second = CoordinatorProcess(spec, kafka_bootstrap, topics, group, client=client)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     harness = Harness(kafka_bootstrap, topics, producer)
@@ -151,8 +154,9 @@ def own_broker(tmp_path: Path) -> LocalKafka:
     )
 
 
+@BOTH_CLIENTS
 async def test_a_broker_restart_mid_stream_loses_and_duplicates_nothing(
-    own_broker: LocalKafka, unique_name: Callable[[str], str]
+    own_broker: LocalKafka, unique_name: Callable[[str], str], client: KafkaClient
 ) -> None:
     await asyncio.to_thread(own_broker.start)
     try:
@@ -160,7 +164,7 @@ async def test_a_broker_restart_mid_stream_loses_and_duplicates_nothing(
         topics = TopicNames(prefix=f"{unique_name('restart')}.")
         await create_topics(bootstrap, topics, partitions=2)
         runs = 40
-        async with in_process(bootstrap, topics, unique_name("group")) as harness:
+        async with in_process(bootstrap, topics, unique_name("group"), client=client) as harness:
             for n in range(runs // 2):
                 await harness.emit_event(tick(n))
             await asyncio.to_thread(own_broker.stop)
