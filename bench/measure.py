@@ -133,10 +133,13 @@ async def follow_decisions(
 class Child:
     """``python -m bench.child`` with its JSON lines collected."""
 
-    def __init__(self, bootstrap: str, prefix: str, group: str, poll_timeout_ms: int = 200) -> None:
+    def __init__(
+        self, bootstrap: str, prefix: str, group: str, poll_timeout_ms: int = 200,
+        client: str = "aiokafka",
+    ) -> None:  # fmt: skip
         self.args = [sys.executable, "-m", "bench.child", "--bootstrap", bootstrap,
                      "--prefix", prefix, "--group", group,
-                     "--poll-timeout-ms", str(poll_timeout_ms)]  # fmt: skip
+                     "--poll-timeout-ms", str(poll_timeout_ms), "--client", client]  # fmt: skip
         self.lines: dict[str, dict[str, Any]] = {}
         self.events: dict[str, asyncio.Event] = {}
         self.process: asyncio.subprocess.Process | None = None
