@@ -168,7 +168,9 @@ class ConfluentTransport:
         *,
         refusal: Callable[[], Awaitable[Exception | None]] | None = None,
     ) -> None:
-        self.config = dict(config)
+        # A restarted broker is found again within a second, as aiokafka does, not after
+        # librdkafka's backoff of up to 10 s.
+        self.config = {"reconnect.backoff.max.ms": 1000, **config}
         self._refusal = refusal
         # Blocking producer calls (flush, commit) of every partition at once: more than the
         # default executor's few threads.
@@ -642,10 +644,18 @@ class ConfluentTransactionalSink(_Producing):
                 "retry.backoff.max.ms": 100,
                 "transaction.timeout.ms": int(timeout_s * 2000),
                 "queue.buffering.max.messages": 1_000_000,
+                # flush() waits for delivery reports, in 10 ms naps unless one arrives: without
+                # a report callback none does, and every write waited the nap out
+                "on_delivery": self._delivered,
             },
             pool,
         )
         self._timeout_s = timeout_s * 2
+        self._failed: KafkaError | None = None
+
+    def _delivered(self, error: KafkaError | None, _: Message) -> None:
+        if error is not None and self._failed is None:
+            self._failed = error
 
     async def start(self) -> None:
         with _translated():
@@ -688,6 +698,9 @@ class ConfluentTransactionalSink(_Producing):
                         timestamp=record.timestamp or 0,
                     )
         remaining = await self._blocking(producer.flush, self._timeout_s)
+        failed, self._failed = self._failed, None
+        if failed is not None:
+            raise TransportError(f"a record of the transaction was refused: {failed.str()}")
         if remaining:
             raise TransportError(f"{remaining} records not acknowledged in {self._timeout_s:.0f}s")
 

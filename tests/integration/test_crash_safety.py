@@ -29,7 +29,8 @@ from tests.integration.coordination import (
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
 
 RUNS = 200
-KILLS = 10
+#: kills per client: the second client's run is shorter (each kill costs a process start)
+KILLS = {"aiokafka": 10, "confluent": 4}
 
 
 @BOTH_CLIENTS
@@ -58,7 +59,7 @@ async def test_kill_9_ten_times_loses_and_duplicates_nothing(
 
     emitter = asyncio.create_task(emit_steadily())
     try:
-        for _ in range(KILLS):
+        for _ in range(KILLS[client]):
             await coordinator.start(log)
             await asyncio.wait_for(coordinator.restored.wait(), 60)
             await asyncio.sleep(chooser.uniform(0.0, 1.0))  # a random moment mid-stream
@@ -78,7 +79,7 @@ async def test_kill_9_ten_times_loses_and_duplicates_nothing(
     expected = {(f"steady/{n}", stage, 1) for n in range(RUNS) for stage in ("first", "second")}
     assert set(counts) == expected
     assert [key for key, count in counts.items() if count != 1] == []
-    assert log.read_text().count("restored partition") >= KILLS, "restarts restored state"
+    assert log.read_text().count("restored partition") >= KILLS[client], "restarts restored state"
     await assert_state_equals_uninterrupted_replay(harness, topics)
 
 
