@@ -83,6 +83,15 @@ def _translated() -> Iterator[None]:
         raise TransportError(text or type(exc).__name__) from exc
     except BufferError as exc:  # the local queue is full: the broker does not keep up
         raise TransportError(str(exc)) from exc
+    except SystemError as exc:
+        # A fatal error (a fenced producer) raised while a flush ran a delivery callback
+        # reaches Python as a SystemError around the KafkaException.
+        cause = exc.__cause__ or exc.__context__
+        if not isinstance(cause, KafkaException):
+            raise
+        error = cause.args[0] if cause.args else None
+        text = error.str() if isinstance(error, KafkaError) else str(cause)
+        raise TransportError(text) from exc
 
 
 class ConfluentRecord(NamedTuple):
