@@ -547,10 +547,14 @@ class _Producing:
 
     async def _close(self) -> None:
         producer, self._producer = self._producer, None
-        if producer is not None:
+        if producer is None:
+            return
+        try:
             # purge what is queued (nothing, after a commit or a flush), then let it go
             await self._blocking(producer.purge)
             await self._blocking(producer.close)
+        except TransportError as exc:  # a fenced or failed producer: dropped all the same
+            log.debug("closing a producer: %s", exc)
 
 
 class ConfluentProducer(_Producing):
