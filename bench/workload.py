@@ -109,7 +109,7 @@ def seeded_states(runs: int, partitions: int) -> list[list[tuple[str, bytes]]]:
     step = decide(catalog(), state, request(_TEMPLATE_N), NOW)
     if step.rejection is not None:
         raise SystemExit(f"bench spec rejects its run request: {step.rejection}")
-    # the run's record only: the partition's other keys (its decision chain) are not per run
+    # the run's record; the partition's decision chain head ("chain") is not per run
     ((key, value),) = [(k, v) for k, v in state.dump() if k.startswith("run/")]
     marker = str(_TEMPLATE_N).encode()
     out: list[list[tuple[str, bytes]]] = [[] for _ in range(partitions)]
