@@ -116,8 +116,12 @@ async def follow_decisions(
     try:
         while time.perf_counter() - started < deadline_s:
             committed = await admin.list_consumer_group_offsets(group)
-            if all(tp in committed and committed[tp].offset >= end for tp, end in ends.items()
-                   if end):  # fmt: skip
+            # The internal topic is written in transactions: its end is one past the last
+            # commit marker, and the group's position after the last record is that marker's
+            # offset (positions are the decided records', not the consumer's): end - 1. Waiting
+            # for the end itself ran every drain into the deadline.
+            if all(tp in committed and committed[tp].offset >= end - 1
+                   for tp, end in ends.items() if end):  # fmt: skip
                 break
             await asyncio.sleep(0.1)
     finally:
