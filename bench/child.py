@@ -17,6 +17,8 @@ import time
 import orjson
 
 from bench.workload import catalog
+from streamcoord.kafka.settings import KafkaSettings
+from streamcoord.kafka.transport import make_transport
 from streamcoord.runtime import Coordinator, CoordinatorSettings, tune_garbage_collector
 
 
@@ -41,7 +43,8 @@ async def serve(args: argparse.Namespace) -> None:
         # The bench follows the group's offsets to time a drain: show them often.
         group_offsets_interval_s=0.1,
     )  # fmt: skip
-    coordinator = Coordinator(cat, settings, {"bootstrap_servers": args.bootstrap})
+    kafka = KafkaSettings(bootstrap_servers=args.bootstrap, client=args.client)
+    coordinator = Coordinator(cat, settings, make_transport(kafka))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -70,6 +73,7 @@ def main() -> None:
     parser.add_argument("--group", required=True)
     parser.add_argument("--poll-timeout-ms", type=int, default=200)
     parser.add_argument("--max-batch", type=int, default=500)
+    parser.add_argument("--client", choices=("aiokafka", "confluent"), default="aiokafka")
     asyncio.run(serve(parser.parse_args()))
 
 

@@ -64,4 +64,37 @@ def markdown(r: dict[str, Any]) -> str:
         lines += markdown_rows(r["state_size"])
     if "user_path" in r:  # the path a user feels: emitter API -> coordinator -> worker
         lines += user_path.markdown_rows(r["user_path"])
+    if "clients" in r:  # results from before the second Kafka client have none
+        lines += ["", "The Kafka clients side by side:", "", *client_rows(r["clients"])]
     return "\n".join(lines) + "\n"
+
+
+def clients_markdown(r: dict[str, Any]) -> str:
+    """The two Kafka clients side by side (``results["clients"]``)."""
+    lines = [
+        f"Run {r['date']} on {r['machine']}; load average at start {r['load_start']}, "
+        f"at end {r['load_end']}; {r['partitions']} partitions, batches of {r['max_batch']}, "
+        "exactly-once on.",
+        "",
+        *client_rows(r["clients"]),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def client_rows(clients: dict[str, Any]) -> list[str]:
+    """Per client: its exactly-once passthrough through the ports, one coordinator process on
+    it, the coordinator's share of the passthrough, and the light-load latency."""
+    rows = [
+        "| client | passthrough through the ports (events/s; µs/event) | one coordinator "
+        "(events/s; µs/event) | coordinator / passthrough | light load p50 / p99 (ms) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, c in clients.items():
+        passthrough, coordinator, light = c["passthrough"], c["coordinator"], c["light"]
+        rows.append(
+            f"| {name} | {passthrough['events_per_s']:,.0f}; {c['passthrough_us_per_event']:.1f} "
+            f"| {coordinator['events_per_s']:,.0f}; {c['coordinator_us_per_event']:.1f} "
+            f"| {c['coordinator_to_passthrough']:.2f} "
+            f"| {light.get('p50_ms', 0):.1f} / {light.get('p99_ms', 0):.1f} |"
+        )
+    return rows

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import platform
 import sys
@@ -20,7 +21,7 @@ from typing import Any
 
 import orjson
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from bench import workload
 from bench.latency import measure_latency
@@ -33,13 +34,17 @@ from bench.measure import (
     steady_rate,
 )
 from bench.passthrough import passthrough
-from bench.report import markdown
+from bench.passthrough_ports import ports_passthrough
+from bench.report import clients_markdown, markdown
 from bench.user_path import user_path
 from streamcoord.events import topology
+from streamcoord.kafka.settings import KafkaSettings
+from streamcoord.kafka.transport import make_transport
 from streamcoord.runtime import TopicNames
 
 RESULTS = Path(__file__).parent / "results"
 PARTITIONS = 8
+CLIENTS = ("aiokafka", "confluent")
 console = Console()
 
 
@@ -60,13 +65,13 @@ async def fresh_topics(bootstrap: str, runs: int, *, preload: bool = True) -> To
 
 
 async def coordinators(
-    bootstrap: str, runs: int, processes: int, progress: Progress
+    bootstrap: str, runs: int, processes: int, progress: Progress, client: str = "aiokafka"
 ) -> dict[str, Any]:
     topics = await fresh_topics(bootstrap, runs)
     ends = await end_offsets(bootstrap, topics.events, PARTITIONS)
     group = f"{topics.prefix}coord"
-    task = progress.add_task(f"{processes} coordinator(s)", total=sum(ends.values()))
-    children = [Child(bootstrap, topics.prefix, group) for _ in range(processes)]
+    task = progress.add_task(f"{processes} coordinator(s), {client}", total=sum(ends.values()))
+    children = [Child(bootstrap, topics.prefix, group, client=client) for _ in range(processes)]
     for child in children:
         await child.start()
     drain = await follow_group(
@@ -86,6 +91,7 @@ async def coordinators(
     per_event = (drain.total + triggers) / drain.total
     return {
         "processes": processes,
+        "client": client,
         "events": drain.total,
         "seconds": drain.seconds,
         "events_per_s": drain.rate,
@@ -129,13 +135,14 @@ async def baselines(bootstrap: str, runs: int, progress: Progress) -> dict[str, 
 
 
 async def latency(
-    bootstrap: str, rate: float, handoffs: int, label: str, progress: Progress
-) -> dict[str, Any]:
+    bootstrap: str, rate: float, handoffs: int, label: str, progress: Progress, *,
+    client: str = "aiokafka",
+) -> dict[str, Any]:  # fmt: skip
     # Enough chains for every hand-off (19 per run), and enough in flight for the rate.
     runs = max(int(rate * 0.6), (handoffs + 300) // (workload.STAGES - 1) + 100)
     topics = await fresh_topics(bootstrap, runs, preload=False)
     group = f"{topics.prefix}coord"
-    child = Child(bootstrap, topics.prefix, group, poll_timeout_ms=200)
+    child = Child(bootstrap, topics.prefix, group, poll_timeout_ms=200, client=client)
     await child.start()
     await asyncio.wait_for(child.event("ready").wait(), 120)
     task = progress.add_task(f"latency {label}", total=handoffs)
@@ -145,10 +152,57 @@ async def latency(
     )  # fmt: skip
     await child.stop()
     await workload.delete_topics(bootstrap, topics)
-    return {"label": label, "offered_handoffs_per_s": rate,
+    return {"label": label, "client": client, "offered_handoffs_per_s": rate,
             "achieved_handoffs_per_s": result["handoffs_per_s"],
             "events_per_s": 2 * result["handoffs_per_s"], **percentiles(result["latencies"]),
             "load": load()}  # fmt: skip
+
+
+async def clients(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
+    """Both Kafka clients side by side: each one's exactly-once passthrough through the ports
+    (:mod:`bench.passthrough_ports`), one coordinator process on it, and its light-load latency."""
+    bootstrap, runs = args.bootstrap, args.runs
+    topics = await fresh_topics(bootstrap, 4 * runs)
+    ends = await end_offsets(bootstrap, topics.events, PARTITIONS)
+    out: dict[str, Any] = {}
+    for client, sink in zip(CLIENTS, (topology.DECISIONS, topology.RUNS), strict=True):
+        transport = make_transport(KafkaSettings(bootstrap_servers=bootstrap, client=client))
+        task = progress.add_task(
+            f"passthrough through the ports, {client}", total=sum(ends.values())
+        )
+        drain = await ports_passthrough(
+            transport, topics.events, topics.full(sink), f"{topics.prefix}pt-{client}",
+            {(tp.topic, tp.partition): end for tp, end in ends.items()},
+            on_progress=functools.partial(_advance, progress, task),
+        )  # fmt: skip
+        out[client] = {
+            "passthrough": {
+                "events": drain.total,
+                "seconds": drain.seconds,
+                "events_per_s": drain.rate,
+                "steady_events_per_s": steady_rate(drain.samples, drain.total),
+                "load": load(),
+            }
+        }
+    await workload.delete_topics(bootstrap, topics)
+    for client in CLIENTS:
+        out[client]["coordinator"] = await coordinators(bootstrap, runs, 1, progress, client)
+    for client in CLIENTS:
+        out[client]["light"] = await latency(
+            bootstrap, args.light_rate, args.handoffs, f"light, {client}", progress, client=client
+        )
+    for one in out.values():
+        passthrough, coordinator = one["passthrough"], one["coordinator"]
+        one["passthrough_us_per_event"] = 1e6 / max(passthrough["events_per_s"], 1e-9)
+        one["coordinator_us_per_event"] = 1e6 / max(coordinator["events_per_s"], 1e-9)
+        one["coordinator_to_passthrough"] = coordinator["events_per_s"] / max(
+            passthrough["events_per_s"], 1e-9
+        )
+    return out
+
+
+def _advance(progress: Progress, task: TaskID, done: int) -> None:
+    progress.update(task, completed=done)
 
 
 async def recovery(bootstrap: str, runs: int, progress: Progress) -> dict[str, Any]:
@@ -226,6 +280,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         results["baselines"] = await baselines(args.bootstrap, args.runs, progress)
         results["throughput"] = [await coordinators(args.bootstrap, args.runs, n, progress)
                                  for n in (1, 2, 4)]  # fmt: skip
+        results["clients"] = await clients(args, progress)
         one = results["throughput"][0]
         best = max(one["steady_events_per_s"], one["events_per_s"])
         half = max(args.light_rate, best / 4)
@@ -250,9 +305,26 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+async def clients_only(args: argparse.Namespace) -> dict[str, Any]:
+    """The broker warmed up, then :func:`clients` alone (``--clients-only``)."""
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, "
+                   f"Python {platform.python_version()}",
+        "load_start": load(), "partitions": PARTITIONS, "runs": args.runs, "max_batch": 500,
+    }  # fmt: skip
+    started = time.perf_counter()
+    with Progress(console=console) as progress:
+        await latency(args.bootstrap, args.light_rate, args.warmup_handoffs, "warm-up", progress)
+        results["clients"] = await clients(args, progress)
+    results["seconds"] = time.perf_counter() - started
+    results["load_end"] = load()
+    return results
+
+
 async def with_broker(args: argparse.Namespace) -> dict[str, Any]:
     if args.bootstrap:
-        return await bench(args)
+        return await (clients_only(args) if args.clients_only else bench(args))
     from streamcoord.devtools.kafka import BrokerSettings, LocalKafka, free_port
 
     with tempfile.TemporaryDirectory(prefix="streamcoord-bench-") as data:
@@ -261,7 +333,7 @@ async def with_broker(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.to_thread(broker.start)
         try:
             args.bootstrap = broker.bootstrap
-            return await bench(args)
+            return await (clients_only(args) if args.clients_only else bench(args))
         finally:
             await asyncio.to_thread(broker.stop)
 
@@ -297,6 +369,11 @@ def main() -> None:
         "--bursts", type=int, default=1000, help="bursts of 20 runs emitted at once"
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, to try the bench out")
+    parser.add_argument(
+        "--clients-only",
+        action="store_true",
+        help="only the two Kafka clients side by side (bench/results/clients.{json,md})",
+    )
     args = parser.parse_args()
     if args.quick:
         args.runs, args.recovery_runs, args.handoffs = 3000, 10_000, 1000
@@ -305,6 +382,12 @@ def main() -> None:
         args.user_samples, args.bursts = 200, 50
     results = asyncio.run(with_broker(args))
     RESULTS.mkdir(exist_ok=True)
+    if args.clients_only:
+        (RESULTS / "clients.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+        table = clients_markdown(results)
+        (RESULTS / "clients.md").write_text(table)
+        console.print(table)
+        return
     (RESULTS / "latest.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     table = markdown(results)
     (RESULTS / "latest.md").write_text(table)

@@ -19,6 +19,8 @@ from streamcoord.cli.common import (
     load_catalog,
 )
 from streamcoord.cli.telemetry import telemetry
+from streamcoord.kafka.settings import KafkaClient
+from streamcoord.kafka.transport import make_transport
 from streamcoord.runtime import Coordinator, CoordinatorSettings, tune_garbage_collector
 from streamcoord.runtime.health import HealthServer
 from streamcoord.runtime.specs import SpecsFollower, SpecSource, StaticSpecs
@@ -54,6 +56,13 @@ def run(
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1 at this port.")
     ] = None,
+    kafka_client: Annotated[
+        KafkaClient | None,
+        typer.Option(
+            help="Kafka client of the consumer and the transactional producers (default: "
+            "settings' client, then aiokafka).",
+        ),
+    ] = None,
     retention_s: Annotated[
         float | None,
         typer.Option(
@@ -71,6 +80,8 @@ def run(
         if value is not None
     }  # fmt: skip
     kafka = kafka_settings(bootstrap_servers, config)
+    if kafka_client is not None:
+        kafka = kafka.model_copy(update={"client": kafka_client})
     if kafka.topic_prefix:  # else STREAMCOORD_TOPIC_PREFIX (or none) applies
         overrides.setdefault("topic_prefix", kafka.topic_prefix)
     settings = CoordinatorSettings(**overrides)
@@ -91,7 +102,7 @@ def run(
     )
     tune_garbage_collector()
     with telemetry("streamcoord-coordinator", metrics_port):
-        asyncio.run(_serve(Coordinator(specs, settings, kafka.client_kwargs()), settings))
+        asyncio.run(_serve(Coordinator(specs, settings, make_transport(kafka)), settings))
 
 
 async def _serve(coordinator: Coordinator, settings: CoordinatorSettings) -> None:

@@ -33,6 +33,7 @@ _config_path: ContextVar[Path | None] = ContextVar("streamcoord_kafka_config", d
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+KafkaClient = Literal["aiokafka", "confluent"]
 
 
 class KafkaSettings(BaseSettings):
@@ -65,6 +66,12 @@ class KafkaSettings(BaseSettings):
     client_id: str = Field("streamcoord", description="Client id the brokers log and quota by.")
     topic_prefix: str = Field(
         "", description="Prefix of every topic name, for installations sharing a cluster."
+    )
+    client: KafkaClient = Field(
+        "aiokafka",
+        description="Kafka client of the coordinator's consumer and transactional producers: "
+        "aiokafka (pure Python) or confluent (confluent-kafka, on librdkafka). The same "
+        "connection settings apply to both.",
     )
 
     @model_validator(mode="after")
@@ -113,6 +120,30 @@ class KafkaSettings(BaseSettings):
         if self.uses_ssl:
             kwargs["ssl_context"] = self.ssl_context()
         return kwargs
+
+    def confluent_config(self) -> dict[str, Any]:
+        """The same connection as librdkafka properties (confluent-kafka's clients)."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": self.client_id,
+            "security.protocol": self.security_protocol.lower(),
+        }
+        if self.security_protocol.startswith("SASL_"):
+            config["sasl.mechanism"] = self.sasl_mechanism
+            config["sasl.username"] = self.sasl_plain_username
+            config["sasl.password"] = _reveal(self.sasl_plain_password)
+        if self.uses_ssl:
+            files = {
+                "ssl.ca.location": self.ssl_cafile,
+                "ssl.certificate.location": self.ssl_certfile,
+                "ssl.key.location": self.ssl_keyfile,
+            }
+            config.update({name: str(path) for name, path in files.items() if path is not None})
+            if self.ssl_password is not None:
+                config["ssl.key.password"] = _reveal(self.ssl_password)
+            # librdkafka checks the broker's host name only when asked; ssl_context() does
+            config["ssl.endpoint.identification.algorithm"] = "https"
+        return config
 
     def ssl_context(self) -> ssl.SSLContext:
         """The TLS context built from the ``ssl_*`` files (system CAs when no cafile is set)."""

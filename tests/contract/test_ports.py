@@ -20,6 +20,7 @@ import pytest
 
 from streamcoord.core import partition_for
 from streamcoord.kafka.client import KafkaTransport
+from streamcoord.kafka.confluent import ConfluentTransport
 from streamcoord.kafka.ports import (
     GroupConsumer,
     OutRecord,
@@ -52,8 +53,11 @@ class MemoryEnv:
 
 
 class KafkaEnv:
-    def __init__(self, bootstrap: str) -> None:
+    """The real broker, through aiokafka (``client="aiokafka"``) or confluent-kafka."""
+
+    def __init__(self, bootstrap: str, client: str) -> None:
         self.bootstrap = bootstrap
+        self.client = client
         self.run = uuid.uuid4().hex[:8]
 
     async def topics(self, *names: str, partitions: int) -> list[str]:
@@ -62,14 +66,22 @@ class KafkaEnv:
         return unique
 
     def transport(self, name: str) -> Transport:
+        if self.client == "confluent":
+            return ConfluentTransport({"bootstrap.servers": self.bootstrap, "client.id": name})
         return KafkaTransport({"bootstrap_servers": self.bootstrap, "client_id": name})
 
 
-@pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.kafka)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("aiokafka", marks=pytest.mark.kafka),
+        pytest.param("confluent", marks=pytest.mark.kafka),
+    ]
+)
 def env(request: pytest.FixtureRequest) -> Env:
     if request.param == "memory":
         return MemoryEnv()
-    return KafkaEnv(request.getfixturevalue("kafka_bootstrap"))
+    return KafkaEnv(request.getfixturevalue("kafka_bootstrap"), request.param)
 
 
 async def _read(transport: Transport, topic: str, partition: int = 0) -> dict[str, bytes]:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streamcoord.core import Catalog, partition_key_for
@@ -27,11 +28,15 @@ from streamcoord.events.models import (
     StageTrigger,
 )
 from streamcoord.kafka.admin import apply_topics, load_topics
-from streamcoord.kafka.settings import KafkaSettings
+from streamcoord.kafka.settings import KafkaClient, KafkaSettings
+from streamcoord.kafka.transport import make_transport
 from streamcoord.pipelines.loader import parse_specs
 from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
 from streamcoord.runtime.specs import SpecSource
 from streamcoord.telemetry.metrics import GLOBAL_INSTRUMENTS, Instruments
+
+#: Parametrize a coordinator test with this to run it on both Kafka clients (``client=``).
+BOTH_CLIENTS = pytest.mark.parametrize("client", ["aiokafka", "confluent"])
 
 
 def catalog_of(spec: str) -> Catalog:
@@ -147,11 +152,12 @@ class CoordinatorProcess:
         *,
         instance_id: str | None = None,
         extra: tuple[str, ...] = (),
+        client: KafkaClient = "aiokafka",
     ) -> None:
         self.command = [
             sys.executable, "-m", "streamcoord.cli.main", "run", str(spec),
             "--bootstrap-servers", bootstrap, "--group-id", group,
-            "--topic-prefix", topics.prefix, *extra,
+            "--topic-prefix", topics.prefix, "--kafka-client", client, *extra,
         ]  # fmt: skip
         if instance_id is not None:
             self.command += ["--instance-id", f"{group}-{instance_id}"]
@@ -235,19 +241,20 @@ async def in_process(
     specs: SpecSource | None = None,
     executor: bool = True,
     instruments: Instruments = GLOBAL_INSTRUMENTS,
+    client: KafkaClient = "aiokafka",
     **settings: int,
 ) -> AsyncIterator[Harness]:
     """A coordinator and a test executor in this process, stopped cleanly at the end.
 
-    It runs ``spec``, or the versions ``specs`` gives (the specs topic, say). Without
-    ``executor`` the test answers the triggers itself.
+    It runs ``spec``, or the versions ``specs`` gives (the specs topic, say), on the Kafka
+    ``client``. Without ``executor`` the test answers the triggers itself.
     """
     coordinator = Coordinator(
         catalog_of(spec) if specs is None else specs,
         CoordinatorSettings(
             group_id=group, topic_prefix=topics.prefix, poll_timeout_ms=50, **settings
         ),
-        {"bootstrap_servers": bootstrap},
+        make_transport(KafkaSettings(bootstrap_servers=bootstrap, client=client)),
         instruments=instruments,
     )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,8 +18,10 @@ from streamcoord.devtools.kafka import BrokerSettings, LocalKafka, free_port
 from streamcoord.events.codec import encode
 from streamcoord.events.models import ExternalEvent, StageSucceeded, StageSucceededData
 from streamcoord.kafka.records import read_topic
+from streamcoord.kafka.settings import KafkaClient
 from streamcoord.runtime import TopicNames
 from tests.integration.coordination import (
+    BOTH_CLIENTS,
     STEADY_SPEC,
     CoordinatorProcess,
     Harness,
@@ -105,16 +108,17 @@ async def test_a_thousand_hostile_events_are_dead_lettered_and_nothing_stops(
     await assert_each_trigger_once(harness, runs)
 
 
+@BOTH_CLIENTS
 async def test_a_peer_killed_mid_stream_hands_its_partitions_over(
-    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path, client: KafkaClient
 ) -> None:
     topics = TopicNames(prefix=f"{unique_name('takeover')}.")
     await create_topics(kafka_bootstrap, topics, partitions=2)
     spec = tmp_path / "steady.yaml"
     spec.write_text(STEADY_SPEC)
     group = unique_name("group")
-    first = CoordinatorProcess(spec, kafka_bootstrap, topics, group)
-    second = CoordinatorProcess(spec, kafka_bootstrap, topics, group)
+    first = CoordinatorProcess(spec, kafka_bootstrap, topics, group, client=client)
+    second = CoordinatorProcess(spec, kafka_bootstrap, topics, group, client=client)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     harness = Harness(kafka_bootstrap, topics, producer)
@@ -142,6 +146,53 @@ async def test_a_peer_killed_mid_stream_hands_its_partitions_over(
     await assert_each_trigger_once(harness, runs)
 
 
+@BOTH_CLIENTS
+async def test_a_frozen_member_woken_after_its_partitions_moved_is_fenced(
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path, client: KafkaClient
+) -> None:
+    """A zombie: a member stopped (SIGSTOP) mid-stream loses its partitions to a peer, then
+    resumes with a transaction open; the peer's producers fenced it, so nothing it decided
+    while it was the owner is committed twice."""
+    topics = TopicNames(prefix=f"{unique_name('zombie')}.")
+    await create_topics(kafka_bootstrap, topics, partitions=2)
+    spec = tmp_path / "steady.yaml"
+    spec.write_text(STEADY_SPEC)
+    group = unique_name("group")
+    zombie = CoordinatorProcess(spec, kafka_bootstrap, topics, group, client=client)
+    peer = CoordinatorProcess(spec, kafka_bootstrap, topics, group, client=client)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    harness = Harness(kafka_bootstrap, topics, producer)
+    executor = asyncio.create_task(answer_triggers(harness))
+    runs = 40
+    try:
+        await zombie.start(tmp_path / "zombie.log")
+        await asyncio.wait_for(zombie.restored.wait(), 60)
+        for n in range(runs // 2):
+            await harness.emit_event(tick(n))
+            await asyncio.sleep(0.02)  # pacing the load, not synchronisation
+        assert zombie.process is not None
+        zombie.process.send_signal(signal.SIGSTOP)  # frozen, its batches in flight
+        await peer.start(tmp_path / "peer.log")
+        # the group waits out the frozen member's session, then the peer restores everything
+        await asyncio.wait_for(peer.restored.wait(), 90)
+        for n in range(runs // 2, runs):
+            await harness.emit_event(tick(n))
+        zombie.process.send_signal(signal.SIGCONT)
+        await asyncio.wait_for(until_runs_succeeded(harness, runs), 120)
+        assert await peer.terminate() == 0
+        assert await zombie.terminate() == 0
+    finally:
+        if zombie.process is not None and zombie.process.returncode is None:
+            zombie.process.send_signal(signal.SIGCONT)
+        await zombie.kill()
+        await peer.kill()
+        executor.cancel()
+        await asyncio.gather(executor, return_exceptions=True)
+        await producer.stop()
+    await assert_each_trigger_once(harness, runs)
+
+
 @pytest.fixture
 def own_broker(tmp_path: Path) -> LocalKafka:
     """A broker this test may stop and start: the session's broker is shared."""
@@ -151,8 +202,9 @@ def own_broker(tmp_path: Path) -> LocalKafka:
     )
 
 
+@BOTH_CLIENTS
 async def test_a_broker_restart_mid_stream_loses_and_duplicates_nothing(
-    own_broker: LocalKafka, unique_name: Callable[[str], str]
+    own_broker: LocalKafka, unique_name: Callable[[str], str], client: KafkaClient
 ) -> None:
     await asyncio.to_thread(own_broker.start)
     try:
@@ -160,7 +212,7 @@ async def test_a_broker_restart_mid_stream_loses_and_duplicates_nothing(
         topics = TopicNames(prefix=f"{unique_name('restart')}.")
         await create_topics(bootstrap, topics, partitions=2)
         runs = 40
-        async with in_process(bootstrap, topics, unique_name("group")) as harness:
+        async with in_process(bootstrap, topics, unique_name("group"), client=client) as harness:
             for n in range(runs // 2):
                 await harness.emit_event(tick(n))
             await asyncio.to_thread(own_broker.stop)

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from streamcoord.errors import ConfigError
+from streamcoord.kafka.client import KafkaTransport
+from streamcoord.kafka.confluent import ConfluentTransport
 from streamcoord.kafka.settings import KafkaSettings, load_kafka_settings
+from streamcoord.kafka.transport import make_transport
 
 
 @pytest.fixture(autouse=True)
@@ -107,3 +110,45 @@ def test_malformed_config_file_is_a_config_error(tmp_path: Path) -> None:
     config.write_text("[kafka\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         KafkaSettings.load(config)
+
+
+def test_the_same_connection_maps_to_librdkafka_names_for_the_confluent_client(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("STREAMCOORD_KAFKA_CLIENT", "confluent")
+    monkeypatch.setenv("STREAMCOORD_KAFKA_SASL_PLAIN_PASSWORD", "s3cret")
+    ca = tmp_path / "ca.pem"
+    settings = load_kafka_settings(
+        bootstrap_servers="broker:9093",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_plain_username="svc",
+        ssl_cafile=ca,
+    )
+
+    assert settings.client == "confluent"
+    assert settings.confluent_config() == {
+        "bootstrap.servers": "broker:9093",
+        "client.id": "streamcoord",
+        "security.protocol": "sasl_ssl",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "svc",
+        "sasl.password": "s3cret",
+        "ssl.ca.location": str(ca),
+        "ssl.endpoint.identification.algorithm": "https",
+    }
+
+
+def test_the_client_setting_chooses_the_coordinators_transport(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert isinstance(make_transport(load_kafka_settings()), KafkaTransport)
+    monkeypatch.setenv("STREAMCOORD_KAFKA_CLIENT", "confluent")
+    chosen = make_transport(load_kafka_settings(bootstrap_servers="broker:9093"))
+    assert isinstance(chosen, ConfluentTransport)
+    assert chosen.config["bootstrap.servers"] == "broker:9093"
+
+
+def test_an_unknown_client_is_a_config_error_naming_the_field() -> None:
+    with pytest.raises(ConfigError, match="client"):
+        load_kafka_settings(client="kafka-python")
