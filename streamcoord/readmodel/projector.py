@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from streamcoord.events import topology
 from streamcoord.events.codec import DEFAULT_LIMITS, DecodeLimits, EventDecodeError, decode
 from streamcoord.kafka.client import as_transport
 from streamcoord.kafka.ports import PartitionReader, TopicPartition, Transport, TransportError
@@ -31,10 +32,10 @@ _log = logging.getLogger(__name__)
 
 #: The declared topics the projector reads, by the role each plays.
 TOPICS: Final[dict[TopicKind, str]] = {
-    "runs": "streamcoord.runs",
-    "decisions": "streamcoord.decisions",
-    "events": "streamcoord.events",
-    "deadletter": "streamcoord.deadletter",
+    "runs": topology.RUNS,
+    "decisions": topology.DECISIONS,
+    "events": topology.EVENTS,
+    "deadletter": topology.DEADLETTER,
 }
 _POLL_MS: Final = 200
 

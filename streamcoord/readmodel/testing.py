@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from streamcoord.events import topology
 from streamcoord.events.models import (
     CloudEvent,
     Decision,
@@ -36,8 +37,8 @@ __all__ = ["Offsets", "dead_letter", "run_story"]
 
 _COORDINATOR = "streamcoord/coordinator"
 _TOPICS: dict[TopicKind, str] = {
-    "runs": "streamcoord.runs", "decisions": "streamcoord.decisions",
-    "events": "streamcoord.events", "deadletter": "streamcoord.deadletter",
+    "runs": topology.RUNS, "decisions": topology.DECISIONS,
+    "events": topology.EVENTS, "deadletter": topology.DEADLETTER,
 }  # fmt: skip
 
 
@@ -206,7 +207,7 @@ def dead_letter(
     headers = (
         *headers,
         ("streamcoord.dlq.reason", reason.encode()), ("streamcoord.dlq.error", b"bad record"),
-        ("streamcoord.dlq.topic", b"streamcoord.events"), ("streamcoord.dlq.partition", b"3"),
+        ("streamcoord.dlq.topic", topology.EVENTS.encode()), ("streamcoord.dlq.partition", b"3"),
         ("streamcoord.dlq.offset", b"17"),
     )  # fmt: skip
     record = offsets.record("deadletter", 0, None, key=b"k", value=value, headers=headers)

@@ -11,6 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streamcoord.core import partition_key_for
+from streamcoord.events import topology
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import (
     CloudEvent,
@@ -35,8 +36,8 @@ from tests.kafka_fixtures import create_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(90)]
 
-TRIGGERS = "streamcoord.triggers"
-EVENTS = "streamcoord.events"
+TRIGGERS = topology.TRIGGERS
+EVENTS = topology.EVENTS
 
 
 def trigger(
