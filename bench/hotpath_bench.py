@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.workload import catalog, completion, run_id, seeded_states
 from streamcoord.core import Catalog, CoordinatorState, Publish, RunChange, decide, run_record
-from streamcoord.core._commands import RUNS_TOPIC
+from streamcoord.core._step import RUNS_TOPIC
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import CloudEvent
 

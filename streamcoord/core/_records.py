@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from streamcoord.core._models import build
+from streamcoord.core._construction import build
 from streamcoord.core._state import RunState
 from streamcoord.events.models import RunRecord, RunRecordData
 

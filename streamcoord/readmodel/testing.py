@@ -1,7 +1,7 @@
-"""Records of whole runs as the coordinator and an executor write them, without Kafka.
+"""Records of whole runs as the coordinator and a worker write them, without Kafka.
 
 For tests and benchmarks of the projection: :func:`run_story` gives the records one run leaves
-on the four topics (a request, run records, decisions, executor reports), positioned by a
+on the four topics (a request, run records, decisions, workers' reports), positioned by a
 shared :class:`Offsets` as a consumer would see them.
 """
 

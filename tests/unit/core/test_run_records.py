@@ -25,7 +25,7 @@ from streamcoord.core import (
     decide,
     run_record,
 )
-from streamcoord.core._commands import RUNS_TOPIC
+from streamcoord.core._step import RUNS_TOPIC
 from streamcoord.events.codec import encode
 from streamcoord.events.models import (
     CloudEvent,
