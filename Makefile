@@ -34,8 +34,12 @@ kafka-stop: $(INSTALLED)
 serve-stop: $(INSTALLED)
 	$(BIN)/streamcoord demo --stop-serve
 
-## test: lint, type-check, the whole suite on Kafka 4.4.0, then the broker tests on Kafka 3.9.2
-test: lint typecheck core-coverage pytest pytest-kafka-3.9
+## test: lint, type-check, then the whole suite on Kafka 4.4.0 and, beside it, the broker tests
+## on Kafka 3.9.2
+# The two legs run at once, each on a broker of its own: most of their time is spent waiting on
+# brokers (transactions, rebalances), not computing. Each leg's output is printed when it ends.
+test: lint typecheck core-coverage
+	$(MAKE) --no-print-directory -j2 --output-sync=target pytest pytest-kafka-3.9
 
 # ruff (the core's banned clock, randomness and environment APIs included: TID251) and the
 # import-linter contracts in pyproject.toml (layers, independence, a pure core).

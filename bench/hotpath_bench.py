@@ -1,7 +1,8 @@
 """The coordinator's per-event CPU path without a broker: ``python bench/hotpath_bench.py``.
 
-What :meth:`PartitionProcessor._decide_one` and the per-batch changelog dump do for each record of
-the end-to-end bench workload (``bench/workload.py``: a 20-stage chain, ``stage.started`` and
+What the decide and route stages (:meth:`PartitionProcessor._decide`, ``_route``) and the
+per-batch changelog dump do for each record of the end-to-end bench workload
+(``bench/workload.py``: a 20-stage chain, ``stage.started`` and
 ``stage.succeeded`` of ``s0`` for many seeded runs, each success triggering ``s1``):
 decode(value, headers) -> decide -> encode every published event -> per batch of 500,
 ``dump_key`` of every changed key. Records are encoded with the codec before timing; state is
@@ -11,8 +12,8 @@ restored from the seeded changelog before each round. Time is CPU time of this p
 Options: ``--runs N`` (default 20,000), ``--repeat N`` (default 5), ``--profile`` (one round,
 for py-spy or pyinstrument to look at), ``--digest`` (a hash of every produced key, value and
 header: an optimisation must leave it unchanged), ``--coalesce`` (as the runtime does it:
-``decide(..., run_records=False)`` and one run record per run per batch, built and encoded after
-the batch; its digest differs from the default's, which encodes every step's run records),
+one run record per run per batch, built and encoded after the batch; its digest differs from
+the default's, which builds and encodes every step's run records: ``publish_run_records``),
 ``--runtime`` (the records go through ``PartitionProcessor.decide_batch`` itself, Kafka records in
 and an outbox out: the coordinator's real per-record path, admission and failure isolation
 included).
@@ -30,7 +31,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.workload import catalog, completion, run_id, seeded_states
-from streamcoord.core import Catalog, CoordinatorState, Publish, RunChange, decide, run_record
+from streamcoord.core import (
+    Catalog,
+    CoordinatorState,
+    Publish,
+    RunChange,
+    decide,
+    publish_run_records,
+    run_record,
+)
 from streamcoord.core._step import RUNS_TOPIC
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import CloudEvent
@@ -68,7 +77,9 @@ def one_round(
         headers = list(raw_headers)
         event = decode(value, headers)
         now = datetime.fromtimestamp(timestamp / 1000, tz=UTC)
-        step = decide(cat, state, event, now, run_records=not coalesce)
+        step = decide(cat, state, event, now)
+        if not coalesce:
+            step = publish_run_records(step)
         changed.update(step.changed_keys)
         for change in step.changed_runs:
             run_changes[change.run.run_id] = change

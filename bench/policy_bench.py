@@ -5,8 +5,9 @@ Run: ``.venv/bin/python bench/policy_bench.py [--repeat N]``.
 
 Each figure is CPU time (``time.process_time``) per call, the best of ``--repeat`` rounds of
 2,000 calls: the event's canonical bytes, one Ed25519 verification, and ``decide`` on a trigger
-event that starts one run, with no policy, with an emit policy requiring a signature, and with a
-JSON Schema contract.
+event that starts one run, with no policy, with an emit policy requiring a signature, with a
+JSON Schema contract, and with a quota on the pipeline's runs (with room: the run is counted
+and starts).
 """
 
 from __future__ import annotations
@@ -55,6 +56,13 @@ POLICIES: dict[str, dict[str, object]] = {
             "properties": {"day": {"type": "string"}, "amount": {"type": "number", "minimum": 0}},
         },
     },
+    "quota": {
+        "kind": "quota",
+        "name": "q",
+        "pipeline": "orders",
+        "max_runs": 1000,
+        "window": "1h",
+    },
 }
 
 
@@ -88,6 +96,7 @@ def main(repeat: int) -> None:
         ("none", []),
         ("emit", [POLICIES["emit"]]),
         ("contract", [POLICIES["contract"]]),
+        ("quota", [POLICIES["quota"]]),
     ]:
         catalog = Catalog.build([PIPELINE], policies=[adapter.validate_python(p) for p in policies])
         cost = _per_call(functools.partial(_decide_one, catalog, event), repeat)

@@ -109,7 +109,8 @@ def seeded_states(runs: int, partitions: int) -> list[list[tuple[str, bytes]]]:
     step = decide(catalog(), state, request(_TEMPLATE_N), NOW)
     if step.rejection is not None:
         raise SystemExit(f"bench spec rejects its run request: {step.rejection}")
-    ((key, value),) = state.dump()
+    # the run's record; the partition's decision chain head ("chain") is not per run
+    ((key, value),) = [(k, v) for k, v in state.dump() if k.startswith("run/")]
     marker = str(_TEMPLATE_N).encode()
     out: list[list[tuple[str, bytes]]] = [[] for _ in range(partitions)]
     for n in range(runs):

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from streamcoord import __version__
-from streamcoord.api import _action_routes, _read_routes, _stream_routes
+from streamcoord.api import _action_routes, _backfill_routes, _read_routes, _stream_routes
 from streamcoord.api._feed import ChangeFeed
 from streamcoord.api._problems import Problem, install_problem_handlers, problem_response
 from streamcoord.api._services import ApiServices
@@ -27,7 +27,8 @@ projects from Kafka; every action is a command event on Kafka with the caller as
 answered `202 Accepted` with a link to the coordinator's verdict.
 
 Authenticate with `Authorization: Bearer <token>`. Roles: `viewer` reads, `operator` also
-requests, cancels and retries runs, `admin` also pauses and resumes pipelines. Errors are
+requests, cancels and retries runs and runs backfills, `admin` also pauses and resumes
+pipelines. Errors are
 `application/problem+json` (RFC 9457) with a stable `type`.
 """
 
@@ -58,6 +59,7 @@ def create_app(services: ApiServices, *, feed_interval_s: float = 0.5) -> FastAP
     install_problem_handlers(app)
     app.include_router(_read_routes.router)
     app.include_router(_action_routes.router)
+    app.include_router(_backfill_routes.router)
     app.include_router(_stream_routes.router)
     app.add_middleware(BodyLimit, max_bytes=services.max_body_bytes)
 

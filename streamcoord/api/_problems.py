@@ -59,6 +59,15 @@ PROBLEMS: Final = {
                     "runs leave the state after the retention period)."),
         ProblemType("unknown-command", 404, "No such command",
                     "This server sent no command of this id (it remembers the latest 10,000)."),
+        ProblemType("unknown-backfill", 404, "No such backfill",
+                    "This server hosts no backfill of this id (a restarted server forgets "
+                    "them: start the same backfill again; nothing runs twice)."),
+        ProblemType("invalid-backfill", 422, "Invalid backfill",
+                    "The keys cannot be backfilled: a range that ends before it starts, a key "
+                    "not in the grain's form, too many keys, or a pipeline without a manual "
+                    "trigger."),
+        ProblemType("backfills-unavailable", 503, "Backfills not hosted",
+                    "This server was started without Kafka access for backfills."),
         ProblemType("unknown-problem", 404, "No such problem type",
                     "There is no problem type of this code."),
         ProblemType("not-found", 404, "Not found", "No resource at this path."),

@@ -8,6 +8,7 @@ from typing import Final
 
 from streamcoord.api._specs import SpecViews
 from streamcoord.auth import Principal, TokenRegistry
+from streamcoord.backfill import BackfillManager
 from streamcoord.control import CommandTracker, TrackedCommand
 from streamcoord.core import Explanation
 from streamcoord.emit import Emitter
@@ -56,3 +57,5 @@ class ApiServices:
     tokens: TokenRegistry
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     ready: Callable[[], bool] = field(default=lambda: True)
+    #: Hosts the backfills started through the API; None: the backfill endpoints answer 503.
+    backfills: BackfillManager | None = None

@@ -11,16 +11,18 @@ FINISHED = frozenset({"succeeded", "failed", "cancelled", "skipped"})
 
 @dataclass(frozen=True)
 class Progress:
-    total: int
+    total: int  # planned: the backfill's keys
     requested: int  # by this backfill (runs that existed before are not requested again)
-    active: int
+    active: int  # started and not finished
     succeeded: int
-    failed: int  # failed, cancelled or skipped
+    failed: int  # failed or skipped
     peak_active: int
+    started: int = 0  # keys whose run exists (requested by this backfill or before)
+    cancelled: int = 0
 
     @property
     def finished(self) -> int:
-        return self.succeeded + self.failed
+        return self.succeeded + self.failed + self.cancelled
 
     @property
     def done(self) -> bool:
@@ -34,7 +36,9 @@ class BackfillPlan:
     (:meth:`observe`); :meth:`take_next` names the keys to request now.
     """
 
-    def __init__(self, pipeline: str, keys: list[str], max_active: int) -> None:
+    def __init__(
+        self, pipeline: str, keys: list[str], max_active: int, *, requesting: bool = True
+    ) -> None:
         if max_active < 1:
             raise ValueError("max_active must be at least 1")
         self.pipeline = pipeline
@@ -45,6 +49,8 @@ class BackfillPlan:
         self._requested: set[str] = set()
         self._peak = 0
         self._mine = set(keys)
+        #: False: a paused or cancelled backfill, only watched until its started runs end.
+        self.requesting = requesting
 
     def run_id(self, key: str) -> str:
         return f"{self.pipeline}/{key}"
@@ -60,7 +66,7 @@ class BackfillPlan:
         """The keys to request now (and count as requested): while fewer than ``max_active``
         runs are unfinished, the next keys whose run does not exist yet."""
         out: list[str] = []
-        while self._waiting and self._active() + len(out) < self.max_active:
+        while self.requesting and self._waiting and self._active() + len(out) < self.max_active:
             key = self._waiting.pop()
             if key in self._status:  # the run exists: wait for it, request nothing
                 continue
@@ -75,6 +81,10 @@ class BackfillPlan:
         """Run ids of this backfill's runs that exist and have not finished."""
         return [self.run_id(k) for k, s in self._status.items() if s not in FINISHED]
 
+    def settled(self) -> bool:
+        """Nothing more will happen: every key finished, or (not requesting) no run is active."""
+        return self.progress().done or (not self.requesting and self._active() == 0)
+
     def progress(self) -> Progress:
         statuses = list(self._status.values())
         return Progress(
@@ -82,8 +92,10 @@ class BackfillPlan:
             requested=len(self._requested),
             active=self._active(),
             succeeded=statuses.count("succeeded"),
-            failed=sum(s in FINISHED and s != "succeeded" for s in statuses),
+            failed=statuses.count("failed") + statuses.count("skipped"),
             peak_active=self._peak,
+            started=len(statuses),
+            cancelled=statuses.count("cancelled"),
         )
 
     def _active(self) -> int:

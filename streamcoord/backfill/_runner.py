@@ -16,7 +16,13 @@ from streamcoord.kafka.client import KafkaTransport
 from streamcoord.kafka.ports import PartitionReader, Record, TopicPartition
 from streamcoord.kafka.settings import KafkaSettings
 
-__all__ = ["BackfillStalledError", "cancel_backfill", "request_event", "run_backfill"]
+__all__ = [
+    "BackfillStalledError",
+    "backfill_progress",
+    "cancel_backfill",
+    "request_event",
+    "run_backfill",
+]
 
 SOURCE = "streamcoord/backfill"
 
@@ -48,7 +54,8 @@ async def run_backfill(
     idle_timeout_s: float = 600.0,
 ) -> Progress:
     """Request the plan's runs, never more than ``max_active`` unfinished, until every one has
-    finished; returns the final progress. Raises :class:`BackfillStalledError` when nothing moves
+    finished (a plan not ``requesting``: until none of its runs is active); returns the final
+    progress. Raises :class:`BackfillStalledError` when nothing moves
     for ``idle_timeout_s`` (a request the coordinator refused: see the dead-letter topic)."""
     consumer = await _caught_up(settings, runs_topic, plan)
     try:
@@ -106,7 +113,7 @@ async def _drive(
 ) -> Progress:
     last, moved = plan.progress(), time.monotonic()
     on_progress(last)
-    while not last.done:
+    while not plan.settled():
         keys = plan.take_next()
         if keys:
             await emitter.send_many([request_event(plan, key, params) for key in keys])
@@ -134,6 +141,15 @@ def _observe(plan: BackfillPlan, batch: Mapping[TopicPartition, Sequence[Record]
                 continue
             if isinstance(record, RunRecord):
                 plan.observe(record.data.run_id, record.data.status)
+
+
+async def backfill_progress(
+    settings: KafkaSettings, runs_topic: str, plan: BackfillPlan
+) -> Progress:
+    """The backfill's progress as the runs topic shows it now (nothing is requested)."""
+    consumer = await _caught_up(settings, runs_topic, plan)
+    await consumer.stop()
+    return plan.progress()
 
 
 async def cancel_backfill(

@@ -9,7 +9,7 @@ import orjson
 import typer
 
 from streamcoord.backfill import BackfillPlan, Progress, order_keys, partition_keys
-from streamcoord.backfill._runner import cancel_backfill, run_backfill
+from streamcoord.backfill._runner import backfill_progress, cancel_backfill, run_backfill
 from streamcoord.cli.common import BootstrapOption, ConfigOption, PrefixOption, kafka_settings
 from streamcoord.cli.operate import parse_params
 from streamcoord.errors import ConfigError
@@ -42,6 +42,12 @@ def backfill(
             "--cancel", help="Cancel the backfill's unfinished runs (stop its CLI first)."
         ),
     ] = False,
+    status: Annotated[
+        bool,
+        typer.Option(
+            "--status", help="Print the backfill's progress from the runs topic and exit."
+        ),
+    ] = False,
     idle_timeout: Annotated[
         float, typer.Option(help="Give up after this many seconds without progress.")
     ] = 600.0,
@@ -53,7 +59,8 @@ def backfill(
     """Run PIPELINE once per partition key of a range (or listed keys), at most --max-active at
     once. Run ids are PIPELINE/KEY: keys whose run exists are not requested again, so a
     backfill stopped with Ctrl-C (paused) resumes where it was when started again, and a
-    finished one requests nothing. --cancel cancels its unfinished runs as a group."""
+    finished one requests nothing. --cancel cancels its unfinished runs as a group; --status
+    prints its progress (from any machine: it is read from the runs topic)."""
     if key:
         keys = list(key)
     elif first is not None and last is not None:
@@ -64,6 +71,10 @@ def backfill(
     kafka = kafka_settings(bootstrap_servers, config)
     topics = TopicNames(topic_prefix if topic_prefix is not None else kafka.topic_prefix)
     who = local_principal()
+    if status:
+        plan.requesting = False
+        show(asyncio.run(backfill_progress(kafka, topics.runs, plan)), as_json, pipeline)
+        return
     if cancel:
         cancelled = asyncio.run(cancel_backfill(kafka, topics.events, topics.runs, plan, who))
         typer.echo(
@@ -72,16 +83,6 @@ def backfill(
             else f"cancelled {len(cancelled)} run(s)"
         )
         return
-
-    def show(progress: Progress) -> None:
-        if as_json:
-            typer.echo(orjson.dumps({**progress.__dict__, "done": progress.done}).decode())
-        else:
-            typer.echo(
-                f"{pipeline}: {progress.finished}/{progress.total} finished "
-                f"({progress.succeeded} succeeded, {progress.failed} failed), "
-                f"{progress.active} active, {progress.requested} requested"
-            )
 
     try:
         final = asyncio.run(
@@ -92,12 +93,24 @@ def backfill(
                 plan,
                 params=parse_params(param or []),
                 principal=who,
-                on_progress=show,
+                on_progress=lambda progress: show(progress, as_json, pipeline),
                 idle_timeout_s=idle_timeout,
             )
         )
     except KeyboardInterrupt:
         typer.echo("paused: the requested runs go on; run the same command to resume", err=True)
         raise typer.Exit(130) from None
-    if final.failed:
+    if final.failed or final.cancelled:
         raise typer.Exit(1)
+
+
+def show(progress: Progress, as_json: bool, pipeline: str) -> None:
+    if as_json:
+        typer.echo(orjson.dumps({**progress.__dict__, "done": progress.done}).decode())
+    else:
+        typer.echo(
+            f"{pipeline}: {progress.finished}/{progress.total} finished "
+            f"({progress.succeeded} succeeded, {progress.failed} failed, "
+            f"{progress.cancelled} cancelled), {progress.active} active, "
+            f"{progress.started} started, {progress.requested} requested"
+        )

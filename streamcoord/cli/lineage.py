@@ -65,6 +65,7 @@ def lineage(
             LineageTracker(namespace, pipelines),
             client.emit,
             until_end=until_end,
+            events_topic=topics.events,  # executors' reported datasets
         )
     )
     typer.echo(f"sent {sent} OpenLineage event(s)", err=True)

@@ -30,6 +30,7 @@ from streamcoord.api import (
 )
 from streamcoord.auth import AuthSettings, Principal, Role, TokenRegistry, hash_token, is_loopback
 from streamcoord.auth import new_token as generate_token
+from streamcoord.backfill import BackfillManager
 from streamcoord.cli._uvicorn import QuietServer, stop_on
 from streamcoord.cli.common import BootstrapOption, ConfigOption, PrefixOption, kafka_settings
 from streamcoord.cli.telemetry import telemetry
@@ -136,12 +137,17 @@ async def _serve(
             async def explainer(run_id: str, stage: str) -> Explanation | None:
                 return await explain_stage(client, topics, specs.catalogs(), run_id, stage)
 
+            backfills = BackfillManager(kafka, topics.events, topics.runs)
             services = ApiServices(
                 store=store, specs=specs, commands=commands, explainer=explainer, tokens=tokens,
                 max_body_bytes=options.max_body_bytes,
                 ready=lambda: caught_up.is_set() and commands.tracker.caught_up.is_set(),
+                backfills=backfills,
             )  # fmt: skip
-            await _run_server(services, options, projector)
+            try:
+                await _run_server(services, options, projector)
+            finally:
+                await backfills.close()  # their requested runs go on
             stop.set()
             await projector
     finally:

@@ -10,10 +10,10 @@ Public surface::
     # every loaded spec version (Catalog.version is a content hash, see spec_version()):
     step = decide(CatalogSet.of(default, *others), state, event, now)
 
-    # a runtime that keeps one run record per run per batch builds only those:
-    step = decide(catalog, state, event, now, run_records=False)
+    # run records: one per changed run per batch, built when the batch ends
     latest = {change.run.run_id: change for change in step.changed_runs}  # over the batch
     records = [run_record(change) for change in latest.values()]          # after the batch
+    step = publish_run_records(decide(catalog, state, event, now))        # a batch of one
 
 Expressions (run keys, filters, conditions, params) are compiled and evaluated by
 :mod:`streamcoord.pipelines.expressions`, the one implementation of the spec language's rules.
@@ -101,6 +101,10 @@ Routing between partitions (all through the events topic, never shared memory):
   oldest holder gets a ``streamcoord.run.cancel`` and the new run its slot once given back);
   grants in request order; a run gives its slot back (``release``) when it ends, queued or not.
   Where the owner is the partition at hand this happens in the same step, without routing.
+- quota policies (runs per sliding window): kept by the same owner with the same events; it
+  counts the starts it grants by the times it decides at, queues a run over a quota (a
+  ``quota`` timer keyed to ``active/<pipeline>`` moves the queue when the window frees) or
+  denies it (``deny`` naming the policy: the run is skipped, the event dead-lettered).
 - cross-pipeline needs: the downstream run routes ``streamcoord.need.subscribe`` to the upstream
   run's key; the upstream partition answers with ``StageOutcome`` (extension attributes
   ``sctarget``/``scneed``/``scwatermark``) when the stage ends or its watermark advances.
@@ -124,7 +128,7 @@ from streamcoord.core._partitioning import (
     partition_for,
     partition_key_for,
 )
-from streamcoord.core._records import RunChange, run_record
+from streamcoord.core._records import RunChange, publish_run_records, run_record
 from streamcoord.core._state import CoordinatorState, RunState, StageState
 from streamcoord.core._step import CancelTimer, Command, Publish, Rejection, SetTimer, Step
 from streamcoord.core._tracing import SpanRecord
@@ -153,6 +157,7 @@ __all__ = [
     "murmur2",
     "partition_for",
     "partition_key_for",
+    "publish_run_records",
     "run_record",
     "spec_version",
 ]

@@ -3,7 +3,7 @@ pause holds, generations, and asking for a slot of the pipeline's limit on activ
 
 from __future__ import annotations
 
-from streamcoord.core import _limits, _pools, _respec, _retention
+from streamcoord.core import _limits, _pools, _quotas, _respec, _retention
 from streamcoord.core._audit import principal_extra, principal_of
 from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._construction import build
@@ -100,20 +100,25 @@ def _create(
     run.principal = principal_of(ctx.event)
     run.remember(digest)
     ctx.state.put_run(run)
-    if cp.max_active_runs is None:
+    if not _quotas.limited(ctx, cp):
         start_run(ctx, cp, run)
         return
     run.status = "queued"  # until the pipeline's slot keeper answers (at once when it is here)
     _limits.acquire(ctx, cp, run.run_id)
     if run.status == "queued":
-        limit = cp.max_active_runs
-        why = (
-            f"max_active_runs {limit} reached"
-            if _limits.owned(ctx, cp)
-            else f"waiting for a slot of max_active_runs {limit}"
-        )
         ctx.run_record(run)
-        ctx.decision(run, None, "queued", why, run.caused_by)
+        ctx.decision(run, None, "queued", _queued_reason(ctx, cp, run.run_id), run.caused_by)
+
+
+def _queued_reason(ctx: Context, cp: CompiledPipeline, run_id: str) -> str:
+    limit = cp.max_active_runs
+    if not _limits.owned(ctx, cp):
+        quotas = [q.name for q in _quotas.quotas(ctx, cp)]
+        what = [f"max_active_runs {limit}"] if limit is not None else []
+        what += [f"quota {', '.join(quotas)}"] if quotas else []
+        return f"waiting for a slot of {' and '.join(what)}"
+    held = _quotas.held_reason(ctx.state.misc(pipe_key(cp.name)), run_id)
+    return held if held is not None else f"max_active_runs {limit} reached"
 
 
 def _trace(ctx: Context, run: RunState) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from streamcoord.core import _limits, _pools, _subscriptions
+from streamcoord.core import _limits, _pools, _quotas, _subscriptions
 from streamcoord.core._admission import cancel_run
 from streamcoord.core._backoff import retry_delay
 from streamcoord.core._catalog import CompiledPipeline
@@ -265,7 +265,7 @@ def on_retry(ctx: Context, cp: CompiledPipeline, run: RunState, name: str) -> No
     if run.status != "active":
         run.status = "active"
         ctx.run_record(run)
-        if cp.max_active_runs is not None:
+        if _quotas.limited(ctx, cp):
             # a manual retry re-activates the run even above the limit: someone asked for it
             _limits.acquire(ctx, cp, run.run_id, force=True)
     ctx.decision(run, name, "retry", "manual retry", [ctx.event.id])

@@ -10,11 +10,10 @@ from streamcoord.core._audit import link, principal_extra, principal_of
 from streamcoord.core._catalog import Catalog, CompiledPipeline
 from streamcoord.core._construction import build
 from streamcoord.core._partitioning import partition_for
-from streamcoord.core._records import COORDINATOR_SOURCE, RunChange, record_of
+from streamcoord.core._records import COORDINATOR_SOURCE, RunChange
 from streamcoord.core._state import CoordinatorState, RunState, timer_event
 from streamcoord.core._step import (
     DECISIONS_TOPIC,
-    RUNS_TOPIC,
     CancelTimer,
     Command,
     Publish,
@@ -140,22 +139,17 @@ class Context:
         )
 
     def run_record(self, run: RunState) -> None:
-        """Publish the run's record once, as it stands when the step ends."""
+        """List the run among the step's changed runs (its record is built once, later)."""
         self._records[run.run_id] = run
 
-    def flush_records(self, publish: bool) -> tuple[RunChange, ...]:
-        """One record per run whose status or stages changed in this step (progress displays
-        follow them), after the step's other commands; or, without ``publish``, those runs."""
+    def changed_runs(self) -> tuple[RunChange, ...]:
+        """Every run whose status or stages changed in this step (progress displays follow
+        their records), for the caller to build their records."""
         for run in self.state.take_status_changes():
             self._records.setdefault(run.run_id, run)
         runs, self._records = self._records.values(), {}
         event = self.event
-        if not publish:
-            return tuple(RunChange(run, event.source, event.id, self.now) for run in runs)
-        for run in runs:
-            record = record_of(run, event.source, event.id, self.now)
-            self.commands.append(Publish(RUNS_TOPIC, run.run_id, record))
-        return ()
+        return tuple(RunChange(run, event.source, event.id, self.now) for run in runs)
 
     def attempt_span(self, run: RunState, stage: str, status: str, links: tuple[str, ...]) -> None:
         """The span of the stage's current attempt, from its trigger to now (its outcome)."""

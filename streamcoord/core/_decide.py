@@ -23,13 +23,14 @@ from streamcoord.core._matching import (
 )
 from streamcoord.core._matching import data_of as _data
 from streamcoord.core._partitioning import run_base
-from streamcoord.core._state import CoordinatorState, RunState, event_digest
+from streamcoord.core._state import QUOTA_TIMER, CoordinatorState, RunState, event_digest
 from streamcoord.core._step import Step
 from streamcoord.core._versions import CatalogSet
 from streamcoord.events.internal import (
     DataArrivalData,
     InternalData,
     LimitAcquireData,
+    LimitDenyData,
     LimitRef,
     NeedSubscribeData,
     PoolAcquireData,
@@ -77,8 +78,6 @@ def decide(
     state: CoordinatorState,
     event: CloudEvent,
     now: datetime,
-    *,
-    run_records: bool = True,
 ) -> Step:
     """Apply ``event`` (recorded at ``now``) to ``state``; never raises for bad input.
 
@@ -87,19 +86,18 @@ def decide(
     keeps the version it started with while that version is loaded (see the core docstring for
     runs whose version is not).
 
-    ``state`` is changed in place and returned as ``step.state``; take a
-    :meth:`~CoordinatorState.savepoint` first if you may need to undo it.
+    ``state`` is changed in place and returned as ``step.state`` (the runtime undoes a batch
+    by reloading the committed state).
 
-    By default the step ends with a ``RunRecord`` publish for every run it changed. A caller
-    that keeps only the last record per run of a batch passes ``run_records=False``: the step
-    then lists those runs in ``step.changed_runs`` instead, and the caller builds the records
-    it keeps with :func:`run_record` (see there for what a later call shows).
+    The runs whose status or stages the event changed are listed in ``step.changed_runs``; the
+    caller builds a ``RunRecord`` of each with :func:`run_record` when its batch ends (one per
+    run per batch), or right away with :func:`publish_run_records` (a batch of one event).
     """
     catalogs = catalog if isinstance(catalog, CatalogSet) else CatalogSet.of(catalog)
     ctx = Context(catalogs, state, event, now)
     if _enforcement.allows(ctx):
         _HANDLERS.get(event.type, _on_external)(ctx)
-    changed_runs = ctx.flush_records(publish=run_records)
+    changed_runs = ctx.changed_runs()
     return Step(
         state,
         tuple(ctx.commands),
@@ -226,6 +224,9 @@ def _on_timer(ctx: Context) -> None:
         return
     if data.purpose == "expiry":
         _retention.on_sweep(ctx, data)
+        return
+    if data.purpose == QUOTA_TIMER:
+        _limits.on_quota_timer(ctx, data)
         return
     if data.run_id is None:
         ctx.reject("unknown_timer", f"timer {data.timer_id!r} names no run")
@@ -429,7 +430,7 @@ _HANDLERS: dict[str, Callable[[Context], None]] = {
     _limits.ACQUIRE: _limit_event(LimitAcquireData, _limits.on_acquire),
     _limits.RELEASE: _limit_event(LimitRef, _limits.on_release),
     _limits.GRANT: _limit_event(LimitRef, _limits.on_grant),
-    _limits.DENY: _limit_event(LimitRef, _limits.on_deny),
+    _limits.DENY: _limit_event(LimitDenyData, _limits.on_deny),
     _subscriptions.SUBSCRIBE: _on_subscribe,
     StageOutcome.TYPE: _on_outcome,
     SpecsActivate.TYPE: _on_activate,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streamcoord.core._catalog import Catalog
+from streamcoord.core._catalog import Catalog, CompiledPipeline
 from streamcoord.core._guards import GUARD_PREFIX
-from streamcoord.core._partitioning import run_base
+from streamcoord.core._partitioning import partition_for, run_base
+from streamcoord.core._quotas import held_reason
 from streamcoord.core._readiness import need_outcome, verdict
 from streamcoord.core._state import CoordinatorState
 from streamcoord.core._versions import CatalogSet
@@ -71,7 +72,7 @@ def explain(
     holds: list[str] = []
     pipe = state.misc(f"pipe/{cp.name}")
     if run.status == "queued":
-        holds.append(f"max_active_runs {cp.max_active_runs} of pipeline {cp.name}")
+        holds.append(_queued_hold(own, cp, state, run.run_id))
     if pipe is not None and pipe["paused"]:
         holds.append(f"pipeline {cp.name} is paused")
     if st.status == "pending" and verdict(cs, outcomes) == "wait":
@@ -96,6 +97,22 @@ def explain(
         tuple(st.caused_by),
         st.reason,
     )
+
+
+def _queued_hold(
+    catalog: Catalog, cp: CompiledPipeline, state: CoordinatorState, run_id: str
+) -> str:
+    """What holds a queued run back: on the partition that keeps the pipeline's slots, the quota
+    that holds the queue, else max_active_runs; elsewhere, the limits the run waits for."""
+    if state.partitions == 1 or partition_for(f"active/{cp.name}", state.partitions) == (
+        state.partition
+    ):
+        held = held_reason(state.misc(f"pipe/{cp.name}"), run_id)
+        return held or f"max_active_runs {cp.max_active_runs} of pipeline {cp.name}"
+    quotas = [q.name for q in catalog.policies.quotas.get(cp.name, ())]
+    what = [f"max_active_runs {cp.max_active_runs}"] if cp.max_active_runs is not None else []
+    what += [f"quota {', '.join(quotas)}"] if quotas else []
+    return f"{' and '.join(what)} of pipeline {cp.name}"
 
 
 _ENDED = frozenset({"succeeded", "failed", "timed_out", "skipped", "cancelled", "upstream_failed"})

@@ -6,7 +6,7 @@ import heapq
 from datetime import timedelta
 from typing import Any
 
-from streamcoord.core import _guards, _limits, _pools, _retention, _subscriptions
+from streamcoord.core import _guards, _limits, _pools, _quotas, _retention, _subscriptions
 from streamcoord.core._catalog import CompiledPipeline, CompiledStage
 from streamcoord.core._construction import build
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
@@ -345,7 +345,7 @@ def finish_run(ctx: Context, cp: CompiledPipeline | None, run: RunState, outcome
     ctx.publish(None, f"pipeline/{run.pipeline}", finished)
     if cp is None:
         _limits.forget(ctx, run.pipeline, run.run_id)
-    elif cp.max_active_runs is not None:
+    elif _quotas.limited(ctx, cp):
         _limits.release(ctx, cp, run.run_id)  # the run's slot, or its place in the queue
 
 

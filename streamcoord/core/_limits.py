@@ -13,28 +13,32 @@ that created it, as before limits crossed partitions.
 
 The owner keeps its books in ``pipe/<pipeline>``: ``active`` (holders, in grant order),
 ``waiting`` (queued requests, in request order), ``revoked`` (holders asked to make room) and
-``seen`` (digests of the last routed requests, so a redelivered one is a no-op).
+``seen`` (digests of the last routed requests, so a redelivered one is a no-op). A pipeline with
+a quota policy goes through the same owner, which also keeps the quota's books (see
+:mod:`._quotas`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from streamcoord.core import _admission, _lifecycle, _respec, _retention
+from streamcoord.core import _admission, _lifecycle, _quotas, _respec, _retention
 from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._construction import build
 from streamcoord.core._context import Context
 from streamcoord.core._partitioning import run_base
 from streamcoord.core._state import event_digest
+from streamcoord.core._step import Violation
 from streamcoord.events.internal import (
     LimitAcquire,
     LimitAcquireData,
     LimitDeny,
+    LimitDenyData,
     LimitGrant,
     LimitRef,
     LimitRelease,
 )
-from streamcoord.events.models import RunCancel, RunCancelData
+from streamcoord.events.models import RunCancel, RunCancelData, TimerFiredData
 
 __all__ = [
     "ACQUIRE",
@@ -48,6 +52,7 @@ __all__ = [
     "on_acquire",
     "on_deny",
     "on_grant",
+    "on_quota_timer",
     "on_release",
     "owned",
     "release",
@@ -133,9 +138,17 @@ def on_deny(ctx: Context, cp: CompiledPipeline, data: LimitRef) -> None:
     run.status = "skipped"
     _retention.on_finished(ctx, run)
     ctx.run_record(run)
-    ctx.decision(
-        run, None, "skipped", f"max_active_runs {cp.max_active_runs} reached", run.caused_by
-    )
+    policy = getattr(data, "policy", None)  # a max_active_runs deny has none on the wire
+    quota = next((q for q in _quotas.quotas(ctx, cp) if q.name == policy), None)
+    if quota is None:
+        why = f"max_active_runs {cp.max_active_runs} reached"
+        ctx.decision(run, None, "skipped", why, run.caused_by)
+        return
+    why = _quotas.reason(cp, quota)
+    rejected = f"policy {quota.name}: {_quotas.REJECTED_CODE}: {why}"
+    ctx.decision(run, None, "rejected", rejected, run.caused_by)
+    ctx.decision(run, None, "skipped", why, run.caused_by)
+    ctx.reject(_quotas.REJECTED_CODE, f"policy {quota.name}: {why}", policy=quota.name)
 
 
 def forget(ctx: Context, pipeline: str, run_id: str) -> None:
@@ -197,8 +210,26 @@ def handle_acquire(ctx: Context, cp: CompiledPipeline, data: LimitAcquireData) -
     if run_id in pipe["active"] or run_id in pipe["waiting"]:
         return
     limit = cp.max_active_runs
-    if data.force or limit is None or len(pipe["active"]) < limit:
+    if pipe.get("quota_held") and not data.force:  # its window may have freed before the timer
+        _admit_waiting(ctx, cp, pipe)
+    full = [] if data.force else _quotas.full(ctx, cp, pipe)
+    rejecting = [q for q in full if q.over_quota == "reject"]
+    if rejecting:
+        ctx.violations.append(
+            Violation(
+                rejecting[0].name,
+                _quotas.REJECTED_CODE,
+                _quotas.reason(cp, rejecting[0]),
+                True,
+            )
+        )
+        _answer(ctx, cp, DENY, run_id, policy=rejecting[0].name)
+    elif full:  # behind the runs the quota holds already (they were admitted above if it freed)
+        _quotas.queue(ctx, cp, pipe, run_id, full[0])
+    elif data.force or limit is None or len(pipe["active"]) < limit:
         pipe["active"].append(run_id)
+        if not data.force:
+            _quotas.count(ctx, cp, pipe, run_id)
         _answer(ctx, cp, GRANT, run_id)
     elif cp.over_limit == "queue":
         pipe["waiting"].append(run_id)
@@ -227,15 +258,45 @@ def handle_release(ctx: Context, cp: CompiledPipeline, data: LimitRef) -> None:
     for books in (pipe["active"], pipe["waiting"], pipe["revoked"]):
         if run_id in books:
             books.remove(run_id)
+    _admit_waiting(ctx, cp, pipe)
+
+
+def _admit_waiting(ctx: Context, cp: CompiledPipeline, pipe: dict[str, Any]) -> None:
+    """Grant queued requests in order while the limit and the quotas have room."""
     limit = cp.max_active_runs
-    while pipe["waiting"] and (limit is None or len(pipe["active"]) < limit):
+    while (
+        pipe["waiting"]
+        and (limit is None or len(pipe["active"]) < limit)
+        and _quotas.room(ctx, cp, pipe)
+    ):
         granted = pipe["waiting"].pop(0)
         pipe["active"].append(granted)
+        _quotas.count(ctx, cp, pipe, granted)
         _answer(ctx, cp, GRANT, granted)
+    if _quotas.quotas(ctx, cp) or pipe.get("quota_due"):  # has (or had) a quota
+        _quotas.rearm(ctx, cp, pipe)
 
 
-def _answer(ctx: Context, cp: CompiledPipeline, type_: str, run_id: str) -> None:
-    data = build(LimitRef, None, pipeline=cp.name, run_id=run_id)
+def on_quota_timer(ctx: Context, data: TimerFiredData) -> None:
+    """A quota window freed: admit the runs waiting for it, in order."""
+    pipeline = _quotas.timer_pipeline(data.timer_id)
+    cp = ctx.catalog.pipelines.get(pipeline)
+    pipe = ctx.state.misc(_lifecycle.pipe_key(pipeline))
+    if cp is None or pipe is None or pipe.get("quota_due") != _quotas.iso(data.due):
+        return  # moved or cleared since it was set
+    pipe = _books(ctx, cp)
+    pipe["quota_due"] = None  # fired: nothing to cancel
+    _admit_waiting(ctx, cp, pipe)
+
+
+def _answer(
+    ctx: Context, cp: CompiledPipeline, type_: str, run_id: str, *, policy: str | None = None
+) -> None:
+    # a deny names the quota that refused the run; one of max_active_runs names none, and its
+    # data stays what it always was on the wire
+    quota = {} if policy is None else {"policy": policy}
+    model = LimitDenyData if type_ == DENY else LimitRef
+    data = build(model, None, pipeline=cp.name, run_id=run_id, **quota)
     if not ctx.owns(run_base(run_id)):
         name = type_.rsplit(".", 1)[1]
         ctx.route(run_base(run_id), type_, f"{name}|{run_id}|{_cause(ctx)}", data)

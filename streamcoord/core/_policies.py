@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -32,7 +33,9 @@ from streamcoord.pipelines.policies import (
     EmitPolicy,
     GuardPolicy,
     Policy,
+    QuotaPolicy,
     policy_findings,
+    window_length,
 )
 
 __all__ = [
@@ -40,6 +43,7 @@ __all__ = [
     "CompiledEmit",
     "CompiledGuard",
     "CompiledPolicies",
+    "CompiledQuota",
     "compile_policies",
     "contract_violation",
     "emit_violation",
@@ -72,13 +76,24 @@ class CompiledGuard:
 
 
 @dataclass(frozen=True, slots=True)
+class CompiledQuota:
+    name: str
+    enforce: bool
+    max_runs: int
+    window: timedelta
+    over_quota: str  # queue | reject
+    window_text: str  # as written, for reasons
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledPolicies:
     """The policies of a spec version: emit rules and contracts by the CloudEvents type they
-    govern, guards by the (pipeline, stage) they hold."""
+    govern, guards by the (pipeline, stage) they hold, quotas by the pipeline they limit."""
 
     emit: Mapping[str, tuple[CompiledEmit, ...]] = field(default_factory=dict)
     contracts: Mapping[str, tuple[CompiledContract, ...]] = field(default_factory=dict)
     guards: Mapping[tuple[str, str], tuple[CompiledGuard, ...]] = field(default_factory=dict)
+    quotas: Mapping[str, tuple[CompiledQuota, ...]] = field(default_factory=dict)
 
 
 def compile_policies(
@@ -106,6 +121,11 @@ def compile_policies(
         for stage in p.stages
         if stage not in stages.get(p.pipeline, ())
     ]
+    problems += [
+        f"policy {p.name!r}: unknown pipeline {p.pipeline!r}"
+        for p in policies
+        if isinstance(p, QuotaPolicy) and p.pipeline not in stages
+    ]
     if problems:
         raise SpecError(
             "invalid policies: " + "; ".join(problems),
@@ -114,8 +134,11 @@ def compile_policies(
     emit: dict[str, list[CompiledEmit]] = {}
     contracts: dict[str, list[CompiledContract]] = {}
     guards: dict[tuple[str, str], list[CompiledGuard]] = {}
+    quotas: dict[str, list[CompiledQuota]] = {}
     for policy in policies:
-        if isinstance(policy, EmitPolicy):
+        if isinstance(policy, QuotaPolicy):
+            quotas.setdefault(policy.pipeline, []).append(_quota(policy))
+        elif isinstance(policy, EmitPolicy):
             compiled = _emit(policy)
             for type_ in dict.fromkeys(policy.types):
                 emit.setdefault(type_, []).append(compiled)
@@ -129,6 +152,18 @@ def compile_policies(
         {k: tuple(v) for k, v in emit.items()},
         {k: tuple(v) for k, v in contracts.items()},
         {k: tuple(v) for k, v in guards.items()},
+        {k: tuple(v) for k, v in quotas.items()},
+    )
+
+
+def _quota(policy: QuotaPolicy) -> CompiledQuota:
+    return CompiledQuota(
+        policy.name,
+        policy.enforce,
+        policy.max_runs,
+        window_length(policy.window),
+        policy.over_quota,
+        policy.window,
     )
 
 

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from streamcoord.core._construction import build
 from streamcoord.core._state import RunState
+from streamcoord.core._step import RUNS_TOPIC, Publish, Step
 from streamcoord.events.models import RunRecord, RunRecordData
 
-__all__ = ["COORDINATOR_SOURCE", "RunChange", "record_of", "run_record"]
+__all__ = ["COORDINATOR_SOURCE", "RunChange", "publish_run_records", "record_of", "run_record"]
 
 COORDINATOR_SOURCE = "streamcoord/coordinator"
 
 
 @dataclass(frozen=True, slots=True)
 class RunChange:
-    """A run whose status or stage statuses changed in a step, for a caller that builds the
-    run records itself (``decide(..., run_records=False)``).
+    """A run whose status or stage statuses changed in a step (``Step.changed_runs``), for the
+    caller to build its run record.
 
     ``run`` is the live :class:`RunState`, not a copy: later steps change it in place, so
     :func:`run_record` shows the run as it stands when it is called, with the ``source``,
@@ -33,15 +34,25 @@ class RunChange:
 def run_record(change: RunChange) -> RunRecord:
     """The record of ``change.run`` as it stands now, identified by the change's event.
 
-    Called right after the step, this is exactly the record ``decide`` publishes by default.
-    A runtime that keeps only the last record per run of a batch calls it once per run after
-    the batch, with the run's last change: the record then shows the run as the batch leaves it.
+    Called right after the step, this is the record of a batch of one event
+    (:func:`publish_run_records`). The runtime keeps only the last record per run of a batch: it
+    calls this once per run after the batch, with the run's last change, so the record shows
+    the run as the batch leaves it.
     Status and stage statuses are those of the last change (every change to them is a change),
     and so is the record's id; ``caused_by`` may have grown since (a match folded into the run
     after its last status change), and ``attempts`` would differ only if an attempt began
     without any status change, which the core does not do across steps.
     """
     return record_of(change.run, change.source, change.event_id, change.now)
+
+
+def publish_run_records(step: Step) -> Step:
+    """``step`` as a batch of one event: a ``RunRecord`` publish for each run it changed, after
+    its other commands (what the replay shows; the runtime builds one per run per batch)."""
+    records = tuple(
+        Publish(RUNS_TOPIC, change.run.run_id, run_record(change)) for change in step.changed_runs
+    )
+    return replace(step, commands=step.commands + records, changed_runs=())
 
 
 def record_of(run: RunState, source: str, event_id: str, now: datetime) -> RunRecord:

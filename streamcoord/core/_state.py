@@ -2,7 +2,8 @@
 
 Keys: ``run/<pipeline>/<run_key>`` (the latest generation of a run, its stages and timers),
 ``pipe/<pipeline>`` (pause flag, matches held while paused; on the partition of
-``active/<pipeline>`` also the pipeline's run slots: holders and queued runs), ``pool/<name>``
+``active/<pipeline>`` also the pipeline's run slots: holders and queued runs, and its quotas'
+books, see :mod:`~streamcoord.core._quotas`), ``pool/<name>``
 (holders and waiters, on the pool's owning partition), ``subs/<pipeline>/<run_key>``
 (cross-pipeline subscribers of a run), ``arr/<pipeline>/<run_key>`` (data arrivals),
 ``wm/<pipeline>`` (data-trigger watermarks), ``spec`` (the partition's active spec version,
@@ -11,9 +12,9 @@ expired, see :mod:`~streamcoord.core._retention`), ``expiry`` (the partition's p
 retention sweep) and ``chain`` (the head of the partition's decision chain, see
 :mod:`~streamcoord.core._audit`). Every value is orjson with a ``v`` version.
 
-:func:`~streamcoord.core.decide` mutates the state in place and returns it; call
-:meth:`CoordinatorState.savepoint` before a batch and :meth:`CoordinatorState.rollback` to go
-back to it (the runtime does this when it aborts a Kafka transaction).
+:func:`~streamcoord.core.decide` mutates the state in place and returns it; the runtime undoes
+a batch whose Kafka transaction it aborts by loading the committed state again
+(:meth:`CoordinatorState.load` from the changelog).
 """
 
 from __future__ import annotations
@@ -39,17 +40,20 @@ __all__ = [
     "RunState",
     "StageState",
     "event_digest",
+    "quota_timer_event",
     "run_id_of",
     "sweep_event",
 ]
 
+# 7: ``pipe/`` records of a pipeline with a quota policy keep its books (``starts``, the times
+# of the runs started in its windows, ``quota_held``, ``quota_due``: the queue's hold and timer);
 # 6: runs may name the principal that started them (pr, only when one did), the partition's
 # decision chain head is the ``chain`` key (see _audit); 5: finished runs keep their finish
 # time (fa), expired runs leave a gen/ marker;
 # 4: runs may name their spec version (sv), stages the pool they asked (a 9th field, only when
 # they did); 3: runs keep their trace (tr, tp, at) and stages their trigger time; 2: the dedup
 # window is one string of 8-byte digests (1: a list of ids). Every older version still loads.
-VERSION = 6
+VERSION = 7
 TERMINAL = frozenset(
     {"succeeded", "failed", "timed_out", "skipped", "cancelled", "upstream_failed"}
 )
@@ -59,6 +63,7 @@ _DIGEST = 8  # bytes per remembered event: 128 events cost 1 KiB, whatever the i
 TIMER_SOURCE = "streamcoord/timer"
 SPEC_KEY = "spec"
 SWEEP_KEY = "expiry"  # {"v": 1, "due": ISO time of the partition's next retention sweep}
+QUOTA_TIMER = "quota"  # purpose of the timer that moves a pipeline's quota queue (see _quotas)
 # what a terminal run saved before version 5 counts as its finish time when it has no creation time
 _LONG_AGO = "1970-01-01T00:00:00+00:00"
 
@@ -253,7 +258,6 @@ class CoordinatorState:
     __slots__ = (
         "_finished",
         "_gone",
-        "_journal",
         "_misc",
         "_runs",
         "_touched",
@@ -276,7 +280,6 @@ class CoordinatorState:
         self._touched: dict[str, None] = {}
         # run base -> its status signature before this step changed it (None: new run)
         self._watched: dict[str, tuple[object, ...] | None] = {}
-        self._journal: dict[str, bytes | None] | None = None
 
     @classmethod
     def empty(cls, partition: int = 0, partitions: int = 1) -> CoordinatorState:
@@ -329,24 +332,10 @@ class CoordinatorState:
         """Every key and value, sorted by key (a full snapshot)."""
         return [(k, v) for k in self.keys() if (v := self.dump_key(k)) is not None]
 
-    # --- savepoints ------------------------------------------------------------------------
-
-    def savepoint(self) -> None:
-        """Start recording changes so :meth:`rollback` can undo everything after this point."""
-        self._journal = {}
-
-    def rollback(self) -> None:
-        """Undo every change since :meth:`savepoint` (a no-op without one)."""
-        for key, value in (self._journal or {}).items():
-            self._put(key, value)
-        self._journal = None
-
     # --- used by decide ----------------------------------------------------------------------
 
     def touch(self, key: str) -> None:
-        """Note that ``key`` is about to change (journal its old value once per savepoint)."""
-        if self._journal is not None and key not in self._journal:
-            self._journal[key] = self.dump_key(key)
+        """Note that ``key`` is about to change (its new value goes to the changelog)."""
         self._touched[key] = None
 
     def take_status_changes(self) -> list[RunState]:
@@ -457,6 +446,12 @@ class CoordinatorState:
             for run in self._runs.values()
             for tid, t in run.timers.items()
         ]
+        out += [
+            (datetime.fromisoformat(due), event.data.timer_id, event)
+            for key, value in self._misc.items()
+            if key.startswith("pipe/") and (due := value.get("quota_due")) is not None
+            for event in (quota_timer_event(key[5:], due),)
+        ]
         sweep = self._misc.get(SWEEP_KEY)
         if sweep is not None:
             due = datetime.fromisoformat(sweep["due"])
@@ -500,6 +495,31 @@ def sweep_event(partition: int, partitions: int, due: datetime) -> TimerFired:
             stage=None,
             attempt=None,
             due=due,
+        ),
+    )
+
+
+def quota_timer_event(pipeline: str, due: str) -> TimerFired:
+    """The event of the timer that moves ``pipeline``'s quota queue at ``due`` (ISO), keyed to
+    land on the partition that keeps the pipeline's slots; its id names when it is due, so that
+    each firing is a new event."""
+    timer_id = f"{QUOTA_TIMER}|{pipeline}@{due}"
+    when = datetime.fromisoformat(due)
+    return build(
+        TimerFired,
+        {"sckey": f"active/{pipeline}"},
+        id=timer_id,
+        source=TIMER_SOURCE,
+        time=when,
+        data=build(
+            TimerFiredData,
+            None,
+            timer_id=timer_id,
+            purpose=QUOTA_TIMER,
+            run_id=None,
+            stage=None,
+            attempt=None,
+            due=when,
         ),
     )
 

@@ -72,8 +72,8 @@ class Violation:
 @dataclass(frozen=True, slots=True)
 class Step:
     """The outcome of one event: new state, commands in order, rejection, changed state keys,
-    the spans of the attempts and runs that ended (for the runtime to export), and, from
-    ``decide(..., run_records=False)`` only, the runs whose records the caller builds."""
+    the spans of the attempts and runs that ended (for the runtime to export), and the runs
+    whose status or stages changed, whose records the caller builds (see ``run_record``)."""
 
     state: CoordinatorState
     commands: tuple[Command, ...]

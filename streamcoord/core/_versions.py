@@ -17,6 +17,7 @@ from streamcoord.pipelines.models import (
     Pipeline,
     Policy,
     Pool,
+    QuotaPolicy,
 )
 
 if TYPE_CHECKING:
@@ -58,7 +59,9 @@ def _policy(policy: Policy) -> object:
     }
 
 
-def _name(model: Pipeline | Pool | EmitPolicy | ContractPolicy | GuardPolicy) -> str:
+def _name(
+    model: Pipeline | Pool | EmitPolicy | ContractPolicy | GuardPolicy | QuotaPolicy,
+) -> str:
     return model.name
 
 

@@ -20,6 +20,7 @@ import orjson
 from streamcoord.core._catalog import Catalog
 from streamcoord.core._decide import decide
 from streamcoord.core._partitioning import partition_for, partition_key_for
+from streamcoord.core._records import publish_run_records
 from streamcoord.core._state import CoordinatorState
 from streamcoord.core._step import CancelTimer, Command, Publish, SetTimer, Step
 from streamcoord.core._tracing import SpanRecord
@@ -129,7 +130,7 @@ def _decide_chain(
         current, back = queue.popleft()
         partitions = len(result.states)
         state = result.states[partition_for(partition_key_for(current), partitions)]
-        step = decide(catalog, state, current, timestamp)
+        step = publish_run_records(decide(catalog, state, current, timestamp))  # batches of one
         result.records.append(Record(timestamp, current, step, back))
         for command in step.commands:
             if isinstance(command, Publish) and command.topic is None:

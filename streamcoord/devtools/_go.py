@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from streamcoord.devtools._cache_lock import exclusive
 from streamcoord.devtools._process import follow_command
 from streamcoord.devtools.jaeger import require_go
 from streamcoord.errors import EnvironmentProblem
@@ -21,6 +22,15 @@ def go_install(
     ``progress`` receives each line Go prints; the full output goes to ``build.log`` next to
     ``target``.
     """
+    with exclusive(target):
+        if target.exists():  # another session built it while we waited
+            return target
+        return _install(package, version, built, target, progress)
+
+
+def _install(
+    package: str, version: str, built: str, target: Path, progress: Callable[[str], None]
+) -> Path:
     go = require_go()
     gobin = target.parent / f"gobin-{os.getpid()}"
     gobin.mkdir(parents=True, exist_ok=True)

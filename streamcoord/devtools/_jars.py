@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from streamcoord.devtools._cache_lock import exclusive
 from streamcoord.errors import EnvironmentProblem
 
 __all__ = [
@@ -111,6 +112,14 @@ def resolve_jars(version: str = DEFAULT_KAFKA_VERSION, *, cache: Path | None = N
     libs = _libs_dir(version, cache)
     if jars_cached(version, cache=cache):
         return libs
+    # One Maven at a time: two versions' fetches share artifacts in Maven's local repository.
+    with exclusive(libs.parent.parent / "maven"):
+        if jars_cached(version, cache=cache):  # another session fetched them while we waited
+            return libs
+        return _fetch(version, libs)
+
+
+def _fetch(version: str, libs: Path) -> Path:
     mvn = require_tool("mvn", "fetch Apache Kafka's jars")
     libs.mkdir(parents=True, exist_ok=True)
     pom = libs.parent / "pom.xml"

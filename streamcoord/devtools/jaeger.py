@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from streamcoord.devtools._cache_lock import exclusive
 from streamcoord.devtools._process import follow_command, stop_service
 from streamcoord.devtools.kafka import cache_root, check_port_free
 from streamcoord.errors import EnvironmentProblem
@@ -95,6 +96,13 @@ def build_jaeger(
     target = binary_path(version, cache=cache)
     if jaeger_cached(version, cache=cache):
         return target
+    with exclusive(target):
+        if jaeger_cached(version, cache=cache):  # another session built it while we waited
+            return target
+        return _build(target, version, progress)
+
+
+def _build(target: Path, version: str, progress: Progress) -> Path:
     go = require_go()
     module = target.parent / "module"
     module.mkdir(parents=True, exist_ok=True)

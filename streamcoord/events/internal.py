@@ -25,6 +25,7 @@ __all__ = [
     "LimitAcquire",
     "LimitAcquireData",
     "LimitDeny",
+    "LimitDenyData",
     "LimitGrant",
     "LimitRef",
     "LimitRelease",
@@ -173,12 +174,21 @@ class LimitGrant(InternalEvent):
     data: LimitRef
 
 
+class LimitDenyData(LimitRef):
+    policy: str | None = Field(
+        default_factory=lambda: None,
+        description="The quota policy that rejected the run; absent: max_active_runs"
+        " (over_limit: skip).",
+    )
+
+
 class LimitDeny(InternalEvent):
-    """Routed back to the run: over the limit with ``over_limit: skip``; it is skipped."""
+    """Routed back to the run: over the limit with ``over_limit: skip``, or over a quota with
+    ``over_quota: reject``; it is skipped."""
 
     TYPE: ClassVar[str] = "streamcoord.limit.deny"
     type: Literal["streamcoord.limit.deny"]
-    data: LimitRef
+    data: LimitDenyData
 
 
 class LimitRelease(InternalEvent):

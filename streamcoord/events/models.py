@@ -17,6 +17,7 @@ __all__ = [
     "OWN_EVENT_TYPES",
     "ChainLink",
     "CloudEvent",
+    "DatasetRef",
     "Decision",
     "DecisionCause",
     "DecisionRecord",
@@ -42,6 +43,7 @@ __all__ = [
     "StageFailed",
     "StageFailedData",
     "StageHeartbeat",
+    "StageLineage",
     "StageOutcome",
     "StageOutcomeData",
     "StageProgress",
@@ -144,8 +146,30 @@ class StageHeartbeat(CloudEvent):
     data: StageRef
 
 
+class DatasetRef(_Data):
+    """A dataset an attempt read or wrote, as OpenLineage names one."""
+
+    namespace: str | None = Field(
+        None, min_length=1, description="Its OpenLineage namespace; absent: the lineage's own."
+    )
+    name: str = Field(min_length=1)
+
+
+class StageLineage(_Data):
+    """The datasets an attempt reports it read and wrote (beside those its spec declares)."""
+
+    inputs: list[DatasetRef] = Field(default_factory=list)
+    outputs: list[DatasetRef] = Field(default_factory=list)
+
+
 class StageSucceededData(StageRef):
     outputs: dict[str, JsonValue] = Field(default_factory=dict)
+    # left out of the wire when None: a coordinator older than the field still reads the event
+    lineage: StageLineage | None = Field(
+        None,
+        description="Datasets the attempt read and wrote, for OpenLineage.",
+        exclude_if=lambda value: value is None,
+    )
 
 
 class StageSucceeded(CloudEvent):
@@ -262,7 +286,9 @@ class SpecsActivate(CloudEvent):
 
 class TimerFiredData(_Data):
     timer_id: str = Field(min_length=1)
-    purpose: Literal["retry", "timeout", "heartbeat", "start", "lateness", "wakeup", "expiry"]
+    purpose: Literal[
+        "retry", "timeout", "heartbeat", "start", "lateness", "wakeup", "expiry", "quota"
+    ]
     run_id: str | None = None
     stage: str | None = None
     attempt: int | None = None

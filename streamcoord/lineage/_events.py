@@ -11,7 +11,13 @@ import attr
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import RunFacet, parent_run
 
-from streamcoord.events.models import RunRecord, RunRecordData
+from streamcoord.events.models import (
+    DatasetRef,
+    RunRecord,
+    RunRecordData,
+    StageLineage,
+    StageSucceeded,
+)
 from streamcoord.pipelines.models import Pipeline
 
 __all__ = ["PRODUCER", "LineageTracker", "StreamcoordRunFacet", "attempt_uuid", "run_uuid"]
@@ -60,6 +66,9 @@ class LineageTracker:
 
     ``pipelines`` (optional) are the stage declarations: a stage's ``params.inputs`` and
     ``params.outputs`` (lists of dataset names, ``${ run_key }`` replaced) become its datasets.
+    Datasets an executor reports with its success (``data.lineage`` of
+    ``streamcoord.stage.succeeded``, shown with :meth:`reported` before the run record that ends
+    the attempt) are added to the attempt's COMPLETE event.
     """
 
     def __init__(self, namespace: str = "streamcoord", pipelines: Sequence[Pipeline] = ()) -> None:
@@ -68,6 +77,13 @@ class LineageTracker:
         self._seen: dict[str, RunRecordData] = {}
         self._open: dict[tuple[str, str], int] = {}  # (run, stage) -> attempt started, not ended
         self._closed: set[tuple[str, str, int]] = set()
+        self._reported: dict[tuple[str, str, int], StageLineage] = {}
+
+    def reported(self, event: StageSucceeded) -> None:
+        """An executor's success report: the datasets it names join its attempt's COMPLETE."""
+        data = event.data
+        if data.lineage is not None and (data.run_id, data.stage, data.attempt) not in self._closed:
+            self._reported[(data.run_id, data.stage, data.attempt)] = data.lineage
 
     def events(self, record: RunRecord) -> list[RunEvent]:
         data, when = record.data, (record.time.isoformat() if record.time else "")
@@ -133,14 +149,21 @@ class LineageTracker:
             ),
         }
         inputs, outputs = self._datasets(data, stage)
+        if state == RunState.COMPLETE:
+            reported = self._reported.pop((data.run_id, stage, attempt), None)
+            if reported is not None:
+                inputs = _union(inputs, self._refs(reported.inputs))
+                outputs = _union(outputs, self._refs(reported.outputs))
+        elif state != RunState.START:  # a failed or aborted attempt: its report is no use
+            self._reported.pop((data.run_id, stage, attempt), None)
         return RunEvent(
             eventType=state,
             eventTime=when,
             producer=PRODUCER,
             run=Run(runId=attempt_uuid(data.run_id, stage, attempt), facets=facets),
             job=Job(namespace=self.namespace, name=f"{data.pipeline}.{stage}"),
-            inputs=[InputDataset(namespace=self.namespace, name=n) for n in inputs],
-            outputs=[OutputDataset(namespace=self.namespace, name=n) for n in outputs],
+            inputs=[InputDataset(namespace=ns, name=n) for ns, n in inputs],
+            outputs=[OutputDataset(namespace=ns, name=n) for ns, n in outputs],
         )
 
     def _parent(self, pipeline: str, run_id: str) -> parent_run.ParentRunFacet:
@@ -149,18 +172,29 @@ class LineageTracker:
             job=parent_run.Job(namespace=self.namespace, name=pipeline),
         )
 
-    def _datasets(self, data: RunRecordData, stage: str) -> tuple[list[str], list[str]]:
+    def _datasets(
+        self, data: RunRecordData, stage: str
+    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """The declared datasets as (namespace, name)."""
         params = self._params.get((data.pipeline, stage), {})
         return (
-            _names(params.get("inputs"), data.run_key),
-            _names(params.get("outputs"), data.run_key),
+            [(self.namespace, n) for n in _names(params.get("inputs"), data.run_key)],
+            [(self.namespace, n) for n in _names(params.get("outputs"), data.run_key)],
         )
+
+    def _refs(self, refs: list[DatasetRef]) -> list[tuple[str, str]]:
+        return [(r.namespace or self.namespace, r.name) for r in refs]
 
 
 def _names(value: object, run_key: str) -> list[str]:
     if not isinstance(value, list):
         return []
     return [str(v).replace("${ run_key }", run_key) for v in value if isinstance(v, str)]
+
+
+def _union(first: list[tuple[str, str]], more: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``first`` then what ``more`` adds, each dataset once, in order."""
+    return list(dict.fromkeys([*first, *more]))
 
 
 def _upstream(data: RunRecordData) -> str | None:

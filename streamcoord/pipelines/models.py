@@ -14,7 +14,13 @@ from pydantic import Field, JsonValue
 
 from streamcoord.events import topology
 from streamcoord.pipelines._base import Expression, Name, SpecModel
-from streamcoord.pipelines.policies import ContractPolicy, EmitPolicy, GuardPolicy, Policy
+from streamcoord.pipelines.policies import (
+    ContractPolicy,
+    EmitPolicy,
+    GuardPolicy,
+    Policy,
+    QuotaPolicy,
+)
 from streamcoord.pipelines.triggers import (
     DataArrivalTrigger,
     EventTrigger,
@@ -42,6 +48,7 @@ __all__ = [
     "PipelineOutcomeTrigger",
     "Policy",
     "Pool",
+    "QuotaPolicy",
     "RetryPolicy",
     "ScheduleTrigger",
     "SpecFile",

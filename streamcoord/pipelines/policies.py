@@ -8,7 +8,9 @@ A spec file's ``policies:`` list holds named policies of these kinds:
 - ``contract``: a JSON Schema that the data of an event type must satisfy;
 - ``guard``: a CEL condition that must hold before stages of a pipeline are triggered; while it
   is false the stage is held (it waits, re-checked whenever its run is settled again and every
-  ``recheck_seconds``), and ``streamcoord explain`` names the guard.
+  ``recheck_seconds``), and ``streamcoord explain`` names the guard;
+- ``quota``: at most ``max_runs`` runs of a pipeline start in any sliding ``window`` (``1h``,
+  ``1d``); a run beyond it is queued (and started when the window frees) or rejected.
 
 Each policy has ``enforce`` (default true); ``enforce: false`` is a dry run: what the policy
 would reject is reported (decision records, metrics) and then decided as if it were allowed.
@@ -19,7 +21,9 @@ the schema cannot express; ``streamcoord validate`` locates them in the file.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from jsonschema import Draft202012Validator
@@ -38,11 +42,14 @@ from streamcoord.pipelines.triggers.kind import Finding
 
 __all__ = [
     "GUARD_VARIABLES",
+    "WINDOW_PATTERN",
     "ContractPolicy",
     "EmitPolicy",
     "GuardPolicy",
     "Policy",
+    "QuotaPolicy",
     "policy_findings",
+    "window_length",
 ]
 
 #: Names a guard's condition sees: a stage condition's, and ``now`` (the time of the event being
@@ -119,14 +126,56 @@ class GuardPolicy(SpecModel):
     )
 
 
-Policy = Annotated[EmitPolicy | ContractPolicy | GuardPolicy, Field(discriminator="kind")]
+#: How a quota's window is written: ``1h``, ``30m``, ``1d``, ``1h30m``.
+WINDOW_PATTERN = r"^([0-9]+[smhd])+$"
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def policy_findings(policy: EmitPolicy | ContractPolicy | GuardPolicy) -> Iterator[Finding]:
+def window_length(text: str) -> timedelta:
+    """The length of a window written as ``1h``, ``30m``, ``1d``, ``1h30m`` (s, m, h, d)."""
+    seconds = sum(
+        int(amount) * _UNIT_SECONDS[unit] for amount, unit in re.findall(r"([0-9]+)([smhd])", text)
+    )
+    return timedelta(seconds=seconds)
+
+
+class QuotaPolicy(SpecModel):
+    """At most ``max_runs`` runs of ``pipeline`` start in any sliding ``window``."""
+
+    kind: Literal["quota"] = "quota"
+    name: Name
+    description: str = ""
+    enforce: bool = _ENFORCE
+    pipeline: Name
+    max_runs: int = Field(ge=1, description="Runs that may start in any one window.")
+    window: str = Field(
+        pattern=WINDOW_PATTERN,
+        description="The sliding window, as a duration: `1h`, `1d`, `30m`, `1h30m` (s, m, h, d)."
+        " A start counts until one window after it (by the times of the decided events).",
+    )
+    over_quota: Literal["queue", "reject"] = Field(
+        "queue",
+        description="queue: the run waits (status queued) and starts, in order, when the window"
+        " frees; reject: the run is skipped and the event that asked for it is dead-lettered.",
+    )
+
+
+Policy = Annotated[
+    EmitPolicy | ContractPolicy | GuardPolicy | QuotaPolicy, Field(discriminator="kind")
+]
+
+
+def policy_findings(
+    policy: EmitPolicy | ContractPolicy | GuardPolicy | QuotaPolicy,
+) -> Iterator[Finding]:
     """What is wrong with ``policy`` beyond its schema; paths relative to the policy. Whether a
-    guard's pipeline and stages exist is checked with the pipelines (see ``policy_checks``)."""
+    guard's or quota's pipeline (and stages) exist is checked with the pipelines (see
+    ``policy_checks``)."""
     if isinstance(policy, EmitPolicy):
         yield from _emit_findings(policy)
+    elif isinstance(policy, QuotaPolicy):
+        if window_length(policy.window) <= timedelta(0):
+            yield Finding(("window",), "the window is empty", "give its length, e.g. 1h or 1d")
     elif isinstance(policy, GuardPolicy):
         try:
             compile_expression(policy.condition, variables=GUARD_VARIABLES)

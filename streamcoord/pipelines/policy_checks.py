@@ -2,7 +2,7 @@
 
 Pure: reads :class:`LoadedSpecs` and returns :class:`Problem` s: each policy's own findings
 (:func:`~streamcoord.pipelines.policies.policy_findings`), names declared twice, and guards of
-pipelines or stages that do not exist.
+pipelines or stages that do not exist, and quotas of pipelines that do not exist.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from streamcoord.pipelines.loader import LoadedSpecs
 from streamcoord.pipelines.models import Pipeline
-from streamcoord.pipelines.policies import GuardPolicy, Policy, policy_findings
+from streamcoord.pipelines.policies import GuardPolicy, Policy, QuotaPolicy, policy_findings
 from streamcoord.pipelines.problem import FieldPath, Problem, format_path
 from streamcoord.pipelines.triggers.kind import Finding, did_you_mean
 
@@ -48,8 +48,9 @@ def policy_problems(specs: LoadedSpecs) -> Iterator[Problem]:
 def _guarded(
     policy: Policy, pipelines: dict[str, Pipeline], unchecked: frozenset[str]
 ) -> Iterator[Finding]:
-    """A guard's pipeline and stages must exist (one that failed validation is not reported)."""
-    if not isinstance(policy, GuardPolicy) or policy.pipeline in unchecked:
+    """A guard's pipeline and stages, a quota's pipeline, must exist (one that failed validation
+    is not reported)."""
+    if not isinstance(policy, GuardPolicy | QuotaPolicy) or policy.pipeline in unchecked:
         return
     pipeline = pipelines.get(policy.pipeline)
     if pipeline is None:
@@ -58,6 +59,8 @@ def _guarded(
             f"unknown pipeline {policy.pipeline!r}",
             did_you_mean(policy.pipeline, pipelines),
         )
+        return
+    if isinstance(policy, QuotaPolicy):
         return
     names = [stage.name for stage in pipeline.stages]
     for index, stage in enumerate(policy.stages):

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from streamcoord.pipelines.policies import WINDOW_PATTERN
 from streamcoord.pipelines.problem import FieldPath, Problem, format_path
 from streamcoord.pipelines.yaml_source import YamlDocument
 
@@ -188,6 +189,9 @@ def _not_allowed(item: _Located) -> tuple[str, str]:
 
 
 def _bad_name(item: _Located) -> tuple[str, str]:
+    if (item.error.get("ctx") or {}).get("pattern") == WINDOW_PATTERN:
+        hint = "write it as 1h, 30m, 1d or 1h30m (s, m, h, d)"
+        return f"{item.error.get('input')!r} is not a duration", hint
     hint = "lower-case letters, digits, '_' and '-', starting with a letter"
     return f"{item.error.get('input')!r} is not a valid name", hint
 
@@ -198,7 +202,7 @@ _DESCRIBERS: dict[str, Callable[[_Located], tuple[str, str]]] = {
     "union_tag_not_found": _missing_kind,
     "union_tag_invalid": _unknown_kind,
     "literal_error": _not_allowed,
-    "string_pattern_mismatch": _bad_name,  # only names have a pattern
+    "string_pattern_mismatch": _bad_name,  # only names and windows have a pattern
 }
 
 

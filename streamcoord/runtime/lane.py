@@ -24,7 +24,8 @@ from datetime import datetime
 
 from streamcoord.events.models import TimerFired
 from streamcoord.kafka.ports import GroupConsumer, Record, TopicPartition, TransportError
-from streamcoord.runtime.partition import BatchOutcome, PartitionProcessor
+from streamcoord.runtime.batch import BatchOutcome
+from streamcoord.runtime.partition import PartitionProcessor
 
 __all__ = ["PartitionLane"]
 
@@ -71,6 +72,11 @@ class PartitionLane:
         return self.processor.tp.partition
 
     @property
+    def tp(self) -> TopicPartition:
+        """The events partition (the internal one has the same number)."""
+        return self.processor.tp
+
+    @property
     def spec_version(self) -> str:
         """The spec version new runs of this partition start with."""
         return self.processor.spec_version
@@ -81,11 +87,20 @@ class PartitionLane:
 
     def next_timer(self) -> datetime | None:
         """When the partition's earliest armed timer is due."""
-        return self.processor.timers.next_due()
+        return self.processor.next_timer()
 
     def pop_due_timers(self, now: datetime) -> list[TimerFired]:
         """Disarm and return the timers due at ``now``, earliest first."""
-        return self.processor.timers.pop_due(now)
+        return self.processor.pop_due_timers(now)
+
+    def active_runs(self) -> int:
+        """Runs of the partition that are active or queued."""
+        return self.processor.active_runs()
+
+    @property
+    def restore_seconds(self) -> float:
+        """How long the partition took to restore from the changelog."""
+        return self.processor.restore_seconds
 
     @property
     def inputs(self) -> tuple[TopicPartition, TopicPartition]:
@@ -124,7 +139,7 @@ class PartitionLane:
         try:
             await self.close()
         except Exception:
-            log.warning("closing the lane of %s failed", self.processor.tp, exc_info=True)
+            log.warning("closing the lane of %s failed", self.tp, exc_info=True)
         finally:
             with contextlib.suppress(Exception):
                 await self.processor.close()
@@ -151,7 +166,7 @@ class PartitionLane:
             # Decide the same records again from the committed state: drop what was queued
             # behind them and fetch again from the first of them.
             log.warning(
-                "batch on %s failed (%s); deciding it again", self.processor.tp, exc,
+                "batch on %s failed (%s); deciding it again", self.tp, exc,
                 extra={"retrying": True},
             )  # fmt: skip
             self._on_retry(exc)

@@ -2,19 +2,18 @@
 
 Batches are metered after they commit (a batch that is decided again is counted once), from
 numbers the partition processor gathered while deciding, so the hot path adds no metric calls.
+:class:`~streamcoord.runtime.telemetry.CoordinatorTelemetry` calls these through the batch hook.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Mapping
 
-from streamcoord.runtime.partition import BatchOutcome, PartitionProcessor
+from streamcoord.runtime.batch import BatchOutcome
 from streamcoord.telemetry.metrics import Instruments
 
 __all__ = ["PartitionGauges", "record_batch", "record_restore"]
-
-ACTIVE = frozenset({"active", "queued"})
 
 
 def record_batch(instruments: Instruments, outcome: BatchOutcome) -> None:
@@ -60,17 +59,16 @@ class PartitionGauges:
     def due(self) -> bool:
         return time.monotonic() >= self._next
 
-    def record(self, processors: Iterable[PartitionProcessor], lag: dict[int, int]) -> None:
+    def record(self, active: int, lag: Mapping[int, int]) -> None:
+        """``active``: the member's active and queued runs; ``lag``: records behind per
+        owned partition."""
         self._next = time.monotonic() + self._interval_s
-        active = sum(
-            1 for processor in processors for run in processor.state.runs() if run.status in ACTIVE
-        )
         self._instruments.active_runs.add(active - self._active_reported)
         self._active_reported = active
         for partition, behind in lag.items():
             self._instruments.consumer_lag.set(behind, {"partition": str(partition)})
 
 
-def record_restore(instruments: Instruments, processor: PartitionProcessor) -> None:
+def record_restore(instruments: Instruments, seconds: float) -> None:
     """How long a newly assigned partition took to restore from the changelog."""
-    instruments.restore_duration.record(processor.restore_seconds)
+    instruments.restore_duration.record(seconds)

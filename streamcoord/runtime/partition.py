@@ -9,6 +9,13 @@ run (whatever partitioner the producer used). Only internal records are *decided
 internal topic holds everything the core decided, in the order it decided it: replaying it gives
 the same decisions.
 
+A batch walks four stages (:meth:`PartitionProcessor.process`; :mod:`~streamcoord.runtime.batch`
+holds what they fill in): **admit** each events record (:meth:`~PartitionProcessor._admit`),
+**decide** each internal record with the core (:meth:`~PartitionProcessor._decide`), **route**
+what a decision caused into the batch (:meth:`~PartitionProcessor._route`), and **commit** the
+batch (:meth:`~PartitionProcessor._commit`). Telemetry observes it through a
+:class:`~streamcoord.runtime.observer.BatchObserver`.
+
 A batch of records becomes one Kafka transaction: every command the core returned, the admitted
 copies, the changelog deltas of the keys it changed, dead letters, and the consumed positions of
 both inputs (a changelog record too, so a commit is AddPartitionsToTxn, Produce and EndTxn: no
@@ -30,9 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,9 +47,7 @@ from streamcoord.core import (
     CatalogSet,
     CoordinatorState,
     Publish,
-    RunChange,
     SetTimer,
-    SpanRecord,
     Step,
     decide,
     home_partition,
@@ -54,18 +57,19 @@ from streamcoord.errors import EventError
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import (
     COORDINATOR_EVENT_TYPES,
+    CloudEvent,
     SpecsActivate,
     StageTrigger,
+    TimerFired,
 )
 from streamcoord.kafka.client import as_transport
 from streamcoord.kafka.ports import Record, TopicPartition, TransactionalSink, Transport
+from streamcoord.runtime.batch import ADMITTED_HEADER, Batch, BatchOutcome, Encoded, RecordFailed
 from streamcoord.runtime.changelog import POSITION_KEY, Positions, read_changelog
-from streamcoord.runtime.deadletter import DeadLetter, dead_letter_headers
-from streamcoord.runtime.outbox import Outbox
+from streamcoord.runtime.observer import NO_OBSERVER, BatchObserver
 from streamcoord.runtime.settings import CoordinatorSettings
 from streamcoord.runtime.specs import SpecSource, SpecsUnavailable, StaticSpecs, activated_versions
 from streamcoord.runtime.timers import TimerQueue
-from streamcoord.runtime.tracing import coordinator_tracing, decision_span
 
 __all__ = [
     "ADMITTED_HEADER",
@@ -77,8 +81,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Set on an admitted copy: the events ``<partition>@<offset>`` it came from.
-ADMITTED_HEADER = "streamcoord_admitted_from"
+#: Run states that count as active for the runs gauge.
+_ACTIVE = frozenset({"active", "queued"})
 
 
 def transactional_id(group_id: str, topic: str, partition: int) -> str:
@@ -86,59 +90,10 @@ def transactional_id(group_id: str, topic: str, partition: int) -> str:
     return f"{group_id}.{topic}.{partition}"
 
 
-@dataclass
-class BatchOutcome:
-    """What one committed batch did, for metrics, progress and tests."""
-
-    consumed: int = 0
-    published: int = 0
-    dead_letters: int = 0
-    #: Events records copied onto the internal topic, to be decided.
-    admitted: int = 0
-    #: Of those, the ones a producer put on another partition than their run's.
-    forwarded: int = 0
-    changed_keys: int = 0
-    timer_changes: list[SetTimer | CancelTimer] = field(default_factory=list)
-    # for metrics, recorded once the batch is committed
-    types: Counter[str] = field(default_factory=Counter)
-    decision_seconds: list[float] = field(default_factory=list)
-    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
-    trigger_event_times: list[int] = field(default_factory=list)  # record ms of each cause
-    attempts: list[SpanRecord] = field(default_factory=list)
-    runs_finished: int = 0
-    #: Policy violations by (policy, code, enforced); enforced ones are dead letters too.
-    policy_violations: Counter[tuple[str, str, bool]] = field(default_factory=Counter)
-
-
-class RecordFailed(Exception):  # noqa: N818  # a signal inside the batch loop, never raised out
-    """Deciding one record failed (``index`` in its batch, once known); ``reason`` is the
-    dead-letter code: ``decide_failed`` or ``encode_failed``."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.index: int | None = None
-
-
 def _describe(exc: BaseException) -> str:
     """The exception for a dead letter: its type and message (a traceback is in the log)."""
     log.error("a record's decision raised", exc_info=exc)
     return f"{type(exc).__name__}: {exc}"[:2000]
-
-
-@dataclass
-class _Batch:
-    """What the batch being decided has produced so far."""
-
-    outcome: BatchOutcome
-    outbox: Outbox = field(default_factory=Outbox)
-    changed: set[str] = field(default_factory=set)
-    # Each run's latest change: a record is a snapshot of the whole run, and a batch's records
-    # become visible together, so only one per run is worth building, encoding and sending
-    # (after the batch: it shows the run as the batch leaves it, see run_record).
-    run_changes: dict[str, RunChange] = field(default_factory=dict)
-    spans: list[SpanRecord] = field(default_factory=list)  # exported once the batch commits
 
 
 class PartitionProcessor:
@@ -152,6 +107,8 @@ class PartitionProcessor:
         specs: SpecSource | Catalog | CatalogSet,
         settings: CoordinatorSettings,
         transport: Transport | Mapping[str, Any],
+        *,
+        observer: BatchObserver = NO_OBSERVER,
     ) -> None:
         self.tp = tp
         #: The internal-topic partition decided here (the events partition's number).
@@ -176,7 +133,7 @@ class PartitionProcessor:
         #: True while ``state`` holds decisions of a batch that was not committed (its reload
         #: from the changelog failed too): it must be reloaded before anything is decided.
         self._uncommitted = False
-        self._tracing = coordinator_tracing(settings.group_id)
+        self._observer = observer
         self._limits = settings.event_limits
         for due, timer_id, event in state.timers():
             self.timers.arm(timer_id, due, event)
@@ -189,11 +146,12 @@ class PartitionProcessor:
         specs: SpecSource | Catalog | CatalogSet,
         settings: CoordinatorSettings,
         transport: Transport | Mapping[str, Any],
+        *,
+        observer: BatchObserver = NO_OBSERVER,
     ) -> PartitionProcessor:
         """Fence older producers of this partition, then rebuild its state from the changelog."""
-        processor = cls(
-            tp, CoordinatorState.empty(tp.partition, partitions), specs, settings, transport
-        )
+        empty = CoordinatorState.empty(tp.partition, partitions)
+        processor = cls(tp, empty, specs, settings, transport, observer=observer)
         # Starting the transactional producer first aborts a zombie's open transaction, so the
         # changelog read below ends at a stable offset that includes everything committed.
         await processor._start_sink()
@@ -250,6 +208,23 @@ class PartitionProcessor:
         return {tp: offset for tp, offset in positions.items() if offset is not None}
 
     @property
+    def inputs(self) -> tuple[TopicPartition, TopicPartition]:
+        """The events partition and the internal partition this processor consumes."""
+        return self.tp, self.internal_tp
+
+    def next_timer(self) -> datetime | None:
+        """When the partition's earliest armed timer is due."""
+        return self.timers.next_due()
+
+    def pop_due_timers(self, now: datetime) -> list[TimerFired]:
+        """Disarm and return the timers due at ``now``, earliest first."""
+        return self.timers.pop_due(now)
+
+    def active_runs(self) -> int:
+        """Runs of this partition that are active or queued."""
+        return sum(1 for run in self.state.runs() if run.status in _ACTIVE)
+
+    @property
     def spec_version(self) -> str:
         """The spec version new runs of this partition start with."""
         return self.catalogs.current(self.state.spec_version).version
@@ -267,12 +242,31 @@ class PartitionProcessor:
             await self._sink.stop()
             self._sink = None
 
+    # --- the walk of a batch: admit, decide, route, commit ---------------------------------
+
     async def process(self, records: Sequence[Record]) -> BatchOutcome:
-        """Decide ``records`` and commit everything they caused in one transaction.
+        """Admit, decide and route ``records``, then commit everything they caused in one
+        transaction.
 
         Raises on a failed transaction after aborting it and reloading the committed state from
         the changelog; the caller rewinds the consumer to the batch's first record.
         """
+        sink = await self._prepare(records)
+        active = self.state.spec_version
+        try:
+            batch = await self._decide_isolated(records)
+            await self._commit(batch, records, sink)
+        except BaseException:
+            await self._undo(sink)
+            raise
+        if self.state.spec_version != active:
+            log.info("partition %s now runs spec version %s", self.tp.partition, self.spec_version)
+        self._apply_timer_changes(batch.outcome.timer_changes)
+        self._observer.committed(batch.outcome)
+        return batch.outcome
+
+    async def _prepare(self, records: Sequence[Record]) -> TransactionalSink:
+        """A producer, the committed state and the spec versions ``records`` need."""
         if self._sink is None:
             await self._start_sink()
         sink = self._sink
@@ -284,37 +278,204 @@ class PartitionProcessor:
         # Versions published since the last batch; one this batch activates is waited for.
         self.catalogs = await self.specs.for_batch([r for r in records if r.topic == internal])
         await self._check_activations([r for r in records if r.topic != internal])
-        active = self.state.spec_version
-        try:
-            batch = await self._decide_isolated(records)
-            outbox, outcome = batch.outbox, batch.outcome
-            outcome.published = outbox.count
-            positions = self._positions_after(records)
-            outbox.add(
-                self.settings.topics.state, POSITION_KEY.encode(), positions.value(),
-                partition=self.tp.partition,
-            )  # fmt: skip
-            await sink.begin()
-            await outbox.flush(sink)
-            await asyncio.wait_for(sink.commit(), self.settings.transaction_timeout_s)
-        except BaseException:
-            # decide() changed the state in place; the changelog holds what was committed. If
-            # reloading it fails too (the broker is down), deciding the batch again against the
-            # changed state would see its events as done already and drop what they caused (a
-            # run lost in the chaos suite): the next batch reloads first.
-            self._uncommitted = True
-            await self._abandon(sink)
+        return sink
+
+    async def _decide_isolated(self, records: Sequence[Record]) -> Batch:
+        """Decide ``records``; a record whose decision fails is dead-lettered and the batch
+        decided again from the committed state without it (see the module docstring)."""
+        failed: dict[int, RecordFailed] = {}
+        careful = False
+        while True:
+            try:
+                return self.decide_batch(records, failed, careful=careful)
+            except RecordFailed as exc:
+                if exc.index is None:
+                    if careful:  # every record's state was checked: not a record's fault
+                        raise
+                    log.warning(
+                        "batch on %s failed at its end (%s); deciding it again, "
+                        "checking each record",
+                        self.tp,
+                        exc.message,
+                    )
+                else:
+                    failed[exc.index] = exc
+                careful = True
             self.state = await self._committed_state()
-            self._uncommitted = False
-            raise
+
+    def decide_batch(
+        self,
+        records: Sequence[Record],
+        failed: Mapping[int, RecordFailed] | None = None,
+        *,
+        careful: bool = False,
+    ) -> Batch:
+        """Admit, decide and route ``records`` into a batch to commit, in memory (no I/O).
+
+        Records listed in ``failed`` (by index) are dead-lettered with their failure instead.
+        Raises :class:`RecordFailed` when one record cannot be decided; the state is then
+        partly changed and must be reloaded. ``careful`` also checks, after each record, that
+        the state keys and run records it changed serialize.
+        """
+        failed = failed or {}
+        internal = self.internal_tp.topic
+        batch = Batch(self.settings.topics, self.tp.partition, BatchOutcome(consumed=len(records)))
+        for index, record in enumerate(records):
+            known = failed.get(index)
+            if known is not None:
+                batch.dead_letter(record, known.reason, known.message)
+            elif record.topic != internal:
+                self._admit(record, batch)
+            else:
+                try:
+                    self._decide_and_route(record, batch, careful)
+                except RecordFailed as exc:
+                    exc.index = index
+                    raise
+        self._add_changes(batch)
+        return batch
+
+    def _decode(self, record: Record, batch: Batch) -> CloudEvent | None:
+        """The record's event, or None once it is dead-lettered for not decoding."""
+        try:
+            return decode(record.value, list(record.headers or ()), limits=self._limits)
+        except EventError as exc:
+            batch.dead_letter(record, str(getattr(exc, "reason", "invalid_event")), exc.message)
+        except Exception as exc:  # a decoder bug: this record's failure only
+            batch.dead_letter(record, "decode_failed", _describe(exc))
+        return None
+
+    # 1. admit
+
+    def _admit(self, record: Record, batch: Batch) -> None:
+        """Copy an events record onto the internal partition of its run, or dead-letter it."""
+        event = self._decode(record, batch)
+        if event is None:
+            return
+        refusal = self._refusal(record, event)
+        if refusal is not None:
+            batch.dead_letter(record, *refusal)
+            return
+        try:
+            home = home_partition(event, self.state.partitions)
+        except Exception as exc:  # a routing bug: this record's failure only
+            batch.dead_letter(record, "decode_failed", _describe(exc))
+            return
+        batch.admit(record, home)
+
+    def _refusal(self, record: Record, event: CloudEvent) -> tuple[str, str] | None:
+        """Why an events record may not be admitted (reason code, message), if it may not."""
+        topics = self.settings.topics
+        legacy = self.positions.legacy_until
+        if event.type in COORDINATOR_EVENT_TYPES and (legacy is None or record.offset >= legacy):
+            return "reserved_type", (
+                f"{event.type} is a coordinator's own message: coordinators send it on "
+                f"{topics.internal}, which only they may write; nobody may send it on "
+                f"{topics.events}"
+            )
+        if isinstance(event, SpecsActivate) and event.data.version in self._missing_versions:
+            missing = self._missing_versions[event.data.version]
+            return "unknown_spec_version", (
+                f"spec version {event.data.version} cannot be activated: {missing}"
+            )
+        return None
+
+    # 2. decide, 3. route
+
+    def _decide_and_route(self, record: Record, batch: Batch, careful: bool) -> None:
+        event = self._decode(record, batch)
+        if event is None:
+            return
+        started = time.perf_counter()
+        step = self._decide(record, event)
+        elapsed = time.perf_counter() - started
+        self._route(record, event, step, batch, elapsed=elapsed, careful=careful)
+
+    def _decide(self, record: Record, event: CloudEvent) -> Step:
+        """The core's decision of ``event``, at the record's timestamp."""
+        now = datetime.fromtimestamp(record.timestamp / 1000, tz=UTC)
+        try:
+            with self._observer.deciding(record, event):
+                return decide(self.catalogs, self.state, event, now)
+        except Exception as exc:  # a core bug: this record's failure only
+            raise RecordFailed("decide_failed", _describe(exc)) from exc
+
+    def _route(
+        self, record: Record, event: CloudEvent, step: Step, batch: Batch, *, elapsed: float,
+        careful: bool,
+    ) -> None:  # fmt: skip
+        """Everything the decision caused, encoded, into the batch."""
+        try:
+            published = self._encode_step(step, careful)
+        except Exception as exc:  # an event that does not serialize
+            raise RecordFailed("encode_failed", _describe(exc)) from exc
+        batch.route(record, event.type, step, published, elapsed)
+
+    def _encode_step(self, step: Step, careful: bool) -> list[Encoded]:
+        """Every event ``step`` publishes, encoded (topic, key, value, headers, is a trigger);
+        ``careful``: also the run records and state keys it changed."""
+        topics = self.settings.topics
+        published = []
+        for command in step.commands:
+            if isinstance(command, Publish):
+                topic = topics.internal if command.topic is None else topics.full(command.topic)
+                value, out_headers = encode(command.event)
+                is_trigger = command.event.type == StageTrigger.TYPE
+                published.append((topic, command.key.encode(), value, out_headers, is_trigger))
+        if careful:
+            for change in step.changed_runs:
+                encode(run_record(change))
+            for key in step.changed_keys:
+                step.state.dump_key(key)
+        return published
+
+    # 4. commit
+
+    def _add_changes(self, batch: Batch) -> None:
+        """The batch's run records and changelog deltas, into its outbox."""
+        try:
+            outbox = batch.outbox
+            runs_topic = self.settings.topics.runs
+            for run_id, change in batch.run_changes.items():
+                value, out_headers = encode(run_record(change))
+                outbox.add(runs_topic, run_id.encode(), value, out_headers)
+            for key in sorted(batch.changed):
+                outbox.add(
+                    self.settings.topics.state, key.encode(), self.state.dump_key(key),
+                    partition=self.tp.partition,
+                )  # fmt: skip
+        except Exception as exc:  # any failure: retried, checking each record
+            raise RecordFailed("encode_failed", _describe(exc)) from exc
+        batch.outcome.changed_keys = len(batch.changed)
+
+    async def _commit(
+        self, batch: Batch, records: Sequence[Record], sink: TransactionalSink
+    ) -> None:
+        """The batch's outbox and both consumed positions, in one transaction."""
+        outbox = batch.outbox
+        batch.outcome.published = outbox.count
+        positions = self._positions_after(records)
+        outbox.add(
+            self.settings.topics.state, POSITION_KEY.encode(), positions.value(),
+            partition=self.tp.partition,
+        )  # fmt: skip
+        await sink.begin()
+        await outbox.flush(sink)
+        await asyncio.wait_for(sink.commit(), self.settings.transaction_timeout_s)
         self.positions = positions
-        if self.state.spec_version != active:
-            log.info("partition %s now runs spec version %s", self.tp.partition, self.spec_version)
-        outcome.changed_keys = len(batch.changed)
-        if batch.spans and self._tracing is not None:
-            self._tracing.export(batch.spans)
-        self._apply_timer_changes(outcome.timer_changes)
-        return outcome
+
+    async def _undo(self, sink: TransactionalSink) -> None:
+        """Abort the batch's transaction and go back to the committed state.
+
+        decide() changed the state in place; the changelog holds what was committed. If
+        reloading it fails too (the broker is down), deciding the batch again against the
+        changed state would see its events as done already and drop what they caused (a run
+        lost in the chaos suite): the next batch reloads first.
+        """
+        self._uncommitted = True
+        await self._abandon(sink)
+        self.state = await self._committed_state()
+        self._uncommitted = False
 
     def _positions_after(self, records: Sequence[Record]) -> Positions:
         """The positions once ``records`` are committed."""
@@ -348,236 +509,6 @@ class PartitionProcessor:
         self.positions = positions
         partitions = self.state.partitions
         return CoordinatorState.load(self.tp.partition, partitions, restored.items.items())
-
-    async def _decide_isolated(self, records: Sequence[Record]) -> _Batch:
-        """Decide ``records``; a record whose decision fails is dead-lettered and the batch
-        decided again from the committed state without it (see the module docstring)."""
-        failed: dict[int, RecordFailed] = {}
-        careful = False
-        while True:
-            try:
-                return self.decide_batch(records, failed, careful=careful)
-            except RecordFailed as exc:
-                if exc.index is None:
-                    if careful:  # every record's state was checked: not a record's fault
-                        raise
-                    log.warning(
-                        "batch on %s failed at its end (%s); deciding it again, "
-                        "checking each record",
-                        self.tp,
-                        exc.message,
-                    )
-                else:
-                    failed[exc.index] = exc
-                careful = True
-            self.state = await self._committed_state()
-
-    def decide_batch(
-        self,
-        records: Sequence[Record],
-        failed: Mapping[int, RecordFailed] | None = None,
-        *,
-        careful: bool = False,
-    ) -> _Batch:
-        """Decide ``records`` into a batch to commit, in memory (no I/O).
-
-        Records listed in ``failed`` (by index) are dead-lettered with their failure instead.
-        Raises :class:`RecordFailed` when one record cannot be decided; the state is then
-        partly changed and must be reloaded. ``careful`` also checks, after each record, that
-        the state keys and run records it changed serialize.
-        """
-        failed = failed or {}
-        state = self.state
-        internal = self.internal_tp.topic
-        batch = _Batch(BatchOutcome(consumed=len(records)))
-        for index, record in enumerate(records):
-            known = failed.get(index)
-            if known is not None:
-                self._dead_letter(batch, record, known.reason, known.message)
-                continue
-            if record.topic != internal:
-                self._admit(record, batch)
-                continue
-            try:
-                self._decide_one(record, state, batch, careful)
-            except RecordFailed as exc:
-                exc.index = index
-                raise
-        try:
-            self._add_changes(state, batch)
-        except Exception as exc:  # any failure: retried, checking each record
-            raise RecordFailed("encode_failed", _describe(exc)) from exc
-        return batch
-
-    def _add_changes(self, state: CoordinatorState, batch: _Batch) -> None:
-        """The batch's run records and changelog deltas, into its outbox."""
-        outbox = batch.outbox
-        runs_topic = self.settings.topics.runs
-        for run_id, change in batch.run_changes.items():
-            value, out_headers = encode(run_record(change))
-            outbox.add(runs_topic, run_id.encode(), value, out_headers)
-        for key in sorted(batch.changed):
-            outbox.add(
-                self.settings.topics.state, key.encode(), state.dump_key(key),
-                partition=self.tp.partition,
-            )  # fmt: skip
-
-    def _decide_one(
-        self,
-        record: Record,
-        state: CoordinatorState,
-        batch: _Batch,
-        careful: bool = False,
-    ) -> None:
-        outcome = batch.outcome
-        headers = list(record.headers or ())
-        try:
-            event = decode(record.value, headers, limits=self._limits)
-        except EventError as exc:
-            reason = str(getattr(exc, "reason", "invalid_event"))
-            self._dead_letter(batch, record, reason, exc.message)
-            return
-        except Exception as exc:  # a decoder bug: this record's failure only
-            self._dead_letter(batch, record, "decode_failed", _describe(exc))
-            return
-        now = datetime.fromtimestamp(record.timestamp / 1000, tz=UTC)
-        started = time.perf_counter()
-        try:
-            with decision_span(self._tracing, record, event):
-                step = decide(self.catalogs, state, event, now, run_records=False)
-        except Exception as exc:  # a core bug: this record's failure only
-            raise RecordFailed("decide_failed", _describe(exc)) from exc
-        elapsed = time.perf_counter() - started
-        try:
-            published = self._encode_step(record, step, careful)
-        except Exception as exc:  # an event that does not serialize
-            raise RecordFailed("encode_failed", _describe(exc)) from exc
-        # Nothing below raises: the record's effects enter the batch whole or not at all.
-        outcome.decision_seconds.append(elapsed)
-        outcome.types[event.type] += 1
-        for span in step.spans:
-            if span.kind == "attempt":
-                outcome.attempts.append(span)
-            else:
-                outcome.runs_finished += 1
-        batch.spans.extend(step.spans)
-        if step.rejection is not None:
-            self._dead_letter(
-                batch,
-                record,
-                step.rejection.code,
-                step.rejection.reason,
-                policy=step.rejection.policy,
-            )
-        for violation in step.violations:
-            outcome.policy_violations[violation.policy, violation.code, violation.enforced] += 1
-        batch.changed.update(step.changed_keys)
-        for change in step.changed_runs:
-            batch.run_changes[change.run.run_id] = change
-        for topic, key, value, out_headers, trigger in published:
-            if trigger:
-                outcome.trigger_event_times.append(record.timestamp)
-            batch.outbox.add(topic, key, value, out_headers)
-        outcome.timer_changes.extend(
-            command for command in step.commands if not isinstance(command, Publish)
-        )
-
-    def _encode_step(
-        self, record: Record, step: Step, careful: bool
-    ) -> list[tuple[str, bytes, bytes, list[tuple[str, bytes]], bool]]:
-        """Every event ``step`` publishes, encoded (topic, key, value, headers, is a trigger);
-        ``careful``: also the run records and state keys it changed."""
-        topics = self.settings.topics
-        published = []
-        for command in step.commands:
-            if isinstance(command, Publish):
-                topic = topics.internal if command.topic is None else topics.full(command.topic)
-                value, out_headers = encode(command.event)
-                is_trigger = command.event.type == StageTrigger.TYPE
-                published.append((topic, command.key.encode(), value, out_headers, is_trigger))
-        if careful:
-            for change in step.changed_runs:
-                encode(run_record(change))
-            for key in step.changed_keys:
-                step.state.dump_key(key)
-        return published
-
-    def _admit(self, record: Record, batch: _Batch) -> None:
-        """Copy an events record onto the internal partition of its run, or dead-letter it.
-
-        The copy keeps the record's key, bytes, headers and timestamp (the core's ``now``), so
-        deciding it is deciding the original, and a dead letter of it shows the record as it
-        came. Partitioners other than murmur2 (kcat's and librdkafka's consistent_random) put a
-        run's events on other partitions: the copy goes to the run's partition all the same, in
-        this batch's transaction.
-        """
-        headers = list(record.headers or ())
-        try:
-            event = decode(record.value, headers, limits=self._limits)
-        except EventError as exc:
-            self._dead_letter(batch, record, str(getattr(exc, "reason", "invalid_event")),
-                              exc.message)  # fmt: skip
-            return
-        except Exception as exc:  # a decoder bug: this record's failure only
-            self._dead_letter(batch, record, "decode_failed", _describe(exc))
-            return
-        topics = self.settings.topics
-        legacy = self.positions.legacy_until
-        if event.type in COORDINATOR_EVENT_TYPES and (legacy is None or record.offset >= legacy):
-            self._dead_letter(
-                batch, record, "reserved_type",
-                f"{event.type} is a coordinator's own message: coordinators send it on "
-                f"{topics.internal}, which only they may write; nobody may send it on "
-                f"{topics.events}",
-            )  # fmt: skip
-            return
-        if isinstance(event, SpecsActivate) and event.data.version in self._missing_versions:
-            missing = self._missing_versions[event.data.version]
-            self._dead_letter(
-                batch,
-                record,
-                "unknown_spec_version",
-                f"spec version {event.data.version} cannot be activated: {missing}",
-            )
-            return
-        try:
-            home = home_partition(event, self.state.partitions)
-        except Exception as exc:  # a routing bug: this record's failure only
-            self._dead_letter(batch, record, "decode_failed", _describe(exc))
-            return
-        target = self.tp.partition if home is None else home
-        origin = (ADMITTED_HEADER, f"{record.partition}@{record.offset}".encode())
-        batch.outbox.add(
-            topics.internal, record.key, record.value, [*headers, origin], partition=target,
-            timestamp=record.timestamp,
-        )  # fmt: skip
-        batch.outcome.admitted += 1
-        if target != self.tp.partition:
-            batch.outcome.forwarded += 1
-
-    def _dead_letter(
-        self,
-        batch: _Batch,
-        record: Record,
-        reason: str,
-        message: str,
-        *,
-        policy: str | None = None,
-    ) -> None:
-        """The record as it came (key, value, headers), with the reason in headers."""
-        letter = DeadLetter(
-            reason, message, record.topic, record.partition, record.offset, policy or ""
-        )
-        log.warning(
-            "dead letter %s[%d]@%d: %s: %s",
-            record.topic, record.partition, record.offset, reason, message,
-        )  # fmt: skip
-        batch.outbox.add(
-            self.settings.topics.deadletter, record.key, record.value,
-            dead_letter_headers(letter, list(record.headers or ())), partition=0,
-        )  # fmt: skip
-        batch.outcome.dead_letters += 1
-        batch.outcome.dead_letter_reasons[reason] += 1
 
     def _apply_timer_changes(self, changes: Sequence[SetTimer | CancelTimer]) -> None:
         for change in changes:

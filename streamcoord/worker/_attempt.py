@@ -123,7 +123,7 @@ class AttemptRunner:
         if isinstance(outputs, Deferred):
             log.info("%s: outcome deferred to a callback", trigger.data.idempotency_key)
             return None
-        return _outcomes.succeeded(trigger, _outputs(outputs), self._clock())
+        return _outcomes.succeeded(trigger, _outputs(outputs), self._clock(), ctx.lineage())
 
     def _failure(self, ctx: StageContext, error: Exception) -> CloudEvent:
         text = str(error) or type(error).__name__

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from streamcoord.events.models import StageTrigger
+from streamcoord.events.models import DatasetRef, StageLineage, StageTrigger
 
 __all__ = ["ProgressReporter", "StageContext"]
 
@@ -38,6 +38,8 @@ class StageContext:
         self._cancelled_async = asyncio.Event()
         self.cancel_reason = ""
         self.cancel_retryable = False
+        self._read: list[DatasetRef] = []
+        self._wrote: list[DatasetRef] = []
 
     @property
     def run_id(self) -> str:
@@ -117,6 +119,21 @@ class StageContext:
             self.progress(watermark=watermark, offsets=offsets), self._loop
         )
         future.result()
+
+    def reads(self, name: str, namespace: str | None = None) -> None:
+        """Report a dataset the attempt read: an input of its OpenLineage events (beside the
+        spec's ``params.inputs``); ``namespace`` defaults to the lineage's own."""
+        self._read.append(DatasetRef(name=name, namespace=namespace))
+
+    def writes(self, name: str, namespace: str | None = None) -> None:
+        """Report a dataset the attempt wrote: an output of its OpenLineage events."""
+        self._wrote.append(DatasetRef(name=name, namespace=namespace))
+
+    def lineage(self) -> StageLineage | None:
+        """The datasets reported with :meth:`reads` and :meth:`writes`; None when none were."""
+        if not self._read and not self._wrote:
+            return None
+        return StageLineage(inputs=list(self._read), outputs=list(self._wrote))
 
     def as_template_values(self) -> dict[str, Any]:
         """Params plus ``run_id``, ``run_key``, ``pipeline``, ``stage``, ``attempt``."""

@@ -17,6 +17,7 @@ from streamcoord.events.models import (
     StageFailed,
     StageFailedData,
     StageHeartbeat,
+    StageLineage,
     StageProgress,
     StageProgressData,
     StageRef,
@@ -88,16 +89,22 @@ def progress(
 
 
 def succeeded(
-    trigger: StageTrigger, outputs: Mapping[str, JsonValue], now: datetime
+    trigger: StageTrigger,
+    outputs: Mapping[str, JsonValue],
+    now: datetime,
+    lineage: StageLineage | None = None,
 ) -> StageSucceeded:
-    """The attempt finished; ``outputs`` feed downstream params."""
+    """The attempt finished; ``outputs`` feed downstream params, ``lineage`` names the datasets
+    it read and wrote."""
     return StageSucceeded(
         id=_id(trigger, "succeeded"),
         source=WORKER_SOURCE,
         subject=trigger.data.run_id,
         traceparent=trigger.traceparent,  # reports continue the attempt's trace
         time=now,
-        data=StageSucceededData.model_validate({**_ref(trigger), "outputs": dict(outputs)}),
+        data=StageSucceededData.model_validate(
+            {**_ref(trigger), "outputs": dict(outputs), "lineage": lineage}
+        ),
     )
 
 

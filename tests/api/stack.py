@@ -14,6 +14,7 @@ import uvicorn
 
 from streamcoord.api import ApiServices, CommandSender, LocalSpecs, create_app
 from streamcoord.auth import Role, TokenRegistry, hash_token, new_token
+from streamcoord.backfill import BackfillManager
 from streamcoord.control import CommandTracker, explain_stage
 from streamcoord.core import Explanation
 from streamcoord.emit import Emitter
@@ -147,17 +148,20 @@ async def api_stack(
         async def explainer(run_id: str, stage: str) -> Explanation | None:
             return await explain_stage(client, topics, specs.catalogs(), run_id, stage)
 
+        backfills = BackfillManager(kafka, topics.events, topics.runs, idle_timeout_s=120)
         try:
             async with Emitter(kafka, topic=topics.events, linger_ms=0) as emitter:
                 services = ApiServices(
                     store=store, specs=specs, commands=CommandSender(emitter, tracker),
                     explainer=explainer, tokens=registry, max_body_bytes=8192,
+                    backfills=backfills,
                 )  # fmt: skip
                 async with _serving(services) as url:
                     await asyncio.wait_for(caught_up.wait(), 60)
                     await asyncio.wait_for(tracker.caught_up.wait(), 60)
                     yield Stack(url, h, plain, services)
         finally:
+            await backfills.close()
             stop.set()
             await asyncio.wait_for(projector, 60)
             await tracker.stop()

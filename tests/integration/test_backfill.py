@@ -1,5 +1,6 @@
-"""A backfill over 1,000 daily partitions on a real broker: every run exactly once, never more
-than N unfinished at a time, and a repeated backfill requests nothing."""
+"""A backfill over 1,000 daily partitions on a real broker, hosted as ``streamcoord serve``
+hosts the API's (:class:`BackfillManager`): every run exactly once, never more than N unfinished
+at a time, and a repeated backfill (the CLI's) requests nothing."""
 
 from __future__ import annotations
 
@@ -7,13 +8,19 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
 
-from streamcoord.backfill import BackfillPlan, cancel_backfill, partition_keys, run_backfill
+from streamcoord.backfill import (
+    BackfillManager,
+    BackfillPlan,
+    cancel_backfill,
+    partition_keys,
+    run_backfill,
+)
 from streamcoord.devtools import consistency
 from streamcoord.events.models import RunRecord
 from streamcoord.kafka.settings import KafkaSettings
@@ -64,12 +71,15 @@ async def test_a_thousand_daily_partitions_run_once_each_never_more_than_n_at_on
     keys = partition_keys("2024-01-01", "2026-09-26")
     assert len(keys) == 1000
     settings = KafkaSettings(bootstrap_servers=kafka_bootstrap)
-    plan = BackfillPlan("daily", keys, MAX_ACTIVE)
+    manager = BackfillManager(settings, topics.events, topics.runs)
     async with in_process(kafka_bootstrap, topics, unique_name("group"), spec=SPEC):
-        final = await asyncio.wait_for(
-            run_backfill(settings, topics.events, topics.runs, plan, principal="tester"), 480
+        backfill = manager.start(
+            "daily", keys, MAX_ACTIVE, params={}, principal="tester", now=datetime.now(UTC)
         )
-    assert (final.succeeded, final.failed, final.requested) == (1000, 0, 1000)
+        await manager.wait(backfill.id, "succeeded", "failed", "stalled", timeout_s=480)
+    final = backfill.progress
+    assert (backfill.state, backfill.message) == ("succeeded", "")
+    assert (final.succeeded, final.failed, final.requested, final.started) == (1000, 0, 1000, 1000)
     assert final.peak_active <= MAX_ACTIVE
 
     triggers = await consistency.trigger_counts(kafka_bootstrap, topics)
@@ -96,6 +106,21 @@ async def test_a_thousand_daily_partitions_run_once_each_never_more_than_n_at_on
     assert process.returncode == 0, out
     last = orjson.loads(out.decode().strip().splitlines()[-1])
     assert (last["done"], last["requested"], last["succeeded"]) == (True, 0, 1000)
+
+    # its progress from anywhere, read from the runs topic
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streamcoord.cli.main", "backfill", "daily",
+        "--from", keys[0], "--to", keys[-1], "--status",
+        "-b", kafka_bootstrap, "--topic-prefix", topics.prefix,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, out
+    assert out.decode().strip().splitlines()[-1] == (
+        "daily: 1000/1000 finished (1000 succeeded, 0 failed, 0 cancelled), 0 active, "
+        "1000 started, 0 requested"
+    )
 
 
 async def test_cancel_stops_the_backfills_unfinished_runs_as_a_group(

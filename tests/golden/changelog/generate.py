@@ -67,7 +67,9 @@ def main(folder: Path) -> None:
         sys.exit(f"{folder} already holds a golden: released formats are never regenerated")
     loaded = load_specs([folder / "spec.yaml"])
     assert not loaded.problems, loaded.problems
-    records = changelog(Catalog.build(loaded.pipelines, loaded.pools), folder)
+    records = changelog(
+        Catalog.build(loaded.pipelines, loaded.pools, policies=loaded.policies), folder
+    )
     with (folder / "changelog.jsonl").open("wb") as out:
         for key, value in records:
             text = None if value is None else value.decode()

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from streamcoord.backfill import BackfillPlan, order_keys, partition_keys, request_event
+from streamcoord.backfill import (
+    BackfillPlan,
+    backfill_id,
+    order_keys,
+    partition_keys,
+    request_event,
+)
 from streamcoord.errors import ConfigError
 
 
@@ -76,3 +82,26 @@ def test_a_request_is_the_same_event_whenever_it_is_sent() -> None:
     one, two = (request_event(plan, "2026-01-01", {"full": True}) for _ in range(2))
     assert one.id == two.id == "backfill/p/2026-01-01"
     assert one.data == two.data
+
+
+def test_cancelled_runs_count_apart_and_a_paused_plan_requests_nothing() -> None:
+    plan = BackfillPlan("p", ["1", "2", "3", "4"], max_active=2, requesting=False)
+    plan.observe("p/1", "active")  # started before the pause
+    assert plan.take_next() == []
+    assert not plan.settled()  # its started run is still followed
+    plan.observe("p/1", "cancelled")
+    assert plan.settled()
+    progress = plan.progress()
+    assert (progress.started, progress.cancelled, progress.failed, progress.active) == (1, 1, 0, 0)
+    assert (progress.finished, progress.done) == (1, False)
+    plan.requesting = True  # resumed
+    assert plan.take_next() == ["2", "3"]
+    assert not plan.settled()
+
+
+def test_the_same_pipeline_and_keys_are_the_same_backfill() -> None:
+    one = backfill_id("daily", ["2026-01-02", "2026-01-01"])
+    assert one == backfill_id("daily", ["2026-01-01", "2026-01-02", "2026-01-01"])
+    assert one.startswith("daily-")
+    assert one != backfill_id("daily", ["2026-01-01"])
+    assert one != backfill_id("hourly", ["2026-01-01", "2026-01-02"])

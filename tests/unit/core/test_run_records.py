@@ -1,9 +1,9 @@
-"""``decide(..., run_records=False)`` plus :func:`run_record` gives the records of the default path.
+"""Run records built per batch with :func:`run_record` agree with those built per step.
 
-The runtime keeps one run record per run per batch; it decides with ``run_records=False`` and
-builds the record of each run's last change after the batch. These tests pin that this yields
-the default path's last record of each run, byte for byte, except that the record shows the run
-as the batch leaves it (``caused_by`` grows when a match folds into the run later).
+``decide`` lists the runs a step changed; the runtime builds the record of each run's last change
+after the batch, the replay after each step (:func:`publish_run_records`). These tests pin that a
+batch yields the last per-step record of each run, byte for byte, except that the record shows
+the run as the batch leaves it (``caused_by`` grows when a match folds into the run later).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from streamcoord.core import (
     SetTimer,
     Step,
     decide,
+    publish_run_records,
     run_record,
 )
 from streamcoord.core._step import RUNS_TOPIC
@@ -70,27 +71,28 @@ def pipelines(draw: st.DrawFn) -> Pipeline:
 
 
 class TwoPaths:
-    """The same events decided on two states: by default, and with ``run_records=False``."""
+    """The same events decided on two states: records per step (a batch of one event, as the
+    replay shows them) and one record per run per batch (as the runtime builds them)."""
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.catalog = Catalog.build([pipeline], [])
-        self.default = CoordinatorState.empty()
+        self.per_step = CoordinatorState.empty()
         self.coalesced = CoordinatorState.empty()
         self.now = T0
         self.timers: list[SetTimer] = []
-        # per batch: run id -> the default path's last record / the last change
+        # per batch: run id -> the last per-step record / the last change
         self.records: dict[str, RunRecord] = {}
         self.changes: dict[str, RunChange] = {}
 
     def feed(self, event: CloudEvent) -> Step:
         self.now += timedelta(seconds=1)
-        full = decide(self.catalog, self.default, event, self.now)
-        lean = decide(self.catalog, self.coalesced, event, self.now, run_records=False)
+        full = publish_run_records(decide(self.catalog, self.per_step, event, self.now))
+        lean = decide(self.catalog, self.coalesced, event, self.now)
         assert full.changed_runs == ()
         assert [c for c in full.commands if not _is_run_record(c)] == list(lean.commands)
         assert not any(_is_run_record(c) for c in lean.commands)
         published = [c.event for c in full.commands if _is_run_record(c)]
-        # built right after the step, the records are the default path's own
+        # built right after the step, the records are the per-step ones
         assert [_bytes(r) for r in published] == [_bytes(run_record(c)) for c in lean.changed_runs]
         for record in published:
             assert isinstance(record, RunRecord)
@@ -148,7 +150,7 @@ def _go(ident: str, key: str) -> CloudEvent:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pipelines(), st.data())
-def test_one_record_per_run_per_batch_matches_the_default_paths_last(
+def test_one_record_per_run_per_batch_matches_the_last_per_step_record(
     pipeline: Pipeline, data: st.DataObject
 ) -> None:
     paths = TwoPaths(pipeline)
@@ -196,7 +198,7 @@ def test_a_fold_after_the_last_change_shows_in_the_batchs_record() -> None:
     assert paths.end_batch() == (1, 0)
 
 
-def test_without_run_records_no_record_is_published_and_changes_are_listed() -> None:
+def test_a_step_lists_its_changed_runs_and_publishes_no_record_itself() -> None:
     pipeline = Pipeline.model_validate(
         {
             "name": "p",
@@ -207,7 +209,7 @@ def test_without_run_records_no_record_is_published_and_changes_are_listed() -> 
     )
     state = CoordinatorState.empty()
     catalog = Catalog.build([pipeline], [])
-    step = decide(catalog, state, _go("e", "k"), T0, run_records=False)
+    step = decide(catalog, state, _go("e", "k"), T0)
     assert not any(isinstance(c.event, RunRecord) for c in step.commands if isinstance(c, Publish))
     (change,) = step.changed_runs
     assert (change.run.run_id, change.source, change.event_id, change.now) == (

@@ -241,15 +241,3 @@ def test_catalog_build_lists_what_is_wrong_with_the_specs(
 ) -> None:
     with pytest.raises(SpecError, match=re.escape(message)):
         Catalog.build(pipelines, pools)
-
-
-def test_state_rollback_undoes_a_batch() -> None:
-    catalog = Catalog.build([_pipeline()])
-    state = CoordinatorState.empty()
-    decide(catalog, state, _go("k"), T0)
-    before = state.dump()
-    state.savepoint()
-    decide(catalog, state, StageSucceeded(id="s", source="x", data=_ref("p/k", "a")), T0)
-    decide(catalog, state, _go("j"), T0)
-    state.rollback()
-    assert state.dump() == before

@@ -28,7 +28,6 @@ from streamcoord.events.models import (
     ExternalEvent,
     RunCancel,
     RunFinished,
-    RunRecord,
     SpecsActivate,
     StageFailed,
     StageHeartbeat,
@@ -251,9 +250,7 @@ def test_a_run_finishes_on_its_version_while_new_runs_use_the_active_one() -> No
     assert _triggered(part.feed(BOTH, _ok("b", "p/old"))) == ["c"]
     step = part.feed(BOTH, _ok("c", "p/old"))
     assert part.run("p/old").status == "succeeded"
-    records = [
-        c.event for c in step.commands if isinstance(c, Publish) and isinstance(c.event, RunRecord)
-    ]
+    records = [run_record(change) for change in step.changed_runs]
     assert records[0].data.spec_version == V1.version
     assert records[0].data.stages == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
 
@@ -513,7 +510,7 @@ def test_explain_follows_the_run_version_and_a_need_the_run_lacks_is_pending() -
 def test_run_records_built_later_carry_the_version() -> None:
     part = Partition()
     part.feed(BOTH, _activate(V2.version))
-    step = decide(BOTH, part.state, _go(), T0, run_records=False)
+    step = decide(BOTH, part.state, _go(), T0)
     assert run_record(step.changed_runs[0]).data.spec_version == V2.version
 
 

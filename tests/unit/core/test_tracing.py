@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from streamcoord.core import Catalog, CoordinatorState, Publish, Step, decide
+from streamcoord.core import Catalog, CoordinatorState, Publish, Step, decide, run_record
 from streamcoord.core._tracing import (
     attempt_span_id,
     format_traceparent,
@@ -17,7 +17,6 @@ from streamcoord.core._tracing import (
 from streamcoord.events.models import (
     ExternalEvent,
     RunCancel,
-    RunRecord,
     StageFailed,
     StageSucceeded,
     StageTrigger,
@@ -72,9 +71,7 @@ def test_a_run_joins_the_emitters_trace_and_its_triggers_carry_the_attempt_span(
     assert trigger.traceparent == format_traceparent(
         "0af7651916cd43dd8448eb211c80319c", attempt_span_id("p/k", "a", 1)
     )
-    records = [
-        c.event for c in step.commands if isinstance(c, Publish) and isinstance(c.event, RunRecord)
-    ]
+    records = [run_record(change) for change in step.changed_runs]
     assert records[-1].data.trace_id == "0af7651916cd43dd8448eb211c80319c"
 
 

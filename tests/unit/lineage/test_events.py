@@ -1,5 +1,6 @@
 """OpenLineage RunEvents from run records: the parent links of a cross-pipeline run, attempts,
-the trace facet and declared datasets, sent through the official client and its serializer."""
+the trace facet, declared datasets and those an executor reports, sent through the official
+client and its serializer."""
 
 from __future__ import annotations
 
@@ -19,13 +20,15 @@ from openlineage.client import OpenLineageClient
 from openlineage.client.serde import Serde
 from openlineage.client.transport.transport import Transport
 
-from streamcoord.core import Catalog, CoordinatorState, Publish, decide
+from streamcoord.core import Catalog, CoordinatorState, Publish, decide, publish_run_records
 from streamcoord.events.models import (
     CloudEvent,
+    DatasetRef,
     ExternalEvent,
     RunRecord,
     StageFailed,
     StageFailedData,
+    StageLineage,
     StageSucceeded,
     StageSucceededData,
     StageTrigger,
@@ -35,8 +38,12 @@ from streamcoord.pipelines.models import Pipeline
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 #: The OpenLineage JSON Schema (spec/OpenLineage.json of the OpenLineage project), beside this
-#: file or where STREAMCOORD_OPENLINEAGE_SCHEMA says: neither openlineage-python nor another
-#: package on the package index ships it.
+#: file or where STREAMCOORD_OPENLINEAGE_SCHEMA says. No package a registry we reach serves ships
+#: it (checked 2026-12): openlineage-python (wheel and sdist), openlineage-integration-common,
+#: -airflow, -dbt, -sql and Airflow's provider ship code and their own facets' schemas only; the
+#: Maven artifact openlineage-java holds classes generated from it (no sources jar is served);
+#: the npm registry has no OpenLineage package; the Rust crate openlineage-client has none; the
+#: Go module of the project's Go client is not served by the module proxy.
 SCHEMA = Path(
     os.environ.get("STREAMCOORD_OPENLINEAGE_SCHEMA", Path(__file__).parent / "OpenLineage.json")
 )
@@ -78,18 +85,21 @@ class Captured(Transport):
         self.sent.append(orjson.loads(Serde.to_json(event)))
 
 
-def _records() -> list[RunRecord]:
-    """Run records of: up/d1 (load fails once, then succeeds), which starts down/d1 (succeeds)."""
+def _records() -> list[RunRecord | StageSucceeded]:
+    """Run records of: up/d1 (load fails once, then succeeds), which starts down/d1 (succeeds),
+    and the executor's success reports, each before the records it caused."""
     catalog = Catalog.build(PIPELINES)
     state, now = CoordinatorState.empty(), T0
-    records: list[RunRecord] = []
+    records: list[RunRecord | StageSucceeded] = []
     queue: deque[CloudEvent] = deque(
         [ExternalEvent(id="e1", source="app", type="go", data={"day": "d1"}, scprincipal="svc")]
     )
     while queue:
         event = queue.popleft()
+        if isinstance(event, StageSucceeded):
+            records.append(event)
         now += timedelta(seconds=1)
-        step = decide(catalog, state, event, now)
+        step = publish_run_records(decide(catalog, state, event, now))
         for command in step.commands:
             if not isinstance(command, Publish):
                 continue
@@ -112,8 +122,16 @@ def _answer(trigger: StageTrigger) -> CloudEvent:
         return StageFailed(
             id=f"{d.idempotency_key}/f", source="exec", data=StageFailedData(**ref, error="flaky")
         )
+    lineage = None
+    if d.pipeline == "down":  # the executor names what it read and wrote
+        lineage = StageLineage(
+            inputs=[DatasetRef(name="clean/d1"), DatasetRef(name="dim/customers")],
+            outputs=[DatasetRef(namespace="s3://reports", name="daily/d1.pdf")],
+        )
+    elif d.pipeline == "up":  # what its spec declares too
+        lineage = StageLineage(outputs=[DatasetRef(name="clean/d1")])
     return StageSucceeded(
-        id=f"{d.idempotency_key}/s", source="exec", data=StageSucceededData(**ref)
+        id=f"{d.idempotency_key}/s", source="exec", data=StageSucceededData(**ref, lineage=lineage)
     )
 
 
@@ -123,6 +141,9 @@ def sent() -> list[dict[str, Any]]:
     client = OpenLineageClient(transport=transport)
     tracker = LineageTracker("shop", PIPELINES)
     for record in _records():
+        if isinstance(record, StageSucceeded):
+            tracker.reported(record)
+            continue
         for event in tracker.events(record):
             client.emit(event)
     return transport.sent
@@ -170,11 +191,26 @@ def test_the_trace_principal_and_declared_datasets_are_facets(sent: list[dict[st
     assert [d["name"] for d in start["outputs"]] == ["clean/d1"]
 
 
+def test_datasets_an_executor_reports_join_its_attempts_end(sent: list[dict[str, Any]]) -> None:
+    start, complete = _of(sent, "down.report")
+    assert (start["inputs"], start["outputs"]) == ([], [])  # nothing declared, nothing known yet
+    assert [(d["namespace"], d["name"]) for d in complete["inputs"]] == [
+        ("shop", "clean/d1"),
+        ("shop", "dim/customers"),
+    ]
+    assert [(d["namespace"], d["name"]) for d in complete["outputs"]] == [
+        ("s3://reports", "daily/d1.pdf")
+    ]
+    # declared and reported together, each once: up.load declares raw/d1 -> clean/d1
+    (*_, load_complete) = _of(sent, "up.load")
+    assert [d["name"] for d in load_complete["outputs"]] == ["clean/d1"]
+
+
 def test_every_event_is_valid_against_the_openlineage_schema(sent: list[dict[str, Any]]) -> None:
     if not SCHEMA.is_file():
         pytest.skip(
-            f"no OpenLineage JSON Schema at {SCHEMA}: neither openlineage-python nor a "
-            "spec package on the package index ships it"
+            f"no OpenLineage JSON Schema at {SCHEMA}: no package of a registry we reach ships "
+            "it; set STREAMCOORD_OPENLINEAGE_SCHEMA to a copy of spec/OpenLineage.json"
         )
     import jsonschema
 

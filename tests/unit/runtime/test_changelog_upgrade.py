@@ -36,7 +36,7 @@ def _records(folder: Path) -> list[tuple[str, bytes | None]]:
 def _catalog(folder: Path) -> Catalog:
     loaded = load_specs([folder / "spec.yaml"])
     assert not loaded.problems
-    return Catalog.build(loaded.pipelines, loaded.pools)
+    return Catalog.build(loaded.pipelines, loaded.pools, policies=loaded.policies)
 
 
 def _restore(folder: Path) -> CoordinatorState:
@@ -171,3 +171,24 @@ def test_decisions_carry_on_from_a_v3_changelog() -> None:
     assert _triggered(_chain(catalog, state, resume, now)) == [
         (f"archive/d{n}", "copy", 1) for n in range(1, 6)
     ]
+
+
+V7 = GOLDEN / "v7"
+
+
+def test_a_quota_queue_moves_on_from_a_v7_changelog() -> None:
+    """The quota's books survive the restore: its timer is re-armed, and when it fires the runs
+    it queued start in order, one per start leaving the window."""
+    catalog, state = _catalog(V7), _restore(V7)
+    quota = [
+        (due, event) for due, timer_id, event in state.timers() if timer_id.startswith("quota|")
+    ]
+    ((due, fired),) = quota
+    assert due == datetime.fromisoformat("2026-03-01T01:00:21+00:00")
+    assert _triggered(_chain(catalog, state, fired, due)) == [("digest/d3", "mail", 1)]
+    ((due, fired),) = [
+        (due, event) for due, timer_id, event in state.timers() if timer_id.startswith("quota|")
+    ]
+    assert due == datetime.fromisoformat("2026-03-01T01:00:22+00:00")
+    assert _triggered(_chain(catalog, state, fired, due)) == [("digest/d4", "mail", 1)]
+    assert [t for _, t, _ in state.timers() if t.startswith("quota|")] == []

@@ -34,7 +34,7 @@ async def test_a_member_started_before_the_broker_retries_then_stops_cleanly() -
     coordinator = Coordinator(catalog, settings, {"bootstrap_servers": nobody})
     stop = asyncio.Event()
     handler = _StopWhenWaiting(stop)
-    logger = logging.getLogger("streamcoord.runtime.coordinator")
+    logger = logging.getLogger("streamcoord.runtime")
     logger.addHandler(handler)
     try:
         await asyncio.wait_for(coordinator.run(stop), 60)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -16,7 +16,7 @@ import pytest
 from streamcoord.core import Catalog, partition_key_for
 from streamcoord.events import topology
 from streamcoord.events.codec import decode, encode
-from streamcoord.events.models import ExternalEvent, StageTrigger, TimerFired
+from streamcoord.events.models import CloudEvent, ExternalEvent, StageTrigger, TimerFired
 from streamcoord.events.specs import SpecsRecord
 from streamcoord.kafka.ports import OutRecord, Record, TopicPartition
 from streamcoord.pipelines.loader import parse_specs
@@ -383,3 +383,54 @@ async def test_a_partition_admits_events_records_then_decides_the_copies() -> No
     restored = await read_changelog(transport.changelog(TOPICS.state), 0)
     assert restored.positions == worker.positions
     assert restored.positions.events == 1
+
+
+class _Recorder:
+    """A batch observer that keeps what it is shown."""
+
+    def __init__(self) -> None:
+        self.decisions: list[str] = []
+        self.outcomes: list[BatchOutcome] = []
+        self.restores: list[int] = []
+
+    def deciding(self, record: Record, event: CloudEvent) -> contextlib.nullcontext[None]:
+        self.decisions.append(event.type)
+        return contextlib.nullcontext()
+
+    def committed(self, outcome: BatchOutcome) -> None:
+        self.outcomes.append(outcome)
+
+    def restored(self, partition: int, seconds: float) -> None:
+        self.restores.append(partition)
+
+    def sampling_due(self) -> bool:
+        return True
+
+    def sample(self, active_runs: int, lag: Mapping[int, int]) -> None:
+        self.active_runs = active_runs
+
+
+async def test_a_batch_observer_sees_every_decision_and_committed_batch(
+    cluster: MemoryCluster,
+) -> None:
+    observer = _Recorder()
+    settings = CoordinatorSettings(group_id="g")
+    coordinator = Coordinator(_catalog(), settings, cluster.transport("a"), observer=observer)
+    stop = asyncio.Event()
+    task = asyncio.create_task(coordinator.run(stop))
+    try:
+        await asyncio.wait_for(coordinator.ready.wait(), 10)
+        for n in range(3):
+            cluster.produce(TOPICS.events, *_tick(n))
+        await cluster.wait_for(lambda: len(_trigger_counts(cluster)) == 3)
+        await cluster.wait_for(lambda: getattr(observer, "active_runs", 0) == 3)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert sorted(observer.restores) == [0, 1]
+    # each admitted copy decided once (and the matches it routed to the run's partition)
+    assert observer.decisions.count("steady.tick") == 3
+    assert len(observer.decisions) == sum(sum(o.types.values()) for o in observer.outcomes)
+    assert sum(o.admitted for o in observer.outcomes) == 3
+    assert sum(len(o.trigger_event_times) for o in observer.outcomes) == 3
+    assert sum(o.consumed for o in observer.outcomes) == coordinator.status.consumed

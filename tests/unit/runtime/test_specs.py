@@ -13,10 +13,10 @@ import pytest
 from streamcoord.core import Catalog, CatalogSet, partition_for, partition_key_for
 from streamcoord.errors import ConfigError, SpecError
 from streamcoord.events.codec import EncodeMode, encode
-from streamcoord.events.models import ExternalEvent, SpecsActivate
+from streamcoord.events.models import ExternalEvent, ScheduleTick, SpecsActivate
 from streamcoord.events.specs import SpecsRecord
 from streamcoord.pipelines import validate_texts
-from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
+from streamcoord.runtime import CoordinatorSettings, TopicNames
 from streamcoord.runtime.specs import (
     SpecsFollower,
     SpecsUnavailable,
@@ -27,6 +27,7 @@ from streamcoord.runtime.specs import (
     spec_texts,
     version_of,
 )
+from streamcoord.runtime.time_events import TimeEvents
 
 ONE = """\
 pipelines:
@@ -203,17 +204,17 @@ def test_owned_schedules_follow_the_newest_version() -> None:
     source = _Changing(
         scheduled(("kept", "0 * * * *"), ("moved", "0 1 * * *"), ("gone", "5 * * * *"))
     )
-    coordinator = Coordinator(source, CoordinatorSettings(), {})
-    coordinator._partitions = 1
-    coordinator._lanes = {0: None}  # type: ignore[dict-item]  # only the owned numbers count
-    coordinator._schedule_catalog = coordinator.catalog
-    for schedule in coordinator._owned_schedules({0}):
-        coordinator._schedules.add(schedule, datetime.now(UTC))
+    time_events = TimeEvents(CoordinatorSettings(), lambda: source.current().default, lambda: None)
+    time_events.partitions = 1
+    time_events.start()
+    time_events.own({0}, datetime.now(UTC))
     source.set = CatalogSet.of(
         scheduled(("kept", "0 * * * *"), ("moved", "0 2 * * *"), ("new", "30 * * * *"))
     )
-    coordinator._follow_schedules()
-    ticks = coordinator._schedules.pop_due(datetime.now(UTC) + timedelta(days=1))
+    time_events.follow({0})
+    due = time_events.due([], datetime.now(UTC) + timedelta(days=1))
+    ticks = [t for t in due if isinstance(t, ScheduleTick)]
+    assert len(ticks) == len(due)
     times = {(t.data.pipeline, t.data.scheduled_time.minute) for t in ticks}
     assert {pipeline for pipeline, _ in times} == {"kept", "moved", "new"}  # "gone" is gone
     assert {t.data.scheduled_time.hour for t in ticks if t.data.pipeline == "moved"} == {2}
