@@ -1,6 +1,6 @@
 """Events per second through the pure core, and serialized state bytes per run (not a test).
 
-Run: ``.venv/bin/python bench/core_bench.py [--no-gc] [--repeat N]``.
+Run: ``.venv/bin/python bench/core_bench.py [--no-gc] [--repeat N] [--coalesced]``.
 
 What is measured: :func:`decide` on every event, in batches of 500 (the runtime's default
 ``max_batch``); each step's commands are dropped once decided, as the runtime drops them once
@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from streamcoord.core import Catalog, CoordinatorState, decide
+from streamcoord.core import Catalog, CoordinatorState, decide, publish_run_records
 from streamcoord.events.models import CloudEvent, ExternalEvent, StageStarted, StageSucceeded
 from streamcoord.pipelines.models import Pipeline
 
@@ -63,7 +63,9 @@ def _batches(runs: int, stages: int) -> Iterator[list[CloudEvent]]:
             yield batch
 
 
-def _run(catalog: Catalog, runs: int, stages: int) -> tuple[float, int, CoordinatorState]:
+def _run(
+    catalog: Catalog, runs: int, stages: int, run_records: bool = True
+) -> tuple[float, int, CoordinatorState]:
     """Drive ``runs`` runs to completion; returns CPU seconds, events decided and the state."""
     state = CoordinatorState.empty()
     events = 0
@@ -71,7 +73,9 @@ def _run(catalog: Catalog, runs: int, stages: int) -> tuple[float, int, Coordina
     for batch in _batches(runs, stages):
         start = time.process_time()
         for event in batch:
-            decide(catalog, state, event, NOW)
+            step = decide(catalog, state, event, NOW)
+            if run_records:
+                publish_run_records(step)
         elapsed += time.process_time() - start
         events += len(batch)
     return elapsed, events, state
@@ -88,6 +92,9 @@ def main() -> None:
     if "--no-gc" in sys.argv:
         gc.disable()
     repeat = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 3
+    # --coalesced: no run record per step, as the runtime does (it builds one run record
+    # per run per batch afterwards, outside the core)
+    run_records = "--coalesced" not in sys.argv
     for label, stages, runs in [
         ("50-stage DAG, 200 runs", 50, 200),
         ("3-stage runs, 20000 runs", 3, 20_000),
@@ -95,7 +102,7 @@ def main() -> None:
         catalog = Catalog.build([_dag(stages)], [])
         best = None
         for _ in range(repeat):
-            elapsed, events, state = _run(catalog, runs, stages)
+            elapsed, events, state = _run(catalog, runs, stages, run_records)
             _check_finished(state, runs)
             best = elapsed if best is None else min(best, elapsed)
         assert best is not None

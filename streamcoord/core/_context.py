@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
@@ -103,12 +104,12 @@ class Context:
         self.commands.append(Publish(topic, key, event))
 
     def decision(
-        self, run: RunState, stage: str | None, action: str, reason: str, caused: list[str]
+        self, run: RunState, stage: str | None, action: str, reason: str, caused: Sequence[str]
     ) -> None:
         self.note(run.run_id, stage, action, reason, caused)
 
     def note(
-        self, run_id: str, stage: str | None, action: str, reason: str, caused: list[str]
+        self, run_id: str, stage: str | None, action: str, reason: str, caused: Sequence[str]
     ) -> None:
         """Record a decision (also for runs that do not exist yet, e.g. held while paused), with
         the principal and identity of the event it was made on, as the partition's next link

@@ -22,7 +22,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import heapq
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -37,9 +38,11 @@ __all__ = [
     "SWEEP_KEY",
     "VERSION",
     "CoordinatorState",
+    "ParkedRun",
     "RunState",
     "StageState",
     "event_digest",
+    "finished_at_of",
     "quota_timer_event",
     "run_id_of",
     "sweep_event",
@@ -66,6 +69,10 @@ SWEEP_KEY = "expiry"  # {"v": 1, "due": ISO time of the partition's next retenti
 QUOTA_TIMER = "quota"  # purpose of the timer that moves a pipeline's quota queue (see _quotas)
 # what a terminal run saved before version 5 counts as its finish time when it has no creation time
 _LONG_AGO = "1970-01-01T00:00:00+00:00"
+# What most stages hold (every pending one): shared, never changed in place (a stage's causes and
+# outputs are replaced, never mutated: the read-only types keep it so), a few hundred bytes a run.
+_NO_CAUSES: Sequence[str] = ()
+_NO_OUTPUTS: Mapping[str, Any] = {}
 
 
 class StageState:
@@ -87,8 +94,8 @@ class StageState:
         self,
         status: str = "pending",
         attempt: int = 0,
-        caused_by: list[str] | None = None,
-        outputs: dict[str, Any] | None = None,
+        caused_by: Sequence[str] | None = None,
+        outputs: Mapping[str, Any] | None = None,
         reason: str = "",
         watermark: str | None = None,
         done_by: str | None = None,
@@ -97,8 +104,8 @@ class StageState:
     ) -> None:
         self.status = status
         self.attempt = attempt
-        self.caused_by = caused_by if caused_by is not None else []
-        self.outputs = outputs if outputs is not None else {}
+        self.caused_by = caused_by or _NO_CAUSES
+        self.outputs = outputs or _NO_OUTPUTS
         self.reason = reason
         self.watermark = watermark
         self.done_by = done_by  # id of the event that ended the stage
@@ -122,7 +129,9 @@ class StageState:
 
     @classmethod
     def load(cls, raw: list[Any]) -> StageState:
-        return cls(*raw)
+        stage = cls(*raw)
+        stage.status = sys.intern(stage.status)  # one string per status, not one per stage
+        return stage
 
 
 class RunState:
@@ -245,11 +254,31 @@ class RunState:
         run.created_at = raw.get("at", "")
         run.spec_version = raw.get("sv")
         run.principal = raw.get("pr")  # before version 6: not known
-        # before version 5: a finished run counts as finished when it was created
-        run.finished_at = raw.get("fa") or (
-            (run.created_at or _LONG_AGO) if run.status in RUN_TERMINAL else None
-        )
+        run.finished_at = finished_at_of(raw)
         return run
+
+
+def finished_at_of(raw: dict[str, Any]) -> str | None:
+    """The finish time of the run stored as ``raw`` (None while it is unfinished)."""
+    # before version 5: a finished run counts as finished when it was created
+    return raw.get("fa") or ((raw.get("at") or _LONG_AGO) if raw["s"] in RUN_TERMINAL else None)
+
+
+class ParkedRun:
+    """A restored run not yet asked for: its changelog value, and its status for scans.
+
+    A restore holds most runs idle; kept as their value (a fifth of the memory of a
+    :class:`RunState`, and no objects for the collector to walk) they are decoded when an event
+    first needs them."""
+
+    __slots__ = ("status", "value")
+
+    def __init__(self, status: str, value: bytes) -> None:
+        self.status = status
+        self.value = value
+
+    def load(self) -> RunState:
+        return RunState.load(orjson.loads(self.value))
 
 
 class CoordinatorState:
@@ -269,7 +298,8 @@ class CoordinatorState:
     def __init__(self, partition: int, partitions: int) -> None:
         self.partition = partition
         self.partitions = partitions
-        self._runs: dict[str, RunState] = {}
+        # runs by base; restored ones stay parked until an event or a reader asks for them
+        self._runs: dict[str, RunState | ParkedRun] = {}
         self._misc: dict[str, dict[str, Any]] = {}
         # run base -> generation of the run that expired (``gen/`` keys)
         self._gone: dict[str, int] = {}
@@ -300,8 +330,7 @@ class CoordinatorState:
         if key.startswith("run/"):
             self._runs.pop(key[4:], None)
             if value is not None:
-                run = self._runs[key[4:]] = RunState.load(orjson.loads(value))
-                self.index_finished(run)
+                self._park(key[4:], value)
         elif key.startswith("gen/"):
             self._gone.pop(key[4:], None)
             if value is not None:
@@ -311,10 +340,31 @@ class CoordinatorState:
             if value is not None:
                 self._misc[key] = orjson.loads(value)
 
+    def _park(self, base: str, value: bytes) -> None:
+        """Hold the run stored as ``value`` undecoded, unless it has timers to re-arm (then it is
+        about to be needed); a finished one goes into the retention index either way."""
+        raw = orjson.loads(value)
+        finished_at = finished_at_of(raw)
+        if finished_at is not None and raw["s"] in RUN_TERMINAL:
+            heapq.heappush(self._finished, (datetime.fromisoformat(finished_at), base))
+        self._runs[base] = RunState.load(raw) if raw["tm"] else ParkedRun(raw["s"], value)
+
+    def _decoded(self, base: str) -> RunState:
+        """The run ``base`` (which must exist), decoded now if it was parked."""
+        run = self._runs[base]
+        if isinstance(run, ParkedRun):
+            run = self._runs[base] = run.load()
+        return run
+
+    def _unparked(self, base: str) -> RunState | None:
+        return self._decoded(base) if base in self._runs else None
+
     def dump_key(self, key: str) -> bytes | None:
         """The serialized value of ``key``; None means deleted (write a tombstone)."""
         if key.startswith("run/"):
             run = self._runs.get(key[4:])
+            if isinstance(run, ParkedRun):  # in the current version, as a decoded one would be
+                run = run.load()
             return None if run is None else orjson.dumps(run.dump())
         if key.startswith("gen/"):
             gen = self._gone.get(key[4:])
@@ -343,7 +393,7 @@ class CoordinatorState:
         changed = [
             run
             for base, before in self._watched.items()
-            if (run := self._runs.get(base)) is not None and run.signature() != before
+            if (run := self._unparked(base)) is not None and run.signature() != before
         ]
         self._watched = {}
         return changed
@@ -354,11 +404,11 @@ class CoordinatorState:
         return keys
 
     def run(self, base: str) -> RunState | None:
-        return self._runs.get(base)
+        return self._unparked(base)
 
     def run_for_update(self, base: str) -> RunState:
         """The run ``base`` (which must exist), noted as changing."""
-        run = self._runs[base]
+        run = self._decoded(base)
         self.touch(f"run/{base}")
         self._watched.setdefault(base, run.signature())
         return run
@@ -377,17 +427,16 @@ class CoordinatorState:
         """The generation of the run ``base`` if it expired (and no newer one began since)."""
         return self._gone.get(base)
 
-    def index_finished(self, run: RunState) -> None:
-        """Note a finished run for expiry (its ``finished_at`` set)."""
-        if run.finished_at is not None and run.status in RUN_TERMINAL:
-            heapq.heappush(self._finished, (datetime.fromisoformat(run.finished_at), run.base))
+    def index_finished(self, run: RunState, finished_at: datetime) -> None:
+        """Note that ``run`` finished at ``finished_at``, for expiry."""
+        heapq.heappush(self._finished, (finished_at, run.base))
 
     def oldest_finished(self) -> tuple[datetime, RunState] | None:
         """The finished run that finished first, with its finish time (stale entries dropped)."""
         heap = self._finished
         while heap:
             when, base = heap[0]
-            run = self._runs.get(base)
+            run = self._unparked(base)
             if (
                 run is not None
                 and run.status in RUN_TERMINAL
@@ -436,14 +485,19 @@ class CoordinatorState:
     # --- read side ---------------------------------------------------------------------------
 
     def runs(self) -> list[RunState]:
-        """Every run this partition holds, by run id."""
-        return [self._runs[b] for b in sorted(self._runs)]
+        """Every run this partition holds, by run id (parked ones decoded for good)."""
+        return [self._decoded(b) for b in sorted(self._runs)]
+
+    def run_statuses(self) -> Iterator[str]:
+        """The status of every run this partition holds, without decoding parked ones."""
+        return (run.status for run in self._runs.values())
 
     def timers(self) -> list[tuple[datetime, str, TimerFired]]:
         """Pending durable timers, by due time then id, for re-arming after a restart."""
         out = [
             (datetime.fromisoformat(t[0]), tid, timer_event(tid, run.run_id, t))
             for run in self._runs.values()
+            if isinstance(run, RunState)  # a parked run has no timers
             for tid, t in run.timers.items()
         ]
         out += [

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 __all__ = [
     "LINKS_ATTRIBUTE",
@@ -61,11 +62,15 @@ def run_trace_id(run_id: str, traceparent: str | None) -> str:
     return parsed[0] if parsed is not None else _hex(f"trace|{run_id}", 32)
 
 
+# Memoized (pure functions): a decision asks for the same ids several times (the trigger's
+# traceparent, the attempt's span, its downstream's links); a bounded table keeps them.
+@lru_cache(maxsize=1024)
 def run_span_id(run_id: str) -> str:
     """The root span of the run."""
     return _hex(f"run|{run_id}", 16)
 
 
+@lru_cache(maxsize=1024)
 def attempt_span_id(run_id: str, stage: str, attempt: int) -> str:
     """The span of one attempt of one stage, from trigger to outcome."""
     return _hex(f"attempt|{run_id}|{stage}|{attempt}", 16)

@@ -222,7 +222,7 @@ class PartitionProcessor:
 
     def active_runs(self) -> int:
         """Runs of this partition that are active or queued."""
-        return sum(1 for run in self.state.runs() if run.status in _ACTIVE)
+        return sum(1 for status in self.state.run_statuses() if status in _ACTIVE)  # stays parked
 
     @property
     def spec_version(self) -> str:

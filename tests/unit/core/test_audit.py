@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import deque
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from streamcoord.core import Catalog, CoordinatorState, Publish, Step, decide
 from streamcoord.core._audit import (
     CHAIN_KEY,
     COORDINATOR_PRINCIPAL,
+    link,
     principal_of,
     record_digest,
 )
@@ -155,3 +156,29 @@ def test_any_change_to_a_record_changes_its_digest() -> None:
     assert record_digest(altered) != record_digest(record)
     unchained = record.model_copy(update={"data": record.data.model_copy(update={"chain": None})})
     assert record_digest(unchained) != record_digest(record)
+
+
+def test_a_linked_record_verifies_whatever_attributes_it_holds() -> None:
+    # the chain's hash is record_digest's whatever the record carries: every optional attribute
+    # set, times in other zones, an extension attribute (the verifier recomputes it from these)
+    (record, *_) = _decisions(decide(CATALOG, CoordinatorState.empty(), _go("e1", "k"), T0))
+    full = record.model_copy(
+        update={
+            "dataschema": "urn:x",
+            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "tracestate": "a=b",
+            "time": T0.astimezone(timezone(timedelta(hours=2))),
+        }
+    )
+    bare = record.model_copy(
+        update={
+            "subject": None,
+            "time": None,
+            "data": record.data.model_copy(update={"event": None}),
+        }
+    )
+    extended = DecisionRecord.model_validate({**record.model_dump(), "scx": "y"})
+    for original in (record, full, bare, extended):
+        linked = link(CoordinatorState.empty(), original)
+        assert linked.data.chain is not None
+        assert linked.data.chain.hash == record_digest(linked)

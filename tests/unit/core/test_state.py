@@ -17,6 +17,7 @@ from streamcoord.events.models import (
     PipelinePause,
     StageHeartbeat,
     StageStarted,
+    StageSucceeded,
     TimerFired,
 )
 from streamcoord.pipelines.models import Pipeline
@@ -55,6 +56,30 @@ def test_a_state_restored_from_its_changelog_is_the_same_state() -> None:
     tombstoned = CoordinatorState.load(0, 1, [*snapshot, ("pipe/p", None)])
     assert tombstoned.keys() == ["chain", "run/p/k"]
     assert tombstoned.dump_key("pipe/p") is None
+
+
+def test_restored_runs_without_timers_are_decoded_only_when_an_event_needs_them() -> None:
+    # a run with pending timers (p/k) is decoded at once, to re-arm them; one without (p/q,
+    # finished) waits as its changelog value, and still counts for retention
+    state = CoordinatorState.empty()
+    for key in ("k", "q"):
+        decide(
+            CATALOG, state, ExternalEvent(id=key, source="app", type="go", data={"key": key}), T0
+        )
+    done = {"run_id": "p/q", "stage": "a", "attempt": 1}
+    decide(CATALOG, state, StageSucceeded(id="d", source="x", data=done), T0)
+    snapshot = state.dump()
+    restored = CoordinatorState.load(0, 1, snapshot)
+    assert sorted(restored.run_statuses()) == ["active", "succeeded"]
+    assert restored.dump() == snapshot  # a parked run dumps as its decoded self would
+    assert [run_id for _, run_id, _ in restored.timers()] == [
+        run_id for _, run_id, _ in state.timers()
+    ]
+    oldest = restored.oldest_finished()
+    assert oldest is not None
+    assert oldest[1].run_id == "p/q"
+    assert [r.run_id for r in restored.runs()] == ["p/k", "p/q"]
+    assert restored.dump() == snapshot
 
 
 def test_a_run_stores_each_stage_as_the_stage_dumps_itself() -> None:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamcoord.core._construction import build
-from streamcoord.events import codec
+from streamcoord.events import encoding as codec
 from streamcoord.events.models import (
     CloudEvent,
     Decision,
