@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 from sqlalchemy import func, select
 
+from streamcoord.events import topology
 from streamcoord.readmodel import RunQuery, open_store
 from streamcoord.readmodel import _schema as t
 from streamcoord.readmodel._projection import Consumed, micros
@@ -90,9 +91,9 @@ def _one_run(rows: dict[Any, list[dict[str, Any]]], n: int, rng: random.Random, 
     })  # fmt: skip
     rows[t.status_changes] += [
         {"run_id": run_id, "seq": 1, "status": "active", "at": at, "caused_by": f"event-{n}",
-         "position": f"streamcoord.runs:{n % 8}:{2 * n}"},
+         "position": f"{topology.RUNS}:{n % 8}:{2 * n}"},
         {"run_id": run_id, "seq": 2, "status": status, "at": ends, "caused_by": f"event-{n}",
-         "position": f"streamcoord.runs:{n % 8}:{2 * n + 1}"},
+         "position": f"{topology.RUNS}:{n % 8}:{2 * n + 1}"},
     ]  # fmt: skip
     middle = (at + ends) // 2
     for index, (stage, begun, done) in enumerate((("extract", at, middle), ("load", middle, ends))):
@@ -238,8 +239,8 @@ async def measure_kafka(bootstrap: str, runs: int, workdir: Path) -> None:
     topics = TopicNames(f"bench-readmodel-{uuid.uuid4().hex[:8]}.")
     declared = [spec for spec in load_topics().with_prefix(topics.prefix)
                 if spec.name.removeprefix(topics.prefix) in {
-                    "streamcoord.runs", "streamcoord.decisions", "streamcoord.events",
-                    "streamcoord.deadletter"}]  # fmt: skip
+                    topology.RUNS, topology.DECISIONS, topology.EVENTS,
+                    topology.DEADLETTER}]  # fmt: skip
     await apply_topics(KafkaSettings(bootstrap_servers=bootstrap), declared)
     records, _ = stories(runs, topics.prefix)
     producer = AIOKafkaProducer(

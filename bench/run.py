@@ -147,7 +147,7 @@ async def latency(
     await asyncio.wait_for(child.event("ready").wait(), 120)
     task = progress.add_task(f"latency {label}", total=handoffs)
     result = await measure_latency(
-        bootstrap, topics.events, topics.full("streamcoord.triggers"), runs, rate=rate,
+        bootstrap, topics.events, topics.full(topology.TRIGGERS), runs, rate=rate,
         handoffs=handoffs, on_progress=lambda d: progress.update(task, completed=d),
     )  # fmt: skip
     await child.stop()

@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 from streamcoord.core import Catalog, partition_key_for
 from streamcoord.devtools.kafka import BrokerSettings, LocalKafka, free_port
 from streamcoord.devtools.toxiproxy import LocalToxiproxy, build_toxiproxy
+from streamcoord.events import topology
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import (
     CloudEvent,
@@ -261,7 +262,7 @@ class Load:
     async def answer_triggers(self) -> None:
         """The executor: read every committed trigger, report it started and succeeded."""
         consumer = AIOKafkaConsumer(
-            self.topics.full("streamcoord.triggers"), bootstrap_servers=self.bootstrap,
+            self.topics.full(topology.TRIGGERS), bootstrap_servers=self.bootstrap,
             group_id=None, auto_offset_reset="earliest", enable_auto_commit=False,
             isolation_level="read_committed",
         )  # fmt: skip

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
-
 from streamcoord.core import Catalog
 from streamcoord.emit import Emitter
 from streamcoord.errors import StreamcoordError
@@ -34,7 +32,9 @@ from streamcoord.events.models import (
 )
 from streamcoord.events.topics import PACKAGED_TOPICS_FILE
 from streamcoord.kafka.admin import apply_topics, load_topics
-from streamcoord.kafka.records import read_topic, topic_partitions
+from streamcoord.kafka.client import KafkaTransport
+from streamcoord.kafka.ports import Record
+from streamcoord.kafka.records import read_topic
 from streamcoord.kafka.settings import KafkaSettings
 from streamcoord.runtime import Coordinator, CoordinatorSettings, TopicNames
 from streamcoord.worker import Worker, WorkerSettings
@@ -200,34 +200,32 @@ async def _follow_runs(
     started: asyncio.Event,
 ) -> None:
     """Feed every run record committed from now on to ``progress`` and ``on_record``."""
-    consumer = AIOKafkaConsumer(
-        **kafka.client_kwargs(),
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="latest",
-    )
+    consumer = KafkaTransport(kafka.client_kwargs()).partition_reader()
     await consumer.start()
     try:
-        tps = await topic_partitions(consumer, topics.runs)
+        tps = await consumer.partitions(topics.runs)
         consumer.assign(tps)
-        await consumer.seek_to_end(*tps)
-        for tp in tps:
-            await consumer.position(tp)  # resolve "end" now, before the first event goes out
+        await consumer.seek_to_end(*tps)  # before the first event goes out
         started.set()
-        async for message in consumer:
-            with contextlib.suppress(StreamcoordError):
-                record = decode(message.value, list(message.headers or ()))
-                # run keys hold the day: "2026-11-28", "clicks/2026-11-28T03"
-                if (
-                    isinstance(record, RunRecord)
-                    and progress.day.isoformat() in record.data.run_key
-                ):
-                    progress.add(record)
-                    on_record(record)
+        while True:
+            batch = await consumer.fetch(timeout_ms=1000)
+            for message in [m for messages in batch.values() for m in messages]:
+                _take_run_record(message, progress, on_record)
     finally:
         progress.changed.set()  # wake the waiter: it checks whether the follower ended
         await consumer.stop()
+
+
+def _take_run_record(
+    message: Record, progress: DemoProgress, on_record: Callable[[RunRecord], None]
+) -> None:
+    """Count ``message`` when it is a run record of the demo's day."""
+    with contextlib.suppress(StreamcoordError):
+        record = decode(message.value, list(message.headers or ()))
+        # run keys hold the day: "2026-11-28", "clicks/2026-11-28T03"
+        if isinstance(record, RunRecord) and progress.day.isoformat() in record.data.run_key:
+            progress.add(record)
+            on_record(record)
 
 
 async def run_demo(

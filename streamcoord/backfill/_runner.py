@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streamcoord.backfill._plan import BackfillPlan, Progress
 from streamcoord.emit import Emitter
@@ -14,7 +12,8 @@ from streamcoord.errors import EventError, StreamcoordError
 from streamcoord.events.codec import decode
 from streamcoord.events.factory import make_event
 from streamcoord.events.models import CloudEvent, RunCancel, RunRecord, RunRequested
-from streamcoord.kafka.records import topic_partitions
+from streamcoord.kafka.client import KafkaTransport
+from streamcoord.kafka.ports import PartitionReader, Record, TopicPartition
 from streamcoord.kafka.settings import KafkaSettings
 
 __all__ = [
@@ -75,19 +74,13 @@ async def run_backfill(
 
 async def _caught_up(
     settings: KafkaSettings, runs_topic: str, plan: BackfillPlan
-) -> AIOKafkaConsumer:
+) -> PartitionReader:
     """A consumer of the runs topic that has read it to its end into ``plan`` (runs that exist
     already are not requested again); the caller stops it."""
-    consumer = AIOKafkaConsumer(
-        **settings.client_kwargs(),
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-    )
+    consumer = KafkaTransport(settings.client_kwargs()).partition_reader()
     await consumer.start()
     try:
-        tps = await topic_partitions(consumer, runs_topic)
+        tps = await consumer.partitions(runs_topic)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         await _catch_up(consumer, tps, await consumer.end_offsets(tps), plan)
@@ -98,19 +91,19 @@ async def _caught_up(
 
 
 async def _catch_up(
-    consumer: AIOKafkaConsumer,
+    consumer: PartitionReader,
     tps: list[TopicPartition],
     ends: dict[TopicPartition, int],
     plan: BackfillPlan,
 ) -> None:
     pending = [tp for tp in tps if await consumer.position(tp) < ends[tp]]
     while pending:
-        _observe(plan, await consumer.getmany(*pending, timeout_ms=500))
+        _observe(plan, await consumer.fetch(*pending, timeout_ms=500))
         pending = [tp for tp in pending if await consumer.position(tp) < ends[tp]]
 
 
 async def _drive(
-    consumer: AIOKafkaConsumer,
+    consumer: PartitionReader,
     emitter: Emitter,
     plan: BackfillPlan,
     params: Mapping[str, Any],
@@ -124,7 +117,7 @@ async def _drive(
         keys = plan.take_next()
         if keys:
             await emitter.send_many([request_event(plan, key, params) for key in keys])
-        _observe(plan, await consumer.getmany(timeout_ms=500))
+        _observe(plan, await consumer.fetch(timeout_ms=500))
         now = plan.progress()
         if now != last:
             last, moved = now, time.monotonic()
@@ -139,7 +132,7 @@ async def _drive(
     return last
 
 
-def _observe(plan: BackfillPlan, batch: Mapping[TopicPartition, list[Any]]) -> None:
+def _observe(plan: BackfillPlan, batch: Mapping[TopicPartition, Sequence[Record]]) -> None:
     for messages in batch.values():
         for message in messages:
             try:

@@ -18,14 +18,14 @@ from types import TracebackType
 from typing import Any, Self
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from streamcoord.cli._outcome import Outcome, Watch
 from streamcoord.emit import Delivery
 from streamcoord.errors import EventError
 from streamcoord.events.codec import decode
 from streamcoord.events.models import RunRecord
-from streamcoord.kafka.records import topic_partitions
+from streamcoord.kafka.client import as_transport
+from streamcoord.kafka.ports import PartitionReader, Record, TopicPartition, Transport
 from streamcoord.runtime.changelog import POSITION_KEY, Positions
 from streamcoord.runtime.deadletter import HEADER_PREFIX
 from streamcoord.runtime.partition import ADMITTED_HEADER
@@ -39,15 +39,10 @@ _POLL_MS = 200
 class Follower:
     """Open before sending, then ``outcome(delivery, watch, seconds)`` follows the command."""
 
-    def __init__(self, client_kwargs: Mapping[str, Any], topics: TopicNames) -> None:
+    def __init__(self, connection: Transport | Mapping[str, Any], topics: TopicNames) -> None:
+        """``connection``: a transport or aiokafka client keyword arguments."""
         self.topics = topics
-        self._consumer = AIOKafkaConsumer(
-            **client_kwargs,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-        )
+        self._consumer = as_transport(connection).partition_reader()
         self._start: dict[TopicPartition, int] = {}
         self._copy: tuple[int, int] | None = None  # (partition, offset) of the admitted copy
         self._decided_up_to: dict[int, int] = {}  # internal partition -> next offset decided
@@ -64,7 +59,7 @@ class Follower:
                     self.topics.state,
                     self.topics.internal,
                 )
-                for tp in await topic_partitions(consumer, topic)
+                for tp in await consumer.partitions(topic)
             ]
             self._start = await consumer.end_offsets(tps)
         except BaseException:
@@ -92,7 +87,7 @@ class Follower:
         decided = False
         read_until: dict[TopicPartition, int] | None = None  # dead letters to read, once decided
         while (left := deadline - time.monotonic()) > 0:
-            batch = await consumer.getmany(timeout_ms=int(min(left * 1000, _POLL_MS)) + 1)
+            batch = await consumer.fetch(timeout_ms=int(min(left * 1000, _POLL_MS)) + 1)
             for tp, records in batch.items():
                 for record in records:
                     found = self._read(tp, record, delivery, watch)
@@ -109,7 +104,7 @@ class Follower:
         return _timed_out(watch, decided=decided, timeout_s=timeout_s)
 
     def _read(
-        self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], delivery: Delivery,
+        self, tp: TopicPartition, record: Record, delivery: Delivery,
         watch: Watch,
     ) -> Outcome | bool:  # fmt: skip
         """An outcome, or whether ``record`` shows the command decided."""
@@ -151,7 +146,7 @@ def _origin(headers: list[tuple[str, bytes]]) -> str:
     return found[-1].decode(errors="replace") if found else ""
 
 
-async def _reached(consumer: AIOKafkaConsumer, ends: Mapping[TopicPartition, int]) -> bool:
+async def _reached(consumer: PartitionReader, ends: Mapping[TopicPartition, int]) -> bool:
     return all([await consumer.position(tp) >= end for tp, end in ends.items()])
 
 

@@ -15,6 +15,7 @@ from streamcoord.cli.common import BootstrapOption, ConfigOption, PrefixOption, 
 from streamcoord.cli.inspect import latest_runs
 from streamcoord.core._partitioning import run_base
 from streamcoord.errors import ConfigError, EventError
+from streamcoord.events import topology
 from streamcoord.events.codec import decode
 from streamcoord.events.models import DecisionRecord
 from streamcoord.kafka.records import StoredRecord, read_topic
@@ -44,7 +45,7 @@ def audit(
     order: each event with its source and principal, the decision, and the run's outcome."""
     kafka = kafka_settings(bootstrap_servers, config)
     topics = TopicNames(topic_prefix if topic_prefix is not None else kafka.topic_prefix)
-    decisions = topics.full("streamcoord.decisions")
+    decisions = topics.full(topology.DECISIONS)
     stored = asyncio.run(read_topic(kafka.client_kwargs(), decisions)).records
     if target == VERIFY:
         _verify(stored, decisions, as_json)

@@ -28,12 +28,17 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
 
 from streamcoord.core import partition_for
 from streamcoord.emit import Delivery
-from streamcoord.kafka.records import topic_partitions
+from streamcoord.kafka.client import as_transport
+from streamcoord.kafka.ports import (
+    PartitionReader,
+    Record,
+    TopicPartition,
+    Transport,
+    TransportError,
+)
 from streamcoord.runtime.changelog import POSITION_KEY, Positions
 from streamcoord.runtime.deadletter import HEADER_PREFIX
 from streamcoord.runtime.partition import ADMITTED_HEADER
@@ -88,12 +93,15 @@ class _Bounded(OrderedDict[Any, Any]):
 
 
 class CommandTracker:
-    """``await start()``, ``track(delivery, ...)`` after each send, ``get(id)`` to answer."""
+    """``await start()``, ``track(delivery, ...)`` after each send, ``get(id)`` to answer.
+
+    ``connection``: a transport or aiokafka client keyword arguments."""
 
     def __init__(
-        self, client_kwargs: Mapping[str, Any], topics: TopicNames, *, capacity: int = 10_000
-    ) -> None:
-        self._client_kwargs = dict(client_kwargs)
+        self, connection: Transport | Mapping[str, Any], topics: TopicNames, *,
+        capacity: int = 10_000,
+    ) -> None:  # fmt: skip
+        self._transport = as_transport(connection)
         self.topics = topics
         self._capacity = capacity
         self._commands: OrderedDict[str, TrackedCommand] = OrderedDict()
@@ -111,34 +119,32 @@ class CommandTracker:
         self._by_copy: dict[Place, str] = {}
         # Decided commands: id -> the dead-letter ends to read first (None: not asked yet).
         self._settling: dict[str, dict[TopicPartition, int] | None] = {}
-        self._consumer: AIOKafkaConsumer | None = None
+        self._consumer: PartitionReader | None = None
         self._task: asyncio.Task[None] | None = None
         self.changed = asyncio.Condition()
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(
-            **self._client_kwargs, group_id=None, enable_auto_commit=False,
-            isolation_level="read_committed", auto_offset_reset="latest",
-        )  # fmt: skip
+        consumer = self._transport.partition_reader()
         await consumer.start()
         try:
-            state = await topic_partitions(consumer, self.topics.state)
+            state = await consumer.partitions(self.topics.state)
             tails = [
-                *await topic_partitions(consumer, self.topics.deadletter),
-                *await topic_partitions(consumer, self.topics.internal),
+                *await consumer.partitions(self.topics.deadletter),
+                *await consumer.partitions(self.topics.internal),
             ]
             consumer.assign([*state, *tails])
             await consumer.seek_to_beginning(*state)
-            await consumer.seek_to_end(*tails)
-            for tp in tails:
-                await consumer.position(tp)  # resolve "end" now: every later command lies beyond
+            await consumer.seek_to_end(*tails)  # every later command lies beyond
             self._state_ends = await consumer.end_offsets(state)
             self._state_partitions = len(state)
         except BaseException:
             await consumer.stop()
             raise
         self._consumer = consumer
-        self._task = asyncio.create_task(self._follow(consumer), name="command tracker")
+        self._task = asyncio.create_task(
+            self._follow(consumer, [tp for tp in tails if tp.topic == self.topics.deadletter]),
+            name="command tracker",
+        )
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -195,12 +201,11 @@ class CommandTracker:
 
     # ---- reading ------------------------------------------------------------------------------
 
-    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
-        dead_letters = [tp for tp in consumer.assignment() if tp.topic == self.topics.deadletter]
+    async def _follow(self, consumer: PartitionReader, dead_letters: list[TopicPartition]) -> None:
         while True:
             try:
-                batch = await consumer.getmany(timeout_ms=200)
-            except KafkaError as error:  # the client reconnects by itself
+                batch = await consumer.fetch(timeout_ms=200)
+            except TransportError as error:  # the client reconnects by itself
                 log.warning("command tracker: %s", error)
                 await asyncio.sleep(1.0)  # a pause between attempts, not a wait for an event
                 continue
@@ -213,7 +218,7 @@ class CommandTracker:
                 self.caught_up.set()
             await self._confirm(consumer, dead_letters)
 
-    def _read(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+    def _read(self, tp: TopicPartition, record: Record) -> None:
         headers = list(record.headers or ())
         if tp.topic == self.topics.state:
             self._read_changelog(tp.partition, record)
@@ -226,7 +231,7 @@ class CommandTracker:
         else:
             self._read_dead_letter(headers)
 
-    def _read_changelog(self, partition: int, record: ConsumerRecord[bytes, bytes]) -> None:
+    def _read_changelog(self, partition: int, record: Record) -> None:
         if record.key == _POSITION:
             try:
                 positions = Positions.parse(record.value or b"{}")
@@ -283,17 +288,15 @@ class CommandTracker:
             if q == partition and offset < _next(positions.internal):
                 self._settling.setdefault(command_id, None)
 
-    async def _confirm(
-        self, consumer: AIOKafkaConsumer, dead_letters: list[TopicPartition]
-    ) -> None:
+    async def _confirm(self, consumer: PartitionReader, dead_letters: list[TopicPartition]) -> None:
         """Accept the decided commands once the dead letters committed with them are read."""
         if not self._settling:
             return
         fresh = [cid for cid, ends in self._settling.items() if ends is None]
         if fresh:
-            ends = await consumer.end_offsets(dead_letters)
+            now = await consumer.end_offsets(dead_letters)
             for cid in fresh:
-                self._settling[cid] = dict(ends)
+                self._settling[cid] = dict(now)
         for cid, ends in list(self._settling.items()):
             if ends is None:
                 continue

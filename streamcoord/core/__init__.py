@@ -120,7 +120,6 @@ arrivals (producers keying arrivals consistently share one watermark).
 """
 
 from streamcoord.core._catalog import DEFAULT_RETENTION, Catalog
-from streamcoord.core._commands import CancelTimer, Command, Publish, Rejection, SetTimer, Step
 from streamcoord.core._decide import decide
 from streamcoord.core._explain import Explanation, NeedStatus, explain
 from streamcoord.core._partitioning import (
@@ -131,6 +130,7 @@ from streamcoord.core._partitioning import (
 )
 from streamcoord.core._records import RunChange, publish_run_records, run_record
 from streamcoord.core._state import CoordinatorState, RunState, StageState
+from streamcoord.core._step import CancelTimer, Command, Publish, Rejection, SetTimer, Step
 from streamcoord.core._tracing import SpanRecord
 from streamcoord.core._versions import CatalogSet, spec_version
 

@@ -3,11 +3,10 @@ pause holds, generations, and asking for a slot of the pipeline's limit on activ
 
 from __future__ import annotations
 
-from typing import Any
-
 from streamcoord.core import _limits, _pools, _quotas, _respec, _retention
 from streamcoord.core._audit import principal_extra, principal_of
 from streamcoord.core._catalog import CompiledPipeline
+from streamcoord.core._construction import build
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
 from streamcoord.core._lifecycle import (
     cancel_attempt,
@@ -18,11 +17,10 @@ from streamcoord.core._lifecycle import (
     start_run,
     upstream_links,
 )
-from streamcoord.core._models import build
 from streamcoord.core._partitioning import anchor_key
 from streamcoord.core._state import TERMINAL, RunState, event_digest, run_id_of
 from streamcoord.core._tracing import parse_traceparent, run_trace_id
-from streamcoord.events.internal import RunMatch
+from streamcoord.events.internal import RunMatch, RunMatchData
 from streamcoord.events.models import CloudEvent, PipelineRef
 
 __all__ = ["MATCH", "Match", "admit", "cancel_run", "drop_run", "match", "pause", "resume"]
@@ -31,46 +29,46 @@ MATCH = RunMatch.TYPE
 _POOLED = frozenset({"ready", "triggered", "running"})
 _LIVE = frozenset({"triggered", "running"})
 
-Match = dict[str, Any]  # pipeline, run_key, trigger, caused, params, rerun, dedup
+Match = RunMatchData
 
 
 def match(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
     """Admit ``m`` here, or route it to the partition that owns its run."""
-    base = f"{cp.name}/{m['run_key']}"
+    base = f"{cp.name}/{m.run_key}"
     if ctx.owns(base):
         admit(ctx, cp, m)
     else:
-        ctx.route(base, MATCH, f"match|{cp.name}|{m['dedup']}", m)
+        ctx.route(base, MATCH, f"match|{cp.name}|{m.dedup}", m)
 
 
 def admit(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
     """Create a run for the match, fold it into the active run, or hold it while paused."""
-    base = f"{cp.name}/{m['run_key']}"
+    base = f"{cp.name}/{m.run_key}"
     pipe = ctx.state.misc(pipe_key(cp.name))
     if pipe is not None and pipe["paused"]:
         _hold(ctx, cp, m)
         return
     run = ctx.state.run(base)
-    digest = event_digest(m["dedup"])
+    digest = event_digest(m.dedup)
     if run is not None and run.has_seen(digest):
         return
     if run is not None and run.status in {"active", "queued"}:
         run = ctx.state.run_for_update(base)
         run.remember(digest)
-        run.caused_by.extend(c for c in m["caused"] if c not in run.caused_by)
-        ctx.decision(run, None, "folded", "matched an active run", m["caused"])
+        run.caused_by.extend(c for c in m.caused if c not in run.caused_by)
+        ctx.decision(run, None, "folded", "matched an active run", m.caused)
         return
-    if run is not None and not m["rerun"]:
-        ctx.note(run.run_id, None, "ignored", f"run already {run.status}", m["caused"])
+    if run is not None and not m.rerun:
+        ctx.note(run.run_id, None, "ignored", f"run already {run.status}", m.caused)
         return
     gone = ctx.state.expired_gen(base) if run is None else None
-    if gone is not None and not m["rerun"]:
+    if gone is not None and not m.rerun:
         ctx.note(
             run_id_of(base, gone),
             None,
             "ignored",
             _retention.expired_reason(ctx, base, gone),
-            m["caused"],
+            m.caused,
         )
         return
     _create(ctx, cp, m, run, digest)
@@ -78,9 +76,9 @@ def admit(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
 
 def _hold(ctx: Context, cp: CompiledPipeline, m: Match) -> None:
     pipe = ctx.state.misc_for_update(pipe_key(cp.name), new_pipe())
-    if all(h["dedup"] != m["dedup"] for h in pipe["held"]):
-        pipe["held"].append(m)
-        ctx.note(f"{cp.name}/{m['run_key']}", None, "held", "pipeline is paused", m["caused"])
+    if all(h["dedup"] != m.dedup for h in pipe["held"]):
+        pipe["held"].append(m.model_dump())  # the state is JSON
+        ctx.note(f"{cp.name}/{m.run_key}", None, "held", "pipeline is paused", m.caused)
 
 
 def _create(
@@ -89,14 +87,14 @@ def _create(
     if previous is not None:
         gen = previous.gen
     else:  # after expiry the generation goes on from the marker: run ids are never reused
-        gen = ctx.state.expired_gen(f"{cp.name}/{m['run_key']}") or 0
-    run = RunState(cp.name, str(m["run_key"]), gen + 1)
+        gen = ctx.state.expired_gen(f"{cp.name}/{m.run_key}") or 0
+    run = RunState(cp.name, str(m.run_key), gen + 1)
     if previous is not None:
         run.seen = previous.seen  # a replayed request for an older generation stays a no-op
-    run.trigger = m["trigger"]
+    run.trigger = m.trigger
     _trace(ctx, run)
-    run.caused_by = list(m["caused"])
-    run.params = dict(m["params"])
+    run.caused_by = list(m.caused)
+    run.params = dict(m.params)
     run.stages = new_stages(cp)
     run.spec_version = ctx.state.spec_version  # kept until the run ends (None: the default)
     run.principal = principal_of(ctx.event)
@@ -175,8 +173,8 @@ def resume(ctx: Context, cp: CompiledPipeline) -> None:
     pipe = ctx.state.misc_for_update(pipe_key(cp.name), pipe)
     pipe["paused"] = False
     held, pipe["held"] = pipe["held"], []
-    for m in held:
-        admit(ctx, cp, m)
+    for m in held:  # held by this partition: trusted
+        admit(ctx, cp, RunMatchData.model_construct(**m))
 
 
 def _broadcast(ctx: Context, cp: CompiledPipeline) -> None:

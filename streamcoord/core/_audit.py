@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter
 
-from streamcoord.core._models import build
+from streamcoord.core._construction import build
 from streamcoord.core._state import CoordinatorState
 from streamcoord.events.models import (
     COORDINATOR_EVENT_TYPES,

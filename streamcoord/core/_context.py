@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel
 
 from streamcoord.core._audit import link, principal_extra, principal_of
 from streamcoord.core._catalog import Catalog, CompiledPipeline
-from streamcoord.core._commands import (
+from streamcoord.core._construction import build
+from streamcoord.core._partitioning import partition_for
+from streamcoord.core._records import COORDINATOR_SOURCE, RunChange
+from streamcoord.core._state import CoordinatorState, RunState, timer_event
+from streamcoord.core._step import (
     DECISIONS_TOPIC,
     CancelTimer,
     Command,
@@ -19,10 +22,6 @@ from streamcoord.core._commands import (
     SetTimer,
     Violation,
 )
-from streamcoord.core._models import build
-from streamcoord.core._partitioning import partition_for
-from streamcoord.core._records import COORDINATOR_SOURCE, RunChange
-from streamcoord.core._state import CoordinatorState, RunState, timer_event
 from streamcoord.core._tracing import SpanRecord, attempt_span_id, run_span_id
 from streamcoord.core._versions import CatalogSet
 from streamcoord.events.internal import INTERNAL_EVENT_CLASSES
@@ -32,7 +31,6 @@ from streamcoord.events.models import (
     DecisionCause,
     DecisionRecord,
     RunCancel,
-    RunCancelData,
 )
 
 __all__ = ["COORDINATOR_SOURCE", "Context"]
@@ -87,19 +85,18 @@ class Context:
         partitions = self.state.partitions
         return partitions == 1 or partition_for(key, partitions) == self.state.partition
 
-    def route(self, key: str, type_: str, ident: str, data: dict[str, Any] | BaseModel) -> None:
+    def route(self, key: str, type_: str, ident: str, data: BaseModel) -> None:
         """Put an internal event back on the events topic for the partition that owns ``key``.
 
-        ``data`` is the event type's data model, or its fields (made by the core: trusted)."""
-        cls, model = _ROUTED[type_]
+        ``data`` is the event type's data model (:mod:`streamcoord.events.internal`)."""
         event = build(
-            cls,
+            _ROUTED[type_],
             {"sckey": key, **principal_extra(self.event)},
             id=ident,
             source=COORDINATOR_SOURCE,
             type=type_,
             time=self.now,
-            data=data if isinstance(data, BaseModel) else build(model, None, **data),
+            data=data,
         )
         self.commands.append(Publish(None, key, event))
 
@@ -217,19 +214,12 @@ class Context:
             self.commands.append(CancelTimer(timer_id))
 
 
-def _data_model(cls: type[CloudEvent]) -> type[BaseModel]:
-    model = cls.model_fields["data"].annotation
-    assert isinstance(model, type)  # every routed class declares its data model
-    assert issubclass(model, BaseModel)
-    return model
-
-
 # What the core routes between partitions: the internal events, and a cancel (cancel_oldest)
 # in an envelope of no event class, as it always had: RunCancel's defaulted ``type`` would move
 # that attribute on the wire.
-_ROUTED: dict[str, tuple[type[CloudEvent], type[BaseModel]]] = {
-    **{cls.TYPE: (cls, _data_model(cls)) for cls in INTERNAL_EVENT_CLASSES},
-    RunCancel.TYPE: (CloudEvent, RunCancelData),
+_ROUTED: dict[str, type[CloudEvent]] = {
+    **{cls.TYPE: cls for cls in INTERNAL_EVENT_CLASSES},
+    RunCancel.TYPE: CloudEvent,
 }
 
 

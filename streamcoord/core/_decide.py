@@ -8,11 +8,10 @@ from typing import TypeVar, get_origin
 
 from pydantic import ValidationError
 
+from streamcoord.core import _attempts as ex
 from streamcoord.core import _enforcement, _limits, _pools, _respec, _retention, _subscriptions
-from streamcoord.core import _execution as ex
 from streamcoord.core._admission import MATCH, admit, drop_run, pause, resume
 from streamcoord.core._catalog import Catalog, CompiledPipeline
-from streamcoord.core._commands import Step
 from streamcoord.core._context import Context
 from streamcoord.core._lifecycle import settle
 from streamcoord.core._matching import (
@@ -25,6 +24,7 @@ from streamcoord.core._matching import (
 from streamcoord.core._matching import data_of as _data
 from streamcoord.core._partitioning import run_base
 from streamcoord.core._state import QUOTA_TIMER, CoordinatorState, RunState, event_digest
+from streamcoord.core._step import Step
 from streamcoord.core._versions import CatalogSet
 from streamcoord.events.internal import (
     DataArrivalData,
@@ -310,7 +310,7 @@ def _on_match(ctx: Context) -> None:
     data = _internal(ctx, RunMatchData)
     cp = None if data is None else _pipeline(ctx, data.pipeline)
     if data is not None and cp is not None:
-        admit(ctx, cp, dict(data.__dict__))
+        admit(ctx, cp, data)
 
 
 def _on_arrival(ctx: Context) -> None:
@@ -330,7 +330,7 @@ def _on_arrival(ctx: Context) -> None:
     if type(data.event.get("id")) is not str:
         ctx.reject("invalid_data", f"{ARRIVAL}: the event has no id")
         return
-    on_arrival(ctx, cp.triggers[index], dict(data.__dict__))
+    on_arrival(ctx, cp.triggers[index], data)
 
 
 def _pool_event(

@@ -14,11 +14,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from streamcoord.core._commands import Violation
 from streamcoord.core._context import Context
 from streamcoord.core._expressions import ExpressionEvaluationError
 from streamcoord.core._matching import event_view
 from streamcoord.core._policies import contract_violation, emit_violation
+from streamcoord.core._step import Violation
 
 __all__ = ["REJECTED", "WOULD_REJECT", "allows"]
 

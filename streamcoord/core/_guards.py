@@ -14,10 +14,10 @@ from datetime import timedelta
 from typing import Any
 
 from streamcoord.core._catalog import CompiledPipeline, CompiledStage
-from streamcoord.core._commands import SetTimer, Violation
 from streamcoord.core._context import Context
 from streamcoord.core._expressions import ExpressionEvaluationError
 from streamcoord.core._state import RunState, timer_event
+from streamcoord.core._step import SetTimer, Violation
 
 __all__ = ["GUARD_PREFIX", "GUARD_TIMER", "held"]
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from streamcoord.core import _guards, _limits, _pools, _quotas, _retention, _subscriptions
 from streamcoord.core._catalog import CompiledPipeline, CompiledStage
+from streamcoord.core._construction import build
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
 from streamcoord.core._expressions import ExpressionEvaluationError
-from streamcoord.core._models import build
 from streamcoord.core._readiness import OUTCOMES, need_outcome, verdict
 from streamcoord.core._state import TERMINAL, RunState, StageState
 from streamcoord.core._tracing import (

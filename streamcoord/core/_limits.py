@@ -24,11 +24,11 @@ from typing import Any
 
 from streamcoord.core import _admission, _lifecycle, _quotas, _respec, _retention
 from streamcoord.core._catalog import CompiledPipeline
-from streamcoord.core._commands import Violation
+from streamcoord.core._construction import build
 from streamcoord.core._context import Context
-from streamcoord.core._models import build
 from streamcoord.core._partitioning import run_base
 from streamcoord.core._state import event_digest
+from streamcoord.core._step import Violation
 from streamcoord.events.internal import (
     LimitAcquire,
     LimitAcquireData,

@@ -18,6 +18,7 @@ from streamcoord.core._context import Context
 from streamcoord.core._expressions import ExpressionEvaluationError
 from streamcoord.core._retention import expired_reason
 from streamcoord.core._state import CoordinatorState, run_id_of
+from streamcoord.events.internal import DataArrivalData, InternalData
 from streamcoord.events.models import CloudEvent
 from streamcoord.pipelines.triggers import kind_of, trigger_handlers
 from streamcoord.pipelines.triggers.data import ARRIVAL
@@ -124,15 +125,15 @@ class TriggerScope:
         return run_key_of(self._ctx, self._ctx.catalog.pipelines[pipeline], env)
 
     def match(self, m: Match) -> None:
-        match(self._ctx, self._ctx.catalog.pipelines[m["pipeline"]], m)
+        match(self._ctx, self._ctx.catalog.pipelines[m.pipeline], m)
 
     def admit(self, m: Match) -> None:
-        admit(self._ctx, self._ctx.catalog.pipelines[m["pipeline"]], m)
+        admit(self._ctx, self._ctx.catalog.pipelines[m.pipeline], m)
 
     def owns(self, key: str) -> bool:
         return self._ctx.owns(key)
 
-    def route(self, key: str, type_: str, ident: str, data: dict[str, Any]) -> None:
+    def route(self, key: str, type_: str, ident: str, data: InternalData) -> None:
         self._ctx.route(key, type_, ident, data)
 
     def reject(self, code: str, reason: str) -> None:
@@ -160,7 +161,7 @@ def on_external(ctx: Context, triggers: tuple[CompiledTrigger[Any], ...]) -> Non
         kind_of(trigger.spec).match(scope, trigger)
 
 
-def on_arrival(ctx: Context, trigger: CompiledTrigger[Any], data: dict[str, Any]) -> None:
+def on_arrival(ctx: Context, trigger: CompiledTrigger[Any], data: DataArrivalData) -> None:
     """Count an arrival routed here for ``trigger`` (a data trigger)."""
     _count_arrival(TriggerScope(ctx), trigger.spec, data)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from streamcoord.core._catalog import CompiledStage
+from streamcoord.core._construction import build
 from streamcoord.core._context import Context
-from streamcoord.core._models import build
 from streamcoord.core._state import RunState
 from streamcoord.events.internal import (
     PoolAcquire,

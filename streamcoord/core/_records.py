@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from streamcoord.core._commands import RUNS_TOPIC, Publish, Step
-from streamcoord.core._models import build
+from streamcoord.core._construction import build
 from streamcoord.core._state import RunState
+from streamcoord.core._step import RUNS_TOPIC, Publish, Step
 from streamcoord.events.models import RunRecord, RunRecordData
 
 __all__ = ["COORDINATOR_SOURCE", "RunChange", "publish_run_records", "record_of", "run_record"]

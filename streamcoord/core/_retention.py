@@ -31,9 +31,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from streamcoord.core._commands import SetTimer
 from streamcoord.core._context import Context
 from streamcoord.core._state import SWEEP_KEY, RunState, run_id_of, sweep_event
+from streamcoord.core._step import SetTimer
 from streamcoord.events.models import TimerFiredData
 
 __all__ = ["SWEEP_EVERY", "SWEEP_LIMIT", "expired_reason", "on_finished", "on_sweep"]

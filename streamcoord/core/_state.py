@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from streamcoord.core._models import build
+from streamcoord.core._construction import build
 from streamcoord.core._partitioning import anchor_key
 from streamcoord.core._tracing import run_trace_id
 from streamcoord.events.models import TimerFired, TimerFiredData

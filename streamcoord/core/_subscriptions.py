@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from streamcoord.core._catalog import CompiledPipeline
+from streamcoord.core._construction import build
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
 from streamcoord.core._expressions import ExpressionEvaluationError
-from streamcoord.core._models import build
 from streamcoord.core._state import TERMINAL, RunState, run_id_of
 from streamcoord.events.internal import NeedSubscribe, NeedSubscribeData
 from streamcoord.events.models import StageOutcome, StageOutcomeData

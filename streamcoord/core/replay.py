@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 
 from streamcoord.core._catalog import Catalog
-from streamcoord.core._commands import CancelTimer, Command, Publish, SetTimer, Step
 from streamcoord.core._decide import decide
 from streamcoord.core._partitioning import partition_for, partition_key_for
 from streamcoord.core._records import publish_run_records
 from streamcoord.core._state import CoordinatorState
+from streamcoord.core._step import CancelTimer, Command, Publish, SetTimer, Step
 from streamcoord.core._tracing import SpanRecord
 from streamcoord.core._versions import CatalogSet
 from streamcoord.errors import EventError

@@ -13,13 +13,11 @@ every attribute sent (see :mod:`streamcoord.events.signing`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from streamcoord.core import partition_key_for
@@ -30,7 +28,8 @@ from streamcoord.events.factory import make_event
 from streamcoord.events.models import CloudEvent
 from streamcoord.events.principal import with_principal
 from streamcoord.events.signing import sign_event
-from streamcoord.kafka.refusal import refusal
+from streamcoord.kafka.client import KafkaTransport
+from streamcoord.kafka.ports import DeliveryProducer, StoredAt, Transport, TransportError
 from streamcoord.kafka.settings import KafkaSettings
 
 __all__ = ["EVENTS_TOPIC", "Delivery", "EmitError", "Emitter", "SendHook", "emit"]
@@ -62,6 +61,10 @@ class Emitter:
     """An async context manager that produces many events over one idempotent producer.
 
     ``async with Emitter(bootstrap_servers="127.0.0.1:9092") as out: await out.emit(...)``
+
+    ``transport``: the Kafka clients to send with (default: aiokafka's, made with the
+    settings); a :class:`streamcoord.testing.MemoryTransport` sends to an in-memory cluster,
+    for tests without a broker (docs/testing.md).
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class Emitter:
         linger_ms: int = 5,
         signing_key: Ed25519PrivateKey | None = None,
         principal: str | None = None,
+        transport: Transport | None = None,
     ) -> None:
         """``signing_key``: sign every event (Ed25519, ``scsignature``) as ``principal``
         (``scprincipal``; None: the principal the event already names, if any)."""
@@ -83,23 +87,18 @@ class Emitter:
         self.mode: EncodeMode = mode
         self.hooks = list(hooks)
         self._linger_ms = linger_ms
-        self._producer: AIOKafkaProducer | None = None
+        self._transport = transport or KafkaTransport(self.settings.client_kwargs())
+        self._producer: DeliveryProducer | None = None
         self._signing_key = signing_key
         self._principal = principal
 
     async def start(self) -> None:
         """Connect to the cluster; raises :class:`EmitError` when it cannot be reached."""
-        producer = AIOKafkaProducer(
-            **self.settings.client_kwargs(),
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=self._linger_ms,
-        )
+        producer = self._transport.delivery_producer(linger_ms=self._linger_ms)
         try:
             await producer.start()
-        except KafkaError as error:
-            await producer.stop()
-            refused = await refusal(self.settings.client_kwargs())
+        except TransportError as error:
+            refused = await self._transport.refusal()
             if refused is not None:  # wrong credentials or CA: retrying will not help
                 raise refused from None
             raise EmitError(
@@ -147,7 +146,7 @@ class Emitter:
         try:
             pending = [await self._enqueue(producer, event) for event in prepared]
             stored = await asyncio.gather(*pending)
-        except KafkaError as error:
+        except TransportError as error:
             raise EmitError(
                 f"the broker did not acknowledge {len(prepared)} event(s) on {self.topic}: {error}",
                 hint="send again: the events carry their ids, so consumers deduplicate a resend",
@@ -180,15 +179,11 @@ class Emitter:
             event = with_principal(event, self._principal)
         return event
 
-    async def _enqueue(self, producer: AIOKafkaProducer, event: CloudEvent) -> asyncio.Future[Any]:
+    async def _enqueue(self, producer: DeliveryProducer, event: CloudEvent) -> Awaitable[StoredAt]:
         value, headers = encode(event, self.mode)
-        key = partition_key_for(event).encode()
-        future: asyncio.Future[Any] = await producer.send(
-            self.topic, value=value, key=key, headers=headers
-        )
-        return future
+        return await producer.submit(self.topic, partition_key_for(event).encode(), value, headers)
 
-    def _require_producer(self) -> AIOKafkaProducer:
+    def _require_producer(self) -> DeliveryProducer:
         if self._producer is None:
             raise EmitError(
                 "the emitter is not started", hint="use `async with Emitter(...)` or await start()"
@@ -208,11 +203,12 @@ async def emit(
     mode: EncodeMode = "structured",
     signing_key: Ed25519PrivateKey | None = None,
     principal: str | None = None,
+    transport: Transport | None = None,
     **extensions: Any,
 ) -> CloudEvent:
     """Send one CloudEvent to the events topic and return it once the broker acknowledged it.
 
-    ``signing_key`` and ``principal``: see :class:`Emitter`.
+    ``signing_key``, ``principal`` and ``transport``: see :class:`Emitter`.
 
     For many events, keep one :class:`Emitter` open instead: this connects and disconnects.
     """
@@ -222,6 +218,7 @@ async def emit(
         mode=mode,
         signing_key=signing_key,
         principal=principal,
+        transport=transport,
     ) as emitter:
         return await emitter.emit(
             type, source=source, data=data, subject=subject, id=id, **extensions

@@ -45,8 +45,8 @@ Role = Literal[
     "dead_letters",
 ]
 #: Who touches topics, as the ACL docs name them: ``emitter`` (emit SDK, HTTP ingest, CLI
-#: commands), ``worker`` (executors), ``coordinator``, ``reader`` (``status``/``runs``),
-#: ``operator`` (``specs publish``, dead-letter inspection).
+#: commands), ``worker`` (serves executor topics), ``coordinator``, ``reader``
+#: (``status``/``runs``), ``operator`` (``specs publish``, dead-letter inspection).
 Principal = Literal["emitter", "worker", "coordinator", "reader", "operator"]
 
 
@@ -86,7 +86,7 @@ DEADLETTER: Final = "streamcoord.deadletter"
 
 #: Every topic, in the order of ``topics.yaml``.
 TOPOLOGY: Final[tuple[Topic, ...]] = (
-    # The public input: any system's CloudEvents, executors' reports, commands.
+    # The public input: any system's CloudEvents, workers' reports, commands.
     _topic(EVENTS, "public_input", {"emitter", "worker"}, {"coordinator"}),
     # What coordinators decide, in order: admitted events and the messages partitions route
     # each other (streamcoord.events.internal); decided with the events partition of its number.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,16 +19,17 @@ from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 
+from streamcoord.errors import ConfigError
 from streamcoord.kafka.ports import (
     AssignmentCallback,
     ChangelogContents,
     OutRecord,
     Record,
+    StoredAt,
     TopicPartition,
     Transport,
     TransportError,
 )
-from streamcoord.kafka.records import topic_partitions
 from streamcoord.kafka.refusal import refusal
 from streamcoord.kafka.transactions import (
     TRANSACTION_RETRY_BACKOFF_MS,
@@ -37,12 +38,15 @@ from streamcoord.kafka.transactions import (
 
 __all__ = [
     "KafkaChangelog",
+    "KafkaDeliveryProducer",
     "KafkaGroupConsumer",
+    "KafkaPartitionReader",
     "KafkaProducer",
     "KafkaTopicReader",
     "KafkaTransactionalSink",
     "KafkaTransport",
     "as_transport",
+    "topic_partitions",
     "write_batches",
 ]
 
@@ -59,6 +63,19 @@ def _translated() -> Iterator[None]:
 def _kafka_tp(tp: TopicPartition) -> KafkaTopicPartition:
     # aiokafka's pause/resume/seek insist on their own named tuple
     return KafkaTopicPartition(tp.topic, tp.partition)
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[KafkaTopicPartition]:
+    """Every partition of ``topic``; a fresh client knows no topics until it asks the broker."""
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        raise ConfigError(
+            f"topic {topic} does not exist", hint="create it with `streamcoord topics apply`"
+        )
+    return [KafkaTopicPartition(topic, p) for p in sorted(partitions)]
 
 
 class KafkaTransport:
@@ -89,6 +106,12 @@ class KafkaTransport:
 
     def topic_reader(self, topic: str) -> KafkaTopicReader:
         return KafkaTopicReader(self.client_kwargs, topic)
+
+    def delivery_producer(self, *, linger_ms: int = 5) -> KafkaDeliveryProducer:
+        return KafkaDeliveryProducer(self.client_kwargs, linger_ms=linger_ms)
+
+    def partition_reader(self, *, max_records: int | None = None) -> KafkaPartitionReader:
+        return KafkaPartitionReader(self.client_kwargs, max_records=max_records)
 
     async def end_offset(self, tp: TopicPartition) -> int:
         consumer = AIOKafkaConsumer(
@@ -407,6 +430,118 @@ class KafkaChangelog:
         finally:
             await consumer.stop()
         return ChangelogContents(items, records)
+
+
+class KafkaDeliveryProducer:
+    """An idempotent ``AIOKafkaProducer``, ``acks=all``, with many sends in flight."""
+
+    def __init__(self, client_kwargs: Mapping[str, Any], *, linger_ms: int) -> None:
+        self._producer = AIOKafkaProducer(
+            **client_kwargs, acks="all", enable_idempotence=True, linger_ms=linger_ms
+        )
+
+    async def start(self) -> None:
+        try:
+            with _translated():
+                await self._producer.start()
+        except BaseException:
+            await self._producer.stop()  # a half-started producer holds connections and tasks
+            raise
+
+    async def stop(self) -> None:
+        with _translated():
+            await self._producer.stop()
+
+    async def submit(
+        self, topic: str, key: bytes | None, value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> Awaitable[StoredAt]:  # fmt: skip
+        with _translated():
+            future = await self._producer.send(topic, key=key, value=value, headers=list(headers))
+        return _acknowledged(future)
+
+
+def _acknowledged(sent: asyncio.Future[Any]) -> asyncio.Future[StoredAt]:
+    """Where ``sent`` (aiokafka's delivery future) stored its record, errors translated (a
+    future, not a coroutine: one left unawaited after a failed batch warns nothing)."""
+    stored: asyncio.Future[StoredAt] = asyncio.get_running_loop().create_future()
+
+    def settle(done: asyncio.Future[Any]) -> None:
+        if stored.done():
+            return
+        if done.cancelled():
+            stored.cancel()
+        elif (error := done.exception()) is not None:
+            failure = TransportError(str(error) or type(error).__name__)
+            failure.__cause__ = error
+            stored.set_exception(failure)
+        else:
+            stored.set_result(StoredAt(int(done.result().partition), int(done.result().offset)))
+
+    sent.add_done_callback(settle)
+    return stored
+
+
+class KafkaPartitionReader:
+    """An ``AIOKafkaConsumer`` without a group, ``read_committed``, assigned by hand."""
+
+    def __init__(self, client_kwargs: Mapping[str, Any], *, max_records: int | None) -> None:
+        self._consumer = AIOKafkaConsumer(
+            **client_kwargs, group_id=None, enable_auto_commit=False,
+            isolation_level="read_committed", auto_offset_reset="earliest",
+            max_poll_records=max_records,
+        )  # fmt: skip
+
+    async def start(self) -> None:
+        try:
+            with _translated():
+                await self._consumer.start()
+        except BaseException:
+            await self._consumer.stop()  # a half-started consumer holds connections and tasks
+            raise
+
+    async def stop(self) -> None:
+        with _translated():
+            await self._consumer.stop()
+
+    async def partitions(self, topic: str) -> list[TopicPartition]:
+        with _translated():
+            return [TopicPartition(tp.topic, tp.partition)
+                    for tp in await topic_partitions(self._consumer, topic)]  # fmt: skip
+
+    def assign(self, tps: Sequence[TopicPartition]) -> None:
+        self._consumer.assign([_kafka_tp(tp) for tp in tps])
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self._consumer.seek(_kafka_tp(tp), offset)
+
+    async def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        with _translated():
+            await self._consumer.seek_to_beginning(*(_kafka_tp(tp) for tp in tps))
+
+    async def seek_to_end(self, *tps: TopicPartition) -> None:
+        with _translated():
+            await self._consumer.seek_to_end(*(_kafka_tp(tp) for tp in tps))
+            for tp in tps:  # resolve "end" now: every later record lies beyond
+                await self._consumer.position(_kafka_tp(tp))
+
+    async def position(self, tp: TopicPartition) -> int:
+        with _translated():
+            return int(await self._consumer.position(_kafka_tp(tp)))
+
+    async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        with _translated():
+            ends = await self._consumer.end_offsets([_kafka_tp(tp) for tp in tps])
+        return {TopicPartition(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
+
+    async def fetch(
+        self, *tps: TopicPartition, timeout_ms: int, max_records: int | None = None
+    ) -> Mapping[TopicPartition, Sequence[Record]]:
+        with _translated():
+            batch: Mapping[TopicPartition, Sequence[Record]] = await self._consumer.getmany(
+                *(_kafka_tp(tp) for tp in tps), timeout_ms=timeout_ms, max_records=max_records
+            )
+        return batch  # aiokafka's TopicPartition is a tuple equal to the ports' one
 
 
 def as_transport(connection: Transport | Mapping[str, Any]) -> Transport:

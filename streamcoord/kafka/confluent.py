@@ -43,10 +43,13 @@ from confluent_kafka import Producer as RdProducer
 from confluent_kafka import TopicPartition as RdTopicPartition
 
 from streamcoord.errors import ConfigError
+from streamcoord.kafka.client import KafkaTransport
 from streamcoord.kafka.ports import (
     AssignmentCallback,
     ChangelogContents,
+    DeliveryProducer,
     OutRecord,
+    PartitionReader,
     Record,
     TopicPartition,
     TransportError,
@@ -176,7 +179,14 @@ class ConfluentTransport:
         config: Mapping[str, Any],
         *,
         refusal: Callable[[], Awaitable[Exception | None]] | None = None,
+        client_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
+        # The emitter's and the readers' ports stay on aiokafka (``client_kwargs``: the same
+        # connection in its words; by default the bootstrap servers alone): only the
+        # coordinator's consumer, producers and changelog run on librdkafka.
+        self._edges = KafkaTransport(
+            client_kwargs or {"bootstrap_servers": config["bootstrap.servers"]}
+        )
         # A restarted broker is found again within a second, as aiokafka does, not after
         # librdkafka's backoff of up to 10 s.
         self.config = {"reconnect.backoff.max.ms": 1000, **config}
@@ -206,6 +216,12 @@ class ConfluentTransport:
 
     def topic_reader(self, topic: str) -> ConfluentTopicReader:
         return ConfluentTopicReader(self.config, topic)
+
+    def delivery_producer(self, *, linger_ms: int = 5) -> DeliveryProducer:
+        return self._edges.delivery_producer(linger_ms=linger_ms)
+
+    def partition_reader(self, *, max_records: int | None = None) -> PartitionReader:
+        return self._edges.partition_reader(max_records=max_records)
 
     async def end_offset(self, tp: TopicPartition) -> int:
         def query() -> int:

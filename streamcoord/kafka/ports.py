@@ -12,6 +12,10 @@ them in memory, for fast tests without a broker. ``tests/contract`` runs one sui
 - :class:`ChangelogStore`: the last value of every key of one changelog partition.
 - :class:`Producer`: plain (non-transactional) sends, for timer and schedule events.
 - :class:`TopicReader`: a whole topic from its beginning, then followed (the specs topic).
+- :class:`DeliveryProducer`: many sends in flight at once, each saying where it was stored
+  (the emitter, and through it the HTTP ingest, the CLI and the API).
+- :class:`PartitionReader`: chosen partitions without a group, from chosen positions (the
+  CLI's, the API's, the control plane's and the read model's readers).
 - :class:`Transport`: makes the above; one per process.
 
 Failures of the broker or of the connection leave every port as :class:`TransportError`: the
@@ -29,10 +33,13 @@ __all__ = [
     "BatchWriter",
     "ChangelogContents",
     "ChangelogStore",
+    "DeliveryProducer",
     "GroupConsumer",
     "OutRecord",
+    "PartitionReader",
     "Producer",
     "Record",
+    "StoredAt",
     "TopicPartition",
     "TopicReader",
     "TransactionalSink",
@@ -238,6 +245,80 @@ class TopicReader(Protocol):
         ...
 
 
+class StoredAt(NamedTuple):
+    """Where the broker stored a record."""
+
+    partition: int
+    offset: int
+
+
+class DeliveryProducer(Protocol):
+    """Sends many records at once, idempotent and acknowledged by every in-sync replica."""
+
+    async def start(self) -> None:
+        """Connect; raises :class:`TransportError` if the cluster cannot be reached."""
+        ...
+
+    async def stop(self) -> None:
+        """Deliver what is pending, then disconnect."""
+        ...
+
+    async def submit(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> Awaitable[StoredAt]:
+        """Hand one record over (keyed: onto its key's partition), waiting while the
+        producer's buffer is full. The awaitable returned ends once the broker acknowledged
+        the record, with where it stored it (:class:`TransportError` if it did not); records
+        submitted before awaiting travel together."""
+        ...
+
+
+class PartitionReader(Protocol):
+    """A reader without a group: the partitions it is given, ``read_committed``, from the
+    positions it is given."""
+
+    async def start(self) -> None:
+        """Connect; raises :class:`TransportError` if the cluster cannot be reached."""
+        ...
+
+    async def stop(self) -> None: ...
+
+    async def partitions(self, topic: str) -> list[TopicPartition]:
+        """Every partition of ``topic`` in order; raises ``ConfigError`` if it does not exist."""
+        ...
+
+    def assign(self, tps: Sequence[TopicPartition]) -> None:
+        """Read exactly ``tps`` from now on (each from its beginning until sought)."""
+        ...
+
+    def seek(self, tp: TopicPartition, offset: int) -> None: ...
+
+    async def seek_to_beginning(self, *tps: TopicPartition) -> None: ...
+
+    async def seek_to_end(self, *tps: TopicPartition) -> None:
+        """Read ``tps`` from their last stable offsets now on: only records committed later."""
+        ...
+
+    async def position(self, tp: TopicPartition) -> int:
+        """The next offset :meth:`fetch` reads of ``tp`` (past transaction markers)."""
+        ...
+
+    async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """The last stable offset of each of ``tps`` now."""
+        ...
+
+    async def fetch(
+        self, *tps: TopicPartition, timeout_ms: int, max_records: int | None = None
+    ) -> Mapping[TopicPartition, Sequence[Record]]:
+        """Committed records of ``tps`` (none given: every assigned partition) from their
+        positions; empty when none arrived within ``timeout_ms``."""
+        ...
+
+
 class Transport(Protocol):
     """Makes the clients of one process."""
 
@@ -258,6 +339,12 @@ class Transport(Protocol):
     def changelog(self, topic: str) -> ChangelogStore: ...
 
     def topic_reader(self, topic: str) -> TopicReader: ...
+
+    def delivery_producer(self, *, linger_ms: int = 5) -> DeliveryProducer: ...
+
+    def partition_reader(self, *, max_records: int | None = None) -> PartitionReader:
+        """``max_records``: at most this many records per :meth:`PartitionReader.fetch`."""
+        ...
 
     async def end_offset(self, tp: TopicPartition) -> int:
         """The last stable offset of ``tp`` now."""

@@ -22,5 +22,7 @@ def make_transport(settings: KafkaSettings) -> Transport:
             # the same probe as aiokafka's: it names the refused user or the untrusted CA
             return await refusal(client_kwargs)
 
-        return ConfluentTransport(settings.confluent_config(), refusal=refused)
+        return ConfluentTransport(
+            settings.confluent_config(), refusal=refused, client_kwargs=client_kwargs
+        )
     return KafkaTransport(settings.client_kwargs())

@@ -88,7 +88,7 @@ stages = Table(
 )  # fmt: skip
 
 #: Each column has one source, so the order in which topics are read does not matter: the
-#: coordinator's decisions (triggered_at, decided, ended_at, reason) and the executor's reports
+#: coordinator's decisions (triggered_at, decided, ended_at, reason) and the worker's reports
 #: (started_at, worker, outputs, error).
 attempts = Table(
     "sc_attempts", metadata,

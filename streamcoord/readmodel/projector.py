@@ -18,12 +18,10 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
-
+from streamcoord.events import topology
 from streamcoord.events.codec import DEFAULT_LIMITS, DecodeLimits, EventDecodeError, decode
-from streamcoord.kafka.records import topic_partitions
-from streamcoord.kafka.refusal import refusal
+from streamcoord.kafka.client import as_transport
+from streamcoord.kafka.ports import PartitionReader, TopicPartition, Transport, TransportError
 from streamcoord.readmodel._projection import Consumed, TopicKind
 from streamcoord.readmodel._sql import SqlStore
 from streamcoord.runtime.settings import TopicNames
@@ -34,17 +32,17 @@ _log = logging.getLogger(__name__)
 
 #: The declared topics the projector reads, by the role each plays.
 TOPICS: Final[dict[TopicKind, str]] = {
-    "runs": "streamcoord.runs",
-    "decisions": "streamcoord.decisions",
-    "events": "streamcoord.events",
-    "deadletter": "streamcoord.deadletter",
+    "runs": topology.RUNS,
+    "decisions": topology.DECISIONS,
+    "events": topology.EVENTS,
+    "deadletter": topology.DEADLETTER,
 }
 _POLL_MS: Final = 200
 
 
 async def project(
     store: SqlStore,
-    client_kwargs: Mapping[str, Any],
+    connection: Transport | Mapping[str, Any],
     topics: TopicNames,
     stop: asyncio.Event,
     *,
@@ -56,7 +54,8 @@ async def project(
 ) -> None:
     """Project the topics into ``store`` (from :func:`open_store`) until ``stop`` is set.
 
-    ``client_kwargs`` are aiokafka connection arguments (``KafkaSettings.client_kwargs()``);
+    ``connection``: a transport (:mod:`streamcoord.kafka.ports`; an in-memory one in tests) or
+    aiokafka connection arguments (``KafkaSettings.client_kwargs()``);
     ``topics`` carries the prefix. ``caught_up`` is set once every partition has been read up
     to where it ended when the projector started. ``on_change`` is called on the event loop
     after each committed batch with the ids of the runs it changed (for live updates: read
@@ -65,22 +64,18 @@ async def project(
     """
     if rebuild:
         await asyncio.to_thread(store.reset)
-    consumer = AIOKafkaConsumer(
-        **client_kwargs, group_id=None, enable_auto_commit=False,
-        isolation_level="read_committed", auto_offset_reset="earliest",
-        max_poll_records=max_records,
-    )  # fmt: skip
+    transport = as_transport(connection)
+    consumer = transport.partition_reader(max_records=max_records)
     try:
         await consumer.start()
-    except KafkaError:
-        await consumer.stop()
-        refused = await refusal(client_kwargs)
+    except TransportError:
+        refused = await transport.refusal()
         if refused is not None:
             raise refused from None
         raise
     try:
         kinds = {topics.full(name): kind for kind, name in TOPICS.items()}
-        partitions = [tp for name in kinds for tp in await topic_partitions(consumer, name)]
+        partitions = [tp for name in kinds for tp in await consumer.partitions(name)]
         consumer.assign(partitions)
         saved = await _resume(consumer, store, partitions)
         ends = await consumer.end_offsets(partitions)
@@ -100,7 +95,7 @@ async def project(
 
 
 async def _resume(
-    consumer: AIOKafkaConsumer, store: SqlStore, partitions: list[TopicPartition]
+    consumer: PartitionReader, store: SqlStore, partitions: list[TopicPartition]
 ) -> dict[tuple[str, int], int]:
     saved = await asyncio.to_thread(store.positions)
     fresh = []
@@ -116,7 +111,7 @@ async def _resume(
 
 
 async def _follow(
-    consumer: AIOKafkaConsumer,
+    consumer: PartitionReader,
     *,
     store: SqlStore,
     kinds: Mapping[str, TopicKind],
@@ -131,7 +126,7 @@ async def _follow(
     writer = _Writer(store, on_change)
     try:
         while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=_POLL_MS)
+            batch = await consumer.fetch(timeout_ms=_POLL_MS)
             records = [
                 decode_record(kinds[tp.topic], tp.topic, tp.partition, message, limits)
                 for tp, messages in sorted(batch.items()) for message in messages

@@ -1,7 +1,7 @@
-"""Records of whole runs as the coordinator and an executor write them, without Kafka.
+"""Records of whole runs as the coordinator and a worker write them, without Kafka.
 
 For tests and benchmarks of the projection: :func:`run_story` gives the records one run leaves
-on the four topics (a request, run records, decisions, executor reports), positioned by a
+on the four topics (a request, run records, decisions, workers' reports), positioned by a
 shared :class:`Offsets` as a consumer would see them.
 """
 
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from streamcoord.events import topology
 from streamcoord.events.models import (
     CloudEvent,
     Decision,
@@ -36,8 +37,8 @@ __all__ = ["Offsets", "dead_letter", "run_story"]
 
 _COORDINATOR = "streamcoord/coordinator"
 _TOPICS: dict[TopicKind, str] = {
-    "runs": "streamcoord.runs", "decisions": "streamcoord.decisions",
-    "events": "streamcoord.events", "deadletter": "streamcoord.deadletter",
+    "runs": topology.RUNS, "decisions": topology.DECISIONS,
+    "events": topology.EVENTS, "deadletter": topology.DEADLETTER,
 }  # fmt: skip
 
 
@@ -206,7 +207,7 @@ def dead_letter(
     headers = (
         *headers,
         ("streamcoord.dlq.reason", reason.encode()), ("streamcoord.dlq.error", b"bad record"),
-        ("streamcoord.dlq.topic", b"streamcoord.events"), ("streamcoord.dlq.partition", b"3"),
+        ("streamcoord.dlq.topic", topology.EVENTS.encode()), ("streamcoord.dlq.partition", b"3"),
         ("streamcoord.dlq.offset", b"17"),
     )  # fmt: skip
     record = offsets.record("deadletter", 0, None, key=b"k", value=value, headers=headers)

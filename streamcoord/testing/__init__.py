@@ -14,10 +14,20 @@ See docs/testing.md.
 
 from streamcoord.testing.memory import (
     MemoryCluster,
+    MemoryDeliveryProducer,
+    MemoryPartitionReader,
     MemoryRecord,
     MemoryTransport,
     ProducerFenced,
     TransactionView,
 )
 
-__all__ = ["MemoryCluster", "MemoryRecord", "MemoryTransport", "ProducerFenced", "TransactionView"]
+__all__ = [
+    "MemoryCluster",
+    "MemoryDeliveryProducer",
+    "MemoryPartitionReader",
+    "MemoryRecord",
+    "MemoryTransport",
+    "ProducerFenced",
+    "TransactionView",
+]

@@ -28,7 +28,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -40,12 +40,15 @@ from streamcoord.kafka.ports import (
     ChangelogContents,
     OutRecord,
     Record,
+    StoredAt,
     TopicPartition,
     TransportError,
 )
 
 __all__ = [
     "MemoryCluster",
+    "MemoryDeliveryProducer",
+    "MemoryPartitionReader",
     "MemoryRecord",
     "MemoryTransport",
     "ProducerFenced",
@@ -373,6 +376,12 @@ class MemoryTransport:
     def topic_reader(self, topic: str) -> MemoryTopicReader:
         return MemoryTopicReader(self, topic)
 
+    def delivery_producer(self, *, linger_ms: int = 5) -> MemoryDeliveryProducer:
+        return MemoryDeliveryProducer(self)
+
+    def partition_reader(self, *, max_records: int | None = None) -> MemoryPartitionReader:
+        return MemoryPartitionReader(self, max_records)
+
     async def end_offset(self, tp: TopicPartition) -> int:
         self.check()
         return self.cluster.stable_end(tp)
@@ -688,3 +697,104 @@ class MemoryTopicReader:
             if batch or remaining <= 0:
                 return batch
             await cluster._wait(remaining)
+
+
+class MemoryDeliveryProducer:
+    """Sends that say where they were stored (:class:`~streamcoord.kafka.ports.DeliveryProducer`).
+
+    A record is in its log once :meth:`submit` returns; the awaitable only reports where."""
+
+    def __init__(self, transport: MemoryTransport) -> None:
+        self._transport = transport
+
+    async def start(self) -> None:
+        self._transport.check()
+
+    async def stop(self) -> None:
+        pass
+
+    async def submit(
+        self, topic: str, key: bytes | None, value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> Awaitable[StoredAt]:  # fmt: skip
+        self._transport.check()
+        record = self._transport.cluster.produce(topic, key, value, headers)
+        stored: asyncio.Future[StoredAt] = asyncio.get_running_loop().create_future()
+        stored.set_result(StoredAt(record.partition, record.offset))
+        return stored
+
+
+class MemoryPartitionReader:
+    """Partitions read without a group (:class:`~streamcoord.kafka.ports.PartitionReader`)."""
+
+    def __init__(self, transport: MemoryTransport, max_records: int | None) -> None:
+        self._transport = transport
+        self._cluster = transport.cluster
+        self._max_records = max_records
+        self._positions: dict[TopicPartition, int] = {}
+
+    async def start(self) -> None:
+        self._transport.check()
+
+    async def stop(self) -> None:
+        pass
+
+    async def partitions(self, topic: str) -> list[TopicPartition]:
+        self._transport.check()
+        count = self._cluster.partitions(topic)
+        if not count:
+            raise ConfigError(
+                f"topic {topic} does not exist", hint="create it with `streamcoord topics apply`"
+            )
+        return [TopicPartition(topic, p) for p in range(count)]
+
+    def assign(self, tps: Sequence[TopicPartition]) -> None:
+        self._positions = {tp: self._positions.get(tp, 0) for tp in tps}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        if tp in self._positions:
+            self._positions[tp] = offset
+
+    async def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        for tp in tps:
+            self.seek(tp, 0)
+
+    async def seek_to_end(self, *tps: TopicPartition) -> None:
+        self._transport.check()
+        for tp in tps:
+            self.seek(tp, self._cluster.stable_end(tp))
+
+    async def position(self, tp: TopicPartition) -> int:
+        self._transport.check()
+        return self._positions[tp]
+
+    async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        self._transport.check()
+        return {tp: self._cluster.stable_end(tp) for tp in tps}
+
+    async def fetch(
+        self, *tps: TopicPartition, timeout_ms: int, max_records: int | None = None
+    ) -> Mapping[TopicPartition, Sequence[Record]]:
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            self._transport.check()
+            batch = self._take(tps or tuple(self._positions), max_records or self._max_records)
+            remaining = deadline - time.monotonic()
+            if batch or remaining <= 0:
+                return batch
+            await self._cluster._wait(remaining)
+
+    def _take(
+        self, tps: Sequence[TopicPartition], limit: int | None
+    ) -> dict[TopicPartition, Sequence[Record]]:
+        batch: dict[TopicPartition, Sequence[Record]] = {}
+        for tp in sorted(tps):
+            if limit is not None and limit <= 0:
+                break
+            records, self._positions[tp] = self._cluster.read_partition(
+                tp, self._positions[tp], limit
+            )
+            if records:
+                batch[tp] = records
+                limit = None if limit is None else limit - len(records)
+        return batch

@@ -18,6 +18,7 @@ from streamcoord.backfill import BackfillManager
 from streamcoord.control import CommandTracker, explain_stage
 from streamcoord.core import Explanation
 from streamcoord.emit import Emitter
+from streamcoord.events import topology
 from streamcoord.events.models import StageTrigger
 from streamcoord.kafka.settings import KafkaSettings
 from streamcoord.readmodel import open_store, project
@@ -100,7 +101,7 @@ async def executor(harness: Harness) -> None:
         StageSucceededData,
     )
 
-    consumer = harness.reader(harness.topics.full("streamcoord.triggers"))
+    consumer = harness.reader(harness.topics.full(topology.TRIGGERS))
     await consumer.start()
     try:
         async for message in consumer:

@@ -5,7 +5,8 @@ open one holds back the last stable offset; a started sink fences the older sink
 transactional id and aborts its open transaction; the group gives the same partition numbers of
 equally sized topics to one member and hands every partition to exactly one; reading starts at
 a sought position and a paused partition is not read; keyed sends land where Kafka's partitioner
-puts them.
+puts them, and a delivery says where; a reader without a group reads committed records of the
+partitions it is given from where it is sought.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from typing import Protocol
 import pytest
 
 from streamcoord.core import partition_for
+from streamcoord.errors import ConfigError
 from streamcoord.kafka.client import KafkaTransport
 from streamcoord.kafka.confluent import ConfluentTransport
 from streamcoord.kafka.ports import (
     GroupConsumer,
     OutRecord,
+    PartitionReader,
     Record,
     TopicPartition,
     TransactionalSink,
@@ -280,3 +283,71 @@ async def test_keyed_sends_land_where_kafkas_partitioner_puts_them(env: Env) -> 
         assert await sink.partition_count(topic) == 3
     finally:
         await sink.stop()
+
+
+async def test_delivered_records_say_where_they_were_stored(env: Env) -> None:
+    [topic] = await env.topics("events", partitions=3)
+    producer = env.transport("emitter").delivery_producer(linger_ms=5)
+    await producer.start()
+    try:
+        pending = [await producer.submit(topic, f"k-{n}".encode(), b"v") for n in range(9)]
+        stored = [await acknowledged for acknowledged in pending]
+    finally:
+        await producer.stop()
+    assert [s.partition for s in stored] == [partition_for(f"k-{n}", 3) for n in range(9)]
+    for partition in range(3):
+        offsets = [s.offset for s in stored if s.partition == partition]
+        assert offsets == list(range(len(offsets)))  # in submission order, one after the other
+
+
+async def _fetch_all(reader: PartitionReader, *tps: TopicPartition) -> list[Record]:
+    got: list[Record] = []
+    for _ in range(20):  # bounded: what is committed arrives within a few fetches
+        batch = await reader.fetch(*tps, timeout_ms=200)
+        got.extend(r for records in batch.values() for r in records)
+        if not batch and got:
+            break
+    return got
+
+
+async def test_a_partition_reader_reads_committed_records_from_where_it_is_sought(
+    env: Env,
+) -> None:
+    [topic] = await env.topics("runs", partitions=2)
+    transport = env.transport("reader")
+    await _send(transport, topic, ["a", "b", "c", "d"])
+    reader = transport.partition_reader()
+    await reader.start()
+    try:
+        tps = await reader.partitions(topic)
+        assert tps == [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+        reader.assign(tps)
+        await reader.seek_to_beginning(*tps)
+        ends = await reader.end_offsets(tps)
+        assert sum(ends.values()) == 4
+        assert sorted(r.key for r in await _fetch_all(reader)) == [b"a", b"b", b"c", b"d"]
+        assert {tp: await reader.position(tp) for tp in tps} == ends
+        await reader.seek_to_end(*tps)
+        sink = transport.transactional_sink(f"{topic}.t", timeout_s=30)
+        await sink.start()
+        try:
+            await sink.begin()
+            await sink.write({(topic, 0): [OutRecord(b"open", b"1")]})
+            assert await reader.fetch(timeout_ms=300) == {}  # not committed: not read
+            await sink.commit()
+        finally:
+            await sink.stop()
+        assert [r.key for r in await _fetch_all(reader, tps[0])] == [b"open"]
+    finally:
+        await reader.stop()
+
+
+async def test_a_partition_reader_names_a_missing_topic(env: Env) -> None:
+    [topic] = await env.topics("present", partitions=1)
+    reader = env.transport("reader").partition_reader()
+    await reader.start()
+    try:
+        with pytest.raises(ConfigError, match="does not exist"):
+            await reader.partitions(f"{topic}.missing")
+    finally:
+        await reader.stop()

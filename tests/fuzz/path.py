@@ -13,13 +13,14 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from streamcoord.core import Catalog, CoordinatorState
+from streamcoord.events import topology
 from streamcoord.pipelines.loader import load_specs
 from streamcoord.runtime import CoordinatorSettings
 from streamcoord.runtime.deadletter import HEADER_PREFIX
 from streamcoord.runtime.partition import ADMITTED_HEADER, PartitionProcessor
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-EVENTS_TOPIC = "streamcoord.events"
+EVENTS_TOPIC = topology.EVENTS
 Headers = list[tuple[str, bytes]]
 T = TypeVar("T")
 

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streamcoord.core import Catalog, partition_key_for
 from streamcoord.devtools import consistency
+from streamcoord.events import topology
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import (
     CloudEvent,
@@ -86,7 +87,7 @@ class Harness:
 
 async def answer_triggers(harness: Harness) -> None:
     """A test executor: every trigger gets `started` then `succeeded`."""
-    consumer = harness.reader(harness.topics.full("streamcoord.triggers"))
+    consumer = harness.reader(harness.topics.full(topology.TRIGGERS))
     await consumer.start()
     try:
         async for message in consumer:

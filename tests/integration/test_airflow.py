@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from streamcoord.cli.main import app
 from streamcoord.devtools.airflow import LocalAirflow
 from streamcoord.emit import Emitter
+from streamcoord.events import topology
 from streamcoord.events.codec import decode
 from streamcoord.events.models import (
     CloudEvent,
@@ -81,7 +82,7 @@ async def system(
     """A coordinator and an Airflow worker on the broker, driving the session's Airflow."""
     spec = SPEC.format(base_url=airflow.base_url, asset=ASSET)
     worker = Worker(
-        WorkerSettings(group_id=unique_name("worker"), topics=["streamcoord.triggers.airflow"],
+        WorkerSettings(group_id=unique_name("worker"), topics=[topology.AIRFLOW_TRIGGERS],
                        heartbeat_interval_s=30.0, poll_timeout_ms=50),
         KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=topics.prefix),
     )  # fmt: skip

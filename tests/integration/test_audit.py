@@ -14,6 +14,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from streamcoord.events import topology
 from streamcoord.events.models import ExternalEvent
 from streamcoord.events.principal import with_principal
 from streamcoord.kafka.records import read_topic
@@ -78,7 +79,7 @@ async def test_verify_names_the_one_altered_record_of_a_copied_topic(
     # the copy: every record where it was, one of them with another reason
     copy = TopicNames(prefix=f"{unique_name('audit-copy')}.")
     await create_topics(kafka_bootstrap, copy, partitions=2)
-    original = topics.full("streamcoord.decisions")
+    original = topics.full(topology.DECISIONS)
     stored = (await read_topic({"bootstrap_servers": kafka_bootstrap}, original)).records
     victim = stored[len(stored) // 2]
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
@@ -91,7 +92,7 @@ async def test_verify_names_the_one_altered_record_of_a_copied_topic(
                 body["data"]["reason"] = "attempt 9"
                 value = orjson.dumps(body)
             await producer.send_and_wait(
-                copy.full("streamcoord.decisions"),
+                copy.full(topology.DECISIONS),
                 value,
                 key=record.key,
                 partition=record.partition,

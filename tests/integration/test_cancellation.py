@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from streamcoord.events import topology
 from streamcoord.events.models import (
     CloudEvent,
     ExternalEvent,
@@ -135,7 +136,7 @@ async def on_trigger_topic(
     ``until`` holds for them, and the partitions they are on."""
     async with asyncio.timeout(60):
         while True:
-            records = await read_all(harness, harness.topics.full("streamcoord.triggers"))
+            records = await read_all(harness, harness.topics.full(topology.TRIGGERS))
             events = [e for *_, e in records if isinstance(e, CloudEvent)]
             if until(events):
                 return events, {partition for partition, *_ in records}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from streamcoord.events import topology
 from streamcoord.events.codec import decode
 from streamcoord.events.models import (
     CloudEvent,
@@ -32,7 +33,7 @@ from tests.integration.coordination import Harness, create_topics, in_process, r
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 
-DBT_TOPIC = "streamcoord.triggers.dbt"
+DBT_TOPIC = topology.DBT_TRIGGERS
 
 
 def import_spec(project: Path, dbt_python: str, *extra: str) -> str:

@@ -16,6 +16,7 @@ from cloudevents.core.bindings import kafka as sdk_kafka
 import streamcoord
 from streamcoord.core import partition_for
 from streamcoord.emit import Emitter
+from streamcoord.events import topology
 from streamcoord.events.codec import decode
 from streamcoord.events.factory import make_event
 from streamcoord.events.models import RunRequested
@@ -24,7 +25,7 @@ from tests.kafka_fixtures import create_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(90)]
 
-EVENTS = "streamcoord.events"
+EVENTS = topology.EVENTS
 
 
 async def read(bootstrap: str, topic: str, count: int) -> list[ConsumerRecord]:

@@ -11,6 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from faust.types import EventT
 
+from streamcoord.events import topology
 from streamcoord.events.models import ExecutorBinding, StageTrigger, StageTriggerData
 from streamcoord.kafka.settings import KafkaSettings
 from streamcoord.worker import StageContext
@@ -31,7 +32,7 @@ def trigger(group: str, **config: object) -> StageTrigger:
             run_id="orders/s", pipeline="orders", run_key="2024-01-01", stage="stream",
             attempt=1, params={}, idempotency_key=key,
             executor=ExecutorBinding(
-                topic="streamcoord.triggers.streaming",
+                topic=topology.STREAMING_TRIGGERS,
                 config={"group_id": group, **config},
             ),
         ),

@@ -12,6 +12,7 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from streamcoord.core import partition_for, partition_key_for
+from streamcoord.events import topology
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import (
     CloudEvent,
@@ -67,7 +68,7 @@ async def _produce(harness: Harness, event: CloudEvent, partitions: list[int]) -
 
 async def _execute_by_hand(harness: Harness) -> None:
     """An executor whose producer places records by hand: started and succeeded per trigger."""
-    consumer = harness.reader(harness.topics.full("streamcoord.triggers"))
+    consumer = harness.reader(harness.topics.full(topology.TRIGGERS))
     await consumer.start()
     try:
         async for message in consumer:

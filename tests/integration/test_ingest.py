@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
 from streamcoord.emit import Emitter
+from streamcoord.events import topology
 from streamcoord.events.codec import decode
 from streamcoord.ingest import create_app
 from streamcoord.kafka.settings import KafkaSettings
@@ -24,7 +25,7 @@ from tests.kafka_fixtures import create_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(90)]
 
-EVENTS = "streamcoord.events"
+EVENTS = topology.EVENTS
 EVENT = {"specversion": "1.0", "source": "shop/etl", "type": "shop.orders.landed",
          "data": {"day": "2024-01-01"}}  # fmt: skip
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from streamcoord.events import topology
 from streamcoord.events.codec import decode
 from streamcoord.events.models import (
     StageFailed,
@@ -35,7 +36,7 @@ from tests.integration.coordination import (
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
 ROOT = Path(__file__).parents[2]
-OTHER_TOPIC = "streamcoord.triggers.streaming"  # answered by flaky_executor, not the harness
+OTHER_TOPIC = topology.STREAMING_TRIGGERS  # answered by flaky_executor, not the harness
 
 SPEC = f"""\
 pipelines:

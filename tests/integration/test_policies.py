@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from streamcoord.cli.main import app
 from streamcoord.emit import Emitter
+from streamcoord.events import topology
 from streamcoord.events.codec import decode
 from streamcoord.events.models import DecisionRecord, ExternalEvent
 from streamcoord.events.signing import public_key_text
@@ -172,7 +173,7 @@ async def test_policies_reject_dead_letter_audit_and_count(
             async with httpx.AsyncClient() as http:
                 scraped = (await http.get(handle.url)).text
             # committed with the dead letters, in the same transactions
-            decisions = await read_all(harness, topics.full("streamcoord.decisions"))
+            decisions = await read_all(harness, topics.full(topology.DECISIONS))
     finally:
         handle.shutdown()
 
@@ -265,7 +266,7 @@ async def test_a_guard_holds_a_stage_on_the_broker_and_says_so(
 async def _first_held(bootstrap: str, topics: TopicNames) -> tuple[str, str | None, str]:
     """Follow the decisions topic to the first ``held`` decision."""
     consumer = AIOKafkaConsumer(
-        topics.full("streamcoord.decisions"),
+        topics.full(topology.DECISIONS),
         bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="earliest",

@@ -16,6 +16,7 @@ from datetime import timedelta
 import pytest
 
 from streamcoord.core import partition_for
+from streamcoord.events import topology
 from streamcoord.events.internal import LimitGrant
 from streamcoord.events.models import CloudEvent, DecisionRecord, ExternalEvent
 from streamcoord.runtime import TopicNames
@@ -66,7 +67,7 @@ async def test_a_quota_queues_runs_and_releases_them_as_the_window_slides(
             )
         await asyncio.wait_for(until_runs_succeeded(harness, RUNS), 120)
         internal = await read_all(harness, topics.internal)
-        decisions = await read_all(harness, topics.full("streamcoord.decisions"))
+        decisions = await read_all(harness, topics.full(topology.DECISIONS))
 
     grants = sorted(
         e.time

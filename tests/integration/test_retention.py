@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from streamcoord.cli.main import app
+from streamcoord.events import topology
 from streamcoord.events.codec import decode
 from streamcoord.events.models import DecisionRecord, ExternalEvent, StageSucceeded
 from streamcoord.runtime import TopicNames
@@ -52,7 +53,7 @@ async def tombstones(harness: Harness, keys: set[str]) -> None:
 
 async def decision(harness: Harness, run_id: str, action: str) -> str:
     """Follow the decisions topic until ``run_id`` gets ``action``; its reason."""
-    consumer = harness.reader(harness.topics.full("streamcoord.decisions"))
+    consumer = harness.reader(harness.topics.full(topology.DECISIONS))
     await consumer.start()
     try:
         async for message in consumer:

@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from streamcoord.cli.main import app
+from streamcoord.events import topology
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import (
     DecisionRecord,
@@ -288,7 +289,7 @@ class HeldExecutor:
         self._arrived = asyncio.Condition()
 
     async def run(self) -> None:
-        consumer = self.harness.reader(self.harness.topics.full("streamcoord.triggers"))
+        consumer = self.harness.reader(self.harness.topics.full(topology.TRIGGERS))
         await consumer.start()
         try:
             async for message in consumer:
@@ -405,7 +406,7 @@ async def test_runs_of_unpublished_local_specs_lose_removed_stages_as_spec_remov
                 run_record_with_status(h, "legacy/day-1", "cancelled"), 90
             )
             decisions = await read_topic(
-                {"bootstrap_servers": kafka_bootstrap}, topics.full("streamcoord.decisions")
+                {"bootstrap_servers": kafka_bootstrap}, topics.full(topology.DECISIONS)
             )
         finally:
             for task in tasks:

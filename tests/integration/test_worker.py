@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streamcoord.core import partition_key_for
 from streamcoord.emit import Emitter
+from streamcoord.events import topology
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import (
     CloudEvent,
@@ -36,8 +37,8 @@ from tests.kafka_fixtures import create_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(90)]
 
-TRIGGERS = "streamcoord.triggers"
-EVENTS = "streamcoord.events"
+TRIGGERS = topology.TRIGGERS
+EVENTS = topology.EVENTS
 
 
 def trigger(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from streamcoord.events import topology
 from tests.kafka_fixtures import create_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(90)]
@@ -42,7 +43,7 @@ async def test_worker_is_live_then_ready_and_stops_on_sigterm(
     kafka_bootstrap: str, unique_name: Callable[[str], str]
 ) -> None:
     prefix = unique_name("workerhealth") + "."
-    await create_topics(kafka_bootstrap, [prefix + "streamcoord.triggers"], partitions=1)
+    await create_topics(kafka_bootstrap, [prefix + topology.TRIGGERS], partitions=1)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "streamcoord.cli.main", "worker", "shell",
         "--bootstrap-servers", kafka_bootstrap, "--topic-prefix", prefix,

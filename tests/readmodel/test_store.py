@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from streamcoord.errors import ConfigError
+from streamcoord.events import topology
 from streamcoord.events.codec import encode
 from streamcoord.events.models import (
     CloudEvent,
@@ -213,9 +214,9 @@ def test_rows_do_not_depend_on_how_topics_interleave_or_batches_split(
 def test_positions_are_written_with_the_rows(store: SqlStore) -> None:
     offsets = Offsets()
     records = run_story(offsets, "p", "k", T0)
-    store.apply(records[:3], {("streamcoord.events", 0): 2, ("streamcoord.runs", 0): 1})
-    store.apply(records[3:4], {("streamcoord.events", 0): 3})
-    assert store.positions() == {("streamcoord.events", 0): 3, ("streamcoord.runs", 0): 1}
+    store.apply(records[:3], {(topology.EVENTS, 0): 2, (topology.RUNS, 0): 1})
+    store.apply(records[3:4], {(topology.EVENTS, 0): 3})
+    assert store.positions() == {(topology.EVENTS, 0): 3, (topology.RUNS, 0): 1}
 
 
 def test_coordinator_internal_traffic_and_heartbeats_stay_out_of_the_audit(

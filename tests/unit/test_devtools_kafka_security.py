@@ -16,6 +16,7 @@ from streamcoord.devtools._security import SECURITY_MODES, BrokerSecurity, dev_a
 from streamcoord.devtools._tls import ServerTls
 from streamcoord.devtools.kafka import BrokerSettings, server_properties
 from streamcoord.errors import EnvironmentProblem
+from streamcoord.events import topology
 from streamcoord.kafka.refusal import refusal
 
 PASSWORDS = {"admin": "adm-secret-1", "coordinator": "coo-secret-2", "client": "cli-secret-3"}
@@ -66,13 +67,13 @@ def test_repr_and_redact_hide_every_secret(security: BrokerSecurity) -> None:
 def test_dev_acls_keep_the_client_off_the_coordinators_topics() -> None:
     acls = dev_acls()
     client = {(a.resource, a.name, a.operation) for a in acls if a.principal == "User:client"}
-    assert (Resource.TOPIC, "streamcoord.events", Operation.WRITE) in client
-    assert (Resource.TOPIC, "streamcoord.runs", Operation.READ) in client
-    assert not any(name in {"streamcoord.state", "streamcoord.internal"} for _, name, _ in client)
+    assert (Resource.TOPIC, topology.EVENTS, Operation.WRITE) in client
+    assert (Resource.TOPIC, topology.RUNS, Operation.READ) in client
+    assert not any(name in {topology.STATE, topology.INTERNAL} for _, name, _ in client)
     coordinator = [a for a in acls if a.principal == "User:coordinator"]
     writes = {a.name for a in coordinator if a.operation == Operation.WRITE}
-    assert "streamcoord.internal" in writes
-    assert "streamcoord.events" not in writes  # it only reads what others emit
+    assert topology.INTERNAL in writes
+    assert topology.EVENTS not in writes  # it only reads what others emit
     assert any(
         a.resource == Resource.TRANSACTIONAL_ID and a.pattern == Pattern.PREFIXED
         and a.name == "streamcoord-coordinator." for a in coordinator

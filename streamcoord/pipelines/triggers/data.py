@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from streamcoord.events.internal import DataArrival
+from streamcoord.events.internal import DataArrival, DataArrivalData, RunMatchData
 from streamcoord.pipelines._base import Expression, SpecModel
 from streamcoord.pipelines.expressions import EVENT_VARIABLES, ExpressionEvaluationError
 from streamcoord.pipelines.triggers.kind import (
@@ -81,15 +81,15 @@ class _DataKind(TriggerKind[DataArrivalTrigger]):
         run_key = ctx.run_key(pipeline, env)
         if run_key is None or _late(ctx, trigger, when, f"{pipeline}/{run_key}"):
             return
-        data = {
-            "pipeline": pipeline,
-            "trigger": trigger.index,
-            "run_key": run_key,
-            "dataset": dataset,
-            "partition": partition,
-            "event": ctx.view,
-            "dedup": ctx.dedup,
-        }
+        data = DataArrivalData.model_construct(
+            pipeline=pipeline,
+            trigger=trigger.index,
+            run_key=run_key,
+            dataset=dataset,
+            partition=partition,
+            event=ctx.view,
+            dedup=ctx.dedup,
+        )
         base = f"{pipeline}/{run_key}"
         if ctx.owns(base):
             on_arrival(ctx, spec, data)
@@ -136,33 +136,33 @@ def _late(
     return False
 
 
-def on_arrival(ctx: TriggerContext, spec: DataArrivalTrigger, data: dict[str, Any]) -> None:
+def on_arrival(ctx: TriggerContext, spec: DataArrivalTrigger, data: DataArrivalData) -> None:
     """Count an arrival for its run key; admit the run once every dataset is complete."""
-    pipeline, run_key = data["pipeline"], data["run_key"]
+    pipeline, run_key = data.pipeline, data.run_key
     key = f"arr/{pipeline}/{run_key}"
-    if ctx.state.misc(key) is None and ctx.expired(key[4:], [data["event"]["id"]]):
+    if ctx.state.misc(key) is None and ctx.expired(key[4:], [data.event["id"]]):
         return  # counting would start over and hold a key nobody clears
     arr = ctx.state.misc_for_update(key, {"v": 1, "sets": {}, "ids": [], "done": False})
     if arr["done"]:
         return
-    parts = arr["sets"].setdefault(data["dataset"], [])
-    if data["partition"] not in parts:
-        parts.append(data["partition"])
-    event_id = data["event"]["id"]
+    parts = arr["sets"].setdefault(data.dataset, [])
+    if data.partition not in parts:
+        parts.append(data.partition)
+    event_id = data.event["id"]
     if event_id not in arr["ids"]:
         arr["ids"].append(event_id)
     if all(len(arr["sets"].get(d, [])) >= spec.partitions_per_run for d in spec.datasets):
         arr["done"] = True
         ctx.admit(
-            {
-                "pipeline": pipeline,
-                "run_key": run_key,
-                "trigger": data["event"],
-                "caused": list(arr["ids"]),
-                "params": {},
-                "rerun": False,
-                "dedup": data["dedup"],
-            }
+            RunMatchData.model_construct(
+                pipeline=pipeline,
+                run_key=run_key,
+                trigger=data.event,
+                caused=list(arr["ids"]),
+                params={},
+                rerun=False,
+                dedup=data.dedup,
+            )
         )
 
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from streamcoord.events.internal import InternalData, RunMatchData
 from streamcoord.events.models import CloudEvent
 from streamcoord.pipelines.problem import FieldPath
 
@@ -36,8 +37,8 @@ __all__ = [
 S = TypeVar("S", bound=BaseModel)
 D = TypeVar("D", bound=BaseModel)
 
-#: A request to start (or feed) a run: pipeline, run_key, trigger, caused, params, rerun, dedup.
-Match = dict[str, Any]
+#: A request to start (or feed) a run: a routed ``streamcoord.run.match``'s data.
+Match = RunMatchData
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +125,7 @@ class TriggerContext(Protocol):
 
     def owns(self, key: str) -> bool: ...
 
-    def route(self, key: str, type_: str, ident: str, data: dict[str, Any]) -> None: ...
+    def route(self, key: str, type_: str, ident: str, data: InternalData) -> None: ...
 
     def reject(self, code: str, reason: str) -> None: ...
 
@@ -155,16 +156,16 @@ def new_match(
     rerun: bool = False,
 ) -> Match:
     """A match caused by the event being decided, whose view becomes the run's trigger."""
-    # The key order is part of a routed match's bytes (and so of the golden logs): keep it.
-    return {
-        "pipeline": pipeline,
-        "run_key": run_key,
-        "trigger": ctx.view,
-        "caused": [ctx.event.id],
-        "params": {} if params is None else params,
-        "rerun": rerun,
-        "dedup": ctx.dedup,
-    }
+    # Made by the core from a decoded event: trusted, so constructed without validation.
+    return RunMatchData.model_construct(
+        pipeline=pipeline,
+        run_key=run_key,
+        trigger=ctx.view,
+        caused=[ctx.event.id],
+        params={} if params is None else params,
+        rerun=rerun,
+        dedup=ctx.dedup,
+    )
 
 
 class TriggerKind(Generic[S]):

@@ -1,24 +1,30 @@
-"""The events partitions route each other are built from their models, and their bytes on the
-internal topic are what they were when the core built them as plain dicts."""
+"""The events partitions route each other are built from their models (no plain dicts), and
+their bytes on the internal topic are what they were when the core built them as dicts."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from pydantic import BaseModel
 
 from streamcoord.core import Catalog, CatalogSet, CoordinatorState, Publish
+from streamcoord.core._construction import build
 from streamcoord.core._context import Context
-from streamcoord.core._models import build
 from streamcoord.events.codec import decode, encode
-from streamcoord.events.internal import LimitAcquire, LimitAcquireData, PoolAcquire, PoolAcquireData
+from streamcoord.events.internal import (
+    LimitAcquire,
+    LimitAcquireData,
+    PoolAcquire,
+    PoolAcquireData,
+    RunMatch,
+    RunMatchData,
+)
 from streamcoord.events.models import ExternalEvent
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _routed(type_: str, key: str, ident: str, data: dict[str, Any] | BaseModel) -> Publish:
+def _routed(type_: str, key: str, ident: str, data: BaseModel) -> Publish:
     ctx = Context(
         CatalogSet.of(Catalog.build([], [])),
         CoordinatorState.empty(),
@@ -52,9 +58,24 @@ def test_routed_fields_are_typed_by_the_model_and_decode_as_the_same_data() -> N
         "priority": 0,
         "reply": "p/k",
     }
-    command = _routed(PoolAcquire.TYPE, "pool/warehouse", "acquire|p/k|load|1", fields)
+    data = build(PoolAcquireData, None, **fields)
+    command = _routed(PoolAcquire.TYPE, "pool/warehouse", "acquire|p/k|load|1", data)
     assert isinstance(command.event.data, PoolAcquireData)
     decoded = decode(*encode(command.event))
     # the decoder leaves internal data a dict; the core validates it with the same model
     assert PoolAcquireData.model_validate(decoded.data) == command.event.data
-    assert command.event.data == fields
+    assert decoded.data == fields
+
+
+def test_a_routed_match_has_the_bytes_it_had_as_a_dict() -> None:
+    data = RunMatchData.model_construct(
+        pipeline="etl", run_key="k", trigger={"id": "e", "type": "t"}, caused=["e"], params={},
+        rerun=False, dedup="s|e",
+    )  # fmt: skip
+    command = _routed(RunMatch.TYPE, "etl/k", "match|etl|s|e", data)
+    value, headers = encode(command.event)
+    assert value.endswith(
+        b'"data":{"pipeline":"etl","run_key":"k","trigger":{"id":"e","type":"t"},"caused":["e"],'
+        b'"params":{},"rerun":false,"dedup":"s|e"}}'
+    )
+    assert RunMatchData.model_validate(decode(value, headers).data) == data

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 
 from streamcoord.core import Catalog, CoordinatorState, Publish, Step, decide, explain
 from streamcoord.core._audit import CHAIN_KEY
-from streamcoord.core._commands import DECISIONS_TOPIC
+from streamcoord.core._step import DECISIONS_TOPIC
 from streamcoord.core.replay import replay
 from streamcoord.errors import SpecError
 from streamcoord.events.models import (

@@ -26,7 +26,7 @@ from streamcoord.core import (
     publish_run_records,
     run_record,
 )
-from streamcoord.core._commands import RUNS_TOPIC
+from streamcoord.core._step import RUNS_TOPIC
 from streamcoord.events.codec import encode
 from streamcoord.events.models import (
     CloudEvent,

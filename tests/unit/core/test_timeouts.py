@@ -20,6 +20,7 @@ from streamcoord.core import (
 )
 from streamcoord.core.replay import replay
 from streamcoord.errors import SpecError
+from streamcoord.events import topology
 from streamcoord.events.models import (
     CloudEvent,
     DecisionRecord,
@@ -36,7 +37,7 @@ from streamcoord.events.models import (
 from streamcoord.pipelines.models import Pipeline, Pool
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-TOPIC = "streamcoord.triggers"
+TOPIC = topology.TRIGGERS
 
 
 def _pipeline(stage: dict[str, Any] | None = None, **extra: Any) -> Pipeline:

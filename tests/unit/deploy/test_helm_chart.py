@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from streamcoord.events import topology
+
 CHART = Path(__file__).parents[3] / "deploy" / "helm" / "streamcoord"
 KUBE_VERSION = "1.30.0"
 #: What a container binds so that probes and Services reach it.
@@ -241,7 +243,7 @@ def test_each_worker_entry_is_a_deployment_with_its_own_group_of_options(helm: P
     (shell_container,) = shell["spec"]["template"]["spec"]["containers"]
     assert shell_container["args"] == [
         "worker", "shell", "--concurrency", "4", "--shutdown-grace", "30",
-        "--topic", "streamcoord.triggers",
+        "--topic", topology.TRIGGERS,
     ]  # fmt: skip
     hooks_pod = hooks["spec"]["template"]["spec"]
     assert hooks_pod["terminationGracePeriodSeconds"] == 40

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from streamcoord.cli.main import app
 from streamcoord.deploy.strimzi import kafka_topics, resource_name
+from streamcoord.events import topology
 from streamcoord.events.topics import PACKAGED_TOPICS_FILE, TopicSpec, parse_topics
 
 _K8S_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
@@ -37,9 +38,9 @@ def test_every_declared_topic_becomes_a_kafka_topic_with_its_partitions_and_conf
 
 def test_compaction_and_retention_are_kept_as_declared() -> None:
     by_topic = {r["spec"]["topicName"]: r["spec"] for r in _render("--cluster", "c")}
-    assert by_topic["streamcoord.state"]["config"]["cleanup.policy"] == "compact"
-    assert by_topic["streamcoord.events"]["config"]["retention.ms"] == "604800000"
-    assert by_topic["streamcoord.specs"]["partitions"] == 1
+    assert by_topic[topology.STATE]["config"]["cleanup.policy"] == "compact"
+    assert by_topic[topology.EVENTS]["config"]["retention.ms"] == "604800000"
+    assert by_topic[topology.SPECS]["partitions"] == 1
 
 
 def test_prefix_replication_and_namespace_apply_to_every_resource() -> None:
@@ -78,7 +79,7 @@ def test_render_writes_a_file_with_output(tmp_path: Path) -> None:
 
 
 def test_names_kubernetes_refuses_get_a_valid_unique_resource_name() -> None:
-    assert resource_name("streamcoord.events") == "streamcoord.events"
+    assert resource_name(topology.EVENTS) == topology.EVENTS
     upper, lower = resource_name("Orders_V1"), resource_name("orders-v1")
     assert _K8S_NAME.match(upper)
     assert upper != lower

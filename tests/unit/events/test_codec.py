@@ -19,6 +19,7 @@ from streamcoord.events import (
     decode,
     encode,
     make_event,
+    topology,
 )
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -67,7 +68,7 @@ SAMPLE_DATA: dict[str, dict[str, Any]] = {
         "attempt": 1,
         "params": {"day": "2024-05-01"},
         "idempotency_key": "r1/load/1",
-        "executor": {"topic": "streamcoord.triggers", "kind": "batch", "config": {"image": "x"}},
+        "executor": {"topic": topology.TRIGGERS, "kind": "batch", "config": {"image": "x"}},
         "caused_by": ["e1"],
     },
     "streamcoord.stage.cancel": {
@@ -212,7 +213,7 @@ def test_a_streamcoord_type_decodes_into_its_typed_data() -> None:
     value, headers = encode(sample("streamcoord.stage.trigger"), "structured")
     decoded = decode(value, headers)
     assert isinstance(decoded, StageTrigger)
-    assert decoded.data.executor.topic == "streamcoord.triggers"
+    assert decoded.data.executor.topic == topology.TRIGGERS
 
 
 # --- invalid input: every case has a stable reason and names what is wrong ---------------------

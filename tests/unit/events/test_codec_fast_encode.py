@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamcoord.core._models import build
+from streamcoord.core._construction import build
 from streamcoord.events import encoding as codec
 from streamcoord.events.models import (
     CloudEvent,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from streamcoord.errors import ConfigError
+from streamcoord.events import topology
 from streamcoord.events.topics import PACKAGED_TOPICS_FILE, parse_topics
 
 TOPICS_FILE = PACKAGED_TOPICS_FILE
@@ -23,25 +24,16 @@ def test_the_file_ships_in_the_package_so_commands_work_from_any_directory() -> 
 
 def test_the_committed_file_declares_every_topic_streamcoord_uses() -> None:
     declared = parse_topics(TOPICS_FILE.read_text())
-    assert {
-        "streamcoord.events",
-        "streamcoord.triggers",
-        "streamcoord.triggers.streaming",
-        "streamcoord.state",
-        "streamcoord.runs",
-        "streamcoord.decisions",
-        "streamcoord.deadletter",
-        "streamcoord.specs",
-    } <= declared.names()
+    assert {t.name for t in topology.TOPOLOGY} <= declared.names()
 
 
 def test_state_is_compacted_and_partitioned_like_events() -> None:
     by_name = {t.name: t for t in parse_topics(TOPICS_FILE.read_text()).topics}
-    assert by_name["streamcoord.state"].configs["cleanup.policy"] == "compact"
-    assert by_name["streamcoord.runs"].configs["cleanup.policy"] == "compact"
-    assert by_name["streamcoord.specs"].configs["cleanup.policy"] == "compact"
-    assert by_name["streamcoord.specs"].partitions == 1  # one log: one order of versions
-    assert by_name["streamcoord.state"].partitions == by_name["streamcoord.events"].partitions
+    assert by_name[topology.STATE].configs["cleanup.policy"] == "compact"
+    assert by_name[topology.RUNS].configs["cleanup.policy"] == "compact"
+    assert by_name[topology.SPECS].configs["cleanup.policy"] == "compact"
+    assert by_name[topology.SPECS].partitions == 1  # one log: one order of versions
+    assert by_name[topology.STATE].partitions == by_name[topology.EVENTS].partitions
 
 
 def test_prefix_applies_to_every_name() -> None:

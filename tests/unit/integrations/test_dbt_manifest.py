@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from streamcoord.cli.main import app
 from streamcoord.errors import ConfigError
+from streamcoord.events import topology
 from streamcoord.integrations.dbt_manifest import (
     ImportOptions,
     render_spec,
@@ -59,7 +60,7 @@ def test_each_model_seed_and_snapshot_of_the_project_is_a_stage_that_needs_its_r
         "customers_snapshot": ["customers"],  # two nodes called customers: the type tells
     }
     executor = by_name["stg_orders"].executor
-    assert executor.topic == "streamcoord.triggers.dbt"
+    assert executor.topic == topology.DBT_TRIGGERS
     assert executor.config == {
         "project_dir": "/srv/shop", "profiles_dir": "/srv/profiles",
         "select": ["fqn:shop.marts.stg_orders"],

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from streamcoord.errors import ConfigError
+from streamcoord.events import topology
 from streamcoord.kafka.client import KafkaTransport
 from streamcoord.kafka.confluent import ConfluentTransport
 from streamcoord.kafka.settings import KafkaSettings, load_kafka_settings
@@ -91,7 +92,7 @@ def test_precedence_is_arguments_then_environment_then_file(
         "from-env",
         "arg.",
     )
-    assert settings.topic("streamcoord.events") == "arg.streamcoord.events"
+    assert settings.topic(topology.EVENTS) == "arg.streamcoord.events"
 
 
 def test_yaml_config_file_given_explicitly(tmp_path: Path) -> None:

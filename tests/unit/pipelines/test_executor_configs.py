@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from streamcoord.events import topology
 from streamcoord.pipelines import parse_specs
 from streamcoord.pipelines.executor_checks import invalid_executor_configs
 from streamcoord.pipelines.schema import spec_schema
@@ -50,17 +51,15 @@ def test_the_schema_applies_each_model_on_its_topic_only() -> None:
         for rule in rules
     }
     assert by_topic == {
-        "streamcoord.triggers.dbt": "#/$defs/DbtExecutorConfig",
-        "streamcoord.triggers.airflow": "#/$defs/AirflowExecutorConfig",
+        topology.DBT_TRIGGERS: "#/$defs/DbtExecutorConfig",
+        topology.AIRFLOW_TRIGGERS: "#/$defs/AirflowExecutorConfig",
     }
     airflow = schema["$defs"]["AirflowExecutorConfig"]
     assert airflow["additionalProperties"] is False
     assert {"$ref": "#/$defs/SecretReference"} in airflow["properties"]["password"]["anyOf"]
 
 
-@pytest.mark.parametrize("topic", ["streamcoord.triggers", "my.dbt.triggers"])
+@pytest.mark.parametrize("topic", [topology.TRIGGERS, "my.dbt.triggers"])
 def test_config_on_other_topics_is_left_to_its_executor(topic: str) -> None:
-    spec = SPEC.replace("streamcoord.triggers.dbt", topic).replace(
-        "streamcoord.triggers.airflow", topic
-    )
+    spec = SPEC.replace(topology.DBT_TRIGGERS, topic).replace(topology.AIRFLOW_TRIGGERS, topic)
     assert list(invalid_executor_configs(parse_specs(spec, "shop.yaml"))) == []

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import pytest
 
 from streamcoord.core import Catalog, partition_key_for
+from streamcoord.events import topology
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import CloudEvent, ExternalEvent, StageTrigger, TimerFired
 from streamcoord.events.specs import SpecsRecord
@@ -28,7 +29,7 @@ from streamcoord.runtime.specs import SpecsFollower, version_of
 from streamcoord.testing import MemoryCluster, MemoryTransport, ProducerFenced
 
 TOPICS = TopicNames()
-TRIGGERS = "streamcoord.triggers"
+TRIGGERS = topology.TRIGGERS
 STEADY = """\
 pipelines:
   - name: steady

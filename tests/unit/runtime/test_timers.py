@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from streamcoord.events import topology
 from streamcoord.events.models import TimerFired, TimerFiredData
 from streamcoord.runtime.deadletter import DeadLetter, dead_letter_headers
 from streamcoord.runtime.timers import TimerQueue
@@ -41,7 +42,7 @@ def test_cancelled_and_replaced_timers() -> None:
 
 
 def test_dead_letter_headers_keep_the_original_and_name_the_reason() -> None:
-    letter = DeadLetter("not_json", "the value is not JSON", "streamcoord.events", 3, 42)
+    letter = DeadLetter("not_json", "the value is not JSON", topology.EVENTS, 3, 42)
     headers = dict(dead_letter_headers(letter, [("traceparent", b"00-abc")]))
     assert headers["traceparent"] == b"00-abc"
     assert headers["streamcoord.dlq.reason"] == b"not_json"

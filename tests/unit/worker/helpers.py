@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from streamcoord.events import topology
 from streamcoord.events.models import CloudEvent, ExecutorBinding, StageTrigger, StageTriggerData
 from streamcoord.worker import StageContext
 from streamcoord.worker._attempt import AttemptRunner
@@ -22,7 +23,7 @@ def make_trigger(
         data=StageTriggerData(
             run_id="orders/2024-01-01", pipeline="orders", run_key="2024-01-01", stage=stage,
             attempt=1, params=params or {}, idempotency_key=key,
-            executor=ExecutorBinding(topic="streamcoord.triggers", config=config),
+            executor=ExecutorBinding(topic=topology.TRIGGERS, config=config),
         ),
     )  # fmt: skip
 

@@ -1,4 +1,5 @@
-"""What :func:`~streamcoord.core.decide` returns: the new state and the commands to carry out."""
+"""What :func:`~streamcoord.core.decide` returns: a step (the new state, the commands to carry
+out, the rejection and the policy violations)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Events about stages already triggered: executor reports, timers, manual retry and cancel,
-pool grants and cross-pipeline outcomes."""
+"""Events about stage attempts already triggered: their workers' reports, timers, manual retry
+and cancel, pool grants and cross-pipeline outcomes."""
 
 from __future__ import annotations
 
