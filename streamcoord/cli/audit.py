@@ -13,11 +13,11 @@ from rich.markup import escape
 from streamcoord.audit import run_story, story_json, verify_chains
 from streamcoord.cli.common import BootstrapOption, ConfigOption, PrefixOption, kafka_settings
 from streamcoord.cli.inspect import latest_runs
-from streamcoord.core._partitioning import run_base
 from streamcoord.errors import ConfigError, EventError
 from streamcoord.events import topology
 from streamcoord.events.codec import decode
 from streamcoord.events.models import DecisionRecord
+from streamcoord.events.partitioning import run_base
 from streamcoord.kafka.records import StoredRecord, read_topic
 from streamcoord.runtime.settings import TopicNames
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from streamcoord.core import Catalog, CatalogSet, CoordinatorState, Explanation, partition_for
 from streamcoord.core import explain as explain_in_state
-from streamcoord.core._partitioning import run_base
 from streamcoord.errors import ConfigError
+from streamcoord.events.partitioning import run_base
 from streamcoord.kafka.client import as_transport
 from streamcoord.kafka.ports import Transport
 from streamcoord.runtime.changelog import read_changelog, state_items

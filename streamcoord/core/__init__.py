@@ -122,17 +122,17 @@ arrivals (producers keying arrivals consistently share one watermark).
 from streamcoord.core._catalog import DEFAULT_RETENTION, Catalog
 from streamcoord.core._decide import decide
 from streamcoord.core._explain import Explanation, NeedStatus, explain
-from streamcoord.core._partitioning import (
-    home_partition,
-    murmur2,
-    partition_for,
-    partition_key_for,
-)
 from streamcoord.core._records import RunChange, publish_run_records, run_record
 from streamcoord.core._state import CoordinatorState, RunState, StageState
 from streamcoord.core._step import CancelTimer, Command, Publish, Rejection, SetTimer, Step
 from streamcoord.core._tracing import SpanRecord
 from streamcoord.core._versions import CatalogSet, spec_version
+from streamcoord.events.partitioning import (
+    home_partition,
+    murmur2,
+    partition_for,
+    partition_key_for,
+)
 
 __all__ = [
     "DEFAULT_RETENTION",

@@ -17,11 +17,11 @@ from streamcoord.core._lifecycle import (
     start_run,
     upstream_links,
 )
-from streamcoord.core._partitioning import anchor_key
 from streamcoord.core._state import TERMINAL, RunState, event_digest, run_id_of
 from streamcoord.core._tracing import parse_traceparent, run_trace_id
 from streamcoord.events.internal import RunMatch, RunMatchData
 from streamcoord.events.models import CloudEvent, PipelineRef
+from streamcoord.events.partitioning import anchor_key
 
 __all__ = ["MATCH", "Match", "admit", "cancel_run", "drop_run", "match", "pause", "resume"]
 

@@ -10,7 +10,6 @@ from pydantic import BaseModel
 from streamcoord.core._audit import link, principal_extra, principal_of
 from streamcoord.core._catalog import Catalog, CompiledPipeline
 from streamcoord.core._construction import build
-from streamcoord.core._partitioning import partition_for
 from streamcoord.core._records import COORDINATOR_SOURCE, RunChange
 from streamcoord.core._state import CoordinatorState, RunState, timer_event
 from streamcoord.core._step import (
@@ -32,6 +31,7 @@ from streamcoord.events.models import (
     DecisionRecord,
     RunCancel,
 )
+from streamcoord.events.partitioning import partition_for
 
 __all__ = ["COORDINATOR_SOURCE", "Context"]
 

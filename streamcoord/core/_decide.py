@@ -22,7 +22,6 @@ from streamcoord.core._matching import (
     trigger_event_handlers,
 )
 from streamcoord.core._matching import data_of as _data
-from streamcoord.core._partitioning import run_base
 from streamcoord.core._state import QUOTA_TIMER, CoordinatorState, RunState, event_digest
 from streamcoord.core._step import Step
 from streamcoord.core._versions import CatalogSet
@@ -61,6 +60,7 @@ from streamcoord.events.models import (
     TimerFired,
     TimerFiredData,
 )
+from streamcoord.events.partitioning import run_base
 from streamcoord.pipelines.triggers.data import KIND as DATA_KIND
 
 __all__ = ["decide"]

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from streamcoord.core._catalog import Catalog, CompiledPipeline
 from streamcoord.core._guards import GUARD_PREFIX
-from streamcoord.core._partitioning import partition_for, run_base
 from streamcoord.core._quotas import held_reason
 from streamcoord.core._readiness import need_outcome, verdict
 from streamcoord.core._state import CoordinatorState
 from streamcoord.core._versions import CatalogSet
+from streamcoord.events.partitioning import partition_for, run_base
 
 __all__ = ["Explanation", "NeedStatus", "explain"]
 

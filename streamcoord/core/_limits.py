@@ -26,7 +26,6 @@ from streamcoord.core import _admission, _lifecycle, _quotas, _respec, _retentio
 from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._construction import build
 from streamcoord.core._context import Context
-from streamcoord.core._partitioning import run_base
 from streamcoord.core._state import event_digest
 from streamcoord.core._step import Violation
 from streamcoord.events.internal import (
@@ -39,6 +38,7 @@ from streamcoord.events.internal import (
     LimitRelease,
 )
 from streamcoord.events.models import RunCancel, RunCancelData, TimerFiredData
+from streamcoord.events.partitioning import run_base
 
 __all__ = [
     "ACQUIRE",

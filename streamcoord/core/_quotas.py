@@ -28,10 +28,10 @@ from typing import Any
 
 from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._context import Context
-from streamcoord.core._partitioning import run_base
 from streamcoord.core._policies import CompiledQuota
 from streamcoord.core._state import QUOTA_TIMER, quota_timer_event
 from streamcoord.core._step import CancelTimer, SetTimer, Violation
+from streamcoord.events.partitioning import run_base
 
 __all__ = [
     "QUEUED_CODE",

@@ -6,9 +6,9 @@ from __future__ import annotations
 from streamcoord.core import _pools, _subscriptions
 from streamcoord.core._catalog import CompiledPipeline
 from streamcoord.core._context import COORDINATOR_SOURCE, Context
-from streamcoord.core._partitioning import anchor_key
 from streamcoord.core._state import TERMINAL, RunState, StageState
 from streamcoord.events.models import SpecsActivate
+from streamcoord.events.partitioning import anchor_key
 
 __all__ = ["SPEC_REMOVED", "activate", "adopt", "remove_stages", "reopen"]
 

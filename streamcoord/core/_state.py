@@ -30,9 +30,9 @@ from typing import Any
 import orjson
 
 from streamcoord.core._construction import build
-from streamcoord.core._partitioning import anchor_key
 from streamcoord.core._tracing import run_trace_id
 from streamcoord.events.models import TimerFired, TimerFiredData
+from streamcoord.events.partitioning import anchor_key
 
 __all__ = [
     "SWEEP_KEY",

@@ -19,7 +19,6 @@ import orjson
 
 from streamcoord.core._catalog import Catalog
 from streamcoord.core._decide import decide
-from streamcoord.core._partitioning import partition_for, partition_key_for
 from streamcoord.core._records import publish_run_records
 from streamcoord.core._state import CoordinatorState
 from streamcoord.core._step import CancelTimer, Command, Publish, SetTimer, Step
@@ -28,6 +27,7 @@ from streamcoord.core._versions import CatalogSet
 from streamcoord.errors import EventError
 from streamcoord.events.codec import validate_event
 from streamcoord.events.models import CloudEvent
+from streamcoord.events.partitioning import partition_for, partition_key_for
 
 __all__ = ["Record", "ReplayResult", "command_json", "parse_log", "replay", "step_json"]
 

@@ -20,12 +20,12 @@ from typing import Any, Final, Self
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from streamcoord.core import partition_key_for
 from streamcoord.errors import StreamcoordError
 from streamcoord.events import topology
 from streamcoord.events.codec import EncodeMode, encode
 from streamcoord.events.factory import make_event
 from streamcoord.events.models import CloudEvent
+from streamcoord.events.partitioning import partition_key_for
 from streamcoord.events.principal import with_principal
 from streamcoord.events.signing import sign_event
 from streamcoord.kafka.client import KafkaTransport

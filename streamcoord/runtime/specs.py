@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from streamcoord.core import DEFAULT_RETENTION, Catalog, CatalogSet
-from streamcoord.core._partitioning import anchor_key
 from streamcoord.errors import ConfigError, EventError, SpecError
 from streamcoord.events.codec import decode, encode
 from streamcoord.events.models import SpecsActivate, SpecsActivateData
+from streamcoord.events.partitioning import anchor_key
 from streamcoord.events.specs import SpecsRecord
 from streamcoord.kafka.client import as_transport
 from streamcoord.kafka.ports import TopicReader, Transport, TransportError

@@ -1,5 +1,8 @@
 """Which partition owns what: Kafka's default partitioner, reproduced bit for bit.
 
+It lives beside the event models, not in the core, so that an emitter can key its events
+without loading the core (its catalog, CEL and the spec models).
+
 The runtime keys every inbound event with :func:`partition_key_for`; the core uses
 :func:`partition_for` to tell work it owns from work it must route to another partition.
 """
