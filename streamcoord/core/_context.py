@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from streamcoord.core._audit import link, principal_extra, principal_of
+from streamcoord.core._audit import chained_decision, principal_extra, principal_of
 from streamcoord.core._catalog import Catalog, CompiledPipeline
 from streamcoord.core._commands import (
     DECISIONS_TOPIC,
@@ -28,9 +28,7 @@ from streamcoord.core._versions import CatalogSet
 from streamcoord.events.internal import INTERNAL_EVENT_CLASSES
 from streamcoord.events.models import (
     CloudEvent,
-    Decision,
     DecisionCause,
-    DecisionRecord,
     RunCancel,
     RunCancelData,
 )
@@ -118,29 +116,20 @@ class Context:
         the principal and identity of the event it was made on, as the partition's next link
         (see ``_audit``)."""
         event = self.event
-        ident = f"{event.source}|{event.id}|{run_id}|{stage or ''}|{action}"
-        record = build(
-            DecisionRecord,
-            None,
-            id=ident,
+        record = chained_decision(
+            self.state,
+            ident=f"{event.source}|{event.id}|{run_id}|{stage or ''}|{action}",
             source=COORDINATOR_SOURCE,
             time=self.now,
-            subject=run_id,
-            data=build(
-                Decision,
-                None,
-                run_id=run_id,
-                stage=stage,
-                action=action,
-                reason=reason,
-                caused_by=list(caused),
-                principal=principal_of(event),
-                event=build(DecisionCause, None, type=event.type, source=event.source, id=event.id),
-            ),
+            run_id=run_id,
+            stage=stage,
+            action=action,
+            reason=reason,
+            caused_by=list(caused),
+            principal=principal_of(event),
+            cause=build(DecisionCause, None, type=event.type, source=event.source, id=event.id),
         )
-        self.commands.append(
-            Publish(DECISIONS_TOPIC, run_id.split("#", 1)[0], link(self.state, record))
-        )
+        self.commands.append(Publish(DECISIONS_TOPIC, run_id.split("#", 1)[0], record))
 
     def run_record(self, run: RunState) -> None:
         """List the run among the step's changed runs (its record is built once, later)."""
