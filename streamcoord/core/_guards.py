@@ -10,6 +10,7 @@ stage run. Guards see the time of the event being decided (``now``), never a clo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -36,7 +37,7 @@ def held(
     run: RunState,
     cs: CompiledStage,
     *,
-    env: dict[str, Any],
+    env: Callable[[], dict[str, Any]],
     caused: list[str],
 ) -> bool:
     """Whether a guard holds ``cs`` back now (recorded once per reason); False lets it run."""
@@ -44,10 +45,10 @@ def held(
     if not guards:
         return False
     stage = run.stages[cs.name]
-    env = {**env, "now": ctx.now.isoformat(), "run": _run_view(run), "stage": cs.name}
+    values = {**env(), "now": ctx.now.isoformat(), "run": _run_view(run), "stage": cs.name}
     for guard in guards:
         try:
-            holds = guard.condition.evaluate(env) is True
+            holds = guard.condition.evaluate(values) is True
             why = "is not true"
         except ExpressionEvaluationError as exc:
             holds, why = False, f"could not be evaluated: {exc}"
