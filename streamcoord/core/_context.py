@@ -142,7 +142,8 @@ class Context:
             self._records.setdefault(run.run_id, run)
         runs, self._records = self._records.values(), {}
         event = self.event
-        return tuple(RunChange(run, event.source, event.id, self.now) for run in runs)
+        source, ident, now = event.source, event.id, self.now
+        return tuple([RunChange(run, source, ident, now) for run in runs])
 
     def attempt_span(self, run: RunState, stage: str, status: str, links: tuple[str, ...]) -> None:
         """The span of the stage's current attempt, from its trigger to now (its outcome)."""
