@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -69,6 +70,11 @@ class Context:
         self._records: dict[str, RunState] = {}
         self.spans: list[SpanRecord] = []
         self.violations: list[Violation] = []  # policies the event broke (see _policies)
+
+    def now_iso(self) -> str:
+        """``now`` in ISO form, as runs and stages store times."""
+        now = self.now
+        return _iso(now, now.tzinfo, now.fold)
 
     def catalog_of(self, run: RunState) -> Catalog:
         """The spec version ``run`` follows: its own when loaded, else the partition's current."""
@@ -205,6 +211,13 @@ class Context:
         for timer_id in [t for t, v in run.timers.items() if stage is None or v[2] == stage]:
             del run.timers[timer_id]
             self.commands.append(CancelTimer(timer_id))
+
+
+@lru_cache(maxsize=64)  # the events of a batch share few times; isoformat costs a microsecond
+def _iso(value: datetime, zone: tzinfo | None, fold: int) -> str:
+    """``value.isoformat()``. Keyed by zone and fold too: equal datetimes in other zones, or an
+    hour repeated by a zone's clock change, are equal keys with other texts."""
+    return value.isoformat()
 
 
 def _data_model(cls: type[CloudEvent]) -> type[BaseModel]:

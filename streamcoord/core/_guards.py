@@ -45,7 +45,7 @@ def held(
     if not guards:
         return False
     stage = run.stages[cs.name]
-    values = {**env(), "now": ctx.now.isoformat(), "run": _run_view(run), "stage": cs.name}
+    values = {**env(), "now": ctx.now_iso(), "run": _run_view(run), "stage": cs.name}
     for guard in guards:
         try:
             holds = guard.condition.evaluate(values) is True
@@ -77,7 +77,7 @@ def _recheck(ctx: Context, run: RunState, stage: str, seconds: float) -> None:
     new event (a run ignores an event it has seen)."""
     ctx.cancel_timers(run, stage)
     attempt = run.stages[stage].attempt
-    timer_id = f"{run.run_id}|{stage}|{attempt}|{GUARD_TIMER}@{ctx.now.isoformat()}"
+    timer_id = f"{run.run_id}|{stage}|{attempt}|{GUARD_TIMER}@{ctx.now_iso()}"
     due = ctx.now + timedelta(seconds=seconds)
     timer = [due.isoformat(), GUARD_TIMER, stage, attempt]
     run.timers[timer_id] = timer

@@ -191,7 +191,7 @@ def trigger_stage(ctx: Context, cp: CompiledPipeline, run: RunState, cs: Compile
     stage = run.stages[cs.name]
     stage.attempt += 1
     stage.status = "triggered"
-    stage.triggered_at = ctx.now.isoformat()
+    stage.triggered_at = ctx.now_iso()
     links = upstream_links(run, cs)
     try:
         params = _render(cs, run, cp)
