@@ -127,7 +127,7 @@ def _trace(ctx: Context, run: RunState) -> None:
     run.trace_id = run_trace_id(run.run_id, traceparent)
     parsed = parse_traceparent(traceparent)
     run.parent_span = None if parsed is None else parsed[1]
-    run.created_at = ctx.now.isoformat()
+    run.created_at = ctx.now_iso()
 
 
 def cancel_run(ctx: Context, cp: CompiledPipeline, run: RunState, reason: str) -> None:

@@ -32,6 +32,7 @@ from streamcoord.events.models import (
     ChainLink,
     CloudEvent,
     Decision,
+    DecisionCause,
     DecisionRecord,
 )
 from streamcoord.events.principal import PRINCIPAL_ATTRIBUTE, stamped_principal
@@ -40,6 +41,7 @@ __all__ = [
     "CHAIN_KEY",
     "COORDINATOR_PRINCIPAL",
     "PRINCIPAL_ATTRIBUTE",
+    "chained_decision",
     "link",
     "principal_extra",
     "principal_of",
@@ -92,6 +94,69 @@ def link(state: CoordinatorState, record: DecisionRecord) -> DecisionRecord:
     head["seq"], head["head"] = seq, digest
     sealed = build(ChainLink, None, partition=state.partition, seq=seq, prev=prev, hash=digest)
     return _with_chain(record, data, sealed)
+
+
+def chained_decision(
+    state: CoordinatorState,
+    *,
+    ident: str,
+    source: str,
+    time: datetime,
+    run_id: str,
+    stage: str | None,
+    action: str,
+    reason: str,
+    caused_by: list[str],
+    principal: str | None,
+    cause: DecisionCause,
+) -> DecisionRecord:
+    """The decision record of these fields (subject: the run) as the next link of ``state``'s
+    chain: what :func:`link` makes of it, hashed from the fields without building the record
+    twice (the core notes a decision or more per event)."""
+    head = state.misc_for_update(CHAIN_KEY, {"v": 1, "seq": 0, "head": ""})
+    seq, prev, partition = head["seq"] + 1, str(head["head"]), state.partition
+    data: dict[str, Any] = {
+        "run_id": run_id,
+        "action": action,
+        "reason": reason,
+        "caused_by": caused_by,
+        "event": cause.__dict__,  # three strings
+        "chain": {"partition": partition, "seq": seq, "prev": prev},
+    }
+    if stage is not None:
+        data["stage"] = stage
+    if principal is not None:
+        data["principal"] = principal
+    body = {
+        **_DEFAULT_ATTRIBUTES,
+        "id": ident,
+        "source": source,
+        "subject": run_id,
+        "time": _json_time(time, time.tzinfo),
+        "data": data,
+    }
+    digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    head["seq"], head["head"] = seq, digest
+    return build(
+        DecisionRecord,
+        None,
+        id=ident,
+        source=source,
+        time=time,
+        subject=run_id,
+        data=build(
+            Decision,
+            None,
+            run_id=run_id,
+            stage=stage,
+            action=action,
+            reason=reason,
+            caused_by=caused_by,
+            principal=principal,
+            event=cause,
+            chain=build(ChainLink, None, partition=partition, seq=seq, prev=prev, hash=digest),
+        ),
+    )
 
 
 def _canonical(record: DecisionRecord, data: Decision) -> dict[str, Any] | None:

@@ -39,6 +39,6 @@ def build(cls: type[M], extra: dict[str, Any] | None = None, /, **values: Any) -
     obj = _new(cls)
     _set_dict(obj, {**defaults, **values})
     _set_fields(obj, set(values))
-    _set_extra(obj, dict(extra or {}) if allows_extra else None)
+    _set_extra(obj, (dict(extra) if extra else {}) if allows_extra else None)
     _set_private(obj, None)
     return obj

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
+from functools import lru_cache
 
 from pydantic import BaseModel
 
-from streamcoord.core._audit import link, principal_extra, principal_of
+from streamcoord.core._audit import chained_decision, principal_extra, principal_of
 from streamcoord.core._catalog import Catalog, CompiledPipeline
 from streamcoord.core._construction import build
 from streamcoord.core._records import COORDINATOR_SOURCE, RunChange
@@ -26,9 +27,7 @@ from streamcoord.core._versions import CatalogSet
 from streamcoord.events.internal import INTERNAL_EVENT_CLASSES
 from streamcoord.events.models import (
     CloudEvent,
-    Decision,
     DecisionCause,
-    DecisionRecord,
     RunCancel,
 )
 from streamcoord.events.partitioning import partition_for
@@ -69,6 +68,11 @@ class Context:
         self._records: dict[str, RunState] = {}
         self.spans: list[SpanRecord] = []
         self.violations: list[Violation] = []  # policies the event broke (see _policies)
+
+    def now_iso(self) -> str:
+        """``now`` in ISO form, as runs and stages store times."""
+        now = self.now
+        return _iso(now, now.tzinfo, now.fold)
 
     def catalog_of(self, run: RunState) -> Catalog:
         """The spec version ``run`` follows: its own when loaded, else the partition's current."""
@@ -115,29 +119,20 @@ class Context:
         the principal and identity of the event it was made on, as the partition's next link
         (see ``_audit``)."""
         event = self.event
-        ident = f"{event.source}|{event.id}|{run_id}|{stage or ''}|{action}"
-        record = build(
-            DecisionRecord,
-            None,
-            id=ident,
+        record = chained_decision(
+            self.state,
+            ident=f"{event.source}|{event.id}|{run_id}|{stage or ''}|{action}",
             source=COORDINATOR_SOURCE,
             time=self.now,
-            subject=run_id,
-            data=build(
-                Decision,
-                None,
-                run_id=run_id,
-                stage=stage,
-                action=action,
-                reason=reason,
-                caused_by=list(caused),
-                principal=principal_of(event),
-                event=build(DecisionCause, None, type=event.type, source=event.source, id=event.id),
-            ),
+            run_id=run_id,
+            stage=stage,
+            action=action,
+            reason=reason,
+            caused_by=list(caused),
+            principal=principal_of(event),
+            cause=build(DecisionCause, None, type=event.type, source=event.source, id=event.id),
         )
-        self.commands.append(
-            Publish(DECISIONS_TOPIC, run_id.split("#", 1)[0], link(self.state, record))
-        )
+        self.commands.append(Publish(DECISIONS_TOPIC, run_id.split("#", 1)[0], record))
 
     def run_record(self, run: RunState) -> None:
         """List the run among the step's changed runs (its record is built once, later)."""
@@ -150,7 +145,8 @@ class Context:
             self._records.setdefault(run.run_id, run)
         runs, self._records = self._records.values(), {}
         event = self.event
-        return tuple(RunChange(run, event.source, event.id, self.now) for run in runs)
+        source, ident, now = event.source, event.id, self.now
+        return tuple([RunChange(run, source, ident, now) for run in runs])
 
     def attempt_span(self, run: RunState, stage: str, status: str, links: tuple[str, ...]) -> None:
         """The span of the stage's current attempt, from its trigger to now (its outcome)."""
@@ -212,6 +208,13 @@ class Context:
         for timer_id in [t for t, v in run.timers.items() if stage is None or v[2] == stage]:
             del run.timers[timer_id]
             self.commands.append(CancelTimer(timer_id))
+
+
+@lru_cache(maxsize=64)  # the events of a batch share few times; isoformat costs a microsecond
+def _iso(value: datetime, zone: tzinfo | None, fold: int) -> str:
+    """``value.isoformat()``. Keyed by zone and fold too: equal datetimes in other zones, or an
+    hour repeated by a zone's clock change, are equal keys with other texts."""
+    return value.isoformat()
 
 
 # What the core routes between partitions: the internal events, and a cancel (cancel_oldest)

@@ -93,7 +93,7 @@ def decide(
     caller builds a ``RunRecord`` of each with :func:`run_record` when its batch ends (one per
     run per batch), or right away with :func:`publish_run_records` (a batch of one event).
     """
-    catalogs = catalog if isinstance(catalog, CatalogSet) else CatalogSet.of(catalog)
+    catalogs = catalog if isinstance(catalog, CatalogSet) else _single(catalog)
     ctx = Context(catalogs, state, event, now)
     if _enforcement.allows(ctx):
         _HANDLERS.get(event.type, _on_external)(ctx)
@@ -107,6 +107,19 @@ def decide(
         changed_runs,
         tuple(ctx.violations),
     )
+
+
+# The set of the one catalog decided with last: callers that pass a Catalog pass the same one
+# for every event of a batch, and building the set checks it each time.
+_LAST_SINGLE: list[CatalogSet] = []
+
+
+def _single(catalog: Catalog) -> CatalogSet:
+    """``CatalogSet.of(catalog)``, built once per catalog in a row."""
+    if _LAST_SINGLE and _LAST_SINGLE[0].default is catalog:
+        return _LAST_SINGLE[0]
+    _LAST_SINGLE[:] = [CatalogSet.of(catalog)]
+    return _LAST_SINGLE[0]
 
 
 def _pipeline(ctx: Context, name: str) -> CompiledPipeline | None:

@@ -32,17 +32,12 @@ def allows(ctx: Context) -> bool:
     """Whether the event may be decided; after rejecting it (with the policy's name) if not."""
     event = ctx.event
     policies = ctx.catalog.policies
+    emit, contracts = policies.emit.get(event.type, ()), policies.contracts.get(event.type, ())
+    if not emit and not contracts:  # most events: no policy governs their type
+        return True
     verdicts = [
-        *(
-            (p.name, p.enforce, *v)
-            for p in policies.emit.get(event.type, ())
-            for v in emit_violation(p, event)
-        ),
-        *(
-            (c.name, c.enforce, *v)
-            for c in policies.contracts.get(event.type, ())
-            for v in contract_violation(c, event)
-        ),
+        *((p.name, p.enforce, *v) for p in emit for v in emit_violation(p, event)),
+        *((c.name, c.enforce, *v) for c in contracts for v in contract_violation(c, event)),
     ]
     for name, enforce, code, reason in verdicts:
         ctx.violations.append(Violation(name, code, reason, enforce))

@@ -10,6 +10,7 @@ stage run. Guards see the time of the event being decided (``now``), never a clo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -36,7 +37,7 @@ def held(
     run: RunState,
     cs: CompiledStage,
     *,
-    env: dict[str, Any],
+    env: Callable[[], dict[str, Any]],
     caused: list[str],
 ) -> bool:
     """Whether a guard holds ``cs`` back now (recorded once per reason); False lets it run."""
@@ -44,10 +45,10 @@ def held(
     if not guards:
         return False
     stage = run.stages[cs.name]
-    env = {**env, "now": ctx.now.isoformat(), "run": _run_view(run), "stage": cs.name}
+    values = {**env(), "now": ctx.now_iso(), "run": _run_view(run), "stage": cs.name}
     for guard in guards:
         try:
-            holds = guard.condition.evaluate(env) is True
+            holds = guard.condition.evaluate(values) is True
             why = "is not true"
         except ExpressionEvaluationError as exc:
             holds, why = False, f"could not be evaluated: {exc}"
@@ -76,7 +77,7 @@ def _recheck(ctx: Context, run: RunState, stage: str, seconds: float) -> None:
     new event (a run ignores an event it has seen)."""
     ctx.cancel_timers(run, stage)
     attempt = run.stages[stage].attempt
-    timer_id = f"{run.run_id}|{stage}|{attempt}|{GUARD_TIMER}@{ctx.now.isoformat()}"
+    timer_id = f"{run.run_id}|{stage}|{attempt}|{GUARD_TIMER}@{ctx.now_iso()}"
     due = ctx.now + timedelta(seconds=seconds)
     timer = [due.isoformat(), GUARD_TIMER, stage, attempt]
     run.timers[timer_id] = timer

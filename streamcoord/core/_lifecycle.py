@@ -112,8 +112,9 @@ def _evaluate(ctx: Context, cp: CompiledPipeline, run: RunState, cs: CompiledSta
             caused=caused,
         )
         return True
-    env = variables(run, cp)
+    env: dict[str, Any] | None = None  # only a condition or a guard reads it
     if cs.condition is not None:
+        env = variables(run, cp)
         try:
             holds = cs.condition.evaluate(env) is True
         except ExpressionEvaluationError as exc:
@@ -136,7 +137,7 @@ def _evaluate(ctx: Context, cp: CompiledPipeline, run: RunState, cs: CompiledSta
                 caused=caused,
             )
             return True
-    if _guards.held(ctx, cp, run, cs, env=env, caused=caused):
+    if _guards.held(ctx, cp, run, cs, env=lambda: env or variables(run, cp), caused=caused):
         return False
     stage = run.stages[cs.name]
     stage.status = "ready"
@@ -190,7 +191,7 @@ def trigger_stage(ctx: Context, cp: CompiledPipeline, run: RunState, cs: Compile
     stage = run.stages[cs.name]
     stage.attempt += 1
     stage.status = "triggered"
-    stage.triggered_at = ctx.now.isoformat()
+    stage.triggered_at = ctx.now_iso()
     links = upstream_links(run, cs)
     try:
         params = _render(cs, run, cp)

@@ -47,7 +47,7 @@ SWEEP_EVERY = timedelta(hours=1)
 
 def on_finished(ctx: Context, run: RunState) -> None:
     """``run`` just finished: count its retention from now, and make sure a sweep is due."""
-    run.finished_at = ctx.now.isoformat()
+    run.finished_at = ctx.now_iso()
     ctx.state.index_finished(run, ctx.now)
     if ctx.state.misc(SWEEP_KEY) is None:
         _arm(ctx, ctx.now + ctx.catalog.retention)
