@@ -131,7 +131,8 @@ class GroupConsumer(Protocol):
         self, *, timeout_ms: int, max_records: int
     ) -> Mapping[TopicPartition, Sequence[Record]]:
         """Committed records of assigned, unpaused partitions from their positions (empty when
-        none arrived within ``timeout_ms``)."""
+        none arrived within ``timeout_ms``). Cancelling it loses no record: what it took comes
+        with a later fetch, unless the partitions were reassigned meanwhile."""
         ...
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
