@@ -313,6 +313,15 @@ class _ClientThread:
             future.set_exception(exc)
 
 
+_Fetched = tuple[dict[TopicPartition, list[Record]], int]
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a shielded future's exception as seen (its fetch may have been cancelled)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class ConfluentGroupConsumer:
     """A librdkafka consumer in a group, ``read_committed``, assigning by range (eager)."""
 
@@ -345,6 +354,9 @@ class ConfluentGroupConsumer:
         self._on_revoked: AssignmentCallback | None = None
         self._on_assigned: AssignmentCallback | None = None
         self._topics: list[str] = []
+        # the thread call of a fetch that was cancelled, and the seeks made before it
+        self._fetching: tuple[concurrent.futures.Future[_Fetched], int] | None = None
+        self._rebalances = 0  # revocations so far (on the consumer's thread)
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -361,6 +373,7 @@ class ConfluentGroupConsumer:
     async def stop(self) -> None:
         thread, consumer = self._thread, self._consumer
         self._thread = self._consumer = None
+        self._fetching = None
         if thread is None:
             return
         try:
@@ -412,6 +425,7 @@ class ConfluentGroupConsumer:
             log.exception("the assignment callback failed")
 
     def _revoked(self, consumer: Consumer, partitions: list[RdTopicPartition]) -> None:
+        self._rebalances += 1
         self._run_callback(
             self._on_revoked, {TopicPartition(p.topic, p.partition) for p in partitions}
         )
@@ -444,20 +458,39 @@ class ConfluentGroupConsumer:
         self, *, timeout_ms: int, max_records: int
     ) -> Mapping[TopicPartition, Sequence[Record]]:
         thread, consumer = self._client()
-        seeks_before = self._seeks
-        with _translated():
-            batch = await thread.call(self._fetch, consumer, timeout_ms / 1000, max_records)
+        # A fetch cancelled while its thread call runs would lose the records librdkafka
+        # handed out (its position moved past them): the call goes on, and the next fetch
+        # returns what it took, unless the partitions were revoked since (a new assignment
+        # reads from the committed or sought offsets again).
+        if self._fetching is None:
+            job = thread.submit(self._fetch, consumer, timeout_ms / 1000, max_records)
+            self._fetching = (job, self._seeks)
+        job, seeks_before = self._fetching
+        waited = asyncio.wrap_future(job)
+        waited.add_done_callback(_retrieved)
+        try:
+            with _translated():
+                fetched = await asyncio.shield(waited)
+        except asyncio.CancelledError:
+            raise  # even if the call is over meanwhile: its records are the next fetch's
+        except BaseException:
+            self._fetching = None
+            raise
+        self._fetching = None
+        batch, rebalances = fetched
+        if rebalances != self._rebalances:
+            return {}
         for tp in [tp for tp in batch if self._sought.get(tp, 0) > seeks_before]:
             del batch[tp]  # fetched from before a seek made meanwhile: read again from there
         for tp, records in batch.items():
             self._positions[tp] = records[-1].offset + 1
         return batch
 
-    def _fetch(
-        self, consumer: Consumer, timeout_s: float, max_records: int
-    ) -> dict[TopicPartition, list[Record]]:
+    def _fetch(self, consumer: Consumer, timeout_s: float, max_records: int) -> _Fetched:
+        """Records, and how many revocations there were when they were taken."""
         self._apply(consumer, self._drain())
-        return _records(_take(consumer, max_records, timeout_s))
+        batch = _records(_take(consumer, max_records, timeout_s))
+        return batch, self._rebalances
 
     def _drain(self) -> list[tuple[str, TopicPartition, int]]:
         ops = []

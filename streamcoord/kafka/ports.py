@@ -5,7 +5,8 @@ implements them with aiokafka, its workarounds included; :mod:`streamcoord.testi
 them in memory, for fast tests without a broker. ``tests/contract`` runs one suite on both.
 
 - :class:`GroupConsumer`: group membership (assignment callbacks) and reading the assigned
-  partitions from a position (fetch, seek, pause, resume), ``read_committed``.
+  partitions from a position (fetch, seek, pause, resume), ``read_committed`` (the
+  coordinator's, and the worker SDK's on its executor topics).
 - :class:`TransactionalSink`: one transactional producer (begin, write, commit or abort);
   starting it fences every older producer with the same transactional id and aborts its open
   transaction.
@@ -15,7 +16,7 @@ them in memory, for fast tests without a broker. ``tests/contract`` runs one sui
 - :class:`DeliveryProducer`: many sends in flight at once, each saying where it was stored
   (the emitter, and through it the HTTP ingest, the CLI and the API).
 - :class:`PartitionReader`: chosen partitions without a group, from chosen positions (the
-  CLI's, the API's, the control plane's and the read model's readers).
+  CLI's, the API's, the control plane's and the read model's readers, the lineage follower).
 - :class:`Transport`: makes the above; one per process.
 
 Failures of the broker or of the connection leave every port as :class:`TransportError`: the
@@ -130,7 +131,8 @@ class GroupConsumer(Protocol):
         self, *, timeout_ms: int, max_records: int
     ) -> Mapping[TopicPartition, Sequence[Record]]:
         """Committed records of assigned, unpaused partitions from their positions (empty when
-        none arrived within ``timeout_ms``)."""
+        none arrived within ``timeout_ms``). Cancelling it loses no record: what it took comes
+        with a later fetch, unless the partitions were reassigned meanwhile."""
         ...
 
     def seek(self, tp: TopicPartition, offset: int) -> None:

@@ -6,20 +6,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from openlineage.client.event_v2 import RunEvent
 
 from streamcoord.errors import EventError
 from streamcoord.events.codec import decode
 from streamcoord.events.models import RunRecord, StageSucceeded
-from streamcoord.kafka.records import topic_partitions
+from streamcoord.kafka.client import as_transport
+from streamcoord.kafka.ports import PartitionReader, TopicPartition, Transport
 from streamcoord.lineage._events import LineageTracker
 
 __all__ = ["follow_runs"]
 
 
 async def follow_runs(
-    client_kwargs: Mapping[str, Any],
+    connection: Transport | Mapping[str, Any],
     runs_topic: str,
     tracker: LineageTracker,
     send: Callable[[RunEvent], None],
@@ -32,9 +32,13 @@ async def follow_runs(
 
     With ``events_topic``, executors' success reports are read too: before each batch of run
     records, up to that topic's end at that moment. A report is on the events topic before the
-    coordinator decides it, so before the run record that ends its attempt is written."""
-    consumer = _reader(client_kwargs)
-    reports = _reader(client_kwargs) if events_topic is not None else None
+    coordinator decides it, so before the run record that ends its attempt is written.
+
+    ``connection``: a transport (:mod:`streamcoord.kafka.ports`) or aiokafka client keyword
+    arguments (:meth:`KafkaSettings.client_kwargs`)."""
+    transport = as_transport(connection)
+    consumer = transport.partition_reader()
+    reports = transport.partition_reader() if events_topic is not None else None
     await consumer.start()
     sent = 0
     try:
@@ -45,7 +49,7 @@ async def follow_runs(
             report_tps = await _from_beginning(reports, events_topic)
         ends = await consumer.end_offsets(tps)
         while not until_end or [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            batch = await consumer.getmany(timeout_ms=500)
+            batch = await consumer.fetch(timeout_ms=500)
             if reports is not None and batch:
                 await _read_reports(reports, report_tps, tracker)
             for messages in batch.values():
@@ -62,31 +66,21 @@ async def follow_runs(
     return sent
 
 
-def _reader(client_kwargs: Mapping[str, Any]) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        **client_kwargs,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-    )
-
-
-async def _from_beginning(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    tps = await topic_partitions(consumer, topic)
+async def _from_beginning(consumer: PartitionReader, topic: str) -> list[TopicPartition]:
+    tps = await consumer.partitions(topic)
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
     return tps
 
 
 async def _read_reports(
-    reports: AIOKafkaConsumer, tps: list[TopicPartition], tracker: LineageTracker
+    reports: PartitionReader, tps: list[TopicPartition], tracker: LineageTracker
 ) -> None:
     """Every success report up to the events topic's end as of now."""
     ends = await reports.end_offsets(tps)
     pending = [tp for tp in tps if await reports.position(tp) < ends[tp]]
     while pending:
-        batch = await reports.getmany(*pending, timeout_ms=500)
+        batch = await reports.fetch(*pending, timeout_ms=500)
         for messages in batch.values():
             for message in messages:
                 event = _decoded(message)

@@ -44,14 +44,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
-from aiokafka.structs import ConsumerRecord
-
 from streamcoord.emit import Emitter, SendHook
 from streamcoord.errors import ConfigError, StreamcoordError
 from streamcoord.events.codec import EventDecodeError, decode
 from streamcoord.events.models import CloudEvent, StageCancel, StageTrigger
+from streamcoord.kafka.client import KafkaTransport
+from streamcoord.kafka.ports import GroupConsumer, Record, TopicPartition, Transport, TransportError
 from streamcoord.kafka.settings import KafkaSettings
 from streamcoord.worker._attempt import AttemptRunner, Clock, EventSink, HandlerMiddleware
 from streamcoord.worker._context import StageContext
@@ -112,18 +110,6 @@ class _Slot:
     offset: int
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
-    def __init__(self, worker: Worker, consumer: AIOKafkaConsumer) -> None:
-        self._worker = worker
-        self._consumer = consumer
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._worker.hand_over(self._consumer, revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._worker.ready.set()
-
-
 class Worker:
     """Runs stage handlers for the triggers on its executor topics.
 
@@ -141,9 +127,13 @@ class Worker:
         send_hooks: Sequence[SendHook] = (),
         sink: EventSink | None = None,
         clock: Clock | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.settings = settings or WorkerSettings()
         self.kafka = kafka or KafkaSettings.load(bootstrap_servers=bootstrap_servers)
+        # the Kafka clients (default: aiokafka's, made with ``kafka``); an in-memory cluster's
+        # (streamcoord.testing) runs the worker without a broker
+        self._transport = transport or KafkaTransport(self.kafka.client_kwargs())
         self.registry = HandlerRegistry()
         self.status = WorkerStatus()
         self.ready = asyncio.Event()
@@ -153,6 +143,7 @@ class Worker:
         self._clock = clock
         self._keys: OrderedDict[str, KeyState] = OrderedDict()
         self._trackers: dict[TopicPartition, OffsetTracker] = {}
+        self._assigned: set[TopicPartition] = set()  # the partitions the group gave this member
         self._running: dict[asyncio.Task[None], StageContext] = {}  # handlers running
         self._reporting: set[asyncio.Task[None]] = set()  # handlers over, reports in flight
         # triggers read while every slot was busy, in order (see the module docstring)
@@ -198,16 +189,14 @@ class Worker:
         if not len(self.registry):
             raise ConfigError("this worker has no handlers", hint="register one with @stage()")
         settings = self.settings
-        consumer = AIOKafkaConsumer(
-            **self.kafka.client_kwargs(),
-            group_id=settings.group_id,
-            group_instance_id=settings.instance_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            max_poll_records=settings.concurrency,
+        consumer = self._transport.group_consumer(
+            settings.group_id, instance_id=settings.instance_id, max_records=settings.concurrency
         )
-        emitter = None if self._sink is not None else Emitter(self.kafka, hooks=self._send_hooks)
+        emitter = (
+            None
+            if self._sink is not None
+            else Emitter(self.kafka, hooks=self._send_hooks, transport=self._transport)
+        )
         if emitter is not None:
             await emitter.start()
         sink: EventSink = self._sink or emitter  # type: ignore[assignment]  # one of them is set
@@ -223,7 +212,7 @@ class Worker:
             finally:
                 self.status.consuming = False
                 await self._drain(consumer)
-                with contextlib.suppress(KafkaError):
+                with contextlib.suppress(TransportError):
                     await consumer.stop()
                 if emitter is not None:
                     await emitter.stop()
@@ -233,20 +222,28 @@ class Worker:
                 hint="check the broker; unreported triggers are delivered again on restart",
             )
 
-    async def _subscribe(self, consumer: AIOKafkaConsumer) -> None:
+    async def _subscribe(self, consumer: GroupConsumer) -> None:
         topics = [self.kafka.topic(name) for name in self.settings.topics]
-        await consumer._client.force_metadata_update()  # no public refresh
-        missing = [t for t in topics if not consumer.partitions_for_topic(t)]
+        missing = [t for t in topics if not await consumer.partition_count(t)]
         if missing:
             raise ConfigError(
                 f"topic(s) {', '.join(missing)} do not exist",
                 hint="create them with `streamcoord topics apply`",
             )
-        consumer.subscribe(topics, listener=_Rebalance(self, consumer))
+
+        async def revoked(partitions: set[TopicPartition]) -> None:
+            self._assigned -= partitions
+            await self.hand_over(consumer, partitions)
+
+        async def assigned(partitions: set[TopicPartition]) -> None:
+            self._assigned |= partitions
+            self.ready.set()
+
+        consumer.subscribe(topics, on_revoked=revoked, on_assigned=assigned)
         self.status.consuming = True
 
     async def _consume(
-        self, consumer: AIOKafkaConsumer, runner: AttemptRunner, stop: asyncio.Event
+        self, consumer: GroupConsumer, runner: AttemptRunner, stop: asyncio.Event
     ) -> None:
         stopping = asyncio.ensure_future(stop.wait())
         try:
@@ -258,7 +255,7 @@ class Worker:
                 # as many as can start now plus as many as may wait (cancels must get through)
                 room = max(free, 0) + max(self.settings.concurrency - len(self._waiting), 0)
                 fetch = asyncio.ensure_future(
-                    consumer.getmany(
+                    consumer.fetch(
                         timeout_ms=self.settings.poll_timeout_ms, max_records=max(room, 1)
                     )
                 )
@@ -271,9 +268,9 @@ class Worker:
                     if freed is not None:
                         freed.cancel()
                 if not fetch.done():
-                    # Cancelling getmany loses nothing: records are only taken on its return.
+                    # Cancelling a fetch loses nothing: records are only taken on its return.
                     fetch.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, KafkaError):
+                    with contextlib.suppress(asyncio.CancelledError, TransportError):
                         await fetch
                     if stop.is_set():
                         break
@@ -290,19 +287,19 @@ class Worker:
             if self._committing is not None:
                 await asyncio.gather(self._committing, return_exceptions=True)
 
-    def _throttle(self, consumer: AIOKafkaConsumer, free: int) -> bool:
+    def _throttle(self, consumer: GroupConsumer, free: int) -> bool:
         """Pause or resume fetching; returns whether it is paused."""
         # Paused partitions keep the member alive in the group without fetching more work.
         # With every slot busy, fetching goes on (one record at a time) until as many
         # triggers wait: cancels behind them must still arrive.
-        assignment = consumer.assignment()
+        assignment = sorted(self._assigned)
         if free <= 0 and len(self._waiting) >= self.settings.concurrency:
             consumer.pause(*assignment)
             return True
         consumer.resume(*assignment)
         return False
 
-    def _accept(self, tp: TopicPartition, record: ConsumerRecord, runner: AttemptRunner) -> None:
+    def _accept(self, tp: TopicPartition, record: Record, runner: AttemptRunner) -> None:
         tracker = self._trackers.setdefault(tp, OffsetTracker())
         tracker.begin(record.offset)
         event = self._event_of(tp, record)
@@ -349,9 +346,7 @@ class Worker:
             ctx.run_id == data.run_id and ctx.stage == data.stage for ctx in self._running.values()
         )
 
-    def _event_of(
-        self, tp: TopicPartition, record: ConsumerRecord
-    ) -> StageTrigger | StageCancel | None:
+    def _event_of(self, tp: TopicPartition, record: Record) -> StageTrigger | StageCancel | None:
         try:
             event: CloudEvent = decode(record.value, record.headers or ())
         except EventDecodeError as error:
@@ -438,7 +433,7 @@ class Worker:
         self._start_waiting(runner)  # the freed slot goes to the oldest waiting trigger
 
     async def _commit(
-        self, consumer: AIOKafkaConsumer, only: set[TopicPartition] | None = None
+        self, consumer: GroupConsumer, only: set[TopicPartition] | None = None
     ) -> None:
         offsets = {
             tp: offset
@@ -449,22 +444,22 @@ class Worker:
             return
         try:
             await consumer.commit(offsets)
-        except KafkaError as error:  # e.g. a rebalance: the next owner re-reads, cores dedup
+        except TransportError as error:  # e.g. a rebalance: the next owner re-reads, cores dedup
             log.warning(
                 "offset commit failed (%s); triggers may be delivered again", error,
                 extra={"retrying": True},
             )  # fmt: skip
 
-    async def hand_over(self, consumer: AIOKafkaConsumer, revoked: set[TopicPartition]) -> None:
+    async def hand_over(self, consumer: GroupConsumer, revoked: set[TopicPartition]) -> None:
         """Partitions go to another member: commit what is durable, forget their offsets."""
         await self._commit(consumer, revoked)
         for tp in revoked:
             self._trackers.pop(tp, None)
 
-    async def _drain(self, consumer: AIOKafkaConsumer) -> None:
+    async def _drain(self, consumer: GroupConsumer) -> None:
         self._waiting.clear()  # not started: their offsets stay uncommitted, read again later
         with contextlib.suppress(Exception):
-            consumer.pause(*consumer.assignment())
+            consumer.pause(*sorted(self._assigned))
         attempts = set(self._running) | self._reporting
         if attempts:
             log.info("waiting up to %.0fs for %d attempt(s)", self.settings.shutdown_grace_s,

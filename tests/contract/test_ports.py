@@ -6,7 +6,7 @@ transactional id and aborts its open transaction; the group gives the same parti
 equally sized topics to one member and hands every partition to exactly one; reading starts at
 a sought position and a paused partition is not read; keyed sends land where Kafka's partitioner
 puts them, and a delivery says where; a reader without a group reads committed records of the
-partitions it is given from where it is sought.
+partitions it is given from where it is sought; a cancelled fetch loses no record.
 """
 
 from __future__ import annotations
@@ -267,6 +267,36 @@ async def test_reading_starts_at_a_sought_position_and_a_paused_partition_waits(
         assert [r.key for r in later] == [b"5"]
     finally:
         await consumer.stop()
+
+
+async def test_a_cancelled_fetch_loses_no_record(env: Env) -> None:
+    """The worker SDK cancels a fetch when its stop is set or a slot frees: the records that
+    fetch took come with a later fetch, none skipped, none twice."""
+    [topic] = await env.topics("triggers", partitions=1)
+    transport = env.transport("worker")
+    keys = [str(n) for n in range(30)]
+    await _send(transport, topic, keys)
+
+    async def nothing(partitions: set[TopicPartition]) -> None:
+        pass
+
+    consumer = transport.group_consumer(f"{topic}.group", instance_id=None, max_records=1)
+    await consumer.start()
+    got: list[Record] = []
+    try:
+        consumer.subscribe([topic], on_revoked=nothing, on_assigned=nothing)
+        for attempt in range(600):  # bounded: cancelled at varying moments, then read out
+            if len(got) >= len(keys):
+                break
+            fetch = asyncio.ensure_future(consumer.fetch(timeout_ms=100, max_records=1))
+            if attempt < 300:
+                await asyncio.wait({fetch}, timeout=(attempt % 7) / 1000)
+                fetch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                got.extend(r for rs in (await fetch).values() for r in rs)
+    finally:
+        await consumer.stop()
+    assert [r.key for r in got] == [k.encode() for k in keys]
 
 
 async def test_keyed_sends_land_where_kafkas_partitioner_puts_them(env: Env) -> None:
