@@ -214,21 +214,31 @@ class KafkaGroupConsumer:
             await self._consumer.commit({_kafka_tp(tp): o for tp, o in offsets.items()})
 
 
-class KafkaProducer:
+class _OwnProducer:
+    """Starts and stops the ``AIOKafkaProducer`` it owns, errors translated."""
+
+    _producer: AIOKafkaProducer
+
+    async def start(self) -> None:
+        try:
+            with _translated():
+                await self._producer.start()
+        except BaseException:
+            await self._producer.stop()  # a half-started producer holds connections and tasks
+            raise
+
+    async def stop(self) -> None:
+        with _translated():
+            await self._producer.stop()
+
+
+class KafkaProducer(_OwnProducer):
     """An idempotent ``AIOKafkaProducer``, ``acks=all``."""
 
     def __init__(self, client_kwargs: Mapping[str, Any], *, linger_ms: int = 2) -> None:
         self._producer = AIOKafkaProducer(
             **client_kwargs, enable_idempotence=True, acks="all", linger_ms=linger_ms
         )
-
-    async def start(self) -> None:
-        with _translated():
-            await self._producer.start()
-
-    async def stop(self) -> None:
-        with _translated():
-            await self._producer.stop()
 
     async def partition_count(self, topic: str) -> int | None:
         with _translated():
@@ -245,7 +255,7 @@ class KafkaProducer:
             )
 
 
-class KafkaTransactionalSink:
+class KafkaTransactionalSink(_OwnProducer):
     """A transactional ``AIOKafkaProducer`` that hands over whole record batches."""
 
     def __init__(
@@ -263,18 +273,6 @@ class KafkaTransactionalSink:
             retry_backoff_ms=TRANSACTION_RETRY_BACKOFF_MS,
             transaction_timeout_ms=int(timeout_s * 2000),
         )
-
-    async def start(self) -> None:
-        try:
-            with _translated():
-                await self._producer.start()
-        except BaseException:
-            await self._producer.stop()  # a half-started producer holds connections and tasks
-            raise
-
-    async def stop(self) -> None:
-        with _translated():
-            await self._producer.stop()
 
     async def partition_count(self, topic: str) -> int:
         with _translated():
@@ -432,25 +430,13 @@ class KafkaChangelog:
         return ChangelogContents(items, records)
 
 
-class KafkaDeliveryProducer:
+class KafkaDeliveryProducer(_OwnProducer):
     """An idempotent ``AIOKafkaProducer``, ``acks=all``, with many sends in flight."""
 
     def __init__(self, client_kwargs: Mapping[str, Any], *, linger_ms: int) -> None:
         self._producer = AIOKafkaProducer(
             **client_kwargs, acks="all", enable_idempotence=True, linger_ms=linger_ms
         )
-
-    async def start(self) -> None:
-        try:
-            with _translated():
-                await self._producer.start()
-        except BaseException:
-            await self._producer.stop()  # a half-started producer holds connections and tasks
-            raise
-
-    async def stop(self) -> None:
-        with _translated():
-            await self._producer.stop()
 
     async def submit(
         self, topic: str, key: bytes | None, value: bytes | None,
