@@ -44,6 +44,13 @@ class _Forwarder:
         self._transactional = transactional
         self._batches = batches
 
+    @property
+    def internal_tp(self) -> TopicPartition:
+        return self.tp  # one input: the lane's second input is the same partition
+
+    def next_offsets(self) -> dict[TopicPartition, int]:
+        return {} if self.position is None else {self.tp: self.position}
+
     async def process(self, records: list[Any]) -> int:
         next_offset = records[-1].offset + 1
         if self._transactional:
